@@ -1,0 +1,150 @@
+// One way to get a GPUDevice, in the browser (navigator.gpu) and in Node (npm `webgpu`, i.e. Dawn).
+// We ask for the adapter's maximum limits: conv weights and activations of large models need
+// more than the 128 MiB default binding size.
+
+export interface DeviceInfo {
+  runtime: 'browser' | 'node';
+  vendor: string;
+  architecture: string;
+  description: string;
+  features: string[];
+  limits: {
+    maxStorageBufferBindingSize: number;
+    maxBufferSize: number;
+    maxComputeWorkgroupsPerDimension: number;
+    maxComputeInvocationsPerWorkgroup: number;
+    maxComputeWorkgroupStorageSize: number;
+    maxStorageBuffersPerShaderStage: number;
+  };
+}
+
+export interface Device {
+  gpu: GPUDevice;
+  info: DeviceInfo;
+  hasTimestamps: boolean;
+  /** Set once the device is lost; every later use throws DeviceLostError. */
+  lost: { reason: string; message: string } | null;
+  destroy(): void;
+}
+
+export class NoAdapterError extends Error {
+  override name = 'NoAdapterError';
+}
+
+export class DeviceLostError extends Error {
+  override name = 'DeviceLostError';
+}
+
+export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+export interface CreateDeviceOptions {
+  powerPreference?: GPUPowerPreference;
+  /** Request timestamp queries when the adapter has them (default true). */
+  timestamps?: boolean;
+}
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
+
+// Dawn's Node instance must outlive every device made from it: if it is garbage-collected,
+// the process aborts in native code. So it is created once and kept here.
+let nodeInstance: GPU | undefined;
+
+async function nodeGpu(): Promise<{ gpu: GPU; hint: string }> {
+  const fs = await import('node:fs');
+  let hint = '';
+  if (!process.env.VK_ICD_FILENAMES) {
+    if (fs.existsSync(SWIFTSHADER_ICD)) {
+      process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+    } else {
+      hint =
+        `VK_ICD_FILENAMES is unset and ${SWIFTSHADER_ICD} does not exist: install Debian's chromium ` +
+        `(apt-get update && apt-get install -y chromium libvulkan1) for the SwiftShader adapter, ` +
+        `or point VK_ICD_FILENAMES at your GPU's Vulkan ICD.`;
+    }
+  } else {
+    hint = `VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES}.`;
+  }
+  if (!fs.existsSync('/usr/lib/x86_64-linux-gnu/libvulkan.so.1') && !fs.existsSync('/usr/lib/aarch64-linux-gnu/libvulkan.so.1') && process.platform === 'linux') {
+    hint += ' The Vulkan loader libvulkan.so.1 was not found: apt-get install -y libvulkan1.';
+  }
+  let mod: typeof import('webgpu');
+  try {
+    mod = await import('webgpu');
+  } catch (e) {
+    throw new NoAdapterError(`cannot load the npm package 'webgpu' (Dawn for Node): ${(e as Error).message}. Run npm ci.`);
+  }
+  Object.assign(globalThis, mod.globals);
+  nodeInstance ??= mod.create([]) as GPU;
+  return { gpu: nodeInstance, hint };
+}
+
+export async function createDevice(opts: CreateDeviceOptions = {}): Promise<Device> {
+  let gpu: GPU | undefined;
+  let hint = '';
+  if (isNode) {
+    ({ gpu, hint } = await nodeGpu());
+  } else {
+    gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+    if (!gpu) {
+      const secure = (globalThis as { isSecureContext?: boolean }).isSecureContext;
+      throw new NoAdapterError(
+        secure === false
+          ? 'navigator.gpu is missing because this page is not a secure context: serve it from http://localhost or https.'
+          : 'navigator.gpu is missing: this browser has no WebGPU (Chromium needs --enable-unsafe-webgpu on Linux).',
+      );
+    }
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference });
+  if (!adapter) throw new NoAdapterError(`requestAdapter() returned null: no WebGPU adapter is available. ${hint}`.trim());
+
+  const wantTs = opts.timestamps !== false && adapter.features.has('timestamp-query');
+  const requiredLimits: Record<string, number> = {};
+  for (const k of [
+    'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupsPerDimension',
+    'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY',
+    'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupStorageSize', 'maxStorageBuffersPerShaderStage',
+  ] as const) {
+    requiredLimits[k] = adapter.limits[k];
+  }
+  const gpuDevice = await adapter.requestDevice({
+    requiredFeatures: wantTs ? ['timestamp-query'] : [],
+    requiredLimits,
+  });
+  const ai = adapter.info ?? ({} as GPUAdapterInfo);
+  const l = gpuDevice.limits;
+  const device: Device = {
+    gpu: gpuDevice,
+    hasTimestamps: wantTs,
+    lost: null,
+    info: {
+      runtime: isNode ? 'node' : 'browser',
+      vendor: ai.vendor ?? '',
+      architecture: ai.architecture ?? '',
+      description: ai.description ?? '',
+      features: [...adapter.features].sort(),
+      limits: {
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+        maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      },
+    },
+    destroy: () => gpuDevice.destroy(),
+  };
+  gpuDevice.lost.then((info) => {
+    device.lost = { reason: String(info.reason), message: info.message };
+  });
+  return device;
+}
+
+export function describeDevice(d: Device): string {
+  const i = d.info;
+  const name = [i.vendor, i.architecture, i.description].filter(Boolean).join(' / ') || 'unknown adapter';
+  return `${name} (${i.runtime}; timestamps ${d.hasTimestamps ? 'yes' : 'no'}; max binding ${(i.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB)`;
+}
+
+export function assertAlive(d: Device, what: string): void {
+  if (d.lost) throw new DeviceLostError(`${what}: the GPU device was lost (${d.lost.reason}): ${d.lost.message}`);
+}

@@ -1,0 +1,426 @@
+// The executor: compiles a graph into a Plan (buffers laid out by the memory plan, pipelines
+// created once and cached by config key, bind groups made once), then runs it by recording
+// every dispatch into one command buffer and submitting it once. Only requested outputs are
+// read back. Nodes whose inputs are all constants (weight standardisation, say) run once at
+// compile time, not on every run.
+
+import { getOp } from '../kernels/index.js';
+import { type BindingRef, type Dispatch, type HostTensor, fmtShape, numel } from '../kernels/kernel.js';
+import { BufferPool, poolFor } from './buffer-pool.js';
+import { type Device, DeviceLostError, assertAlive } from './device.js';
+import { InputError, KernelError, TensorTooLargeError } from './errors.js';
+import { type Graph, type Node, validateGraph } from './graph.js';
+import { type Lifetime, planMemory } from './memory-plan.js';
+import type { Profile, ProfileEntry } from './profiler.js';
+
+// The WebGPU enums by value: in Node the GPU* globals exist only once a device was created.
+const Usage = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80, QUERY_RESOLVE: 0x200 } as const;
+const MAP_READ = 0x1;
+const STORAGE = Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC;
+const READBACK = Usage.MAP_READ | Usage.COPY_DST;
+
+export interface CompileOptions {
+  /** Variant choices by kernel family, e.g. { conv2d: 'direct' }. */
+  prefer?: Record<string, string>;
+}
+
+export interface MemoryReport {
+  /** Constants (weights) and what compile-time nodes made from them. */
+  weightBytes: number;
+  /** Graph inputs and outputs. */
+  ioBytes: number;
+  /** Intermediates after the liveness plan, and what they would take without it. */
+  activationBytes: number;
+  activationBytesUnplanned: number;
+  /** Everything this plan holds on the GPU at once. */
+  peakBytes: number;
+  largestTensorBytes: number;
+}
+
+export interface RunOptions {
+  /** Which values to read back (default: the graph's outputs). */
+  outputs?: string[];
+  profile?: boolean;
+}
+
+export interface RunResult {
+  outputs: Record<string, HostTensor>;
+  /** Wall time from submit to the outputs being on the host. */
+  ms: number;
+  profile?: Profile;
+}
+
+interface Step {
+  node: Node;
+  dispatch: Dispatch;
+  label: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipeline cache: per device, by key. Shared by all plans, so a layer shape compiles once.
+
+const pipelineCache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
+
+function debugPrintFilter(): string | undefined {
+  const g = globalThis as { CNNLAB_PRINT_WGSL?: string; process?: { env?: Record<string, string | undefined> } };
+  return g.CNNLAB_PRINT_WGSL ?? g.process?.env?.CNNLAB_PRINT_WGSL;
+}
+
+async function pipelineFor(device: GPUDevice, d: Dispatch, label: string): Promise<GPUComputePipeline> {
+  let cache = pipelineCache.get(device);
+  if (!cache) pipelineCache.set(device, (cache = new Map()));
+  const hit = cache.get(d.key);
+  if (hit) return hit;
+  const p = (async () => {
+    const code = d.wgsl();
+    const filter = debugPrintFilter();
+    if (filter !== undefined && (filter === '' || filter === '1' || d.key.includes(filter))) {
+      console.log(`// ---- WGSL ${d.key}\n${code}`);
+    }
+    const module = device.createShaderModule({ code, label: d.key });
+    try {
+      return await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: d.family });
+    } catch (e) {
+      const info = await module.getCompilationInfo().catch(() => null);
+      const msgs = info?.messages.filter((m) => m.type === 'error').map((m) => `  line ${m.lineNum}:${m.linePos} ${m.message}`) ?? [];
+      throw new KernelError(
+        `kernel ${d.family} for ${label} failed to build: ${(e as Error).message}` +
+          (msgs.length ? `\n${msgs.join('\n')}` : '') + `\n(set CNNLAB_PRINT_WGSL=${d.family} to print its WGSL)`,
+      );
+    }
+  })();
+  cache.set(d.key, p);
+  p.catch(() => cache!.delete(d.key));
+  return p;
+}
+
+/** WebGPU reports validation errors asynchronously; turn them into a KernelError naming `what`. */
+async function withErrorScope<T>(device: GPUDevice, what: string, f: () => T): Promise<T> {
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+  const r = f();
+  const [validation, oom] = [await device.popErrorScope(), await device.popErrorScope()];
+  if (validation) throw new KernelError(`${what}: WebGPU validation error: ${validation.message}`);
+  if (oom) throw new KernelError(`${what}: GPU out of memory: ${oom.message}`);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function compile(device: Device, graph: Graph, opts: CompileOptions = {}): Promise<Plan> {
+  assertAlive(device, 'compile');
+  validateGraph(graph);
+  const gpu = device.gpu;
+  const pool = poolFor(gpu);
+  const limits = device.info.limits;
+  const ctx = { limits, prefer: opts.prefer };
+
+  // Which values exist before any input arrives: constants and what is computed from them alone.
+  const staticValues = new Set<string>();
+  for (const v of graph.values.values()) if (v.kind === 'const') staticValues.add(v.name);
+  const isStatic = (n: Node) => n.inputs.length > 0 && n.inputs.every((x) => staticValues.has(x));
+  for (const n of graph.nodes) if (isStatic(n)) n.outputs.forEach((o) => staticValues.add(o));
+
+  // Aliases (reshape): an output shares its input's storage.
+  const root = new Map<string, string>();
+  const rootOf = (v: string): string => root.get(v) ?? v;
+  for (const n of graph.nodes) if (getOp(n.op).alias) root.set(n.outputs[0], rootOf(n.inputs[0]));
+
+  // Lower every node.
+  const lowered = graph.nodes.map((n) => {
+    const def = getOp(n.op);
+    const ins = n.inputs.map((x) => graph.shape(x));
+    const outs = n.outputs.map((x) => graph.shape(x));
+    return { node: n, low: def.alias ? { dispatches: [] } : def.lower(n.attrs, ins, outs, ctx) };
+  });
+
+  // Sizes, with the binding limit checked up front.
+  let largest = 0;
+  const bytesOf = (name: string, elements: number, shape?: number[]): number => {
+    const b = BufferPool.round(elements * 4);
+    largest = Math.max(largest, b);
+    if (b > limits.maxStorageBufferBindingSize) {
+      throw new TensorTooLargeError(
+        `tensor "${name}"${shape ? ` ${fmtShape(shape)}` : ''} needs ${b} bytes, over this device's maxStorageBufferBindingSize of ` +
+          `${limits.maxStorageBufferBindingSize} bytes; use a smaller batch or input size`,
+      );
+    }
+    return b;
+  };
+
+  // Persistent buffers: inputs, constants, static results and graph outputs. Everything else is
+  // an intermediate placed by the memory plan.
+  const persistent = new Set<string>();
+  for (const v of graph.values.values()) {
+    if (v.kind !== 'node' || staticValues.has(v.name)) persistent.add(v.name);
+  }
+  for (const o of graph.outputs) persistent.add(rootOf(o));
+
+  const lifetimes = new Map<string, Lifetime>();
+  const touch = (id: string, bytes: number, step: number) => {
+    const t = lifetimes.get(id);
+    if (t) t.last = Math.max(t.last, step);
+    else lifetimes.set(id, { id, bytes, first: step, last: step });
+  };
+  lowered.forEach(({ node, low }, step) => {
+    for (const v of [...node.inputs, ...node.outputs]) {
+      const r = rootOf(v);
+      if (!persistent.has(r)) touch(r, bytesOf(r, numel(graph.shape(r)), graph.shape(r)), step);
+    }
+    (low.temps ?? []).forEach((elems, i) => touch(`${node.name}#temp${i}`, bytesOf(`${node.name} scratch ${i}`, elems), step));
+  });
+  const mem = planMemory([...lifetimes.values()]);
+
+  const owned: GPUBuffer[] = [];
+  const take = (bytes: number, label: string) => {
+    const b = pool.acquire(bytes, STORAGE, label);
+    owned.push(b);
+    return b;
+  };
+  const buffers = new Map<string, GPUBuffer>();
+  let weightBytes = 0;
+  let ioBytes = 0;
+  const slots: GPUBuffer[] = [];
+  try {
+    await withErrorScope(gpu, 'allocating plan buffers', () => {
+      for (const name of persistent) {
+        const v = graph.value(name);
+        const b = take(bytesOf(name, numel(v.shape), v.shape), name);
+        buffers.set(name, b);
+        if (v.kind === 'const') gpu.queue.writeBuffer(b, 0, v.data!.buffer, v.data!.byteOffset, v.data!.byteLength);
+        if (v.kind === 'const' || (v.kind === 'node' && staticValues.has(name))) weightBytes += b.size;
+        else ioBytes += b.size;
+      }
+      mem.slotBytes.forEach((bytes, i) => slots.push(take(bytes, `slot${i}`)));
+      for (const [id, s] of mem.slotOf) buffers.set(id, slots[s]);
+    });
+
+    // Pipelines, all created in parallel.
+    const flat = lowered.flatMap(({ node, low }) =>
+      low.dispatches.map((d, i) => ({ node, d, label: `node "${node.name}" (${node.op}${low.dispatches.length > 1 ? ` dispatch ${i}` : ''})` })),
+    );
+    const pipelines = await Promise.all(flat.map(({ d, label }) => pipelineFor(gpu, d, label)));
+
+    const bufferFor = (node: Node, ref: BindingRef): { buffer: GPUBuffer; size: number } => {
+      const name = ref.kind === 'input' ? rootOf(node.inputs[ref.index]) : ref.kind === 'output' ? rootOf(node.outputs[ref.index]) : `${node.name}#temp${ref.index}`;
+      const buffer = buffers.get(name);
+      if (!buffer) throw new KernelError(`node "${node.name}": binding ${ref.kind} ${ref.index} has no buffer`);
+      const elems = ref.kind === 'temp' ? null : numel(graph.shape(name));
+      return { buffer, size: elems === null ? buffer.size : BufferPool.round(elems * 4) };
+    };
+
+    const steps: Step[] = await withErrorScope(gpu, 'creating bind groups', () =>
+      flat.map(({ node, d, label }, i) => ({
+        node, dispatch: d, label, pipeline: pipelines[i],
+        bindGroup: gpu.createBindGroup({
+          label: `${node.name}:${d.family}`,
+          layout: pipelines[i].getBindGroupLayout(0),
+          entries: d.bindings.map((ref, binding) => ({ binding, resource: bufferFor(node, ref) })),
+        }),
+      })),
+    );
+
+    const staticSteps = steps.filter((s) => isStatic(s.node));
+    const plan = new Plan(device, graph, steps.filter((s) => !isStatic(s.node)), buffers, persistent, rootOf, owned, {
+      weightBytes, ioBytes,
+      activationBytes: mem.totalBytes,
+      activationBytesUnplanned: mem.naiveBytes,
+      peakBytes: weightBytes + ioBytes + mem.totalBytes,
+      largestTensorBytes: largest,
+    });
+    if (staticSteps.length) await plan.submitSteps(staticSteps, 'compile-time nodes');
+    return plan;
+  } catch (e) {
+    for (const b of owned) pool.release(b);
+    throw e;
+  }
+}
+
+export class Plan {
+  private readback = new Map<string, GPUBuffer>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+  readonly dispatchCount: number;
+
+  constructor(
+    readonly device: Device,
+    readonly graph: Graph,
+    readonly steps: Step[],
+    private readonly buffers: Map<string, GPUBuffer>,
+    private readonly persistent: ReadonlySet<string>,
+    private readonly rootOf: (v: string) => string,
+    private readonly owned: GPUBuffer[],
+    readonly memory: MemoryReport,
+  ) {
+    this.dispatchCount = steps.length;
+  }
+
+  /** Pipeline keys this plan uses, in order. */
+  get kernels(): string[] {
+    return this.steps.map((s) => s.dispatch.key);
+  }
+
+  /** Runs are serialised: each waits for the one before, since they share buffers. */
+  run(inputs: Record<string, Float32Array>, opts: RunOptions = {}): Promise<RunResult> {
+    const r = this.queue.then(() => this.runNow(inputs, opts));
+    this.queue = r.catch(() => undefined);
+    return r;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const pool = poolFor(this.device.gpu);
+    for (const b of this.owned) pool.release(b);
+    for (const b of this.readback.values()) pool.release(b);
+    this.readback.clear();
+  }
+
+  async submitSteps(steps: Step[], what: string): Promise<void> {
+    const gpu = this.device.gpu;
+    await withErrorScope(gpu, what, () => {
+      const enc = gpu.createCommandEncoder({ label: what });
+      const pass = enc.beginComputePass({ label: what });
+      for (const s of steps) this.encode(pass, s);
+      pass.end();
+      gpu.queue.submit([enc.finish()]);
+    });
+    await this.settle(gpu.queue.onSubmittedWorkDone(), what);
+  }
+
+  private encode(pass: GPUComputePassEncoder, s: Step): void {
+    pass.setPipeline(s.pipeline);
+    pass.setBindGroup(0, s.bindGroup);
+    pass.dispatchWorkgroups(...s.dispatch.workgroups);
+  }
+
+  private checkInputs(inputs: Record<string, Float32Array>): void {
+    const expected = [...this.graph.values.values()].filter((v) => v.kind === 'input');
+    for (const k of Object.keys(inputs)) {
+      if (!expected.some((v) => v.name === k)) throw new InputError(`unknown input "${k}" (the graph's inputs: ${expected.map((v) => v.name).join(', ')})`);
+    }
+    for (const v of expected) {
+      const d = inputs[v.name];
+      if (!d) throw new InputError(`missing input "${v.name}" ${fmtShape(v.shape)}`);
+      if (!(d instanceof Float32Array)) throw new InputError(`input "${v.name}" must be a Float32Array`);
+      if (d.length !== numel(v.shape)) {
+        throw new InputError(`input "${v.name}" has ${d.length} values but the graph expects ${fmtShape(v.shape)} = ${numel(v.shape)}`);
+      }
+    }
+  }
+
+  private async runNow(inputs: Record<string, Float32Array>, opts: RunOptions): Promise<RunResult> {
+    if (this.disposed) throw new Error('this plan was disposed');
+    assertAlive(this.device, 'run');
+    this.checkInputs(inputs);
+    const gpu = this.device.gpu;
+    const wanted = opts.outputs ?? this.graph.outputs;
+    for (const o of wanted) {
+      const root = this.rootOf(o);
+      if (!this.graph.values.has(o)) throw new InputError(`unknown output "${o}"`);
+      if (!this.persistent.has(root)) {
+        throw new InputError(`"${o}" is an intermediate whose buffer is reused; mark it as a graph output to read it`);
+      }
+    }
+    const pool = poolFor(gpu);
+    const t0 = performance.now();
+    let profile: Profile | undefined;
+
+    await withErrorScope(gpu, 'recording the run', () => {
+      for (const [name, data] of Object.entries(inputs)) gpu.queue.writeBuffer(this.buffers.get(name)!, 0, data.buffer, data.byteOffset, data.byteLength);
+    });
+
+    let timestamps: { set: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer } | undefined;
+    if (opts.profile && !this.device.hasTimestamps) {
+      profile = await this.profileByWallTime();
+    }
+    await withErrorScope(gpu, 'recording the run', () => {
+      const enc = gpu.createCommandEncoder({ label: 'run' });
+      if (opts.profile && this.device.hasTimestamps) {
+        const n = Math.min(this.steps.length, 2048);
+        const set = gpu.createQuerySet({ type: 'timestamp', count: 2 * n });
+        const resolve = gpu.createBuffer({ size: 16 * n, usage: Usage.QUERY_RESOLVE | Usage.COPY_SRC });
+        const read = gpu.createBuffer({ size: 16 * n, usage: Usage.MAP_READ | Usage.COPY_DST });
+        timestamps = { set, resolve, read };
+        this.steps.forEach((s, i) => {
+          const pass = enc.beginComputePass({
+            label: s.label,
+            timestampWrites: i < n ? { querySet: set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } : undefined,
+          });
+          this.encode(pass, s);
+          pass.end();
+        });
+        enc.resolveQuerySet(set, 0, 2 * n, resolve, 0);
+        enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * n);
+      } else if (!opts.profile) {
+        const pass = enc.beginComputePass({ label: 'run' });
+        for (const s of this.steps) this.encode(pass, s);
+        pass.end();
+      }
+      for (const o of wanted) {
+        const src = this.buffers.get(this.rootOf(o))!;
+        let rb = this.readback.get(o);
+        if (!rb) this.readback.set(o, (rb = pool.acquire(src.size, READBACK, `readback ${o}`)));
+        enc.copyBufferToBuffer(src, 0, rb, 0, src.size);
+      }
+      gpu.queue.submit([enc.finish()]);
+    });
+
+    const outputs: Record<string, HostTensor> = {};
+    await this.settle(
+      Promise.all(wanted.map(async (o) => {
+        const rb = this.readback.get(o)!;
+        await rb.mapAsync(MAP_READ);
+        const shape = [...this.graph.shape(o)];
+        outputs[o] = { shape, data: new Float32Array(rb.getMappedRange(0, BufferPool.round(numel(shape) * 4)).slice(0, numel(shape) * 4)) };
+        rb.unmap();
+      })),
+      'reading outputs',
+    );
+    if (timestamps) {
+      const { set, resolve, read } = timestamps;
+      await this.settle(read.mapAsync(MAP_READ), 'reading timestamps');
+      const ts = new BigInt64Array(read.getMappedRange().slice(0));
+      read.unmap();
+      const entries: ProfileEntry[] = this.steps.slice(0, ts.length / 2).map((s, i) => this.entry(s, Number(ts[2 * i + 1] - ts[2 * i]) / 1e6));
+      profile = { mode: 'timestamp', entries, totalMs: entries.reduce((a, e) => a + e.ms, 0) };
+      set.destroy(); resolve.destroy(); read.destroy();
+    }
+    return { outputs, ms: performance.now() - t0, profile };
+  }
+
+  private entry(s: Step, ms: number): ProfileEntry {
+    return { node: s.node.name, family: s.dispatch.family, key: s.dispatch.key, ms, flops: s.dispatch.flops, bytes: s.dispatch.bytes };
+  }
+
+  private async profileByWallTime(): Promise<Profile> {
+    const gpu = this.device.gpu;
+    const entries: ProfileEntry[] = [];
+    for (const s of this.steps) {
+      const t = performance.now();
+      const enc = gpu.createCommandEncoder();
+      const pass = enc.beginComputePass({ label: s.label });
+      this.encode(pass, s);
+      pass.end();
+      gpu.queue.submit([enc.finish()]);
+      await this.settle(gpu.queue.onSubmittedWorkDone(), s.label);
+      entries.push(this.entry(s, performance.now() - t));
+    }
+    return { mode: 'cpu-wall', entries, totalMs: entries.reduce((a, e) => a + e.ms, 0) };
+  }
+
+  /** Await GPU work; if the device was lost meanwhile, say so instead of returning garbage. */
+  private async settle<T>(p: Promise<T>, what: string): Promise<T> {
+    try {
+      const r = await p;
+      assertAlive(this.device, what);
+      return r;
+    } catch (e) {
+      await new Promise((res) => setTimeout(res, 0));
+      if (this.device.lost) throw new DeviceLostError(`${what}: the GPU device was lost (${this.device.lost.reason}): ${this.device.lost.message}`);
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,168 @@
+// Elementwise ops: `activation` (unary) and `add` (binary, numpy broadcasting, optional fused
+// activation, which is how a residual add + ReLU runs as one kernel).
+//
+// Mapping: one invocation per 4 output elements. When both operands have the output's shape
+// and the count is a multiple of 4, the buffers are read as vec4; otherwise each invocation
+// unravels its indices against the broadcast strides baked into the shader.
+
+import {
+  type Activation, type HostTensor, type KernelFamily, type OpDef, type Shape,
+  activationRef, activationWgsl, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+} from './kernel.js';
+
+// ---- activation ------------------------------------------------------------------------------
+
+interface UnaryConfig {
+  n: number; act: Activation; vec4: boolean; wg: number; gridX: number;
+}
+
+const unary: KernelFamily<UnaryConfig> = {
+  name: 'activation',
+  wgsl: (c) => `
+${activationWgsl(c.act)}
+@group(0) @binding(0) var<storage, read> x: array<${c.vec4 ? 'vec4<f32>' : 'f32'}>;        // input  [n]
+@group(0) @binding(1) var<storage, read_write> y: array<${c.vec4 ? 'vec4<f32>' : 'f32'}>;  // output [n]
+
+@compute @workgroup_size(${c.wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;
+${c.vec4 ? `
+  if (t >= ${c.n / 4}u) { return; }
+  let v = x[t];
+  y[t] = vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w));` : `
+  for (var k = 0u; k < 4u; k++) {
+    let i = t * 4u + k;
+    if (i < ${c.n}u) { y[i] = act(x[i]); }
+  }`}
+}`,
+};
+
+export interface ActivationAttrs { act: Activation }
+
+export const activationOp: OpDef<ActivationAttrs> = {
+  op: 'activation',
+  arity: [1, 1],
+  infer: (_a, [x]) => [x],
+  lower(a, [x], _o, ctx) {
+    const n = numel(x);
+    const wg = 64;
+    const g = grid(ceilDiv(ceilDiv(n, 4), wg), ctx.limits.maxComputeWorkgroupsPerDimension);
+    const cfg: UnaryConfig = { n, act: a.act, vec4: n % 4 === 0, wg, gridX: g[0] };
+    return { dispatches: [makeDispatch(unary, cfg, g, [input(0), output(0)], { bytes: 8 * n })] };
+  },
+  ref(a, [x]) {
+    const f = activationRef(a.act);
+    return [{ shape: [...x.shape], data: x.data.map(f) }];
+  },
+};
+
+// ---- add ---------------------------------------------------------------------------------------
+
+/** Numpy broadcasting of two shapes; throws ShapeError naming both. */
+export function broadcastShapes(a: Shape, b: Shape): number[] {
+  const r = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < r; i++) {
+    const da = a[a.length - r + i] ?? 1;
+    const db = b[b.length - r + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new ShapeError(`shapes ${fmtShape(a)} and ${fmtShape(b)} do not broadcast (dim ${i}: ${da} vs ${db})`);
+    }
+    out.push(Math.max(da, db));
+  }
+  return out;
+}
+
+/** Row-major strides of `s` read against output shape `out`, 0 where `s` broadcasts. */
+function broadcastStrides(s: Shape, out: Shape): number[] {
+  const r = out.length;
+  const strides = new Array<number>(r).fill(0);
+  let acc = 1;
+  for (let i = r - 1; i >= 0; i--) {
+    const d = s[s.length - r + i] ?? 1;
+    strides[i] = d === 1 ? 0 : acc;
+    acc *= d;
+  }
+  return strides;
+}
+
+interface AddConfig {
+  n: number; act: Activation; wg: number; gridX: number;
+  /** Output shape and operand strides; empty when both operands match the output (fast path). */
+  shape: readonly number[]; aStrides: readonly number[]; bStrides: readonly number[];
+  vec4: boolean;
+}
+
+const add: KernelFamily<AddConfig> = {
+  name: 'add',
+  wgsl(c) {
+    const T = c.vec4 ? 'vec4<f32>' : 'f32';
+    const same = c.shape.length === 0;
+    // Unravel flat index i over the output shape into offsets into a and b.
+    let unravel = '';
+    if (!same) {
+      unravel = '    var r = i;\n    var ia = 0u;\n    var ib = 0u;\n';
+      for (let d = c.shape.length - 1; d >= 0; d--) {
+        unravel += `    { let q = r % ${c.shape[d]}u; r = r / ${c.shape[d]}u; ia += q * ${c.aStrides[d]}u; ib += q * ${c.bStrides[d]}u; }\n`;
+      }
+    }
+    return `
+${activationWgsl(c.act)}
+@group(0) @binding(0) var<storage, read> a: array<${T}>;        // input  a (broadcast to output)
+@group(0) @binding(1) var<storage, read> b: array<${T}>;        // input  b (broadcast to output)
+@group(0) @binding(2) var<storage, read_write> y: array<${T}>;  // output [${c.shape.join(',')}]
+
+@compute @workgroup_size(${c.wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;
+${c.vec4 ? `
+  if (t >= ${c.n / 4}u) { return; }
+  let v = a[t] + b[t];
+  y[t] = vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w));` : `
+  for (var k = 0u; k < 4u; k++) {
+    let i = t * 4u + k;
+    if (i >= ${c.n}u) { return; }
+${same ? '    let ia = i;\n    let ib = i;\n' : unravel}    y[i] = act(a[ia] + b[ib]);
+  }`}
+}`;
+  },
+};
+
+export interface AddAttrs { act?: Activation }
+
+export const addOp: OpDef<AddAttrs> = {
+  op: 'add',
+  arity: [2, 2],
+  infer: (_a, [x, y]) => [broadcastShapes(x, y)],
+  lower(a, [x, y], [out], ctx) {
+    const n = numel(out);
+    const same = numel(x) === n && numel(y) === n;
+    const vec4 = same && n % 4 === 0;
+    const wg = 64;
+    const g = grid(ceilDiv(ceilDiv(n, 4), wg), ctx.limits.maxComputeWorkgroupsPerDimension);
+    const cfg: AddConfig = {
+      n, act: a.act ?? 'none', wg, gridX: g[0], vec4,
+      shape: same ? [] : [...out], aStrides: same ? [] : broadcastStrides(x, out), bStrides: same ? [] : broadcastStrides(y, out),
+    };
+    return { dispatches: [makeDispatch(add, cfg, g, [input(0), input(1), output(0)], { flops: n, bytes: 4 * (numel(x) + numel(y) + n) })] };
+  },
+  ref(a, [x, y]) {
+    const shape = broadcastShapes(x.shape, y.shape);
+    const n = numel(shape);
+    const sa = broadcastStrides(x.shape, shape);
+    const sb = broadcastStrides(y.shape, shape);
+    const f = activationRef(a.act ?? 'none');
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      let r = i, ia = 0, ib = 0;
+      for (let d = shape.length - 1; d >= 0; d--) {
+        const q = r % shape[d];
+        r = Math.floor(r / shape[d]);
+        ia += q * sa[d];
+        ib += q * sb[d];
+      }
+      data[i] = f(x.data[ia] + y.data[ib]);
+    }
+    return [{ shape, data } satisfies HostTensor];
+  },
+};

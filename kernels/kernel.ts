@@ -1,0 +1,209 @@
+// The contract between the engine and every kernel family.
+//
+// An op (a node kind in the graph IR) is described by an OpDef: shape inference, a lowering
+// to GPU dispatches, and a plain-TS reference. A dispatch names a kernel family and a typed
+// config; the family turns the config into WGSL. The pipeline cache key is derived from the
+// (family, config) pair mechanically, so WGSL and dispatch arithmetic share one source of truth.
+//
+// Layout: activations are NHWC ([N,H,W,C]) and conv weights HWIO ([KH,KW,Cin/groups,Cout]);
+// see engine/README section in the top-level README for why.
+//
+// Shapes are baked into the WGSL as constants (no uniforms): every layer gets its own
+// pipeline, which lets the shader compiler fold index arithmetic.
+
+import type { DeviceInfo } from '../engine/device.js';
+
+export type Shape = readonly number[];
+
+/** A tensor on the host: row-major f32 data with its shape. */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** A kernel config: a plain object of numbers, strings, booleans and number arrays. */
+export type ConfigValue = number | string | boolean | readonly number[];
+
+/** A kernel family: one WGSL generator parameterised by a config. */
+export interface KernelFamily<C extends object> {
+  name: string;
+  wgsl(config: C): string;
+}
+
+/** What a binding of a dispatch points at: the node's inputs, outputs, or its scratch buffers. */
+export interface BindingRef {
+  kind: 'input' | 'output' | 'temp';
+  index: number;
+}
+export const input = (index: number): BindingRef => ({ kind: 'input', index });
+export const output = (index: number): BindingRef => ({ kind: 'output', index });
+export const temp = (index: number): BindingRef => ({ kind: 'temp', index });
+
+export interface Dispatch {
+  family: string;
+  /** Pipeline cache key: family name + canonical JSON of the config. */
+  key: string;
+  config: object;
+  wgsl: () => string;
+  workgroups: [number, number, number];
+  /** @binding(i) of @group(0) is bindings[i]. */
+  bindings: BindingRef[];
+  /** Useful floating-point operations (an FMA counts 2), for GFLOP/s in profiles. */
+  flops?: number;
+  /** Minimum bytes read + written, for GB/s in profiles. */
+  bytes?: number;
+}
+
+/** Canonical JSON: object keys sorted, so equal configs give equal keys. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+export function pipelineKey(family: string, config: object): string {
+  return `${family}${canonicalJson(config)}`;
+}
+
+export function makeDispatch<C extends object>(
+  family: KernelFamily<C>,
+  config: C,
+  workgroups: [number, number, number],
+  bindings: BindingRef[],
+  cost: { flops?: number; bytes?: number } = {},
+): Dispatch {
+  return {
+    family: family.name,
+    key: pipelineKey(family.name, config),
+    config,
+    wgsl: () => family.wgsl(config),
+    workgroups,
+    bindings,
+    ...cost,
+  };
+}
+
+export interface LowerContext {
+  limits: DeviceInfo['limits'];
+  /** Variant choices by family, e.g. { conv2d: 'direct' }; kernels fall back to a heuristic. */
+  prefer?: Record<string, string>;
+}
+
+export interface Lowering {
+  dispatches: Dispatch[];
+  /** Scratch buffers this op needs, in f32 elements; bound with temp(i). */
+  temps?: number[];
+}
+
+export class ShapeError extends Error {
+  override name = 'ShapeError';
+}
+
+export interface OpDef<A = any> {
+  op: string;
+  /** Allowed number of inputs, inclusive. */
+  arity: [number, number];
+  /** Output shapes from input shapes; throws ShapeError naming both shapes on a mismatch. */
+  infer(attrs: A, inputs: Shape[]): Shape[];
+  lower(attrs: A, inputs: Shape[], outputs: Shape[], ctx: LowerContext): Lowering;
+  ref(attrs: A, inputs: HostTensor[]): HostTensor[];
+  /** Output 0 is a view of input 0's buffer (reshape): no dispatch, no copy. */
+  alias?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers shared by kernel files.
+
+export const numel = (s: Shape): number => s.reduce((a, b) => a * b, 1);
+export const fmtShape = (s: Shape): string => `[${s.join(',')}]`;
+export const ceilDiv = (a: number, b: number): number => Math.ceil(a / b);
+
+/**
+ * Spread `count` workgroups over x and y so no dimension passes the device limit.
+ * The shader recovers the flat index as `wid.x + wid.y * gridX` (gridX = result[0]).
+ */
+export function grid(count: number, maxPerDim: number): [number, number, number] {
+  if (count <= maxPerDim) return [Math.max(1, count), 1, 1];
+  const y = Math.ceil(count / maxPerDim);
+  if (y > maxPerDim) throw new ShapeError(`dispatch of ${count} workgroups exceeds ${maxPerDim}² (maxComputeWorkgroupsPerDimension)`);
+  return [Math.ceil(count / y), y, 1];
+}
+
+export function expectRank(what: string, s: Shape, rank: number): void {
+  if (s.length !== rank) throw new ShapeError(`${what} must have rank ${rank}, got ${fmtShape(s)}`);
+}
+
+/** WGSL float literal that round-trips the f32 value. */
+export function f32Lit(x: number): string {
+  if (!Number.isFinite(x)) throw new Error(`non-finite constant ${x} in WGSL`);
+  const s = Math.fround(x).toString();
+  return /[.eE]/.test(s) ? s : `${s}.0`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activations: shared by elementwise, conv2d, matmul, add (fused epilogues).
+
+export type Activation = 'none' | 'relu' | 'relu6' | 'gelu' | 'hardswish' | 'silu';
+export const ACTIVATIONS: readonly Activation[] = ['none', 'relu', 'relu6', 'gelu', 'hardswish', 'silu'];
+
+/**
+ * erf, Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7, below f32 resolution near 1).
+ * The TS reference uses a more accurate series, so tests see the GPU approximation's real error.
+ */
+const ERF_WGSL = /* wgsl */ `
+fn erf_approx(x: f32) -> f32 {
+  let s = sign(x);
+  let a = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+  return s * y;
+}`;
+
+/** WGSL for `fn act(x: f32) -> f32` implementing `a` (plus helpers it needs). */
+export function activationWgsl(a: Activation): string {
+  switch (a) {
+    case 'none': return 'fn act(x: f32) -> f32 { return x; }';
+    case 'relu': return 'fn act(x: f32) -> f32 { return max(x, 0.0); }';
+    case 'relu6': return 'fn act(x: f32) -> f32 { return clamp(x, 0.0, 6.0); }';
+    case 'gelu': return `${ERF_WGSL}\nfn act(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752)); }`;
+    case 'hardswish': return 'fn act(x: f32) -> f32 { return x * clamp(x + 3.0, 0.0, 6.0) / 6.0; }';
+    case 'silu': return 'fn act(x: f32) -> f32 { return x / (1.0 + exp(-x)); }';
+  }
+}
+
+/** erf by its Maclaurin series for |x| < 3 and the asymptotic 1 beyond (error < 1e-12). */
+export function erf(x: number): number {
+  const a = Math.abs(x);
+  if (a >= 6) return Math.sign(x);
+  if (a < 3) {
+    // erf x = 2/√π Σ (-1)^n x^(2n+1) / (n! (2n+1))
+    let sum = 0;
+    let term = a;
+    for (let n = 0; n < 200; n++) {
+      const add = term / (2 * n + 1);
+      sum += add;
+      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+      term *= (-a * a) / (n + 1);
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc by continued fraction for a ≥ 3.
+  let f = 0;
+  for (let k = 60; k >= 1; k--) f = (k / 2) / (a + f);
+  const erfc = Math.exp(-a * a) / Math.sqrt(Math.PI) / (a + f);
+  return Math.sign(x) * (1 - erfc);
+}
+
+export function activationRef(a: Activation): (x: number) => number {
+  switch (a) {
+    case 'none': return (x) => x;
+    case 'relu': return (x) => Math.max(x, 0);
+    case 'relu6': return (x) => Math.min(Math.max(x, 0), 6);
+    case 'gelu': return (x) => 0.5 * x * (1 + erf(x / Math.SQRT2));
+    case 'hardswish': return (x) => (x * Math.min(Math.max(x + 3, 0), 6)) / 6;
+    case 'silu': return (x) => x / (1 + Math.exp(-x));
+  }
+}
