@@ -17,3 +17,5 @@ export class KernelError extends Error {
 export class InputError extends Error {
   override name = 'InputError';
 }
+
+export { WeightFileError } from './safetensors.js';

@@ -336,7 +336,7 @@ export class Plan {
     if (opts.profile && !this.device.hasTimestamps) {
       profile = await this.profileByWallTime();
     }
-    await withErrorScope(gpu, 'recording the run', () => {
+    await this.blame(withErrorScope(gpu, 'recording the run', () => {
       const enc = gpu.createCommandEncoder({ label: 'run' });
       if (opts.profile && this.device.hasTimestamps) {
         const n = Math.min(this.steps.length, 2048);
@@ -366,7 +366,7 @@ export class Plan {
         enc.copyBufferToBuffer(src, 0, rb, 0, src.size);
       }
       gpu.queue.submit([enc.finish()]);
-    });
+    }));
 
     const outputs: Record<string, HostTensor> = {};
     await this.settle(
@@ -389,6 +389,30 @@ export class Plan {
       set.destroy(); resolve.destroy(); read.destroy();
     }
     return { outputs, ms: performance.now() - t0, profile };
+  }
+
+  /**
+   * One pass holds every dispatch, so a validation error there cannot say which kernel it was.
+   * On such an error, encode each step on its own (without submitting) to find the culprit.
+   */
+  private async blame<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (e) {
+      if (!(e instanceof KernelError)) throw e;
+      const gpu = this.device.gpu;
+      for (const s of this.steps) {
+        gpu.pushErrorScope('validation');
+        const enc = gpu.createCommandEncoder({ label: s.label });
+        const pass = enc.beginComputePass({ label: s.label });
+        this.encode(pass, s);
+        pass.end();
+        enc.finish();
+        const err = await gpu.popErrorScope();
+        if (err) throw new KernelError(`${s.label}, kernel ${s.dispatch.family}: WebGPU validation error: ${err.message}`);
+      }
+      throw e;
+    }
   }
 
   private entry(s: Step, ms: number): ProfileEntry {

@@ -169,3 +169,32 @@ export function runReference(g: Graph, inputs: Record<string, Float32Array>, out
   }
   return Object.fromEntries(outputs.map((o) => [o, env.get(o)!]));
 }
+
+/** A graph as plain JSON (constants as number arrays): to hand a graph to a page or a file. */
+export interface GraphJSON {
+  values: { name: string; shape: number[]; kind: Value['kind']; data?: number[] }[];
+  nodes: Node[];
+  outputs: string[];
+}
+
+export function graphToJSON(g: Graph): GraphJSON {
+  return {
+    values: [...g.values.values()].map((v) => ({ name: v.name, shape: v.shape, kind: v.kind, data: v.data ? [...v.data] : undefined })),
+    nodes: g.nodes,
+    outputs: g.outputs,
+  };
+}
+
+export function graphFromJSON(j: GraphJSON): Graph {
+  const g = new Graph();
+  for (const v of j.values) {
+    if (v.kind === 'input') g.input(v.name, v.shape);
+    if (v.kind === 'const') g.constant(v.name, v.shape, new Float32Array(v.data ?? []));
+  }
+  for (const n of j.nodes) {
+    const outs = g.add(n.op, n.inputs, n.attrs, n.name);
+    if (outs.join() !== n.outputs.join()) throw new Error(`node "${n.name}": outputs ${n.outputs.join()} do not match ${outs.join()}`);
+  }
+  g.markOutputs(...j.outputs);
+  return g;
+}

@@ -1,8 +1,10 @@
 // Static memory plan: intermediate tensors whose lifetimes do not overlap share a buffer.
 //
-// Greedy by size (as TFLite's arena planner): take tensors largest first, and put each into
-// the smallest existing slot whose tensors are all dead before it is born or born after it
-// dies; otherwise open a new slot. A slot's size is that of its first (largest) tensor.
+// Two greedy strategies, keeping whichever needs fewer bytes (neither is optimal on every graph):
+// - by size (as TFLite's arena planner): largest tensors first, each into the smallest slot
+//   whose tensors are all dead before it is born or born after it dies, else a new slot;
+// - by birth (a linear scan): in order of first use, each into the best-fitting slot free by
+//   then, growing a slot when none is big enough.
 
 export interface Lifetime {
   id: string;
@@ -22,6 +24,41 @@ export interface MemoryPlan {
 }
 
 export function planMemory(lifetimes: Lifetime[]): MemoryPlan {
+  const a = bySize(lifetimes);
+  const b = byBirth(lifetimes);
+  return a.totalBytes <= b.totalBytes ? a : b;
+}
+
+function finish(lifetimes: Lifetime[], slotBytes: number[], slotOf: Map<string, number>): MemoryPlan {
+  return {
+    slotBytes,
+    slotOf,
+    totalBytes: slotBytes.reduce((x, y) => x + y, 0),
+    naiveBytes: lifetimes.reduce((x, y) => x + y.bytes, 0),
+  };
+}
+
+function byBirth(lifetimes: Lifetime[]): MemoryPlan {
+  const order = [...lifetimes].sort((a, b) => a.first - b.first || b.bytes - a.bytes);
+  const slots: { bytes: number; freeAfter: number }[] = [];
+  const slotOf = new Map<string, number>();
+  for (const t of order) {
+    let best = -1;
+    for (let s = 0; s < slots.length; s++) {
+      if (slots[s].freeAfter >= t.first) continue;
+      const fit = slots[s].bytes >= t.bytes, bestFit = best >= 0 && slots[best].bytes >= t.bytes;
+      // Prefer the smallest slot that fits; failing that, the largest one (least growth).
+      if (best < 0 || (fit && (!bestFit || slots[s].bytes < slots[best].bytes)) || (!fit && !bestFit && slots[s].bytes > slots[best].bytes)) best = s;
+    }
+    if (best < 0) slots.push({ bytes: 0, freeAfter: -1 }), (best = slots.length - 1);
+    slots[best].bytes = Math.max(slots[best].bytes, t.bytes);
+    slots[best].freeAfter = t.last;
+    slotOf.set(t.id, best);
+  }
+  return finish(lifetimes, slots.map((s) => s.bytes), slotOf);
+}
+
+function bySize(lifetimes: Lifetime[]): MemoryPlan {
   const order = [...lifetimes].sort((a, b) => b.bytes - a.bytes || a.first - b.first);
   const slots: { bytes: number; members: Lifetime[] }[] = [];
   const slotOf = new Map<string, number>();
@@ -38,11 +75,5 @@ export function planMemory(lifetimes: Lifetime[]): MemoryPlan {
     slots[best].members.push(t);
     slotOf.set(t.id, best);
   }
-  const slotBytes = slots.map((s) => s.bytes);
-  return {
-    slotBytes,
-    slotOf,
-    totalBytes: slotBytes.reduce((a, b) => a + b, 0),
-    naiveBytes: lifetimes.reduce((a, b) => a + b.bytes, 0),
-  };
+  return finish(lifetimes, slots.map((s) => s.bytes), slotOf);
 }

@@ -1,11 +1,29 @@
 // The op registry: every op the graph IR knows, by name. A new kernel family adds its OpDefs here.
 
+import { conv2dOp } from './conv2d.js';
 import { activationOp, addOp } from './elementwise.js';
+import { attentionOp } from './attention.js';
+import { matmulOp } from './matmul.js';
 import type { OpDef } from './kernel.js';
+import { batchNormOp } from './batchnorm.js';
+import { groupNormOp, weightStandardizeOp } from './groupnorm.js';
+import { layerNormOp } from './layernorm.js';
+import { concatOp, padOp, reshapeOp, sliceOp, transposeOp } from './layout.js';
+import { avgpoolOp, globalAvgpoolOp, maxpoolOp } from './pool.js';
+import { softmaxOp } from './softmax.js';
 
-const ops: OpDef[] = [activationOp, addOp];
+const ops: OpDef[] = [activationOp, addOp, conv2dOp, batchNormOp, groupNormOp, weightStandardizeOp, layerNormOp, softmaxOp,
+  maxpoolOp, avgpoolOp, globalAvgpoolOp, reshapeOp, transposeOp, concatOp, sliceOp, padOp,
+  matmulOp, attentionOp];
 
-export const OPS: ReadonlyMap<string, OpDef> = new Map(ops.map((o) => [o.op, o]));
+const registry = new Map<string, OpDef>(ops.map((o) => [o.op, o]));
+export const OPS: ReadonlyMap<string, OpDef> = registry;
+
+/** Add an op from outside this folder (experiments, tests). Names must be new. */
+export function registerOp(def: OpDef): void {
+  if (registry.has(def.op)) throw new Error(`op "${def.op}" is already registered`);
+  registry.set(def.op, def);
+}
 
 export function getOp(op: string): OpDef {
   const d = OPS.get(op);

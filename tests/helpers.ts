@@ -54,15 +54,17 @@ export function expectClose(got: HostTensor, want: HostTensor, tol: Tol, what = 
 
 /**
  * Run one op on the GPU through the executor. Inputs listed in `constants` become graph
- * constants (as weights are), the rest graph inputs.
+ * constants (as weights are), the rest graph inputs; `prefer` forces kernel variants.
  */
-export async function runOp(op: string, attrs: Record<string, unknown>, inputs: HostTensor[], constants: number[] = []): Promise<HostTensor[]> {
+export async function runOp(
+  op: string, attrs: Record<string, unknown>, inputs: HostTensor[], constants: number[] = [], prefer?: Record<string, string>,
+): Promise<HostTensor[]> {
   const dev = await testDevice();
   const g = new Graph();
   const names = inputs.map((t, i) => (constants.includes(i) ? g.constant(`c${i}`, t.shape, t.data) : g.input(`x${i}`, t.shape)));
   const outs = g.add(op, names, attrs, 'op');
   g.markOutputs(...outs);
-  const plan = await compile(dev, g);
+  const plan = await compile(dev, g, { prefer });
   try {
     const feed: Record<string, Float32Array> = {};
     inputs.forEach((t, i) => { if (!constants.includes(i)) feed[`x${i}`] = t.data; });

@@ -1,0 +1,27 @@
+// esbuild: the page (web/ → dist/web) and the Node CLI (cli/ → dist/cli.mjs).
+import { build } from 'esbuild';
+import { cpSync, mkdirSync } from 'node:fs';
+
+const common = { bundle: true, sourcemap: true, target: 'es2022', logLevel: 'warning', format: 'esm' };
+
+mkdirSync('dist/web', { recursive: true });
+for (const f of ['index.html', 'style.css']) cpSync(`web/${f}`, `dist/web/${f}`);
+
+await Promise.all([
+  build({
+    ...common,
+    entryPoints: { main: 'web/main.ts' },
+    outdir: 'dist/web',
+    platform: 'browser',
+    // Node-only branches of engine/device.ts import these; the browser never reaches them.
+    external: ['webgpu', 'node:*'],
+  }),
+  build({
+    ...common,
+    entryPoints: { cli: 'cli/main.ts' },
+    outdir: 'dist',
+    outExtension: { '.js': '.mjs' },
+    platform: 'node',
+    packages: 'external',
+  }),
+]);

@@ -1,0 +1,384 @@
+// 2-D convolution: y = act(conv(x, w) + bias), NHWC activations, HWIO weights, with stride,
+// asymmetric zero padding, dilation and groups.
+//
+//   x    [N,H,W,Cin]             y[n,oy,ox,co] = act(bias[co] + Σ_{ky,kx,ci} x[n,iy,ix,g·Cig+ci] · w[ky,kx,ci,co])
+//   w    [KH,KW,Cin/groups,Cout]   with g = co / Cog, iy = oy·sh − top + ky·dh, ix = ox·sw − left + kx·dw,
+//   bias [Cout] (optional)         Cig = Cin/groups, Cog = Cout/groups; x outside the image reads 0.
+//   y    [N,OH,OW,Cout]          OH = ⌊(H + top + bottom − dh·(KH−1) − 1)/sh⌋ + 1, likewise OW.
+//
+// One WGSL generator, two mappings of invocations to outputs (config field `path`). Either way an
+// invocation owns a register tile of TM output pixels × TN output channels (channels within one
+// group), loops over the receptive field (ky, kx, then ci, innermost and contiguous in NHWC/HWIO),
+// and applies bias + activation in the epilogue. Nothing is staged in workgroup memory: on
+// SwiftShader registers and vec4 loads are cheap and barriers are not (REFERENCE.md §1).
+//
+// - direct: the TM pixels are consecutive along one output row (n, oy, ox0..ox0+TM−1), so the
+//   input-row test for each ky is made once per tile. The general path, and the default for
+//   grouped convs (depthwise included when it is not delegated to kernels/depthwise.ts).
+// - gemm (implicit GEMM): C[M,Cout] = A[M,K] · B[K,Cout] with M = N·OH·OW, K = KH·KW·Cig, A the
+//   im2col of x read on the fly (never stored) and B = w viewed as [K, Cout]. The TM pixels are
+//   TM consecutive rows of M, crossing output rows and images. `pointwise` (1×1, stride 1, no
+//   padding) is a plain GEMM with A = x viewed as [N·H·W, Cin]: no window arithmetic at all.
+//
+// Vector widths: `vec4` reads w, bias and y as vec4 along Cout (needs Cog % 4 == 0, TN % 4 == 0:
+// each accumulator is a vec4 of 4 channels); `xVec4` reads x as vec4 along Cin (Cig % 4 == 0)
+// and unrolls the ci loop by 4. Tiles hanging over the edge clamp their read indices (so every
+// load is in bounds) and skip their writes.
+//
+// Workgroups are 2-D: x over channel blocks, y over pixel blocks; the flat workgroup index is
+// `wid.x + wid.y·gridX` (see grid()), split into (channel-block group, pixel-block group).
+//
+// Choice (lower): ctx.prefer.conv2d = 'direct' | 'gemm', optionally with a tile, 'gemm:4x8' =
+// TM×TN; otherwise gemm for groups == 1, direct for grouped convs, and depthwise convs
+// (groups == Cin > 1) go to kernels/depthwise.ts (both paths here still handle them).
+// Not written yet: a workgroup-memory-tiled gemm for real GPUs (it would be one more config
+// flag; the workgroup shape `wg` is already a config field).
+
+import {
+  type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type OpDef, type Shape,
+  activationRef, activationWgsl, ceilDiv, expectRank, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+} from './kernel.js';
+import { lowerDepthwise } from './depthwise.js';
+
+export interface Conv2dAttrs {
+  stride?: [number, number];
+  /** [top, left, bottom, right] */
+  pad?: [number, number, number, number];
+  dilation?: [number, number];
+  groups?: number;
+  act?: Activation;
+}
+
+/** Everything about one conv's shapes, attrs resolved to their defaults. */
+export interface Conv2dGeometry {
+  n: number; h: number; w: number; cin: number;
+  oh: number; ow: number; cout: number;
+  kh: number; kw: number;
+  sh: number; sw: number;
+  /** [top, left, bottom, right] */
+  pad: [number, number, number, number];
+  dh: number; dw: number;
+  groups: number;
+  /** Channels per group, in and out. */
+  cig: number; cog: number;
+  bias: boolean;
+  act: Activation;
+}
+
+const isPosInt = (v: number) => Number.isInteger(v) && v >= 1;
+
+/** Validate shapes and attrs; throws ShapeError naming the shapes. */
+export function conv2dGeometry(a: Conv2dAttrs, inputs: Shape[]): Conv2dGeometry {
+  const [x, w, b] = inputs;
+  expectRank('conv2d input x (NHWC)', x, 4);
+  expectRank('conv2d weights w (HWIO)', w, 4);
+  const [sh, sw] = a.stride ?? [1, 1];
+  const pad = a.pad ?? [0, 0, 0, 0];
+  const [dh, dw] = a.dilation ?? [1, 1];
+  const groups = a.groups ?? 1;
+  if (!isPosInt(sh) || !isPosInt(sw)) throw new ShapeError(`conv2d stride must be positive integers, got ${JSON.stringify(a.stride)}`);
+  if (!isPosInt(dh) || !isPosInt(dw)) throw new ShapeError(`conv2d dilation must be positive integers, got ${JSON.stringify(a.dilation)}`);
+  if (pad.length !== 4 || !pad.every((p) => Number.isInteger(p) && p >= 0)) {
+    throw new ShapeError(`conv2d pad must be [top, left, bottom, right] of integers >= 0, got ${JSON.stringify(a.pad)}`);
+  }
+  if (!isPosInt(groups)) throw new ShapeError(`conv2d groups must be a positive integer, got ${groups}`);
+  if (![...x, ...w].every(isPosInt)) throw new ShapeError(`conv2d needs positive dims, got input ${fmtShape(x)} and weights ${fmtShape(w)}`);
+  const [n, h, wd, cin] = x;
+  const [kh, kw, wcin, cout] = w;
+  if (cin % groups !== 0) throw new ShapeError(`conv2d input ${fmtShape(x)}: Cin = ${cin} is not divisible by groups = ${groups}`);
+  if (cout % groups !== 0) throw new ShapeError(`conv2d weights ${fmtShape(w)}: Cout = ${cout} is not divisible by groups = ${groups}`);
+  if (wcin !== cin / groups) {
+    throw new ShapeError(`conv2d weights ${fmtShape(w)} need dim 2 = Cin/groups = ${cin}/${groups} = ${cin / groups} for input ${fmtShape(x)}`);
+  }
+  if (b !== undefined && (b.length !== 1 || b[0] !== cout)) {
+    throw new ShapeError(`conv2d bias ${fmtShape(b)} must be [${cout}] (Cout of weights ${fmtShape(w)})`);
+  }
+  const oh = Math.floor((h + pad[0] + pad[2] - dh * (kh - 1) - 1) / sh) + 1;
+  const ow = Math.floor((wd + pad[1] + pad[3] - dw * (kw - 1) - 1) / sw) + 1;
+  if (!(oh >= 1 && ow >= 1)) {
+    throw new ShapeError(
+      `conv2d output would be ${oh}x${ow}: input ${fmtShape(x)} with pad ${fmtShape(pad)} is smaller than ` +
+        `weights ${fmtShape(w)} with dilation [${dh},${dw}]`,
+    );
+  }
+  return {
+    n, h, w: wd, cin, oh, ow, cout, kh, kw, sh, sw, pad: [pad[0], pad[1], pad[2], pad[3]], dh, dw, groups,
+    cig: cin / groups, cog: cout / groups, bias: b !== undefined, act: a.act ?? 'none',
+  };
+}
+
+// ---- kernel family -------------------------------------------------------------------------------
+
+export type Conv2dPath = 'direct' | 'gemm';
+
+export interface Conv2dConfig extends Conv2dGeometry {
+  path: Conv2dPath;
+  /** Output pixels per invocation (direct: along one output row; gemm: consecutive rows of M). */
+  tm: number;
+  /** Output channels per invocation, within one group (a multiple of 4 when vec4). */
+  tn: number;
+  /** Workgroup shape: [channel blocks, pixel blocks]. */
+  wg: [number, number];
+  /** w, bias and y read/written as vec4 along Cout. */
+  vec4: boolean;
+  /** x read as vec4 along Cin. */
+  xVec4: boolean;
+  /** 1×1, stride 1, no padding, gemm path: A is x viewed as [N·H·W, Cin]. */
+  pointwise: boolean;
+  /** Workgroups along x of the dispatch grid (see grid()). */
+  gridX: number;
+}
+
+/** Invocation counts of a config: channel blocks (all groups) and pixel blocks. */
+function blocks(c: Conv2dConfig) {
+  const cb = ceilDiv(c.cog, c.tn);
+  const pb = ceilDiv(c.ow, c.tm); // direct: pixel blocks per output row
+  const nb = c.groups * cb;
+  const mb = c.path === 'direct' ? c.n * c.oh * pb : ceilDiv(c.n * c.oh * c.ow, c.tm);
+  return { cb, pb, nb, mb, wgx: ceilDiv(nb, c.wg[0]), wgy: ceilDiv(mb, c.wg[1]) };
+}
+
+const range = (k: number) => Array.from({ length: k }, (_, i) => i);
+const u = (v: number) => `${v}u`;
+const XYZW = ['x', 'y', 'z', 'w'];
+
+function conv2dWgsl(c: Conv2dConfig): string {
+  const { cb, pb, nb, mb, wgx } = blocks(c);
+  const V = c.vec4 ? 4 : 1; // channels per accumulator
+  const XV = c.xVec4 ? 4 : 1; // ci per x load
+  const T = c.vec4 ? 'vec4<f32>' : 'f32';
+  const XT = c.xVec4 ? 'vec4<f32>' : 'f32';
+  const nAcc = c.tn / V;
+  const I = range(c.tm), J = range(nAcc), S = range(XV);
+  const padded = c.pad.some((p) => p > 0);
+  const direct = c.path === 'direct';
+  const m = c.n * c.oh * c.ow;
+  const coutV = c.cout / V;
+  const L: string[] = [];
+
+  // Pixel rows of the tile: `q{i}` is the (clamped, always valid) output pixel it reads for,
+  // `live{i}` whether row i exists, `o{i}` its output pixel index.
+  if (direct) {
+    L.push(`  let ox0 = (mb % ${u(pb)}) * ${u(c.tm)};`, `  let r = mb / ${u(pb)};`, `  let oy = r % ${u(c.oh)};`, `  let img = r / ${u(c.oh)};`);
+    L.push(`  let iy0 = i32(oy * ${u(c.sh)}) - ${c.pad[0]};`);
+    for (const i of I) {
+      L.push(`  let ix${i}0 = i32(min(ox0 + ${u(i)}, ${u(c.ow - 1)}) * ${u(c.sw)}) - ${c.pad[1]};`);
+      L.push(`  let live${i} = ox0 + ${u(i)} < ${u(c.ow)};`, `  let o${i} = (img * ${u(c.oh)} + oy) * ${u(c.ow)} + ox0 + ${u(i)};`);
+    }
+  } else {
+    for (const i of I) {
+      L.push(`  let o${i} = mb * ${u(c.tm)} + ${u(i)};`, `  let live${i} = o${i} < ${u(m)};`, `  let q${i} = min(o${i}, ${u(m - 1)});`);
+      if (!c.pointwise) {
+        L.push(`  let ix${i}0 = i32((q${i} % ${u(c.ow)}) * ${u(c.sw)}) - ${c.pad[1]};`);
+        L.push(`  let iy${i}0 = i32((q${i} / ${u(c.ow)} % ${u(c.oh)}) * ${u(c.sh)}) - ${c.pad[0]};`);
+        L.push(`  let img${i} = q${i} / ${u(c.ow * c.oh)};`);
+      }
+    }
+  }
+  // Output channel columns: col{j} is the first channel (of V) of accumulator j, clamped into
+  // the group for reading; `c0 + j·V < Cog` says whether it is written.
+  L.push(`  let g = nb / ${u(cb)};`, `  let c0 = (nb % ${u(cb)}) * ${u(c.tn)};`);
+  for (const j of J) L.push(`  let col${j} = g * ${u(c.cog)} + min(c0 + ${u(j * V)}, ${u(c.cog - V)});`);
+  for (const i of I) for (const j of J) L.push(`  var acc${i}_${j} = ${T}(0.0);`);
+
+  // The ci loop for one (ky, kx): a{i} is row i's x offset at ci = 0, ok{i} whether it is inside.
+  const inner = (ind: string, check: boolean): string[] => {
+    const R: string[] = [];
+    R.push(`${ind}for (var ci = 0u; ci < ${u(c.cig)}; ci += ${u(XV)}) {`);
+    for (const i of I) {
+      const load = `x[(a${i} + ci)${XV > 1 ? ' / 4u' : ''}]`;
+      R.push(`${ind}  let xa${i} = ${check ? `select(${XT}(0.0), ${load}, ok${i})` : load};`);
+    }
+    R.push(`${ind}  let wr = (kb + ci) * ${u(coutV)};`);
+    for (const s of S) {
+      for (const j of J) R.push(`${ind}  let b${s}_${j} = w[wr + ${u(s * coutV)} + col${j}${V > 1 ? ' / 4u' : ''}];`);
+      for (const i of I) {
+        const xs = XV > 1 ? `xa${i}.${XYZW[s]}` : `xa${i}`;
+        for (const j of J) R.push(`${ind}  acc${i}_${j} += ${xs} * b${s}_${j};`);
+      }
+    }
+    R.push(`${ind}}`);
+    return R;
+  };
+
+  if (c.pointwise) {
+    L.push(`  let kb = 0u;`);
+    for (const i of I) L.push(`  let a${i} = q${i} * ${u(c.cin)} + g * ${u(c.cig)};`);
+    L.push(...inner('  ', false));
+  } else {
+    L.push(`  for (var ky = 0u; ky < ${u(c.kh)}; ky++) {`);
+    if (direct) {
+      L.push(`    let iy = iy0 + i32(ky * ${u(c.dh)});`);
+      if (padded) L.push(`    if (iy < 0 || iy >= ${c.h}) { continue; }`);
+      L.push(`    let rowb = (img * ${u(c.h)} + u32(iy)) * ${u(c.w)};`);
+    }
+    L.push(`    for (var kx = 0u; kx < ${u(c.kw)}; kx++) {`);
+    for (const i of I) {
+      L.push(`      let ix${i} = ix${i}0 + i32(kx * ${u(c.dw)});`);
+      if (direct) {
+        if (padded) L.push(`      let ok${i} = ix${i} >= 0 && ix${i} < ${c.w};`);
+        L.push(`      let p${i} = rowb + u32(ix${i});`);
+      } else {
+        L.push(`      let iy${i} = iy${i}0 + i32(ky * ${u(c.dh)});`);
+        if (padded) L.push(`      let ok${i} = iy${i} >= 0 && iy${i} < ${c.h} && ix${i} >= 0 && ix${i} < ${c.w};`);
+        L.push(`      let p${i} = (img${i} * ${u(c.h)} + u32(iy${i})) * ${u(c.w)} + u32(ix${i});`);
+      }
+      // Outside the image p{i} is garbage (wrapped); read x[0..] instead and discard it.
+      const a = `p${i} * ${u(c.cin)} + g * ${u(c.cig)}`;
+      L.push(`      let a${i} = ${padded ? `select(0u, ${a}, ok${i})` : a};`);
+    }
+    L.push(`      let kb = (ky * ${u(c.kw)} + kx) * ${u(c.cig)};`);
+    L.push(...inner('      ', padded));
+    L.push('    }', '  }');
+  }
+
+  // Epilogue: bias + activation, skipping rows and channels past the edge.
+  const actV = c.vec4 ? (v: string) => `act4(${v})` : (v: string) => `act(${v})`;
+  for (const j of J) if (c.bias) L.push(`  let bias${j} = bias[col${j}${V > 1 ? ' / 4u' : ''}];`);
+  for (const i of I) {
+    L.push(`  if (live${i}) {`);
+    for (const j of J) {
+      const store = `y[o${i} * ${u(coutV)} + col${j}${V > 1 ? ' / 4u' : ''}] = ${actV(`acc${i}_${j}${c.bias ? ` + bias${j}` : ''}`)};`;
+      const partial = c.cog % c.tn !== 0 && (j + 1) * V > c.cog % c.tn;
+      L.push(partial ? `    if (c0 + ${u(j * V)} < ${u(c.cog)}) { ${store} }` : `    ${store}`);
+    }
+    L.push('  }');
+  }
+
+  const bind: string[] = [
+    `@group(0) @binding(0) var<storage, read> x: array<${XT}>;  // input   [${c.n},${c.h},${c.w},${c.cin}] NHWC`,
+    `@group(0) @binding(1) var<storage, read> w: array<${T}>;  // weights [${c.kh},${c.kw},${c.cig},${c.cout}] HWIO`,
+  ];
+  if (c.bias) bind.push(`@group(0) @binding(2) var<storage, read> bias: array<${T}>;  // bias    [${c.cout}]`);
+  bind.push(`@group(0) @binding(${c.bias ? 3 : 2}) var<storage, read_write> y: array<${T}>;  // output  [${c.n},${c.oh},${c.ow},${c.cout}] NHWC`);
+
+  return `// conv2d ${c.path}${c.pointwise ? ' pointwise' : ''}: ${c.tm} pixels x ${c.tn} channels per invocation
+${activationWgsl(c.act)}
+${c.vec4 ? 'fn act4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w)); }' : ''}
+${bind.join('\n')}
+
+@compute @workgroup_size(${c.wg[0]}, ${c.wg[1]})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let f = wid.x + wid.y * ${u(c.gridX)};
+  let nb = (f % ${u(wgx)}) * ${u(c.wg[0])} + lid.x;  // channel block (group-major)
+  let mb = (f / ${u(wgx)}) * ${u(c.wg[1])} + lid.y;  // pixel block
+  if (nb >= ${u(nb)} || mb >= ${u(mb)}) { return; }
+${L.join('\n')}
+}
+`;
+}
+
+export const conv2dFamily: KernelFamily<Conv2dConfig> = { name: 'conv2d', wgsl: conv2dWgsl };
+
+// ---- choosing a config ------------------------------------------------------------------------
+
+export interface Conv2dTiling {
+  path?: Conv2dPath;
+  tm?: number;
+  tn?: number;
+  wg?: [number, number];
+}
+
+const pow2Ceil = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
+
+/**
+ * The config for `geo` on `path` (default: gemm when groups == 1, else direct), with tile sizes
+ * from `t` or the heuristic below, 64 invocations per workgroup, as many along channels as there
+ * are channel blocks (up to 16).
+ *
+ * Heuristic tiles, from a SwiftShader run on ResNet-50-like layers (noisy, 2 shared cores):
+ * gemm TM×TN = 4×8 was about 1.4-1.6× faster than 4×4 on 3×3 and 7×7 convs; 8×8 was about as fast
+ * but took 17-30 s to compile on padded convs (≈0.1 s for 4×8), so only the pointwise
+ * specialisation (≈0.2 s) gets 8×8. The direct path keeps 4×4: it serves grouped convs with
+ * few channels per group, where a wider channel tile is wasted.
+ */
+export function conv2dConfig(geo: Conv2dGeometry, t: Conv2dTiling, maxPerDim: number): Conv2dConfig {
+  for (const v of [t.tm, t.tn, ...(t.wg ?? [])]) if (v !== undefined && !isPosInt(v)) throw new Error(`conv2d tiling ${JSON.stringify(t)}: sizes must be positive integers`);
+  const path = t.path ?? (geo.groups === 1 ? 'gemm' : 'direct');
+  const pointwise = path === 'gemm' && geo.kh === 1 && geo.kw === 1 && geo.sh === 1 && geo.sw === 1 && geo.pad.every((p) => p === 0);
+  const wide = path === 'gemm' && geo.cog % 8 === 0;
+  const tn = t.tn ?? (wide ? 8 : geo.cog % 4 === 0 ? 4 : Math.min(geo.cog, 4));
+  const vec4 = geo.cog % 4 === 0 && tn % 4 === 0;
+  const tm = t.tm ?? Math.min(pointwise && wide ? 8 : 4, path === 'direct' ? geo.ow : geo.n * geo.oh * geo.ow);
+  const nbCount = geo.groups * ceilDiv(geo.cog, tn);
+  const wgx = Math.min(16, pow2Ceil(nbCount));
+  const wg = t.wg ?? [wgx, 64 / wgx];
+  const cfg: Conv2dConfig = { ...geo, pad: [...geo.pad], path, tm, tn, wg, vec4, xVec4: geo.cig % 4 === 0, pointwise, gridX: 1 };
+  const b = blocks(cfg);
+  cfg.gridX = grid(b.wgx * b.wgy, maxPerDim)[0];
+  return cfg;
+}
+
+export function conv2dDispatchGrid(c: Conv2dConfig, maxPerDim: number): [number, number, number] {
+  const b = blocks(c);
+  return grid(b.wgx * b.wgy, maxPerDim);
+}
+
+export function conv2dFlops(g: Conv2dGeometry): number {
+  return 2 * g.n * g.oh * g.ow * g.cout * g.kh * g.kw * g.cig;
+}
+
+/**
+ * ctx.prefer.conv2d: 'direct' | 'gemm', optionally with a register tile, 'gemm:8x8' = TM×TN.
+ * Anything else (or nothing) leaves the choice to the heuristic.
+ */
+export function parseConv2dPrefer(p: string | undefined): Conv2dTiling | undefined {
+  const m = /^(direct|gemm)(?::(\d+)x(\d+))?$/.exec(p ?? '');
+  if (!m) return undefined;
+  return m[2] ? { path: m[1] as Conv2dPath, tm: Number(m[2]), tn: Number(m[3]) } : { path: m[1] as Conv2dPath };
+}
+
+function lowerConv2d(a: Conv2dAttrs, inputs: Shape[], outputs: Shape[], ctx: LowerContext): Lowering {
+  const geo = conv2dGeometry(a, inputs);
+  const tiling = parseConv2dPrefer(ctx.prefer?.conv2d);
+  // Depthwise (one input channel per group) has its own kernel unless a path is forced.
+  if (!tiling && geo.groups > 1 && geo.groups === geo.cin) return lowerDepthwise(a, inputs, outputs, ctx);
+  const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;
+  const cfg = conv2dConfig(geo, tiling ?? {}, maxPerDim);
+  const bindings = geo.bias ? [input(0), input(1), input(2), output(0)] : [input(0), input(1), output(0)];
+  const bytes = 4 * (numel(inputs[0]) + numel(inputs[1]) + (geo.bias ? geo.cout : 0) + geo.n * geo.oh * geo.ow * geo.cout);
+  return { dispatches: [makeDispatch(conv2dFamily, cfg, conv2dDispatchGrid(cfg, maxPerDim), bindings, { flops: conv2dFlops(geo), bytes })] };
+}
+
+// ---- reference ---------------------------------------------------------------------------------
+
+/** Plain 7-loop convolution (double accumulation): the oracle for both paths. */
+export function conv2dRef(a: Conv2dAttrs, x: HostTensor, w: HostTensor, bias?: HostTensor): HostTensor {
+  const g = conv2dGeometry(a, bias ? [x.shape, w.shape, bias.shape] : [x.shape, w.shape]);
+  const f = activationRef(g.act);
+  const y = new Float32Array(g.n * g.oh * g.ow * g.cout);
+  for (let n = 0; n < g.n; n++) {
+    for (let oy = 0; oy < g.oh; oy++) {
+      for (let ox = 0; ox < g.ow; ox++) {
+        for (let co = 0; co < g.cout; co++) {
+          const grp = Math.floor(co / g.cog);
+          let s = bias ? bias.data[co] : 0;
+          for (let ky = 0; ky < g.kh; ky++) {
+            const iy = oy * g.sh - g.pad[0] + ky * g.dh;
+            if (iy < 0 || iy >= g.h) continue;
+            for (let kx = 0; kx < g.kw; kx++) {
+              const ix = ox * g.sw - g.pad[1] + kx * g.dw;
+              if (ix < 0 || ix >= g.w) continue;
+              for (let ci = 0; ci < g.cig; ci++) {
+                s += x.data[((n * g.h + iy) * g.w + ix) * g.cin + grp * g.cig + ci] * w.data[((ky * g.kw + kx) * g.cig + ci) * g.cout + co];
+              }
+            }
+          }
+          y[((n * g.oh + oy) * g.ow + ox) * g.cout + co] = f(s);
+        }
+      }
+    }
+  }
+  return { shape: [g.n, g.oh, g.ow, g.cout], data: y };
+}
+
+export const conv2dOp: OpDef<Conv2dAttrs> = {
+  op: 'conv2d',
+  arity: [2, 3],
+  infer(a, inputs) {
+    const g = conv2dGeometry(a, inputs);
+    return [[g.n, g.oh, g.ow, g.cout]];
+  },
+  lower: lowerConv2d,
+  ref: (a, [x, w, b]) => [conv2dRef(a, x, w, b)],
+};

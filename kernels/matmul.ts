@@ -1,0 +1,477 @@
+// Matrix multiply: the linear layer (a [..., M, K] @ w [K, N] + bias), batched matmul
+// (a [..., M, K] @ b [..., K, N]) and q @ kᵀ (transB), with a fused bias + activation epilogue.
+//
+// Layout: row-major f32. With transB, b is [N, K] / [..., N, K] (PyTorch Linear weights, keys).
+// A shared rank-2 weight folds a's leading dims into M, so [B, T, D] @ [D, N] is one GEMM of
+// M = B·T rows. Batched b broadcasts its leading dims against a's (numpy rules).
+//
+// Mapping (family `matmul`): each invocation owns a TM × TN tile of one output matrix (TN is a
+// multiple of 4, so accumulators are TM·TN/4 vec4 registers); a workgroup of wgX × wgY
+// invocations owns (wgY·TM) × (wgX·TN). The flat workgroup index unravels to
+// (tile column, tile row, batch, k-split). Out-of-range rows/columns are clamped on load and
+// skipped on store, so any M, N, K works.
+// Variants (all config values, chosen in `lower`, forced with prefer.matmul):
+//   kind 'reg'   — register blocking straight from global memory. vec4 loads along K for a
+//                  (K % 4 == 0), along N for b (N % 4 == 0) or along K for transB; scalar
+//                  loads otherwise. Fast on SwiftShader (no barriers, no workgroup memory).
+//   kind 'wgmem' — the classic shared-memory tiling for real GPUs: the workgroup stages a
+//                  (wgY·TM) × TK slab of a and a TK × (wgX·TN) slab of b in workgroup memory
+//                  per K step, with two barriers per step.
+//   splitK > 1   — for small M·N with large K: each of splitK workgroup slices sums a kChunk
+//                  range of K into a scratch buffer [splitK, batch, M, N]; a second dispatch
+//                  (family `matmul-splitk-reduce`) adds the slices, the bias and the activation.
+//
+// prefer.matmul grammar: '-'-separated tokens, each optional, the rest heuristic:
+//   'reg' | 'wgmem', optionally followed by the tile 'TMxTN' ('reg8x8', 'wgmem4x4', '8x8'),
+//   'splitk<S>' (S = 1 disables; 'splitk' alone = heuristic S ≥ 2), 'wg<X>x<Y>' (workgroup
+//   shape), 'tk<TK>' (wgmem K tile). E.g. 'reg4x4-splitk3', 'wgmem8x8-wg16x16-tk8'.
+
+import { broadcastShapes } from './elementwise.js';
+import {
+  type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type OpDef, type Shape,
+  activationRef, activationWgsl, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
+} from './kernel.js';
+
+export interface MatmulAttrs {
+  act?: Activation;
+  /** b is [N, K] / [..., N, K] instead of [K, N] / [..., K, N]. */
+  transB?: boolean;
+}
+
+export interface MatmulConfig {
+  /** One output matrix is M × N, summed over K; `batch` matrices in all. */
+  M: number; N: number; K: number; batch: number;
+  /** Output batch dims and element strides of a and b over them (0 where broadcast); [] when batch = 1. */
+  batchShape: readonly number[]; aBatchStrides: readonly number[]; bBatchStrides: readonly number[];
+  transB: boolean;
+  /** Epilogue (off in the split-K partial pass, where the reduce applies it). */
+  bias: boolean; act: Activation;
+  kind: 'reg' | 'wgmem';
+  /** Outputs per invocation (TN a multiple of 4), invocations per workgroup, K tile of 'wgmem' (0 for 'reg'). */
+  TM: number; TN: number; wgX: number; wgY: number; TK: number;
+  /** K is cut into splitK slices of kChunk; > 1 writes partial sums to the scratch buffer. */
+  splitK: number; kChunk: number;
+  /** vec4 loads of a (along K), of b (along its contiguous dim), vec4 stores of y and bias. */
+  vecA: boolean; vecB: boolean; vecY: boolean;
+  gridX: number;
+}
+
+const XYZW = ['x', 'y', 'z', 'w'];
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/** Tile counts and the workgroup count the dispatch and the shader both use. */
+function tiling(c: MatmulConfig) {
+  const NW = ceilDiv(ceilDiv(c.N, c.TN), c.wgX);
+  const MW = ceilDiv(ceilDiv(c.M, c.TM), c.wgY);
+  return { NW, MW, total: NW * MW * c.batch * c.splitK };
+}
+
+/** WGSL computing aOff/bOff (element offsets of this batch's matrices) from `bi`. */
+function batchOffsets(c: MatmulConfig): string {
+  if (c.batchShape.length === 0) return '  let aOff = 0u;\n  let bOff = 0u;\n';
+  let s = '  var aOff = 0u;\n  var bOff = 0u;\n  var rb = bi;\n';
+  for (let d = c.batchShape.length - 1; d >= 0; d--) {
+    s += `  { let q = rb % ${c.batchShape[d]}u; rb = rb / ${c.batchShape[d]}u; aOff += q * ${c.aBatchStrides[d]}u; bOff += q * ${c.bBatchStrides[d]}u; }\n`;
+  }
+  return s;
+}
+
+/** The register-blocked inner loop over [kBegin, kEnd), reading global memory directly. */
+function regLoop(c: MatmulConfig): string {
+  const { M, N, K, TM, TN } = c;
+  const J4 = TN / 4;
+  const L: string[] = [];
+  // Row bases of a (clamped rows), in vec4 units when vecA.
+  for (const i of range(TM)) L.push(`  let ra${i} = (aOff + min(row0 + ${i}u, ${M - 1}u) * ${K}u)${c.vecA ? ' / 4u' : ''};`);
+  if (c.transB) {
+    for (const j of range(TN)) L.push(`  let rb${j} = (bOff + min(col0 + ${j}u, ${N - 1}u) * ${K}u)${c.vecB ? ' / 4u' : ''};`);
+  } else if (c.vecB) {
+    for (const jj of range(J4)) L.push(`  let cb${jj} = min(col0 + ${4 * jj}u, ${N - 4}u) / 4u;`);
+  } else {
+    for (const j of range(TN)) L.push(`  let cb${j} = min(col0 + ${j}u, ${N - 1}u);`);
+  }
+  const step = c.vecA ? 4 : 1;
+  L.push(`  for (var k = kBegin; k < kEnd; k += ${step}u) {`);
+  const ka = c.vecA ? 'k / 4u' : 'k';
+  for (const i of range(TM)) L.push(`    let a${i} = A[ra${i} + ${ka}];`);
+  if (c.transB) {
+    for (const j of range(TN)) L.push(`    let b${j} = B[rb${j} + ${ka}];`);
+    for (const i of range(TM)) {
+      for (const jj of range(J4)) {
+        const js = range(4).map((e) => 4 * jj + e);
+        L.push(c.vecA
+          ? `    acc${i}_${jj} += vec4<f32>(${js.map((j) => `dot(a${i}, b${j})`).join(', ')});`
+          : `    acc${i}_${jj} += a${i} * vec4<f32>(${js.map((j) => `b${j}`).join(', ')});`);
+      }
+    }
+  } else {
+    // b row k + kk, as TN/4 vec4s.
+    for (const kk of range(step)) {
+      L.push(c.vecB ? `    let rk${kk} = (bOff + (k + ${kk}u) * ${N}u) / 4u;` : `    let rk${kk} = bOff + (k + ${kk}u) * ${N}u;`);
+      for (const jj of range(J4)) {
+        L.push(c.vecB
+          ? `    let b${kk}_${jj} = B[rk${kk} + cb${jj}];`
+          : `    let b${kk}_${jj} = vec4<f32>(${range(4).map((e) => `B[rk${kk} + cb${4 * jj + e}]`).join(', ')});`);
+      }
+      for (const i of range(TM)) {
+        const a = c.vecA ? `a${i}.${XYZW[kk]}` : `a${i}`;
+        for (const jj of range(J4)) L.push(`    acc${i}_${jj} += ${a} * b${kk}_${jj};`);
+      }
+    }
+  }
+  L.push('  }');
+  return L.join('\n');
+}
+
+/** The workgroup-memory inner loop: stage TK-deep slabs of a and b, then multiply from them. */
+function wgmemLoop(c: MatmulConfig): string {
+  const { M, N, K, TM, TN, TK } = c;
+  const BM = c.wgY * TM, BN = c.wgX * TN, WG = c.wgX * c.wgY;
+  const J4 = TN / 4;
+  const bAt = c.transB ? `bOff + min(gn, ${N - 1}u) * ${K}u + min(gk, ${K - 1}u)` : `bOff + min(gk, ${K - 1}u) * ${N}u + min(gn, ${N - 1}u)`;
+  const L: string[] = [];
+  L.push(`  for (var k0 = kBegin; k0 < kEnd; k0 += ${TK}u) {`);
+  L.push(`    for (var e = li; e < ${BM * TK}u; e += ${WG}u) {`);
+  L.push(`      let gr = m0 + e / ${TK}u;`);
+  L.push(`      let gk = k0 + e % ${TK}u;`);
+  L.push(`      As[e] = select(0.0, A[aOff + min(gr, ${M - 1}u) * ${K}u + min(gk, ${K - 1}u)], gr < ${M}u && gk < kEnd);`);
+  L.push('    }');
+  L.push(`    for (var e = li; e < ${TK * BN}u; e += ${WG}u) {`);
+  L.push(`      let gk = k0 + e / ${BN}u;`);
+  L.push(`      let gn = n0 + e % ${BN}u;`);
+  L.push(`      Bs[e] = select(0.0, B[${bAt}], gn < ${N}u && gk < kEnd);`);
+  L.push('    }');
+  L.push('    workgroupBarrier();');
+  L.push(`    for (var kk = 0u; kk < ${TK}u; kk++) {`);
+  for (const i of range(TM)) L.push(`      let a${i} = As[(lid.y * ${TM}u + ${i}u) * ${TK}u + kk];`);
+  for (const jj of range(J4)) {
+    L.push(`      let o${jj} = kk * ${BN}u + lid.x * ${TN}u + ${4 * jj}u;`);
+    L.push(`      let b${jj} = vec4<f32>(Bs[o${jj}], Bs[o${jj} + 1u], Bs[o${jj} + 2u], Bs[o${jj} + 3u]);`);
+  }
+  for (const i of range(TM)) for (const jj of range(J4)) L.push(`      acc${i}_${jj} += a${i} * b${jj};`);
+  L.push('    }');
+  L.push('    workgroupBarrier();');
+  L.push('  }');
+  return L.join('\n');
+}
+
+export const matmulFamily: KernelFamily<MatmulConfig> = {
+  name: 'matmul',
+  wgsl(c) {
+    const { M, N, K, TM, TN } = c;
+    const { NW, MW, total } = tiling(c);
+    const J4 = TN / 4;
+    const vt = (v: boolean) => (v ? 'vec4<f32>' : 'f32');
+    const partial = c.splitK > 1;
+    const bShape = c.transB ? 'N, K' : 'K, N';
+    const wg = c.kind === 'wgmem';
+    const L: string[] = [];
+    L.push(activationWgsl(c.act));
+    L.push(`@group(0) @binding(0) var<storage, read> A: array<${vt(c.vecA)}>;   // input  a [batch, ${M}, ${K}]`);
+    L.push(`@group(0) @binding(1) var<storage, read> B: array<${vt(c.vecB)}>;   // input  b [batch?, ${bShape}] = [${c.transB ? `${N}, ${K}` : `${K}, ${N}`}]`);
+    if (c.bias) L.push(`@group(0) @binding(2) var<storage, read> bias: array<${vt(c.vecY)}>;   // input  bias [${N}]`);
+    L.push(`@group(0) @binding(${c.bias ? 3 : 2}) var<storage, read_write> Y: array<${vt(c.vecY)}>;   // ${partial ? `scratch: partial sums [${c.splitK}, ${c.batch}, ${M}, ${N}]` : `output [${c.batch}, ${M}, ${N}]`}`);
+    if (wg) {
+      L.push(`var<workgroup> As: array<f32, ${c.wgY * TM * c.TK}>;   // a slab [wgY·TM, TK]`);
+      L.push(`var<workgroup> Bs: array<f32, ${c.TK * c.wgX * TN}>;   // b slab [TK, wgX·TN]`);
+    }
+    L.push('');
+    L.push(`@compute @workgroup_size(${c.wgX}, ${c.wgY})`);
+    L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {');
+    L.push(`  let w = wid.x + wid.y * ${c.gridX}u;`);
+    L.push(`  if (w >= ${total}u) { return; }`);
+    L.push(`  let nw = w % ${NW}u;`);
+    L.push(`  let mw = (w / ${NW}u) % ${MW}u;`);
+    L.push(`  let bs = w / ${NW * MW}u;`);
+    L.push(`  let bi = bs % ${c.batch}u;`);
+    L.push(`  let ks = bs / ${c.batch}u;`);
+    L.push(`  let m0 = mw * ${c.wgY * TM}u;`);
+    L.push(`  let n0 = nw * ${c.wgX * TN}u;`);
+    L.push(`  let row0 = m0 + lid.y * ${TM}u;`);
+    L.push(`  let col0 = n0 + lid.x * ${TN}u;`);
+    // 'reg' has no barriers, so idle invocations may leave; 'wgmem' needs them for the loads.
+    if (!wg) L.push(`  if (row0 >= ${M}u || col0 >= ${N}u) { return; }`);
+    L.push(batchOffsets(c));
+    L.push(`  let kBegin = ks * ${c.kChunk}u;`);
+    L.push(`  let kEnd = min(kBegin + ${c.kChunk}u, ${K}u);`);
+    for (const i of range(TM)) for (const jj of range(J4)) L.push(`  var acc${i}_${jj} = vec4<f32>(0.0);`);
+    L.push(wg ? wgmemLoop(c) : regLoop(c));
+    // Epilogue: bias, activation, store (rows and columns past the edge skipped).
+    L.push(`  let yb = ${partial ? `(ks * ${c.batch}u + bi)` : 'bi'} * ${M * N}u;`);
+    for (const i of range(TM)) {
+      L.push(`  if (row0 + ${i}u < ${M}u) {`);
+      L.push(`    let yr = yb + (row0 + ${i}u) * ${N}u;`);
+      for (const jj of range(J4)) {
+        const col = `col0 + ${4 * jj}u`;
+        if (c.vecY) {
+          L.push(`    if (${col} < ${N}u) {`);
+          L.push(`      let v = acc${i}_${jj}${c.bias ? ` + bias[(${col}) / 4u]` : ''};`);
+          L.push(`      Y[(yr + ${col}) / 4u] = vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w));`);
+          L.push('    }');
+        } else {
+          for (const e of range(4)) {
+            const ce = `${col} + ${e}u`;
+            L.push(`    if (${ce} < ${N}u) { Y[yr + ${ce}] = act(acc${i}_${jj}.${XYZW[e]}${c.bias ? ` + bias[${ce}]` : ''}); }`);
+          }
+        }
+      }
+      L.push('  }');
+    }
+    L.push('}');
+    return L.join('\n');
+  },
+};
+
+// ---- split-K reduce --------------------------------------------------------------------------
+
+export interface SplitKReduceConfig {
+  /** Output elements (batch·M·N), the row length N, the number of slices. */
+  n: number; N: number; splitK: number;
+  bias: boolean; act: Activation; vec4: boolean; wg: number; gridX: number;
+}
+
+export const splitKReduceFamily: KernelFamily<SplitKReduceConfig> = {
+  name: 'matmul-splitk-reduce',
+  wgsl(c) {
+    const T = c.vec4 ? 'vec4<f32>' : 'f32';
+    const L: string[] = [];
+    L.push(activationWgsl(c.act));
+    L.push(`@group(0) @binding(0) var<storage, read> P: array<${T}>;   // scratch: partial sums [${c.splitK}, ${c.n}]`);
+    if (c.bias) L.push(`@group(0) @binding(1) var<storage, read> bias: array<${T}>;   // input  bias [${c.N}]`);
+    L.push(`@group(0) @binding(${c.bias ? 2 : 1}) var<storage, read_write> Y: array<${T}>;   // output [${c.n / c.N} rows, ${c.N}]`);
+    L.push('');
+    L.push(`@compute @workgroup_size(${c.wg})`);
+    L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {');
+    L.push(`  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;`);
+    if (c.vec4) {
+      const n4 = c.n / 4;
+      L.push(`  if (t >= ${n4}u) { return; }`);
+      L.push('  var s = P[t];');
+      for (let k = 1; k < c.splitK; k++) L.push(`  s += P[t + ${k * n4}u];`);
+      if (c.bias) L.push(`  s += bias[t % ${c.N / 4}u];`);
+      L.push('  Y[t] = vec4<f32>(act(s.x), act(s.y), act(s.z), act(s.w));');
+    } else {
+      L.push('  for (var e = 0u; e < 4u; e++) {');
+      L.push('    let i = t * 4u + e;');
+      L.push(`    if (i >= ${c.n}u) { return; }`);
+      L.push('    var s = P[i];');
+      for (let k = 1; k < c.splitK; k++) L.push(`    s += P[i + ${k * c.n}u];`);
+      if (c.bias) L.push(`    s += bias[i % ${c.N}u];`);
+      L.push('    Y[i] = act(s);');
+      L.push('  }');
+    }
+    L.push('}');
+    return L.join('\n');
+  },
+};
+
+// ---- shapes ----------------------------------------------------------------------------------
+
+interface MatmulGeometry {
+  M: number; N: number; K: number;
+  /** Output batch dims (the leading dims of the output). */
+  outBatch: number[];
+  /** Whether b is one shared matrix (a's batch folds into M). */
+  shared: boolean;
+  aBatch: number[]; bBatch: number[];
+}
+
+function geometry(attrs: MatmulAttrs, inputs: Shape[]): MatmulGeometry {
+  const [a, b, bias] = inputs;
+  if (a.length < 2) throw new ShapeError(`matmul: a must be [..., M, K], got ${fmtShape(a)}`);
+  if (b.length < 2) throw new ShapeError(`matmul: b must be ${attrs.transB ? '[N, K] or [..., N, K]' : '[K, N] or [..., K, N]'}, got ${fmtShape(b)}`);
+  const M = a[a.length - 2], K = a[a.length - 1];
+  const [bK, N] = attrs.transB ? [b[b.length - 1], b[b.length - 2]] : [b[b.length - 2], b[b.length - 1]];
+  if (bK !== K) {
+    throw new ShapeError(
+      `matmul: inner dimensions differ: a ${fmtShape(a)} has K = ${K}, b ${fmtShape(b)}${attrs.transB ? ' (transB, [..., N, K])' : ''} has K = ${bK}`,
+    );
+  }
+  if (bias && (bias.length !== 1 || bias[0] !== N)) throw new ShapeError(`matmul: bias must be [${N}] for b ${fmtShape(b)}, got ${fmtShape(bias)}`);
+  const aBatch = a.slice(0, -2), bBatch = b.slice(0, -2);
+  if (numel(bBatch) === 1 && bBatch.length <= aBatch.length) return { M, N, K, outBatch: aBatch, shared: true, aBatch, bBatch };
+  let outBatch: number[];
+  try {
+    outBatch = broadcastShapes(aBatch, bBatch);
+  } catch {
+    throw new ShapeError(`matmul: batch dims of a ${fmtShape(a)} and b ${fmtShape(b)} do not broadcast`);
+  }
+  return { M, N, K, outBatch, shared: false, aBatch, bBatch };
+}
+
+/** Element strides of a batch of matrices of `size` elements with dims `s`, read against `out` (0 where broadcast). */
+function batchStrides(s: Shape, out: Shape, size: number): number[] {
+  const r = out.length;
+  const st = new Array<number>(r).fill(0);
+  let acc = size;
+  for (let i = r - 1; i >= 0; i--) {
+    const d = s[s.length - r + i] ?? 1;
+    st[i] = d === 1 ? 0 : acc;
+    acc *= d;
+  }
+  return st;
+}
+
+// ---- variant choice --------------------------------------------------------------------------
+
+export interface MatmulChoice {
+  kind: 'reg' | 'wgmem';
+  TM: number; TN: number; wgX: number; wgY: number; TK: number; splitK: number;
+}
+
+/** Examples of prefer.matmul values covering every variant (tests and tuners iterate these). */
+export const MATMUL_VARIANTS = ['reg4x4', 'reg8x8', 'reg1x4', 'reg4x8', 'wgmem4x4', 'wgmem8x8-wg4x4-tk8', 'reg4x4-splitk3', 'wgmem4x4-splitk2'] as const;
+
+const nextPow2 = (x: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, x)));
+
+/** Parse prefer.matmul (grammar in the header); undefined fields are left to the heuristic. */
+export function parseMatmulPrefer(s: string): Partial<MatmulChoice> {
+  const out: Partial<MatmulChoice> = {};
+  const bad = () => new Error(`prefer.matmul "${s}": expected tokens like 'reg4x4', 'wgmem8x8', 'splitk4', 'wg8x8', 'tk16' joined by '-'`);
+  for (const tok of s.split('-').filter(Boolean)) {
+    let m: RegExpMatchArray | null;
+    if ((m = tok.match(/^(reg|wgmem)?(?:(\d+)x(\d+))?$/)) && (m[1] || m[2])) {
+      if (m[1]) out.kind = m[1] as 'reg' | 'wgmem';
+      if (m[2]) {
+        out.TM = +m[2];
+        out.TN = +m[3];
+        if (out.TM < 1 || out.TN < 4 || out.TN % 4 !== 0) throw new Error(`prefer.matmul "${s}": tile ${tok} needs TM ≥ 1 and TN a multiple of 4`);
+      }
+    } else if ((m = tok.match(/^splitk(\d+)?$/))) {
+      out.splitK = m[1] ? Math.max(1, +m[1]) : 0; // 0: heuristic, but split
+    } else if ((m = tok.match(/^wg(\d+)x(\d+)$/))) {
+      out.wgX = +m[1];
+      out.wgY = +m[2];
+    } else if ((m = tok.match(/^tk(\d+)$/))) {
+      out.TK = Math.max(1, +m[1]);
+    } else {
+      throw bad();
+    }
+  }
+  return out;
+}
+
+function choose(M: number, N: number, K: number, batch: number, ctx: LowerContext): MatmulChoice {
+  const p = ctx.prefer?.matmul ? parseMatmulPrefer(ctx.prefer.matmul) : {};
+  const kind = p.kind ?? 'reg';
+  // Bigger register tiles pay off once both sides have the rows and columns to fill them.
+  const TM = p.TM ?? (M >= 32 && N >= 32 ? 8 : M >= 4 ? 4 : M);
+  const TN = p.TN ?? (TM === 8 ? 8 : 4);
+  const Mt = ceilDiv(M, TM), Nt = ceilDiv(N, TN);
+  let wgX: number, wgY: number;
+  if (p.wgX && p.wgY) {
+    [wgX, wgY] = [p.wgX, p.wgY];
+  } else if (kind === 'wgmem') {
+    [wgX, wgY] = [8, 8];
+  } else {
+    wgX = Math.min(16, nextPow2(Nt));
+    wgY = Math.max(1, Math.min(64 / wgX, nextPow2(Mt)));
+  }
+  if (wgX * wgY > ctx.limits.maxComputeInvocationsPerWorkgroup) {
+    throw new Error(`prefer.matmul: workgroup ${wgX}x${wgY} exceeds maxComputeInvocationsPerWorkgroup ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
+  }
+  const TK = kind === 'wgmem' ? (p.TK ?? 16) : 0;
+  const wgBytes = 4 * TK * (wgY * TM + wgX * TN);
+  if (wgBytes > ctx.limits.maxComputeWorkgroupStorageSize) {
+    throw new Error(`prefer.matmul: wgmem slabs need ${wgBytes} bytes of workgroup memory, over maxComputeWorkgroupStorageSize ${ctx.limits.maxComputeWorkgroupStorageSize}`);
+  }
+  // Split K when there are few output tiles to go round and a long K to share out.
+  const tiles = batch * Mt * Nt;
+  const auto = K >= 1024 && tiles < 256 ? Math.max(2, Math.min(16, Math.floor(K / 256), ceilDiv(1024, tiles))) : 1;
+  let splitK = p.splitK === undefined ? auto : p.splitK === 0 ? Math.max(2, auto) : p.splitK;
+  splitK = Math.max(1, Math.min(splitK, ceilDiv(K, 4)));
+  return { kind, TM, TN, wgX, wgY, TK, splitK };
+}
+
+// ---- op --------------------------------------------------------------------------------------
+
+export const matmulOp: OpDef<MatmulAttrs> = {
+  op: 'matmul',
+  arity: [2, 3],
+  infer(attrs, inputs) {
+    const g = geometry(attrs, inputs);
+    return [[...g.outBatch, g.M, g.N]];
+  },
+  lower(attrs, inputs, _outs, ctx): Lowering {
+    const g = geometry(attrs, inputs);
+    const { N, K } = g;
+    const transB = !!attrs.transB;
+    const hasBias = inputs.length === 3;
+    const act = attrs.act ?? 'none';
+    // A shared weight folds a's batch into rows; otherwise a batch of M × N products.
+    const M = g.shared ? numel(g.outBatch) * g.M : g.M;
+    const batch = g.shared ? 1 : numel(g.outBatch);
+    const ch = choose(M, N, K, batch, ctx);
+    const vecK = K % 4 === 0, vecN = N % 4 === 0;
+    const reg = ch.kind === 'reg';
+    // Each slice but the last covers kChunk (a multiple of 4 so vec4 reads of a stay aligned).
+    const kChunk = ch.splitK > 1 ? ceilDiv(ceilDiv(K, ch.splitK), 4) * 4 : K;
+    const splitK = ceilDiv(K, kChunk);
+    const partial = splitK > 1;
+    const cfg: MatmulConfig = {
+      M, N, K, batch,
+      batchShape: batch > 1 ? g.outBatch : [],
+      aBatchStrides: batch > 1 ? batchStrides(g.aBatch, g.outBatch, g.M * K) : [],
+      bBatchStrides: batch > 1 ? batchStrides(g.bBatch, g.outBatch, K * N) : [],
+      transB, bias: hasBias && !partial, act: partial ? 'none' : act,
+      kind: ch.kind, TM: ch.TM, TN: ch.TN, wgX: ch.wgX, wgY: ch.wgY, TK: ch.TK,
+      splitK, kChunk,
+      vecA: reg && vecK, vecB: reg && (transB ? vecK : vecN), vecY: vecN,
+      gridX: 0,
+    };
+    const wgs = grid(tiling(cfg).total, ctx.limits.maxComputeWorkgroupsPerDimension);
+    cfg.gridX = wgs[0];
+    const flops = 2 * batch * M * N * K;
+    const outElems = batch * M * N;
+    const bytes = 4 * (numel(inputs[0]) + numel(inputs[1]) + outElems + (hasBias ? N : 0));
+    if (!partial) {
+      const bindings = hasBias ? [input(0), input(1), input(2), output(0)] : [input(0), input(1), output(0)];
+      return { dispatches: [makeDispatch(matmulFamily, cfg, wgs, bindings, { flops, bytes })] };
+    }
+    const wg = 64;
+    const rg = grid(ceilDiv(ceilDiv(outElems, 4), wg), ctx.limits.maxComputeWorkgroupsPerDimension);
+    const red: SplitKReduceConfig = { n: outElems, N, splitK, bias: hasBias, act, vec4: vecN, wg, gridX: rg[0] };
+    return {
+      temps: [splitK * outElems],
+      dispatches: [
+        makeDispatch(matmulFamily, cfg, wgs, [input(0), input(1), temp(0)], { flops, bytes: bytes + 4 * (splitK - 1) * outElems }),
+        makeDispatch(splitKReduceFamily, red, rg, hasBias ? [temp(0), input(2), output(0)] : [temp(0), output(0)],
+          { flops: splitK * outElems, bytes: 4 * (splitK + 1) * outElems }),
+      ],
+    };
+  },
+  ref(attrs, inputs) {
+    return [matmulRef(attrs, inputs[0], inputs[1], inputs[2])];
+  },
+};
+
+/** Plain-TS matmul with the same shape rules as the op, accumulating in double precision. */
+export function matmulRef(attrs: MatmulAttrs, a: HostTensor, b: HostTensor, bias?: HostTensor): HostTensor {
+  const g = geometry(attrs, bias ? [a.shape, b.shape, bias.shape] : [a.shape, b.shape]);
+  const { M, N, K } = g;
+  const f = activationRef(attrs.act ?? 'none');
+  const batch = numel(g.outBatch);
+  const aStr = batchStrides(g.aBatch, g.outBatch, M * K);
+  const bStr = g.shared ? g.outBatch.map(() => 0) : batchStrides(g.bBatch, g.outBatch, K * N);
+  const out = new Float32Array(batch * M * N);
+  for (let bi = 0; bi < batch; bi++) {
+    let r = bi, ao = 0, bo = 0;
+    for (let d = g.outBatch.length - 1; d >= 0; d--) {
+      const q = r % g.outBatch[d];
+      r = Math.floor(r / g.outBatch[d]);
+      ao += q * aStr[d];
+      bo += q * bStr[d];
+    }
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let s = bias ? bias.data[n] : 0;
+        for (let k = 0; k < K; k++) {
+          const bv = attrs.transB ? b.data[bo + n * K + k] : b.data[bo + k * N + n];
+          s += a.data[ao + m * K + k] * bv;
+        }
+        out[(bi * M + m) * N + n] = f(s);
+      }
+    }
+  }
+  return { shape: [...g.outBatch, M, N], data: out };
+}

@@ -1,0 +1,86 @@
+// Softmax over the last axis: x [..., L] -> y [..., L], y = exp(x - max) / Σ exp(x - max).
+// Subtracting the row max first keeps exp() in range whatever the logits' size (exp(89) already
+// overflows f32), and the largest term is exactly 1, so the sum is never 0.
+//
+// Mapping (config `mode`, from ctx.prefer.softmax, e.g. 'thread' or 'workgroup:64'; see
+// layernorm.ts for the shared heuristics):
+//   thread    one invocation per row, `wg` rows per workgroup; no workgroup memory, no barriers.
+//   workgroup one workgroup per row; `wg` lanes stride over the row; max and sum meet in a
+//             tree reduction in workgroup memory.
+// Three passes over the row: max, Σ exp, write. When L % 4 == 0 rows are read as vec4.
+
+import { type HostTensor, type KernelFamily, type OpDef, ceilDiv, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError } from './kernel.js';
+import { type RowMode, rowHelpersWgsl, rowVariant, workgroupReduceWgsl } from './layernorm.js';
+
+export type SoftmaxAttrs = Record<string, never>;
+
+interface SoftmaxConfig {
+  rows: number; L: number;
+  mode: RowMode;
+  /** Workgroup size: rows per workgroup (thread mode) or reduction width (workgroup mode). */
+  wg: number;
+  vec4: boolean; gridX: number;
+}
+
+const softmax: KernelFamily<SoftmaxConfig> = {
+  name: 'softmax',
+  wgsl(c) {
+    const T = c.vec4 ? 'vec4<f32>' : 'f32';
+    const LV = c.vec4 ? c.L / 4 : c.L; // row length in loads
+    const thread = c.mode === 'thread';
+    const lanes = thread ? 1 : c.wg;
+    return `
+fn act(x: f32) -> f32 { return x; }  // rowHelpersWgsl's actT needs one; unused here
+${rowHelpersWgsl(c.vec4)}
+${workgroupReduceWgsl(lanes)}
+@group(0) @binding(0) var<storage, read> x: array<${T}>;        // input  [${c.rows}, ${c.L}] (rows = all leading dims)
+@group(0) @binding(1) var<storage, read_write> y: array<${T}>;  // output [${c.rows}, ${c.L}]
+
+@compute @workgroup_size(${c.wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = ${thread ? `(wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid` : `wid.x + wid.y * ${c.gridX}u`};
+  let lane = ${thread ? '0u' : 'lid'};
+  if (row >= ${c.rows}u) { return; }  // uniform per workgroup in workgroup mode
+  let base = row * ${LV}u;
+  var m = ${T}(${f32Lit(-3.4028234663852886e38)});
+  for (var k = lane; k < ${LV}u; k += ${lanes}u) { m = max(m, x[base + k]); }
+  let mx = wg_max(hmax(m), lid);
+  var s = ${T}(0.0);
+  for (var k = lane; k < ${LV}u; k += ${lanes}u) { s += exp(x[base + k] - mx); }
+  let inv = 1.0 / wg_sum(hsum(s), lid);
+  for (var k = lane; k < ${LV}u; k += ${lanes}u) { y[base + k] = exp(x[base + k] - mx) * inv; }
+}`;
+  },
+};
+
+export const softmaxOp: OpDef<SoftmaxAttrs> = {
+  op: 'softmax',
+  arity: [1, 1],
+  infer(_a, [x]) {
+    if (x.length < 1 || x[x.length - 1] < 1) throw new ShapeError(`softmax input must have rank >= 1 and a non-empty last axis, got ${fmtShape(x)}`);
+    return [x];
+  },
+  lower(_a, [x], _o, ctx) {
+    const L = x[x.length - 1];
+    const rows = numel(x) / L;
+    const { mode, wg } = rowVariant(ctx, 'softmax', rows, L);
+    const g = grid(mode === 'thread' ? ceilDiv(rows, wg) : rows, ctx.limits.maxComputeWorkgroupsPerDimension);
+    const cfg: SoftmaxConfig = { rows, L, mode, wg, vec4: L % 4 === 0, gridX: g[0] };
+    const n = rows * L;
+    return { dispatches: [makeDispatch(softmax, cfg, g, [input(0), output(0)], { flops: 5 * n, bytes: 8 * n })] };
+  },
+  ref(_a, [x]) {
+    const L = x.shape[x.shape.length - 1];
+    const rows = x.data.length / L;
+    const y = new Float32Array(x.data.length);
+    for (let r = 0; r < rows; r++) {
+      const o = r * L;
+      let m = -Infinity;
+      for (let i = 0; i < L; i++) m = Math.max(m, x.data[o + i]);
+      let s = 0;
+      for (let i = 0; i < L; i++) s += Math.exp(x.data[o + i] - m);
+      for (let i = 0; i < L; i++) y[o + i] = Math.exp(x.data[o + i] - m) / s;
+    }
+    return [{ shape: [...x.shape], data: y } satisfies HostTensor];
+  },
+};

@@ -1,0 +1,188 @@
+import { describe, expect, it } from 'vitest';
+import { compile } from '../../engine/executor.js';
+import { Graph } from '../../engine/graph.js';
+import type { HostTensor } from '../../kernels/kernel.js';
+import { MATMUL_VARIANTS, type MatmulAttrs, matmulOp, matmulRef, parseMatmulPrefer } from '../../kernels/matmul.js';
+import { expectClose, randTensor, testDevice } from '../helpers.js';
+
+/** runOp with prefer.matmul; weights (b, bias) are graph constants when `constB`. Returns y and the kernel keys. */
+async function run(attrs: MatmulAttrs, inputs: HostTensor[], prefer?: string, constB = false): Promise<{ y: HostTensor; kernels: string[] }> {
+  const dev = await testDevice();
+  const g = new Graph();
+  const names = inputs.map((t, i) => (constB && i > 0 ? g.constant(`c${i}`, t.shape, t.data) : g.input(`x${i}`, t.shape)));
+  const y = g.op('matmul', names, attrs as Record<string, unknown>, 'op');
+  g.markOutputs(y);
+  const plan = await compile(dev, g, { prefer: prefer ? { matmul: prefer } : undefined });
+  try {
+    const feed: Record<string, Float32Array> = {};
+    inputs.forEach((t, i) => { if (!(constB && i > 0)) feed[`x${i}`] = t.data; });
+    const { outputs } = await plan.run(feed);
+    return { y: outputs[y], kernels: plan.kernels };
+  } finally {
+    plan.dispose();
+  }
+}
+
+// f32 sums of up to K = 197 products of values in [-1, 1]: |d| ≲ K·2⁻²⁴·Σ|terms|.
+const tol = { atol: 2e-5, rtol: 1e-5 };
+
+interface Case { a: number[]; b: number[]; bias?: boolean; transB?: boolean; act?: 'none' | 'relu' | 'gelu' }
+
+/** Build inputs for a case; b's shape is given as [.., K, N] and transposed to [.., N, K] for transB. */
+function inputsFor(c: Case, seed: number): HostTensor[] {
+  const bShape = c.transB ? [...c.b.slice(0, -2), c.b[c.b.length - 1], c.b[c.b.length - 2]] : c.b;
+  const ins = [randTensor(c.a, seed), randTensor(bShape, seed + 1)];
+  if (c.bias) ins.push(randTensor([c.b[c.b.length - 1]], seed + 2));
+  return ins;
+}
+
+describe('matmulRef', () => {
+  it('hand-computed 2x3 @ 3x2 + bias, relu, transB, batch broadcast', () => {
+    const a = { shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) };
+    const b = { shape: [3, 2], data: new Float32Array([1, -1, 0, 2, -1, 0]) };
+    const bias = { shape: [2], data: new Float32Array([0.5, -20]) };
+    // [1·1+2·0+3·(-1), 1·(-1)+2·2+3·0] = [-2, 3]; [4-6, -4+10] = [-2, 6]
+    expect([...matmulRef({}, a, b).data]).toEqual([-2, 3, -2, 6]);
+    expect([...matmulRef({ act: 'relu' }, a, b, bias).data]).toEqual([0, 0, 0, 0]);
+    expect([...matmulRef({}, a, b, bias).data]).toEqual([-1.5, -17, -1.5, -14]);
+    const bT = { shape: [2, 3], data: new Float32Array([1, 0, -1, -1, 2, 0]) };
+    expect([...matmulRef({ transB: true }, a, bT).data]).toEqual([-2, 3, -2, 6]);
+    // a [1, 2, 3] against b [2, 3, 2] (second matrix = 2·b): a's batch broadcasts.
+    const b2 = { shape: [2, 3, 2], data: new Float32Array([...b.data, ...b.data.map((x) => 2 * x)]) };
+    const y = matmulRef({}, { shape: [1, 2, 3], data: a.data }, b2);
+    expect(y.shape).toEqual([2, 2, 2]);
+    expect([...y.data]).toEqual([-2, 3, -2, 6, -4, 6, -4, 12]);
+  });
+});
+
+describe('matmul shapes', () => {
+  const shapes = (a: number[], b: number[], attrs: MatmulAttrs = {}, bias?: number[]) =>
+    matmulOp.infer(attrs, bias ? [a, b, bias] : [a, b]);
+  it('infers output shapes', () => {
+    expect(shapes([2, 197, 64], [64, 192])).toEqual([[2, 197, 192]]);
+    expect(shapes([2, 3, 5, 7], [2, 3, 7, 4])).toEqual([[2, 3, 5, 4]]);
+    expect(shapes([2, 3, 5, 7], [2, 3, 4, 7], { transB: true })).toEqual([[2, 3, 5, 4]]);
+    expect(shapes([1, 5, 7], [3, 7, 4])).toEqual([[3, 5, 4]]);
+    expect(shapes([5, 7], [7, 4], {}, [4])).toEqual([[5, 4]]);
+  });
+  it('throws a ShapeError naming the shapes on a K mismatch, bad bias, or bad batch', () => {
+    const g = new Graph();
+    const a = g.input('a', [2, 5, 7]);
+    const b = g.input('b', [6, 4]);
+    expect(() => g.op('matmul', [a, b], {}, 'fc')).toThrow(/ShapeError|inner dimensions/);
+    expect(() => g.op('matmul', [a, b], {}, 'fc')).toThrow(/node "fc" \(matmul\).*\[2,5,7\].*\[6,4\]/);
+    const bt = g.input('bt', [4, 6]);
+    expect(() => g.op('matmul', [a, bt], { transB: true })).toThrow(/K = 7.*\[4,6\].*K = 6/);
+    const w = g.input('w', [7, 4]);
+    const bias = g.input('bias', [5]);
+    expect(() => g.op('matmul', [a, w, bias])).toThrow(/bias must be \[4\].*\[5\]/);
+    const b3 = g.input('b3', [3, 7, 4]);
+    expect(() => g.op('matmul', [a, b3])).toThrow(/\[2,5,7\].*\[3,7,4\].*broadcast/);
+    try {
+      g.op('matmul', [a, b]);
+    } catch (e) {
+      expect((e as Error).name).toBe('ShapeError');
+    }
+  });
+  it('parses prefer strings and rejects bad ones', () => {
+    expect(parseMatmulPrefer('reg8x8-splitk4')).toEqual({ kind: 'reg', TM: 8, TN: 8, splitK: 4 });
+    expect(parseMatmulPrefer('wgmem-wg16x16-tk8')).toEqual({ kind: 'wgmem', wgX: 16, wgY: 16, TK: 8 });
+    expect(() => parseMatmulPrefer('fast')).toThrow(/prefer.matmul/);
+    expect(() => parseMatmulPrefer('reg4x3')).toThrow(/multiple of 4/);
+  });
+  it('heuristic: 8x8 for big problems, split-K for few tiles and long K, flops', async () => {
+    const { info } = await testDevice();
+    const ctx = { limits: info.limits };
+    const big = matmulOp.lower({}, [[197, 768], [768, 768]], [[197, 768]], ctx).dispatches;
+    expect(big).toHaveLength(1);
+    expect(big[0].config).toMatchObject({ kind: 'reg', TM: 8, TN: 8, splitK: 1, vecA: true, vecB: true, vecY: true });
+    expect(big[0].flops).toBe(2 * 197 * 768 * 768);
+    const head = matmulOp.lower({}, [[1, 2048], [2048, 1000], [1000]], [[1, 1000]], ctx);
+    expect(head.dispatches.map((d) => d.family)).toEqual(['matmul', 'matmul-splitk-reduce']);
+    expect(head.temps?.[0]).toBe((head.dispatches[0].config as { splitK: number }).splitK * 1000);
+    const batched = matmulOp.lower({ transB: true }, [[2, 3, 5, 8], [2, 3, 7, 8]], [[2, 3, 5, 7]], ctx).dispatches[0];
+    expect(batched.flops).toBe(2 * 6 * 5 * 7 * 8);
+  });
+});
+
+describe('matmul vs ref', () => {
+  // Awkward sizes (none a multiple of the tile; some not of 4) across layouts, forced through each variant.
+  const cases: Case[] = [
+    { a: [1, 1], b: [1, 1] },
+    { a: [3, 5], b: [5, 3], bias: true },
+    { a: [17, 33], b: [33, 5], act: 'relu' },
+    { a: [2, 17, 64], b: [64, 33], bias: true, act: 'gelu' },
+    { a: [2, 5, 17], b: [17, 64], transB: true, bias: true },
+    { a: [2, 3, 3, 64], b: [2, 3, 64, 17], transB: true },
+    { a: [2, 33, 17], b: [2, 17, 64], act: 'relu' },
+    { a: [2, 3, 5, 1], b: [2, 3, 1, 3], bias: true },
+    { a: [197, 33], b: [33, 64], transB: true, bias: true, act: 'gelu' },
+    // N % 8 == 4: a TN = 8 tile's second vec4 hangs past the edge.
+    { a: [2, 9, 12], b: [12, 20], bias: true, act: 'relu' },
+    { a: [9, 20], b: [20, 12], transB: true },
+  ];
+  const name = (c: Case) => `${JSON.stringify(c.a)} @ ${JSON.stringify(c.b)}${c.transB ? ' transB' : ''}${c.bias ? ' +bias' : ''}${c.act ? ` ${c.act}` : ''}`;
+  // Every variant and tile config. Big unrolled tiles and wide K tiles compile slowly on SwiftShader,
+  // so those run on a subset (indices into cases) that still covers both b layouts and all edges.
+  const variants: [string, number[]?][] = [
+    ['reg4x4'], ['reg1x4'], ['reg2x8'], ['reg4x4-splitk3'],
+    ['reg8x8', [2, 4, 5, 8, 9, 10]], ['reg4x8', [3, 6, 9, 10]], ['reg8x8-wg4x16-splitk2', [3, 4, 10]],
+    ['wgmem4x4-tk4'], ['wgmem8x8-wg4x4-tk4'], ['wgmem4x4-wg4x4-tk4-splitk2'], ['wgmem4x4', [3, 5]], ['wgmem', [9]],
+  ];
+  for (const [v, subset] of variants) {
+    const cs = subset ? subset.map((i) => cases[i]) : cases;
+    it(`${v}: ${cs.length} shapes`, async () => {
+      let seed = 10;
+      for (const c of cs) {
+        const ins = inputsFor(c, (seed += 3));
+        const { y, kernels } = await run({ act: c.act, transB: c.transB }, ins, v);
+        expectClose(y, matmulRef({ act: c.act, transB: c.transB }, ins[0], ins[1], ins[2]), tol, `${v} ${name(c)}`);
+        const cfg = parseMatmulPrefer(v);
+        if (cfg.kind) expect(kernels[0]).toContain(`"kind":"${cfg.kind}"`);
+        if (cfg.TM) expect(kernels[0]).toContain(`"TM":${cfg.TM},"TN":${cfg.TN}`);
+        if (cfg.splitK && c.a[c.a.length - 1] >= 8) expect(kernels).toHaveLength(2);
+      }
+    });
+  }
+  it('MATMUL_VARIANTS all parse', () => {
+    for (const v of MATMUL_VARIANTS) expect(parseMatmulPrefer(v).kind).toBeDefined();
+  });
+
+  // The heuristic default over M, N, K ∈ {1, 3, 5, 17, 33, 64, 197}, shared weight (a constant, as a
+  // Linear layer's) and batched b, both b layouts.
+  const dims = [1, 3, 5, 17, 33, 64, 197];
+  it('default variant over M, N, K ∈ {1, 3, 5, 17, 33, 64, 197} (shared constant weight, bias, gelu)', async () => {
+    let seed = 100;
+    for (let i = 0; i < dims.length; i++) {
+      const [M, N, K] = [dims[i], dims[(i + 3) % 7], dims[(i + 5) % 7]];
+      const transB = i % 2 === 1;
+      const c: Case = { a: [2, M, K], b: [K, N], transB, bias: true, act: 'gelu' };
+      const ins = inputsFor(c, (seed += 3));
+      const { y } = await run({ act: 'gelu', transB }, ins, undefined, true);
+      expectClose(y, matmulRef({ act: 'gelu', transB }, ins[0], ins[1], ins[2]), tol, name(c));
+    }
+  });
+  it('default variant, batched b with [2] and [2,3] batch dims and broadcasting', async () => {
+    const cs: Case[] = [
+      { a: [2, 197, 16], b: [2, 16, 197], transB: true },
+      { a: [2, 197, 197], b: [2, 197, 16] },
+      { a: [2, 3, 17, 5], b: [2, 3, 5, 33], act: 'relu' },
+      { a: [2, 3, 1, 64], b: [2, 3, 64, 3], transB: true, bias: true },
+      { a: [1, 3, 4, 8], b: [2, 1, 8, 12] },
+      { a: [5, 8], b: [3, 8, 4], transB: true },
+    ];
+    let seed = 200;
+    for (const c of cs) {
+      const ins = inputsFor(c, (seed += 3));
+      const { y } = await run({ act: c.act, transB: c.transB }, ins);
+      expectClose(y, matmulRef({ act: c.act, transB: c.transB }, ins[0], ins[1], ins[2]), tol, name(c));
+    }
+  });
+  it('split-K with long K (auto) matches the reference, with bias and gelu', async () => {
+    const c: Case = { a: [3, 1100], b: [1100, 10], bias: true, act: 'gelu' };
+    const ins = inputsFor(c, 7);
+    const { y, kernels } = await run({ act: 'gelu' }, ins, undefined, true);
+    expect(kernels.length).toBe(2);
+    expectClose(y, matmulRef({ act: 'gelu' }, ins[0], ins[1], ins[2]), { atol: 1e-4, rtol: 1e-5 }, 'split-K');
+  });
+});
