@@ -7,7 +7,10 @@ import { Graph } from '../engine/graph.js';
 import type { Activation } from '../kernels/kernel.js';
 import { Rng, bnParams, heNormal } from './init.js';
 
-export type ParamKind = 'conv' | 'linear' | 'bias' | 'gamma' | 'beta' | 'mean' | 'var' | 'embed';
+/** What a parameter is: decides its PyTorch layout (conv, linear) and its random init.
+ *  'gamma_last' is the BN scale ending a residual branch: random init keeps it small (0.1×),
+ *  as torchvision's zero_init_residual does, so deep random ResNets keep logits of order 1. */
+export type ParamKind = 'conv' | 'linear' | 'bias' | 'gamma' | 'gamma_last' | 'beta' | 'mean' | 'var' | 'embed';
 
 export interface WeightSource {
   /** The tensor `name` of shape `shape`; `fanIn` lets random sources scale their init. */
@@ -28,6 +31,7 @@ export class RandomWeights implements WeightSource {
       case 'linear': return heNormal(this.rng, n, fanIn);
       case 'bias': return this.rng.normals(n, 0.02);
       case 'gamma': return bn().gamma;
+      case 'gamma_last': return bn().gamma.map((v) => 0.1 * v);
       case 'beta': return bn().beta;
       case 'mean': return bn().mean;
       case 'var': return bn().variance;
@@ -73,10 +77,11 @@ export class NetBuilder {
     }, name);
   }
 
-  batchnorm(name: string, x: string, act: Activation = 'none', eps = 1e-5): string {
+  /** `residualLast`: this BN ends a residual branch (affects random init only). */
+  batchnorm(name: string, x: string, act: Activation = 'none', eps = 1e-5, residualLast = false): string {
     const c = this.channels(x);
     const p = (n: string, kind: ParamKind) => this.param(`${name}.${n}`, [c], kind);
-    return this.g.op('batchnorm', [x, p('weight', 'gamma'), p('bias', 'beta'), p('running_mean', 'mean'), p('running_var', 'var')], { eps, act }, name);
+    return this.g.op('batchnorm', [x, p('weight', residualLast ? 'gamma_last' : 'gamma'), p('bias', 'beta'), p('running_mean', 'mean'), p('running_var', 'var')], { eps, act }, name);
   }
 
   groupnorm(name: string, x: string, groups: number, act: Activation = 'none', eps = 1e-5): string {

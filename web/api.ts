@@ -7,6 +7,11 @@ import { compile } from '../engine/executor.js';
 import { Graph, type GraphJSON, graphFromJSON, runReference } from '../engine/graph.js';
 import { optimize } from '../engine/passes.js';
 import { formatProfile } from '../engine/profiler.js';
+import { decodeNpy } from '../engine/npy.js';
+import { blobSource, openSafetensors } from '../engine/safetensors.js';
+import '../models/index.js';
+import { listModels } from '../models/registry.js';
+import { infer } from '../models/run.js';
 
 let device: Promise<Device> | undefined;
 
@@ -28,11 +33,28 @@ export async function runGraph(build: () => Graph, inputs: Record<string, number
   }
 }
 
+/** Fetch a URL's bytes as a Blob, with an error naming the URL. */
+async function fetchBlob(url: string): Promise<Blob> {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return r.blob();
+}
+
 export const api = {
   getDevice, describeDevice, createDevice, Graph, compile, optimize, runReference, formatProfile,
   demoNetwork, runDemo, formatDemo, runGraph,
   /** Run a graph serialised with graphToJSON (how tests and the CLI hand graphs to the page). */
   runGraphJSON: (j: GraphJSON, inputs: Record<string, number[]>) => runGraph(() => graphFromJSON(j), inputs),
+  listModels: () => listModels().map((m) => ({ name: m.name, family: m.family, preprocess: m.preprocess })),
+  /** `npx cnnlab infer --runtime chrome`: weights and input are fetched from the CLI's server. */
+  async inferFromUrls(o: { model: string; weightsUrl?: string; seed?: number; inputUrl: string }) {
+    const input = await decodeNpy(new Uint8Array(await (await fetchBlob(o.inputUrl)).arrayBuffer()), o.inputUrl);
+    const weights = o.weightsUrl
+      ? await openSafetensors(blobSource(await fetchBlob(o.weightsUrl), decodeURIComponent(o.weightsUrl.split('/').pop()!)))
+      : 'random';
+    const r = await infer(await getDevice(), { model: o.model, weights, seed: o.seed, input, log: (s) => window.cnnlabLog?.(s) });
+    return { ...r, logits: { shape: r.logits.shape, data: [...r.logits.data] } };
+  },
   /** The demo network's logits for a given input: used by the browser test against Node. */
   async demoLogits(o: { size: number; batch: number; seed: number }, image: number[]): Promise<number[]> {
     const out = await runGraph(() => optimize(demoNetwork(o)).graph, { image });
