@@ -13,6 +13,9 @@ await Promise.all([
     entryPoints: { main: 'web/main.ts' },
     outdir: 'dist/web',
     platform: 'browser',
+    // The benchmark peers (ORT, TF.js) are loaded on demand, in chunks of their own.
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
     // Node-only branches of engine/device.ts import these; the browser never reaches them.
     external: ['webgpu', 'node:*'],
   }),

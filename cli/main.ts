@@ -1,7 +1,8 @@
 // `npx cnnlab <command>`: each command runs in Node (Dawn) or in headless Chromium driving the
 // same page a user would open (the default for the demo).
 
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,14 +10,18 @@ import { parseArgs } from 'node:util';
 import { type DemoReport, formatDemo, runDemo } from '../bench/demo.js';
 import { createDevice, describeDevice } from '../engine/device.js';
 import { encodeNpy, readNpyPath } from '../engine/npy.js';
-import { openSafetensorsPath } from '../engine/safetensors.js';
+import { encodeSafetensors, openSafetensorsPath } from '../engine/safetensors.js';
 import { decodeImageFile } from '../eval/decode-node.js';
 import type { HostTensor } from '../kernels/kernel.js';
 import '../models/index.js';
-import { getModel, listModels } from '../models/registry.js';
+import { getModel, listModels, randomCheckpoint } from '../models/registry.js';
 import { preprocessImage } from '../models/preprocess.js';
 import { type InferResult, infer, topK } from '../models/run.js';
 import IMAGENET_CLASSES from '../models/imagenet-classes.json';
+import { formatKernelTable } from '../bench/kernels.js';
+import { PEERS, type PeerName } from '../bench/models.js';
+import { formatBenchTable, renderReport } from '../bench/report.js';
+import type { BenchJson } from '../bench/schema.js';
 import { launchChromium, openPage } from './chromium.js';
 import { serve } from './serve.js';
 
@@ -39,11 +44,26 @@ commands:
              --image f.jpg|png|webp  instead of --input: apply the model's preprocessing, print top-5
              --output y.npy          write the logits [N,classes] (float32)
              --runtime node|chrome   where to run (default node)
+  bench    models against ONNX Runtime Web and TF.js in the same headless Chromium, plus kernels
+             --models a,b            default resnet50,mobilenet_v2,vit_base_patch16_224
+             --batch 1,8             batch sizes (default 1,8; --quick: 1)
+             --peers p,q             ort-webgpu,tfjs-webgpu,ort-wasm (default all; "none" for cnnlab alone)
+             --kernels               also benchmark every kernel on the models' layer shapes
+             --iters N --warmup N    timed and untimed runs (default 10 and 2; --quick: 2 and 0)
+             --size N                input side (default 224; --quick: 112)
+             --quick                 a few minutes on a 2-core machine without a GPU
+             --out DIR               writes DIR/bench.json and DIR/report.html (required)
   models   list the registered models and their preprocessing
+  random-weights  write a model's seeded random weights as a timm/torchvision-style checkpoint
+             --model NAME --out FILE.safetensors [--seed N] [--classes N]
   info     print the WebGPU adapter Node sees
   serve    serve the page on http://localhost:PORT (--port, default 8080) for a browser
   help     this text
 `;
+
+// Package exports hide these files from resolve(); find them beside the packages' main files.
+const resolveDist = (pkg: string, file: string) => path.join(path.dirname(createRequire(import.meta.url).resolve(pkg)), file);
+const CHART_JS = resolveDist('chart.js', 'chart.umd.js');
 
 /** The built page: dist/web beside the CLI bundle (dist/cli.mjs), or from source (cli/main.ts in tests). */
 export const WEB_ROOT = [new URL('./web/', import.meta.url), new URL('../dist/web/', import.meta.url)]
@@ -160,6 +180,73 @@ async function inferCmd(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function benchCmd(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      models: { type: 'string', default: 'resnet50,mobilenet_v2,vit_base_patch16_224' },
+      batch: { type: 'string' }, peers: { type: 'string', default: PEERS.join(',') },
+      kernels: { type: 'boolean', default: false }, iters: { type: 'string' }, warmup: { type: 'string' },
+      size: { type: 'string' }, quick: { type: 'boolean', default: false }, out: { type: 'string' },
+    },
+  });
+  if (!values.out) throw new Error('--out DIR is required');
+  const quick = values.quick!;
+  const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+  const int = (name: string, v: string | undefined, dflt: number, min = 1) => {
+    const n = v === undefined ? dflt : Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${v}`);
+    return n;
+  };
+  const models = list(values.models!);
+  for (const m of models) getModel(m);
+  const peers = values.peers === 'none' ? [] : list(values.peers!);
+  for (const p of peers) if (!PEERS.includes(p as PeerName)) throw new Error(`unknown peer "${p}"; known: ${PEERS.join(', ')}`);
+  const opts = {
+    models, peers: peers as PeerName[],
+    batches: values.batch ? list(values.batch).map((b) => int('batch', b, 1)) : quick ? [1] : [1, 8],
+    iters: int('iters', values.iters, quick ? 2 : 10), warmup: int('warmup', values.warmup, quick ? 0 : 2, 0),
+    size: int('size', values.size, quick ? 112 : 224), quick, kernels: values.kernels!,
+    command: `npx cnnlab bench ${argv.join(' ')}`, ortWasmPaths: '/vendor/ort/',
+  };
+  mkdirSync(values.out, { recursive: true });
+  const jsonPath = path.join(values.out, 'bench.json');
+  const write = (b: BenchJson) => {
+    writeFileSync(jsonPath, JSON.stringify(b, null, 1));
+    writeFileSync(path.join(values.out!, 'report.html'), renderReport(b, { chartJs: readFileSync(CHART_JS, 'utf8') }));
+  };
+  const ortDist = resolveDist('onnxruntime-web', '.');
+  const server = await serve({ '/': WEB_ROOT, '/vendor/ort/': ortDist });
+  const browser = await launchChromium();
+  let result: BenchJson;
+  try {
+    const page = await openPage(browser, `${server.url}/`, (s) => console.log(s));
+    await page.exposeFunction('cnnlabResult', (json: string) => write(JSON.parse(json) as BenchJson));
+    result = await page.evaluate((o) => window.cnnlab.bench(o), opts);
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+  write(result);
+  console.log(`\n${formatBenchTable(result)}`);
+  if (result.kernels?.length) console.log(`\n${formatKernelTable(result.kernels)}`);
+  console.log(`\nwrote ${jsonPath} and ${path.join(values.out, 'report.html')}`);
+  return 0;
+}
+
+function randomWeightsCmd(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: { model: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string', default: '0' }, classes: { type: 'string', default: '1000' } },
+  });
+  if (!values.model || !values.out) throw new Error('--model and --out are required');
+  const ckpt = randomCheckpoint(values.model, { seed: Number(values.seed), classes: Number(values.classes) });
+  writeFileSync(values.out, encodeSafetensors(ckpt, { model: values.model, seed: String(values.seed), format: 'pt' }));
+  const params = Object.values(ckpt).reduce((a, t) => a + t.data.length, 0);
+  console.log(`wrote ${values.out}: ${Object.keys(ckpt).length} tensors, ${params.toLocaleString('en-US')} values`);
+  return 0;
+}
+
 function modelsCmd(): number {
   for (const m of listModels()) {
     const p = m.preprocess;
@@ -178,7 +265,7 @@ async function info(): Promise<number> {
 
 async function serveCmd(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { port: { type: 'string', default: '8080' } } });
-  const s = await serve({ '/': WEB_ROOT }, Number(values.port));
+  const s = await serve({ '/': WEB_ROOT, '/vendor/ort/': resolveDist('onnxruntime-web', '.') }, Number(values.port));
   console.log(`cnnlab page at ${s.url}/ (Ctrl-C to stop)`);
   await new Promise(() => {});
   return 0;
@@ -191,6 +278,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'demo': return await demo(rest);
       case 'infer': return await inferCmd(rest);
       case 'models': return modelsCmd();
+      case 'random-weights': return randomWeightsCmd(rest);
+      case 'bench': return await benchCmd(rest);
       case 'info': return await info();
       case 'serve': return await serveCmd(rest);
       case undefined: case 'help': case '--help': case '-h':

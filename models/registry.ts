@@ -5,7 +5,8 @@ import { Graph } from '../engine/graph.js';
 import type { SafetensorsFile } from '../engine/safetensors.js';
 import { WeightFileError } from '../engine/safetensors.js';
 import { NetBuilder, RandomWeights, type WeightSource } from './layers.js';
-import { loadWeights, RecordingWeights, type WeightMapping } from './weights.js';
+import type { HostTensor } from '../kernels/kernel.js';
+import { loadWeights, RecordingWeights, torchShape, toTorch, type WeightMapping } from './weights.js';
 
 /** Evaluation preprocessing, as timm's default_cfg: data attached to the model. */
 export interface Preprocess {
@@ -133,4 +134,24 @@ export async function loadModel(name: string | ModelDef, o: LoadOptions): Promis
   }
   const { graph, logits, features } = buildGraph(def, source, o, size, classes);
   return { def, graph, classes, preprocess: atResolution(def.preprocess, size), weights, input: 'image', logits, features };
+}
+
+/**
+ * A model's seeded random weights as a PyTorch-style checkpoint (timm/torchvision names and
+ * layouts), e.g. to check cnnlab against PyTorch at full size with the same weights.
+ */
+export function randomCheckpoint(name: string, o: { seed?: number; classes?: number } = {}): Record<string, HostTensor> {
+  const def = getModel(name);
+  const rnd = new RandomWeights(o.seed ?? 0);
+  const out: Record<string, HostTensor> = {};
+  const recorder: WeightSource = {
+    get(n, shape, kind, fanIn) {
+      const data = rnd.get(n, shape, kind, fanIn);
+      const r = { name: n, shape, kind };
+      out[def.mapping.fileName?.(n) ?? n] = { shape: torchShape(r), data: toTorch(r, data) };
+      return data;
+    },
+  };
+  buildGraph(def, recorder, { weights: 'random' }, def.preprocess.size, o.classes ?? 1000);
+  return out;
 }

@@ -55,6 +55,12 @@ export const api = {
     const r = await infer(await getDevice(), { model: o.model, weights, seed: o.seed, input, log: (s) => window.cnnlabLog?.(s) });
     return { ...r, logits: { shape: r.logits.shape, data: [...r.logits.data] } };
   },
+  /** A benchmark run (bench/run.ts); progress through window.cnnlabLog, partial results through window.cnnlabResult. */
+  async bench(o: Omit<import('../bench/run.js').BenchOptions, 'log' | 'onPartial'>) {
+    const { runBench } = await import('../bench/run.js');
+    const w = window as unknown as { cnnlabLog?: (s: string) => void; cnnlabResult?: (json: string) => void };
+    return runBench(await getDevice(), { ...o, log: (s) => w.cnnlabLog?.(s), onPartial: (b) => w.cnnlabResult?.(JSON.stringify(b)) });
+  },
   /** The demo network's logits for a given input: used by the browser test against Node. */
   async demoLogits(o: { size: number; batch: number; seed: number }, image: number[]): Promise<number[]> {
     const out = await runGraph(() => optimize(demoNetwork(o)).graph, { image });

@@ -39,6 +39,57 @@ async function runDemoFromPage(): Promise<void> {
   }
 }
 
+function checkboxes(id: string, names: string[], checked: (n: string) => boolean): () => string[] {
+  const box = $(id);
+  for (const n of names) {
+    const label = document.createElement('label');
+    const input = document.createElement('input');
+    input.type = 'checkbox';
+    input.value = n;
+    input.checked = checked(n);
+    label.append(input, ` ${n}`);
+    box.append(label);
+  }
+  return () => [...box.querySelectorAll('input')].filter((i) => i.checked).map((i) => i.value);
+}
+
+const benchModels = checkboxes('bench-models', api.listModels().map((m) => m.name), (n) => n === 'mobilenet_v2');
+const benchPeers = checkboxes('bench-peers', ['ort-webgpu', 'tfjs-webgpu', 'ort-wasm'], () => true);
+let lastBench: unknown;
+
+async function runBenchFromPage(): Promise<void> {
+  const log = $('bench-log');
+  const button = $<HTMLButtonElement>('bench-run');
+  button.disabled = true;
+  log.textContent = '';
+  window.cnnlabLog = (s) => { log.textContent += `${s}\n`; };
+  try {
+    const { formatBenchTable } = await import('../bench/report.js');
+    const b = await api.bench({
+      models: benchModels(), peers: benchPeers() as never, quick: false,
+      batches: $<HTMLInputElement>('bench-batch').value.split(',').map(Number),
+      size: Number($<HTMLInputElement>('bench-size').value), iters: Number($<HTMLInputElement>('bench-iters').value),
+      warmup: 1, kernels: $<HTMLInputElement>('bench-kernels').checked, command: 'web page', ortWasmPaths: '/vendor/ort/',
+    });
+    lastBench = b;
+    $('bench-table').textContent = formatBenchTable(b);
+    $<HTMLButtonElement>('bench-save').disabled = false;
+  } catch (e) {
+    log.textContent += `\nerror: ${(e as Error).message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function saveBench(): void {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([JSON.stringify(lastBench, null, 1)], { type: 'application/json' }));
+  a.download = 'bench.json';
+  a.click();
+}
+
 window.cnnlab = api;
+$('bench-run').addEventListener('click', () => void runBenchFromPage());
+$('bench-save').addEventListener('click', saveBench);
 $('demo-run').addEventListener('click', () => void runDemoFromPage());
 void showDevice();

@@ -1,0 +1,168 @@
+// Model benchmarks, side by side: cnnlab and its peers in the same page, on the same adapter,
+// with the same weights and input. Every peer's logits are checked against cnnlab's before it
+// is timed. Runs in the browser (the peers are browser libraries); cnnlab alone also in Node.
+//
+// cold   : from having the weights in memory to the first result (cnnlab: optimise + compile
+//          pipelines + first run; ORT: session creation + first run; TF.js: weight upload +
+//          first run, whose shader compiles happen there).
+// steady : `iters` timed runs after `warmup` untimed ones: min, median, p90.
+
+import type { Device } from '../engine/device.js';
+import { compile } from '../engine/executor.js';
+import type { Graph } from '../engine/graph.js';
+import { optimize } from '../engine/passes.js';
+import { byFamily } from '../engine/profiler.js';
+import type { HostTensor } from '../kernels/kernel.js';
+import { Rng } from '../models/init.js';
+import { loadModel } from '../models/registry.js';
+import type { Roofline } from './roofline.js';
+import type { EngineName, EngineResult, ModelBench } from './schema.js';
+
+export type PeerName = Exclude<EngineName, 'cnnlab'>;
+export const PEERS: PeerName[] = ['ort-webgpu', 'tfjs-webgpu', 'ort-wasm'];
+
+export interface ModelBenchOptions {
+  iters: number;
+  warmup: number;
+  size: number;
+  seed?: number;
+  peers: PeerName[];
+  roofline?: Roofline;
+  /** URL prefix of onnxruntime-web's dist/ (the CLI serves it at /vendor/ort/). */
+  ortWasmPaths?: string;
+  log?: (s: string) => void;
+}
+
+/** A peer: built from the graph (cold start begins here), then run on the same input. */
+interface Peer {
+  run(x: Float32Array): Promise<Float32Array>;
+  dispose(): Promise<void> | void;
+}
+
+function stats(runs: number[], batch: number): Pick<EngineResult, 'min_ms' | 'median_ms' | 'p90_ms' | 'throughput_ips' | 'runs_ms'> {
+  const s = [...runs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
+  const median = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return { min_ms: s[0], median_ms: median, p90_ms: q(0.9), throughput_ips: (1000 * batch) / median, runs_ms: runs };
+}
+
+function compare(got: Float32Array, want: Float32Array): { logits_match: boolean; max_abs_diff: number } {
+  let d = 0, ref = 0;
+  if (got.length !== want.length) return { logits_match: false, max_abs_diff: Infinity };
+  for (let i = 0; i < want.length; i++) {
+    d = Math.max(d, Math.abs(got[i] - want[i]));
+    ref = Math.max(ref, Math.abs(want[i]));
+  }
+  return { logits_match: d <= 1e-3 * ref, max_abs_diff: d };
+}
+
+async function makePeer(name: PeerName, graph: Graph, logits: string, o: ModelBenchOptions): Promise<Peer> {
+  const input = graph.values.get('image')!;
+  if (name === 'ort-webgpu' || name === 'ort-wasm') {
+    const [{ exportOnnx }, ort] = await Promise.all([import('./peers/onnx-export.js'), import('./peers/ort.js')]);
+    const bytes = exportOnnx(graph);
+    const s = await ort.createOrtSession(bytes, name === 'ort-webgpu' ? 'webgpu' : 'wasm', { wasmPaths: o.ortWasmPaths, threads: 1 });
+    return {
+      async run(x) {
+        const out = await ort.runOrt(s, { image: { shape: input.shape, data: x } });
+        return out[logits]?.data ?? Object.values(out)[0].data;
+      },
+      dispose: () => ort.releaseOrtSession(s),
+    };
+  }
+  const [tf, { buildTfjsModel }] = await Promise.all([import('@tensorflow/tfjs'), import('./peers/tfjs.js')]);
+  await import('@tensorflow/tfjs-backend-webgpu');
+  if (tf.getBackend() !== 'webgpu') {
+    const ok = await tf.setBackend('webgpu');
+    if (!ok) throw new Error('TF.js could not start its WebGPU backend');
+    await tf.ready();
+  }
+  const m = buildTfjsModel(tf, graph);
+  return {
+    async run(x) {
+      return (await m.run({ image: x }))[logits].data;
+    },
+    dispose: () => m.dispose(),
+  };
+}
+
+async function timePeer(name: PeerName, graph: Graph, logits: string, x: Float32Array, want: Float32Array, batch: number, o: ModelBenchOptions): Promise<EngineResult> {
+  const log = o.log ?? (() => {});
+  let peer: Peer | undefined;
+  try {
+    const t0 = performance.now();
+    peer = await makePeer(name, graph, logits, o);
+    const first = await peer.run(x);
+    const cold = performance.now() - t0;
+    const check = compare(first, want);
+    log(`  ${name}: cold ${cold.toFixed(0)} ms, logits ${check.logits_match ? 'match' : 'DIFFER'} (max|Δ| ${check.max_abs_diff.toExponential(2)})`);
+    if (!check.logits_match) {
+      return { status: 'error', error: `logits differ from cnnlab's (max|Δ| ${check.max_abs_diff.toExponential(2)}): not timed`, cold_ms: cold, ...check };
+    }
+    for (let i = 0; i < o.warmup; i++) await peer.run(x);
+    const runs: number[] = [];
+    for (let i = 0; i < o.iters; i++) {
+      const t = performance.now();
+      await peer.run(x);
+      runs.push(performance.now() - t);
+    }
+    const r: EngineResult = { status: 'ok', cold_ms: cold, ...stats(runs, batch), ...check };
+    log(`  ${name}: median ${r.median_ms!.toFixed(1)} ms`);
+    return r;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    log(`  ${name}: failed: ${msg}`);
+    return { status: 'error', error: msg, logits_match: null };
+  } finally {
+    await peer?.dispose();
+  }
+}
+
+/** One model at one batch size: cnnlab, then each peer. */
+export async function benchModel(device: Device, model: string, batch: number, o: ModelBenchOptions): Promise<ModelBench> {
+  const log = o.log ?? (() => {});
+  log(`${model}, batch ${batch}, ${o.size}×${o.size}`);
+  const m = await loadModel(model, { weights: 'random', seed: o.seed ?? 0, batch, size: o.size });
+  const x = new Rng(1234 + batch).uniforms(batch * 3 * o.size * o.size, -2, 2);
+
+  const t0 = performance.now();
+  const { graph } = optimize(m.graph);
+  const plan = await compile(device, graph);
+  let first: HostTensor;
+  const engines: ModelBench['engines'] = {};
+  let flops = 0;
+  let profile: ModelBench['profile'];
+  try {
+    first = (await plan.run({ image: x }, { outputs: [m.logits] })).outputs[m.logits];
+    const cold = performance.now() - t0;
+    for (let i = 0; i < o.warmup; i++) await plan.run({ image: x }, { outputs: [m.logits] });
+    const runs: number[] = [];
+    for (let i = 0; i < o.iters; i++) runs.push((await plan.run({ image: x }, { outputs: [m.logits] })).ms);
+    flops = plan.steps.reduce((a, s) => a + (s.dispatch.flops ?? 0), 0);
+    engines.cnnlab = {
+      status: 'ok', cold_ms: cold, ...stats(runs, batch), logits_match: null,
+      peak_memory_bytes: plan.memory.peakBytes, weight_bytes: plan.memory.weightBytes,
+    };
+    log(`  cnnlab: cold ${cold.toFixed(0)} ms, median ${engines.cnnlab.median_ms!.toFixed(1)} ms, ${(flops / engines.cnnlab.median_ms! / 1e6).toFixed(2)} GFLOP/s, peak ${(plan.memory.peakBytes / 2 ** 20).toFixed(1)} MiB`);
+    const p = (await plan.run({ image: x }, { profile: true, outputs: [] })).profile!;
+    profile = {
+      mode: p.mode, total_ms: p.totalMs,
+      families: byFamily(p).map((r) => ({
+        ...r,
+        fraction_of_peak: o.roofline && r.gflops !== undefined ? r.gflops / o.roofline.fmaGflops : undefined,
+      })),
+    };
+  } finally {
+    plan.dispose();
+  }
+
+  for (const peer of o.peers) engines[peer] = await timePeer(peer, m.graph, m.logits, x, first.data, batch, o);
+
+  const speedup: ModelBench['speedup'] = {};
+  const ours = engines.cnnlab?.median_ms;
+  for (const peer of o.peers) {
+    const theirs = engines[peer]?.median_ms;
+    if (ours && theirs && engines[peer]?.status === 'ok') speedup[peer] = theirs / ours;
+  }
+  return { model, batch, size: o.size, flops, engines, speedup, profile };
+}

@@ -1,0 +1,83 @@
+// ONNX Runtime Web as a benchmark peer: a session on an exported model (see onnx-export.ts) and
+// one run of it, for the WebGPU EP (browser) or the WASM EP (browser, and Node for tests).
+//
+// onnxruntime-web 1.30 ships several builds; each EP loads the one meant for it:
+//   'webgpu' → `onnxruntime-web/webgpu` (the documented WebGPU import; its wasm is
+//              ort-wasm-simd-threaded.asyncify.{mjs,wasm}); needs a page with navigator.gpu
+//   'wasm'   → `onnxruntime-web/wasm` (CPU only, the plain ort-wasm-simd-threaded.{mjs,wasm});
+//              the same build runs in Node, reading the wasm from node_modules
+// In the browser the wasm files must be served under `wasmPaths` (a URL prefix ending in '/'; the
+// page mounts node_modules/onnxruntime-web/dist/ at /vendor/ort/). The WASM EP runs 1 thread by
+// default: more need cross-origin isolation (SharedArrayBuffer), which a plain page lacks.
+// ort.env is per build and is read when that build's wasm starts, so the first session of a build
+// fixes its threads and paths.
+
+import type * as Ort from 'onnxruntime-web';
+
+export type OrtEp = 'webgpu' | 'wasm';
+
+export interface OrtOptions {
+  /** URL prefix of onnxruntime-web's dist/ files (browser), e.g. '/vendor/ort/'. */
+  wasmPaths?: string;
+  /** WASM EP threads, default 1. */
+  threads?: number;
+}
+
+export interface OrtSession {
+  ep: OrtEp;
+  session: Ort.InferenceSession;
+  inputNames: readonly string[];
+  outputNames: readonly string[];
+  /** The ort module (build) the session came from. */
+  ort: typeof Ort;
+}
+
+export interface OrtTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+async function loadOrt(ep: OrtEp): Promise<typeof Ort> {
+  if (ep === 'wasm') return import('onnxruntime-web/wasm');
+  if (typeof navigator === 'undefined' || !('gpu' in navigator)) {
+    throw new Error('ORT execution provider "webgpu" needs navigator.gpu (a WebGPU browser page served from localhost or https)');
+  }
+  return import('onnxruntime-web/webgpu');
+}
+
+export async function createOrtSession(model: Uint8Array, ep: OrtEp, o: OrtOptions = {}): Promise<OrtSession> {
+  const ort = await loadOrt(ep);
+  ort.env.wasm.numThreads = o.threads ?? 1;
+  ort.env.wasm.proxy = false;
+  if (o.wasmPaths !== undefined) ort.env.wasm.wasmPaths = o.wasmPaths;
+  let session: Ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(model, { executionProviders: [ep], graphOptimizationLevel: 'all' });
+  } catch (e) {
+    throw new Error(`ONNX Runtime Web (${ep} EP) could not create a session: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return { ep, session, inputNames: session.inputNames, outputNames: session.outputNames, ort };
+}
+
+/** Run once; every output comes back to the CPU as f32. */
+export async function runOrt(s: OrtSession, inputs: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>> {
+  const feeds: Record<string, Ort.Tensor> = {};
+  for (const name of s.inputNames) {
+    const t = inputs[name];
+    if (!t) throw new Error(`ORT session needs input "${name}" (given: ${Object.keys(inputs).join(', ') || 'none'})`);
+    feeds[name] = new s.ort.Tensor('float32', t.data, t.shape);
+  }
+  const res = await s.session.run(feeds);
+  const out: Record<string, OrtTensor> = {};
+  for (const name of s.outputNames) {
+    const t = res[name];
+    const data = (await t.getData()) as Float32Array;
+    out[name] = { shape: [...t.dims], data: data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>) };
+    t.dispose();
+  }
+  return out;
+}
+
+export async function releaseOrtSession(s: OrtSession): Promise<void> {
+  await s.session.release();
+}

@@ -1,0 +1,75 @@
+// The format of bench.json (documented in the README). Every figure in it was measured in the
+// run that wrote it; nothing is copied from elsewhere.
+
+import type { DeviceInfo } from '../engine/device.js';
+import type { Roofline } from './roofline.js';
+
+export const ENGINES = ['cnnlab', 'ort-webgpu', 'tfjs-webgpu', 'ort-wasm'] as const;
+export type EngineName = (typeof ENGINES)[number];
+
+export interface EngineResult {
+  status: 'ok' | 'error' | 'skipped';
+  /** Why it failed or was skipped. */
+  error?: string;
+  /** First result, model build and pipeline/session creation included. */
+  cold_ms?: number;
+  /** Steady state over `runs` timed runs after warm-up. */
+  min_ms?: number;
+  median_ms?: number;
+  p90_ms?: number;
+  /** Images per second at the median latency. */
+  throughput_ips?: number;
+  runs_ms?: number[];
+  /** Logits agree with cnnlab's: max|Δ| ≤ 1e-3·max|cnnlab| (cnnlab itself: against its CPU reference when checked, else null). */
+  logits_match: boolean | null;
+  max_abs_diff?: number;
+  /** cnnlab: the plan's peak GPU bytes (weights + I/O + planned activations). */
+  peak_memory_bytes?: number;
+  weight_bytes?: number;
+}
+
+export interface ModelBench {
+  model: string;
+  batch: number;
+  size: number;
+  /** Multiply-adds × 2 for one batch, counted from the graph's dispatches. */
+  flops: number;
+  engines: Partial<Record<EngineName, EngineResult>>;
+  /** cnnlab's median speed-up over each peer (peer median / cnnlab median). */
+  speedup?: Partial<Record<EngineName, number>>;
+  /** Per-kernel-family GPU time of one cnnlab run (timestamp queries). */
+  profile?: { mode: string; total_ms: number; families: { family: string; calls: number; ms: number; share: number; gflops?: number; gbps?: number; fraction_of_peak?: number }[] };
+}
+
+export interface KernelBench {
+  model: string;
+  /** Node name in the model's optimised graph, e.g. layer3.0.conv2. */
+  node: string;
+  op: string;
+  family: string;
+  /** Input shapes and the attrs that matter, for the table. */
+  shape: string;
+  /** Other nodes of the same models with identical shapes and attrs (timed once). */
+  count: number;
+  ms: number;
+  gflops?: number;
+  gbps?: number;
+  /** Against the roofline: GFLOP/s ÷ FMA peak for compute-bound kernels, GB/s ÷ copy peak otherwise. */
+  fraction_of_peak: number;
+  bound: 'compute' | 'memory';
+  /** Against the CPU reference before timing; `skipped` when validation was off or too costly. */
+  validated: { max_abs_diff: number; max_abs_ref: number; ok: boolean; skipped?: boolean };
+}
+
+export interface BenchJson {
+  version: 1;
+  created: string;
+  command: string;
+  adapter: DeviceInfo & { summary: string };
+  roofline: Roofline;
+  settings: { models: string[]; batches: number[]; peers: string[]; iters: number; warmup: number; quick: boolean; size: number };
+  models: ModelBench[];
+  kernels?: KernelBench[];
+  /** Problems that did not stop the run (a peer that failed to load, say). */
+  notes: string[];
+}
