@@ -8,28 +8,10 @@
 // the page's own script draws the charts from the inlined JSON and leaves them in
 // window.__charts.
 
+export { escapeHtml, inlineJson } from '../web/html.js';
+
+import { escapeHtml, inlineJs, inlineJson } from '../web/html.js';
 import { ENGINES, type BenchJson, type EngineName, type EngineResult, type KernelBench, type ModelBench } from './schema.js';
-
-export function escapeHtml(s: unknown): string {
-  return String(s)
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
-
-/** JSON that cannot end its <script> tag early: no raw '<' (so no '</script>' and no '<!--'). */
-export function inlineJson(v: unknown): string {
-  return JSON.stringify(v).replace(/</g, '\\u003c');
-}
-
-/** JS source for an inline <script>: '</script' becomes '<\/script', the same text to the JS parser. */
-function inlineJs(src: string): string {
-  return src.replace(/<\/(script)/gi, '<\\/$1');
-}
-
-// ---- numbers -------------------------------------------------------------------------------
 
 const DASH = '—';
 

@@ -80,6 +80,9 @@ export interface LoadOptions {
   /** 'nchw' (default): input 'image' is [N,3,H,W] as PyTorch gives it, transposed on the GPU;
    *  'nhwc': [N,H,W,3]. */
   inputLayout?: 'nchw' | 'nhwc';
+  /** Instead of an 'image' input: make the graph's inputs and return the NHWC tensor the model
+   *  reads (e.g. raw [0,1] crops → corruption → normalisation, all in one graph). */
+  prelude?: (g: Graph, size: number, batch: number) => string;
 }
 
 export interface LoadedModel {
@@ -99,7 +102,9 @@ function buildGraph(def: ModelDef, w: WeightSource, o: LoadOptions, size: number
   const g = new Graph();
   const n = o.batch ?? 1;
   let x: string;
-  if ((o.inputLayout ?? 'nchw') === 'nchw') {
+  if (o.prelude) {
+    x = o.prelude(g, size, n);
+  } else if ((o.inputLayout ?? 'nchw') === 'nchw') {
     g.input('image', [n, 3, size, size]);
     x = g.op('transpose', ['image'], { perm: [0, 2, 3, 1] }, 'to_nhwc');
   } else {

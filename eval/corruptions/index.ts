@@ -1,0 +1,7 @@
+// Importing this registers the `corrupt` op and every corruption.
+import { OPS, registerOp } from '../../kernels/index.js';
+import { corruptOp } from './common.js';
+
+if (!OPS.has(corruptOp.op)) registerOp(corruptOp);
+
+export * from './common.js';

@@ -1,0 +1,47 @@
+// summary.json of a robustness (and transfer) run: the format is documented in the README.
+// Accuracies are fractions in [0,1]; errors likewise; ECE says which binning it used.
+
+import type { Preprocess } from '../models/registry.js';
+
+export interface ConditionMetrics {
+  n: number;
+  top1: number;
+  top5: number;
+}
+
+export interface CalibrationMetrics extends ConditionMetrics {
+  nll: number;
+  brier: number;
+  ece: {
+    /** 100 equal-mass bins, L1 (Minderer et al. 2021), top-label confidence. */
+    adaptive_100: number;
+    /** 15 equal-width bins, L1. */
+    equal_width_15: number;
+  };
+  /** Reliability diagram data (15 equal-width bins): mean confidence, accuracy and count per bin. */
+  reliability: { conf: number; acc: number; count: number }[];
+}
+
+export interface Summary {
+  version: 1;
+  model: string;
+  weights: string;
+  data: string;
+  preprocessing: Preprocess;
+  created: string;
+  /** Shards merged into this summary (0-based), or null for a single run. */
+  shards: { merged: number[]; of: number } | null;
+  clean: CalibrationMetrics | null;
+  /** Per corruption name, per severity '1'…'5': top-1 (and n). */
+  corruptions: Record<string, Record<string, ConditionMetrics>>;
+  /** Mean CE over the 15 ImageNet-C corruptions, AlexNet-normalised; `complete` false when some are missing. */
+  mce: { value: number; complete: boolean; missing: string[]; per_corruption: Record<string, number> } | null;
+  relative_mce: { value: number; complete: boolean; missing: string[]; per_corruption: Record<string, number> } | null;
+  /** SI-Score sweeps: accuracy per factor value ('0.37'; '0.25,0.50'; '0.50@21') and the sweep mean. */
+  sweeps: Partial<Record<'size' | 'location' | 'rotation', { accuracy: Record<string, number>; n: Record<string, number>; mean: number }>>;
+  /** Clean top-1 per test resolution. */
+  resolutions: Record<string, ConditionMetrics>;
+  unreadable: { id: string; error: string }[];
+  /** Transfer results, when a transfer run wrote into the same folder. */
+  transfer?: unknown;
+}
