@@ -23,6 +23,7 @@ import { PEERS, type PeerName } from '../bench/models.js';
 import { formatBenchTable, renderReport } from '../bench/report.js';
 import type { BenchJson } from '../bench/schema.js';
 import { launchChromium, openPage } from './chromium.js';
+import { mergeCmd, robustnessCmd } from './robustness.js';
 import { serve } from './serve.js';
 
 const HELP = `cnnlab: hand-written WebGPU kernels for CNN/ViT robustness and transfer studies
@@ -53,6 +54,27 @@ commands:
              --size N                input side (default 224; --quick: 112)
              --quick                 a few minutes on a 2-core machine without a GPU
              --out DIR               writes DIR/bench.json and DIR/report.html (required)
+  robustness  accuracy and calibration under ImageNet-C corruptions, SI-Score sweeps and test resolutions
+             --model NAME            default mobilenet_v2_synth (the built-in model, trained on the synthetic classes)
+             --weights FILE|random|builtin   default builtin when the model ships weights
+             --data DIR              an ImageFolder (ImageNet synset folders map to ImageNet labels);
+                                     default: the built-in synthetic test set (--per-class N, default 10)
+             --corruptions all|none|a,b      default all 19 (15 ImageNet-C + 4 extras)
+             --severities 1-5        e.g. 1-5, 3, 1,3,5
+             --sweeps size,location,rotation|none   SI-Score-style sweeps (default: all, synthetic data only)
+             --resolutions a,b,c     test resolutions (default 0.75×, 1×, 1.25× the model's)
+             --limit N --shard k/n   first N images; a deterministic slice (k 0-based; k=env reads $JOB_COMPLETION_INDEX)
+             --batch N --seed N      batch size (default 16), corruption seed (default 0)
+             --resume                continue the run in --out (nothing lost, nothing counted twice)
+             --out DIR               results.jsonl, run.json, summary.json, report.html
+  merge    combine shards: npx cnnlab merge DIR1 DIR2 … --out DIR
+  synth    write the built-in synthetic dataset (procedural object classes on plain backgrounds)
+             --out DIR               an ImageFolder: DIR/<class>/<split>-NNNNN.png
+             --per-class N           images per class (default 100)
+             --classes train|heldout|all   the 10 train classes (default), the held-out ones, or all
+             --split train|val|test  disjoint instance seeds per split (default train)
+             --size N --seed N       image side (default 224), seed (default 0)
+             --cutouts               instead: RGBA cut-outs + backgrounds (DIR/foregrounds/<class>/, DIR/backgrounds/)
   models   list the registered models and their preprocessing
   random-weights  write a model's seeded random weights as a timm/torchvision-style checkpoint
              --model NAME --out FILE.safetensors [--seed N] [--classes N]
@@ -234,6 +256,33 @@ async function benchCmd(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function synthCmd(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      out: { type: 'string' }, 'per-class': { type: 'string', default: '100' }, classes: { type: 'string', default: 'train' },
+      split: { type: 'string', default: 'train' }, size: { type: 'string', default: '224' }, seed: { type: 'string', default: '0' },
+      cutouts: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.out) throw new Error('--out DIR is required');
+  const synth = await import('../eval/synth.js');
+  const classes = { train: synth.SYNTH_TRAIN_CLASSES, heldout: synth.SYNTH_HELDOUT_CLASSES, all: synth.SYNTH_CLASSES.map((_, i) => i) }[values.classes!];
+  if (!classes) throw new Error(`--classes must be train, heldout or all, got ${values.classes}`);
+  if (!['train', 'val', 'test'].includes(values.split!)) throw new Error(`--split must be train, val or test, got ${values.split}`);
+  const perClass = Number(values['per-class']), size = Number(values.size), seed = Number(values.seed);
+  for (const [k, v] of Object.entries({ 'per-class': perClass, size })) if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer`);
+  const t0 = performance.now();
+  if (values.cutouts) {
+    const r = await synth.writeCutouts(values.out, { classes: [...classes], perClass, size, seed });
+    console.log(`wrote ${r.foregrounds.length} cut-outs and ${r.backgrounds.length} backgrounds to ${values.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  } else {
+    const files = await synth.writeSynthImageFolder(values.out, { classes: [...classes], perClass, size, seed, split: values.split as 'train' });
+    console.log(`wrote ${files.length} images (${classes.length} classes × ${perClass}) to ${values.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  return 0;
+}
+
 function randomWeightsCmd(argv: string[]): number {
   const { values } = parseArgs({
     args: argv,
@@ -280,6 +329,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'models': return modelsCmd();
       case 'random-weights': return randomWeightsCmd(rest);
       case 'bench': return await benchCmd(rest);
+      case 'synth': return await synthCmd(rest);
+      case 'robustness': return await robustnessCmd(rest);
+      case 'merge': return await mergeCmd(rest);
       case 'info': return await info();
       case 'serve': return await serveCmd(rest);
       case undefined: case 'help': case '--help': case '-h':

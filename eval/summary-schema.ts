@@ -18,8 +18,8 @@ export interface CalibrationMetrics extends ConditionMetrics {
     /** 15 equal-width bins, L1. */
     equal_width_15: number;
   };
-  /** Reliability diagram data (15 equal-width bins): mean confidence, accuracy and count per bin. */
-  reliability: { conf: number; acc: number; count: number }[];
+  /** Reliability diagram data (15 equal-width bins): mean confidence, accuracy and count per bin (null when empty). */
+  reliability: { conf: number | null; acc: number | null; count: number }[];
 }
 
 export interface Summary {

@@ -11,10 +11,11 @@ import { layerNormOp } from './layernorm.js';
 import { concatOp, padOp, reshapeOp, sliceOp, transposeOp } from './layout.js';
 import { avgpoolOp, globalAvgpoolOp, maxpoolOp } from './pool.js';
 import { softmaxOp } from './softmax.js';
+import { imageNormalizeOp, imagePreprocessOp } from './image.js';
 
 const ops: OpDef[] = [activationOp, addOp, conv2dOp, batchNormOp, groupNormOp, weightStandardizeOp, layerNormOp, softmaxOp,
   maxpoolOp, avgpoolOp, globalAvgpoolOp, reshapeOp, transposeOp, concatOp, sliceOp, padOp,
-  matmulOp, attentionOp];
+  matmulOp, attentionOp, imagePreprocessOp, imageNormalizeOp];
 
 const registry = new Map<string, OpDef>(ops.map((o) => [o.op, o]));
 export const OPS: ReadonlyMap<string, OpDef> = registry;

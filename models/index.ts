@@ -4,3 +4,4 @@ import './resnetv2.js';
 import './vit.js';
 import './resnet.js';
 import './mobilenetv2.js';
+import './synth-model.js';

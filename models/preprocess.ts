@@ -3,6 +3,7 @@
 // widened by the downscale factor), centre crop, scale to [0,1], normalise by mean/std.
 // Output is NCHW [3, size, size], ready for a model's 'image' input.
 
+import { centerCropOffset } from '../kernels/image.js';
 import { type Preprocess, resizeTarget } from './registry.js';
 
 /** An 8-bit RGB image, row-major, 3 bytes per pixel. */
@@ -90,8 +91,8 @@ export function preprocessImage(img: RgbImage, p: Preprocess): Float32Array {
     if (w <= h) { rw = t; rh = Math.floor((t * h) / w); } else { rh = t; rw = Math.floor((t * w) / h); }
   }
   const resized = resize(src, w, h, rw, rh, [0, 0, w, h], filter);
-  // torchvision CenterCrop: top = round((rh − size) / 2), left likewise.
-  const top = Math.round((rh - p.size) / 2), left = Math.round((rw - p.size) / 2);
+  // torchvision CenterCrop: top = round((rh − size) / 2) with Python's round-half-to-even.
+  const top = centerCropOffset(rh, p.size), left = centerCropOffset(rw, p.size);
   const s = p.size;
   const out = new Float32Array(3 * s * s);
   for (let y = 0; y < s; y++)

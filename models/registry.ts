@@ -49,6 +49,10 @@ export interface ModelDef {
   mapping: WeightMapping;
   /** Build on NHWC input `x` [N,H,W,3]. */
   build(b: NetBuilder, x: string, classes: number): BuiltModel;
+  /** Names of the classes when they are not ImageNet-1k's (the built-in synthetic model). */
+  classNames?: readonly string[];
+  /** A checkpoint shipped in the repo (path relative to the repo root), used for --weights builtin. */
+  builtinWeights?: string;
 }
 
 const families: ModelDef[][] = [];
@@ -75,7 +79,7 @@ export interface LoadOptions {
   batch?: number;
   /** Input side; default the model's evaluation size. ViTs interpolate their position embedding. */
   size?: number;
-  /** Classes for random weights (a checkpoint's head decides otherwise); default 1000. */
+  /** Classes for random weights (a checkpoint's head decides otherwise); default the model's class names, else 1000. */
   classes?: number;
   /** 'nchw' (default): input 'image' is [N,3,H,W] as PyTorch gives it, transposed on the GPU;
    *  'nhwc': [N,H,W,3]. */
@@ -118,7 +122,7 @@ function buildGraph(def: ModelDef, w: WeightSource, o: LoadOptions, size: number
 export async function loadModel(name: string | ModelDef, o: LoadOptions): Promise<LoadedModel> {
   const def = typeof name === 'string' ? getModel(name) : name;
   const size = o.size ?? def.preprocess.size;
-  let classes = o.classes ?? 1000;
+  let classes = o.classes ?? def.classNames?.length ?? 1000;
   let source: WeightSource;
   let weights: string;
   if (o.weights === 'random') {

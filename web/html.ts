@@ -19,6 +19,3 @@ export function inlineJson(v: unknown): string {
 export function inlineJs(src: string): string {
   return src.replace(/<\/(script)/gi, '<\\/$1');
 }
-
-// ---- numbers -------------------------------------------------------------------------------
-

@@ -1,0 +1,162 @@
+// `npx cnnlab robustness` and `npx cnnlab merge`: runs that append per-image results as they go,
+// resume after a kill, split into shards for a job runner, and end in summary.json + report.html.
+
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { createDevice } from '../engine/device.js';
+import { openSafetensorsPath } from '../engine/safetensors.js';
+import { corruptionNames } from '../eval/corruptions/index.js';
+import { readRuns, RecordLog, type RunSettings } from '../eval/records.js';
+import { renderRobustnessReport, formatRobustnessTable } from '../eval/report.js';
+import { runRobustness, type Progress } from '../eval/robustness.js';
+import { sweepImages, synthTestSource } from '../eval/sources.js';
+import { summarizeRun } from '../eval/summary.js';
+import { SWEEPS, type SweepName } from '../eval/synth.js';
+import type { Summary } from '../eval/summary-schema.js';
+import '../models/index.js';
+import { getModel, type ModelDef } from '../models/registry.js';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const DEFAULT_MODEL = 'mobilenet_v2_synth';
+
+const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+
+/** '1-5', '1,3,5', '2' → severities. */
+export function parseSeverities(v: string): number[] {
+  const out = new Set<number>();
+  for (const part of list(v)) {
+    const m = /^(\d)(?:-(\d))?$/.exec(part);
+    if (!m) throw new Error(`--severities: "${part}" is not a severity (1-5) or a range like 1-5`);
+    const a = Number(m[1]), b = Number(m[2] ?? m[1]);
+    if (a < 1 || b > 5 || a > b) throw new Error(`--severities: ${part} is outside 1-5`);
+    for (let s = a; s <= b; s++) out.add(s);
+  }
+  return [...out].sort();
+}
+
+/** 'k/n' (0-based k, as a Kubernetes Indexed Job's completion index); k may be 'env' for $JOB_COMPLETION_INDEX. */
+export function parseShard(v: string | undefined): { k: number; n: number } | null {
+  if (!v) return null;
+  const m = /^(\w+)\/(\d+)$/.exec(v);
+  if (!m) throw new Error(`--shard must look like k/n (0-based k), got "${v}"`);
+  const k = m[1] === 'env' ? Number(process.env.JOB_COMPLETION_INDEX) : Number(m[1]);
+  const n = Number(m[2]);
+  if (m[1] === 'env' && process.env.JOB_COMPLETION_INDEX === undefined) throw new Error('--shard env/n needs $JOB_COMPLETION_INDEX');
+  if (!Number.isInteger(k) || !Number.isInteger(n) || n < 1 || k < 0 || k >= n) throw new Error(`--shard ${v}: need 0 ≤ k < n`);
+  return { k, n };
+}
+
+function resolveWeights(def: ModelDef, w: string): string {
+  if (w === 'builtin') {
+    if (!def.builtinWeights) throw new Error(`${def.name} has no built-in weights; pass --weights FILE or random`);
+    return path.join(REPO_ROOT, def.builtinWeights);
+  }
+  return w;
+}
+
+function writeOutputs(out: string, s: Summary): void {
+  writeFileSync(path.join(out, 'summary.json'), JSON.stringify(s, null, 1));
+  const chartJs = readFileSync(path.join(REPO_ROOT, 'node_modules/chart.js/dist/chart.umd.js'), 'utf8');
+  writeFileSync(path.join(out, 'report.html'), renderRobustnessReport(s, { chartJs }));
+}
+
+export async function robustnessCmd(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string', default: DEFAULT_MODEL }, weights: { type: 'string' }, seed: { type: 'string', default: '0' },
+      data: { type: 'string' }, corruptions: { type: 'string', default: 'all' }, severities: { type: 'string', default: '1-5' },
+      sweeps: { type: 'string' }, resolutions: { type: 'string' }, limit: { type: 'string' }, shard: { type: 'string' },
+      batch: { type: 'string', default: '16' }, resume: { type: 'boolean', default: false }, out: { type: 'string' },
+      'per-class': { type: 'string', default: '10' }, quick: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.out) throw new Error('--out DIR is required');
+  const def = getModel(values.model!);
+  const weightsArg = values.weights ?? (def.builtinWeights ? 'builtin' : 'random');
+  const weightsPath = weightsArg === 'random' ? null : resolveWeights(def, weightsArg);
+  if (weightsPath && !existsSync(weightsPath)) throw new Error(`weights file ${weightsPath} does not exist`);
+  const known = corruptionNames();
+  const corruptions = values.corruptions === 'none' ? [] : values.corruptions === 'all' ? known : list(values.corruptions!);
+  for (const c of corruptions) if (!known.includes(c)) throw new Error(`unknown corruption "${c}"; known: ${known.join(', ')}`);
+  const synthetic = !values.data;
+  const sweeps = (values.sweeps === 'none' ? [] : values.sweeps ? list(values.sweeps) : synthetic ? [...SWEEPS] : []) as SweepName[];
+  for (const s of sweeps) if (!SWEEPS.includes(s)) throw new Error(`unknown sweep "${s}"; known: ${SWEEPS.join(', ')}`);
+  const size = def.preprocess.size;
+  const resolutions = values.resolutions ? list(values.resolutions).map(Number)
+    : [0.75, 1, 1.25].map((f) => Math.round((size * f) / 16) * 16);
+  for (const r of resolutions) if (!Number.isInteger(r) || r < 16) throw new Error(`--resolutions: ${r} is not a size`);
+  const seed = Number(values.seed), batch = Number(values.batch);
+  const limit = values.limit ? Number(values.limit) : null;
+  const shard = parseShard(values.shard);
+  const settings: RunSettings = {
+    model: def.name, weights: weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`,
+    data: values.data ? path.resolve(values.data) : `built-in synthetic test set (${values['per-class']} per class)`,
+    corruptions, severities: parseSeverities(values.severities!), sweeps, resolutions, limit, seed, shard,
+  };
+  const log = await RecordLog.open(values.out, settings, values.resume!);
+
+  const device = await createDevice();
+  let source;
+  if (synthetic) {
+    source = synthTestSource(def, { perClass: Number(values['per-class']), seed });
+  } else {
+    const { imageFolderSource } = await import('./data-source.js');
+    const classes = weightsPath ? (await openSafetensorsPath(weightsPath)).tensors.get(def.headWeight)?.shape[0] ?? 1000 : 1000;
+    source = await imageFolderSource(device, values.data!, { limit, shard, classes });
+    console.log(`${values.data}: ${source.items.length} images in ${source.classCount} classes (labels: ${source.labelSource})`);
+  }
+  if (synthetic && (limit || shard)) {
+    let items = source.items;
+    if (limit) items = items.slice(0, limit);
+    if (shard) items = items.filter((_: unknown, i: number) => i % shard.n === shard.k);
+    source = { ...source, items };
+  }
+  const sweepSet = sweeps.length
+    ? sweepImages(def, { sweeps, quick: true, seed, instancesPerClass: 1, size: 224 })
+      .filter((s) => !shard || s.index % shard.n === shard.k)
+    : [];
+
+  const bar = new cliProgress.SingleBar({
+    format: '{bar} {percentage}% | {value}/{total} | {ips} img/s | ETA {eta_formatted} | {cond}',
+    hideCursor: true, etaBuffer: 50,
+  }, cliProgress.Presets.shades_classic);
+  let started = false;
+  const progress = (p: Progress) => {
+    if (!started) bar.start(p.total, 0, { ips: '-', cond: p.cond }), (started = true);
+    bar.update(p.done, { ips: p.imagesPerSecond.toFixed(1), cond: p.cond });
+  };
+  try {
+    await runRobustness(device, {
+      model: def.name, weights: weightsPath ? await openSafetensorsPath(weightsPath) : 'random', seed,
+      corruptions, severities: settings.severities, resolutions, batch,
+    }, source, sweepSet, { done: log.done, append: (r) => log.append(r), progress, log: (s) => console.log(s) });
+  } finally {
+    if (started) bar.stop();
+    device.destroy();
+  }
+  const summary = summarizeRun(settings, def.preprocess, log.records, shard ? { merged: [shard.k], of: shard.n } : null);
+  writeOutputs(values.out, summary);
+  console.log(`\n${formatRobustnessTable(summary)}`);
+  console.log(`\nwrote ${path.join(values.out, 'results.jsonl')}, summary.json and report.html`);
+  return 0;
+}
+
+export async function mergeCmd(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: { out: { type: 'string' } }, allowPositionals: true });
+  if (!values.out || !positionals.length) throw new Error('usage: npx cnnlab merge <run dirs…> --out DIR');
+  const { settings, records, shards } = await readRuns(positionals);
+  const n = JSON.parse(readFileSync(path.join(positionals[0], 'run.json'), 'utf8')).shard?.n ?? 1;
+  if (shards.length < n) console.warn(`warning: merging ${shards.length} of ${n} shards (have ${shards.join(', ')})`);
+  const def = getModel(settings.model);
+  const summary = summarizeRun(settings, def.preprocess, records, { merged: shards, of: n });
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(values.out, { recursive: true });
+  writeOutputs(values.out, summary);
+  console.log(formatRobustnessTable(summary));
+  console.log(`\nmerged ${records.length} records from ${positionals.length} runs into ${values.out}`);
+  return 0;
+}
