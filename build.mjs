@@ -16,8 +16,8 @@ await Promise.all([
     // The benchmark peers (ORT, TF.js) are loaded on demand, in chunks of their own.
     splitting: true,
     chunkNames: 'chunks/[name]-[hash]',
-    // Node-only branches of engine/device.ts import these; the browser never reaches them.
-    external: ['webgpu', 'node:*'],
+    // Node-only branches (engine/device.ts, file writers in eval/) import these; the browser never reaches them.
+    external: ['webgpu', 'node:*', 'sharp'],
   }),
   build({
     ...common,

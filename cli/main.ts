@@ -24,6 +24,8 @@ import { formatBenchTable, renderReport } from '../bench/report.js';
 import type { BenchJson } from '../bench/schema.js';
 import { launchChromium, openPage } from './chromium.js';
 import { mergeCmd, robustnessCmd } from './robustness.js';
+import { transferCmd } from './transfer.js';
+import { corruptCmd } from './corrupt.js';
 import { serve } from './serve.js';
 
 const HELP = `cnnlab: hand-written WebGPU kernels for CNN/ViT robustness and transfer studies
@@ -31,7 +33,10 @@ const HELP = `cnnlab: hand-written WebGPU kernels for CNN/ViT robustness and tra
 usage: npx cnnlab <command> [options]
 
 commands:
-  demo     run a small network with every kernel family, check it against the CPU
+  demo     the built-in default: a robustness run of the built-in model on the synthetic test set
+           (all corruptions, sweeps, resolutions) and few-shot transfer to held-out synthetic classes,
+           into --out (default out/demo): summary.json, report.html; resumes if interrupted
+  engine-demo  run a small network with every kernel family, check it against the CPU
            reference, print what ran, how long it took and a per-kernel profile
              --runtime chrome|node   where to run (default chrome: headless Chromium, WebGPU)
              --size N --batch N      input size and batch (default 64, 1)
@@ -58,16 +63,25 @@ commands:
              --model NAME            default mobilenet_v2_synth (the built-in model, trained on the synthetic classes)
              --weights FILE|random|builtin   default builtin when the model ships weights
              --data DIR              an ImageFolder (ImageNet synset folders map to ImageNet labels);
-                                     default: the built-in synthetic test set (--per-class N, default 10)
+                                     default: the built-in synthetic test set (--per-class N, default 2)
              --corruptions all|none|a,b      default all 19 (15 ImageNet-C + 4 extras)
              --severities 1-5        e.g. 1-5, 3, 1,3,5
              --sweeps size,location,rotation|none   SI-Score-style sweeps (default: all, synthetic data only)
              --resolutions a,b,c     test resolutions (default 0.75×, 1×, 1.25× the model's)
              --limit N --shard k/n   first N images; a deterministic slice (k 0-based; k=env reads $JOB_COMPLETION_INDEX)
              --batch N --seed N      batch size (default 16), corruption seed (default 0)
+             --runtime chrome|node   where to run (default chrome: the page in headless Chromium; node: Dawn)
              --resume                continue the run in --out (nothing lost, nothing counted twice)
              --out DIR               results.jsonl, run.json, summary.json, report.html
   merge    combine shards: npx cnnlab merge DIR1 DIR2 … --out DIR
+  corrupt  write corrupted images as PNG: --input IMAGE|FOLDER --corruption NAME|all --severity 1-5|all [--seed N] --out DIR
+  transfer few-shot linear transfer / linear probe / VTAB-1k-style on frozen features
+             --model NAME --weights FILE|random|builtin   as for robustness
+             --train DIR --test DIR  ImageFolders (default: the synthetic held-out classes, --per-class N train images)
+             --shots 1,5,10,25 --seeds 3   few-shot settings (big_vision fewshot_lsr)
+             --protocol fewshot|probe|vtab1k   one or several, comma-separated (default fewshot)
+             --cache DIR             feature cache (default .cnnlab-cache/features)
+             --out DIR               transfer.json; also adds to DIR/summary.json and report.html
   synth    write the built-in synthetic dataset (procedural object classes on plain backgrounds)
              --out DIR               an ImageFolder: DIR/<class>/<split>-NNNNN.png
              --per-class N           images per class (default 100)
@@ -304,6 +318,18 @@ function modelsCmd(): number {
   return 0;
 }
 
+async function mainDemo(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { out: { type: 'string', default: 'out/demo' } } });
+  const out = values.out!;
+  console.log(`cnnlab demo: robustness of the built-in synthetic-class MobileNetV2, then few-shot transfer, into ${out}/\n`);
+  const t0 = performance.now();
+  const r = await robustnessCmd(['--out', out, '--resume']);
+  if (r) return r;
+  const t = await transferCmd(['--out', out, '--per-class', '10', '--shots', '1,5,10']);
+  console.log(`\ndemo finished in ${((performance.now() - t0) / 1000).toFixed(0)} s; open ${path.join(out, 'report.html')}`);
+  return t;
+}
+
 async function info(): Promise<number> {
   const d = await createDevice();
   console.log(describeDevice(d));
@@ -314,7 +340,10 @@ async function info(): Promise<number> {
 
 async function serveCmd(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { port: { type: 'string', default: '8080' } } });
-  const s = await serve({ '/': WEB_ROOT, '/vendor/ort/': resolveDist('onnxruntime-web', '.') }, Number(values.port));
+  const s = await serve({
+    '/': WEB_ROOT, '/vendor/ort/': resolveDist('onnxruntime-web', '.'), '/vendor/chart/': resolveDist('chart.js', '.'),
+    '/models/weights/': path.join(path.dirname(WEB_ROOT), '..', 'models', 'weights'),
+  }, Number(values.port));
   console.log(`cnnlab page at ${s.url}/ (Ctrl-C to stop)`);
   await new Promise(() => {});
   return 0;
@@ -324,7 +353,8 @@ export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
-      case 'demo': return await demo(rest);
+      case 'demo': return await mainDemo(rest);
+      case 'engine-demo': return await demo(rest);
       case 'infer': return await inferCmd(rest);
       case 'models': return modelsCmd();
       case 'random-weights': return randomWeightsCmd(rest);
@@ -332,6 +362,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'synth': return await synthCmd(rest);
       case 'robustness': return await robustnessCmd(rest);
       case 'merge': return await mergeCmd(rest);
+      case 'corrupt': return await corruptCmd(rest);
+      case 'transfer': return await transferCmd(rest);
       case 'info': return await info();
       case 'serve': return await serveCmd(rest);
       case undefined: case 'help': case '--help': case '-h':

@@ -1,7 +1,8 @@
 // `npx cnnlab robustness` and `npx cnnlab merge`: runs that append per-image results as they go,
 // resume after a kill, split into shards for a job runner, and end in summary.json + report.html.
 
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -9,10 +10,11 @@ import cliProgress from 'cli-progress';
 import { createDevice } from '../engine/device.js';
 import { openSafetensorsPath } from '../engine/safetensors.js';
 import { corruptionNames } from '../eval/corruptions/index.js';
-import { readRuns, RecordLog, type RunSettings } from '../eval/records.js';
+import { readRuns, RecordLog, type RunRecord, type RunSettings } from '../eval/records.js';
 import { renderRobustnessReport, formatRobustnessTable } from '../eval/report.js';
 import { runRobustness, type Progress } from '../eval/robustness.js';
-import { sweepImages, synthTestSource } from '../eval/sources.js';
+import type { PageRunOptions } from '../web/robustness-page.js';
+import { syntheticRunSources } from '../eval/sources.js';
 import { summarizeRun } from '../eval/summary.js';
 import { SWEEPS, type SweepName } from '../eval/synth.js';
 import type { Summary } from '../eval/summary-schema.js';
@@ -71,7 +73,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
       data: { type: 'string' }, corruptions: { type: 'string', default: 'all' }, severities: { type: 'string', default: '1-5' },
       sweeps: { type: 'string' }, resolutions: { type: 'string' }, limit: { type: 'string' }, shard: { type: 'string' },
       batch: { type: 'string', default: '16' }, resume: { type: 'boolean', default: false }, out: { type: 'string' },
-      'per-class': { type: 'string', default: '10' }, quick: { type: 'boolean', default: false },
+      'per-class': { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
     },
   });
   if (!values.out) throw new Error('--out DIR is required');
@@ -99,30 +101,28 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   };
   const log = await RecordLog.open(values.out, settings, values.resume!);
 
+  const synth = syntheticRunSources(def, { perClass: Number(values['per-class']), seed, sweeps, limit, shard, noTestSet: !synthetic });
+  if (values.runtime === 'chrome') {
+    return chromeRun(values.out, log, settings, {
+      model: def.name, seed, corruptions, severities: settings.severities, resolutions, batch, sweeps, limit, shard,
+      perClass: Number(values['per-class']), weightsPath, data: values.data ?? null,
+    }, def.preprocess);
+  }
+  if (values.runtime !== 'node') throw new Error(`--runtime must be chrome or node, got ${values.runtime}`);
   const device = await createDevice();
-  let source;
-  if (synthetic) {
-    source = synthTestSource(def, { perClass: Number(values['per-class']), seed });
-  } else {
+  let source = synth.source;
+  if (!synthetic) {
     const { imageFolderSource } = await import('./data-source.js');
     const classes = weightsPath ? (await openSafetensorsPath(weightsPath)).tensors.get(def.headWeight)?.shape[0] ?? 1000 : 1000;
-    source = await imageFolderSource(device, values.data!, { limit, shard, classes });
-    console.log(`${values.data}: ${source.items.length} images in ${source.classCount} classes (labels: ${source.labelSource})`);
+    const f = await imageFolderSource(device, values.data!, { limit, shard, classes });
+    console.log(`${values.data}: ${f.items.length} images in ${f.classCount} classes (labels: ${f.labelSource})`);
+    source = f;
   }
-  if (synthetic && (limit || shard)) {
-    let items = source.items;
-    if (limit) items = items.slice(0, limit);
-    if (shard) items = items.filter((_: unknown, i: number) => i % shard.n === shard.k);
-    source = { ...source, items };
-  }
-  const sweepSet = sweeps.length
-    ? sweepImages(def, { sweeps, quick: true, seed, instancesPerClass: 1, size: 224 })
-      .filter((s) => !shard || s.index % shard.n === shard.k)
-    : [];
+  const sweepSet = synth.sweeps;
 
   const bar = new cliProgress.SingleBar({
     format: '{bar} {percentage}% | {value}/{total} | {ips} img/s | ETA {eta_formatted} | {cond}',
-    hideCursor: true, etaBuffer: 50,
+    hideCursor: true, etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 15_000,
   }, cliProgress.Presets.shades_classic);
   let started = false;
   const progress = (p: Progress) => {
@@ -138,11 +138,55 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
     if (started) bar.stop();
     device.destroy();
   }
-  const summary = summarizeRun(settings, def.preprocess, log.records, shard ? { merged: [shard.k], of: shard.n } : null);
-  writeOutputs(values.out, summary);
+  return finish(values.out, log, settings, def.preprocess);
+}
+
+function finish(out: string, log: RecordLog, settings: RunSettings, p: ModelDef['preprocess']): number {
+  const summary = summarizeRun(settings, p, log.records, settings.shard ? { merged: [settings.shard.k], of: settings.shard.n } : null);
+  writeOutputs(out, summary);
   console.log(`\n${formatRobustnessTable(summary)}`);
-  console.log(`\nwrote ${path.join(values.out, 'results.jsonl')}, summary.json and report.html`);
+  console.log(`\nwrote ${path.join(out, 'results.jsonl')}, summary.json and report.html`);
   return 0;
+}
+
+/** The same run inside the page in headless Chromium: records come back through an exposed function. */
+async function chromeRun(out: string, log: RecordLog, settings: RunSettings, o: PageRunOptions, p: ModelDef['preprocess']): Promise<number> {
+  const { launchChromium, openPage } = await import('./chromium.js');
+  const { serve } = await import('./serve.js');
+  const { WEB_ROOT } = await import('./main.js');
+  const mounts: Record<string, string> = { '/': WEB_ROOT };
+  const job = mkdtempSync(path.join(tmpdir(), 'cnnlab-rob-'));
+  if (o.weightsPath) mounts['/weights/'] = path.dirname(o.weightsPath);
+  if (o.data) {
+    const { scanImageFolder, buildIndex } = await import('../eval/data.js');
+    const classes = o.weightsPath ? (await openSafetensorsPath(o.weightsPath)).tensors.get(getModel(o.model).headWeight)?.shape[0] ?? 1000 : 1000;
+    writeFileSync(path.join(job, 'index.json'), JSON.stringify(buildIndex(await scanImageFolder(o.data, { classes }))));
+    mounts['/data/'] = o.data;
+  }
+  mounts['/job/'] = job;
+  const server = await serve(mounts);
+  const browser = await launchChromium();
+  const bar = new cliProgress.SingleBar({ format: '{bar} {percentage}% | {value}/{total} | {ips} img/s | ETA {eta_formatted} | {cond}', noTTYOutput: true, notTTYSchedule: 15_000 }, cliProgress.Presets.shades_classic);
+  let started = false;
+  try {
+    const page = await openPage(browser, `${server.url}/`, (s) => console.log(s));
+    await page.exposeFunction('cnnlabRecords', (json: string) => log.append(JSON.parse(json) as RunRecord[]));
+    await page.exposeFunction('cnnlabProgress', (json: string) => {
+      const pr = JSON.parse(json) as Progress;
+      if (!started) bar.start(pr.total, 0, { ips: '-', cond: pr.cond }), (started = true);
+      bar.update(pr.done, { ips: pr.imagesPerSecond.toFixed(1), cond: pr.cond });
+    });
+    await page.evaluate((args) => window.cnnlab.robustness(args), {
+      ...o, weightsUrl: o.weightsPath ? `/weights/${encodeURIComponent(path.basename(o.weightsPath))}` : null,
+      dataIndexUrl: o.data ? '/job/index.json' : null, done: [...log.done],
+    });
+  } finally {
+    if (started) bar.stop();
+    await browser.close();
+    await server.close();
+    rmSync(job, { recursive: true, force: true });
+  }
+  return finish(out, log, settings, p);
 }
 
 export async function mergeCmd(argv: string[]): Promise<number> {

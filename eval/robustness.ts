@@ -16,9 +16,9 @@ import { Graph } from '../engine/graph.js';
 import { optimize } from '../engine/passes.js';
 import type { SafetensorsFile } from '../engine/safetensors.js';
 import { atResolution, getModel, loadModel, type Preprocess } from '../models/registry.js';
-import './corruptions/index.js';
+import { addCorruption } from './corruptions/index.js';
 import { summarizeLogits } from './metrics.js';
-import { type ImageRecord, recordKey, type RunRecord } from './records.js';
+import { type ImageRecord, recordKey, type RunRecord } from './record-format.js';
 
 export interface LabeledImage {
   /** Stable id (the path relative to the dataset root, or a sweep image's name). */
@@ -102,7 +102,7 @@ async function inputPlan(device: Device, p: Preprocess, batch: number, corruptio
   let x = g.input('x', [batch, crop, crop, 3]);
   if (corruption) {
     g.input('ids', [batch]);
-    x = g.op('corrupt', [x, 'ids'], corruption, 'corrupt');
+    x = addCorruption(g, x, 'ids', corruption);
   }
   if (crop !== p.size) {
     const k = crop / p.size;

@@ -48,6 +48,29 @@ export function synthTestSource(def: ModelDef, o: { perClass: number; seed: numb
   };
 }
 
+/**
+ * Synthetic images of any classes (indices into SYNTH_CLASSES), labelled by position in
+ * `classes`: e.g. the held-out classes as a new task for few-shot transfer.
+ */
+export function synthClassSource(classes: readonly number[], o: { perClass: number; seed: number; split: 'train' | 'val' | 'test'; size?: number }): ImageSource {
+  const size = o.size ?? 224;
+  const items: (LabeledImage & { cls: number; k: number })[] = [];
+  classes.forEach((cls, label) => {
+    for (let k = 0; k < o.perClass; k++) items.push({ id: `${SYNTH_CLASSES[cls].name}/${o.split}-${String(k).padStart(5, '0')}`, index: items.length, label, cls, k });
+  });
+  const byId = new Map(items.map((it) => [it.id, it]));
+  return {
+    items,
+    async load(batch, p) {
+      const crops = batch.map((it) => {
+        const { cls, k } = byId.get(it.id)!;
+        return cropOf(renderSynthImage(cls, k, { size, seed: o.seed, split: o.split }), p);
+      });
+      return { crops, ok: batch, unreadable: [] };
+    },
+  };
+}
+
 /** SI-Score sweep images as [0,1] crops at `size`, labelled for the model by class name. */
 export function sweepImages(def: ModelDef, o: { sweeps: SweepName[]; quick: boolean; seed: number; instancesPerClass: number; size: number; source?: SynthSource }): SweepImage[] {
   const names = o.source?.classNames ?? SYNTH_CLASSES.map((c) => c.name);
@@ -62,4 +85,42 @@ export function sweepImages(def: ModelDef, o: { sweeps: SweepName[]; quick: bool
     });
   }
   return out;
+}
+
+/** An ImageFolder as a source, given how to decode a location; crops made on the GPU. */
+export function datasetSource(
+  device: import('../engine/device.js').Device, ds: import('./data.js').Dataset, items: import('./data.js').BatchItem[],
+  decode: (location: string) => Promise<RgbImage>,
+  data: { loadBatch: typeof import('./data.js').loadBatch; preprocessOnGpu: typeof import('./data.js').preprocessOnGpu },
+): ImageSource {
+  return {
+    items: items.map((it) => ({ id: it.id, index: it.index, label: it.label })),
+    async load(batch, p) {
+      const want = new Set(batch.map((b) => b.id));
+      const loaded = await data.loadBatch(ds, items.filter((it) => want.has(it.id)), decode);
+      const n = p.size * p.size * 3;
+      const flat = loaded.images.length ? await data.preprocessOnGpu(device, loaded.images, p, { normalize: false }) : new Float32Array(0);
+      const byId = new Map(batch.map((b) => [b.id, b]));
+      return { crops: loaded.items.map((_, i) => flat.subarray(i * n, (i + 1) * n)), ok: loaded.items.map((it) => byId.get(it.id)!), unreadable: loaded.unreadable };
+    },
+  };
+}
+
+/** The synthetic test set and sweeps of a run, limited and sharded as the run says. */
+export function syntheticRunSources(def: ModelDef, o: {
+  perClass: number; seed: number; sweeps: SweepName[]; limit: number | null; shard: { k: number; n: number } | null; noTestSet?: boolean;
+}): { source: ImageSource | null; sweeps: SweepImage[] } {
+  let source: ImageSource | null = null;
+  if (!o.noTestSet) {
+    const s = synthTestSource(def, { perClass: o.perClass, seed: o.seed });
+    let items = s.items;
+    if (o.limit) items = items.slice(0, o.limit);
+    if (o.shard) items = items.filter((_, i) => i % o.shard!.n === o.shard!.k);
+    source = { ...s, items };
+  }
+  const sweeps = o.sweeps.length
+    ? sweepImages(def, { sweeps: o.sweeps, quick: true, seed: o.seed, instancesPerClass: 1, size: 224 })
+      .filter((s) => !o.shard || s.index % o.shard.n === o.shard.k)
+    : [];
+  return { source, sweeps };
 }

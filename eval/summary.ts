@@ -6,7 +6,7 @@ import {
   ECE_EQUAL_WIDTH_15, type ImageResult, IMAGENET_C_CORRUPTIONS, mce, reliability, relativeMce, siScoreSweep,
   summarizeResults, top1, top5,
 } from './metrics.js';
-import { type ImageRecord, isUnreadable, type RunRecord, type RunSettings } from './records.js';
+import { type ImageRecord, isUnreadable, type RunRecord, type RunSettings } from './record-format.js';
 import type { ConditionMetrics, Summary } from './summary-schema.js';
 
 const cm = (rs: readonly ImageResult[]): ConditionMetrics => ({ n: rs.length, top1: top1(rs), top5: top5(rs) });

@@ -61,6 +61,11 @@ export const api = {
     const w = window as unknown as { cnnlabLog?: (s: string) => void; cnnlabResult?: (json: string) => void };
     return runBench(await getDevice(), { ...o, log: (s) => w.cnnlabLog?.(s), onPartial: (b) => w.cnnlabResult?.(JSON.stringify(b)) });
   },
+  /** `npx cnnlab robustness --runtime chrome` (web/robustness-page.ts). */
+  async robustness(o: Parameters<typeof import('./robustness-page.js').runRobustnessInPage>[1]) {
+    const { runRobustnessInPage } = await import('./robustness-page.js');
+    return runRobustnessInPage(await getDevice(), o);
+  },
   /** The demo network's logits for a given input: used by the browser test against Node. */
   async demoLogits(o: { size: number; batch: number; seed: number }, image: number[]): Promise<number[]> {
     const out = await runGraph(() => optimize(demoNetwork(o)).graph, { image });

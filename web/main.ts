@@ -89,6 +89,7 @@ function saveBench(): void {
 }
 
 window.cnnlab = api;
+void import('./robustness-ui.js').then((m) => m.setupRobustnessUi(api.getDevice));
 $('bench-run').addEventListener('click', () => void runBenchFromPage());
 $('bench-save').addEventListener('click', saveBench);
 $('demo-run').addEventListener('click', () => void runDemoFromPage());

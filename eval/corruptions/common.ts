@@ -11,6 +11,7 @@
 // A corruption file exports CorruptionDefs; eval/corruptions/index.ts lists them.
 // Parameters per severity are REFERENCE.md §4's, from hendrycks/robustness corruptions.py.
 
+import type { Graph } from '../../engine/graph.js';
 import {
   type HostTensor, type LowerContext, type Lowering, type OpDef, type Shape, fmtShape, ShapeError,
 } from '../../kernels/kernel.js';
@@ -79,6 +80,17 @@ export const corruptOp: OpDef<CorruptAttrs> = {
     return [getCorruption(a.name).ref(paramsOf(a), a.seed, x, ids.data, assets)];
   },
 };
+
+/**
+ * Add a `corrupt` node to `g`: the corruption's textures become graph constants (inputs 2, 3, …).
+ * Returns the corrupted images' value name.
+ */
+export function addCorruption(g: Graph, x: string, ids: string, a: CorruptAttrs, name = 'corrupt'): string {
+  const def = getCorruption(a.name);
+  const assets = def.assets?.(paramsOf(a), a.seed, g.shape(x)) ?? [];
+  const names = assets.map((t, k) => g.constant(`${name}.asset${k}`, t.shape, t.data));
+  return g.op('corrupt', [x, ids, ...names], { ...a }, name);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Randomness: a counter-based hash, identical in WGSL and TS, so GPU and reference draw the same

@@ -12,7 +12,7 @@ import type { Summary } from '../../eval/summary-schema.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'cnnlab-rob-'));
 // A small run: random weights on the built-in model, 1 image per class, 2 corruptions, 1 sweep.
-const ARGS = ['--weights', 'random', '--per-class', '1', '--corruptions', 'gaussian_noise,contrast', '--severities', '1,3',
+const ARGS = ['--runtime', 'node', '--weights', 'random', '--per-class', '1', '--corruptions', 'gaussian_noise,contrast', '--severities', '1,3',
   '--sweeps', 'size', '--resolutions', '96', '--batch', '8'];
 
 const records = (dir: string) => parseRecords(readFileSync(path.join(dir, 'results.jsonl'), 'utf8')).records;
@@ -48,6 +48,18 @@ describe('robustness runs', () => {
     expect(s.mce).toBeNull(); // no corruption has all five severities
     expect(readFileSync(path.join(full, 'report.html'), 'utf8')).toMatch(/mobilenet_v2_synth/);
   });
+
+  it('runs the same in the page in headless Chromium (the default runtime)', async () => {
+    const dir = tmp();
+    expect(await quiet(() => robustnessCmd([...ARGS.slice(2), '--out', dir]))).toBe(0);
+    const a = summary(dir), b = summary(full);
+    expect(records(dir).length).toBe(160);
+    // Same WGSL on the same SwiftShader adapter: the same predictions.
+    expect(a.clean!.top1).toBe(b.clean!.top1);
+    expect(a.corruptions).toEqual(b.corruptions);
+    expect(a.sweeps).toEqual(b.sweeps);
+    expect(a.clean!.nll).toBeCloseTo(b.clean!.nll, 4);
+  }, 300_000);
 
   it('refuses to overwrite a run without --resume', async () => {
     const err = console.error;
