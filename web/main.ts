@@ -90,6 +90,7 @@ function saveBench(): void {
 
 window.cnnlab = api;
 void import('./robustness-ui.js').then((m) => m.setupRobustnessUi(api.getDevice));
+void import('./transfer-ui.js').then((m) => m.setupTransferUi(api.getDevice));
 $('bench-run').addEventListener('click', () => void runBenchFromPage());
 $('bench-save').addEventListener('click', saveBench);
 $('demo-run').addEventListener('click', () => void runDemoFromPage());

@@ -52,7 +52,7 @@ export function setupRobustnessUi(getDevice: () => Promise<Device>): void {
       const def = getModel(select.value);
       const wFile = $<HTMLInputElement>('rob-weights').files?.[0];
       const weights = wFile ? await openSafetensors(blobSource(wFile)) : def.builtinWeights
-        ? await openSafetensors(blobSource(await (await fetch(`/${def.builtinWeights}`)).blob(), def.builtinWeights)) : 'random';
+        ? await openSafetensors(blobSource(await (await fetch(`/${def.builtinWeights}`)).blob(), def.builtinWeights)) : 'random' as const;
       const files = [...($<HTMLInputElement>('rob-folder').files ?? [])];
       const severities = $<HTMLInputElement>('rob-severities').value.split(',').map(Number);
       const corruptions = corr.value.split(',').map((s) => s.trim()).filter(Boolean);
