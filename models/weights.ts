@@ -51,45 +51,31 @@ export function torchShape(r: ParamRequest): number[] {
   return r.shape;
 }
 
-/** PyTorch layout → ours: OIHW → HWIO for convs, [out,in] → [in,out] for linears. */
-export function fromTorch(r: ParamRequest, data: Float32Array): Float32Array {
-  if (r.kind === 'conv' && r.shape.length === 4) {
-    const [kh, kw, ci, co] = r.shape;
-    const out = new Float32Array(data.length);
-    for (let o = 0; o < co; o++)
-      for (let i = 0; i < ci; i++)
-        for (let y = 0; y < kh; y++)
-          for (let x = 0; x < kw; x++) out[((y * kw + x) * ci + i) * co + o] = data[((o * ci + i) * kh + y) * kw + x];
-    return out;
-  }
-  if (r.kind === 'linear' && r.shape.length === 2) {
-    const [k, n] = r.shape;
-    const out = new Float32Array(data.length);
-    for (let o = 0; o < n; o++) for (let i = 0; i < k; i++) out[i * n + o] = data[o * k + i];
-    return out;
-  }
-  return data;
+/**
+ * Move data between PyTorch's layout and ours: OIHW ↔ HWIO for convs, [out,in] ↔ [in,out] for
+ * linears, anything else as is. `toOurs` says which way.
+ */
+function relayout(r: ParamRequest, data: Float32Array, toOurs: boolean): Float32Array {
+  const conv = r.kind === 'conv' && r.shape.length === 4;
+  if (!conv && !(r.kind === 'linear' && r.shape.length === 2)) return data;
+  // Both cases are [.., ci, co] (ours) vs [co, ci, ..] (torch) with `taps` spatial positions.
+  const [taps, ci, co] = conv ? [r.shape[0] * r.shape[1], r.shape[2], r.shape[3]] : [1, r.shape[0], r.shape[1]];
+  const out = new Float32Array(data.length);
+  for (let o = 0; o < co; o++)
+    for (let i = 0; i < ci; i++)
+      for (let t = 0; t < taps; t++) {
+        const ours = (t * ci + i) * co + o, torch = (o * ci + i) * taps + t;
+        if (toOurs) out[ours] = data[torch];
+        else out[torch] = data[ours];
+      }
+  return out;
 }
 
+/** PyTorch layout → ours (OIHW → HWIO, [out,in] → [in,out]). */
+export const fromTorch = (r: ParamRequest, data: Float32Array): Float32Array => relayout(r, data, true);
+
 /** Our layout → PyTorch's (for writing checkpoints, e.g. random weights as a file). */
-export function toTorch(r: ParamRequest, data: Float32Array): Float32Array {
-  if (r.kind === 'conv' && r.shape.length === 4) {
-    const [kh, kw, ci, co] = r.shape;
-    const out = new Float32Array(data.length);
-    for (let o = 0; o < co; o++)
-      for (let i = 0; i < ci; i++)
-        for (let y = 0; y < kh; y++)
-          for (let x = 0; x < kw; x++) out[((o * ci + i) * kh + y) * kw + x] = data[((y * kw + x) * ci + i) * co + o];
-    return out;
-  }
-  if (r.kind === 'linear' && r.shape.length === 2) {
-    const [k, n] = r.shape;
-    const out = new Float32Array(data.length);
-    for (let o = 0; o < n; o++) for (let i = 0; i < k; i++) out[o * k + i] = data[i * n + o];
-    return out;
-  }
-  return data;
-}
+export const toTorch = (r: ParamRequest, data: Float32Array): Float32Array => relayout(r, data, false);
 
 export class WeightMismatchError extends WeightFileError {
   override name = 'WeightMismatchError';

@@ -12,6 +12,8 @@ import { rand, testDevice } from '../helpers.js';
 
 export interface FixtureMeta {
   config: Record<string, unknown>;
+  /** Another case whose weights this one reuses (e.g. the same ViT at another input side). */
+  weights?: string;
   input: { shape: number[]; seed: number };
   logits: number[][];
 }
@@ -22,13 +24,13 @@ export function readFixture(name: string): FixtureMeta {
   return JSON.parse(readFileSync(fixturePath(name, 'json'), 'utf8')) as FixtureMeta;
 }
 
-/** Build `def` from the fixture's checkpoint, run it on the GPU (optimised graph), compare logits. */
+/** Build `def` from the fixture's checkpoint (its own, or the case its `weights` names), run it on the GPU (optimised graph), compare logits. */
 export async function checkFixture(name: string, def: ModelDef): Promise<{ maxDiff: number; maxRef: number }> {
   const meta = readFixture(name);
   const [n, c, h, w] = meta.input.shape;
   expect(c).toBe(3);
   expect(h).toBe(w);
-  const file = await openSafetensorsPath(fixturePath(name, 'safetensors'));
+  const file = await openSafetensorsPath(fixturePath(meta.weights ?? name, 'safetensors'));
   const m = await loadModel(def, { weights: file, batch: n, size: h });
   const { graph } = optimize(m.graph);
   const plan = await compile(await testDevice(), graph);

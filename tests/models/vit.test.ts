@@ -3,9 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
-import { optimize } from '../../engine/passes.js';
 import { WeightFileError, encodeSafetensors, openSafetensorsPath } from '../../engine/safetensors.js';
 import type { HostTensor } from '../../kernels/kernel.js';
 import { NetBuilder } from '../../models/layers.js';
@@ -13,35 +11,10 @@ import { type ModelDef, getModel, loadModel } from '../../models/registry.js';
 import { resampleBicubic, resamplePosEmbed } from '../../models/resample.js';
 import { VIT_CONFIGS, type ViTConfig, makeViT } from '../../models/vit.js';
 import { RecordingWeights, WeightMismatchError } from '../../models/weights.js';
-import { rand, testDevice } from '../helpers.js';
+import { rand } from '../helpers.js';
 import { checkFixture, fixturePath, readFixture } from './fixture.js';
 
 const fixtureDef = (name: string) => makeViT(name, readFixture(name).config as unknown as ViTConfig);
-
-/** A fixture whose JSON names another case's weights (same weights, another input side). */
-async function checkOtherSize(name: string): Promise<{ maxDiff: number; maxRef: number }> {
-  const meta = readFixture(name) as ReturnType<typeof readFixture> & { weights: string };
-  const def = makeViT(meta.weights, meta.config as unknown as ViTConfig);
-  const [n, c, h, w] = meta.input.shape;
-  const file = await openSafetensorsPath(fixturePath(meta.weights, 'safetensors'));
-  const m = await loadModel(def, { weights: file, batch: n, size: h });
-  const plan = await compile(await testDevice(), optimize(m.graph).graph);
-  try {
-    const { outputs } = await plan.run({ image: rand(n * c * h * w, meta.input.seed) }, { outputs: [m.logits] });
-    const got = outputs[m.logits];
-    const want = meta.logits.flat();
-    expect(got.shape).toEqual([n, meta.logits[0].length]);
-    let maxDiff = 0, maxRef = 0;
-    want.forEach((v, i) => {
-      maxDiff = Math.max(maxDiff, Math.abs(v - got.data[i]));
-      maxRef = Math.max(maxRef, Math.abs(v));
-    });
-    expect(maxDiff, `${name}: max|Δ| ${maxDiff} vs max|ref| ${maxRef}`).toBeLessThanOrEqual(1e-3 * maxRef);
-    return { maxDiff, maxRef };
-  } finally {
-    plan.dispose();
-  }
-}
 
 describe('ViT against the PyTorch mirror of timm', () => {
   it.each(['vit_small_test', 'vit_p32_test'])('%s at 224', async (name) => {
@@ -50,7 +23,8 @@ describe('ViT against the PyTorch mirror of timm', () => {
   });
 
   it.each(['vit_small_test_288', 'vit_small_test_160'])('%s: the 224 weights with pos_embed resampled', async (name) => {
-    const r = await checkOtherSize(name);
+    const meta = readFixture(name);
+    const r = await checkFixture(name, makeViT(meta.weights!, meta.config as unknown as ViTConfig));
     console.log(`${name}: max|Δ| ${r.maxDiff.toExponential(2)}, max|ref| ${r.maxRef.toFixed(3)}`);
   });
 });
