@@ -197,7 +197,7 @@ function howToReadHtml(b: BenchJson): string {
 <p><b>Cold</b> is the first result of a fresh engine: model build, weight upload and pipeline or session creation included.
 <b>Min, median and p90</b> are the steady state over ${escapeHtml(s.iters)} timed runs after ${escapeHtml(s.warmup)} warm-up runs; img/s is the batch divided by the median.
 Every engine ran in the same page on the same WebGPU adapter with the same weights, and each peer's logits were checked against cnnlab's
-(max|Δ| ≤ 10⁻³·max|cnnlab|) <em>before</em> it was timed; cnnlab's own check is against its CPU reference.
+(max|Δ| ≤ 10⁻³·max|cnnlab|) <em>before</em> it was timed; cnnlab's own logits are checked against PyTorch by the model tests and scripts/validate-full-size.sh, and its kernels against their CPU references.
 The speed-up is the peer's median divided by cnnlab's: above 1, cnnlab is faster. Kernel times come from ${b.roofline.timing === 'timestamp' ? 'GPU timestamp queries' : 'CPU wall time around each dispatch (no timestamp queries: submit and sync overhead included)'},
 and % of peak compares them with the roofline measured on this adapter in this run.${swift}</p>
 </section>`;
