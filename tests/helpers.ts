@@ -4,6 +4,7 @@ import { expect } from 'vitest';
 import { type Device, createDevice } from '../engine/device.js';
 import { compile } from '../engine/executor.js';
 import { Graph } from '../engine/graph.js';
+import { Rng } from '../models/init.js';
 import { type HostTensor, type Shape, numel } from '../kernels/kernel.js';
 
 let device: Promise<Device> | undefined;
@@ -11,18 +12,15 @@ export function testDevice(): Promise<Device> {
   return (device ??= createDevice());
 }
 
-/** Deterministic uniform values in [lo, hi) (mulberry32). */
+/** A seeded stream of uniforms in [0,1) (mulberry32, as models/init.ts's Rng). */
+export function uniforms(seed: number): () => number {
+  const r = new Rng(seed);
+  return () => r.uniform();
+}
+
+/** Deterministic uniform values in [lo, hi): the inputs the PyTorch fixtures were made with. */
 export function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  }
-  return out;
+  return new Rng(seed).uniforms(n, lo, hi);
 }
 
 export function randTensor(shape: Shape, seed: number, lo = -1, hi = 1): HostTensor {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { uniforms } from '../helpers.js';
 import {
   ALEXNET_CLEAN_ERR, ALEXNET_ERR, ECE_ADAPTIVE_100, ECE_EQUAL_WIDTH_15, IMAGENET_C_CORRUPTIONS,
   type ImageResult, accuracyByKey, brier, ce, ece, groupBy, mce, nll, relativeCe, relativeMce,
@@ -11,17 +12,8 @@ const f32 = (a: number[]): Float32Array => new Float32Array(a);
 const rec = (conf: number, correct: boolean, label = 0): ImageResult =>
   ({ label, top5: correct ? [label] : [label + 1], conf, p_label: correct ? conf : 0, sq: 0 });
 
-/** Seeded PRNG (mulberry32) so the synthetic sets are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniforms in [0,1) (tests/helpers.ts), so the synthetic sets are the same on every run. */
+const rng = uniforms;
 
 describe('summarizeLogits', () => {
   it('matches a hand-computed softmax', () => {

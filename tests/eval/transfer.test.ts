@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { uniforms } from '../helpers.js';
 import {
   addDiagonal, cholesky, choleskySolve, gram, matmul, matmulTN, transpose,
 } from '../../eval/linalg.js';
@@ -7,17 +8,8 @@ import {
   seededPermutation, softmaxLoss, standardize, vtab1k, vtab1kSplits,
 } from '../../eval/transfer.js';
 
-/** Seeded PRNG (mulberry32) so the synthetic sets are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniforms in [0,1) (tests/helpers.ts), so the synthetic sets are the same on every run. */
+const rng = uniforms;
 
 function gaussian(seed: number): () => number {
   const u = rng(seed);
