@@ -10,7 +10,7 @@
 
 export { escapeHtml, inlineJson } from '../web/html.js';
 
-import { escapeHtml, inlineJs, inlineJson } from '../web/html.js';
+import { chartScriptPrelude, escapeHtml, inlineJs, inlineJson } from '../web/html.js';
 import { ENGINES, type BenchJson, type EngineName, type EngineResult, type KernelBench, type ModelBench } from './schema.js';
 
 const DASH = '—';
@@ -215,15 +215,8 @@ const KERNEL_CHART_MAX = 40;
 // Plain ES5-ish JS without template literals, so it can sit inside this TS template string.
 const PAGE_SCRIPT = `
 (function () {
-  'use strict';
-  var data = JSON.parse(document.getElementById('bench-data').textContent);
-  window.__charts = [];
-  if (typeof Chart === 'undefined') {
-    document.querySelectorAll('.chart').forEach(function (el) { el.textContent = 'Chart.js was not inlined: no charts.'; });
-    return;
-  }
+  ${chartScriptPrelude('data', 'bench-data')}
   var ORDER = __ORDER__, COLORS = __COLORS__, KMAX = __KMAX__;
-  var PALETTE = ['#1971c2', '#e8590c', '#2f9e44', '#9c36b5', '#f08c00', '#0c8599', '#c2255c', '#5c940d', '#6741d9', '#868e96', '#a61e4d', '#087f5b'];
   Chart.defaults.animation = false;
   Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
   Chart.defaults.color = '#343a40';

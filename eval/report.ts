@@ -11,7 +11,7 @@
 // summary.json comes through JSON, so every number may be null (a NaN written out) and every
 // map may be empty: each section is rendered only when it has data, and missing numbers read '—'.
 
-import { escapeHtml, inlineJs, inlineJson } from '../web/html.js';
+import { chartScriptPrelude, escapeHtml, inlineJs, inlineJson } from '../web/html.js';
 import { IMAGENET_C_CORRUPTIONS } from './metrics.js';
 import type { ConditionMetrics, Summary } from './summary-schema.js';
 
@@ -460,14 +460,7 @@ on k images per class, mean ± std over seeds. Reading it beside mCE, ECE and th
 // Plain ES5-ish JS without template literals, so it can sit inside this TS template string.
 const PAGE_SCRIPT = `
 (function () {
-  'use strict';
-  var D = JSON.parse(document.getElementById('chart-data').textContent);
-  window.__charts = [];
-  if (typeof Chart === 'undefined') {
-    document.querySelectorAll('.chart').forEach(function (el) { el.textContent = 'Chart.js was not inlined: no charts.'; });
-    return;
-  }
-  var PALETTE = ['#1971c2', '#e8590c', '#2f9e44', '#9c36b5', '#f08c00', '#0c8599', '#c2255c', '#5c940d', '#6741d9', '#868e96', '#a61e4d', '#087f5b'];
+  ${chartScriptPrelude('D', 'chart-data')}
   Chart.defaults.animation = false;
   Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
   Chart.defaults.color = '#343a40';

@@ -19,3 +19,19 @@ export function inlineJson(v: unknown): string {
 export function inlineJs(src: string): string {
   return src.replace(/<\/(script)/gi, '<\\/$1');
 }
+
+/**
+ * The start of a report's chart script (plain ES5 inside an IIFE): parse the inlined JSON from
+ * <script id=dataId> into `varName`, reset window.__charts, give up politely without Chart.js,
+ * and define the shared PALETTE.
+ */
+export function chartScriptPrelude(varName: string, dataId: string): string {
+  return `'use strict';
+  var ${varName} = JSON.parse(document.getElementById('${dataId}').textContent);
+  window.__charts = [];
+  if (typeof Chart === 'undefined') {
+    document.querySelectorAll('.chart').forEach(function (el) { el.textContent = 'Chart.js was not inlined: no charts.'; });
+    return;
+  }
+  var PALETTE = ['#1971c2', '#e8590c', '#2f9e44', '#9c36b5', '#f08c00', '#0c8599', '#c2255c', '#5c940d', '#6741d9', '#868e96', '#a61e4d', '#087f5b'];`;
+}
