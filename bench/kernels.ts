@@ -144,7 +144,7 @@ export function describeLayer(g: Graph, n: Node): string {
       const dil = pairs(a.dilation, 1);
       return `${s(0)} ${kh}x${kw}→${cout} /${pairs(a.stride, 1)}` +
         (pad.some((p) => p) ? ` p${new Set(pad).size === 1 ? pad[0] : pad.join(',')}` : '') +
-        (dil !== '1' ? ` d${dil}` : '') + (groups > 1 ? ` g${groups}` : '') + act;
+        (dil !== '1' ? ` d${dil}` : '') + (groups > 1 ? ` g${groups}` : '') + (n.inputs.length > 3 ? ' +res' : '') + act;
     }
     case 'matmul':
       return `${s(0)}·${s(1)}${a.transB ? 'ᵀ' : ''}${n.inputs.length > 2 ? '+b' : ''}${act}`;
@@ -195,7 +195,7 @@ export function compareOutputs(got: HostTensor[], want: HostTensor[]): KernelBen
   return { max_abs_diff: diff, max_abs_ref: ref, ok: sane && diff <= RTOL * ref + ATOL };
 }
 
-function randomFeeds(g: Graph, fixed: Record<string, Float32Array>, seed: number): Record<string, Float32Array> {
+export function randomFeeds(g: Graph, fixed: Record<string, Float32Array>, seed: number): Record<string, Float32Array> {
   const rng = new Rng(seed);
   const feeds: Record<string, Float32Array> = {};
   for (const v of g.values.values()) {
@@ -219,7 +219,7 @@ const SUB_TICK_REPS = 16;
  * least SUB_TICK_REPS reads estimates the time instead (a read is one tick with probability
  * time/tick). Returns 0 only if every read was 0.
  */
-async function timeLayer(plan: Plan, feeds: Record<string, Float32Array>, reps: number): Promise<number> {
+export async function timeLayer(plan: Plan, feeds: Record<string, Float32Array>, reps: number): Promise<number> {
   const reads: number[] = [];
   const read = async () => {
     const { profile } = await plan.run(feeds, { profile: true, outputs: [] });

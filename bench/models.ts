@@ -15,10 +15,11 @@ import { byFamily } from '../engine/profiler.js';
 import type { HostTensor } from '../kernels/kernel.js';
 import { Rng } from '../models/init.js';
 import { loadModel } from '../models/registry.js';
+import type { TuningTable } from '../engine/tuning.js';
 import type { Roofline } from './roofline.js';
 import type { EngineName, EngineResult, ModelBench } from './schema.js';
 
-export type PeerName = Exclude<EngineName, 'cnnlab'>;
+export type PeerName = Exclude<EngineName, 'cnnlab' | 'cnnlab-untuned'>;
 export const PEERS: PeerName[] = ['ort-webgpu', 'tfjs-webgpu', 'ort-wasm'];
 
 export interface ModelBenchOptions {
@@ -28,6 +29,8 @@ export interface ModelBenchOptions {
   seed?: number;
   peers: PeerName[];
   roofline?: Roofline;
+  /** Tuned kernel choices for this adapter; with layers in it, cnnlab also runs untuned ('cnnlab-untuned'). */
+  tuning?: TuningTable;
   /** URL prefix of onnxruntime-web's dist/ (the CLI serves it at /vendor/ort/). */
   ortWasmPaths?: string;
   log?: (s: string) => void;
@@ -118,51 +121,68 @@ async function timePeer(name: PeerName, graph: Graph, logits: string, x: Float32
   }
 }
 
-/** One model at one batch size: cnnlab, then each peer. */
-export async function benchModel(device: Device, model: string, batch: number, o: ModelBenchOptions): Promise<ModelBench> {
+/** cnnlab on one optimised graph: cold start, steady state, memory and a per-family profile. */
+async function timeCnnlab(device: Device, graph: Graph, logits: string, x: Float32Array, batch: number, o: ModelBenchOptions, tuning: TuningTable | undefined, name: string) {
   const log = o.log ?? (() => {});
-  log(`${model}, batch ${batch}, ${o.size}×${o.size}`);
-  const m = await loadModel(model, { weights: 'random', seed: o.seed ?? 0, batch, size: o.size });
-  const x = new Rng(1234 + batch).uniforms(batch * 3 * o.size * o.size, -2, 2);
-
   const t0 = performance.now();
-  const { graph } = optimize(m.graph);
-  const plan = await compile(device, graph);
-  let first: HostTensor;
-  const engines: ModelBench['engines'] = {};
-  let flops = 0;
-  let profile: ModelBench['profile'];
+  const plan = await compile(device, graph, { tuning });
   try {
-    first = (await plan.run({ image: x }, { outputs: [m.logits] })).outputs[m.logits];
+    const first = (await plan.run({ image: x }, { outputs: [logits] })).outputs[logits];
     const cold = performance.now() - t0;
-    for (let i = 0; i < o.warmup; i++) await plan.run({ image: x }, { outputs: [m.logits] });
+    for (let i = 0; i < o.warmup; i++) await plan.run({ image: x }, { outputs: [logits] });
     const runs: number[] = [];
-    for (let i = 0; i < o.iters; i++) runs.push((await plan.run({ image: x }, { outputs: [m.logits] })).ms);
-    flops = plan.steps.reduce((a, s) => a + (s.dispatch.flops ?? 0), 0);
-    engines.cnnlab = {
+    for (let i = 0; i < o.iters; i++) runs.push((await plan.run({ image: x }, { outputs: [logits] })).ms);
+    const flops = plan.steps.reduce((a, s) => a + (s.dispatch.flops ?? 0), 0);
+    const mem = plan.memory;
+    const result: EngineResult = {
       status: 'ok', cold_ms: cold, ...stats(runs, batch), logits_match: null,
-      peak_memory_bytes: plan.memory.peakBytes, weight_bytes: plan.memory.weightBytes,
+      peak_memory_bytes: mem.peakBytes, weight_bytes: mem.weightBytes, largest_activation_bytes: mem.largestActivationBytes,
+      memory_within_target: mem.peakBytes <= mem.weightBytes + 3 * mem.largestActivationBytes,
+      tuned_nodes: plan.tuning.used,
     };
-    log(`  cnnlab: cold ${cold.toFixed(0)} ms, median ${engines.cnnlab.median_ms!.toFixed(1)} ms, ${(flops / engines.cnnlab.median_ms! / 1e6).toFixed(2)} GFLOP/s, peak ${(plan.memory.peakBytes / 2 ** 20).toFixed(1)} MiB`);
+    for (const n of plan.tuning.notes) log(`  ${name}: ${n}`);
+    log(`  ${name}: cold ${cold.toFixed(0)} ms, median ${result.median_ms!.toFixed(1)} ms, ${(flops / result.median_ms! / 1e6).toFixed(2)} GFLOP/s, ` +
+      `peak ${(mem.peakBytes / 2 ** 20).toFixed(1)} MiB (weights ${(mem.weightBytes / 2 ** 20).toFixed(1)} + 3 × ${(mem.largestActivationBytes / 2 ** 20).toFixed(2)} = ` +
+      `${((mem.weightBytes + 3 * mem.largestActivationBytes) / 2 ** 20).toFixed(1)} MiB allowed)${tuning ? `, ${plan.tuning.used} nodes tuned` : ''}`);
     const p = (await plan.run({ image: x }, { profile: true, outputs: [] })).profile!;
-    profile = {
+    const profile: ModelBench['profile'] = {
       mode: p.mode, total_ms: p.totalMs,
       families: byFamily(p).map((r) => ({
         ...r,
         fraction_of_peak: o.roofline && r.gflops !== undefined ? r.gflops / o.roofline.fmaGflops : undefined,
       })),
     };
+    return { result, first, flops, profile };
   } finally {
     plan.dispose();
   }
+}
+
+/** One model at one batch size: cnnlab (tuned, then untuned when a table exists), then each peer. */
+export async function benchModel(device: Device, model: string, batch: number, o: ModelBenchOptions): Promise<ModelBench> {
+  const log = o.log ?? (() => {});
+  log(`${model}, batch ${batch}, ${o.size}×${o.size}`);
+  const m = await loadModel(model, { weights: 'random', seed: o.seed ?? 0, batch, size: o.size });
+  const x = new Rng(1234 + batch).uniforms(batch * 3 * o.size * o.size, -2, 2);
+
+  const { graph } = optimize(m.graph);
+  const engines: ModelBench['engines'] = {};
+  // Tuned first, so its cold start is a real one (pipelines are cached per device afterwards).
+  const ours = await timeCnnlab(device, graph, m.logits, x, batch, o, o.tuning, 'cnnlab');
+  engines.cnnlab = ours.result;
+  if (o.tuning && o.tuning.size > 0) {
+    const untuned = await timeCnnlab(device, graph, m.logits, x, batch, o, undefined, 'cnnlab-untuned');
+    engines['cnnlab-untuned'] = { ...untuned.result, logits_match: compare(untuned.first.data, ours.first.data).logits_match };
+      }
+  const { first, flops, profile } = ours;
 
   for (const peer of o.peers) engines[peer] = await timePeer(peer, m.graph, m.logits, x, first.data, batch, o);
 
   const speedup: ModelBench['speedup'] = {};
-  const ours = engines.cnnlab?.median_ms;
-  for (const peer of o.peers) {
-    const theirs = engines[peer]?.median_ms;
-    if (ours && theirs && engines[peer]?.status === 'ok') speedup[peer] = theirs / ours;
+  const oursMs = engines.cnnlab?.median_ms;
+  for (const other of [...o.peers, 'cnnlab-untuned'] as const) {
+    const theirs = engines[other]?.median_ms;
+    if (oursMs && theirs && engines[other]?.status === 'ok') speedup[other] = theirs / oursMs;
   }
   return { model, batch, size: o.size, flops, engines, speedup, profile };
 }

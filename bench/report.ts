@@ -12,6 +12,7 @@ export { escapeHtml, inlineJson } from '../web/html.js';
 
 import { chartScriptPrelude, escapeHtml, inlineJs, inlineJson } from '../web/html.js';
 import { ENGINES, type BenchJson, type EngineName, type EngineResult, type KernelBench, type ModelBench } from './schema.js';
+import type { TuneRow } from './tune.js';
 
 const DASH = '—';
 
@@ -83,7 +84,8 @@ export function formatBenchTable(b: BenchJson): string {
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
   const r = b.roofline;
   const out = [
-    `adapter: ${b.adapter.summary}  ·  roofline: FMA ${fmtNum(r.fmaGflops)} GFLOP/s, copy ${fmtNum(r.copyGBps)} GB/s (${r.timing})`,
+    `adapter: ${b.adapter.summary}  ·  roofline: FMA ${fmtNum(r.fmaGflops)} GFLOP/s, copy ${fmtNum(r.copyGBps)} GB/s` +
+      `${r.loadGBps ? `, divergent vec4 loads ${fmtNum(r.loadGBps)} GB/s (one ≈ ${fmtNum(loadCostInFmas(r), 1)} vec4 FMAs)` : ''} (${r.timing})`,
     line(head),
     ...rows.map(line),
   ];
@@ -96,6 +98,62 @@ export function formatBenchTable(b: BenchJson): string {
   if (problems.length) out.push('', ...problems);
   out.push('', 'median ms (✓/✗: logits match cnnlab); ×N: cnnlab is N times faster than that peer (peer median / cnnlab median)');
   return out.join('\n');
+}
+
+// ---- performance targets ---------------------------------------------------------------------
+
+export interface TargetCheck {
+  what: string;
+  value: string;
+  target: string;
+  met: boolean;
+}
+
+const WEBGPU_PEERS: EngineName[] = ['ort-webgpu', 'tfjs-webgpu'];
+
+/**
+ * cnnlab's performance goals, checked on what this run measured (batch 1 rows): steady state
+ * ≥ 5× the faster WebGPU peer, cold start ≥ 3× the faster peer's, ResNet-50 within 10× of
+ * ORT's WASM (CPU) line, peak memory ≤ weights + 3 × the largest activation.
+ */
+export function targetChecks(b: BenchJson): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  for (const m of b.models.filter((x) => x.batch === 1)) {
+    const ours = m.engines.cnnlab;
+    if (ours?.status !== 'ok') continue;
+    const peers = WEBGPU_PEERS.map((e) => [e, m.engines[e]] as const).filter(([, r]) => r?.status === 'ok');
+    const label = `${m.model} ${m.size}px`;
+    if (peers.length) {
+      const [fe, fr] = peers.reduce((a, p) => (p[1]!.median_ms! < a[1]!.median_ms! ? p : a));
+      const x = fr!.median_ms! / ours.median_ms!;
+      out.push({ what: `${label}: steady state vs the faster WebGPU peer (${fe})`, value: `×${x.toFixed(2)}`, target: '≥ ×5', met: x >= 5 });
+      const [ce, cr] = peers.reduce((a, p) => (p[1]!.cold_ms! < a[1]!.cold_ms! ? p : a));
+      const c = cr!.cold_ms! / ours.cold_ms!;
+      out.push({ what: `${label}: cold start vs the faster WebGPU peer (${ce})`, value: `×${c.toFixed(2)}`, target: '≥ ×3', met: c >= 3 });
+    }
+    const wasm = m.engines['ort-wasm'];
+    if (m.model === 'resnet50' && wasm?.status === 'ok') {
+      const r = ours.median_ms! / wasm.median_ms!;
+      out.push({ what: `${label}: cnnlab time ÷ ORT-WASM (CPU) time`, value: `${r.toFixed(2)}`, target: '≤ 10', met: r <= 10 });
+    }
+    if (m.model === 'resnet50' && ours.peak_memory_bytes !== undefined && ours.weight_bytes !== undefined && ours.largest_activation_bytes !== undefined) {
+      const limit = ours.weight_bytes + 3 * ours.largest_activation_bytes;
+      out.push({ what: `${label}: peak GPU memory`, value: fmtBytes(ours.peak_memory_bytes), target: `≤ ${fmtBytes(limit)} (weights + 3 × ${fmtBytes(ours.largest_activation_bytes)})`, met: ours.peak_memory_bytes <= limit });
+    }
+  }
+  return out;
+}
+
+export function formatTargets(checks: TargetCheck[]): string {
+  const w = Math.max(...checks.map((c) => c.what.length), 4);
+  return checks.map((c) => `${c.met ? 'met   ' : 'MISSED'}  ${c.what.padEnd(w)}  ${c.value.padStart(8)}  (${c.target})`).join('\n');
+}
+
+function targetsHtml(checks: TargetCheck[]): string {
+  return `<section><h2>Targets</h2><table class="kernels"><caption>cnnlab's performance goals, checked on this run's batch-1 measurements.</caption>
+<thead><tr><th></th><th>what</th><th>measured</th><th>target</th></tr></thead><tbody>
+${checks.map((c) => `<tr><td class="${c.met ? 'ok' : 'err'}">${c.met ? '✓ met' : '✗ missed'}</td><td>${escapeHtml(c.what)}</td><td class="num">${escapeHtml(c.value)}</td><td>${escapeHtml(c.target)}</td></tr>`).join('\n')}
+</tbody></table></section>`;
 }
 
 // ---- HTML: static sections -----------------------------------------------------------------
@@ -118,8 +176,14 @@ function headerHtml(b: BenchJson): string {
 <section><h2>Roofline</h2>${dl([
     ['FMA', `${fmtNum(r.fmaGflops)} GFLOP/s`],
     ['copy', `${fmtNum(r.copyGBps)} GB/s`],
+    ...(r.loadGBps ? [['divergent loads', `${fmtNum(r.loadGBps)} GB/s: one vec4 load per invocation costs ≈ ${fmtNum(loadCostInFmas(r), 1)} vec4 FMAs`] as [string, string]] : []),
     ['timing', escapeHtml(r.timing === 'timestamp' ? 'timestamp queries' : 'CPU wall time per dispatch')],
   ])}</section>
+${b.tuning ? `<section><h2>Tuning</h2>${dl([
+    ['table', b.tuning.layers ? `${escapeHtml(b.tuning.layers)} layers for this adapter` : 'none for this adapter: cnnlab ran on its heuristics'],
+    ['tuned in this run', escapeHtml(b.tuning.tuned_now)],
+    ['adapter key', `<code>${escapeHtml(b.tuning.adapter)}</code>`],
+  ])}</section>` : ''}
 <section><h2>Settings</h2>${dl([
     ['models', escapeHtml(s.models.join(', '))],
     ['batches', escapeHtml(s.batches.join(', '))],
@@ -129,6 +193,11 @@ function headerHtml(b: BenchJson): string {
   ])}</section>
 </div>
 </header>`;
+}
+
+/** How many vec4 FMAs (8 flops) take as long as one lane-divergent vec4 load (16 bytes). */
+export function loadCostInFmas(r: BenchJson['roofline']): number {
+  return r.loadGBps ? (r.fmaGflops / 8) / (r.loadGBps / 16) : NaN;
 }
 
 function modelTableHtml(b: BenchJson): string {
@@ -156,8 +225,10 @@ function modelTableHtml(b: BenchJson): string {
           `<td class="msg" colspan="8">${r.error ? `<pre>${escapeHtml(r.error)}</pre>` : ''}</td>`,
         );
       }
+      const target = r.weight_bytes !== undefined && r.largest_activation_bytes !== undefined
+        ? `<span class="${r.memory_within_target ? 'ok' : 'err'}">${r.memory_within_target ? '≤' : '&gt;'} weights + 3 × ${fmtBytes(r.largest_activation_bytes)}</span>` : '';
       const mem = r.peak_memory_bytes === undefined ? DASH
-        : `${fmtBytes(r.peak_memory_bytes)}${r.weight_bytes === undefined ? '' : `<span>weights ${fmtBytes(r.weight_bytes)}</span>`}`;
+        : `${fmtBytes(r.peak_memory_bytes)}${r.weight_bytes === undefined ? '' : `<span>weights ${fmtBytes(r.weight_bytes)}</span>`}${target}`;
       cells.push(`<td class="num mem">${mem}</td>`);
       return `<tr class="${i === 0 ? 'first' : ''}">${i === 0 ? first : ''}${cells.join('')}</tr>`;
     }).join('\n');
@@ -188,6 +259,25 @@ ${rows.join('\n')}
 </tbody></table>`;
 }
 
+function tuneTableHtml(rows: TuneRow[]): string {
+  const head = ['model', 'op', 'shape', 'count', 'heuristic ms', 'tuned ms', 'gain', 'choice', 'candidates'];
+  const body = rows.map((r) => {
+    const ran = r.candidates.filter((c) => c.status === 'ok').length;
+    const dropped = r.candidates.filter((c) => c.status !== 'ok' && c.status !== 'duplicate')
+      .map((c) => `${c.prefer}: ${c.status}${c.error ? ` (${c.error})` : ''}`).join('\n');
+    return `<tr><td>${escapeHtml(r.model)}</td><td>${escapeHtml(r.op)}</td><td class="mono shape">${escapeHtml(r.shape)}</td>` +
+      `<td class="num">${escapeHtml(r.count)}</td><td class="num">${fmtMs(r.heuristic_ms)}</td><td class="num">${fmtMs(r.best_ms)}</td>` +
+      `<td class="num ${r.best_ms < r.heuristic_ms ? 'faster' : ''}">×${(r.heuristic_ms / r.best_ms).toFixed(2)}</td>` +
+      `<td class="mono">${escapeHtml(r.best ? `${r.family}=${r.best}` : 'heuristic')}${r.status === 'cached' ? '<span>from the table</span>' : ''}</td>` +
+      `<td class="num" title="${escapeHtml(dropped)}">${r.status === 'cached' ? DASH : `${ran}/${r.candidates.length} ran`}</td></tr>`;
+  });
+  return `<section><h2>Tuning</h2><table class="kernels"><caption>Each layer's kernel variants timed on this adapter (GPU time, fastest of several runs; every candidate checked against the CPU reference first). A candidate replaces the heuristic only when it is at least 3% faster. Hover the last column for dropped candidates.</caption>
+<thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>
+<tbody>
+${body.join('\n')}
+</tbody></table></section>`;
+}
+
 function howToReadHtml(b: BenchJson): string {
   const s = b.settings;
   const swift = isSwiftShader(b)
@@ -207,6 +297,7 @@ and % of peak compares them with the roofline measured on this adapter in this r
 
 const ENGINE_COLORS: Record<string, string> = {
   cnnlab: '#d9480f', 'ort-webgpu': '#1971c2', 'tfjs-webgpu': '#2f9e44', 'ort-wasm': '#7048e8',
+  'cnnlab-untuned': '#74c0fc',
 };
 
 /** At most this many kernels in the kernel chart (the table lists all). */
@@ -361,7 +452,7 @@ function chartsHtml(b: BenchJson, kernelCount: number): { html: string; any: boo
 }
 
 const CSS = `
-:root { --cnnlab: ${ENGINE_COLORS.cnnlab}; --ort-webgpu: ${ENGINE_COLORS['ort-webgpu']}; --tfjs-webgpu: ${ENGINE_COLORS['tfjs-webgpu']}; --ort-wasm: ${ENGINE_COLORS['ort-wasm']}; }
+:root { --cnnlab: ${ENGINE_COLORS.cnnlab}; --cnnlab-untuned: ${ENGINE_COLORS['cnnlab-untuned']}; --ort-webgpu: ${ENGINE_COLORS['ort-webgpu']}; --tfjs-webgpu: ${ENGINE_COLORS['tfjs-webgpu']}; --ort-wasm: ${ENGINE_COLORS['ort-wasm']}; }
 * { box-sizing: border-box; }
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: #212529; background: #f8f9fa; margin: 0; }
 main { max-width: 1280px; margin: 0 auto; padding: 24px 28px 64px; }
@@ -400,8 +491,10 @@ export function renderReport(b: BenchJson, o: { chartJs: string }): string {
   const sections = [
     headerHtml(b),
     b.models.length ? modelTableHtml(b) : '',
+    targetChecks(b).length ? targetsHtml(targetChecks(b)) : '',
     charts.any ? `<section><h2>Charts</h2><div class="charts">\n${charts.html}\n</div></section>` : '',
     kernels.length ? `<section><h2>Kernels</h2>${kernelTableHtml(b, kernels)}</section>` : '',
+    b.tune?.length ? tuneTableHtml(b.tune) : '',
     b.notes.length ? `<section><h2>Notes</h2><ul class="notes">${b.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul></section>` : '',
     howToReadHtml(b),
   ].filter(Boolean);

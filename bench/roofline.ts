@@ -2,10 +2,17 @@
 // reach them. They run as ops through the executor (registered here, not in kernels/: they
 // compute nothing a model needs), timed by the executor's profiler.
 //
-// fma:  each invocation keeps 8 independent vec4 accumulators in registers and applies
-//       `iters` rounds of acc = fma(acc, a, b) to all of them: 64 flops per round, no memory
-//       traffic beyond one load and one store. Independent chains hide FMA latency.
+// fma:  each invocation keeps `accs` independent vec4 accumulators in registers and applies
+//       `iters` rounds of acc = acc·a + b to each of them `unroll` times (as fma() or as a
+//       multiply and an add, `op`): 8·accs·unroll flops per round, no memory traffic beyond one
+//       load and one store. Independent chains hide latency; unrolling hides the loop's cost,
+//       which on SwiftShader (lane masks kept per iteration) is several FMAs' worth. Several
+//       shapes are tried and the fastest counts, so the peak is not understated.
 // copy: y = x as vec4, one per invocation: 2 × bytes moved.
+// load: each invocation reads 4 vec4s per round from addresses that differ per invocation (as
+//       a register-blocked GEMM's operand loads do) and sums them: bytes loaded per second.
+//       On SwiftShader such a load is a per-lane gather costing on the order of ten vec4 FMAs,
+//       which bounds any kernel that loads each operand per invocation; the report shows it.
 
 import type { Device } from '../engine/device.js';
 import { compile } from '../engine/executor.js';
@@ -13,11 +20,15 @@ import { Graph } from '../engine/graph.js';
 import { OPS, registerOp } from '../kernels/index.js';
 import { type KernelFamily, type OpDef, ceilDiv, grid, input, makeDispatch, output } from '../kernels/kernel.js';
 
-interface FmaConfig { iters: number; wg: number; gridX: number; n: number }
+interface FmaConfig { iters: number; wg: number; gridX: number; n: number; accs: number; unroll: number; op: 'fma' | 'muladd' }
 
 const fmaFamily: KernelFamily<FmaConfig> = {
   name: 'roofline_fma',
-  wgsl: (c) => `
+  wgsl(c) {
+    const A = Array.from({ length: c.accs }, (_, i) => i);
+    const step = (i: number) => (c.op === 'fma' ? `a${i} = fma(a${i}, a, b);` : `a${i} = a${i} * a + b;`);
+    const round = Array.from({ length: c.unroll }, () => `    ${A.map(step).join(' ')}`).join('\n');
+    return `
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;        // input  [n] seeds
 @group(0) @binding(1) var<storage, read_write> y: array<vec4<f32>>;  // output [n] sums (keeps the work alive)
 
@@ -28,15 +39,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let s = x[i];
   let a = s * 0.999;
   let b = s * 0.001;
-  var a0 = s; var a1 = s + 1.0; var a2 = s + 2.0; var a3 = s + 3.0;
-  var a4 = s + 4.0; var a5 = s + 5.0; var a6 = s + 6.0; var a7 = s + 7.0;
+  ${A.map((k) => `var a${k} = s + ${k}.0;`).join(' ')}
   for (var k = 0u; k < ${c.iters}u; k++) {
-    a0 = fma(a0, a, b); a1 = fma(a1, a, b); a2 = fma(a2, a, b); a3 = fma(a3, a, b);
-    a4 = fma(a4, a, b); a5 = fma(a5, a, b); a6 = fma(a6, a, b); a7 = fma(a7, a, b);
+${round}
   }
-  y[i] = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
-}`,
+  y[i] = ${A.map((k) => `a${k}`).join(' + ')};
+}`;
+  },
 };
+
+/** The FMA kernel shapes tried; the fastest gives the peak. */
+const FMA_SHAPES: Pick<FmaConfig, 'accs' | 'unroll' | 'op'>[] = [
+  { accs: 8, unroll: 1, op: 'fma' }, { accs: 4, unroll: 4, op: 'fma' }, { accs: 4, unroll: 4, op: 'muladd' }, { accs: 8, unroll: 4, op: 'muladd' },
+];
 
 interface CopyConfig { wg: number; gridX: number; n: number }
 
@@ -53,16 +68,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }`,
 };
 
+interface LoadConfig { iters: number; wg: number; gridX: number; n: number; mask: number }
+
+const loadFamily: KernelFamily<LoadConfig> = {
+  name: 'roofline_load',
+  wgsl: (c) => `
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;        // input  [n] (n a power of two)
+@group(0) @binding(1) var<storage, read_write> y: array<vec4<f32>>;  // output [n] sums (keeps the loads alive)
+
+@compute @workgroup_size(${c.wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;
+  if (i >= ${c.n}u) { return; }
+  var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0);
+  for (var k = 0u; k < ${c.iters}u; k++) {
+    let o = i * 37u + k * 4u;
+    s0 += x[o & ${c.mask}u]; s1 += x[(o + 1u) & ${c.mask}u]; s0 += x[(o + 2u) & ${c.mask}u]; s1 += x[(o + 3u) & ${c.mask}u];
+  }
+  y[i] = s0 + s1;
+}`,
+};
+
 const WG = 64;
 
-const fmaOp: OpDef<{ iters: number }> = {
+const fmaOp: OpDef<{ iters: number; shape: number }> = {
   op: 'roofline_fma',
   arity: [1, 1],
   infer: (_a, [x]) => [x],
   lower(a, [x], _o, ctx) {
     const n = x[0] / 4;
     const g = grid(ceilDiv(n, WG), ctx.limits.maxComputeWorkgroupsPerDimension);
-    return { dispatches: [makeDispatch(fmaFamily, { iters: a.iters, wg: WG, gridX: g[0], n }, g, [input(0), output(0)], { flops: n * a.iters * 64 })] };
+    const sh = FMA_SHAPES[a.shape];
+    return { dispatches: [makeDispatch(fmaFamily, { iters: a.iters, wg: WG, gridX: g[0], n, ...sh }, g, [input(0), output(0)], { flops: n * a.iters * 8 * sh.accs * sh.unroll })] };
   },
   ref: (_a, [x]) => [x],
 };
@@ -80,12 +117,27 @@ const copyOp: OpDef = {
 };
 
 if (!OPS.has(fmaOp.op)) registerOp(fmaOp);
+const loadOp: OpDef<{ iters: number }> = {
+  op: 'roofline_load',
+  arity: [1, 1],
+  infer: (_a, [x]) => [x],
+  lower(a, [x], _o, ctx) {
+    const n = x[0] / 4;
+    const g = grid(ceilDiv(n, WG), ctx.limits.maxComputeWorkgroupsPerDimension);
+    return { dispatches: [makeDispatch(loadFamily, { iters: a.iters, wg: WG, gridX: g[0], n, mask: n - 1 }, g, [input(0), output(0)], { bytes: n * a.iters * 4 * 16 })] };
+  },
+  ref: (_a, [x]) => [x],
+};
+
 if (!OPS.has(copyOp.op)) registerOp(copyOp);
+if (!OPS.has(loadOp.op)) registerOp(loadOp);
 
 export interface Roofline {
   /** Best of `reps` runs. */
   fmaGflops: number;
   copyGBps: number;
+  /** Lane-divergent vec4 loads per second, in GB/s (see the header); absent in files from before it was measured. */
+  loadGBps?: number;
   /** How the times were taken: timestamp queries or CPU wall time per dispatch. */
   timing: 'timestamp' | 'cpu-wall';
   fmaMs: number;
@@ -121,11 +173,17 @@ export async function measureRoofline(device: Device, o: { scale?: number; reps?
   const scale = o.scale ?? 1, reps = o.reps ?? 3;
   const threads = Math.max(1024, Math.round((1 << 16) * Math.min(1, scale * 4)));
   const iters = Math.max(16, Math.round(512 * Math.min(1, scale * 4)));
-  const fma = await best(device, 'roofline_fma', { iters }, threads * 4, reps);
+  // Every shape does the same number of flops: `iters` scaled down by its flops per round.
+  let fma = { ms: Infinity, mode: 'timestamp' as Roofline['timing'], work: 0 };
+  for (const [shape, sh] of FMA_SHAPES.entries()) {
+    const r = await best(device, 'roofline_fma', { iters: Math.max(4, Math.round((iters * 8) / (sh.accs * sh.unroll))), shape }, threads * 4, reps);
+    if (r.work / r.ms > fma.work / fma.ms || fma.work === 0) fma = r;
+  }
   const copyElems = Math.max(1 << 16, Math.round((16 << 20) * scale / 4) * 4);
   const copy = await best(device, 'roofline_copy', {}, copyElems, reps);
+  const load = await best(device, 'roofline_load', { iters: Math.max(8, iters / 4) }, 1 << 18, reps);
   return {
-    fmaGflops: fma.work / fma.ms / 1e6, copyGBps: copy.work / copy.ms / 1e6,
+    fmaGflops: fma.work / fma.ms / 1e6, copyGBps: copy.work / copy.ms / 1e6, loadGBps: load.work / load.ms / 1e6,
     timing: fma.mode, fmaMs: fma.ms, copyMs: copy.ms, copyBytes: copy.work,
   };
 }

@@ -3,6 +3,7 @@
 // arrive, so a run that dies late keeps what it measured.
 
 import { type Device, describeDevice } from '../engine/device.js';
+import { type TuningFile, TuningTable, adapterKey, emptyTuningFile, mergeTable, tableFor } from '../engine/tuning.js';
 import { benchModel, type PeerName } from './models.js';
 import { measureRoofline } from './roofline.js';
 import type { BenchJson } from './schema.js';
@@ -17,6 +18,12 @@ export interface BenchOptions {
   quick: boolean;
   kernels: boolean;
   command?: string;
+  /** Tuned choices (all adapters; this adapter's table is used). */
+  tuningFile?: TuningFile;
+  /** Tune the models' layers (batch 1, this size) first, adding to the table. */
+  tune?: boolean;
+  /** Called with the updated tuning file after each tuned layer (to save it). */
+  onTuning?: (f: TuningFile) => void;
   ortWasmPaths?: string;
   log?: (s: string) => void;
   onPartial?: (b: BenchJson) => void;
@@ -26,7 +33,7 @@ export async function runBench(device: Device, o: BenchOptions): Promise<BenchJs
   const log = o.log ?? (() => {});
   log(`adapter: ${describeDevice(device)}`);
   const roofline = await measureRoofline(device, { scale: o.quick ? 0.05 : 0.25 });
-  log(`roofline: FMA ${roofline.fmaGflops.toFixed(2)} GFLOP/s, copy ${roofline.copyGBps.toFixed(2)} GB/s (${roofline.timing})`);
+  log(`roofline: FMA ${roofline.fmaGflops.toFixed(2)} GFLOP/s, copy ${roofline.copyGBps.toFixed(2)} GB/s, divergent vec4 loads ${roofline.loadGBps?.toFixed(2)} GB/s (${roofline.timing})`);
   const b: BenchJson = {
     version: 1,
     created: new Date().toISOString(),
@@ -38,10 +45,11 @@ export async function runBench(device: Device, o: BenchOptions): Promise<BenchJs
     notes: [],
   };
   o.onPartial?.(b);
+  const table = await prepareTuning(device, o, b);
   for (const model of o.models) {
     for (const batch of o.batches) {
       try {
-        b.models.push(await benchModel(device, model, batch, { ...o, roofline }));
+        b.models.push(await benchModel(device, model, batch, { ...o, roofline, tuning: table.size ? table : undefined }));
       } catch (e) {
         const msg = `${model} batch ${batch}: ${e instanceof Error ? e.message : String(e)}`;
         log(`failed: ${msg}`);
@@ -58,4 +66,24 @@ export async function runBench(device: Device, o: BenchOptions): Promise<BenchJs
     o.onPartial?.(b);
   }
   return b;
+}
+
+/** This adapter's tuning table, after tuning the models' layers first when asked. */
+async function prepareTuning(device: Device, o: BenchOptions, b: BenchJson): Promise<TuningTable> {
+  const log = o.log ?? (() => {});
+  const key = adapterKey(device.info);
+  const file = o.tuningFile ?? emptyTuningFile();
+  const table = tableFor(file, key);
+  let tunedNow = 0;
+  if (o.tune) {
+    const [{ collectLayers }, { tuneLayers }] = await Promise.all([import('./kernels.js'), import('./tune.js')]);
+    const layers = await collectLayers(o.models, { batch: 1, size: o.size });
+    log(`tuning ${layers.length} distinct layers (batch 1, ${o.size}×${o.size}) on ${key}`);
+    b.tune = await tuneLayers(device, layers, table, { reps: o.quick ? 1 : 2, log, onLayer: () => o.onTuning?.(mergeTable(file, table)) });
+    tunedNow = b.tune.filter((r) => r.status === 'tuned').length;
+    o.onPartial?.(b);
+  }
+  b.tuning = { adapter: key, layers: table.size, tuned_now: tunedNow };
+  log(table.size ? `cnnlab runs tuned (${table.size} layers in the table for ${key}) and untuned` : `no tuning table for ${key}: cnnlab runs on its heuristics`);
+  return table;
 }

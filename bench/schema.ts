@@ -3,8 +3,10 @@
 
 import type { DeviceInfo } from '../engine/device.js';
 import type { Roofline } from './roofline.js';
+import type { TuneRow } from './tune.js';
 
-export const ENGINES = ['cnnlab', 'ort-webgpu', 'tfjs-webgpu', 'ort-wasm'] as const;
+/** 'cnnlab' runs with the adapter's tuning table (when it has one); 'cnnlab-untuned' with the heuristics alone. */
+export const ENGINES = ['cnnlab', 'cnnlab-untuned', 'ort-webgpu', 'tfjs-webgpu', 'ort-wasm'] as const;
 export type EngineName = (typeof ENGINES)[number];
 
 export interface EngineResult {
@@ -26,6 +28,11 @@ export interface EngineResult {
   /** cnnlab: the plan's peak GPU bytes (weights + I/O + planned activations). */
   peak_memory_bytes?: number;
   weight_bytes?: number;
+  /** cnnlab: the largest intermediate, and peak ≤ weights + 3 × that (the memory target). */
+  largest_activation_bytes?: number;
+  memory_within_target?: boolean;
+  /** cnnlab: nodes whose kernel variant came from the tuning table. */
+  tuned_nodes?: number;
 }
 
 export interface ModelBench {
@@ -68,8 +75,12 @@ export interface BenchJson {
   adapter: DeviceInfo & { summary: string };
   roofline: Roofline;
   settings: { models: string[]; batches: number[]; peers: string[]; iters: number; warmup: number; quick: boolean; size: number };
+  /** The tuning table 'cnnlab' ran with: the adapter key and how many layers it holds (0: untuned). */
+  tuning?: { adapter: string; layers: number; tuned_now: number };
   models: ModelBench[];
   kernels?: KernelBench[];
+  /** Per-layer tuning results, when the run tuned first (bench --tune). */
+  tune?: TuneRow[];
   /** Problems that did not stop the run (a peer that failed to load, say). */
   notes: string[];
 }

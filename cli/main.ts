@@ -20,13 +20,15 @@ import { type InferResult, infer, topK } from '../models/run.js';
 import IMAGENET_CLASSES from '../models/imagenet-classes.json';
 import { formatKernelTable } from '../bench/kernels.js';
 import { PEERS, type PeerName } from '../bench/models.js';
-import { formatBenchTable, renderReport } from '../bench/report.js';
+import { formatBenchTable, formatTargets, renderReport, targetChecks } from '../bench/report.js';
+import { formatTuneTable } from '../bench/tune.js';
 import type { BenchJson } from '../bench/schema.js';
 import { launchChromium, openPage } from './chromium.js';
 import { mergeCmd, robustnessCmd } from './robustness.js';
 import { transferCmd } from './transfer.js';
 import { corruptCmd } from './corrupt.js';
 import { serve } from './serve.js';
+import { DEFAULT_TUNING_FILE, readTuningFile, tuneCmd, writeTuningFile } from './tune.js';
 
 const HELP = `cnnlab: hand-written WebGPU kernels for CNN/ViT robustness and transfer studies
 
@@ -58,7 +60,18 @@ commands:
              --iters N --warmup N    timed and untimed runs (default 10 and 2; --quick: 2 and 0)
              --size N                input side (default 224; --quick: 112)
              --quick                 a few minutes on a 2-core machine without a GPU
+             --tuning FILE|none      tuned kernel choices (default .cnnlab-cache/tuning.json); with a table
+                                     for this adapter, cnnlab runs tuned and untuned ("cnnlab-untuned")
+             --tune                  tune the models' layers first (as \`tune\` does), adding to --tuning
              --out DIR               writes DIR/bench.json and DIR/report.html (required)
+  tune     time each layer's kernel variants on this adapter, keep the fastest (checked against the reference)
+             --models a,b            default resnet50,mobilenet_v2,vit_base_patch16_224
+             --size N --batch N      layer shapes to tune (default 224, 1)
+             --runtime chrome|node   where (default chrome: the adapter bench uses)
+             --table FILE            default .cnnlab-cache/tuning.json; rewritten after every layer
+             --reps N --force        profiled runs per candidate (default 2); retune layers already in the table
+             --amortize N            a candidate's compile time counts as N runs' share (default 100)
+             --json FILE             also write every candidate's result
   robustness  accuracy and calibration under ImageNet-C corruptions, SI-Score sweeps and test resolutions
              --model NAME            default mobilenet_v2_synth (the built-in model, trained on the synthetic classes)
              --weights FILE|random|builtin   default builtin when the model ships weights
@@ -224,10 +237,14 @@ async function benchCmd(argv: string[]): Promise<number> {
       batch: { type: 'string' }, peers: { type: 'string', default: PEERS.join(',') },
       kernels: { type: 'boolean', default: false }, iters: { type: 'string' }, warmup: { type: 'string' },
       size: { type: 'string' }, quick: { type: 'boolean', default: false }, out: { type: 'string' },
+      tuning: { type: 'string', default: DEFAULT_TUNING_FILE }, tune: { type: 'boolean', default: false },
     },
   });
   if (!values.out) throw new Error('--out DIR is required');
   const quick = values.quick!;
+  const tuningPath = values.tuning === 'none' ? null : values.tuning!;
+  if (values.tune && !tuningPath) throw new Error('--tune needs a --tuning file to write to');
+  const tuningFile = tuningPath ? readTuningFile(tuningPath) : undefined;
   const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
   const int = (name: string, v: string | undefined, dflt: number, min = 1) => {
     const n = v === undefined ? dflt : Number(v);
@@ -244,6 +261,7 @@ async function benchCmd(argv: string[]): Promise<number> {
     iters: int('iters', values.iters, quick ? 2 : 10), warmup: int('warmup', values.warmup, quick ? 0 : 2, 0),
     size: int('size', values.size, quick ? 112 : 224), quick, kernels: values.kernels!,
     command: `npx cnnlab bench ${argv.join(' ')}`, ortWasmPaths: '/vendor/ort/',
+    tuningFile: tuningFile ?? { version: 1 as const, adapters: {} }, tune: values.tune!,
   };
   mkdirSync(values.out, { recursive: true });
   const jsonPath = path.join(values.out, 'bench.json');
@@ -258,6 +276,7 @@ async function benchCmd(argv: string[]): Promise<number> {
   try {
     const page = await openPage(browser, `${server.url}/`, (s) => console.log(s));
     await page.exposeFunction('cnnlabResult', (json: string) => write(JSON.parse(json) as BenchJson));
+    await page.exposeFunction('cnnlabTuning', (json: string) => { if (tuningPath) writeTuningFile(tuningPath, JSON.parse(json)); });
     result = await page.evaluate((o) => window.cnnlab.bench(o), opts);
   } finally {
     await browser.close();
@@ -265,6 +284,9 @@ async function benchCmd(argv: string[]): Promise<number> {
   }
   write(result);
   console.log(`\n${formatBenchTable(result)}`);
+  const checks = targetChecks(result);
+  if (checks.length) console.log(`\ntargets (batch 1):\n${formatTargets(checks)}`);
+  if (result.tune?.length) console.log(`\n${formatTuneTable(result.tune)}`);
   if (result.kernels?.length) console.log(`\n${formatKernelTable(result.kernels)}`);
   console.log(`\nwrote ${jsonPath} and ${path.join(values.out, 'report.html')}`);
   return 0;
@@ -359,6 +381,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'models': return modelsCmd();
       case 'random-weights': return randomWeightsCmd(rest);
       case 'bench': return await benchCmd(rest);
+      case 'tune': return await tuneCmd(rest, WEB_ROOT);
       case 'synth': return await synthCmd(rest);
       case 'robustness': return await robustnessCmd(rest);
       case 'merge': return await mergeCmd(rest);

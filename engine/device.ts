@@ -8,6 +8,11 @@ export interface DeviceInfo {
   architecture: string;
   description: string;
   features: string[];
+  /**
+   * The subgroup size when the device has the 'subgroups' feature and the adapter reports one
+   * fixed size (SwiftShader: 4); kernels may then use subgroup broadcasts. Otherwise 0.
+   */
+  subgroupSize: number;
   limits: {
     maxStorageBufferBindingSize: number;
     maxBufferSize: number;
@@ -106,11 +111,17 @@ export async function createDevice(opts: CreateDeviceOptions = {}): Promise<Devi
   ] as const) {
     requiredLimits[k] = adapter.limits[k];
   }
+  const ai = adapter.info ?? ({} as GPUAdapterInfo);
+  const sgInfo = ai as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const sgSize = adapter.features.has('subgroups') && sgInfo.subgroupMinSize && sgInfo.subgroupMinSize === sgInfo.subgroupMaxSize
+    ? sgInfo.subgroupMinSize : 0;
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (wantTs) requiredFeatures.push('timestamp-query');
+  if (sgSize) requiredFeatures.push('subgroups' as GPUFeatureName);
   const gpuDevice = await adapter.requestDevice({
-    requiredFeatures: wantTs ? ['timestamp-query'] : [],
+    requiredFeatures,
     requiredLimits,
   });
-  const ai = adapter.info ?? ({} as GPUAdapterInfo);
   const l = gpuDevice.limits;
   const device: Device = {
     gpu: gpuDevice,
@@ -122,6 +133,7 @@ export async function createDevice(opts: CreateDeviceOptions = {}): Promise<Devi
       architecture: ai.architecture ?? '',
       description: ai.description ?? '',
       features: [...adapter.features].sort(),
+      subgroupSize: sgSize,
       limits: {
         maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
         maxBufferSize: l.maxBufferSize,

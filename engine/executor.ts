@@ -5,13 +5,14 @@
 // compile time, not on every run.
 
 import { getOp } from '../kernels/index.js';
-import { type BindingRef, type Dispatch, type HostTensor, fmtShape, numel } from '../kernels/kernel.js';
+import { type BindingRef, type ConstLayout, type Dispatch, type HostTensor, type Lowering, fmtShape, numel } from '../kernels/kernel.js';
 import { BufferPool, poolFor } from './buffer-pool.js';
 import { type Device, DeviceLostError, assertAlive } from './device.js';
 import { InputError, KernelError, TensorTooLargeError } from './errors.js';
 import { type Graph, type Node, validateGraph } from './graph.js';
 import { type Lifetime, planMemory } from './memory-plan.js';
 import type { Profile, ProfileEntry } from './profiler.js';
+import { type TuningTable, layerKey } from './tuning.js';
 
 // The WebGPU enums by value: in Node the GPU* globals exist only once a device was created.
 const Usage = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80, QUERY_RESOLVE: 0x200 } as const;
@@ -20,8 +21,10 @@ const STORAGE = Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC;
 const READBACK = Usage.MAP_READ | Usage.COPY_DST;
 
 export interface CompileOptions {
-  /** Variant choices by kernel family, e.g. { conv2d: 'direct' }. */
+  /** Variant choices by kernel family, e.g. { conv2d: 'direct' }; they override `tuning`. */
   prefer?: Record<string, string>;
+  /** Tuned per-layer choices for this adapter (engine/tuning.ts); other layers use the heuristics. */
+  tuning?: TuningTable;
 }
 
 export interface MemoryReport {
@@ -35,6 +38,15 @@ export interface MemoryReport {
   /** Everything this plan holds on the GPU at once. */
   peakBytes: number;
   largestTensorBytes: number;
+  /** The largest intermediate (what the memory plan places). */
+  largestActivationBytes: number;
+}
+
+export interface TuningReport {
+  /** Nodes whose variant came from the tuning table (the heuristic's own wins included). */
+  used: number;
+  /** Tuned choices that could not be used, and why. */
+  notes: string[];
 }
 
 export interface RunOptions {
@@ -115,7 +127,7 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
   const gpu = device.gpu;
   const pool = poolFor(gpu);
   const limits = device.info.limits;
-  const ctx = { limits, prefer: opts.prefer };
+  const ctx = { limits, subgroupSize: device.info.subgroupSize, prefer: opts.prefer };
 
   // Which values exist before any input arrives: constants and what is computed from them alone.
   const staticValues = new Set<string>();
@@ -128,13 +140,47 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
   const rootOf = (v: string): string => root.get(v) ?? v;
   for (const n of graph.nodes) if (getOp(n.op).alias) root.set(n.outputs[0], rootOf(n.inputs[0]));
 
-  // Lower every node.
+  // Lower every node, with its tuned variant where the table has one. A choice that no longer
+  // lowers (a stale table from another version, say) falls back to the heuristic, with a note.
+  const tuning = { used: 0, notes: [] as string[] };
   const lowered = graph.nodes.map((n) => {
     const def = getOp(n.op);
     const ins = n.inputs.map((x) => graph.shape(x));
     const outs = n.outputs.map((x) => graph.shape(x));
-    return { node: n, low: def.alias ? { dispatches: [] } : def.lower(n.attrs, ins, outs, ctx) };
+    if (def.alias) return { node: n, low: { dispatches: [] } as Lowering };
+    const nctx = { ...ctx, constInputs: n.inputs.map((x) => graph.value(x).kind === 'const') };
+    const t = opts.tuning?.get(layerKey(n.op, n.attrs, ins));
+    if (t && t.prefer && opts.prefer?.[t.family] === undefined) {
+      try {
+        const low = def.lower(n.attrs, ins, outs, { ...nctx, prefer: { ...ctx.prefer, [t.family]: t.prefer } });
+        tuning.used++;
+        return { node: n, low };
+      } catch (e) {
+        tuning.notes.push(`node "${n.name}": tuned ${t.family} "${t.prefer}" failed to lower (${(e as Error).message}); used the heuristic`);
+      }
+    } else if (t) {
+      tuning.used++;
+    }
+    return { node: n, low: def.lower(n.attrs, ins, outs, nctx) };
   });
+
+  // Weights in the layouts the chosen kernels read (Lowering.constLayouts): one copy per
+  // (constant, layout), bound in place of the constant for the nodes that asked.
+  const relaid = new Map<string, { source: string; layout: ConstLayout }>();
+  const inputOverride = new Map<Node, Map<number, string>>();
+  const readsAsIs = new Set<string>();
+  for (const { node, low } of lowered) {
+    const over = new Map<number, string>();
+    for (const cl of low.constLayouts ?? []) {
+      const src = node.inputs[cl.input];
+      if (graph.value(src).kind !== 'const') throw new KernelError(`node "${node.name}": input ${cl.input} ("${src}") is not a constant, so it cannot be relaid out as ${cl.layout}`);
+      const name = `${src}@${cl.layout}`;
+      if (!relaid.has(name)) relaid.set(name, { source: src, layout: cl });
+      over.set(cl.input, name);
+    }
+    if (over.size) inputOverride.set(node, over);
+    node.inputs.forEach((x, i) => { if (!over.has(i)) readsAsIs.add(rootOf(x)); });
+  }
 
   // Sizes, with the binding limit checked up front.
   let largest = 0;
@@ -157,6 +203,8 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
     if (v.kind !== 'node' || staticValues.has(v.name)) persistent.add(v.name);
   }
   for (const o of graph.outputs) persistent.add(rootOf(o));
+  // A constant that every reader takes in another layout is not uploaded in its own.
+  for (const { source } of relaid.values()) if (!readsAsIs.has(source) && !graph.outputs.includes(source)) persistent.delete(source);
 
   const lifetimes = new Map<string, Lifetime>();
   const touch = (id: string, bytes: number, step: number) => {
@@ -167,7 +215,7 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
   lowered.forEach(({ node, low }, step) => {
     for (const v of [...node.inputs, ...node.outputs]) {
       const r = rootOf(v);
-      if (!persistent.has(r)) touch(r, bytesOf(r, numel(graph.shape(r)), graph.shape(r)), step);
+      if (!persistent.has(r) && graph.value(r).kind === 'node') touch(r, bytesOf(r, numel(graph.shape(r)), graph.shape(r)), step);
     }
     (low.temps ?? []).forEach((elems, i) => touch(`${node.name}#temp${i}`, bytesOf(`${node.name} scratch ${i}`, elems), step));
   });
@@ -193,6 +241,14 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
         if (v.kind === 'const' || (v.kind === 'node' && staticValues.has(name))) weightBytes += b.size;
         else ioBytes += b.size;
       }
+      for (const [name, { source, layout }] of relaid) {
+        const data = layout.apply(graph.value(source).data!);
+        if (data.length !== layout.elements) throw new KernelError(`layout ${layout.layout} of "${source}" made ${data.length} elements, expected ${layout.elements}`);
+        const b = take(bytesOf(name, data.length), name);
+        buffers.set(name, b);
+        gpu.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+        weightBytes += b.size;
+      }
       mem.slotBytes.forEach((bytes, i) => slots.push(take(bytes, `slot${i}`)));
       for (const [id, s] of mem.slotOf) buffers.set(id, slots[s]);
     });
@@ -204,6 +260,11 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
     const pipelines = await Promise.all(flat.map(({ d, label }) => pipelineFor(gpu, d, label)));
 
     const bufferFor = (node: Node, ref: BindingRef): { buffer: GPUBuffer; size: number } => {
+      const relaidName = ref.kind === 'input' ? inputOverride.get(node)?.get(ref.index) : undefined;
+      if (relaidName) {
+        const buffer = buffers.get(relaidName)!;
+        return { buffer, size: BufferPool.round(relaid.get(relaidName)!.layout.elements * 4) };
+      }
       const name = ref.kind === 'input' ? rootOf(node.inputs[ref.index]) : ref.kind === 'output' ? rootOf(node.outputs[ref.index]) : `${node.name}#temp${ref.index}`;
       const buffer = buffers.get(name);
       if (!buffer) throw new KernelError(`node "${node.name}": binding ${ref.kind} ${ref.index} has no buffer`);
@@ -229,7 +290,8 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
       activationBytesUnplanned: mem.naiveBytes,
       peakBytes: weightBytes + ioBytes + mem.totalBytes,
       largestTensorBytes: largest,
-    });
+      largestActivationBytes: Math.max(0, ...[...lifetimes.values()].filter((l) => !l.id.includes('#temp')).map((l) => l.bytes)),
+    }, tuning);
     if (staticSteps.length) await plan.submitSteps(staticSteps, 'compile-time nodes');
     return plan;
   } catch (e) {
@@ -253,6 +315,7 @@ export class Plan {
     private readonly rootOf: (v: string) => string,
     private readonly owned: GPUBuffer[],
     readonly memory: MemoryReport,
+    readonly tuning: TuningReport = { used: 0, notes: [] },
   ) {
     this.dispatchCount = steps.length;
   }

@@ -1,8 +1,10 @@
 // Static memory plan: intermediate tensors whose lifetimes do not overlap share a buffer.
 //
-// Two greedy strategies, keeping whichever needs fewer bytes (neither is optimal on every graph):
+// Greedy strategies, keeping whichever needs fewer bytes (none is optimal on every graph):
 // - by size (as TFLite's arena planner): largest tensors first, each into the smallest slot
-//   whose tensors are all dead before it is born or born after it dies, else a new slot;
+//   whose tensors are all dead before it is born or born after it dies, else a new slot. Equal
+//   sizes are common (every block of a stage), and the order among them matters, so it runs
+//   with three tie-breaks: earliest birth, longest life, latest birth first;
 // - by birth (a linear scan): in order of first use, each into the best-fitting slot free by
 //   then, growing a slot when none is big enough.
 
@@ -23,10 +25,19 @@ export interface MemoryPlan {
   naiveBytes: number;
 }
 
+const TIE_BREAKS: ((a: Lifetime, b: Lifetime) => number)[] = [
+  (a, b) => a.first - b.first,
+  (a, b) => b.last - b.first - (a.last - a.first) || a.first - b.first,
+  (a, b) => b.first - a.first,
+];
+
 export function planMemory(lifetimes: Lifetime[]): MemoryPlan {
-  const a = bySize(lifetimes);
-  const b = byBirth(lifetimes);
-  return a.totalBytes <= b.totalBytes ? a : b;
+  let best = byBirth(lifetimes);
+  for (const tie of TIE_BREAKS) {
+    const p = bySize(lifetimes, tie);
+    if (p.totalBytes < best.totalBytes) best = p;
+  }
+  return best;
 }
 
 function finish(lifetimes: Lifetime[], slotBytes: number[], slotOf: Map<string, number>): MemoryPlan {
@@ -58,8 +69,8 @@ function byBirth(lifetimes: Lifetime[]): MemoryPlan {
   return finish(lifetimes, slots.map((s) => s.bytes), slotOf);
 }
 
-function bySize(lifetimes: Lifetime[]): MemoryPlan {
-  const order = [...lifetimes].sort((a, b) => b.bytes - a.bytes || a.first - b.first);
+function bySize(lifetimes: Lifetime[], tie: (a: Lifetime, b: Lifetime) => number): MemoryPlan {
+  const order = [...lifetimes].sort((a, b) => b.bytes - a.bytes || tie(a, b));
   const slots: { bytes: number; members: Lifetime[] }[] = [];
   const slotOf = new Map<string, number>();
   for (const t of order) {

@@ -352,6 +352,7 @@ export const attentionOp: OpDef<AttentionAttrs> = {
   ref(attrs, inputs) {
     return [attentionRef(attrs, inputs)];
   },
+  tuneSpace: () => ({ family: 'attention', candidates: [...ATTENTION_VARIANTS] }),
 };
 
 /** Plain-TS attention: explicit scores, a max-subtracted softmax, then @ v (double precision). */

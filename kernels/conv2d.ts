@@ -1,15 +1,18 @@
-// 2-D convolution: y = act(conv(x, w) + bias), NHWC activations, HWIO weights, with stride,
-// asymmetric zero padding, dilation and groups.
+// 2-D convolution: y = act(conv(x, w) + bias + residual), NHWC activations, HWIO weights, with
+// stride, asymmetric zero padding, dilation and groups.
 //
-//   x    [N,H,W,Cin]             y[n,oy,ox,co] = act(bias[co] + Σ_{ky,kx,ci} x[n,iy,ix,g·Cig+ci] · w[ky,kx,ci,co])
-//   w    [KH,KW,Cin/groups,Cout]   with g = co / Cog, iy = oy·sh − top + ky·dh, ix = ox·sw − left + kx·dw,
-//   bias [Cout] (optional)         Cig = Cin/groups, Cog = Cout/groups; x outside the image reads 0.
-//   y    [N,OH,OW,Cout]          OH = ⌊(H + top + bottom − dh·(KH−1) − 1)/sh⌋ + 1, likewise OW.
+//   x        [N,H,W,Cin]             y[n,oy,ox,co] = act(bias[co] + r[n,oy,ox,co] + Σ_{ky,kx,ci} x[n,iy,ix,g·Cig+ci] · w[ky,kx,ci,co])
+//   w        [KH,KW,Cin/groups,Cout]   with g = co / Cog, iy = oy·sh − top + ky·dh, ix = ox·sw − left + kx·dw,
+//   bias     [Cout] (optional)         Cig = Cin/groups, Cog = Cout/groups; x outside the image reads 0.
+//   residual [N,OH,OW,Cout]          (optional, 4th input; needs the bias as 3rd, a zero one if the conv
+//                                      has none) r = residual, else 0: the skip connection of a ResNet
+//                                      or MobileNetV2 block, fused by engine/passes.ts fuseResidual.
+//   y        [N,OH,OW,Cout]          OH = ⌊(H + top + bottom − dh·(KH−1) − 1)/sh⌋ + 1, likewise OW.
 //
 // One WGSL generator, two mappings of invocations to outputs (config field `path`). Either way an
 // invocation owns a register tile of TM output pixels × TN output channels (channels within one
 // group), loops over the receptive field (ky, kx, then ci, innermost and contiguous in NHWC/HWIO),
-// and applies bias + activation in the epilogue. Nothing is staged in workgroup memory: on
+// and applies bias (+ residual, read at y's own index) + activation in the epilogue. Nothing is staged in workgroup memory: on
 // SwiftShader registers and vec4 loads are cheap and barriers are not (REFERENCE.md §1).
 //
 // - direct: the TM pixels are consecutive along one output row (n, oy, ox0..ox0+TM−1), so the
@@ -20,7 +23,7 @@
 //   TM consecutive rows of M, crossing output rows and images. `pointwise` (1×1, stride 1, no
 //   padding) is a plain GEMM with A = x viewed as [N·H·W, Cin]: no window arithmetic at all.
 //
-// Vector widths: `vec4` reads w, bias and y as vec4 along Cout (needs Cog % 4 == 0, TN % 4 == 0:
+// Vector widths: `vec4` reads w, bias, residual and y as vec4 along Cout (needs Cog % 4 == 0, TN % 4 == 0:
 // each accumulator is a vec4 of 4 channels); `xVec4` reads x as vec4 along Cin (Cig % 4 == 0)
 // and unrolls the ci loop by 4. Tiles hanging over the edge clamp their read indices (so every
 // load is in bounds) and skip their writes.
@@ -30,15 +33,16 @@
 //
 // Choice (lower): ctx.prefer.conv2d = 'direct' | 'gemm', optionally with a tile, 'gemm:4x8' =
 // TM×TN; otherwise gemm for groups == 1, direct for grouped convs, and depthwise convs
-// (groups == Cin > 1) go to kernels/depthwise.ts (both paths here still handle them).
+// (groups == Cin > 1) go to kernels/depthwise.ts (both paths here still handle them), except
+// when they carry a residual: depthwise.ts has no residual epilogue, so those stay here, direct.
 // Not written yet: a workgroup-memory-tiled gemm for real GPUs (it would be one more config
 // flag; the workgroup shape `wg` is already a config field).
 
 import {
-  type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type OpDef, type Shape,
+  type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type OpDef, type Shape, type TuneSpace,
   activationRef, activationWgsl, ceilDiv, expectRank, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
-import { lowerDepthwise } from './depthwise.js';
+import { DEPTHWISE_TUNE_CANDIDATES, lowerDepthwise } from './depthwise.js';
 
 export interface Conv2dAttrs {
   stride?: [number, number];
@@ -62,6 +66,8 @@ export interface Conv2dGeometry {
   /** Channels per group, in and out. */
   cig: number; cog: number;
   bias: boolean;
+  /** A residual input [N,OH,OW,Cout] (4th) is added before the activation. */
+  residual: boolean;
   act: Activation;
 }
 
@@ -69,7 +75,7 @@ const isPosInt = (v: number) => Number.isInteger(v) && v >= 1;
 
 /** Validate shapes and attrs; throws ShapeError naming the shapes. */
 export function conv2dGeometry(a: Conv2dAttrs, inputs: Shape[]): Conv2dGeometry {
-  const [x, w, b] = inputs;
+  const [x, w, b, r] = inputs;
   expectRank('conv2d input x (NHWC)', x, 4);
   expectRank('conv2d weights w (HWIO)', w, 4);
   const [sh, sw] = a.stride ?? [1, 1];
@@ -101,9 +107,12 @@ export function conv2dGeometry(a: Conv2dAttrs, inputs: Shape[]): Conv2dGeometry 
         `weights ${fmtShape(w)} with dilation [${dh},${dw}]`,
     );
   }
+  if (r !== undefined && (r.length !== 4 || r[0] !== n || r[1] !== oh || r[2] !== ow || r[3] !== cout)) {
+    throw new ShapeError(`conv2d residual ${fmtShape(r)} must have the output's shape ${fmtShape([n, oh, ow, cout])}`);
+  }
   return {
     n, h, w: wd, cin, oh, ow, cout, kh, kw, sh, sw, pad: [pad[0], pad[1], pad[2], pad[3]], dh, dw, groups,
-    cig: cin / groups, cog: cout / groups, bias: b !== undefined, act: a.act ?? 'none',
+    cig: cin / groups, cog: cout / groups, bias: b !== undefined, residual: r !== undefined, act: a.act ?? 'none',
   };
 }
 
@@ -119,12 +128,20 @@ export interface Conv2dConfig extends Conv2dGeometry {
   tn: number;
   /** Workgroup shape: [channel blocks, pixel blocks]. */
   wg: [number, number];
-  /** w, bias and y read/written as vec4 along Cout. */
+  /** w, bias, residual and y read/written as vec4 along Cout. */
   vec4: boolean;
   /** x read as vec4 along Cin. */
   xVec4: boolean;
   /** 1×1, stride 1, no padding, gemm path: A is x viewed as [N·H·W, Cin]. */
   pointwise: boolean;
+  /**
+   * Subgroup sharing of w (0 = off, else the device's fixed subgroup size S = 4; gemm path only,
+   * whose loops have no divergent exits; needs vec4, xVec4 and wg[0] = 1, so a subgroup's lanes
+   * share their channel block): per step of 4 input
+   * channels lane l loads weight row ci + l once and subgroupBroadcast hands it to every lane,
+   * instead of each lane loading all four (see kernels/matmul.ts `sg`).
+   */
+  sg: number;
   /** Workgroups along x of the dispatch grid (see grid()). */
   gridX: number;
 }
@@ -189,9 +206,18 @@ function conv2dWgsl(c: Conv2dConfig): string {
       const load = `x[(a${i} + ci)${XV > 1 ? ' / 4u' : ''}]`;
       R.push(`${ind}  let xa${i} = ${check ? `select(${XT}(0.0), ${load}, ok${i})` : load};`);
     }
-    R.push(`${ind}  let wr = (kb + ci) * ${u(coutV)};`);
+    if (c.sg) {
+      R.push(`${ind}  let wl = (kb + ci + sl) * ${u(coutV)};`);
+      for (const j of J) R.push(`${ind}  let wl${j} = w[wl + col${j} / 4u];`);
+    } else {
+      R.push(`${ind}  let wr = (kb + ci) * ${u(coutV)};`);
+    }
     for (const s of S) {
-      for (const j of J) R.push(`${ind}  let b${s}_${j} = w[wr + ${u(s * coutV)} + col${j}${V > 1 ? ' / 4u' : ''}];`);
+      for (const j of J) {
+        R.push(c.sg
+          ? `${ind}  let b${s}_${j} = subgroupBroadcast(wl${j}, ${u(s)});`
+          : `${ind}  let b${s}_${j} = w[wr + ${u(s * coutV)} + col${j}${V > 1 ? ' / 4u' : ''}];`);
+      }
       for (const i of I) {
         const xs = XV > 1 ? `xa${i}.${XYZW[s]}` : `xa${i}`;
         for (const j of J) R.push(`${ind}  acc${i}_${j} += ${xs} * b${s}_${j};`);
@@ -232,13 +258,17 @@ function conv2dWgsl(c: Conv2dConfig): string {
     L.push('    }', '  }');
   }
 
-  // Epilogue: bias + activation, skipping rows and channels past the edge.
+  // Epilogue: bias (+ residual, at y's index) + activation, skipping rows and channels past the
+  // edge (the residual is only read where y is written, so its reads stay in bounds too).
   const actV = c.vec4 ? (v: string) => `act4(${v})` : (v: string) => `act(${v})`;
   for (const j of J) if (c.bias) L.push(`  let bias${j} = bias[col${j}${V > 1 ? ' / 4u' : ''}];`);
   for (const i of I) {
-    L.push(`  if (live${i}) {`);
+    L.push(`  if (live${i}${c.sg ? ' && mLive' : ''}) {`);
     for (const j of J) {
-      const store = `y[o${i} * ${u(coutV)} + col${j}${V > 1 ? ' / 4u' : ''}] = ${actV(`acc${i}_${j}${c.bias ? ` + bias${j}` : ''}`)};`;
+      const yi = `o${i} * ${u(coutV)} + col${j}${V > 1 ? ' / 4u' : ''}`;
+      const store = c.residual
+        ? `{ let yi = ${yi}; y[yi] = ${actV(`acc${i}_${j} + bias${j} + residual[yi]`)}; }`
+        : `y[${yi}] = ${actV(`acc${i}_${j}${c.bias ? ` + bias${j}` : ''}`)};`;
       const partial = c.cog % c.tn !== 0 && (j + 1) * V > c.cog % c.tn;
       L.push(partial ? `    if (c0 + ${u(j * V)} < ${u(c.cog)}) { ${store} }` : `    ${store}`);
     }
@@ -250,19 +280,26 @@ function conv2dWgsl(c: Conv2dConfig): string {
     `@group(0) @binding(1) var<storage, read> w: array<${T}>;  // weights [${c.kh},${c.kw},${c.cig},${c.cout}] HWIO`,
   ];
   if (c.bias) bind.push(`@group(0) @binding(2) var<storage, read> bias: array<${T}>;  // bias    [${c.cout}]`);
-  bind.push(`@group(0) @binding(${c.bias ? 3 : 2}) var<storage, read_write> y: array<${T}>;  // output  [${c.n},${c.oh},${c.ow},${c.cout}] NHWC`);
+  if (c.residual) bind.push(`@group(0) @binding(3) var<storage, read> residual: array<${T}>;  // residual [${c.n},${c.oh},${c.ow},${c.cout}] NHWC`);
+  bind.push(`@group(0) @binding(${2 + Number(c.bias) + Number(c.residual)}) var<storage, read_write> y: array<${T}>;  // output  [${c.n},${c.oh},${c.ow},${c.cout}] NHWC`);
 
-  return `// conv2d ${c.path}${c.pointwise ? ' pointwise' : ''}: ${c.tm} pixels x ${c.tn} channels per invocation
+  // With sg every lane must reach the broadcasts: pixel blocks past the end are clamped and
+  // their stores skipped (mLive) instead of returning early.
+  const head = c.sg
+    ? [`  let mb0 = (f / ${u(wgx)}) * ${u(c.wg[1])} + lid.y;  // pixel block`, `  if (nb >= ${u(nb)}) { return; }`,
+      `  let mLive = mb0 < ${u(mb)};`, `  let mb = min(mb0, ${u(mb - 1)});`]
+    : [`  let mb = (f / ${u(wgx)}) * ${u(c.wg[1])} + lid.y;  // pixel block`, `  if (nb >= ${u(nb)} || mb >= ${u(mb)}) { return; }`];
+  return `// conv2d ${c.path}${c.pointwise ? ' pointwise' : ''}: ${c.tm} pixels x ${c.tn} channels per invocation${c.sg ? ', w shared by subgroup broadcasts' : ''}
+${c.sg ? 'enable subgroups;' : ''}
 ${activationWgsl(c.act)}
 ${c.vec4 ? 'fn act4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w)); }' : ''}
 ${bind.join('\n')}
 
 @compute @workgroup_size(${c.wg[0]}, ${c.wg[1]})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${c.sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {
   let f = wid.x + wid.y * ${u(c.gridX)};
-  let nb = (f % ${u(wgx)}) * ${u(c.wg[0])} + lid.x;  // channel block (group-major)
-  let mb = (f / ${u(wgx)}) * ${u(c.wg[1])} + lid.y;  // pixel block
-  if (nb >= ${u(nb)} || mb >= ${u(mb)}) { return; }
+  let nb = ${c.sg ? `f % ${u(wgx)}` : `(f % ${u(wgx)}) * ${u(c.wg[0])} + lid.x`};  // channel block (group-major)
+${head.join('\n')}
 ${L.join('\n')}
 }
 `;
@@ -277,6 +314,8 @@ export interface Conv2dTiling {
   tm?: number;
   tn?: number;
   wg?: [number, number];
+  /** Share w across a subgroup (Conv2dConfig.sg); the size comes from the device. */
+  sg?: boolean;
 }
 
 const pow2Ceil = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
@@ -292,7 +331,8 @@ const pow2Ceil = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
  * specialisation (≈0.2 s) gets 8×8. The direct path keeps 4×4: it serves grouped convs with
  * few channels per group, where a wider channel tile is wasted.
  */
-export function conv2dConfig(geo: Conv2dGeometry, t: Conv2dTiling, maxPerDim: number): Conv2dConfig {
+export function conv2dConfig(geo: Conv2dGeometry, t0: Conv2dTiling, maxPerDim: number, subgroupSize = 0): Conv2dConfig {
+  const t = { ...sgDefault(geo, t0, subgroupSize), ...t0 };
   for (const v of [t.tm, t.tn, ...(t.wg ?? [])]) if (v !== undefined && !isPosInt(v)) throw new Error(`conv2d tiling ${JSON.stringify(t)}: sizes must be positive integers`);
   const path = t.path ?? (geo.groups === 1 ? 'gemm' : 'direct');
   const pointwise = path === 'gemm' && geo.kh === 1 && geo.kw === 1 && geo.sh === 1 && geo.sw === 1 && geo.pad.every((p) => p === 0);
@@ -302,11 +342,29 @@ export function conv2dConfig(geo: Conv2dGeometry, t: Conv2dTiling, maxPerDim: nu
   const tm = t.tm ?? Math.min(pointwise && wide ? 8 : 4, path === 'direct' ? geo.ow : geo.n * geo.oh * geo.ow);
   const nbCount = geo.groups * ceilDiv(geo.cog, tn);
   const wgx = Math.min(16, pow2Ceil(nbCount));
-  const wg = t.wg ?? [wgx, 64 / wgx];
-  const cfg: Conv2dConfig = { ...geo, pad: [...geo.pad], path, tm, tn, wg, vec4, xVec4: geo.cig % 4 === 0, pointwise, gridX: 1 };
+  const xVec4 = geo.cig % 4 === 0;
+  if (t.sg && !(subgroupSize === 4 && vec4 && xVec4 && path === 'gemm')) {
+    throw new Error(`conv2d ':sg' needs the gemm path, a device subgroup size of 4 (this one: ${subgroupSize || 'none'}), Cin/groups and the channel tile multiples of 4`);
+  }
+  const wg = t.sg ? [1, 64] as [number, number] : t.wg ?? [wgx, 64 / wgx];
+  const cfg: Conv2dConfig = { ...geo, pad: [...geo.pad], path, tm, tn, wg, vec4, xVec4, pointwise, sg: t.sg ? subgroupSize : 0, gridX: 1 };
   const b = blocks(cfg);
   cfg.gridX = grid(b.wgx * b.wgy, maxPerDim)[0];
   return cfg;
+}
+
+/**
+ * The heuristic's subgroup choice, when nothing is forced: where the device has a fixed
+ * subgroup size of 4 (SwiftShader), gemm convs over at least 28×28 output pixels share their
+ * weights by subgroup broadcasts. Tuned on ResNet-50 and MobileNetV2 at 224 in Chromium's
+ * SwiftShader (npx cnnlab tune): 'gemm:4x32:sg' / 'gemm:8x16:sg' won 1.1-1.6× over 4×8 there,
+ * while on 7×7 and 14×14 maps the plain tiles mostly held on.
+ */
+function sgDefault(geo: Conv2dGeometry, t: Conv2dTiling, subgroupSize: number): Conv2dTiling {
+  if (t.path !== undefined || t.tm !== undefined || t.tn !== undefined || t.wg !== undefined || t.sg !== undefined) return {};
+  if (subgroupSize !== 4 || geo.groups !== 1 || geo.cig % 4 !== 0 || geo.cog % 16 !== 0 || geo.n * geo.oh * geo.ow < 784) return {};
+  const pointwise = geo.kh === 1 && geo.kw === 1 && geo.sh === 1 && geo.sw === 1 && geo.pad.every((p) => p === 0);
+  return pointwise ? { path: 'gemm', tm: 8, tn: 16, sg: true } : { path: 'gemm', tm: 4, tn: geo.cog % 32 === 0 ? 32 : 16, sg: true };
 }
 
 export function conv2dDispatchGrid(c: Conv2dConfig, maxPerDim: number): [number, number, number] {
@@ -319,32 +377,43 @@ export function conv2dFlops(g: Conv2dGeometry): number {
 }
 
 /**
- * ctx.prefer.conv2d: 'direct' | 'gemm', optionally with a register tile, 'gemm:8x8' = TM×TN.
+ * ctx.prefer.conv2d: 'direct' | 'gemm', optionally with a register tile, 'gemm:8x8' = TM×TN,
+ * optionally then ':sg' (subgroup-shared weights), 'gemm:4x16:sg'.
  * Anything else (or nothing) leaves the choice to the heuristic.
  */
 export function parseConv2dPrefer(p: string | undefined): Conv2dTiling | undefined {
-  const m = /^(direct|gemm)(?::(\d+)x(\d+))?$/.exec(p ?? '');
+  const m = /^(direct|gemm)(?::(\d+)x(\d+))?(:sg)?$/.exec(p ?? '');
   if (!m) return undefined;
-  return m[2] ? { path: m[1] as Conv2dPath, tm: Number(m[2]), tn: Number(m[3]) } : { path: m[1] as Conv2dPath };
+  const t: Conv2dTiling = { path: m[1] as Conv2dPath };
+  if (m[2]) [t.tm, t.tn] = [Number(m[2]), Number(m[3])];
+  if (m[4]) t.sg = true;
+  return t;
 }
 
 function lowerConv2d(a: Conv2dAttrs, inputs: Shape[], outputs: Shape[], ctx: LowerContext): Lowering {
   const geo = conv2dGeometry(a, inputs);
   const tiling = parseConv2dPrefer(ctx.prefer?.conv2d);
-  // Depthwise (one input channel per group) has its own kernel unless a path is forced.
-  if (!tiling && geo.groups > 1 && geo.groups === geo.cin) return lowerDepthwise(a, inputs, outputs, ctx);
+  // Depthwise (one input channel per group) has its own kernel unless a path is forced; that
+  // kernel has no residual epilogue, so a depthwise conv with a residual stays here (direct path,
+  // the default for grouped convs).
+  if (!tiling && !geo.residual && geo.groups > 1 && geo.groups === geo.cin) return lowerDepthwise(a, inputs, outputs, ctx);
   const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;
-  const cfg = conv2dConfig(geo, tiling ?? {}, maxPerDim);
-  const bindings = geo.bias ? [input(0), input(1), input(2), output(0)] : [input(0), input(1), output(0)];
-  const bytes = 4 * (numel(inputs[0]) + numel(inputs[1]) + (geo.bias ? geo.cout : 0) + geo.n * geo.oh * geo.ow * geo.cout);
+  const cfg = conv2dConfig(geo, tiling ?? {}, maxPerDim, ctx.subgroupSize ?? 0);
+  const bindings = [input(0), input(1), ...(geo.bias ? [input(2)] : []), ...(geo.residual ? [input(3)] : []), output(0)];
+  const ysize = geo.n * geo.oh * geo.ow * geo.cout;
+  const bytes = 4 * (numel(inputs[0]) + numel(inputs[1]) + (geo.bias ? geo.cout : 0) + (geo.residual ? ysize : 0) + ysize);
   return { dispatches: [makeDispatch(conv2dFamily, cfg, conv2dDispatchGrid(cfg, maxPerDim), bindings, { flops: conv2dFlops(geo), bytes })] };
 }
 
 // ---- reference ---------------------------------------------------------------------------------
 
-/** Plain 7-loop convolution (double accumulation): the oracle for both paths. */
-export function conv2dRef(a: Conv2dAttrs, x: HostTensor, w: HostTensor, bias?: HostTensor): HostTensor {
-  const g = conv2dGeometry(a, bias ? [x.shape, w.shape, bias.shape] : [x.shape, w.shape]);
+/**
+ * Plain 7-loop convolution (double accumulation): the oracle for both paths. The residual, when
+ * given (bias then required, as in the op), is added before the activation.
+ */
+export function conv2dRef(a: Conv2dAttrs, x: HostTensor, w: HostTensor, bias?: HostTensor, residual?: HostTensor): HostTensor {
+  if (residual && !bias) throw new ShapeError(`conv2d residual ${fmtShape(residual.shape)} needs a bias input before it (a zero one will do)`);
+  const g = conv2dGeometry(a, [x.shape, w.shape, ...(bias ? [bias.shape] : []), ...(residual ? [residual.shape] : [])]);
   const f = activationRef(g.act);
   const y = new Float32Array(g.n * g.oh * g.ow * g.cout);
   for (let n = 0; n < g.n; n++) {
@@ -364,7 +433,8 @@ export function conv2dRef(a: Conv2dAttrs, x: HostTensor, w: HostTensor, bias?: H
               }
             }
           }
-          y[((n * g.oh + oy) * g.ow + ox) * g.cout + co] = f(s);
+          const yi = ((n * g.oh + oy) * g.ow + ox) * g.cout + co;
+          y[yi] = f(residual ? s + residual.data[yi] : s);
         }
       }
     }
@@ -374,11 +444,30 @@ export function conv2dRef(a: Conv2dAttrs, x: HostTensor, w: HostTensor, bias?: H
 
 export const conv2dOp: OpDef<Conv2dAttrs> = {
   op: 'conv2d',
-  arity: [2, 3],
+  /** x, w, then optional bias, then optional residual (which needs the bias before it). */
+  arity: [2, 4],
   infer(a, inputs) {
     const g = conv2dGeometry(a, inputs);
     return [[g.n, g.oh, g.ow, g.cout]];
   },
   lower: lowerConv2d,
-  ref: (a, [x, w, b]) => [conv2dRef(a, x, w, b)],
+  ref: (a, [x, w, b, r]) => [conv2dRef(a, x, w, b, r)],
+  tuneSpace: conv2dTuneSpace,
 };
+
+/**
+ * Tuner candidates. The gemm path with TM ≥ 8 is left out for padded windows: its pipelines took
+ * 15-30 s to compile on SwiftShader (per-row window tests), which would cost more cold start
+ * than it could win; the direct path's 8-pixel tiles compile in ~0.2 s.
+ */
+function conv2dTuneSpace(a: Conv2dAttrs, inputs: Shape[], ctx: LowerContext): TuneSpace {
+  const g = conv2dGeometry(a, inputs);
+  // A depthwise conv with a residual is lowered here (direct), not by kernels/depthwise.ts.
+  if (!g.residual && g.groups > 1 && g.groups === g.cin) return { family: 'depthwise', candidates: [...DEPTHWISE_TUNE_CANDIDATES] };
+  if (g.groups > 1) return { family: 'conv2d', candidates: ['direct:4x4', 'direct:8x4', 'direct:4x8'] };
+  const pointwise = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.pad.every((p) => p === 0);
+  const c = ['gemm:4x8', 'gemm:4x16', 'direct:4x8', 'direct:8x8', 'direct:4x16'];
+  if (pointwise) c.push('gemm:8x8', 'gemm:8x4');
+  if (ctx.subgroupSize === 4 && g.cig % 4 === 0 && g.cog % 16 === 0) c.push('gemm:4x16:sg', 'gemm:4x32:sg', ...(pointwise ? ['gemm:8x16:sg', ...(g.cog % 32 === 0 ? ['gemm:8x32:sg'] : [])] : []));
+  return { family: 'conv2d', candidates: c };
+}

@@ -24,7 +24,7 @@
 // - yVec4: Cout % 4 == 0, weights, bias and output are vec4; otherwise scalar loads at clamped
 //   channels and a masked scalar store.
 //
-// Variants (ctx.prefer.depthwise, config field `variant`):
+// Variants (ctx.prefer.depthwise, config field `variant`, optionally with the block, 'unrolled:2x4'):
 // - 'unrolled': every tap is unrolled at generation time (shapes are baked in): the fast path for
 //   3×3 / 5×5 at stride 1 or 2, and the default up to 7×7 taps.
 // - 'loop': runtime loops over kh and kw (the block still in registers, but no column reuse):
@@ -249,6 +249,19 @@ ${blk.map(store).join('\n')}
 
 // ---- lowering --------------------------------------------------------------------------------
 
+/**
+ * ctx.prefer.depthwise: 'unrolled' | 'loop', optionally with the pixel block ':PHxPW', e.g.
+ * 'unrolled:2x4' (smaller blocks compile faster). Anything else leaves the choice to the heuristic.
+ */
+export function parseDepthwisePrefer(p: string | undefined): { variant?: DepthwiseVariant; ph?: number; pw?: number } {
+  const m = /^(unrolled|loop)(?::(\d+)x(\d+))?$/.exec(p ?? '');
+  if (!m) return {};
+  return m[2] ? { variant: m[1] as DepthwiseVariant, ph: Math.max(1, +m[2]), pw: Math.max(1, +m[3]) } : { variant: m[1] as DepthwiseVariant };
+}
+
+/** Tuner candidates (besides the heuristic): smaller unrolled blocks trade run time for compile time. */
+export const DEPTHWISE_TUNE_CANDIDATES = ['unrolled', 'unrolled:2x4', 'unrolled:2x2', 'loop', 'loop:2x4'];
+
 /** Like lowerDepthwise, with tuning knobs forced (benchmarks, tests). */
 export function planDepthwise(a: DepthwiseAttrs, inputs: Shape[], outputs: Shape[], ctx: LowerContext, tune: DepthwiseTune = {}): Lowering {
   const g = geometry(a, inputs);
@@ -257,11 +270,11 @@ export function planDepthwise(a: DepthwiseAttrs, inputs: Shape[], outputs: Shape
     throw new ShapeError(`depthwise output ${fmtShape(out)} does not match inputs ${inputs.map(fmtShape).join(', ')} (expected ${fmtShape([g.n, g.oh, g.ow, g.cout])})`);
   }
   const bias = inputs.length > 2;
-  const preferred = ctx.prefer?.depthwise as DepthwiseVariant | undefined;
+  const pref = parseDepthwisePrefer(ctx.prefer?.depthwise);
   const taps = g.kh * g.kw;
-  const variant = tune.variant ?? (preferred && DEPTHWISE_VARIANTS.includes(preferred) ? preferred : taps <= 49 ? 'unrolled' : 'loop');
-  const pw = Math.max(1, Math.min(tune.pw ?? 4, g.ow));
-  const ph = Math.max(1, Math.min(tune.ph ?? (variant === 'unrolled' && taps <= 25 ? 4 : 2), g.oh));
+  const variant = tune.variant ?? pref.variant ?? (taps <= 49 ? 'unrolled' : 'loop');
+  const pw = Math.max(1, Math.min(tune.pw ?? pref.pw ?? 4, g.ow));
+  const ph = Math.max(1, Math.min(tune.ph ?? pref.ph ?? (variant === 'unrolled' && taps <= 25 ? 4 : 2), g.oh));
   const wg = tune.wg ?? 64;
   const count = g.n * ceilDiv(g.oh, ph) * ceilDiv(g.ow, pw) * ceilDiv(g.cout, 4);
   const groups = grid(ceilDiv(count, wg), ctx.limits.maxComputeWorkgroupsPerDimension);

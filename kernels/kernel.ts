@@ -88,6 +88,10 @@ export function makeDispatch<C extends object>(
 
 export interface LowerContext {
   limits: DeviceInfo['limits'];
+  /** The device's fixed subgroup size, 0 when subgroups are unavailable (see DeviceInfo). */
+  subgroupSize?: number;
+  /** Per input of the node being lowered: whether it is a graph constant (a weight), which a lowering may relayout (Lowering.constLayouts). */
+  constInputs?: readonly boolean[];
   /** Variant choices by family, e.g. { conv2d: 'direct' }; kernels fall back to a heuristic. */
   prefer?: Record<string, string>;
 }
@@ -96,10 +100,36 @@ export interface Lowering {
   dispatches: Dispatch[];
   /** Scratch buffers this op needs, in f32 elements; bound with temp(i). */
   temps?: number[];
+  /**
+   * Constant inputs this lowering wants in another layout, made once at compile time (weights
+   * are transformed at load, not per run). input(i) then binds the transformed copy; a constant
+   * no node reads in its own layout is not uploaded at all.
+   */
+  constLayouts?: ConstLayout[];
+}
+
+export interface ConstLayout {
+  /** Which input of the node (it must be a graph constant: see LowerContext.constInputs). */
+  input: number;
+  /** Names the layout: nodes asking for the same layout of the same constant share one copy. */
+  layout: string;
+  /** f32 elements of the transformed data. */
+  elements: number;
+  apply(data: Float32Array): Float32Array;
 }
 
 export class ShapeError extends Error {
   override name = 'ShapeError';
+}
+
+/**
+ * What a tuner may try for one node: values of ctx.prefer[family], each a complete variant
+ * description in that family's prefer grammar. The heuristic (no preference) is always tried
+ * besides these, so a space lists only alternatives.
+ */
+export interface TuneSpace {
+  family: string;
+  candidates: string[];
 }
 
 export interface OpDef<A = any> {
@@ -112,6 +142,8 @@ export interface OpDef<A = any> {
   ref(attrs: A, inputs: HostTensor[]): HostTensor[];
   /** Output 0 is a view of input 0's buffer (reshape): no dispatch, no copy. */
   alias?: boolean;
+  /** The variants worth timing for this node on this device (see engine/tuning.ts); none if absent. */
+  tuneSpace?(attrs: A, inputs: Shape[], ctx: LowerContext): TuneSpace | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -101,6 +101,7 @@ export const layerNormOp: OpDef<LayerNormAttrs> = {
       })],
     };
   },
+  tuneSpace: () => ({ family: 'layernorm', candidates: ['thread', 'workgroup:64', 'workgroup:32'] }),
   ref(a, [x, gamma, beta]) {
     const D = x.shape[x.shape.length - 1];
     const rows = x.data.length / D;

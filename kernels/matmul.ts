@@ -17,13 +17,15 @@
 //   kind 'wgmem' — the classic shared-memory tiling for real GPUs: the workgroup stages a
 //                  (wgY·TM) × TK slab of a and a TK × (wgX·TN) slab of b in workgroup memory
 //                  per K step, with two barriers per step.
+//   'pk'         — b (a constant [K, N] weight) packed at compile time as [⌈N/TN⌉, K, TN], so a
+//                  tile streams its own contiguous block (MatmulConfig.packB).
 //   splitK > 1   — for small M·N with large K: each of splitK workgroup slices sums a kChunk
 //                  range of K into a scratch buffer [splitK, batch, M, N]; a second dispatch
 //                  (family `matmul-splitk-reduce`) adds the slices, the bias and the activation.
 //
 // prefer.matmul grammar: '-'-separated tokens, each optional, the rest heuristic:
 //   'reg' | 'wgmem', optionally followed by the tile 'TMxTN' ('reg8x8', 'wgmem4x4', '8x8'),
-//   'splitk<S>' (S = 1 disables; 'splitk' alone = heuristic S ≥ 2), 'wg<X>x<Y>' (workgroup
+//   'sg' (subgroup-shared b), 'pk' (packed b), 'splitk<S>' (S = 1 disables; 'splitk' alone = heuristic S ≥ 2), 'wg<X>x<Y>' (workgroup
 //   shape), 'tk<TK>' (wgmem K tile). E.g. 'reg4x4-splitk3', 'wgmem8x8-wg16x16-tk8'.
 
 import { broadcastShapes } from './elementwise.js';
@@ -49,10 +51,24 @@ export interface MatmulConfig {
   kind: 'reg' | 'wgmem';
   /** Outputs per invocation (TN a multiple of 4), invocations per workgroup, K tile of 'wgmem' (0 for 'reg'). */
   TM: number; TN: number; wgX: number; wgY: number; TK: number;
+  /**
+   * Subgroup sharing of b ('reg' only; 0 = off, else the device's fixed subgroup size S, with
+   * wgX = 1 so a subgroup's invocations share their columns): per step of S along K, lane l
+   * loads row k + l of b's column block once and subgroupBroadcast hands each row to every
+   * lane. On SwiftShader (S = 4) a per-lane load is a scalarised gather and a broadcast one
+   * shuffle, so this cuts b's loads by S.
+   */
+  sg: number;
   /** K is cut into splitK slices of kChunk; > 1 writes partial sums to the scratch buffer. */
   splitK: number; kChunk: number;
   /** vec4 loads of a (along K), of b (along its contiguous dim), vec4 stores of y and bias. */
   vecA: boolean; vecB: boolean; vecY: boolean;
+  /**
+   * b (a [K, N] weight) is read in the packed layout [⌈N/TN⌉, K, TN] made at compile time
+   * (Lowering.constLayouts; zero-padded past N): a tile's TN columns of consecutive k are
+   * contiguous, so the loop streams its block of b instead of striding N per k.
+   */
+  packB: boolean;
   gridX: number;
 }
 
@@ -85,11 +101,14 @@ function regLoop(c: MatmulConfig): string {
   for (const i of range(TM)) L.push(`  let ra${i} = (aOff + min(row0 + ${i}u, ${M - 1}u) * ${K}u)${c.vecA ? ' / 4u' : ''};`);
   if (c.transB) {
     for (const j of range(TN)) L.push(`  let rb${j} = (bOff + min(col0 + ${j}u, ${N - 1}u) * ${K}u)${c.vecB ? ' / 4u' : ''};`);
+  } else if (c.packB) {
+    L.push(`  let pb = (col0 / ${TN}u) * ${K}u;  // this tile's block of the packed b`);
   } else if (c.vecB) {
     for (const jj of range(J4)) L.push(`  let cb${jj} = min(col0 + ${4 * jj}u, ${N - 4}u) / 4u;`);
   } else {
     for (const j of range(TN)) L.push(`  let cb${j} = min(col0 + ${j}u, ${N - 1}u);`);
   }
+  if (c.sg) return sgLoop(c, L);
   const step = c.vecA ? 4 : 1;
   L.push(`  for (var k = kBegin; k < kEnd; k += ${step}u) {`);
   const ka = c.vecA ? 'k / 4u' : 'k';
@@ -107,9 +126,10 @@ function regLoop(c: MatmulConfig): string {
   } else {
     // b row k + kk, as TN/4 vec4s.
     for (const kk of range(step)) {
-      L.push(c.vecB ? `    let rk${kk} = (bOff + (k + ${kk}u) * ${N}u) / 4u;` : `    let rk${kk} = bOff + (k + ${kk}u) * ${N}u;`);
+      L.push(c.packB ? `    let rk${kk} = (pb + k + ${kk}u) * ${TN / 4}u;`
+        : c.vecB ? `    let rk${kk} = (bOff + (k + ${kk}u) * ${N}u) / 4u;` : `    let rk${kk} = bOff + (k + ${kk}u) * ${N}u;`);
       for (const jj of range(J4)) {
-        L.push(c.vecB
+        L.push(c.packB ? `    let b${kk}_${jj} = B[rk${kk} + ${jj}u];` : c.vecB
           ? `    let b${kk}_${jj} = B[rk${kk} + cb${jj}];`
           : `    let b${kk}_${jj} = vec4<f32>(${range(4).map((e) => `B[rk${kk} + cb${4 * jj + e}]`).join(', ')});`);
       }
@@ -117,6 +137,27 @@ function regLoop(c: MatmulConfig): string {
         const a = c.vecA ? `a${i}.${XYZW[kk]}` : `a${i}`;
         for (const jj of range(J4)) L.push(`    acc${i}_${jj} += ${a} * b${kk}_${jj};`);
       }
+    }
+  }
+  L.push('  }');
+  return L.join('\n');
+}
+
+/**
+ * The subgroup-shared variant of regLoop (needs vecA, vecB, !transB, K and kChunk multiples of
+ * S): lane sl loads b row k + sl, and row k + s reaches every lane by subgroupBroadcast(·, s).
+ */
+function sgLoop(c: MatmulConfig, L: string[]): string {
+  const { N, TM, TN, sg: S } = c;
+  const J4 = TN / 4;
+  L.push(`  for (var k = kBegin; k < kEnd; k += ${S}u) {`);
+  L.push(c.packB ? `    let rl = (pb + k + sl) * ${TN / 4}u;` : `    let rl = (bOff + (k + sl) * ${N}u) / 4u;`);
+  for (const jj of range(J4)) L.push(c.packB ? `    let bl${jj} = B[rl + ${jj}u];` : `    let bl${jj} = B[rl + cb${jj}];`);
+  for (let k4 = 0; k4 < S; k4 += 4) {
+    for (const i of range(TM)) L.push(`    let a${i}_${k4} = A[ra${i} + (k + ${k4}u) / 4u];`);
+    for (const kk of range(4)) {
+      for (const jj of range(J4)) L.push(`    let b${kk}_${jj} = subgroupBroadcast(bl${jj}, ${k4 + kk}u);`);
+      for (const i of range(TM)) for (const jj of range(J4)) L.push(`    acc${i}_${jj} += a${i}_${k4}.${XYZW[kk]} * b${kk}_${jj};`);
     }
   }
   L.push('  }');
@@ -166,6 +207,7 @@ export const matmulFamily: KernelFamily<MatmulConfig> = {
     const bShape = c.transB ? 'N, K' : 'K, N';
     const wg = c.kind === 'wgmem';
     const L: string[] = [];
+    if (c.sg) L.push('enable subgroups;');
     L.push(activationWgsl(c.act));
     L.push(`@group(0) @binding(0) var<storage, read> A: array<${vt(c.vecA)}>;   // input  a [batch, ${M}, ${K}]`);
     L.push(`@group(0) @binding(1) var<storage, read> B: array<${vt(c.vecB)}>;   // input  b [batch?, ${bShape}] = [${c.transB ? `${N}, ${K}` : `${K}, ${N}`}]`);
@@ -177,7 +219,7 @@ export const matmulFamily: KernelFamily<MatmulConfig> = {
     }
     L.push('');
     L.push(`@compute @workgroup_size(${c.wgX}, ${c.wgY})`);
-    L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {');
+    L.push(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32${c.sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {`);
     L.push(`  let w = wid.x + wid.y * ${c.gridX}u;`);
     L.push(`  if (w >= ${total}u) { return; }`);
     L.push(`  let nw = w % ${NW}u;`);
@@ -189,8 +231,9 @@ export const matmulFamily: KernelFamily<MatmulConfig> = {
     L.push(`  let n0 = nw * ${c.wgX * TN}u;`);
     L.push(`  let row0 = m0 + lid.y * ${TM}u;`);
     L.push(`  let col0 = n0 + lid.x * ${TN}u;`);
-    // 'reg' has no barriers, so idle invocations may leave; 'wgmem' needs them for the loads.
-    if (!wg) L.push(`  if (row0 >= ${M}u || col0 >= ${N}u) { return; }`);
+    // 'reg' has no barriers, so idle invocations may leave; 'wgmem' needs them for the loads,
+    // 'sg' every lane for the broadcasts (its rows are clamped on load, its columns in range).
+    if (!wg && !c.sg) L.push(`  if (row0 >= ${M}u || col0 >= ${N}u) { return; }`);
     L.push(batchOffsets(c));
     L.push(`  let kBegin = ks * ${c.kChunk}u;`);
     L.push(`  let kEnd = min(kBegin + ${c.kChunk}u, ${K}u);`);
@@ -317,6 +360,10 @@ function batchStrides(s: Shape, out: Shape, size: number): number[] {
 export interface MatmulChoice {
   kind: 'reg' | 'wgmem';
   TM: number; TN: number; wgX: number; wgY: number; TK: number; splitK: number;
+  /** Share b across a subgroup (see MatmulConfig.sg); the size comes from the device. */
+  sg: boolean;
+  /** Read b packed (MatmulConfig.packB); needs b a constant [K, N] weight. */
+  pk: boolean;
 }
 
 /** Examples of prefer.matmul values covering every variant (tests and tuners iterate these). */
@@ -342,6 +389,10 @@ export function parseMatmulPrefer(s: string): Partial<MatmulChoice> {
     } else if ((m = tok.match(/^wg(\d+)x(\d+)$/))) {
       out.wgX = +m[1];
       out.wgY = +m[2];
+    } else if (tok === 'sg') {
+      out.sg = true;
+    } else if (tok === 'pk') {
+      out.pk = true;
     } else if ((m = tok.match(/^tk(\d+)$/))) {
       out.TK = Math.max(1, +m[1]);
     } else {
@@ -351,15 +402,33 @@ export function parseMatmulPrefer(s: string): Partial<MatmulChoice> {
   return out;
 }
 
-function choose(M: number, N: number, K: number, batch: number, ctx: LowerContext): MatmulChoice {
+/** Whether the subgroup-shared variant can run this product on this device. */
+export function matmulSgOk(N: number, K: number, transB: boolean, ctx: LowerContext): boolean {
+  const S = ctx.subgroupSize ?? 0;
+  return S >= 4 && S % 4 === 0 && !transB && K % S === 0 && N % 4 === 0;
+}
+
+function choose(M: number, N: number, K: number, batch: number, transB: boolean, ctx: LowerContext): MatmulChoice {
   const p = ctx.prefer?.matmul ? parseMatmulPrefer(ctx.prefer.matmul) : {};
   const kind = p.kind ?? 'reg';
+  if (p.sg && (kind !== 'reg' || !matmulSgOk(N, K, transB, ctx))) {
+    throw new Error(`prefer.matmul "${ctx.prefer!.matmul}": 'sg' needs kind reg, b as [K, N], K a multiple of the subgroup size (${ctx.subgroupSize ?? 0}) and N of 4`);
+  }
+  // The heuristic shares b by subgroup broadcasts where it can and nothing else was asked for:
+  // 'sg-8x16-wg1x8' won 1.1-1.3× on every ViT-B linear layer in Chromium's SwiftShader.
+  const sgAuto = p.sg === undefined && p.kind === undefined && p.TM === undefined && p.wgX === undefined &&
+    M >= 64 && N % 16 === 0 && matmulSgOk(N, K, transB, ctx) && ctx.subgroupSize === 4;
+  const sg = !!p.sg || sgAuto;
+  if (sgAuto) Object.assign(p, { TM: 8, TN: 16, wgY: 8 });
   // Bigger register tiles pay off once both sides have the rows and columns to fill them.
   const TM = p.TM ?? (M >= 32 && N >= 32 ? 8 : M >= 4 ? 4 : M);
   const TN = p.TN ?? (TM === 8 ? 8 : 4);
   const Mt = ceilDiv(M, TM), Nt = ceilDiv(N, TN);
   let wgX: number, wgY: number;
-  if (p.wgX && p.wgY) {
+  if (sg) {
+    // A subgroup's lanes must share their columns: the workgroup spans rows only.
+    [wgX, wgY] = [1, p.wgY ?? 64];
+  } else if (p.wgX && p.wgY) {
     [wgX, wgY] = [p.wgX, p.wgY];
   } else if (kind === 'wgmem') {
     [wgX, wgY] = [8, 8];
@@ -380,7 +449,7 @@ function choose(M: number, N: number, K: number, batch: number, ctx: LowerContex
   const auto = K >= 1024 && tiles < 256 ? Math.max(2, Math.min(16, Math.floor(K / 256), ceilDiv(1024, tiles))) : 1;
   let splitK = p.splitK === undefined ? auto : p.splitK === 0 ? Math.max(2, auto) : p.splitK;
   splitK = Math.max(1, Math.min(splitK, ceilDiv(K, 4)));
-  return { kind, TM, TN, wgX, wgY, TK, splitK };
+  return { kind, TM, TN, wgX, wgY, TK, splitK, sg, pk: !!p.pk };
 }
 
 // ---- op --------------------------------------------------------------------------------------
@@ -401,11 +470,16 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     // A shared weight folds a's batch into rows; otherwise a batch of M × N products.
     const M = g.shared ? numel(g.outBatch) * g.M : g.M;
     const batch = g.shared ? 1 : numel(g.outBatch);
-    const ch = choose(M, N, K, batch, ctx);
+    const ch = choose(M, N, K, batch, transB, ctx);
     const vecK = K % 4 === 0, vecN = N % 4 === 0;
     const reg = ch.kind === 'reg';
-    // Each slice but the last covers kChunk (a multiple of 4 so vec4 reads of a stay aligned).
-    const kChunk = ch.splitK > 1 ? ceilDiv(ceilDiv(K, ch.splitK), 4) * 4 : K;
+    if (ch.pk && !(reg && !transB && g.shared && g.bBatch.length === 0 && ctx.constInputs?.[1])) {
+      throw new Error(`prefer.matmul "${ctx.prefer?.matmul}": 'pk' needs kind reg and b a constant [K, N] weight`);
+    }
+    // Each slice but the last covers kChunk (a multiple of 4 so vec4 reads of a stay aligned,
+    // and of the subgroup size for 'sg').
+    const kAlign = ch.sg ? Math.max(4, ctx.subgroupSize ?? 4) : 4;
+    const kChunk = ch.splitK > 1 ? ceilDiv(ceilDiv(K, ch.splitK), kAlign) * kAlign : K;
     const splitK = ceilDiv(K, kChunk);
     const partial = splitK > 1;
     const cfg: MatmulConfig = {
@@ -414,11 +488,13 @@ export const matmulOp: OpDef<MatmulAttrs> = {
       aBatchStrides: batch > 1 ? batchStrides(g.aBatch, g.outBatch, g.M * K) : [],
       bBatchStrides: batch > 1 ? batchStrides(g.bBatch, g.outBatch, K * N) : [],
       transB, bias: hasBias && !partial, act: partial ? 'none' : act,
-      kind: ch.kind, TM: ch.TM, TN: ch.TN, wgX: ch.wgX, wgY: ch.wgY, TK: ch.TK,
+      kind: ch.kind, TM: ch.TM, TN: ch.TN, wgX: ch.wgX, wgY: ch.wgY, TK: ch.TK, sg: ch.sg ? ctx.subgroupSize! : 0,
       splitK, kChunk,
-      vecA: reg && vecK, vecB: reg && (transB ? vecK : vecN), vecY: vecN,
+      vecA: reg && vecK, vecB: reg && (ch.pk || (transB ? vecK : vecN)), vecY: vecN, packB: ch.pk,
       gridX: 0,
     };
+    const { TN } = ch;
+    const constLayouts = ch.pk ? [{ input: 1, layout: `kn-tiles${TN}`, elements: ceilDiv(N, TN) * TN * K, apply: (b: Float32Array) => packKN(b, K, N, TN) }] : undefined;
     const wgs = grid(tiling(cfg).total, ctx.limits.maxComputeWorkgroupsPerDimension);
     cfg.gridX = wgs[0];
     const flops = 2 * batch * M * N * K;
@@ -426,12 +502,13 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     const bytes = 4 * (numel(inputs[0]) + numel(inputs[1]) + outElems + (hasBias ? N : 0));
     if (!partial) {
       const bindings = hasBias ? [input(0), input(1), input(2), output(0)] : [input(0), input(1), output(0)];
-      return { dispatches: [makeDispatch(matmulFamily, cfg, wgs, bindings, { flops, bytes })] };
+      return { dispatches: [makeDispatch(matmulFamily, cfg, wgs, bindings, { flops, bytes })], constLayouts };
     }
     const wg = 64;
     const rg = grid(ceilDiv(ceilDiv(outElems, 4), wg), ctx.limits.maxComputeWorkgroupsPerDimension);
     const red: SplitKReduceConfig = { n: outElems, N, splitK, bias: hasBias, act, vec4: vecN, wg, gridX: rg[0] };
     return {
+      constLayouts,
       temps: [splitK * outElems],
       dispatches: [
         makeDispatch(matmulFamily, cfg, wgs, [input(0), input(1), temp(0)], { flops, bytes: bytes + 4 * (splitK - 1) * outElems }),
@@ -443,7 +520,32 @@ export const matmulOp: OpDef<MatmulAttrs> = {
   ref(attrs, inputs) {
     return [matmulRef(attrs, inputs[0], inputs[1], inputs[2])];
   },
+  tuneSpace(attrs, inputs, ctx) {
+    const g = geometry(attrs, inputs);
+    const transB = !!attrs.transB;
+    const M = g.shared ? numel(g.outBatch) * g.M : g.M;
+    const c = ['reg4x8', 'reg8x8', 'wgmem4x4'];
+    if (g.N >= 16 && M >= 8) c.push('reg8x16', 'reg4x16');
+    const sg = matmulSgOk(g.N, g.K, transB, ctx) && M >= 8;
+    if (sg) c.push('sg-4x16-wg1x16', 'sg-8x16-wg1x8', 'sg-4x8-wg1x32', ...(g.N % 32 === 0 && M >= 64 ? ['sg-8x32-wg1x8'] : []));
+    // Packed b: only for a constant weight, which the compile-time relayout needs.
+    if (!transB && g.shared && g.bBatch.length === 0 && ctx.constInputs?.[1] && M >= 8) c.push(sg ? 'sg-8x16-wg1x8-pk' : 'reg8x8-pk', 'reg8x16-pk');
+    const tiles = (g.shared ? 1 : numel(g.outBatch)) * ceilDiv(M, 4) * ceilDiv(g.N, 8);
+    if (g.K >= 512 && tiles < 512) c.push('reg4x8-splitk4', 'reg4x4-splitk8');
+    return { family: 'matmul', candidates: c };
+  },
 };
+
+/** b [K, N] → [⌈N/tn⌉, K, tn], column blocks of tn contiguous per k, zero past N (MatmulConfig.packB). */
+export function packKN(b: Float32Array, K: number, N: number, tn: number): Float32Array {
+  const blocks = ceilDiv(N, tn);
+  const out = new Float32Array(blocks * K * tn);
+  for (let nb = 0; nb < blocks; nb++) {
+    const w = Math.min(tn, N - nb * tn);
+    for (let k = 0; k < K; k++) out.set(b.subarray(k * N + nb * tn, k * N + nb * tn + w), (nb * K + k) * tn);
+  }
+  return out;
+}
 
 /** Plain-TS matmul with the same shape rules as the op, accumulating in double precision. */
 export function matmulRef(attrs: MatmulAttrs, a: HostTensor, b: HostTensor, bias?: HostTensor): HostTensor {

@@ -69,6 +69,7 @@ export const softmaxOp: OpDef<SoftmaxAttrs> = {
     const n = rows * L;
     return { dispatches: [makeDispatch(softmax, cfg, g, [input(0), output(0)], { flops: 5 * n, bytes: 8 * n })] };
   },
+  tuneSpace: () => ({ family: 'softmax', candidates: ['thread', 'workgroup:64', 'workgroup:32'] }),
   ref(_a, [x]) {
     const L = x.shape[x.shape.length - 1];
     const rows = x.data.length / L;

@@ -55,11 +55,29 @@ export const api = {
     const r = await infer(await getDevice(), { model: o.model, weights, seed: o.seed, input, log: (s) => window.cnnlabLog?.(s) });
     return { ...r, logits: { shape: r.logits.shape, data: [...r.logits.data] } };
   },
-  /** A benchmark run (bench/run.ts); progress through window.cnnlabLog, partial results through window.cnnlabResult. */
-  async bench(o: Omit<import('../bench/run.js').BenchOptions, 'log' | 'onPartial'>) {
-    const { runBench } = await import('../bench/run.js');
-    const w = window as unknown as { cnnlabLog?: (s: string) => void; cnnlabResult?: (json: string) => void };
-    return runBench(await getDevice(), { ...o, log: (s) => w.cnnlabLog?.(s), onPartial: (b) => w.cnnlabResult?.(JSON.stringify(b)) });
+  /**
+   * A benchmark run (bench/run.ts); progress through window.cnnlabLog, partial results through
+   * window.cnnlabResult, the updated tuning file through window.cnnlabTuning. Without a
+   * tuningFile the page's stored one (IndexedDB) is used, and tuning results are stored there.
+   */
+  async bench(o: Omit<import('../bench/run.js').BenchOptions, 'log' | 'onPartial' | 'onTuning'>) {
+    const [{ runBench }, store] = await Promise.all([import('../bench/run.js'), import('./tune-store.js')]);
+    const w = window as unknown as { cnnlabLog?: (s: string) => void; cnnlabResult?: (json: string) => void; cnnlabTuning?: (json: string) => void };
+    return runBench(await getDevice(), {
+      ...o, tuningFile: o.tuningFile ?? (await store.loadStoredTuning()),
+      log: (s) => w.cnnlabLog?.(s), onPartial: (b) => w.cnnlabResult?.(JSON.stringify(b)),
+      onTuning: (f) => { w.cnnlabTuning?.(JSON.stringify(f)); void store.storeTuning(f); },
+    });
+  },
+  /** `npx cnnlab tune`: tune the models' layers on this adapter (bench/tune.ts); see bench() for the callbacks. */
+  async tune(o: { models: string[]; size: number; batch: number; reps?: number; force?: boolean; amortizeRuns?: number; tuningFile?: import('../engine/tuning.js').TuningFile }) {
+    const [{ tuneModels }, store] = await Promise.all([import('../bench/tune.js'), import('./tune-store.js')]);
+    const w = window as unknown as { cnnlabLog?: (s: string) => void; cnnlabTuning?: (json: string) => void };
+    return tuneModels(await getDevice(), {
+      ...o, tuningFile: o.tuningFile ?? (await store.loadStoredTuning()),
+      log: (s) => w.cnnlabLog?.(s),
+      onTuning: (f) => { w.cnnlabTuning?.(JSON.stringify(f)); void store.storeTuning(f); },
+    });
   },
   /** `npx cnnlab robustness --runtime chrome` (web/robustness-page.ts). */
   async robustness(o: Parameters<typeof import('./robustness-page.js').runRobustnessInPage>[1]) {

@@ -70,9 +70,11 @@ async function runBenchFromPage(): Promise<void> {
       batches: $<HTMLInputElement>('bench-batch').value.split(',').map(Number),
       size: Number($<HTMLInputElement>('bench-size').value), iters: Number($<HTMLInputElement>('bench-iters').value),
       warmup: 1, kernels: $<HTMLInputElement>('bench-kernels').checked, command: 'web page', ortWasmPaths: '/vendor/ort/',
+      tune: $<HTMLInputElement>('bench-tune').checked,
     });
     lastBench = b;
-    $('bench-table').textContent = formatBenchTable(b);
+    const { formatTuneTable } = await import('../bench/tune.js');
+    $('bench-table').textContent = formatBenchTable(b) + (b.tune?.length ? `\n\n${formatTuneTable(b.tune)}` : '');
     $<HTMLButtonElement>('bench-save').disabled = false;
   } catch (e) {
     log.textContent += `\nerror: ${(e as Error).message}`;

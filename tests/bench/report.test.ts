@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { escapeHtml, formatBenchTable, renderReport } from '../../bench/report.js';
+import { escapeHtml, formatBenchTable, formatTargets, renderReport, targetChecks } from '../../bench/report.js';
 import type { BenchJson, EngineResult } from '../../bench/schema.js';
 import { chromiumPath, launchChromium } from '../../cli/chromium.js';
 
@@ -49,7 +49,7 @@ function bench(): BenchJson {
     created: '2025-11-25T13:25:00.000Z',
     command: 'cnnlab bench --models resnet18,vit_tiny --batches 1,8',
     adapter: {
-      runtime: 'browser', vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader Device (Subzero)', features: ['timestamp-query'],
+      runtime: 'browser', vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader Device (Subzero)', features: ['timestamp-query'], subgroupSize: 4,
       limits: {
         maxStorageBufferBindingSize: 1 << 27, maxBufferSize: 1 << 28, maxComputeWorkgroupsPerDimension: 65535,
         maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupStorageSize: 16384, maxStorageBuffersPerShaderStage: 8,
@@ -76,6 +76,55 @@ function jsonOf(html: string): unknown {
   expect(m).not.toBeNull();
   return JSON.parse(m![1]);
 }
+
+describe('targets, tuning and untuned rows', () => {
+  // resnet50 at batch 1: cnnlab 100 ms tuned, 130 untuned; ORT-WebGPU 600 (cold 3000), TF.js 450
+  // (cold 2000, the faster peer both ways); ORT-WASM 12 ms; memory 110 MiB against 100 + 3 × 3.
+  function tuned(): BenchJson {
+    const b = bench();
+    b.models = [{
+      model: 'resnet50', batch: 1, size: 224, flops: 8.2e9,
+      engines: {
+        cnnlab: ok(100, { cold_ms: 900, logits_match: null, peak_memory_bytes: 110 << 20, weight_bytes: 100 << 20, largest_activation_bytes: 3 << 20, memory_within_target: false, tuned_nodes: 53 }),
+        'cnnlab-untuned': ok(130, { cold_ms: 400 }),
+        'ort-webgpu': ok(600, { cold_ms: 3000 }),
+        'tfjs-webgpu': ok(450, { cold_ms: 2000 }),
+        'ort-wasm': ok(12),
+      },
+      speedup: { 'ort-webgpu': 6, 'tfjs-webgpu': 4.5, 'ort-wasm': 0.12, 'cnnlab-untuned': 1.3 },
+    }];
+    b.tuning = { adapter: 'browser/google/swiftshader/SwiftShader Device (Subzero)', layers: 60, tuned_now: 2 };
+    b.tune = [
+      { model: 'resnet50', node: 'layer1.0.conv2', op: 'conv2d', shape: '[1,56,56,64] 3x3→64 /1 p1 relu', count: 3, key: 'k1', family: 'conv2d', heuristic_ms: 90, best: 'gemm:4x32:sg', best_ms: 60, status: 'tuned',
+        candidates: [{ prefer: '', status: 'ok', ms: 90 }, { prefer: 'gemm:4x32:sg', status: 'ok', ms: 60 }, { prefer: 'gemm:8x8', status: 'slow-compile' }] },
+      { model: 'resnet50', node: 'fc', op: 'matmul', shape: '[1,2048]·[2048,1000]+b', count: 1, key: 'k2', family: 'matmul', heuristic_ms: 5, best: '', best_ms: 5, status: 'cached', candidates: [] },
+    ];
+    return b;
+  }
+  it('checks each target on the batch-1 rows against the faster peer', () => {
+    const c = targetChecks(tuned());
+    expect(c.map((x) => [x.value, x.met])).toEqual([
+      ['×4.50', false], // steady state vs TF.js (the faster): 450 / 100
+      ['×2.22', false], // cold start vs TF.js: 2000 / 900
+      ['8.33', true], // 100 / 12 ≤ 10
+      ['110.0 MiB', false], // > 100 + 9
+    ]);
+    expect(c[0].what).toContain('tfjs-webgpu');
+    expect(formatTargets(c)).toMatch(/^MISSED  resnet50 224px: steady state/);
+  });
+  it('the report shows the tuning table, the untuned row and the memory target', () => {
+    const html = renderReport(tuned(), { chartJs: FAKE_CHART });
+    expect(html).toContain('<h2>Targets</h2>');
+    expect(html).toContain('60 layers for this adapter');
+    expect(html).toContain('conv2d=gemm:4x32:sg');
+    expect(html).toContain('×1.50');
+    expect(html).toContain('from the table');
+    expect(html).toContain('gemm:8x8: slow-compile');
+    expect(html).toContain('cnnlab-untuned');
+    expect(html).toContain('&gt; weights + 3 × 3.0 MiB');
+    expect(formatBenchTable(tuned())).toContain('vs cnnlab-untuned');
+  });
+});
 
 describe('renderReport', () => {
   const b = bench();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
 import { type Conv2dAttrs, conv2dConfig, conv2dDispatchGrid, conv2dFamily, conv2dGeometry, conv2dOp, conv2dRef } from '../../kernels/conv2d.js';
-import { type HostTensor, ShapeError } from '../../kernels/kernel.js';
+import { type HostTensor, ShapeError, input, output } from '../../kernels/kernel.js';
 import { expectClose, randTensor, testDevice } from '../helpers.js';
 
 /** Like runOp, with ctx.prefer; w and bias are graph constants. Returns the output and kernel keys. */
@@ -205,5 +205,194 @@ describe('conv2d shape errors', () => {
     expect(build([1, 5, 5, 4], [3, 3, 4, 8], { stride: [0, 1] })).toThrow(/stride/);
     expect(build([5, 5, 4], [3, 3, 4, 8])).toThrow(/rank 4.*\[5,5,4\]/);
     expect(build([1, 5, 0, 4], [3, 3, 4, 8])).toThrow(/positive dims.*\[1,5,0,4\]/);
+  });
+});
+
+// ---- residual (4th input): y = act(conv(x, w) + bias + residual) ----------------------------------
+
+/** x and the residual are graph inputs (activations), w and bias constants. Returns y and the kernel keys. */
+async function runConvResidual(attrs: Conv2dAttrs, ins: HostTensor[], prefer?: Record<string, string>): Promise<{ y: HostTensor; kernels: string[] }> {
+  const dev = await testDevice();
+  const g = new Graph();
+  const x = g.input('x', ins[0].shape);
+  const w = g.constant('w', ins[1].shape, ins[1].data);
+  const b = g.constant('b', ins[2].shape, ins[2].data);
+  const r = g.input('r', ins[3].shape);
+  const y = g.op('conv2d', [x, w, b, r], attrs as Record<string, unknown>, 'conv');
+  g.markOutputs(y);
+  const plan = await compile(dev, g, { prefer });
+  try {
+    const { outputs } = await plan.run({ x: ins[0].data, r: ins[3].data });
+    return { y: outputs[y], kernels: plan.kernels };
+  } finally {
+    plan.dispose();
+  }
+}
+
+/** x, w, bias (zero when `zeroBias`) and a residual of the output's shape, in [-1, 1]. */
+function residualInputs(c: Case, seed: number, zeroBias = false): HostTensor[] {
+  const geo = conv2dGeometry(c.attrs, [c.x, c.w]);
+  const cout = c.w[3];
+  return [
+    randTensor(c.x, seed), randTensor(c.w, seed + 1),
+    zeroBias ? { shape: [cout], data: new Float32Array(cout) } : randTensor([cout], seed + 2),
+    randTensor([geo.n, geo.oh, geo.ow, cout], seed + 3),
+  ];
+}
+
+describe('conv2d with a residual', () => {
+  const resCases: Case[] = [
+    { name: '3x3 pad 1, odd 7x5, batch 2, Cin 5 -> Cout 7 (scalar), relu', x: [2, 7, 5, 5], w: [3, 3, 5, 7], attrs: { pad: [1, 1, 1, 1], act: 'relu' } },
+    { name: '3x3 pad 1, 9x7, Cin 4 -> Cout 8 (vec4), none', x: [1, 9, 7, 4], w: [3, 3, 4, 8], attrs: { pad: [1, 1, 1, 1] } },
+    { name: '3x3 stride 2, asymmetric pad, 9x11, Cin 3 -> Cout 12, relu', x: [1, 9, 11, 3], w: [3, 3, 3, 12], attrs: { stride: [2, 2], pad: [1, 0, 1, 2], act: 'relu' } },
+    { name: '1x1 stride 2 (downsample-like), Cin 8 -> Cout 6', x: [2, 7, 5, 8], w: [1, 1, 8, 6], attrs: { stride: [2, 2] } },
+    { name: 'pointwise 1x1, 7x5, Cin 6 -> Cout 7 (scalar), relu', x: [1, 7, 5, 6], w: [1, 1, 6, 7], attrs: { act: 'relu' }, pointwise: true },
+    { name: 'pointwise 1x1, batch 2, 5x3, Cin 8 -> Cout 12 (vec4, 8-wide tile overhangs)', x: [2, 5, 3, 8], w: [1, 1, 8, 12], attrs: {}, pointwise: true },
+    { name: 'pointwise 1x1, 3x3, Cin 5 -> Cout 16 (vec4, scalar x), relu6', x: [1, 3, 3, 5], w: [1, 1, 5, 16], attrs: { act: 'relu6' }, pointwise: true },
+  ];
+  for (const path of ['direct', 'gemm'] as const) {
+    describe(path, () => {
+      resCases.forEach((c, k) => {
+        it(c.name, async () => {
+          const ins = residualInputs(c, 300 + 10 * k);
+          const { y, kernels } = await runConvResidual(c.attrs, ins, { conv2d: path });
+          expect(kernels).toHaveLength(1);
+          expect(kernels[0]).toContain(`"path":"${path}"`);
+          expect(kernels[0]).toContain(`"pointwise":${path === 'gemm' && !!c.pointwise}`);
+          expect(kernels[0]).toContain('"residual":true');
+          const want = conv2dOp.ref(c.attrs, ins)[0];
+          expectClose(y, want, tol, c.name);
+          // The residual is really added: without it the reference differs.
+          const without = conv2dOp.ref(c.attrs, ins.slice(0, 3))[0];
+          expect(want.data.some((v, i) => Math.abs(v - without.data[i]) > 1e-3)).toBe(true);
+        });
+      });
+    });
+  }
+
+  // Tiles hanging over both edges (rows past M or past the output row, channels past Cout).
+  const tiles: [string, Case][] = [
+    ['gemm:3x8', resCases[1]], // M = 63 not a multiple of 3, Cout 8 vec4
+    ['gemm:5x8', resCases[2]], // Cout 12 with an 8-wide vec4 tile
+    ['gemm:2x3', resCases[0]], // scalar Cout 7 with a 3-wide tile
+    ['gemm:8x8', resCases[5]], // pointwise, Cout 12 with an 8-wide tile
+    ['direct:3x8', resCases[1]], // OW 7 not a multiple of 3
+    ['direct:4x3', resCases[0]], // OW 5, scalar Cout 7
+  ];
+  for (const [pref, c] of tiles) {
+    it(`tile ${pref}: ${c.name}`, async () => {
+      const ins = residualInputs(c, 401);
+      const { y, kernels } = await runConvResidual(c.attrs, ins, { conv2d: pref });
+      const [, tm, tn] = /:(\d+)x(\d+)/.exec(pref)!;
+      expect(kernels[0]).toContain(`"tm":${tm}`);
+      expect(kernels[0]).toContain(`"tn":${tn}`);
+      expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, pref);
+    });
+  }
+
+  it('default paths: gemm for groups 1, direct for grouped, and direct (not the depthwise kernel) for depthwise', async () => {
+    const plain = residualInputs(resCases[0], 501, true);
+    const p = await runConvResidual(resCases[0].attrs, plain);
+    expect(p.kernels[0]).toContain('"path":"gemm"');
+    expectClose(p.y, conv2dOp.ref(resCases[0].attrs, plain)[0], tol, 'gemm, zero bias');
+    const grouped: Case = { name: 'groups 2', x: [1, 6, 5, 6], w: [3, 3, 3, 4], attrs: { groups: 2, pad: [1, 1, 1, 1], act: 'relu' } };
+    const gi = residualInputs(grouped, 502);
+    const gr = await runConvResidual(grouped.attrs, gi);
+    expect(gr.kernels[0]).toContain('"path":"direct"');
+    expectClose(gr.y, conv2dOp.ref(grouped.attrs, gi)[0], tol, 'grouped');
+    for (const dw of [cases[12], cases[13]]) { // depthwise 8 -> 8, relu6; multiplier 2, stride 2
+      const di = residualInputs(dw, 503);
+      const d = await runConvResidual(dw.attrs, di);
+      expect(d.kernels).toHaveLength(1);
+      expect(d.kernels[0]).toMatch(/^conv2d/);
+      expect(d.kernels[0]).toContain('"path":"direct"');
+      expectClose(d.y, conv2dOp.ref(dw.attrs, di)[0], tol, dw.name);
+    }
+  });
+
+  it('conv2dRef adds the residual before the activation', () => {
+    const x = { shape: [1, 1, 2, 1], data: Float32Array.from([1, 2]) };
+    const w = { shape: [1, 1, 1, 1], data: Float32Array.from([3]) };
+    const b = { shape: [1], data: Float32Array.from([0.5]) };
+    const r = { shape: [1, 1, 2, 1], data: Float32Array.from([-5, 1]) };
+    expect([...conv2dRef({}, x, w, b, r).data]).toEqual([3 + 0.5 - 5, 6 + 0.5 + 1]);
+    expect([...conv2dRef({ act: 'relu' }, x, w, b, r).data]).toEqual([0, 7.5]);
+    expect(() => conv2dRef({}, x, w, undefined, r)).toThrow(/residual \[1,1,2,1\] needs a bias/);
+  });
+
+  it('bytes count the residual read', () => {
+    const limits = { maxComputeWorkgroupsPerDimension: 65535 } as Parameters<typeof conv2dOp.lower>[3]['limits'];
+    const [d] = conv2dOp.lower({ stride: [2, 2], pad: [1, 1, 1, 1] }, [[2, 8, 8, 6], [3, 3, 6, 4], [4], [2, 4, 4, 4]], [[2, 4, 4, 4]], { limits }).dispatches;
+    expect(d.flops).toBe(2 * 2 * 4 * 4 * 4 * 3 * 3 * 6);
+    expect(d.bytes).toBe(4 * (2 * 8 * 8 * 6 + 3 * 3 * 6 * 4 + 4 + 2 * (2 * 4 * 4 * 4)));
+    expect(d.bindings).toEqual([input(0), input(1), input(2), input(3), output(0)]);
+  });
+
+  it('a residual of the wrong shape is a ShapeError naming both shapes', () => {
+    const build = (r: number[]) => {
+      const g = new Graph();
+      const ins = [g.input('x', [1, 5, 5, 4]), g.input('w', [3, 3, 4, 8]), g.input('b', [8]), g.input('r', r)];
+      return () => g.op('conv2d', ins, { pad: [1, 1, 1, 1] }, 'c1');
+    };
+    expect(build([1, 5, 5, 8])).not.toThrow();
+    for (const r of [[1, 5, 5, 4], [1, 3, 3, 8], [2, 5, 5, 8], [5, 5, 8], [1, 5, 5, 8, 1]]) {
+      expect(build(r)).toThrow(ShapeError);
+      expect(build(r)).toThrow(new RegExp(`residual \\[${r.join(',')}\\] must have the output's shape \\[1,5,5,8\\]`));
+    }
+    // More than 4 inputs is an arity error.
+    const g = new Graph();
+    const ins = [g.input('x', [1, 5, 5, 4]), g.input('w', [3, 3, 4, 8]), g.input('b', [8]), g.input('r', [1, 5, 5, 8]), g.input('e', [1])];
+    expect(() => g.op('conv2d', ins, { pad: [1, 1, 1, 1] }, 'c2')).toThrow(/takes 2\.\.4 inputs, got 5/);
+  });
+});
+
+describe('conv2d gemm with subgroup-shared weights (:sg)', () => {
+  // Cin/groups and the channel tile multiples of 4; M not a multiple of the pixel tile or of
+  // the 64-invocation workgroup, so clamped pixel blocks (mLive) are exercised.
+  const sgCases: [string, Case][] = [
+    ['gemm:4x8:sg', { name: '3x3 pad 1, batch 2, 9x7, Cin 8 -> Cout 16, relu', x: [2, 9, 7, 8], w: [3, 3, 8, 16], attrs: { pad: [1, 1, 1, 1], act: 'relu' }, bias: true }],
+    ['gemm:4x16:sg', { name: '3x3 stride 2, asymmetric pad, 11x9, Cin 4 -> Cout 32', x: [1, 11, 9, 4], w: [3, 3, 4, 32], attrs: { stride: [2, 2], pad: [1, 0, 1, 2] }, bias: true }],
+    ['gemm:3x8:sg', { name: 'Cout 12 with an 8-wide tile, 7x7 pad 3 stem-like, Cin 4', x: [1, 13, 11, 4], w: [7, 7, 4, 12], attrs: { stride: [2, 2], pad: [3, 3, 3, 3], act: 'relu6' } }],
+    ['gemm:8x16:sg', { name: 'pointwise 1x1, 15x13, Cin 12 -> Cout 48', x: [1, 15, 13, 12], w: [1, 1, 12, 48], attrs: {}, bias: true, pointwise: true }],
+    ['gemm:8x32:sg', { name: 'pointwise 1x1, 9x11, Cin 8 -> Cout 40 (32-wide tile overhangs)', x: [1, 9, 11, 8], w: [1, 1, 8, 40], attrs: { act: 'relu' }, bias: true, pointwise: true }],
+  ];
+  for (const [pref, c] of sgCases) {
+    it(`${pref}: ${c.name}`, async () => {
+      const dev = await testDevice();
+      if (dev.info.subgroupSize !== 4) return; // needs SwiftShader's fixed subgroup size of 4
+      const ins = inputsFor(c, 91);
+      const { y, kernels } = await runConv(c.attrs, ins, { conv2d: pref });
+      expect(kernels[0]).toContain('"sg":4');
+      expect(kernels[0]).toContain(`"pointwise":${!!c.pointwise}`);
+      expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, pref);
+    });
+  }
+  it('with a residual', async () => {
+    const dev = await testDevice();
+    if (dev.info.subgroupSize !== 4) return;
+    const c: Case = { name: 'residual', x: [2, 5, 7, 8], w: [3, 3, 8, 16], attrs: { pad: [1, 1, 1, 1], act: 'relu' } };
+    const ins = residualInputs(c, 93);
+    const { y, kernels } = await runConvResidual(c.attrs, ins, { conv2d: 'gemm:4x16:sg' });
+    expect(kernels[0]).toContain('"residual":true');
+    expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, 'sg residual');
+  });
+  it('is refused with a reason where it cannot run', async () => {
+    const ins = inputsFor(cases[0], 1); // Cin 3: no vec4 x
+    await expect(runConv(cases[0].attrs, ins, { conv2d: 'gemm:4x8:sg' })).rejects.toThrow(/':sg' needs the gemm path/);
+    await expect(runConv(cases[9].attrs, inputsFor(cases[9], 1), { conv2d: 'direct:4x8:sg' })).rejects.toThrow(/':sg' needs the gemm path/);
+  });
+});
+
+describe('conv2d heuristic on a subgroup-4 device', () => {
+  const limits = { maxComputeWorkgroupsPerDimension: 65535 } as never;
+  const lower = (x: number[], w: number[], attrs: Conv2dAttrs, subgroupSize: number) =>
+    conv2dOp.lower(attrs, [x, w, [w[3]]], [], { limits, subgroupSize }).dispatches[0].config as { path: string; sg: number; tm: number; tn: number };
+  it('shares weights by subgroup broadcasts on gemm convs over ≥ 28×28 pixels, not elsewhere', () => {
+    expect(lower([1, 28, 28, 64], [3, 3, 64, 64], { pad: [1, 1, 1, 1] }, 4)).toMatchObject({ path: 'gemm', sg: 4, tm: 4, tn: 32 });
+    expect(lower([1, 56, 56, 64], [1, 1, 64, 256], {}, 4)).toMatchObject({ path: 'gemm', sg: 4, tm: 8, tn: 16 });
+    expect(lower([1, 56, 56, 64], [1, 1, 64, 256], {}, 0)).toMatchObject({ sg: 0 }); // no subgroups
+    expect(lower([1, 14, 14, 64], [3, 3, 64, 64], { pad: [1, 1, 1, 1] }, 4)).toMatchObject({ sg: 0 }); // small map
+    expect(lower([1, 56, 56, 3], [7, 7, 3, 64], {}, 4)).toMatchObject({ sg: 0 }); // Cin 3: no vec4 x
+    expect(lower([1, 56, 56, 64], [3, 3, 64, 24], { pad: [1, 1, 1, 1] }, 4)).toMatchObject({ sg: 0 }); // Cout 24
   });
 });

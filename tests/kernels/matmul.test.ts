@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
 import type { HostTensor } from '../../kernels/kernel.js';
-import { MATMUL_VARIANTS, type MatmulAttrs, matmulOp, matmulRef, parseMatmulPrefer } from '../../kernels/matmul.js';
+import { MATMUL_VARIANTS, type MatmulAttrs, matmulOp, matmulRef, packKN, parseMatmulPrefer } from '../../kernels/matmul.js';
 import { expectClose, randTensor, testDevice } from '../helpers.js';
 
 /** runOp with prefer.matmul; weights (b, bias) are graph constants when `constB`. Returns y and the kernel keys. */
@@ -144,6 +144,74 @@ describe('matmul vs ref', () => {
       }
     });
   }
+  // Subgroup-shared b: only where the device has one fixed subgroup size (SwiftShader: 4).
+  const sgCases: Case[] = [
+    { a: [17, 12], b: [12, 20], bias: true, act: 'relu' },
+    { a: [2, 33, 64], b: [64, 36], bias: true, act: 'gelu' },
+    { a: [5, 8], b: [8, 4] },
+    { a: [2, 9, 16], b: [2, 16, 12] },
+    { a: [3, 1100], b: [1100, 12], bias: true },
+  ];
+  for (const v of ['sg-4x8', 'sg-4x16-wg1x16', 'sg-8x8-wg1x8', 'sg-8x32-wg1x8', 'sg-4x8-splitk3']) {
+    it(`${v} (subgroups): ${sgCases.length} shapes`, async () => {
+      const dev = await testDevice();
+      if (!dev.info.subgroupSize) return; // no fixed subgroup size on this adapter
+      let seed = 300;
+      for (const c of sgCases) {
+        const ins = inputsFor(c, (seed += 3));
+        const { y, kernels } = await run({ act: c.act }, ins, v);
+        expectClose(y, matmulRef({ act: c.act }, ins[0], ins[1], ins[2]), { atol: 1e-4, rtol: 1e-5 }, `${v} ${name(c)}`);
+        expect(kernels[0]).toContain(`"sg":${dev.info.subgroupSize}`);
+      }
+    });
+  }
+  it('the heuristic shares b on a subgroup-4 device for ≥ 64 rows, N % 16 == 0, b as [K, N]', async () => {
+    const { info } = await testDevice();
+    const cfg = (a: number[], b: number[], transB: boolean, subgroupSize: number) =>
+      matmulOp.lower({ transB }, [a, b], [], { limits: info.limits, subgroupSize }).dispatches[0].config as { sg: number; TM: number; TN: number; wgX: number };
+    expect(cfg([197, 768], [768, 3072], false, 4)).toMatchObject({ sg: 4, TM: 8, TN: 16, wgX: 1 });
+    expect(cfg([197, 768], [768, 3072], false, 0)).toMatchObject({ sg: 0 });
+    expect(cfg([197, 768], [3072, 768], true, 4)).toMatchObject({ sg: 0 });
+    expect(cfg([32, 768], [768, 3072], false, 4)).toMatchObject({ sg: 0 });
+    expect(cfg([197, 768], [768, 1000], false, 4)).toMatchObject({ sg: 0 });
+  });
+  it("'sg' is refused with a reason where it cannot run", async () => {
+    const dev = await testDevice();
+    const ins = inputsFor({ a: [4, 8], b: [8, 8], transB: true }, 1);
+    await expect(run({ transB: true }, ins, 'sg')).rejects.toThrow(/'sg' needs kind reg, b as \[K, N\]/);
+    expect(dev.info.subgroupSize === 0 || dev.info.subgroupSize >= 4).toBe(true);
+  });
+  // Packed b: a constant weight relaid out at compile time as [⌈N/TN⌉, K, TN].
+  const pkCases: Case[] = [
+    { a: [17, 12], b: [12, 20], bias: true, act: 'relu' }, // N = 20: the last 8-wide block is padded
+    { a: [2, 33, 64], b: [64, 36], bias: true, act: 'gelu' },
+    { a: [5, 7], b: [7, 10] }, // K, N not multiples of 4
+  ];
+  for (const v of ['reg8x8-pk', 'reg4x8-pk', 'reg4x16-pk-splitk2', 'sg-8x16-wg1x8-pk']) {
+    it(`${v} (packed constant b): ${pkCases.length} shapes`, async () => {
+      const dev = await testDevice();
+      let seed = 400;
+      for (const c of pkCases) {
+        if (v.startsWith('sg') && (!dev.info.subgroupSize || c.b[0] % 4 !== 0 || c.b[1] % 4 !== 0)) continue;
+        const ins = inputsFor(c, (seed += 3));
+        const { y, kernels } = await run({ act: c.act }, ins, v, true);
+        expectClose(y, matmulRef({ act: c.act }, ins[0], ins[1], ins[2]), { atol: 1e-4, rtol: 1e-5 }, `${v} ${name(c)}`);
+        expect(kernels[0]).toContain('"packB":true');
+      }
+    });
+  }
+  it('packB: the weight is uploaded once, packed; a non-constant b is refused', async () => {
+    const dev = await testDevice();
+    const g = new Graph();
+    const x = g.input('x', [9, 12]);
+    const w = g.constant('w', [12, 20], randTensor([12, 20], 5).data);
+    g.markOutputs(g.op('matmul', [x, w], {}, 'fc'));
+    const plan = await compile(dev, g, { prefer: { matmul: 'reg4x8-pk' } });
+    expect(plan.memory.weightBytes).toBe(3 * 12 * 8 * 4); // ⌈20/8⌉ blocks × K × 8, not 12 × 20
+    plan.dispose();
+    expect([...packKN(new Float32Array([1, 2, 3, 4, 5, 6]), 2, 3, 2)]).toEqual([1, 2, 4, 5, 3, 0, 6, 0]);
+    await expect(run({}, inputsFor({ a: [4, 8], b: [8, 8] }, 1), 'reg4x8-pk')).rejects.toThrow(/'pk' needs kind reg and b a constant/);
+  });
   it('MATMUL_VARIANTS all parse', () => {
     for (const v of MATMUL_VARIANTS) expect(parseMatmulPrefer(v).kind).toBeDefined();
   });

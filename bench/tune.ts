@@ -1,0 +1,243 @@
+// The autotuner: for every heavy layer of the given models (bench/kernels.ts collects them, one
+// one-node graph per distinct op + attrs + shapes), time each variant the op's tuneSpace offers
+// against the heuristic's choice on this adapter, check each against the CPU reference, and
+// keep the fastest in a TuningTable (engine/tuning.ts) that compile() then reads.
+//
+// Per layer:
+//   1. the heuristic (no preference) and every candidate are compiled and run once; candidates
+//      that build the same pipelines as one already seen are dropped, and so are those that fail
+//      to build, take longer than `maxCompileMs` to compile (cold start matters too), or whose
+//      output differs from the reference (RTOL/ATOL of bench/kernels.ts);
+//   2. every survivor is timed (`reps` profiled runs, the fastest counts);
+//   3. the heuristic and the best few are timed again, interleaved, so one noisy moment cannot
+//      pick a winner;
+//   4. a candidate replaces the heuristic only if its score (run ms + compile ms / amortizeRuns)
+//      is at least `minGain` better.
+// Timestamps come from the executor's profiler, so only GPU time counts.
+//
+// Runs in Node and in the page: no Node-only imports.
+
+import type { Device } from '../engine/device.js';
+import { type Plan, compile } from '../engine/executor.js';
+import { runReference } from '../engine/graph.js';
+import { type TuningFile, type TuningTable, adapterKey, emptyTuningFile, layerKey, mergeTable, tableFor } from '../engine/tuning.js';
+import { getOp } from '../kernels/index.js';
+import type { HostTensor } from '../kernels/kernel.js';
+import { type Layer, collectLayers, compareOutputs, randomFeeds, timeLayer } from './kernels.js';
+
+export interface TuneOptions {
+  /** Profiled runs per candidate in the first round (default 2). */
+  reps?: number;
+  /** Candidates whose pipelines take longer than this to build are dropped (default 3000 ms). */
+  maxCompileMs?: number;
+  /** Relative speed-up a candidate needs over the heuristic to replace it (default 0.03). */
+  minGain?: number;
+  /**
+   * Compile time counts as this many runs' share: a candidate is scored run ms + compile ms /
+   * amortizeRuns (default 100), so on a tiny layer a variant that saves 0.1 ms a run but takes
+   * 500 ms longer to build loses (cold start is a target too).
+   */
+  amortizeRuns?: number;
+  /** Retune layers the table already has (default false: they are skipped). */
+  force?: boolean;
+  /** Layers above this many flops are checked against the heuristic's output, not the CPU reference (default 3e9). */
+  maxReferenceFlops?: number;
+  log?: (s: string) => void;
+  /** Called after each layer with the table so far (to save progress). */
+  onLayer?: (row: TuneRow) => void;
+}
+
+export interface CandidateResult {
+  prefer: string;
+  status: 'ok' | 'duplicate' | 'failed' | 'slow-compile' | 'wrong';
+  compile_ms?: number;
+  ms?: number;
+  error?: string;
+}
+
+export interface TuneRow {
+  model: string;
+  node: string;
+  op: string;
+  shape: string;
+  count: number;
+  key: string;
+  family: string;
+  heuristic_ms: number;
+  best: string;
+  best_ms: number;
+  /** 'tuned' when measured now, 'cached' when the table already had the layer. */
+  status: 'tuned' | 'cached';
+  candidates: CandidateResult[];
+}
+
+interface Live {
+  prefer: string;
+  plan: Plan;
+  compileMs: number;
+  reads: number[];
+}
+
+function shapesOf(layer: Layer): number[][] {
+  const n = layer.graph.nodes[0];
+  return n.inputs.map((x) => [...layer.graph.shape(x)]);
+}
+
+/** Tune every layer that has a tune space; the table is updated in place. */
+export async function tuneLayers(device: Device, layers: Layer[], table: TuningTable, o: TuneOptions = {}): Promise<TuneRow[]> {
+  const log = o.log ?? (() => {});
+  const reps = Math.max(1, o.reps ?? 2);
+  const maxCompileMs = o.maxCompileMs ?? 3000;
+  const minGain = o.minGain ?? 0.03;
+  const ctx = { limits: device.info.limits, subgroupSize: device.info.subgroupSize };
+  const rows: TuneRow[] = [];
+  for (const [li, layer] of layers.entries()) {
+    const node = layer.graph.nodes[0];
+    const shapes = shapesOf(layer);
+    const constInputs = node.inputs.map((x) => layer.graph.value(x).kind === 'const');
+    const space = getOp(node.op).tuneSpace?.(node.attrs, shapes, { ...ctx, constInputs });
+    if (!space) continue;
+    const key = layerKey(node.op, node.attrs, shapes);
+    const base = { model: layer.model, node: layer.node, op: layer.op, shape: layer.shape, count: layer.count, key, family: space.family };
+    const cached = table.get(key);
+    if (cached && !o.force) {
+      const row: TuneRow = { ...base, heuristic_ms: cached.heuristicMs, best: cached.prefer, best_ms: cached.ms, status: 'cached', candidates: [] };
+      rows.push(row);
+      o.onLayer?.(row);
+      continue;
+    }
+    const row = await tuneLayer(device, layer, space.family, space.candidates, {
+      reps, maxCompileMs, minGain, amortize: o.amortizeRuns ?? 100, maxReferenceFlops: o.maxReferenceFlops ?? 3e9, seed: li,
+    });
+    const full: TuneRow = { ...base, ...row, status: 'tuned' };
+    table.set(key, { family: space.family, prefer: full.best, ms: full.best_ms, heuristicMs: full.heuristic_ms });
+    rows.push(full);
+    log(`[${li + 1}/${layers.length}] ${layer.op} ${layer.shape}: heuristic ${full.heuristic_ms.toFixed(2)} ms → ` +
+      `${full.best || 'heuristic'} ${full.best_ms.toFixed(2)} ms (×${(full.heuristic_ms / full.best_ms).toFixed(2)}; ` +
+      `${full.candidates.filter((c) => c.status === 'ok').length}/${full.candidates.length} candidates ran)`);
+    o.onLayer?.(full);
+  }
+  return rows;
+}
+
+async function tuneLayer(
+  device: Device, layer: Layer, family: string, candidates: string[],
+  o: { reps: number; maxCompileMs: number; minGain: number; amortize: number; maxReferenceFlops: number; seed: number },
+): Promise<Pick<TuneRow, 'heuristic_ms' | 'best' | 'best_ms' | 'candidates'>> {
+  const feeds = randomFeeds(layer.graph, layer.feeds, 100 + o.seed);
+  const outs = layer.graph.outputs;
+  const results: CandidateResult[] = [];
+  const live: Live[] = [];
+  const seen = new Set<string>();
+  let want: HostTensor[] | undefined;
+  let heuristicCompile = 0;
+  try {
+    for (const prefer of ['', ...candidates]) {
+      const r: CandidateResult = { prefer, status: 'ok' };
+      results.push(r);
+      let plan: Plan | undefined;
+      try {
+        const t0 = performance.now();
+        plan = await compile(device, layer.graph, { prefer: prefer ? { [family]: prefer } : {} });
+        r.compile_ms = performance.now() - t0;
+        const first = await plan.run(feeds);
+        const kernels = plan.kernels.join('|');
+        if (seen.has(kernels)) {
+          r.status = 'duplicate';
+          plan.dispose();
+          continue;
+        }
+        seen.add(kernels);
+        const got = outs.map((x) => first.outputs[x]);
+        if (prefer === '') {
+          heuristicCompile = r.compile_ms;
+          const flops = plan.steps.reduce((a, s) => a + (s.dispatch.flops ?? 0), 0);
+          const ref = flops <= o.maxReferenceFlops ? runReference(layer.graph, feeds) : null;
+          want = ref ? outs.map((x) => ref[x]) : got;
+        }
+        const v = compareOutputs(got, want!);
+        if (!v.ok) {
+          r.status = 'wrong';
+          r.error = `max|Δ| ${v.max_abs_diff.toExponential(2)} of max|ref| ${v.max_abs_ref.toExponential(2)}`;
+          if (prefer === '') throw new Error(`the heuristic's own output is wrong (${r.error})`);
+          plan.dispose();
+          continue;
+        }
+        if (prefer !== '' && r.compile_ms > Math.max(o.maxCompileMs, 2 * heuristicCompile)) {
+          r.status = 'slow-compile';
+          plan.dispose();
+          continue;
+        }
+        live.push({ prefer, plan, compileMs: r.compile_ms, reads: [] });
+      } catch (e) {
+        plan?.dispose();
+        if (prefer === '') throw e;
+        r.status = 'failed';
+        r.error = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      }
+    }
+    // Round 1: everyone; round 2, interleaved: the heuristic and the fastest three by run time
+    // and two by score (so a quick-to-build candidate gets its second look too).
+    for (const c of live) c.reads.push(await timeLayer(c.plan, feeds, o.reps));
+    const best = () => Math.min(...live[0].reads);
+    const byTime = [...live].sort((a, b) => Math.min(...a.reads) - Math.min(...b.reads));
+    const byScore = [...live].sort((a, b) => Math.min(...a.reads) + a.compileMs / o.amortize - (Math.min(...b.reads) + b.compileMs / o.amortize));
+    const finalists = [...new Set([live[0], ...byTime.slice(0, 3), ...byScore.slice(0, 2)])];
+    for (let r = 0; r < 2; r++) for (const c of finalists) c.reads.push(await timeLayer(c.plan, feeds, 1));
+    for (const c of live) results.find((r) => r.prefer === c.prefer)!.ms = Math.min(...c.reads);
+    const heuristicMs = best();
+    const score = (c: Live) => Math.min(...c.reads) + c.compileMs / o.amortize;
+    let winner = live[0];
+    for (const c of finalists) if (score(c) < score(winner)) winner = c;
+    if (winner !== live[0] && score(winner) > score(live[0]) * (1 - o.minGain)) winner = live[0];
+    return { heuristic_ms: heuristicMs, best: winner.prefer, best_ms: Math.min(...winner.reads), candidates: results };
+  } finally {
+    for (const c of live) c.plan.dispose();
+  }
+}
+
+/** A plain-text table of tuning rows, with the total gain weighted by how often each layer occurs. */
+export function formatTuneTable(rows: TuneRow[]): string {
+  const head = ['model', 'op', 'shape', 'count', 'heuristic ms', 'tuned ms', 'gain', 'choice'];
+  const cells = rows.map((r) => [
+    r.model, r.op, r.shape, String(r.count), r.heuristic_ms.toFixed(2), r.best_ms.toFixed(2),
+    `×${(r.heuristic_ms / r.best_ms).toFixed(2)}`, `${r.best ? `${r.family}=${r.best}` : 'heuristic'}${r.status === 'cached' ? ' (cached)' : ''}`,
+  ]);
+  const widths = head.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c].length)));
+  const numeric = new Set([3, 4, 5, 6]);
+  const line = (row: string[]) => row.map((x, c) => (numeric.has(c) ? x.padStart(widths[c]) : x.padEnd(widths[c]))).join('  ').trimEnd();
+  const h = rows.reduce((a, r) => a + r.count * r.heuristic_ms, 0);
+  const t = rows.reduce((a, r) => a + r.count * r.best_ms, 0);
+  return [
+    line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line),
+    `${rows.length} layers: Σ count × ms ${h.toFixed(1)} → ${t.toFixed(1)} (×${(h / Math.max(t, 1e-9)).toFixed(2)})`,
+  ].join('\n');
+}
+
+export interface TuneModelsOptions extends Omit<TuneOptions, 'onLayer'> {
+  models: string[];
+  size: number;
+  batch: number;
+  tuningFile?: TuningFile;
+  /** The whole file, this adapter's table updated, after each layer (to save progress). */
+  onTuning?: (f: TuningFile) => void;
+}
+
+export interface TuneModelsResult {
+  adapter: string;
+  rows: TuneRow[];
+  file: TuningFile;
+}
+
+/** `npx cnnlab tune`: collect the models' layers and tune them into this adapter's table. */
+export async function tuneModels(device: Device, o: TuneModelsOptions): Promise<TuneModelsResult> {
+  const log = o.log ?? (() => {});
+  const adapter = adapterKey(device.info);
+  const base = o.tuningFile ?? emptyTuningFile();
+  const table = tableFor(base, adapter);
+  const layers = await collectLayers(o.models, { batch: o.batch, size: o.size });
+  log(`adapter ${adapter}: ${layers.length} distinct layers in ${o.models.join(', ')} (batch ${o.batch}, ${o.size}×${o.size}); ` +
+    `${table.size} layers already in its table${o.force ? ' (retuning them)' : ''}`);
+  const rows = await tuneLayers(device, layers, table, { ...o, onLayer: () => o.onTuning?.(mergeTable(base, table)) });
+  return { adapter, rows, file: mergeTable(base, table) };
+}

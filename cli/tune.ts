@@ -1,0 +1,87 @@
+// `npx cnnlab tune`: time each heavy layer's kernel variants on this adapter (bench/tune.ts) and
+// keep the fastest in a tuning file that `bench` reads (and the page, from IndexedDB). Default runtime
+// chrome: the page in headless Chromium, the adapter the benchmarks run on. The file is
+// rewritten after every layer, so an interrupted run keeps what it measured; layers already in
+// the table are skipped unless --force.
+
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { type TuneModelsResult, formatTuneTable, tuneModels } from '../bench/tune.js';
+import { createDevice } from '../engine/device.js';
+import { type TuningFile, emptyTuningFile, parseTuningFile } from '../engine/tuning.js';
+import { getModel } from '../models/registry.js';
+import { launchChromium, openPage } from './chromium.js';
+import { serve } from './serve.js';
+
+export const DEFAULT_TUNING_FILE = path.join('.cnnlab-cache', 'tuning.json');
+
+/** The tuning file at `p`, or an empty one if there is none yet; a malformed file is an error naming it. */
+export function readTuningFile(p: string): TuningFile {
+  if (!existsSync(p)) return emptyTuningFile();
+  return parseTuningFile(readFileSync(p, 'utf8'), p);
+}
+
+/** Write atomically (temp file + rename), so a kill mid-write cannot leave half a file. */
+export function writeTuningFile(p: string, f: TuningFile): void {
+  mkdirSync(path.dirname(path.resolve(p)), { recursive: true });
+  const tmp = `${p}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(f, null, 1));
+  renameSync(tmp, p);
+}
+
+export async function tuneCmd(argv: string[], webRoot: string): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      models: { type: 'string', default: 'resnet50,mobilenet_v2,vit_base_patch16_224' },
+      size: { type: 'string', default: '224' }, batch: { type: 'string', default: '1' },
+      reps: { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
+      table: { type: 'string', default: DEFAULT_TUNING_FILE }, force: { type: 'boolean', default: false },
+      json: { type: 'string' }, amortize: { type: 'string', default: '100' },
+    },
+  });
+  const models = values.models!.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const m of models) getModel(m);
+  const int = (k: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${k} must be a positive integer, got ${v}`);
+    return n;
+  };
+  const o = {
+    models, size: int('size', values.size!), batch: int('batch', values.batch!), reps: int('reps', values.reps!), force: values.force!,
+    amortizeRuns: int('amortize', values.amortize!),
+  };
+  const file = values.table!;
+  const tuningFile = readTuningFile(file);
+  const save = (f: TuningFile) => writeTuningFile(file, f);
+  const t0 = performance.now();
+  let r: TuneModelsResult;
+  if (values.runtime === 'node') {
+    const device = await createDevice();
+    try {
+      r = await tuneModels(device, { ...o, tuningFile, log: (s) => console.log(s), onTuning: save });
+    } finally {
+      device.destroy();
+    }
+  } else if (values.runtime === 'chrome') {
+    const server = await serve({ '/': webRoot });
+    const browser = await launchChromium();
+    try {
+      const page = await openPage(browser, `${server.url}/`, (s) => console.log(s));
+      await page.exposeFunction('cnnlabTuning', (json: string) => save(parseTuningFile(json, 'the page')));
+      r = await page.evaluate((args) => window.cnnlab.tune(args), { ...o, tuningFile });
+    } finally {
+      await browser.close();
+      await server.close();
+    }
+  } else {
+    throw new Error(`--runtime must be chrome or node, got ${values.runtime}`);
+  }
+  save(r.file);
+  console.log(`\n${formatTuneTable(r.rows)}`);
+  if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: r.adapter, rows: r.rows }, null, 1));
+  console.log(`\n${r.adapter}: ${Object.keys(r.file.adapters[r.adapter]?.layers ?? {}).length} layers in ${file} ` +
+    `(${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  return 0;
+}

@@ -1,0 +1,148 @@
+// The tuning table (engine/tuning.ts), how compile() uses it, and the tuner (bench/tune.ts).
+
+import { describe, expect, it } from 'vitest';
+import { collectLayers, type Layer } from '../../bench/kernels.js';
+import { tuneLayers } from '../../bench/tune.js';
+import { compile } from '../../engine/executor.js';
+import { Graph, runReference } from '../../engine/graph.js';
+import {
+  TuningFileError, TuningTable, adapterKey, emptyTuningFile, layerKey, mergeTable, parseTuningFile, tableFor,
+} from '../../engine/tuning.js';
+import { registerOp, OPS } from '../../kernels/index.js';
+import { type OpDef, input, makeDispatch, output } from '../../kernels/kernel.js';
+import { expectClose, rand, testDevice } from '../helpers.js';
+
+describe('tuning file', () => {
+  it('round-trips, merges per adapter, and keys layers by op, attrs and shapes', () => {
+    const key = layerKey('matmul', { act: 'relu' }, [[5, 8], [8, 4]]);
+    expect(key).toBe('matmul{"act":"relu"}[5,8][8,4]');
+    expect(layerKey('matmul', { b: 1, a: 2 }, [])).toBe(layerKey('matmul', { a: 2, b: 1 }, []));
+    const t = new TuningTable('node/v/a/d');
+    t.set(key, { family: 'matmul', prefer: 'reg4x4', ms: 1, heuristicMs: 2 });
+    let f = mergeTable(emptyTuningFile(), t);
+    const other = new TuningTable('browser/v/a/d', { k: { family: 'conv2d', prefer: '', ms: 1, heuristicMs: 1 } });
+    f = mergeTable(f, other);
+    const back = parseTuningFile(JSON.stringify(f), 'f.json');
+    expect(tableFor(back, 'node/v/a/d').get(key)?.prefer).toBe('reg4x4');
+    expect(tableFor(back, 'browser/v/a/d').size).toBe(1);
+    expect(tableFor(back, 'unknown').size).toBe(0);
+    expect(adapterKey({ runtime: 'node', vendor: '', architecture: 'swiftshader', description: 'x' })).toBe('node/?/swiftshader/x');
+  });
+  it('names the file and what is wrong in a malformed one', () => {
+    expect(() => parseTuningFile('{', 'bad.json')).toThrow(TuningFileError);
+    expect(() => parseTuningFile('{', 'bad.json')).toThrow(/bad\.json: not JSON/);
+    expect(() => parseTuningFile('{"version": 2, "adapters": {}}', 'v.json')).toThrow(/v\.json: .*"version": 1/);
+    expect(() => parseTuningFile('{"version": 1, "adapters": {"a": {"layers": {"k": {"family": 3}}}}}', 'l.json'))
+      .toThrow(/l\.json: adapter "a", layer k/);
+  });
+});
+
+function matmulGraph(M: number, K: number, N: number, seed: number) {
+  const g = new Graph();
+  g.input('x', [M, K]);
+  g.constant('w', [K, N], rand(K * N, seed));
+  g.markOutputs(g.op('matmul', ['x', 'w'], { act: 'relu' }, 'fc'));
+  return g;
+}
+
+describe('compile with a tuning table', () => {
+  it("uses a layer's tuned variant, and falls back to the heuristic (with a note) when the choice does not lower", async () => {
+    const dev = await testDevice();
+    const g = matmulGraph(9, 12, 20, 1);
+    const key = layerKey('matmul', { act: 'relu' }, [[9, 12], [12, 20]]);
+    const x = rand(9 * 12, 2);
+    const want = runReference(g, { x });
+    const table = new TuningTable(adapterKey(dev.info), { [key]: { family: 'matmul', prefer: 'reg1x4', ms: 1, heuristicMs: 2 } });
+    const plan = await compile(dev, g, { tuning: table });
+    try {
+      expect(plan.kernels[0]).toContain('"TM":1,"TN":4');
+      expect(plan.tuning).toEqual({ used: 1, notes: [] });
+      expectClose((await plan.run({ x })).outputs.fc, want.fc, { atol: 1e-5, rtol: 1e-5 });
+    } finally {
+      plan.dispose();
+    }
+    // An explicit prefer wins over the table.
+    const forced = await compile(dev, g, { tuning: table, prefer: { matmul: 'reg4x4' } });
+    expect(forced.kernels[0]).toContain('"TM":4,"TN":4');
+    forced.dispose();
+    // A stale choice.
+    table.set(key, { family: 'matmul', prefer: 'turbo9000', ms: 1, heuristicMs: 2 });
+    const stale = await compile(dev, g, { tuning: table });
+    try {
+      expect(stale.tuning.used).toBe(0);
+      expect(stale.tuning.notes[0]).toMatch(/node "fc": tuned matmul "turbo9000" failed to lower/);
+      expectClose((await stale.run({ x })).outputs.fc, want.fc, { atol: 1e-5, rtol: 1e-5 });
+    } finally {
+      stale.dispose();
+    }
+  });
+});
+
+// A test op whose variants the tuner must judge: 'good' is right, 'wrong' computes 3x instead of
+// 2x (and does no work, so it is the fastest), 'broken' is invalid WGSL.
+const probeFamily = {
+  name: 'tune_probe',
+  wgsl: (c: { variant: string; n: number }) => c.variant === 'broken' ? 'this is not wgsl' : `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  if (id.x >= ${c.n}u) { return; }
+  var s = x[id.x];
+  ${c.variant === 'wrong' ? 's = s * 1.5;' : `for (var i = 0u; i < ${c.variant === 'good' ? 64 : 256}u; i++) { s = s * 1.0000001; }`}
+  y[id.x] = 2.0 * s;
+}`,
+};
+const probeOp: OpDef<Record<string, never>> = {
+  op: 'tune_probe',
+  arity: [1, 1],
+  infer: (_a, [x]) => [x],
+  lower(_a, [x], _o, ctx) {
+    const n = x[0];
+    const variant = ctx.prefer?.tune_probe ?? 'slow';
+    return { dispatches: [makeDispatch(probeFamily, { variant, n }, [Math.ceil(n / 64), 1, 1], [input(0), output(0)], { flops: n })] };
+  },
+  ref: (_a, [x]) => [{ shape: x.shape, data: x.data.map((v) => 2 * v) }],
+  tuneSpace: () => ({ family: 'tune_probe', candidates: ['good', 'wrong', 'broken', 'slow'] }),
+};
+if (!OPS.has(probeOp.op)) registerOp(probeOp);
+
+describe('tuner', () => {
+  it('drops wrong, broken and duplicate candidates, and records the winner in the table', async () => {
+    const dev = await testDevice();
+    const g = new Graph();
+    g.input('in0', [1 << 14]);
+    g.markOutputs(g.op('tune_probe', ['in0'], {}, 'p'));
+    const layer: Layer = { model: 'test', node: 'p', op: 'tune_probe', models: ['test'], count: 1, shape: '[16384]', graph: g, feeds: {} };
+    const table = new TuningTable(adapterKey(dev.info));
+    const [row] = await tuneLayers(dev, [layer], table, { reps: 2, minGain: 0 });
+    const status = Object.fromEntries(row.candidates.map((c) => [c.prefer, c.status]));
+    expect(status).toEqual({ '': 'ok', good: 'ok', wrong: 'wrong', broken: 'failed', slow: 'duplicate' });
+    expect(row.best === '' || row.best === 'good').toBe(true);
+    const saved = table.get(row.key)!;
+    expect(saved).toMatchObject({ family: 'tune_probe', prefer: row.best });
+    expect(saved.ms).toBeLessThanOrEqual(saved.heuristicMs);
+    // A second run finds the layer in the table.
+    const [again] = await tuneLayers(dev, [layer], table);
+    expect(again.status).toBe('cached');
+  });
+  it('tunes a real small conv and matmul; every choice computes the reference', async () => {
+    const dev = await testDevice();
+    const all = await collectLayers(['resnet18'], { batch: 1, size: 32 });
+    const layers = [all.find((l) => l.op === 'conv2d' && l.shape.includes('3x3→64 /1'))!, all.find((l) => l.op === 'matmul')!];
+    expect(layers.every(Boolean)).toBe(true);
+    const table = new TuningTable(adapterKey(dev.info));
+    const rows = await tuneLayers(dev, layers, table, { reps: 1 });
+    for (const r of rows) {
+      expect(r.candidates.filter((c) => c.status === 'wrong')).toEqual([]);
+      expect(r.candidates.filter((c) => c.status === 'ok').length).toBeGreaterThan(2);
+      const layer = layers.find((l) => l.node === r.node)!;
+      const plan = await compile(dev, layer.graph, { tuning: table });
+      try {
+        expect(plan.tuning.used).toBe(1);
+      } finally {
+        plan.dispose();
+      }
+    }
+  }, 120_000);
+});
