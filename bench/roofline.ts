@@ -181,7 +181,7 @@ export async function measureRoofline(device: Device, o: { scale?: number; reps?
   }
   const copyElems = Math.max(1 << 16, Math.round((16 << 20) * scale / 4) * 4);
   const copy = await best(device, 'roofline_copy', {}, copyElems, reps);
-  const load = await best(device, 'roofline_load', { iters: Math.max(8, iters / 4) }, 1 << 18, reps);
+  const load = await best(device, 'roofline_load', { iters: Math.max(8, Math.round(iters / 4)) }, 1 << 18, reps);
   return {
     fmaGflops: fma.work / fma.ms / 1e6, copyGBps: copy.work / copy.ms / 1e6, loadGBps: load.work / load.ms / 1e6,
     timing: fma.mode, fmaMs: fma.ms, copyMs: copy.ms, copyBytes: copy.work,

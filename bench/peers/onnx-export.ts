@@ -275,7 +275,7 @@ const actOf = (n: Node) => n.attrs.act as Activation | undefined;
 
 const OPS: Record<string, Emit> = {
   conv2d(x, n) {
-    const [inp, w, bias] = n.inputs;
+    const [inp, w, bias, residual] = n.inputs;
     const a = n.attrs as { stride?: number[]; pad?: number[]; dilation?: number[]; groups?: number; act?: Activation };
     const [kh, kw] = x.shape(w);
     const W = x.isConst(w)
@@ -284,10 +284,14 @@ const OPS: Record<string, Emit> = {
     const inputs = [x.get(inp, 'nchw'), W];
     if (bias) inputs.push(x.get(bias, 'plain'));
     const out = n.outputs[0];
-    const y = x.b.one('Conv', inputs, {
+    const attrs = {
       kernel_shape: ints([kh, kw]), strides: ints(a.stride ?? [1, 1]), pads: ints(a.pad ?? [0, 0, 0, 0]),
       dilations: ints(a.dilation ?? [1, 1]), group: i(a.groups ?? 1),
-    }, x.pre(out, a.act, 'conv'));
+    };
+    // A fused residual (engine/passes.ts fuseResidual) is an Add before the activation.
+    const y = residual
+      ? x.b.one('Add', [x.b.one('Conv', inputs, attrs, `${out}/conv`), x.get(residual, 'nchw')], {}, x.pre(out, a.act, 'res'))
+      : x.b.one('Conv', inputs, attrs, x.pre(out, a.act, 'conv'));
     x.set(out, x.act(y, a.act, out), 'nchw');
   },
 

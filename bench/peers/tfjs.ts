@@ -246,9 +246,14 @@ function lowerConv(c: Ctx): Lowered {
   const [pt, pl, pb, pr] = a.pad ?? [0, 0, 0, 0];
   const groups = a.groups ?? 1;
   const actName = checkAct(c, a.act);
-  const fused = FUSED[actName];
+  // A residual (4th input, engine/passes.ts fuseResidual) is added before the activation.
+  const residual = n.inputs.length > 3;
+  const fused = residual ? undefined : FUSED[actName];
   const activation = fused ?? 'linear';
-  const after = (y: T) => (fused ? y : act(c, y, actName));
+  const after = (y: T, r?: T) => {
+    const s = r ? y.add(r) : y;
+    return fused ? s : act(c, s, actName);
+  };
   // TF.js takes stride or dilation > 1, not both: run at stride 1, then keep every s-th output.
   const both = (sh > 1 || sw > 1) && (dh > 1 || dw > 1);
   const strides: [number, number] = both ? [1, 1] : [sh, sw];
@@ -263,20 +268,20 @@ function lowerConv(c: Ctx): Lowered {
     // Depthwise, channel multiplier m = Cout/Cin.
     const m = cout / cin;
     const symmetric = pt === pb && pl === pr && pt === pl;
-    return ([x, w, bias]) => {
+    return ([x, w, bias, r]) => {
       const filter = w.reshape([kh, kw, cin, m]) as T4;
       // tf.fused.depthwiseConv2d takes a number pad only; asymmetric pads go through tf.pad.
       const xin = (symmetric ? x : tf.pad(x, explicit)) as T4;
       const y = tf.fused.depthwiseConv2d({
         x: xin, filter, strides, pad: symmetric ? pt : 'valid', dilations, bias, activation,
       });
-      return after(subsample(y));
+      return after(subsample(y), r);
     };
   }
   if (groups === 1) {
-    return ([x, w, bias]) => after(subsample(tf.fused.conv2d({
+    return ([x, w, bias, r]) => after(subsample(tf.fused.conv2d({
       x: x as T4, filter: w as T4, strides, pad: explicit, dilations, bias, activation,
-    })));
+    })), r);
   }
   // Grouped: one conv per group, concatenated along channels. Constant weights and bias are
   // split once, here.
@@ -287,12 +292,12 @@ function lowerConv(c: Ctx): Lowered {
   const bs0 = cb && splitB(cb)!.map(c.hold);
   if (ws0) c.baked.add(1);
   if (bs0) c.baked.add(2);
-  return ([x, w, bias]) => {
+  return ([x, w, bias, r]) => {
     const ws = ws0 ?? splitW(w), bs = bs0 ?? splitB(bias);
     const ys = tf.split(x, groups, 3).map((xg, g) => tf.fused.conv2d({
       x: xg as T4, filter: ws[g] as T4, strides, pad: explicit, dilations, bias: bs?.[g], activation,
     }));
-    return after(subsample(tf.concat(ys, 3)));
+    return after(subsample(tf.concat(ys, 3)), r);
   };
 }
 

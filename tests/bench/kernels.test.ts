@@ -43,9 +43,12 @@ describe('collectLayers', () => {
       const n = l.graph.nodes[0];
       expect(n.name).toBe(l.node);
       const kinds = n.inputs.map((x) => l.graph.value(x).kind);
-      // The activation is a graph input; conv/linear weights and biases stay constants.
+      // The activation (and a fused residual, 4th) is a graph input; weights and biases stay constants.
       expect(kinds[0]).toBe('input');
-      if (n.op === 'conv2d' || n.op === 'matmul') expect(kinds.slice(1).every((k) => k === 'const')).toBe(true);
+      if (n.op === 'conv2d' || n.op === 'matmul') {
+        expect(kinds.slice(1, 3).every((k) => k === 'const')).toBe(true);
+        expect(kinds.slice(3).every((k) => k === 'input')).toBe(true);
+      }
       const key = `${n.op}${JSON.stringify(n.attrs)}${n.inputs.map((x) => l.graph.shape(x).join()).join(';')}`;
       expect(keys.has(key), `duplicate layer ${l.node}`).toBe(false);
       keys.add(key);
