@@ -217,11 +217,13 @@ const SUB_TICK_REPS = 16;
  * Timestamps are quantised (SwiftShader ticks every 65.5 µs), so a kernel shorter than a tick
  * reads 0 or one tick. When any read is 0 the minimum means nothing; then the mean over at
  * least SUB_TICK_REPS reads estimates the time instead (a read is one tick with probability
- * time/tick). Returns 0 only if every read was 0.
+ * time/tick). Returns 0 only if every read was 0. `before` runs ahead of every read (the tuner
+ * evicts caches there).
  */
-export async function timeLayer(plan: Plan, feeds: Record<string, Float32Array>, reps: number): Promise<number> {
+export async function timeLayer(plan: Plan, feeds: Record<string, Float32Array>, reps: number, before?: () => Promise<unknown>): Promise<number> {
   const reads: number[] = [];
   const read = async () => {
+    await before?.();
     const { profile } = await plan.run(feeds, { profile: true, outputs: [] });
     reads.push(profile!.entries.reduce((a, e) => a + e.ms, 0));
   };

@@ -8,7 +8,7 @@
 // steady : `iters` timed runs after `warmup` untimed ones: min, median, p90.
 
 import type { Device } from '../engine/device.js';
-import { compile } from '../engine/executor.js';
+import { type Plan, compile } from '../engine/executor.js';
 import type { Graph } from '../engine/graph.js';
 import { optimize } from '../engine/passes.js';
 import { byFamily } from '../engine/profiler.js';
@@ -121,30 +121,59 @@ async function timePeer(name: PeerName, graph: Graph, logits: string, x: Float32
   }
 }
 
-/** cnnlab on one optimised graph: cold start, steady state, memory and a per-family profile. */
-async function timeCnnlab(device: Device, graph: Graph, logits: string, x: Float32Array, batch: number, o: ModelBenchOptions, tuning: TuningTable | undefined, name: string) {
-  const log = o.log ?? (() => {});
+/** A compiled cnnlab plan with its cold start (compile + first run) and first output. */
+interface Prepared {
+  name: string;
+  tuning: TuningTable | undefined;
+  plan: Plan;
+  first: HostTensor;
+  cold: number;
+  runs: number[];
+}
+
+async function prepareCnnlab(device: Device, graph: Graph, logits: string, x: Float32Array, tuning: TuningTable | undefined, name: string): Promise<Prepared> {
   const t0 = performance.now();
   const plan = await compile(device, graph, { tuning });
   try {
     const first = (await plan.run({ image: x }, { outputs: [logits] })).outputs[logits];
-    const cold = performance.now() - t0;
-    for (let i = 0; i < o.warmup; i++) await plan.run({ image: x }, { outputs: [logits] });
-    const runs: number[] = [];
-    for (let i = 0; i < o.iters; i++) runs.push((await plan.run({ image: x }, { outputs: [logits] })).ms);
-    const flops = plan.steps.reduce((a, s) => a + (s.dispatch.flops ?? 0), 0);
-    const mem = plan.memory;
-    const result: EngineResult = {
-      status: 'ok', cold_ms: cold, ...stats(runs, batch), logits_match: null,
-      peak_memory_bytes: mem.peakBytes, weight_bytes: mem.weightBytes, largest_activation_bytes: mem.largestActivationBytes,
-      memory_within_target: mem.peakBytes <= mem.weightBytes + 3 * mem.largestActivationBytes,
-      tuned_nodes: plan.tuning.used,
-    };
-    for (const n of plan.tuning.notes) log(`  ${name}: ${n}`);
-    log(`  ${name}: cold ${cold.toFixed(0)} ms, median ${result.median_ms!.toFixed(1)} ms, ${(flops / result.median_ms! / 1e6).toFixed(2)} GFLOP/s, ` +
-      `peak ${(mem.peakBytes / 2 ** 20).toFixed(1)} MiB (weights ${(mem.weightBytes / 2 ** 20).toFixed(1)} + 3 × ${(mem.largestActivationBytes / 2 ** 20).toFixed(2)} = ` +
-      `${((mem.weightBytes + 3 * mem.largestActivationBytes) / 2 ** 20).toFixed(1)} MiB allowed)${tuning ? `, ${plan.tuning.used} nodes tuned` : ''}`);
-    const p = (await plan.run({ image: x }, { profile: true, outputs: [] })).profile!;
+    return { name, tuning, plan, first, cold: performance.now() - t0, runs: [] };
+  } catch (e) {
+    plan.dispose();
+    throw e;
+  }
+}
+
+/**
+ * cnnlab tuned and (with a table) untuned: both compiled first (the tuned one first, so its
+ * cold start is a real one; pipelines are cached per device afterwards), then warm-up and
+ * timed runs alternate between them, so drift on a shared machine hits both alike.
+ */
+async function timeCnnlab(device: Device, graph: Graph, logits: string, x: Float32Array, batch: number, o: ModelBenchOptions) {
+  const log = o.log ?? (() => {});
+  const variants: Prepared[] = [];
+  try {
+    variants.push(await prepareCnnlab(device, graph, logits, x, o.tuning, 'cnnlab'));
+    if (o.tuning && o.tuning.size > 0) variants.push(await prepareCnnlab(device, graph, logits, x, undefined, 'cnnlab-untuned'));
+    for (let i = 0; i < o.warmup; i++) for (const v of variants) await v.plan.run({ image: x }, { outputs: [logits] });
+    for (let i = 0; i < o.iters; i++) for (const v of variants) v.runs.push((await v.plan.run({ image: x }, { outputs: [logits] })).ms);
+    const flops = variants[0].plan.steps.reduce((a, s) => a + (s.dispatch.flops ?? 0), 0);
+    const results: Partial<Record<'cnnlab' | 'cnnlab-untuned', EngineResult>> = {};
+    for (const v of variants) {
+      const { plan } = v;
+      const mem = plan.memory;
+      const r: EngineResult = {
+        status: 'ok', cold_ms: v.cold, ...stats(v.runs, batch), logits_match: v === variants[0] ? null : compare(v.first.data, variants[0].first.data).logits_match,
+        peak_memory_bytes: mem.peakBytes, weight_bytes: mem.weightBytes, largest_activation_bytes: mem.largestActivationBytes,
+        memory_within_target: mem.peakBytes <= mem.weightBytes + 3 * mem.largestActivationBytes,
+        tuned_nodes: plan.tuning.used,
+      };
+      results[v.name as 'cnnlab'] = r;
+      for (const n of plan.tuning.notes) log(`  ${v.name}: ${n}`);
+      log(`  ${v.name}: cold ${v.cold.toFixed(0)} ms, median ${r.median_ms!.toFixed(1)} ms, ${(flops / r.median_ms! / 1e6).toFixed(2)} GFLOP/s, ` +
+        `peak ${(mem.peakBytes / 2 ** 20).toFixed(1)} MiB (weights ${(mem.weightBytes / 2 ** 20).toFixed(1)} + 3 × ${(mem.largestActivationBytes / 2 ** 20).toFixed(2)} = ` +
+        `${((mem.weightBytes + 3 * mem.largestActivationBytes) / 2 ** 20).toFixed(1)} MiB allowed)${v.tuning ? `, ${plan.tuning.used} nodes tuned` : ''}`);
+    }
+    const p = (await variants[0].plan.run({ image: x }, { profile: true, outputs: [] })).profile!;
     const profile: ModelBench['profile'] = {
       mode: p.mode, total_ms: p.totalMs,
       families: byFamily(p).map((r) => ({
@@ -152,9 +181,9 @@ async function timeCnnlab(device: Device, graph: Graph, logits: string, x: Float
         fraction_of_peak: o.roofline && r.gflops !== undefined ? r.gflops / o.roofline.fmaGflops : undefined,
       })),
     };
-    return { result, first, flops, profile };
+    return { results, first: variants[0].first, flops, profile };
   } finally {
-    plan.dispose();
+    for (const v of variants) v.plan.dispose();
   }
 }
 
@@ -167,13 +196,8 @@ export async function benchModel(device: Device, model: string, batch: number, o
 
   const { graph } = optimize(m.graph);
   const engines: ModelBench['engines'] = {};
-  // Tuned first, so its cold start is a real one (pipelines are cached per device afterwards).
-  const ours = await timeCnnlab(device, graph, m.logits, x, batch, o, o.tuning, 'cnnlab');
-  engines.cnnlab = ours.result;
-  if (o.tuning && o.tuning.size > 0) {
-    const untuned = await timeCnnlab(device, graph, m.logits, x, batch, o, undefined, 'cnnlab-untuned');
-    engines['cnnlab-untuned'] = { ...untuned.result, logits_match: compare(untuned.first.data, ours.first.data).logits_match };
-      }
+  const ours = await timeCnnlab(device, graph, m.logits, x, batch, o);
+  Object.assign(engines, ours.results);
   const { first, flops, profile } = ours;
 
   for (const peer of o.peers) engines[peer] = await timePeer(peer, m.graph, m.logits, x, first.data, batch, o);

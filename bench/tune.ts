@@ -19,11 +19,12 @@
 
 import type { Device } from '../engine/device.js';
 import { type Plan, compile } from '../engine/executor.js';
-import { runReference } from '../engine/graph.js';
+import { Graph, runReference } from '../engine/graph.js';
 import { type TuningFile, type TuningTable, adapterKey, emptyTuningFile, layerKey, mergeTable, tableFor } from '../engine/tuning.js';
 import { getOp } from '../kernels/index.js';
 import type { HostTensor } from '../kernels/kernel.js';
 import { type Layer, collectLayers, compareOutputs, randomFeeds, timeLayer } from './kernels.js';
+import './roofline.js'; // registers roofline_copy, which the cache eviction runs
 
 export interface TuneOptions {
   /** Profiled runs per candidate in the first round (default 2). */
@@ -40,6 +41,13 @@ export interface TuneOptions {
   amortizeRuns?: number;
   /** Retune layers the table already has (default false: they are skipped). */
   force?: boolean;
+  /**
+   * Evict caches before every timed run (default true): inside a model every layer streams
+   * weights nobody touched since the last image, so a layer timed over and over with its
+   * weights cache-resident favours variants that only win there (on SwiftShader, a CPU, the
+   * caches are the CPU's). The eviction is a copy of 2 × 32 MiB, not timed.
+   */
+  coldCache?: boolean;
   /** Layers above this many flops are checked against the heuristic's output, not the CPU reference (default 3e9). */
   maxReferenceFlops?: number;
   log?: (s: string) => void;
@@ -91,38 +99,54 @@ export async function tuneLayers(device: Device, layers: Layer[], table: TuningT
   const minGain = o.minGain ?? 0.03;
   const ctx = { limits: device.info.limits, subgroupSize: device.info.subgroupSize };
   const rows: TuneRow[] = [];
-  for (const [li, layer] of layers.entries()) {
-    const node = layer.graph.nodes[0];
-    const shapes = shapesOf(layer);
-    const constInputs = node.inputs.map((x) => layer.graph.value(x).kind === 'const');
-    const space = getOp(node.op).tuneSpace?.(node.attrs, shapes, { ...ctx, constInputs });
-    if (!space) continue;
-    const key = layerKey(node.op, node.attrs, shapes);
-    const base = { model: layer.model, node: layer.node, op: layer.op, shape: layer.shape, count: layer.count, key, family: space.family };
-    const cached = table.get(key);
-    if (cached && !o.force) {
-      const row: TuneRow = { ...base, heuristic_ms: cached.heuristicMs, best: cached.prefer, best_ms: cached.ms, status: 'cached', candidates: [] };
-      rows.push(row);
-      o.onLayer?.(row);
-      continue;
+  const evict = o.coldCache === false ? undefined : await cacheEvictor(device);
+  try {
+    for (const [li, layer] of layers.entries()) {
+      const node = layer.graph.nodes[0];
+      const shapes = shapesOf(layer);
+      const constInputs = node.inputs.map((x) => layer.graph.value(x).kind === 'const');
+      const space = getOp(node.op).tuneSpace?.(node.attrs, shapes, { ...ctx, constInputs });
+      if (!space) continue;
+      const key = layerKey(node.op, node.attrs, shapes);
+      const base = { model: layer.model, node: layer.node, op: layer.op, shape: layer.shape, count: layer.count, key, family: space.family };
+      const cached = table.get(key);
+      if (cached && !o.force) {
+        const row: TuneRow = { ...base, heuristic_ms: cached.heuristicMs, best: cached.prefer, best_ms: cached.ms, status: 'cached', candidates: [] };
+        rows.push(row);
+        o.onLayer?.(row);
+        continue;
+      }
+      const row = await tuneLayer(device, layer, space.family, space.candidates, {
+        reps, maxCompileMs, minGain, amortize: o.amortizeRuns ?? 100, maxReferenceFlops: o.maxReferenceFlops ?? 3e9, seed: li, evict: evict?.run,
+      });
+      const full: TuneRow = { ...base, ...row, status: 'tuned' };
+      table.set(key, { family: space.family, prefer: full.best, ms: full.best_ms, heuristicMs: full.heuristic_ms });
+      rows.push(full);
+      log(`[${li + 1}/${layers.length}] ${layer.op} ${layer.shape}: heuristic ${full.heuristic_ms.toFixed(2)} ms → ` +
+        `${full.best || 'heuristic'} ${full.best_ms.toFixed(2)} ms (×${(full.heuristic_ms / full.best_ms).toFixed(2)}; ` +
+        `${full.candidates.filter((c) => c.status === 'ok').length}/${full.candidates.length} candidates ran)`);
+      o.onLayer?.(full);
     }
-    const row = await tuneLayer(device, layer, space.family, space.candidates, {
-      reps, maxCompileMs, minGain, amortize: o.amortizeRuns ?? 100, maxReferenceFlops: o.maxReferenceFlops ?? 3e9, seed: li,
-    });
-    const full: TuneRow = { ...base, ...row, status: 'tuned' };
-    table.set(key, { family: space.family, prefer: full.best, ms: full.best_ms, heuristicMs: full.heuristic_ms });
-    rows.push(full);
-    log(`[${li + 1}/${layers.length}] ${layer.op} ${layer.shape}: heuristic ${full.heuristic_ms.toFixed(2)} ms → ` +
-      `${full.best || 'heuristic'} ${full.best_ms.toFixed(2)} ms (×${(full.heuristic_ms / full.best_ms).toFixed(2)}; ` +
-      `${full.candidates.filter((c) => c.status === 'ok').length}/${full.candidates.length} candidates ran)`);
-    o.onLayer?.(full);
+  } finally {
+    evict?.dispose();
   }
   return rows;
 }
 
+/** A plan that copies 32 MiB (more than a CPU's last-level cache), run to evict caches. */
+async function cacheEvictor(device: Device): Promise<{ run: () => Promise<unknown>; dispose: () => void }> {
+  const n = 8 << 20;
+  const g = new Graph();
+  g.input('x', [n]);
+  g.markOutputs(g.op('roofline_copy', ['x'], {}));
+  const plan = await compile(device, g);
+  const x = new Float32Array(n);
+  return { run: () => plan.run({ x }, { outputs: [] }), dispose: () => plan.dispose() };
+}
+
 async function tuneLayer(
   device: Device, layer: Layer, family: string, candidates: string[],
-  o: { reps: number; maxCompileMs: number; minGain: number; amortize: number; maxReferenceFlops: number; seed: number },
+  o: { reps: number; maxCompileMs: number; minGain: number; amortize: number; maxReferenceFlops: number; seed: number; evict?: () => Promise<unknown> },
 ): Promise<Pick<TuneRow, 'heuristic_ms' | 'best' | 'best_ms' | 'candidates'>> {
   const feeds = randomFeeds(layer.graph, layer.feeds, 100 + o.seed);
   const outs = layer.graph.outputs;
@@ -178,12 +202,12 @@ async function tuneLayer(
     }
     // Round 1: everyone; round 2, interleaved: the heuristic and the fastest three by run time
     // and two by score (so a quick-to-build candidate gets its second look too).
-    for (const c of live) c.reads.push(await timeLayer(c.plan, feeds, o.reps));
+    for (const c of live) c.reads.push(await timeLayer(c.plan, feeds, o.reps, o.evict));
     const best = () => Math.min(...live[0].reads);
     const byTime = [...live].sort((a, b) => Math.min(...a.reads) - Math.min(...b.reads));
     const byScore = [...live].sort((a, b) => Math.min(...a.reads) + a.compileMs / o.amortize - (Math.min(...b.reads) + b.compileMs / o.amortize));
     const finalists = [...new Set([live[0], ...byTime.slice(0, 3), ...byScore.slice(0, 2)])];
-    for (let r = 0; r < 2; r++) for (const c of finalists) c.reads.push(await timeLayer(c.plan, feeds, 1));
+    for (let r = 0; r < 2; r++) for (const c of finalists) c.reads.push(await timeLayer(c.plan, feeds, 1, o.evict));
     for (const c of live) results.find((r) => r.prefer === c.prefer)!.ms = Math.min(...c.reads);
     const heuristicMs = best();
     const score = (c: Live) => Math.min(...c.reads) + c.compileMs / o.amortize;

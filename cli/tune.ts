@@ -38,7 +38,7 @@ export async function tuneCmd(argv: string[], webRoot: string): Promise<number> 
       size: { type: 'string', default: '224' }, batch: { type: 'string', default: '1' },
       reps: { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
       table: { type: 'string', default: DEFAULT_TUNING_FILE }, force: { type: 'boolean', default: false },
-      json: { type: 'string' }, amortize: { type: 'string', default: '100' },
+      json: { type: 'string' }, amortize: { type: 'string', default: '100' }, 'warm-cache': { type: 'boolean', default: false },
     },
   });
   const models = values.models!.split(',').map((s) => s.trim()).filter(Boolean);
@@ -50,7 +50,7 @@ export async function tuneCmd(argv: string[], webRoot: string): Promise<number> 
   };
   const o = {
     models, size: int('size', values.size!), batch: int('batch', values.batch!), reps: int('reps', values.reps!), force: values.force!,
-    amortizeRuns: int('amortize', values.amortize!),
+    amortizeRuns: int('amortize', values.amortize!), coldCache: !values['warm-cache'],
   };
   const file = values.table!;
   const tuningFile = readTuningFile(file);
