@@ -260,7 +260,7 @@ ${rows.join('\n')}
 }
 
 function tuneTableHtml(rows: TuneRow[]): string {
-  const head = ['model', 'op', 'shape', 'count', 'heuristic ms', 'tuned ms', 'gain', 'choice', 'candidates'];
+  const head = ['model', 'op', 'shape', 'count', 'heuristic ms', 'tuned ms', 'gain', 'build ms', 'choice', 'candidates'];
   const body = rows.map((r) => {
     const ran = r.candidates.filter((c) => c.status === 'ok').length;
     const dropped = r.candidates.filter((c) => c.status !== 'ok' && c.status !== 'duplicate')
@@ -268,10 +268,11 @@ function tuneTableHtml(rows: TuneRow[]): string {
     return `<tr><td>${escapeHtml(r.model)}</td><td>${escapeHtml(r.op)}</td><td class="mono shape">${escapeHtml(r.shape)}</td>` +
       `<td class="num">${escapeHtml(r.count)}</td><td class="num">${fmtMs(r.heuristic_ms)}</td><td class="num">${fmtMs(r.best_ms)}</td>` +
       `<td class="num ${r.best_ms < r.heuristic_ms ? 'faster' : ''}">×${(r.heuristic_ms / r.best_ms).toFixed(2)}</td>` +
+      `<td class="num">${r.heuristic_compile_ms === undefined ? DASH : `${fmtNum(r.heuristic_compile_ms, 0)} → ${fmtNum(r.best_compile_ms, 0)}`}</td>` +
       `<td class="mono">${escapeHtml(r.best ? `${r.family}=${r.best}` : 'heuristic')}${r.status === 'cached' ? '<span>from the table</span>' : ''}</td>` +
       `<td class="num" title="${escapeHtml(dropped)}">${r.status === 'cached' ? DASH : `${ran}/${r.candidates.length} ran`}</td></tr>`;
   });
-  return `<section><h2>Tuning</h2><table class="kernels"><caption>Each layer's kernel variants timed on this adapter (GPU time, fastest of several runs; every candidate checked against the CPU reference first). A candidate replaces the heuristic only when it is at least 3% faster. Hover the last column for dropped candidates.</caption>
+  return `<section><h2>Tuning</h2><table class="kernels"><caption>Each layer's kernel variants timed on this adapter (GPU time, fastest of several runs; every candidate checked against the CPU reference first). A candidate replaces the heuristic only when its score, run ms + build ms / 100 runs, is at least 3% better: a slower choice builds faster. Hover the last column for dropped candidates.</caption>
 <thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>
 <tbody>
 ${body.join('\n')}

@@ -3,7 +3,7 @@
 // arrive, so a run that dies late keeps what it measured.
 
 import { type Device, describeDevice } from '../engine/device.js';
-import { type TuningFile, TuningTable, adapterKey, emptyTuningFile, mergeTable, tableFor } from '../engine/tuning.js';
+import { type TuningFile, type TuningTable, adapterKey, emptyTuningFile, tableFor } from '../engine/tuning.js';
 import { benchModel, type PeerName } from './models.js';
 import { measureRoofline } from './roofline.js';
 import type { BenchJson } from './schema.js';
@@ -72,17 +72,19 @@ export async function runBench(device: Device, o: BenchOptions): Promise<BenchJs
 async function prepareTuning(device: Device, o: BenchOptions, b: BenchJson): Promise<TuningTable> {
   const log = o.log ?? (() => {});
   const key = adapterKey(device.info);
-  const file = o.tuningFile ?? emptyTuningFile();
-  const table = tableFor(file, key);
+  let file = o.tuningFile ?? emptyTuningFile();
   let tunedNow = 0;
   if (o.tune) {
-    const [{ collectLayers }, { tuneLayers }] = await Promise.all([import('./kernels.js'), import('./tune.js')]);
-    const layers = await collectLayers(o.models, { batch: 1, size: o.size });
-    log(`tuning ${layers.length} distinct layers (batch 1, ${o.size}×${o.size}) on ${key}`);
-    b.tune = await tuneLayers(device, layers, table, { reps: o.quick ? 1 : 2, log, onLayer: () => o.onTuning?.(mergeTable(file, table)) });
-    tunedNow = b.tune.filter((r) => r.status === 'tuned').length;
+    const { tuneModels } = await import('./tune.js');
+    const r = await tuneModels(device, { models: o.models, size: o.size, batch: 1, tuningFile: file, reps: o.quick ? 1 : 2, log, onTuning: o.onTuning });
+    file = r.file;
+    o.onTuning?.(file);
+    b.tune = r.rows;
+    b.tune_checks = r.checks;
+    tunedNow = r.rows.filter((x) => x.status === 'tuned').length;
     o.onPartial?.(b);
   }
+  const table = tableFor(file, key);
   b.tuning = { adapter: key, layers: table.size, tuned_now: tunedNow };
   log(table.size ? `cnnlab runs tuned (${table.size} layers in the table for ${key}) and untuned` : `no tuning table for ${key}: cnnlab runs on its heuristics`);
   return table;

@@ -3,7 +3,7 @@
 
 import type { DeviceInfo } from '../engine/device.js';
 import type { Roofline } from './roofline.js';
-import type { TuneRow } from './tune.js';
+import type { ModelCheck, TuneRow } from './tune.js';
 
 /** 'cnnlab' runs with the adapter's tuning table (when it has one); 'cnnlab-untuned' with the heuristics alone. */
 export const ENGINES = ['cnnlab', 'cnnlab-untuned', 'ort-webgpu', 'tfjs-webgpu', 'ort-wasm'] as const;
@@ -81,6 +81,8 @@ export interface BenchJson {
   kernels?: KernelBench[];
   /** Per-layer tuning results, when the run tuned first (bench --tune). */
   tune?: TuneRow[];
+  /** With --tune: each model run whole with the table and with the heuristics (tables that did not help were reverted). */
+  tune_checks?: ModelCheck[];
   /** Problems that did not stop the run (a peer that failed to load, say). */
   notes: string[];
 }

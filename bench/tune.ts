@@ -25,13 +25,16 @@ import { getOp } from '../kernels/index.js';
 import type { HostTensor } from '../kernels/kernel.js';
 import { type Layer, collectLayers, compareOutputs, randomFeeds, timeLayer } from './kernels.js';
 import './roofline.js'; // registers roofline_copy, which the cache eviction runs
+import { optimize } from '../engine/passes.js';
+import { Rng } from '../models/init.js';
+import { loadModel } from '../models/index.js';
 
 export interface TuneOptions {
   /** Profiled runs per candidate in the first round (default 2). */
   reps?: number;
   /** Candidates whose pipelines take longer than this to build are dropped (default 3000 ms). */
   maxCompileMs?: number;
-  /** Relative speed-up a candidate needs over the heuristic to replace it (default 0.03). */
+  /** Relative improvement in score a candidate needs over the heuristic to replace it (default 0.03). */
   minGain?: number;
   /**
    * Compile time counts as this many runs' share: a candidate is scored run ms + compile ms /
@@ -74,6 +77,9 @@ export interface TuneRow {
   heuristic_ms: number;
   best: string;
   best_ms: number;
+  /** Pipeline build time of the heuristic's and the choice's plans (absent for cached rows). */
+  heuristic_compile_ms?: number;
+  best_compile_ms?: number;
   /** 'tuned' when measured now, 'cached' when the table already had the layer. */
   status: 'tuned' | 'cached';
   candidates: CandidateResult[];
@@ -147,7 +153,7 @@ async function cacheEvictor(device: Device): Promise<{ run: () => Promise<unknow
 async function tuneLayer(
   device: Device, layer: Layer, family: string, candidates: string[],
   o: { reps: number; maxCompileMs: number; minGain: number; amortize: number; maxReferenceFlops: number; seed: number; evict?: () => Promise<unknown> },
-): Promise<Pick<TuneRow, 'heuristic_ms' | 'best' | 'best_ms' | 'candidates'>> {
+): Promise<Pick<TuneRow, 'heuristic_ms' | 'heuristic_compile_ms' | 'best' | 'best_ms' | 'best_compile_ms' | 'candidates'>> {
   const feeds = randomFeeds(layer.graph, layer.feeds, 100 + o.seed);
   const outs = layer.graph.outputs;
   const results: CandidateResult[] = [];
@@ -203,18 +209,19 @@ async function tuneLayer(
     // Round 1: everyone; round 2, interleaved: the heuristic and the fastest three by run time
     // and two by score (so a quick-to-build candidate gets its second look too).
     for (const c of live) c.reads.push(await timeLayer(c.plan, feeds, o.reps, o.evict));
-    const best = () => Math.min(...live[0].reads);
     const byTime = [...live].sort((a, b) => Math.min(...a.reads) - Math.min(...b.reads));
     const byScore = [...live].sort((a, b) => Math.min(...a.reads) + a.compileMs / o.amortize - (Math.min(...b.reads) + b.compileMs / o.amortize));
     const finalists = [...new Set([live[0], ...byTime.slice(0, 3), ...byScore.slice(0, 2)])];
     for (let r = 0; r < 2; r++) for (const c of finalists) c.reads.push(await timeLayer(c.plan, feeds, 1, o.evict));
     for (const c of live) results.find((r) => r.prefer === c.prefer)!.ms = Math.min(...c.reads);
-    const heuristicMs = best();
     const score = (c: Live) => Math.min(...c.reads) + c.compileMs / o.amortize;
     let winner = live[0];
     for (const c of finalists) if (score(c) < score(winner)) winner = c;
     if (winner !== live[0] && score(winner) > score(live[0]) * (1 - o.minGain)) winner = live[0];
-    return { heuristic_ms: heuristicMs, best: winner.prefer, best_ms: Math.min(...winner.reads), candidates: results };
+    return {
+      heuristic_ms: Math.min(...live[0].reads), heuristic_compile_ms: live[0].compileMs,
+      best: winner.prefer, best_ms: Math.min(...winner.reads), best_compile_ms: winner.compileMs, candidates: results,
+    };
   } finally {
     for (const c of live) c.plan.dispose();
   }
@@ -222,13 +229,14 @@ async function tuneLayer(
 
 /** A plain-text table of tuning rows, with the total gain weighted by how often each layer occurs. */
 export function formatTuneTable(rows: TuneRow[]): string {
-  const head = ['model', 'op', 'shape', 'count', 'heuristic ms', 'tuned ms', 'gain', 'choice'];
+  const head = ['model', 'op', 'shape', 'count', 'heuristic ms', 'tuned ms', 'gain', 'build ms', 'choice'];
+  const build = (r: TuneRow) => (r.heuristic_compile_ms === undefined ? '-' : `${r.heuristic_compile_ms.toFixed(0)}→${r.best_compile_ms!.toFixed(0)}`);
   const cells = rows.map((r) => [
     r.model, r.op, r.shape, String(r.count), r.heuristic_ms.toFixed(2), r.best_ms.toFixed(2),
-    `×${(r.heuristic_ms / r.best_ms).toFixed(2)}`, `${r.best ? `${r.family}=${r.best}` : 'heuristic'}${r.status === 'cached' ? ' (cached)' : ''}`,
+    `×${(r.heuristic_ms / r.best_ms).toFixed(2)}`, build(r), `${r.best ? `${r.family}=${r.best}` : 'heuristic'}${r.status === 'cached' ? ' (cached)' : ''}`,
   ]);
   const widths = head.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c].length)));
-  const numeric = new Set([3, 4, 5, 6]);
+  const numeric = new Set([3, 4, 5, 6, 7]);
   const line = (row: string[]) => row.map((x, c) => (numeric.has(c) ? x.padStart(widths[c]) : x.padEnd(widths[c]))).join('  ').trimEnd();
   const h = rows.reduce((a, r) => a + r.count * r.heuristic_ms, 0);
   const t = rows.reduce((a, r) => a + r.count * r.best_ms, 0);
@@ -243,17 +251,54 @@ export interface TuneModelsOptions extends Omit<TuneOptions, 'onLayer'> {
   size: number;
   batch: number;
   tuningFile?: TuningFile;
+  /**
+   * After tuning, run each whole model with the table and with the heuristics, alternating
+   * (default 3 runs each): where the table is not faster, its choices for that model's layers
+   * go back to the heuristic. Layers timed alone do not always add up to the model (caches hold
+   * other data there), and a tuner must not leave a model slower than it found it.
+   */
+  checkRuns?: number;
   /** The whole file, this adapter's table updated, after each layer (to save progress). */
   onTuning?: (f: TuningFile) => void;
+}
+
+export interface ModelCheck {
+  model: string;
+  tuned_ms: number;
+  heuristic_ms: number;
+  /** Whether the table's choices for this model were kept. */
+  kept: boolean;
 }
 
 export interface TuneModelsResult {
   adapter: string;
   rows: TuneRow[];
+  checks: ModelCheck[];
   file: TuningFile;
 }
 
-/** `npx cnnlab tune`: collect the models' layers and tune them into this adapter's table. */
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)];
+
+/** Whole-model A/B of `table` against the heuristics, runs alternating. */
+async function checkModel(device: Device, model: string, o: TuneModelsOptions, table: TuningTable): Promise<ModelCheck> {
+  const m = await loadModel(model, { weights: 'random', batch: o.batch, size: o.size });
+  const { graph } = optimize(m.graph);
+  const x = new Rng(7).uniforms(o.batch * 3 * o.size * o.size, -2, 2);
+  const plans = [await compile(device, graph, { tuning: table }), await compile(device, graph, {})];
+  try {
+    const times: number[][] = [[], []];
+    for (const p of plans) await p.run({ image: x }, { outputs: [m.logits] });
+    for (let r = 0; r < Math.max(1, o.checkRuns ?? 3); r++) {
+      for (const [i, p] of plans.entries()) times[i].push((await p.run({ image: x }, { outputs: [m.logits] })).ms);
+    }
+    const [t, h] = times.map(median);
+    return { model, tuned_ms: t, heuristic_ms: h, kept: t < h };
+  } finally {
+    for (const p of plans) p.dispose();
+  }
+}
+
+/** `npx cnnlab tune`: collect the models' layers, tune them into this adapter's table, then check each model whole. */
 export async function tuneModels(device: Device, o: TuneModelsOptions): Promise<TuneModelsResult> {
   const log = o.log ?? (() => {});
   const adapter = adapterKey(device.info);
@@ -263,5 +308,23 @@ export async function tuneModels(device: Device, o: TuneModelsOptions): Promise<
   log(`adapter ${adapter}: ${layers.length} distinct layers in ${o.models.join(', ')} (batch ${o.batch}, ${o.size}×${o.size}); ` +
     `${table.size} layers already in its table${o.force ? ' (retuning them)' : ''}`);
   const rows = await tuneLayers(device, layers, table, { ...o, onLayer: () => o.onTuning?.(mergeTable(base, table)) });
-  return { adapter, rows, file: mergeTable(base, table) };
+  const checks: ModelCheck[] = [];
+  if ((o.checkRuns ?? 3) > 0) {
+    for (const model of o.models) {
+      const c = await checkModel(device, model, o, table);
+      checks.push(c);
+      log(`${model} whole: tuned ${c.tuned_ms.toFixed(1)} ms, heuristics ${c.heuristic_ms.toFixed(1)} ms: ` +
+        (c.kept ? 'table kept' : "table not faster: this model's layers go back to the heuristics"));
+      if (c.kept) continue;
+      for (const l of layers) {
+        if (!l.models.includes(model)) continue;
+        const n = l.graph.nodes[0];
+        const key = layerKey(n.op, n.attrs, n.inputs.map((v) => [...l.graph.shape(v)]));
+        const e = table.get(key);
+        if (e && e.prefer) table.set(key, { ...e, prefer: '', ms: e.heuristicMs });
+      }
+      o.onTuning?.(mergeTable(base, table));
+    }
+  }
+  return { adapter, rows, checks, file: mergeTable(base, table) };
 }

@@ -72,6 +72,8 @@ commands:
              --reps N --force        profiled runs per candidate (default 2); retune layers already in the table
              --amortize N            a candidate's compile time counts as N runs' share (default 100)
              --warm-cache            time layers with their weights cache-resident (default: caches evicted first)
+             --check-runs N          then run each model whole, tuned vs heuristics, N times each (default 3; 0 skips);
+                                     a model the table does not speed up gets its layers back on the heuristics
              --json FILE             also write every candidate's result
   robustness  accuracy and calibration under ImageNet-C corruptions, SI-Score sweeps and test resolutions
              --model NAME            default mobilenet_v2_synth (the built-in model, trained on the synthetic classes)

@@ -39,6 +39,7 @@ export async function tuneCmd(argv: string[], webRoot: string): Promise<number> 
       reps: { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
       table: { type: 'string', default: DEFAULT_TUNING_FILE }, force: { type: 'boolean', default: false },
       json: { type: 'string' }, amortize: { type: 'string', default: '100' }, 'warm-cache': { type: 'boolean', default: false },
+      'check-runs': { type: 'string', default: '3' },
     },
   });
   const models = values.models!.split(',').map((s) => s.trim()).filter(Boolean);
@@ -51,6 +52,7 @@ export async function tuneCmd(argv: string[], webRoot: string): Promise<number> 
   const o = {
     models, size: int('size', values.size!), batch: int('batch', values.batch!), reps: int('reps', values.reps!), force: values.force!,
     amortizeRuns: int('amortize', values.amortize!), coldCache: !values['warm-cache'],
+    checkRuns: values['check-runs'] === '0' ? 0 : int('check-runs', values['check-runs']!),
   };
   const file = values.table!;
   const tuningFile = readTuningFile(file);
@@ -80,7 +82,10 @@ export async function tuneCmd(argv: string[], webRoot: string): Promise<number> 
   }
   save(r.file);
   console.log(`\n${formatTuneTable(r.rows)}`);
-  if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: r.adapter, rows: r.rows }, null, 1));
+  for (const c of r.checks) {
+    console.log(`${c.model} whole model: tuned ${c.tuned_ms.toFixed(1)} ms vs heuristics ${c.heuristic_ms.toFixed(1)} ms → ${c.kept ? 'table kept' : 'reverted to the heuristics'}`);
+  }
+  if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: r.adapter, rows: r.rows, checks: r.checks }, null, 1));
   console.log(`\n${r.adapter}: ${Object.keys(r.file.adapters[r.adapter]?.layers ?? {}).length} layers in ${file} ` +
     `(${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   return 0;

@@ -70,7 +70,7 @@ export const api = {
     });
   },
   /** `npx cnnlab tune`: tune the models' layers on this adapter (bench/tune.ts); see bench() for the callbacks. */
-  async tune(o: { models: string[]; size: number; batch: number; reps?: number; force?: boolean; amortizeRuns?: number; coldCache?: boolean; tuningFile?: import('../engine/tuning.js').TuningFile }) {
+  async tune(o: { models: string[]; size: number; batch: number; reps?: number; force?: boolean; amortizeRuns?: number; coldCache?: boolean; checkRuns?: number; tuningFile?: import('../engine/tuning.js').TuningFile }) {
     const [{ tuneModels }, store] = await Promise.all([import('../bench/tune.js'), import('./tune-store.js')]);
     const w = window as unknown as { cnnlabLog?: (s: string) => void; cnnlabTuning?: (json: string) => void };
     return tuneModels(await getDevice(), {

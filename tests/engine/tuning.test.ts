@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { collectLayers, type Layer } from '../../bench/kernels.js';
-import { tuneLayers } from '../../bench/tune.js';
+import { tuneLayers, tuneModels } from '../../bench/tune.js';
 import { compile } from '../../engine/executor.js';
 import { Graph, runReference } from '../../engine/graph.js';
 import {
@@ -145,4 +145,20 @@ describe('tuner', () => {
       }
     }
   }, 120_000);
+});
+
+describe('tuneModels', () => {
+  it('tunes a whole model, then checks it whole: a table that does not help is reverted to the heuristics', async () => {
+    const dev = await testDevice();
+    const r = await tuneModels(dev, { models: ['resnet18'], size: 32, batch: 1, reps: 1, checkRuns: 1 });
+    expect(r.rows.length).toBeGreaterThan(5);
+    expect(r.checks).toHaveLength(1);
+    const c = r.checks[0];
+    expect(c.model).toBe('resnet18');
+    expect(c.tuned_ms).toBeGreaterThan(0);
+    expect(c.heuristic_ms).toBeGreaterThan(0);
+    const layers = Object.values(r.file.adapters[r.adapter].layers);
+    expect(layers.length).toBe(r.rows.length);
+    if (!c.kept) expect(layers.every((l) => l.prefer === '')).toBe(true);
+  }, 300_000);
 });
