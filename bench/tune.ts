@@ -253,8 +253,9 @@ export interface TuneModelsOptions extends Omit<TuneOptions, 'onLayer'> {
   tuningFile?: TuningFile;
   /**
    * After tuning, run each whole model with the table and with the heuristics, alternating
-   * (default 3 runs each): where the table is not faster, its choices for that model's layers
-   * go back to the heuristic. Layers timed alone do not always add up to the model (caches hold
+   * (default 3 runs each), and score both as the layers were scored (run ms + the build time
+   * the table saves or costs / amortizeRuns): where the table is not better, its choices for
+   * that model's layers go back to the heuristic. Layers timed alone do not always add up to the model (caches hold
    * other data there), and a tuner must not leave a model slower than it found it.
    */
   checkRuns?: number;
@@ -266,7 +267,9 @@ export interface ModelCheck {
   model: string;
   tuned_ms: number;
   heuristic_ms: number;
-  /** Whether the table's choices for this model were kept. */
+  /** Pipeline build time the table adds (negative: saves) over the heuristics, summed over the model's tuned layers. */
+  build_delta_ms?: number;
+  /** Whether the table's choices were kept: tuned_ms + build_delta_ms / amortizeRuns < heuristic_ms. */
   kept: boolean;
 }
 
@@ -312,9 +315,15 @@ export async function tuneModels(device: Device, o: TuneModelsOptions): Promise<
   if ((o.checkRuns ?? 3) > 0) {
     for (const model of o.models) {
       const c = await checkModel(device, model, o, table);
+      // Scored as the layers were: run ms + build ms / amortizeRuns, with the build time the
+      // table saves (or costs) over the heuristics summed over this model's tuned layers.
+      const buildDelta = rows.filter((r) => r.status === 'tuned' && r.best && layers.find((l) => l.node === r.node && l.model === r.model)?.models.includes(model))
+        .reduce((a, r) => a + (r.best_compile_ms! - r.heuristic_compile_ms!), 0);
+      c.build_delta_ms = buildDelta;
+      c.kept = c.tuned_ms + buildDelta / (o.amortizeRuns ?? 100) < c.heuristic_ms;
       checks.push(c);
-      log(`${model} whole: tuned ${c.tuned_ms.toFixed(1)} ms, heuristics ${c.heuristic_ms.toFixed(1)} ms: ` +
-        (c.kept ? 'table kept' : "table not faster: this model's layers go back to the heuristics"));
+      log(`${model} whole: tuned ${c.tuned_ms.toFixed(1)} ms (builds ${buildDelta >= 0 ? '+' : ''}${buildDelta.toFixed(0)} ms), heuristics ${c.heuristic_ms.toFixed(1)} ms: ` +
+        (c.kept ? 'table kept' : "table not better: this model's layers go back to the heuristics"));
       if (c.kept) continue;
       for (const l of layers) {
         if (!l.models.includes(model)) continue;
