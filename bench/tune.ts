@@ -92,6 +92,12 @@ interface Live {
   reads: number[];
 }
 
+/** The tuning-table key of a layer's one node. */
+function keyOf(layer: Layer): string {
+  const n = layer.graph.nodes[0];
+  return layerKey(n.op, n.attrs, shapesOf(layer));
+}
+
 function shapesOf(layer: Layer): number[][] {
   const n = layer.graph.nodes[0];
   return n.inputs.map((x) => [...layer.graph.shape(x)]);
@@ -113,7 +119,7 @@ export async function tuneLayers(device: Device, layers: Layer[], table: TuningT
       const constInputs = node.inputs.map((x) => layer.graph.value(x).kind === 'const');
       const space = getOp(node.op).tuneSpace?.(node.attrs, shapes, { ...ctx, constInputs });
       if (!space) continue;
-      const key = layerKey(node.op, node.attrs, shapes);
+      const key = keyOf(layer);
       const base = { model: layer.model, node: layer.node, op: layer.op, shape: layer.shape, count: layer.count, key, family: space.family };
       const cached = table.get(key);
       if (cached && !o.force) {
@@ -317,7 +323,8 @@ export async function tuneModels(device: Device, o: TuneModelsOptions): Promise<
       const c = await checkModel(device, model, o, table);
       // Scored as the layers were: run ms + build ms / amortizeRuns, with the build time the
       // table saves (or costs) over the heuristics summed over this model's tuned layers.
-      const buildDelta = rows.filter((r) => r.status === 'tuned' && r.best && layers.find((l) => l.node === r.node && l.model === r.model)?.models.includes(model))
+      const inModel = new Set(layers.filter((l) => l.models.includes(model)).map(keyOf));
+      const buildDelta = rows.filter((r) => r.status === 'tuned' && r.best && inModel.has(r.key))
         .reduce((a, r) => a + (r.best_compile_ms! - r.heuristic_compile_ms!), 0);
       c.build_delta_ms = buildDelta;
       c.kept = c.tuned_ms + buildDelta / (o.amortizeRuns ?? 100) < c.heuristic_ms;
@@ -325,10 +332,7 @@ export async function tuneModels(device: Device, o: TuneModelsOptions): Promise<
       log(`${model} whole: tuned ${c.tuned_ms.toFixed(1)} ms (builds ${buildDelta >= 0 ? '+' : ''}${buildDelta.toFixed(0)} ms), heuristics ${c.heuristic_ms.toFixed(1)} ms: ` +
         (c.kept ? 'table kept' : "table not better: this model's layers go back to the heuristics"));
       if (c.kept) continue;
-      for (const l of layers) {
-        if (!l.models.includes(model)) continue;
-        const n = l.graph.nodes[0];
-        const key = layerKey(n.op, n.attrs, n.inputs.map((v) => [...l.graph.shape(v)]));
+      for (const key of inModel) {
         const e = table.get(key);
         if (e && e.prefer) table.set(key, { ...e, prefer: '', ms: e.heuristicMs });
       }

@@ -247,6 +247,9 @@ async function benchCmd(argv: string[]): Promise<number> {
   const quick = values.quick!;
   const tuningPath = values.tuning === 'none' ? null : values.tuning!;
   if (values.tune && !tuningPath) throw new Error('--tune needs a --tuning file to write to');
+  if (tuningPath && tuningPath !== DEFAULT_TUNING_FILE && !values.tune && !existsSync(tuningPath)) {
+    throw new Error(`--tuning ${tuningPath}: no such file (npx cnnlab tune --table ${tuningPath} writes one; --tuning none runs untuned)`);
+  }
   const tuningFile = tuningPath ? readTuningFile(tuningPath) : undefined;
   const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
   const int = (name: string, v: string | undefined, dflt: number, min = 1) => {
