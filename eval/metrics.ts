@@ -14,7 +14,7 @@
 // (ECE's adaptive bins, in particular, are recomputed from the pooled confidences).
 //
 // Conventions (robustness_metrics, google-research/robustness_metrics metrics/uncertainty.py,
-// the evaluation code of the seed study, REFERENCE.md §6-7):
+// the evaluation code of the seed study; docs/calibration-transfer.md, docs/seed-study.md):
 // - Ties in the logits go to the lower class index (tf.argmax / np.argmax keep the first
 //   maximum). So with logits [1, 3, 3] and label 2, top-1 is wrong (class 1 wins) and top-5 right.
 // - NLL = mean −log p_label with p_label clamped at 1e-12 (so a confidently wrong image costs at
@@ -167,7 +167,7 @@ export interface EceOptions {
   scheme: BinScheme;
 }
 
-/** Minderer et al. 2021 / REFERENCE §6 standard. */
+/** Minderer et al. 2021 standard (docs/calibration-transfer.md). */
 export const ECE_ADAPTIVE_100: EceOptions = { bins: 100, scheme: 'adaptive' };
 /** The common alternative (Guo et al.; robustness_metrics' "ece" default). */
 export const ECE_EQUAL_WIDTH_15: EceOptions = { bins: 15, scheme: 'equal-width' };
@@ -230,7 +230,7 @@ export function reliability(
   return out;
 }
 
-/** ECE = Σ_m |B_m|/N · |acc(B_m) − conf(B_m)|; default 100 adaptive bins (REFERENCE §6). */
+/** ECE = Σ_m |B_m|/N · |acc(B_m) − conf(B_m)|; default 100 adaptive bins (docs/calibration-transfer.md). */
 export function ece(results: readonly ImageResult[], opts: EceOptions = ECE_ADAPTIVE_100): number {
   if (results.length === 0) return NaN;
   let e = 0;
@@ -273,7 +273,7 @@ export const IMAGENET_C_CORRUPTIONS = [
 export type ImageNetCCorruption = (typeof IMAGENET_C_CORRUPTIONS)[number];
 
 /**
- * AlexNet top-1 error per corruption, REFERENCE §4. Each number is AlexNet's error averaged
+ * AlexNet top-1 error per corruption, docs/imagenet-c.md. Each number is AlexNet's error averaged
  * over the 5 severities (hendrycks/robustness divides a model's mean-over-severities error by
  * it). Since both sides average the same 5 severities, CE_c = Σ_s E(s,c) / Σ_s E_AlexNet(s,c)
  * = mean_s E(s,c) / ALEXNET_ERR[c], which is how it is computed here.
@@ -412,7 +412,7 @@ export interface SweepResult {
 }
 
 /**
- * One SI-Score sweep (REFERENCE §5): accuracy per factor value (object size, location "x,y",
+ * One SI-Score sweep (docs/si-score.md): accuracy per factor value (object size, location "x,y",
  * rotation angle…) and the sweep average. Groups: e.g. `groupBy(results, r => r.area)`.
  */
 export function siScoreSweep(

@@ -13,7 +13,7 @@
 // invocation owns a register tile of TM output pixels × TN output channels (channels within one
 // group), loops over the receptive field (ky, kx, then ci, innermost and contiguous in NHWC/HWIO),
 // and applies bias (+ residual, read at y's own index) + activation in the epilogue. Nothing is staged in workgroup memory: on
-// SwiftShader registers and vec4 loads are cheap and barriers are not (REFERENCE.md §1).
+// SwiftShader registers and vec4 loads are cheap and barriers are not (docs/swiftshader.md).
 //
 // - direct: the TM pixels are consecutive along one output row (n, oy, ox0..ox0+TM−1), so the
 //   input-row test for each ky is made once per tile. The general path, and the default for

@@ -14,7 +14,7 @@
 // columns; likewise rows), and feeds every (output pixel, tap) pair that reads it. Padding is
 // a bounds check per input row and a clamped load + select per column.
 // No workgroup memory and no barriers: on SwiftShader those are slow and register blocking is
-// cheap (REFERENCE.md §1). There every load is a per-lane gather, so what counts is FMAs per
+// cheap (docs/swiftshader.md). There every load is a per-lane gather, so what counts is FMAs per
 // load, which the block raises: 3×3 stride 1 with 4×4 pixels is 36 column loads for 144 vec4
 // FMAs, against 9 per pixel unblocked.
 //
