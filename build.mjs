@@ -1,4 +1,5 @@
-// esbuild: the page (web/ → dist/web) and the Node CLI (cli/ → dist/cli.mjs).
+// esbuild: the page (web/ → dist/web), the report chart module (report/charts/ →
+// dist/web/report-charts.js, inlined into every report.html) and the Node CLI (cli/ → dist/cli.mjs).
 import { build } from 'esbuild';
 import { cpSync, mkdirSync } from 'node:fs';
 
@@ -18,6 +19,15 @@ await Promise.all([
     chunkNames: 'chunks/[name]-[hash]',
     // Node-only branches (engine/device.ts, file writers in eval/) import these; the browser never reaches them.
     external: ['webgpu', 'node:*', 'sharp'],
+  }),
+  // One classic script, no source map: the reports inline it after Chart.js (report/page.ts).
+  build({
+    ...common,
+    entryPoints: { 'report-charts': 'report/charts/main.ts' },
+    outdir: 'dist/web',
+    platform: 'browser',
+    format: 'iife',
+    sourcemap: false,
   }),
   build({
     ...common,
