@@ -2,6 +2,7 @@
 // dist/web/report-charts.js, inlined into every report.html) and the Node CLI (cli/ → dist/cli.mjs).
 import { build } from 'esbuild';
 import { cpSync, mkdirSync } from 'node:fs';
+import { reportChartsBuild } from './report/charts/build-options.mjs';
 
 const common = { bundle: true, sourcemap: true, target: 'es2022', logLevel: 'warning', format: 'esm' };
 
@@ -20,15 +21,7 @@ await Promise.all([
     // Node-only branches (engine/device.ts, file writers in eval/) import these; the browser never reaches them.
     external: ['webgpu', 'node:*', 'sharp'],
   }),
-  // One classic script, no source map: the reports inline it after Chart.js (report/page.ts).
-  build({
-    ...common,
-    entryPoints: { 'report-charts': 'report/charts/main.ts' },
-    outdir: 'dist/web',
-    platform: 'browser',
-    format: 'iife',
-    sourcemap: false,
-  }),
+  build(reportChartsBuild),
   build({
     ...common,
     entryPoints: { cli: 'cli/main.ts' },

@@ -210,7 +210,6 @@ function chartData(s: Summary, t: TransferSummary | undefined): RobustnessCharts
   return d;
 }
 
-
 // ---- the page --------------------------------------------------------------------------------
 
 /**

@@ -6,8 +6,7 @@
 // has its data; a missing number reads '—'.
 
 import type { ConditionMetrics, Summary, TransferSummary } from '../eval/summary-schema.js';
-import type { RobustnessCharts } from './charts/robustness.js';
-import { ROBUSTNESS_DATA_ID } from './charts/robustness.js';
+import { ROBUSTNESS_DATA_ID, type RobustnessCharts } from './charts/robustness.js';
 import { DASH, fix, isNum, numericKeys, pct } from './format.js';
 import { escapeHtml } from './html.js';
 import { type ChartScripts, dl, figure, headRow, htmlPage } from './page.js';
