@@ -15,7 +15,9 @@ export const CHARTS_BUNDLE_PATHS = [
 export function chartsBundle(paths: URL[] = CHARTS_BUNDLE_PATHS): string {
   // A static import of node:fs would break the page bundle, which reaches this module through the reports.
   const fs = globalThis.process?.getBuiltinModule?.('node:fs');
-  if (!fs) throw new Error('the report chart module is read from disk only in Node (>= 20.16); pass its text as `charts`');
+  if (!fs) {
+    throw new Error('the report chart module is read from disk only in Node (>= 20.16); pass its text as `charts`');
+  }
   const found = paths.find((p) => fs.existsSync(p));
   if (!found) {
     const where = paths.map((p) => p.pathname).join(' or ');

@@ -49,8 +49,12 @@ figcaption { font-weight: 600; margin-bottom: 6px; } .chart { position: relative
 `;
 
 export function htmlPage(o: PageOptions): string {
-  const data = o.data.map((d) => `<script type="application/json" id="${escapeHtml(d.id)}">${inlineJson(d.value)}</script>\n`);
-  const scripts = o.charts ? `<script>${inlineJs(o.charts.chartJs)}</script>\n<script>${inlineJs(o.charts.charts)}</script>\n` : '';
+  const data = o.data.map(
+    (d) => `<script type="application/json" id="${escapeHtml(d.id)}">${inlineJson(d.value)}</script>\n`,
+  );
+  const scripts = o.charts
+    ? `<script>${inlineJs(o.charts.chartJs)}</script>\n<script>${inlineJs(o.charts.charts)}</script>\n`
+    : '';
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -73,9 +77,10 @@ export const dl = (rows: [string, string][]) =>
   `<dl>${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${v}</dd>`).join('')}</dl>`;
 
 /** A table head row; the labels are escaped here. */
-export const headRow = (labels: string[]) => `<thead><tr>${labels.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>`;
+export const headRow = (labels: string[]) =>
+  `<thead><tr>${labels.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>`;
 
-/** A chart's figure: the caption (HTML), a fixed-height box with the canvas the chart module draws into, then `extra`. */
+/** A chart's figure: the caption (HTML), a fixed-height box with the canvas the chart module draws into, `extra`. */
 export function figure(id: string, caption: string, height: number, o: { extra?: string; cls?: string } = {}): string {
   return `<figure${o.cls ? ` class="${o.cls}"` : ''}><figcaption>${caption}</figcaption>` +
     `<div class="chart" style="height:${height}px"><canvas id="${id}"></canvas></div>${o.extra ?? ''}</figure>`;

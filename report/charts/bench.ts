@@ -23,12 +23,18 @@ const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x
 function yScale(values: number[], title: string) {
   const pos = values.filter((v) => v > 0);
   const log = pos.length > 1 && Math.max(...pos) / Math.min(...pos) > 20;
-  return { type: log ? 'logarithmic' as const : 'linear' as const, beginAtZero: !log, title: { display: true, text: title + (log ? ' (log scale)' : '') } };
+  return {
+    type: log ? ('logarithmic' as const) : ('linear' as const),
+    beginAtZero: !log,
+    title: { display: true, text: title + (log ? ' (log scale)' : '') },
+  };
 }
 
 export function drawBenchCharts(): void {
   const data = readJson<BenchJson>(BENCH_DATA_ID);
-  const engines = (document.querySelector(`[${ENGINES_ATTR}]`)?.getAttribute(ENGINES_ATTR) ?? '').split(' ').filter(Boolean);
+  const engines = (document.querySelector(`[${ENGINES_ATTR}]`)?.getAttribute(ENGINES_ATTR) ?? '')
+    .split(' ')
+    .filter(Boolean);
   drawCharts((add, Chart) => {
     // Grouped bars: one group per model/batch, one bar per engine.
     const perEngine = (id: string, field: 'median_ms' | 'cold_ms', title: string) => {
@@ -72,13 +78,17 @@ export function drawBenchCharts(): void {
         },
         options: {
           indexAxis: 'y',
-          scales: { x: { stacked: true, max: 100, title: { display: true, text: '% of cnnlab GPU time' } }, y: { stacked: true } },
+          scales: {
+            x: { stacked: true, max: 100, title: { display: true, text: '% of cnnlab GPU time' } },
+            y: { stacked: true },
+          },
           plugins: {
             tooltip: {
               callbacks: {
                 label: (c) => {
                   const r = familyRow(prof[c.dataIndex], c.dataset.label!);
-                  return `${c.dataset.label}: ${c.parsed.x!.toFixed(1)}%${r ? ` · ${fmt(r.ms)} ms · ${r.calls} calls` : ''}`;
+                  const more = r ? ` · ${fmt(r.ms)} ms · ${r.calls} calls` : '';
+                  return `${c.dataset.label}: ${c.parsed.x!.toFixed(1)}%${more}`;
                 },
               },
             },
@@ -89,7 +99,10 @@ export function drawBenchCharts(): void {
 
     // Kernels: achieved GFLOP/s, slowest first, against the FMA peak drawn as a dashed line.
     const peak = data.roofline.fmaGflops;
-    const ks = (data.kernels ?? []).filter((k) => typeof k.gflops === 'number').sort((a, b) => b.ms - a.ms).slice(0, KERNEL_CHART_MAX);
+    const ks = (data.kernels ?? [])
+      .filter((k) => typeof k.gflops === 'number')
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, KERNEL_CHART_MAX);
     if (ks.length) {
       const peakLine: Plugin<'bar'> = {
         id: 'peakLine',
@@ -116,14 +129,20 @@ export function drawBenchCharts(): void {
         },
         options: {
           indexAxis: 'y',
-          scales: { x: { min: 0, max: top, title: { display: true, text: 'achieved GFLOP/s (dark: compute-bound, light: memory-bound)' } } },
+          scales: {
+            x: {
+              min: 0, max: top,
+              title: { display: true, text: 'achieved GFLOP/s (dark: compute-bound, light: memory-bound)' },
+            },
+          },
           plugins: {
             legend: { display: false },
             tooltip: {
               callbacks: {
                 label: (c) => {
                   const k = ks[c.dataIndex];
-                  return `${fmt(k.gflops!)} GFLOP/s · ${fmt(k.ms)} ms × ${k.count} · ${(100 * k.fraction_of_peak).toFixed(1)}% of ${k.bound} peak`;
+                  const share = `${(100 * k.fraction_of_peak).toFixed(1)}% of ${k.bound} peak`;
+                  return `${fmt(k.gflops!)} GFLOP/s · ${fmt(k.ms)} ms × ${k.count} · ${share}`;
                 },
               },
             },

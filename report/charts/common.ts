@@ -14,7 +14,10 @@ declare global {
 export type ChartClass = typeof ChartJs;
 
 /** Draws one chart into <canvas id=id> (skipped when the page has no such canvas). */
-export type AddChart = <T extends ChartType, D = DefaultDataPoint<T>>(id: string, config: ChartConfiguration<T, D, unknown>) => void;
+export type AddChart = <T extends ChartType, D = DefaultDataPoint<T>>(
+  id: string,
+  config: ChartConfiguration<T, D, unknown>,
+) => void;
 
 /** The JSON inlined as <script type="application/json" id=id>. */
 export function readJson<T>(id: string): T {

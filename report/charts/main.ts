@@ -6,5 +6,8 @@ import { ROBUSTNESS_DATA_ID, drawRobustnessCharts } from './robustness.js';
 
 const reports: [string, () => void][] = [[ROBUSTNESS_DATA_ID, drawRobustnessCharts], [BENCH_DATA_ID, drawBenchCharts]];
 const found = reports.find(([id]) => document.getElementById(id));
-if (!found) throw new Error(`report charts: the page has none of the data elements ${reports.map(([id]) => `#${id}`).join(', ')}`);
+if (!found) {
+  const ids = reports.map(([id]) => `#${id}`).join(', ');
+  throw new Error(`report charts: the page has none of the data elements ${ids}`);
+}
 found[1]();

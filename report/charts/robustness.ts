@@ -52,7 +52,9 @@ const axis = <T extends object>(text: string, extra?: T) => ({ title: { display:
 function ticksAt(values: number[]) {
   const every = Math.ceil(values.length / 8);
   return {
-    afterBuildTicks: (ax: Scale) => { ax.ticks = values.filter((_, i) => i % every === 0).map((value) => ({ value })); },
+    afterBuildTicks: (ax: Scale) => {
+      ax.ticks = values.filter((_, i) => i % every === 0).map((value) => ({ value }));
+    },
     ticks: { autoSkip: false, callback: (v: number | string) => String(Math.round(Number(v) * 1000) / 1000) },
   };
 }
@@ -111,7 +113,10 @@ export function drawRobustnessCharts(): void {
       add<'bar', (number | null)[]>('chart-ce', {
         type: 'bar',
         data: { labels: D.ce.labels, datasets: sets },
-        options: { scales: { y: axis('% of AlexNet (lower is better)', { beginAtZero: true }) }, plugins: { tooltip: pctTip } },
+        options: {
+          scales: { y: axis('% of AlexNet (lower is better)', { beginAtZero: true }) },
+          plugins: { tooltip: pctTip },
+        },
         plugins: [hlines(Chart, [
           { y: 100, label: 'AlexNet = 100%', color: '#c92a2a' },
           { y: D.ce.mce, label: `mCE ${pct(D.ce.mce)}`, color: '#1971c2', dash: [2, 3] },
@@ -126,9 +131,18 @@ export function drawRobustnessCharts(): void {
         data: {
           labels: R.labels,
           datasets: [
-            { type: 'line', label: 'perfect calibration', data: R.diag, borderColor: '#c92a2a', borderDash: [6, 4], borderWidth: 2, pointRadius: 0, order: 0 },
-            { type: 'line', label: 'mean confidence', data: R.conf, showLine: false, borderColor: '#212529', backgroundColor: '#212529', pointRadius: 3, order: 1 },
-            { label: 'accuracy', data: R.acc, backgroundColor: '#74c0fc', borderColor: '#1971c2', borderWidth: 1, barPercentage: 1, categoryPercentage: 0.96, order: 2 },
+            {
+              type: 'line', label: 'perfect calibration', data: R.diag,
+              borderColor: '#c92a2a', borderDash: [6, 4], borderWidth: 2, pointRadius: 0, order: 0,
+            },
+            {
+              type: 'line', label: 'mean confidence', data: R.conf, showLine: false,
+              borderColor: '#212529', backgroundColor: '#212529', pointRadius: 3, order: 1,
+            },
+            {
+              label: 'accuracy', data: R.acc, backgroundColor: '#74c0fc', borderColor: '#1971c2', borderWidth: 1,
+              barPercentage: 1, categoryPercentage: 0.96, order: 2,
+            },
           ],
         },
         options: {
@@ -136,7 +150,10 @@ export function drawRobustnessCharts(): void {
           plugins: {
             tooltip: {
               callbacks: {
-                label: (c) => `${c.dataset.label}: ${pct(c.parsed.y)}${c.dataset.label === 'accuracy' ? ` (${R.count[c.dataIndex]} images)` : ''}`,
+                label: (c) => {
+                  const images = c.dataset.label === 'accuracy' ? ` (${R.count[c.dataIndex]} images)` : '';
+                  return `${c.dataset.label}: ${pct(c.parsed.y)}${images}`;
+                },
               },
             },
           },
@@ -153,7 +170,10 @@ export function drawRobustnessCharts(): void {
             x: axis('object area, % of the image', { type: 'linear', min: 0, max: 100 }),
             y: axis('top-1 accuracy %', { min: 0, max: 100 }),
           },
-          plugins: { legend: { display: false }, tooltip: { callbacks: { label: (c) => `area ${c.parsed.x!.toFixed(0)}%: ${pct(c.parsed.y)}` } } },
+          plugins: {
+            legend: { display: false },
+            tooltip: { callbacks: { label: (c) => `area ${c.parsed.x!.toFixed(0)}%: ${pct(c.parsed.y)}` } },
+          },
         },
       });
     }
@@ -167,7 +187,10 @@ export function drawRobustnessCharts(): void {
             x: axis('rotation angle, degrees', { type: 'linear', min: 0, max: 360, ticks: { stepSize: 45 } }),
             y: axis('top-1 accuracy %', { min: 0, max: 100 }),
           },
-          plugins: { legend: lineLegend, tooltip: { callbacks: { label: (c) => `${c.dataset.label}, ${c.parsed.x}°: ${pct(c.parsed.y)}` } } },
+          plugins: {
+            legend: lineLegend,
+            tooltip: { callbacks: { label: (c) => `${c.dataset.label}, ${c.parsed.x}°: ${pct(c.parsed.y)}` } },
+          },
         },
       });
     }
@@ -203,14 +226,23 @@ export function drawRobustnessCharts(): void {
         },
         options: {
           scales: {
-            x: axis('object centre x', { type: 'linear', min: L.xr[0], max: L.xr[1], grid: { display: false }, ...ticksAt(L.xs) }),
+            x: axis('object centre x', {
+              type: 'linear', min: L.xr[0], max: L.xr[1], grid: { display: false }, ...ticksAt(L.xs),
+            }),
             y: axis('object centre y (down, as in the image)', {
               type: 'linear', min: L.yr[0], max: L.yr[1], reverse: true, grid: { display: false }, ...ticksAt(L.ys),
             }),
           },
           plugins: {
             legend: { display: false },
-            tooltip: { callbacks: { label: (c) => { const cell = L.cells[c.dataIndex]; return `(${cell.x}, ${cell.y}): ${pct(cell.v)}`; } } },
+            tooltip: {
+              callbacks: {
+                label: (c) => {
+                  const cell = L.cells[c.dataIndex];
+                  return `(${cell.x}, ${cell.y}): ${pct(cell.v)}`;
+                },
+              },
+            },
           },
         },
         plugins: [cells],
@@ -221,7 +253,12 @@ export function drawRobustnessCharts(): void {
       const rx = D.resolution.top1.map((p) => p.x), pad = 0.06 * (rx[rx.length - 1] - rx[0]);
       add<'line', XY[]>('chart-resolution', {
         type: 'line',
-        data: { datasets: [line('top-1', D.resolution.top1, 0, { pointRadius: 4 }), line('top-5', D.resolution.top5, 1, { pointRadius: 4 })] },
+        data: {
+          datasets: [
+            line('top-1', D.resolution.top1, 0, { pointRadius: 4 }),
+            line('top-5', D.resolution.top5, 1, { pointRadius: 4 }),
+          ],
+        },
         options: {
           scales: {
             x: axis(`test resolution, px (model built for ${D.resolution.native})`, {
@@ -229,7 +266,9 @@ export function drawRobustnessCharts(): void {
             }),
             y: axis('accuracy %', { grace: '5%' }),
           },
-          plugins: { tooltip: { callbacks: { label: (c) => `${c.dataset.label} at ${c.parsed.x} px: ${pct(c.parsed.y)}` } } },
+          plugins: {
+            tooltip: { callbacks: { label: (c) => `${c.dataset.label} at ${c.parsed.x} px: ${pct(c.parsed.y)}` } },
+          },
         },
       });
     }
@@ -241,7 +280,10 @@ export function drawRobustnessCharts(): void {
         data: {
           datasets: [
             line('mean over seeds', F.mean, 0, { pointRadius: 4 }),
-            { type: 'scatter', label: 'each seed', data: F.seeds, backgroundColor: 'rgba(134,142,150,0.7)', pointRadius: 3 },
+            {
+              type: 'scatter', label: 'each seed', data: F.seeds,
+              backgroundColor: 'rgba(134,142,150,0.7)', pointRadius: 3,
+            },
           ],
         },
         options: {
@@ -255,7 +297,9 @@ export function drawRobustnessCharts(): void {
             }),
             y: axis('accuracy %', { beginAtZero: true }),
           },
-          plugins: { tooltip: { callbacks: { label: (c) => `${c.dataset.label}, ${c.parsed.x}-shot: ${pct(c.parsed.y)}` } } },
+          plugins: {
+            tooltip: { callbacks: { label: (c) => `${c.dataset.label}, ${c.parsed.x}-shot: ${pct(c.parsed.y)}` } },
+          },
         },
       });
     }

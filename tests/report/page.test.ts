@@ -43,6 +43,7 @@ describe('page pieces', () => {
     expect(dl([['<k>', '<b>v</b>']])).toBe('<dl><dt>&lt;k&gt;</dt><dd><b>v</b></dd></dl>');
     expect(headRow(['a<b'])).toBe('<thead><tr><th>a&lt;b</th></tr></thead>');
     expect(figure('chart-x', 'Cap', 300, { cls: 'wide', extra: '<i></i>' }))
-      .toBe('<figure class="wide"><figcaption>Cap</figcaption><div class="chart" style="height:300px"><canvas id="chart-x"></canvas></div><i></i></figure>');
+      .toBe('<figure class="wide"><figcaption>Cap</figcaption>' +
+        '<div class="chart" style="height:300px"><canvas id="chart-x"></canvas></div><i></i></figure>');
   });
 });
