@@ -1,6 +1,8 @@
-// esbuild: the page (web/ → dist/web) and the Node CLI (cli/ → dist/cli.mjs).
+// esbuild: the page (web/ → dist/web), the report chart module (report/charts/ →
+// dist/web/report-charts.js, inlined into every report.html) and the Node CLI (cli/ → dist/cli.mjs).
 import { build } from 'esbuild';
 import { cpSync, mkdirSync } from 'node:fs';
+import { reportChartsBuild } from './report/charts/build-options.mjs';
 
 const common = { bundle: true, sourcemap: true, target: 'es2022', logLevel: 'warning', format: 'esm' };
 
@@ -19,6 +21,7 @@ await Promise.all([
     // Node-only branches (engine/device.ts, file writers in eval/) import these; the browser never reaches them.
     external: ['webgpu', 'node:*', 'sharp'],
   }),
+  build(reportChartsBuild),
   build({
     ...common,
     entryPoints: { cli: 'cli/main.ts' },

@@ -42,6 +42,17 @@ export interface Summary {
   /** Clean top-1 per test resolution. */
   resolutions: Record<string, ConditionMetrics>;
   unreadable: { id: string; error: string }[];
-  /** Transfer results, when a transfer run wrote into the same folder. */
+  /** Transfer results, when a transfer run wrote into the same folder (a TransferSummary when well-formed). */
   transfer?: unknown;
+}
+
+/** Transfer results of the same backbone (eval/transfer writes them; `Summary.transfer` may hold one). */
+export interface TransferSummary {
+  /** Few-shot linear (ridge) accuracy per shots per class ('1', '5', '10', '25'): mean ± std over seeds. */
+  fewshot?: Record<string, { mean: number; std: number; per_seed: number[] }>;
+  /** Linear probe on the full training split. */
+  probe?: { accuracy: number; l2: number };
+  vtab1k?: { accuracy: number; l2?: number };
+  /** Which features were used (e.g. 'pre-logits'). */
+  features?: string;
 }

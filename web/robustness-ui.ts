@@ -75,8 +75,12 @@ export function setupRobustnessUi(getDevice: () => Promise<Device>): void {
       });
       const summary = summarizeRun(settings, def.preprocess, records);
       last = { records, summary };
-      const chartJs = await (await fetch('/vendor/chart/chart.umd.js')).text();
-      $<HTMLIFrameElement>('rob-report').srcdoc = renderRobustnessReport(summary, { chartJs });
+      const [chartJs, charts] = await Promise.all(['/vendor/chart/chart.umd.js', '/report-charts.js'].map(async (u) => {
+        const r = await fetch(u);
+        if (!r.ok) throw new Error(`${u}: ${r.status} ${r.statusText}`);
+        return r.text();
+      }));
+      $<HTMLIFrameElement>('rob-report').srcdoc = renderRobustnessReport(summary, { chartJs, charts });
       $<HTMLButtonElement>('rob-save').disabled = false;
       out.textContent += ' · done';
     } catch (e) {

@@ -2,15 +2,10 @@
 // the terminal table, on a hand-built bench.json; then the page with the real Chart.js UMD
 // build opened from file:// in headless Chromium, where the charts must be drawn without errors.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { escapeHtml, formatBenchTable, formatTargets, renderReport, targetChecks } from '../../bench/report.js';
 import type { BenchJson, EngineResult } from '../../bench/schema.js';
-import { chromiumPath, launchChromium } from '../../cli/chromium.js';
+import { chartJsSource, haveChromium, openReport } from '../report-harness.js';
 
 const EVIL = 'session failed: <script>alert("pwned")</script> & "quotes" \'single\'';
 const EVIL_NOTE = 'ort-wasm: threads off </script><img src=x onerror="window.__hacked=1"> & more';
@@ -213,50 +208,30 @@ describe('formatBenchTable', () => {
   });
 });
 
-const chartJsPath = join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.js');
-const haveChromium = (() => { try { return existsSync(chromiumPath()); } catch { return false; } })();
-
 describe.skipIf(!haveChromium)('report in headless Chromium', () => {
   it('draws every chart from file:// with the real Chart.js and no page errors', async () => {
-    const html = renderReport(bench(), { chartJs: readFileSync(chartJsPath, 'utf8') });
-    const dir = mkdtempSync(join(tmpdir(), 'cnnlab-report-'));
-    const file = join(dir, 'report.html');
-    writeFileSync(file, html);
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-      page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
-      // No request may leave the page.
-      const requests: string[] = [];
-      page.on('request', (r) => { if (!r.url().startsWith('file:')) requests.push(r.url()); });
-      await page.goto(pathToFileURL(file).href);
-      await page.waitForFunction(() => document.body.hasAttribute('data-charts'), undefined, { timeout: 10_000 });
-      const r = await page.evaluate(() => {
-        const w = window as unknown as { __charts: { config: { type: string }; data: { datasets: unknown[] } }[]; __hacked?: number };
-        return {
-          charts: w.__charts.length,
-          datasets: w.__charts.map((c) => c.data.datasets.length),
-          canvases: Array.from(document.querySelectorAll('canvas')).map((c) => [c.id, c.width, c.height] as const),
-          hacked: w.__hacked,
-          errorText: document.querySelector('td.msg pre')?.textContent,
-          scriptTags: document.querySelectorAll('script').length,
-        };
-      });
-      expect(errors).toEqual([]);
-      expect(requests).toEqual([]);
-      expect(r.charts).toBe(4);
-      // median and cold: the two engines that ran; profile: conv2d, matmul, add, softmax; kernels: one dataset.
-      expect(r.datasets).toEqual([2, 2, 4, 1]);
-      expect(r.canvases.map((c) => c[0])).toEqual(['chart-median', 'chart-cold', 'chart-profile', 'chart-kernels']);
-      for (const [, w, h] of r.canvases) { expect(w).toBeGreaterThan(100); expect(h).toBeGreaterThan(100); }
-      expect(r.hacked).toBeUndefined();
-      expect(r.errorText).toBe(EVIL);
-      expect(r.scriptTags).toBe(3);
-    } finally {
-      await browser.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const html = renderReport(bench(), { chartJs: chartJsSource() });
+    // No request may leave the page.
+    const { errors, requests, result: r } = await openReport(html, () => {
+      const w = window as unknown as { __charts: { config: { type: string }; data: { datasets: unknown[] } }[]; __hacked?: number };
+      return {
+        charts: w.__charts.length,
+        datasets: w.__charts.map((c) => c.data.datasets.length),
+        canvases: Array.from(document.querySelectorAll('canvas')).map((c) => [c.id, c.width, c.height] as const),
+        hacked: w.__hacked,
+        errorText: document.querySelector('td.msg pre')?.textContent,
+        scriptTags: document.querySelectorAll('script').length,
+      };
+    });
+    expect(errors).toEqual([]);
+    expect(requests).toEqual([]);
+    expect(r.charts).toBe(4);
+    // median and cold: the two engines that ran; profile: conv2d, matmul, add, softmax; kernels: one dataset.
+    expect(r.datasets).toEqual([2, 2, 4, 1]);
+    expect(r.canvases.map((c) => c[0])).toEqual(['chart-median', 'chart-cold', 'chart-profile', 'chart-kernels']);
+    for (const [, w, h] of r.canvases) { expect(w).toBeGreaterThan(100); expect(h).toBeGreaterThan(100); }
+    expect(r.hacked).toBeUndefined();
+    expect(r.errorText).toBe(EVIL);
+    expect(r.scriptTags).toBe(3);
   });
 });

@@ -3,16 +3,11 @@
 // page with the real Chart.js UMD build opened from file:// in headless Chromium, where every
 // chart must be drawn without errors and without a request leaving the page.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { chromiumPath, launchChromium } from '../../cli/chromium.js';
 import { formatRobustnessTable, renderRobustnessReport, type TransferSummary } from '../../eval/report.js';
 import type { ConditionMetrics, Summary } from '../../eval/summary-schema.js';
-import { escapeHtml } from '../../web/html.js';
+import { escapeHtml } from '../../report/html.js';
+import { chartJsSource, haveChromium, openReport } from '../report-harness.js';
 
 const EVIL = 'cannot decode: <script>alert("pwned")</script> & "quotes" \'single\'';
 const EVIL_ID = 'n01440364/<img src=x onerror="window.__hacked=1">.jpg';
@@ -210,54 +205,34 @@ describe('formatRobustnessTable', () => {
   });
 });
 
-const chartJsPath = join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.js');
-const haveChromium = (() => { try { return existsSync(chromiumPath()); } catch { return false; } })();
-
 describe.skipIf(!haveChromium)('robustness report in headless Chromium', () => {
   it('draws every chart from file:// with the real Chart.js and no page errors', async () => {
-    const html = renderRobustnessReport(viaJson(summary()), { chartJs: readFileSync(chartJsPath, 'utf8'), transfer });
-    const dir = mkdtempSync(join(tmpdir(), 'cnnlab-robustness-report-'));
-    const file = join(dir, 'report.html');
-    writeFileSync(file, html);
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-      page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
-      const requests: string[] = [];
-      page.on('request', (r) => { if (!r.url().startsWith('file:')) requests.push(r.url()); });
-      await page.goto(pathToFileURL(file).href);
-      await page.waitForFunction(() => document.body.hasAttribute('data-charts'), undefined, { timeout: 10_000 });
-      const r = await page.evaluate(() => {
-        const w = window as unknown as { __charts: { canvas: HTMLCanvasElement; data: { datasets: unknown[] } }[]; __hacked?: number };
-        // The heat map's centre cell is painted (not the white background).
-        const loc = w.__charts.find((c) => c.canvas.id === 'chart-location')!;
-        const ch = loc as unknown as { scales: Record<string, { getPixelForValue(v: number): number }>; ctx: CanvasRenderingContext2D; currentDevicePixelRatio: number };
-        const px = ch.scales.x.getPixelForValue(0.5) * ch.currentDevicePixelRatio, py = ch.scales.y.getPixelForValue(0.5) * ch.currentDevicePixelRatio;
-        return {
-          ids: w.__charts.map((c) => c.canvas.id),
-          datasets: w.__charts.map((c) => c.data.datasets.length),
-          sizes: w.__charts.map((c) => [c.canvas.width, c.canvas.height]),
-          centre: Array.from(ch.ctx.getImageData(Math.round(px), Math.round(py), 1, 1).data),
-          hacked: w.__hacked,
-          errorText: Array.from(document.querySelectorAll('td.msg pre')).map((e) => e.textContent),
-        };
-      });
-      expect(errors).toEqual([]);
-      expect(requests).toEqual([]);
-      expect(r.ids).toEqual(['chart-severity', 'chart-ce', 'chart-reliability', 'chart-size', 'chart-rotation', 'chart-location', 'chart-resolution', 'chart-fewshot']);
-      // severity: a line per corruption; CE and relative CE; reliability: diagonal, confidence, accuracy;
-      // size; two rotation areas; the heat map; top-1 and top-5; few-shot mean and seeds.
-      expect(r.datasets).toEqual([3, 2, 3, 1, 2, 1, 2, 2]);
-      for (const [w, h] of r.sizes) { expect(w).toBeGreaterThan(100); expect(h).toBeGreaterThan(100); }
-      // The best cell (centre) is the top of the colour scale: viridis yellow #fde725.
-      expect(r.centre.slice(0, 3)).toEqual([0xfd, 0xe7, 0x25]);
-      expect(r.hacked).toBeUndefined();
-      expect(r.errorText).toContain(EVIL);
-    } finally {
-      await browser.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const html = renderRobustnessReport(viaJson(summary()), { chartJs: chartJsSource(), transfer });
+    const { errors, requests, result: r } = await openReport(html, () => {
+      const w = window as unknown as { __charts: { canvas: HTMLCanvasElement; data: { datasets: unknown[] } }[]; __hacked?: number };
+      // The heat map's centre cell is painted (not the white background).
+      const loc = w.__charts.find((c) => c.canvas.id === 'chart-location')!;
+      const ch = loc as unknown as { scales: Record<string, { getPixelForValue(v: number): number }>; ctx: CanvasRenderingContext2D; currentDevicePixelRatio: number };
+      const px = ch.scales.x.getPixelForValue(0.5) * ch.currentDevicePixelRatio, py = ch.scales.y.getPixelForValue(0.5) * ch.currentDevicePixelRatio;
+      return {
+        ids: w.__charts.map((c) => c.canvas.id),
+        datasets: w.__charts.map((c) => c.data.datasets.length),
+        sizes: w.__charts.map((c) => [c.canvas.width, c.canvas.height]),
+        centre: Array.from(ch.ctx.getImageData(Math.round(px), Math.round(py), 1, 1).data),
+        hacked: w.__hacked,
+        errorText: Array.from(document.querySelectorAll('td.msg pre')).map((e) => e.textContent),
+      };
+    });
+    expect(errors).toEqual([]);
+    expect(requests).toEqual([]);
+    expect(r.ids).toEqual(['chart-severity', 'chart-ce', 'chart-reliability', 'chart-size', 'chart-rotation', 'chart-location', 'chart-resolution', 'chart-fewshot']);
+    // severity: a line per corruption; CE and relative CE; reliability: diagonal, confidence, accuracy;
+    // size; two rotation areas; the heat map; top-1 and top-5; few-shot mean and seeds.
+    expect(r.datasets).toEqual([3, 2, 3, 1, 2, 1, 2, 2]);
+    for (const [w, h] of r.sizes) { expect(w).toBeGreaterThan(100); expect(h).toBeGreaterThan(100); }
+    // The best cell (centre) is the top of the colour scale: viridis yellow #fde725.
+    expect(r.centre.slice(0, 3)).toEqual([0xfd, 0xe7, 0x25]);
+    expect(r.hacked).toBeUndefined();
+    expect(r.errorText).toContain(EVIL);
   });
 });
