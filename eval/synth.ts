@@ -14,7 +14,7 @@
 // (not premultiplied) alpha, as PNG stores it.
 
 import type { RgbImage } from '../models/preprocess.js';
-import { rngU32 } from './corruptions/common.js';
+import { rngU32 } from './rng.js';
 
 export type { RgbImage };
 

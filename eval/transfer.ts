@@ -33,7 +33,7 @@
 // ---- Linear probe: multinomial logistic regression, documented at `linearProbe`.
 // ---- VTAB-1k: documented at `vtab1kSplits` / `vtab1k`.
 
-import { rngU32 } from './corruptions/common.js';
+import { rngU32 } from './rng.js';
 import { addDiagonal, choleskySolve, gram, matmulTN, toF64, transpose } from './linalg.js';
 
 export interface FeatureSet {
