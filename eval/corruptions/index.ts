@@ -6,7 +6,7 @@
 // zoom_blur, snow, frost, fog, contrast, elastic_transform, pixelate, jpeg_compression,
 // brightness. The 4 extras: speckle_noise, gaussian_blur, spatter, saturate.
 
-import type { CorruptAttrs, CorruptionDef } from './corruption.js';
+import { ShapeError } from '../../kernels/kernel.js';
 import { contrast } from './contrast.js';
 import { defocusBlur } from './defocus-blur.js';
 import { elasticTransform } from './elastic-transform.js';
@@ -22,7 +22,7 @@ import { pixelate } from './pixelate.js';
 import { snow } from './snow.js';
 import { spatter } from './spatter.js';
 import { zoomBlur } from './zoom-blur.js';
-import { ShapeError } from '../../kernels/kernel.js';
+import type { CorruptAttrs, CorruptionDef } from './corruption.js';
 
 export type { CorruptAttrs, CorruptionDef } from './corruption.js';
 

@@ -26,8 +26,8 @@ export const corruptOp: OpDef<CorruptAttrs> = {
   },
 };
 
-// The guard keeps a second copy of this module (a test runner that re-evaluates it against a
-// shared kernels/index.ts) from failing; the op is registered once per registry either way.
+// registerOp refuses a name twice; the guard makes a second evaluation of this module against the
+// same registry (a hot-reloading dev server) harmless.
 if (!OPS.has(corruptOp.op)) registerOp(corruptOp);
 
 /**
