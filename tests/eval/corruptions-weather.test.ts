@@ -78,7 +78,7 @@ const meanAbsDiff = (a: HostTensor, b: HostTensor) => a.data.reduce((s, v, i) =>
 
 /**
  * GPU against reference: |gpu − ref| ≤ 1e-5 everywhere (measured on SwiftShader: ≤ 1.5e-7). The
- * kernels draw normals with rng_normal_exact (weather.ts), whose cos is accurate to ~1e-7, so
+ * kernels draw normals with rng_normal (eval/rng.ts), whose cos is accurate to ~1e-7, so
  * thresholded noise (snow, spatter) lands on the same side of its threshold as the reference's.
  * On another adapter a value within rounding of a threshold could still flip a blob.
  */
