@@ -57,7 +57,9 @@ export const storeRgb = (v: string) => `  y[p * 3u] = ${v}.x; y[p * 3u + 1u] = $
 export const CORRUPT_WG = 64;
 
 /** The entry point over index < count: `${index}` is the flat invocation index, then `body`. */
-export function computeMain(c: { wg: number; gridX: number }, count: number, index: string, body: string, what = ''): string {
+export function computeMain(
+  c: { wg: number; gridX: number }, count: number, index: string, body: string, what = '',
+): string {
   return `
 @compute @workgroup_size(${c.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -82,11 +84,12 @@ export function pixelGrid(shape: Shape, ctx: LowerContext): { g: PixelGrid; grou
 
 /** The entry point: defines p (flat pixel), b (image), q (pixel in image), yy, xx (i32), then `body`. */
 export function pixelMain(g: PixelGrid, body: string): string {
-  return computeMain(g, g.n * g.h * g.w, 'p', `  let b = p / ${g.h * g.w}u;                                // image in the batch
-  let q = p - b * ${g.h * g.w}u;                            // pixel within the image (y·W + x)
+  const hw = g.h * g.w;
+  const pixel = `  let b = p / ${hw}u;                                // image in the batch
+  let q = p - b * ${hw}u;                            // pixel within the image (y·W + x)
   let yy = i32(q / ${g.w}u);
-  let xx = i32(q % ${g.w}u);
-${body}`, '   // flat pixel index over [N,H,W]');
+  let xx = i32(q % ${g.w}u);`;
+  return computeMain(g, g.n * hw, 'p', `${pixel}\n${body}`, '   // flat pixel index over [N,H,W]');
 }
 
 export interface Dims { n: number; h: number; w: number }
@@ -118,7 +121,8 @@ export type DistOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> 
 
 /** A stage's dispatch: `count` invocations over a grid sized for the device. */
 export function stageDispatch<C extends Launch>(
-  family: KernelFamily<C>, cfg: DistOmit<C, keyof Launch>, count: number, bindings: BindingRef[], ctx: LowerContext, bytes?: number,
+  family: KernelFamily<C>, cfg: DistOmit<C, keyof Launch>, count: number, bindings: BindingRef[], ctx: LowerContext,
+  bytes?: number,
 ): Dispatch {
   const g = grid(ceilDiv(count, CORRUPT_WG), ctx.limits.maxComputeWorkgroupsPerDimension);
   const config = { ...cfg, count, wg: CORRUPT_WG, gridX: g[0] } as unknown as C;
@@ -334,9 +338,12 @@ export function rowMaxRef(src: Float32Array, rows: number, len: number): Float32
 }
 
 /** Two dispatches: per-row max of [N, rowsPerImage, len] into temp rowsTemp, then per-image max into temp maxTemp. */
-export function imageMax(src: BindingRef, rowsTemp: number, maxTemp: number, n: number, rowsPerImage: number, len: number, ctx: LowerContext): Dispatch[] {
+export function imageMax(
+  src: BindingRef, rowsTemp: number, maxTemp: number, n: number, rowsPerImage: number, len: number, ctx: LowerContext,
+): Dispatch[] {
+  const bytes = 4 * n * rowsPerImage * (len + 1);
   return [
-    stageDispatch(rowMaxFamily, { len }, n * rowsPerImage, [src, temp(rowsTemp)], ctx, 4 * n * rowsPerImage * (len + 1)),
+    stageDispatch(rowMaxFamily, { len }, n * rowsPerImage, [src, temp(rowsTemp)], ctx, bytes),
     stageDispatch(rowMaxFamily, { len: rowsPerImage }, n, [temp(rowsTemp), temp(maxTemp)], ctx),
   ];
 }

@@ -52,6 +52,8 @@ export function corruptionNames(o: { extras?: boolean } = {}): string[] {
 /** The parameters of (name, severity); a severity outside 1..5 is a ShapeError. */
 export function corruptionParams(a: CorruptAttrs): unknown {
   const d = getCorruption(a.name);
-  if (!Number.isInteger(a.severity) || a.severity < 1 || a.severity > 5) throw new ShapeError(`corruption severity must be 1..5, got ${a.severity}`);
+  if (!Number.isInteger(a.severity) || a.severity < 1 || a.severity > 5) {
+    throw new ShapeError(`corruption severity must be 1..5, got ${a.severity}`);
+  }
   return d.params[a.severity - 1];
 }
