@@ -11,7 +11,7 @@
 import {
   type KernelFamily, ceilDiv, f32Lit, grid, input, makeDispatch, output, temp,
 } from '../../kernels/kernel.js';
-import { type PixelGrid, constArray, pixelGrid, pixelMain, storeRgb } from './common.js';
+import { type PixelGrid, computeMain, constArray, pixelGrid, pixelMain, storeRgb } from './common.js';
 import type { CorruptionDef } from './corruption.js';
 import { JPEG_INT_WGSL, YCC, jpegQuantTables, jpegReciprocal, jpegRoundTripU8, toU8 } from './jpeg-codec.js';
 
@@ -31,36 +31,8 @@ const jpegBlockFamily: KernelFamily<JpegBlockConfig> = {
   name: 'corrupt-jpeg-block',
   wgsl(c) {
     const luma = c.plane === 'luma';
-    return `
-${JPEG_INT_WGSL}
-${constArray('QT', 'i32', c.q)}
-${constArray('RECIP', 'u32', c.recip)}
-${constArray('CORR', 'u32', c.corr)}
-${constArray('SHIFT', 'u32', c.shift)}
-@group(0) @binding(0) var<storage, read> x: array<f32>;          // input  [N,H,W,3] in [0,1]
-@group(0) @binding(1) var<storage, read_write> plane: array<f32>; // output ${luma ? 'Y [N,H,W]' : `CbCr [N,${c.ch},${c.cw},2]`}, decoded 0-255 integers
-
-// The 8-bit pixel libjpeg reads at (r, s), edge pixels replicated past the image.
-fn rgb8(b: u32, r: u32, s: u32) -> vec3<i32> {
-  let o = ((b * ${c.h}u + min(r, ${c.h - 1}u)) * ${c.w}u + min(s, ${c.w - 1}u)) * 3u;
-  return vec3<i32>(clamp(floor(vec3<f32>(x[o], x[o + 1u], x[o + 2u]) * 255.0 + 0.5), vec3<f32>(0.0), vec3<f32>(255.0)));
-}
-${luma ? `fn to_y(p: vec3<i32>) -> i32 { return (${YCC.yr} * p.x + ${YCC.yg} * p.y + ${YCC.yb} * p.z + 32768) >> 16u; }` : `
-fn to_cb(p: vec3<i32>) -> i32 { return (-${YCC.cbr} * p.x - ${YCC.cbg} * p.y + ${YCC.half} * p.z + ${(128 << 16) + 32767}) >> 16u; }
-fn to_cr(p: vec3<i32>) -> i32 { return (${YCC.half} * p.x - ${YCC.crg} * p.y - ${YCC.crb} * p.z + ${(128 << 16) + 32767}) >> 16u; }`}
-
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;   // block over [N, bh, bw]
-  if (t >= ${c.n * c.bh * c.bw}u) { return; }
-  let b = t / ${c.bh * c.bw}u;
-  let by = (t / ${c.bw}u) % ${c.bh}u;
-  let bx = t % ${c.bw}u;
-  var qt = QT;
-  var recip = RECIP;
-  var corr = CORR;
-  var shift = SHIFT;
-${luma ? `
+    // Per plane: code the luma block, or the Cb and Cr blocks of one chroma position.
+    const code = luma ? `
   var s: array<i32, 64>;
   for (var i = 0u; i < 64u; i++) { s[i] = to_y(rgb8(b, by * 8u + i / 8u, bx * 8u + i % 8u)); }
   jpeg_block(&s, &qt, &recip, &corr, &shift);
@@ -93,8 +65,32 @@ ${luma ? `
       plane[o] = f32(cb[i]);
       plane[o + 1u] = f32(cr[i]);
     }
-  }`}
-}`;
+  }`;
+    return `
+${JPEG_INT_WGSL}
+${constArray('QT', 'i32', c.q)}
+${constArray('RECIP', 'u32', c.recip)}
+${constArray('CORR', 'u32', c.corr)}
+${constArray('SHIFT', 'u32', c.shift)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;          // input  [N,H,W,3] in [0,1]
+@group(0) @binding(1) var<storage, read_write> plane: array<f32>; // output ${luma ? 'Y [N,H,W]' : `CbCr [N,${c.ch},${c.cw},2]`}, decoded 0-255 integers
+
+// The 8-bit pixel libjpeg reads at (r, s), edge pixels replicated past the image.
+fn rgb8(b: u32, r: u32, s: u32) -> vec3<i32> {
+  let o = ((b * ${c.h}u + min(r, ${c.h - 1}u)) * ${c.w}u + min(s, ${c.w - 1}u)) * 3u;
+  return vec3<i32>(clamp(floor(vec3<f32>(x[o], x[o + 1u], x[o + 2u]) * 255.0 + 0.5), vec3<f32>(0.0), vec3<f32>(255.0)));
+}
+${luma ? `fn to_y(p: vec3<i32>) -> i32 { return (${YCC.yr} * p.x + ${YCC.yg} * p.y + ${YCC.yb} * p.z + 32768) >> 16u; }` : `
+fn to_cb(p: vec3<i32>) -> i32 { return (-${YCC.cbr} * p.x - ${YCC.cbg} * p.y + ${YCC.half} * p.z + ${(128 << 16) + 32767}) >> 16u; }
+fn to_cr(p: vec3<i32>) -> i32 { return (${YCC.half} * p.x - ${YCC.crg} * p.y - ${YCC.crb} * p.z + ${(128 << 16) + 32767}) >> 16u; }`}
+${computeMain(c, c.n * c.bh * c.bw, 't', `  let b = t / ${c.bh * c.bw}u;
+  let by = (t / ${c.bw}u) % ${c.bh}u;
+  let bx = t % ${c.bw}u;
+  var qt = QT;
+  var recip = RECIP;
+  var corr = CORR;
+  var shift = SHIFT;
+${code}`, '   // block over [N, bh, bw]')}`;
   },
 };
 
