@@ -308,7 +308,7 @@ async function synthCmd(argv: string[]): Promise<number> {
     },
   });
   if (!values.out) throw new Error('--out DIR is required');
-  const synth = await import('../eval/synth.js');
+  const synth = { ...(await import('../eval/synth.js')), ...(await import('../eval/synth-files.js')) };
   const classes = { train: synth.SYNTH_TRAIN_CLASSES, heldout: synth.SYNTH_HELDOUT_CLASSES, all: synth.SYNTH_CLASSES.map((_, i) => i) }[values.classes!];
   if (!classes) throw new Error(`--classes must be train, heldout or all, got ${values.classes}`);
   if (!['train', 'val', 'test'].includes(values.split!)) throw new Error(`--split must be train, val or test, got ${values.split}`);

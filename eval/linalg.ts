@@ -1,6 +1,7 @@
-// Dense linear algebra for the transfer protocols (eval/transfer.ts): plain TS on row-major
-// Float64Array, no GPU. Sizes are those of a linear head on frozen features: N ≤ a few
-// thousand examples, D ≤ a few thousand features, C ≤ a few hundred classes.
+// Dense linear algebra for the transfer protocols (eval/transfer.ts; beside it, the probe's
+// optimiser eval/lbfgs.ts and its loss eval/logistic.ts): plain TS on row-major Float64Array,
+// no GPU. Sizes are those of a linear head on frozen features: N ≤ a few thousand examples,
+// D ≤ a few thousand features, C ≤ a few hundred classes.
 //
 // Every matrix is a row-major Float64Array with its dimensions passed beside it
 // (A is m×n: A[i·n + j]). Loop orders keep the innermost loop on contiguous memory:

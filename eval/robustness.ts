@@ -16,7 +16,7 @@ import { Graph } from '../engine/graph.js';
 import { optimize } from '../engine/passes.js';
 import type { SafetensorsFile } from '../engine/safetensors.js';
 import { atResolution, getModel, loadModel, type Preprocess } from '../models/registry.js';
-import { addCorruption } from './corruptions/index.js';
+import { addCorruption } from './corruptions/op.js';
 import { summarizeLogits } from './metrics.js';
 import { type ImageRecord, recordKey, type RunRecord } from './record-format.js';
 

@@ -1,29 +1,23 @@
-// SI-Score-style synthetic data (REFERENCE.md §5; google-research/si-score, Djolonga et al.):
+// SI-Score-style synthetic data (docs/si-score.md; google-research/si-score, Djolonga et al.):
 // segmented foreground objects pasted on uncluttered backgrounds, swept over one factor at a
 // time (object size, location, rotation). SI-Score pastes real segmented photos; here the
 // foregrounds are procedural classes (a shape, a colour family and a texture, with per-instance
-// jitter) so a small model can learn them in minutes, and `loadCutouts` lets users pass real
-// cut-outs in SI-Score's own folder layout instead.
+// jitter) so a small model can learn them in minutes, and synth-files.ts's `loadCutouts` lets
+// users pass real cut-outs in SI-Score's own folder layout instead.
 //
-// Everything is a pure function of its seed (the shared counter-based RNG of
-// eval/corruptions/common.ts), runs on the CPU, and needs no canvas: the resize is PIL-style
-// antialiased bicubic and the rotation is bicubic on premultiplied alpha, as SI-Score's
-// PIL `resize` + `rotate(expand=True)` + `paste(mask=fg)`.
+// This module renders: everything is a pure function of its seed (the shared counter-based RNG
+// of eval/rng.ts), runs on the CPU in the browser or Node, and needs no canvas. Compositing
+// (PIL-style resize, rotate and paste) is synth-paste.ts; writing and reading image folders
+// (Node: node:fs, sharp) is synth-files.ts, which the page never imports.
 //
 // Images are row-major 8-bit: RgbImage 3 bytes a pixel, RgbaImage 4 bytes a pixel with straight
 // (not premultiplied) alpha, as PNG stores it.
 
 import type { RgbImage } from '../models/preprocess.js';
-import { rngU32 } from './corruptions/common.js';
+import { rngU32 } from './rng.js';
+import { type RgbaImage, fitBackground, paste, pasteGeometry } from './synth-paste.js';
 
-export type { RgbImage };
-
-/** An 8-bit RGBA image, row-major, straight alpha. */
-export interface RgbaImage {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
+export type { RgbImage, RgbaImage };
 
 // ---------------------------------------------------------------------------------------------
 // Randomness: every draw is rngU32(seed, id, stream, counter), so adding a class or an instance
@@ -198,7 +192,8 @@ export const SYNTH_TRAIN_CLASSES: readonly number[] = SYNTH_CLASSES.slice(0, SYN
 /** Indices of the held-out classes, for few-shot transfer. */
 export const SYNTH_HELDOUT_CLASSES: readonly number[] = SYNTH_CLASSES.slice(SYNTH_TRAIN_COUNT).map((_, i) => i + SYNTH_TRAIN_COUNT);
 
-function classOf(c: number | SynthClass): SynthClass {
+/** A class by index into SYNTH_CLASSES (range-checked), or the class itself. */
+export function classOf(c: number | SynthClass): SynthClass {
   if (typeof c !== 'number') return c;
   if (!Number.isInteger(c) || c < 0 || c >= SYNTH_CLASSES.length) throw new RangeError(`synthetic class ${c} not in 0..${SYNTH_CLASSES.length - 1}`);
   return SYNTH_CLASSES[c];
@@ -340,164 +335,7 @@ export function renderBackground(seed: number, w: number, h: number): RgbImage {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Resampling: PIL's antialiased convolution resize (bicubic a = −0.5, support widened by the
-// downscale factor, weights renormalised at the borders), on float images with c channels.
-
-function keys(x: number): number {
-  const a = -0.5;
-  x = Math.abs(x);
-  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
-  return 0;
-}
-
-function resizeAxisCoeffs(inSize: number, outSize: number): { start: number; w: Float64Array }[] {
-  const scale = inSize / outSize, fs = Math.max(scale, 1), support = 2 * fs;
-  const out: { start: number; w: Float64Array }[] = [];
-  for (let i = 0; i < outSize; i++) {
-    const centre = (i + 0.5) * scale;
-    const start = Math.max(0, Math.floor(centre - support + 0.5)), end = Math.min(inSize, Math.floor(centre + support + 0.5));
-    const w = new Float64Array(Math.max(0, end - start));
-    let sum = 0;
-    for (let j = start; j < end; j++) sum += w[j - start] = keys((j - centre + 0.5) / fs);
-    if (sum !== 0) for (let j = 0; j < w.length; j++) w[j] /= sum;
-    out.push({ start, w });
-  }
-  return out;
-}
-
-/** Separable resize of a float image [h, w, c] to [oh, ow, c]. */
-export function resizeFloat(src: Float32Array, w: number, h: number, c: number, ow: number, oh: number): Float32Array {
-  const cx = resizeAxisCoeffs(w, ow), cy = resizeAxisCoeffs(h, oh);
-  const tmp = new Float32Array(h * ow * c);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < ow; x++) {
-      const { start, w: k } = cx[x];
-      for (let ch = 0; ch < c; ch++) {
-        let s = 0;
-        for (let j = 0; j < k.length; j++) s += k[j] * src[(y * w + start + j) * c + ch];
-        tmp[(y * ow + x) * c + ch] = s;
-      }
-    }
-  const out = new Float32Array(oh * ow * c);
-  for (let y = 0; y < oh; y++) {
-    const { start, w: k } = cy[y];
-    for (let x = 0; x < ow; x++)
-      for (let ch = 0; ch < c; ch++) {
-        let s = 0;
-        for (let j = 0; j < k.length; j++) s += k[j] * tmp[((start + j) * ow + x) * c + ch];
-        out[(y * ow + x) * c + ch] = s;
-      }
-  }
-  return out;
-}
-
-/** A background of any size as size×size: centre square crop, then antialiased bicubic resize. */
-export function fitBackground(bg: RgbImage, size: number): RgbImage {
-  if (bg.width === size && bg.height === size) return bg;
-  const s = Math.min(bg.width, bg.height), ox = Math.floor((bg.width - s) / 2), oy = Math.floor((bg.height - s) / 2);
-  const sq = new Float32Array(s * s * 3);
-  for (let y = 0; y < s; y++)
-    for (let x = 0; x < s * 3; x++) sq[y * s * 3 + x] = bg.data[((y + oy) * bg.width + ox) * 3 + x];
-  const r = resizeFloat(sq, s, s, 3, size, size);
-  const data = new Uint8Array(r.length);
-  for (let i = 0; i < r.length; i++) data[i] = Math.round(clamp(r[i], 0, 255));
-  return { width: size, height: size, data };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Compositing, as SI-Score: scale the cut-out so its box area is `area` × image area, rotate it
-// counter-clockwise by angleDeg on an expanded canvas, put the canvas centre at (cx, cy) ∈ [0,1]²
-// of the image, alpha-blend and clip to the image.
-
-export interface PasteOptions {
-  /** Box area of the scaled (unrotated) object as a fraction of the image area. */
-  area: number;
-  /** Centre of the object in [0,1]² of the image (0,0 top left). */
-  cx: number;
-  cy: number;
-  /** Counter-clockwise, degrees (PIL's rotate). */
-  angleDeg?: number;
-}
-
-export interface PasteGeometry {
-  /** Scaled object size in pixels (continuous; w·h = area · image area). */
-  w: number;
-  h: number;
-  /** The rotated, expanded canvas in pixels. */
-  boxW: number;
-  boxH: number;
-  /** Fraction of the expanded canvas inside the image (SI-Score's pct_inside_image). */
-  insideFrac: number;
-}
-
-export function pasteGeometry(imgW: number, imgH: number, objW: number, objH: number, o: PasteOptions): PasteGeometry {
-  if (!(o.area > 0)) throw new RangeError(`paste area ${o.area} must be > 0`);
-  const s = Math.sqrt((o.area * imgW * imgH) / (objW * objH));
-  const w = objW * s, h = objH * s, t = ((o.angleDeg ?? 0) * Math.PI) / 180;
-  const c = Math.abs(Math.cos(t)), sn = Math.abs(Math.sin(t));
-  const boxW = w * c + h * sn, boxH = w * sn + h * c;
-  const X = o.cx * imgW, Y = o.cy * imgH;
-  const ix = Math.max(0, Math.min(imgW, X + boxW / 2) - Math.max(0, X - boxW / 2));
-  const iy = Math.max(0, Math.min(imgH, Y + boxH / 2) - Math.max(0, Y - boxH / 2));
-  return { w, h, boxW, boxH, insideFrac: (ix * iy) / (boxW * boxH) };
-}
-
-/** Keys cubic weights for the 4 taps around a fractional offset t ∈ [0,1). */
-function cubicWeights(t: number, w: Float64Array): void {
-  w[0] = keys(t + 1); w[1] = keys(t); w[2] = keys(1 - t); w[3] = keys(2 - t);
-}
-
-export function paste(bg: RgbImage, obj: RgbaImage, o: PasteOptions): RgbImage {
-  const { width: W, height: H } = bg;
-  const g = pasteGeometry(W, H, obj.width, obj.height, o);
-  // 1. Resize, premultiplied, with the antialiased filter (a plain bicubic lookup would alias
-  //    when a 224-pixel cut-out lands on 1% of the image).
-  const rw = Math.max(1, Math.round(g.w)), rh = Math.max(1, Math.round(g.h));
-  const pm = new Float32Array(obj.width * obj.height * 4);
-  for (let i = 0; i < pm.length; i += 4) {
-    const a = obj.data[i + 3] / 255;
-    pm[i] = obj.data[i] * a; pm[i + 1] = obj.data[i + 1] * a; pm[i + 2] = obj.data[i + 2] * a; pm[i + 3] = a;
-  }
-  const r = resizeFloat(pm, obj.width, obj.height, 4, rw, rh);
-  // 2. Rotate and place in one inverse mapping: each image pixel looks up the resized object
-  //    (bicubic, transparent outside it), so the canvas is implicitly expanded and the subpixel
-  //    size w×h (not the rounded rw×rh) and centre are kept.
-  const t = ((o.angleDeg ?? 0) * Math.PI) / 180, ct = Math.cos(t), st = Math.sin(t);
-  const X = o.cx * W, Y = o.cy * H, kx = rw / g.w, ky = rh / g.h;
-  const xa = Math.max(0, Math.floor(X - g.boxW / 2 - 2)), xb = Math.min(W, Math.ceil(X + g.boxW / 2 + 2));
-  const ya = Math.max(0, Math.floor(Y - g.boxH / 2 - 2)), yb = Math.min(H, Math.ceil(Y + g.boxH / 2 + 2));
-  const out = new Uint8Array(bg.data);
-  const wx = new Float64Array(4), wy = new Float64Array(4), acc = new Float64Array(4);
-  for (let y = ya; y < yb; y++)
-    for (let x = xa; x < xb; x++) {
-      const dx = x + 0.5 - X, dy = y + 0.5 - Y;
-      // Inverse of a counter-clockwise turn on screen (y down).
-      const sx = (dx * ct - dy * st) * kx + rw / 2 - 0.5, sy = (dx * st + dy * ct) * ky + rh / 2 - 0.5;
-      if (sx < -2 || sy < -2 || sx > rw + 1 || sy > rh + 1) continue;
-      const ix = Math.floor(sx), iy = Math.floor(sy);
-      cubicWeights(sx - ix, wx); cubicWeights(sy - iy, wy);
-      acc.fill(0);
-      for (let j = 0; j < 4; j++) {
-        const yy = iy - 1 + j;
-        if (yy < 0 || yy >= rh) continue;
-        for (let i = 0; i < 4; i++) {
-          const xx = ix - 1 + i;
-          if (xx < 0 || xx >= rw) continue;
-          const wgt = wx[i] * wy[j], p = (yy * rw + xx) * 4;
-          acc[0] += wgt * r[p]; acc[1] += wgt * r[p + 1]; acc[2] += wgt * r[p + 2]; acc[3] += wgt * r[p + 3];
-        }
-      }
-      const a = clamp(acc[3]);
-      if (a <= 0) continue;
-      const q = (y * W + x) * 3;
-      for (let ch = 0; ch < 3; ch++) out[q + ch] = Math.round(clamp(out[q + ch] * (1 - a) + clamp(acc[ch], 0, 255 * a), 0, 255));
-    }
-  return { width: W, height: H, data: out };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sweeps (REFERENCE.md §5). Per class and instance:
+// Sweeps (docs/si-score.md). Per class and instance:
 //   size      100 images: area 0.01 … 1.00 step 0.01, centred, no rotation           quick: 10 (0.10 … 1.00 step 0.10)
 //   location  441 images: area 0.20, centre on a 21×21 grid, step 0.05               quick: 25 (5×5, step 0.25)
 //   rotation   72 images: areas {0.2, 0.5, 0.8, 1.0} × angles 1°, 21°, …, 341°       quick: 12 ({0.2, 0.8} × 1°, 61°, …, 301°)
@@ -632,35 +470,7 @@ export function* siScoreSweeps(o: SweepOptions): Generator<SweepItem> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Files (Node only; sharp is imported lazily so the rest of this module runs in the browser).
-//
-// ImageFolder:  <dir>/<class name>/<split>-<k>.png   RGB, one pasted object per image
-// Cut-outs:     <dir>/foregrounds/<class name>/*.png  RGBA cut-outs (alpha = the object's mask)
-//               <dir>/backgrounds/*.png|jpg|jpeg|webp  any size; centre-cropped square and resized
-// The cut-out layout is SI-Score's own (foregrounds/<class>/<file>, backgrounds/<file>).
-
-async function sharpModule() {
-  return (await import('sharp')).default;
-}
-
-async function writePng(path: string, img: RgbImage | RgbaImage, channels: 3 | 4): Promise<void> {
-  const sharp = await sharpModule();
-  await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.length), { raw: { width: img.width, height: img.height, channels } })
-    .png({ compressionLevel: 6 })
-    .toFile(path);
-}
-
-/** Runs async jobs with a few in flight, so PNG encoding (libuv threads) overlaps rendering. */
-class Pending {
-  private q: Promise<void>[] = [];
-  async add(p: Promise<void>): Promise<void> {
-    this.q.push(p);
-    if (this.q.length >= 4) await this.q.shift();
-  }
-  async drain(): Promise<void> {
-    await Promise.all(this.q.splice(0));
-  }
-}
+// Classification sets (written to disk by synth-files.ts writeSynthImageFolder).
 
 export interface ImageFolderOptions {
   /** Class indices into SYNTH_CLASSES (default: the train classes). */
@@ -677,11 +487,6 @@ export interface ImageFolderOptions {
 const SPLITS = { train: 0, val: 1, test: 2 } as const;
 
 /**
- * A classification set in ImageFolder layout: each image one instance of its class at a random
- * area, angle and position (wholly inside) on a random background. Splits draw disjoint seeds, so
- * val/test instances are never train instances. Returns the files written.
- */
-/**
  * Image `k` of class `c` in a split: one instance at a random area, angle and position (wholly
  * inside) on a random background. Splits draw disjoint seeds, so val/test never repeat train.
  */
@@ -694,102 +499,4 @@ export function renderSynthImage(c: number, k: number, o: Omit<ImageFolderOption
   const g = pasteGeometry(o.size, o.size, obj.width, obj.height, { area, cx: 0.5, cy: 0.5, angleDeg });
   const cx = insideCentre(u(), g.boxW / 2 / o.size), cy = insideCentre(u(), g.boxH / 2 / o.size);
   return paste(bg, obj, { area, cx, cy, angleDeg });
-}
-
-/** A classification set of renderSynthImage()s in ImageFolder layout. Returns the files written. */
-export async function writeSynthImageFolder(dir: string, o: ImageFolderOptions): Promise<string[]> {
-  const { mkdir } = await import('node:fs/promises');
-  const { join } = await import('node:path');
-  const split = o.split ?? 'train';
-  const files: string[] = [], pending = new Pending();
-  for (const c of o.classes ?? SYNTH_TRAIN_CLASSES) {
-    const name = classOf(c).name, folder = join(dir, name);
-    await mkdir(folder, { recursive: true });
-    for (let k = 0; k < o.perClass; k++) {
-      const file = join(folder, `${split}-${String(k).padStart(5, '0')}.png`);
-      await pending.add(writePng(file, renderSynthImage(c, k, o), 3));
-      files.push(file);
-    }
-  }
-  await pending.drain();
-  return files;
-}
-
-export interface CutoutOptions {
-  /** Class indices into SYNTH_CLASSES (default: all). */
-  classes?: number[];
-  perClass: number;
-  /** Longer side of the cut-outs and side of the backgrounds. */
-  size: number;
-  seed: number;
-  /** Number of backgrounds (default 8). */
-  backgrounds?: number;
-}
-
-/** Writes procedural cut-outs and backgrounds in the layout loadCutouts (and SI-Score) reads. */
-export async function writeCutouts(dir: string, o: CutoutOptions): Promise<{ foregrounds: string[]; backgrounds: string[] }> {
-  const { mkdir } = await import('node:fs/promises');
-  const { join } = await import('node:path');
-  const src = proceduralSource(o.seed, o.size), pending = new Pending();
-  const foregrounds: string[] = [], backgrounds: string[] = [];
-  for (const c of o.classes ?? SYNTH_CLASSES.map((_, i) => i)) {
-    const folder = join(dir, 'foregrounds', classOf(c).name);
-    await mkdir(folder, { recursive: true });
-    for (let i = 0; i < o.perClass; i++) {
-      const file = join(folder, `${String(i).padStart(4, '0')}.png`);
-      await pending.add(writePng(file, src.objects(c, i), 4));
-      foregrounds.push(file);
-    }
-  }
-  await mkdir(join(dir, 'backgrounds'), { recursive: true });
-  for (let i = 0; i < (o.backgrounds ?? 8); i++) {
-    const file = join(dir, 'backgrounds', `${String(i).padStart(4, '0')}.png`);
-    await pending.add(writePng(file, src.background(i), 3));
-    backgrounds.push(file);
-  }
-  await pending.drain();
-  return { foregrounds, backgrounds };
-}
-
-export interface LoadedCutouts extends SynthSource {
-  /** foregrounds[class][instance], classes sorted by name as SI-Score sorts them. */
-  foregrounds: RgbaImage[][];
-  backgrounds: RgbImage[];
-}
-
-/**
- * Reads <dir>/foregrounds/<class>/*.png|webp (RGBA; images without alpha become opaque
- * rectangles) and <dir>/backgrounds/*.png|jpg|jpeg|webp, files in name order. Cut-outs are trimmed
- * to their alpha > 0 box so `area` means the object's box, as for the procedural ones.
- */
-export async function loadCutouts(dir: string, o: { trim?: boolean } = {}): Promise<LoadedCutouts> {
-  const { readdir } = await import('node:fs/promises');
-  const { join } = await import('node:path');
-  const sharp = await sharpModule();
-  const list = async (d: string, re: RegExp) => (await readdir(d, { withFileTypes: true })).filter((e) => e.isFile() && re.test(e.name)).map((e) => e.name).sort();
-  const fgDir = join(dir, 'foregrounds'), bgDir = join(dir, 'backgrounds');
-  const classNames = (await readdir(fgDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
-  const foregrounds: RgbaImage[][] = [];
-  for (const name of classNames) {
-    const imgs: RgbaImage[] = [];
-    for (const f of await list(join(fgDir, name), /\.(png|webp|tiff?)$/i)) {
-      const { data, info } = await sharp(join(fgDir, name, f)).ensureAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-      const img = { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
-      imgs.push(o.trim === false ? img : trimAlpha(img));
-    }
-    if (imgs.length === 0) throw new Error(`${join(fgDir, name)}: no cut-outs (.png/.webp)`);
-    foregrounds.push(imgs);
-  }
-  if (classNames.length === 0) throw new Error(`${fgDir}: no class folders`);
-  const backgrounds: RgbImage[] = [];
-  for (const f of await list(bgDir, /\.(png|jpe?g|webp)$/i)) {
-    const { data, info } = await sharp(join(bgDir, f)).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    backgrounds.push({ width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) });
-  }
-  if (backgrounds.length === 0) throw new Error(`${bgDir}: no backgrounds (.png/.jpg/.webp)`);
-  return {
-    classNames, foregrounds, backgrounds,
-    objects: (c, i) => foregrounds[c][(i >>> 0) % foregrounds[c].length],
-    background: (i) => backgrounds[(i >>> 0) % backgrounds.length],
-  };
 }

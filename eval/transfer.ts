@@ -1,6 +1,7 @@
-// Transfer protocols on frozen features (REFERENCE.md §6): few-shot linear regression as
+// Transfer protocols on frozen features (docs/calibration-transfer.md): few-shot linear regression as
 // big_vision's `fewshot_lsr`, a multinomial logistic-regression linear probe, and VTAB-1k splits
-// for that probe. Plain TS numerics in f64 (eval/linalg.ts); features come in as f32 rows.
+// for that probe. Plain TS numerics in f64 (eval/linalg.ts; the probe's loss in eval/logistic.ts,
+// minimised by eval/lbfgs.ts); features come in as f32 rows.
 //
 // A feature set is { x: Float32Array n×d row-major, y: Int32Array n labels in 0..C−1, n, d }.
 //
@@ -12,7 +13,7 @@
 //     class by class. big_vision draws the permutations from numpy's
 //     default_rng(seed).permutation; here each (seed, class) permutation is a Fisher–Yates
 //     shuffle of the class's indices in ascending order, driven by the shared counter-based hash
-//     (eval/corruptions/common.ts `rngU32(seed, class, FEWSHOT_STREAM, step)`, the step-i draw
+//     (eval/rng.ts `rngU32(seed, class, FEWSHOT_STREAM, step)`, the step-i draw
 //     picking j = ⌊u32·(i+1)/2³²⌋ ∈ [0, i]). So the protocol is the same but the exact examples
 //     differ from big_vision's; runs are reproducible from (seed, class) and independent of the
 //     order classes are listed in.
@@ -33,8 +34,10 @@
 // ---- Linear probe: multinomial logistic regression, documented at `linearProbe`.
 // ---- VTAB-1k: documented at `vtab1kSplits` / `vtab1k`.
 
-import { rngU32 } from './corruptions/common.js';
+import { rngU32 } from './rng.js';
+import { lbfgs } from './lbfgs.js';
 import { addDiagonal, choleskySolve, gram, matmulTN, toF64, transpose } from './linalg.js';
+import { softmaxLoss } from './logistic.js';
 
 export interface FeatureSet {
   /** Features, n×d row-major. */
@@ -323,169 +326,6 @@ function lsrAccuracy(train: FeatureSet, test: FeatureSet, rows: Int32Array, C: n
   return linearAccuracy(test, st, W.subarray(0, d * C), b, C);
 }
 
-// ---- multinomial logistic regression ---------------------------------------------------------
-
-/**
- * Softmax cross-entropy of a linear model and its gradient. θ = [W (d×c row-major), b (c)],
- * X n×d (already standardised), labels y. Returns
- *   L(θ) = (1/n) Σ_i [logsumexp(x_i·W + b) − (x_i·W + b)_{y_i}] + (l2/2)·‖W‖²_F
- * (the bias is not regularised) and, when `grad` is given, writes ∂L/∂θ into it:
- *   ∂L/∂W = Xᵀ(P − Y)/n + l2·W,  ∂L/∂b = Σ_i (p_i − y_i)/n.
- */
-export function softmaxLoss(
-  theta: Float64Array, x: Float64Array, y: Int32Array, n: number, d: number, c: number, l2: number,
-  grad?: Float64Array,
-): number {
-  const wEnd = d * c;
-  if (theta.length !== wEnd + c) throw new Error(`softmaxLoss: θ has ${theta.length} values, expected ${wEnd + c}`);
-  if (grad) grad.fill(0);
-  const z = new Float64Array(c);
-  let loss = 0;
-  for (let i = 0; i < n; i++) {
-    const r = i * d;
-    for (let k = 0; k < c; k++) z[k] = theta[wEnd + k];
-    for (let j = 0; j < d; j++) {
-      const xv = x[r + j];
-      if (xv === 0) continue;
-      const wj = j * c;
-      for (let k = 0; k < c; k++) z[k] += xv * theta[wj + k];
-    }
-    let max = -Infinity;
-    for (let k = 0; k < c; k++) max = Math.max(max, z[k]);
-    let sum = 0;
-    for (let k = 0; k < c; k++) sum += Math.exp(z[k] - max);
-    const lse = max + Math.log(sum);
-    loss += lse - z[y[i]];
-    if (!grad) continue;
-    // z becomes the residual (p − onehot)/n, then is scattered into the gradient.
-    for (let k = 0; k < c; k++) z[k] = Math.exp(z[k] - lse) / n;
-    z[y[i]] -= 1 / n;
-    for (let k = 0; k < c; k++) grad[wEnd + k] += z[k];
-    for (let j = 0; j < d; j++) {
-      const xv = x[r + j];
-      if (xv === 0) continue;
-      const wj = j * c;
-      for (let k = 0; k < c; k++) grad[wj + k] += xv * z[k];
-    }
-  }
-  loss /= n;
-  let sq = 0;
-  for (let j = 0; j < wEnd; j++) {
-    sq += theta[j] * theta[j];
-    if (grad) grad[j] += l2 * theta[j];
-  }
-  return loss + 0.5 * l2 * sq;
-}
-
-export interface LbfgsOptions {
-  maxIter?: number;
-  /** History length. */
-  memory?: number;
-  /** Stop when max |gradient| ≤ gtol. */
-  gtol?: number;
-  /** Stop when an accepted step lowers f by ≤ ftol·max(|f|, 1). */
-  ftol?: number;
-}
-
-export interface LbfgsResult {
-  x: Float64Array;
-  f: number;
-  iters: number;
-  converged: boolean;
-}
-
-/**
- * Minimises f with L-BFGS: the two-loop recursion over the last `memory` (s, y) pairs with the
- * initial scaling γ = sᵀy/yᵀy, and a backtracking (Armijo, c₁ = 1e-4, halving) line search from
- * t = 1. The first step, and any step after the direction stops being a descent direction, is
- * steepest descent scaled to unit length. Pairs with sᵀy ≤ 1e-10·yᵀy are skipped, which keeps the
- * implicit Hessian positive definite without a Wolfe curvature test. `fg(x, g)` returns f(x) and
- * writes ∇f(x) into g.
- */
-export function lbfgs(
-  fg: (x: Float64Array, g: Float64Array) => number, x0: Float64Array, o: LbfgsOptions = {},
-): LbfgsResult {
-  const maxIter = o.maxIter ?? 300;
-  const m = o.memory ?? 10;
-  const gtol = o.gtol ?? 1e-6;
-  const ftol = o.ftol ?? 1e-10;
-  const P = x0.length;
-  let x = Float64Array.from(x0);
-  let g = new Float64Array(P);
-  let f = fg(x, g);
-  const S: Float64Array[] = [];
-  const Yh: Float64Array[] = [];
-  const rho: number[] = [];
-  const alpha = new Float64Array(m);
-  const dir = new Float64Array(P);
-  let iters = 0;
-  let converged = false;
-  for (; iters < maxIter; iters++) {
-    let gmax = 0;
-    for (let i = 0; i < P; i++) gmax = Math.max(gmax, Math.abs(g[i]));
-    if (gmax <= gtol) { converged = true; break; }
-
-    // dir = −H·g (two-loop recursion).
-    for (let i = 0; i < P; i++) dir[i] = -g[i];
-    for (let h = S.length - 1; h >= 0; h--) {
-      alpha[h] = rho[h] * dot(S[h], dir);
-      axpy(-alpha[h], Yh[h], dir);
-    }
-    if (S.length > 0) {
-      const last = S.length - 1;
-      scale(dir, 1 / (rho[last] * dot(Yh[last], Yh[last])));
-      for (let h = 0; h < S.length; h++) axpy(alpha[h] - rho[h] * dot(Yh[h], dir), S[h], dir);
-    } else {
-      scale(dir, 1 / Math.sqrt(dot(g, g)));
-    }
-    let slope = dot(g, dir);
-    if (!(slope < 0)) {
-      S.length = Yh.length = rho.length = 0;
-      for (let i = 0; i < P; i++) dir[i] = -g[i];
-      scale(dir, 1 / Math.sqrt(dot(g, g)));
-      slope = dot(g, dir);
-    }
-
-    let t = 1;
-    const xn = new Float64Array(P);
-    const gn = new Float64Array(P);
-    let fn = NaN;
-    for (;;) {
-      for (let i = 0; i < P; i++) xn[i] = x[i] + t * dir[i];
-      fn = fg(xn, gn);
-      if (fn <= f + 1e-4 * t * slope) break;
-      t *= 0.5;
-      if (t < 1e-20) break;
-    }
-    if (!(fn <= f + 1e-4 * t * slope)) break; // no decrease found: x is as good as it gets
-
-    const s = new Float64Array(P);
-    const yv = new Float64Array(P);
-    for (let i = 0; i < P; i++) { s[i] = xn[i] - x[i]; yv[i] = gn[i] - g[i]; }
-    const sy = dot(s, yv);
-    if (sy > 1e-10 * dot(yv, yv)) {
-      S.push(s); Yh.push(yv); rho.push(1 / sy);
-      if (S.length > m) { S.shift(); Yh.shift(); rho.shift(); }
-    }
-    const decrease = f - fn;
-    x = xn; g = gn; f = fn;
-    if (decrease <= ftol * Math.max(Math.abs(f), 1)) { converged = true; iters++; break; }
-  }
-  return { x, f, iters, converged };
-}
-
-function dot(a: Float64Array, b: Float64Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
-}
-function axpy(a: number, x: Float64Array, y: Float64Array): void {
-  for (let i = 0; i < y.length; i++) y[i] += a * x[i];
-}
-function scale(x: Float64Array, a: number): void {
-  for (let i = 0; i < x.length; i++) x[i] *= a;
-}
-
 // ---- linear probe ----------------------------------------------------------------------------
 
 export interface ProbeOptions {
@@ -643,7 +483,7 @@ export interface Vtab1kResult {
 
 /**
  * VTAB-1k with the linear probe: L2 chosen on 800 train / 200 val, final fit on all 1000, test
- * accuracy. VTAB's published numbers (and BiT's) fine-tune the whole network (REFERENCE.md §6);
+ * accuracy. VTAB's published numbers (and BiT's) fine-tune the whole network (docs/calibration-transfer.md);
  * this is the frozen-feature variant, comparable only with other linear-probe numbers.
  */
 export function vtab1k(trainPool: FeatureSet, test: FeatureSet, o: Vtab1kOptions = {}): Vtab1kResult {

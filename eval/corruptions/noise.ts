@@ -1,9 +1,9 @@
 // ImageNet-C noise: gaussian_noise, shot_noise, impulse_noise and the extra speckle_noise, ported
-// from hendrycks/robustness `imagenet_c/corruptions.py` (parameters: REFERENCE.md §4). The
+// from hendrycks/robustness `imagenet_c/corruptions.py` (parameters: docs/imagenet-c.md). The
 // reference works on x/255, i.e. on [0,1], as cnnlab's images are, so its constants carry over.
 //
 // Layout: x, y [N,H,W,3] NHWC in [0,1]; ids [N]. Mapping: one invocation per pixel, all three
-// channels, through pixelMain (below). Every draw is the shared counter RNG at
+// channels, through common.ts's pixelMain. Every draw is the shared counter RNG at
 // (seed, image id, stream, e) with e = (y·W + x)·3 + channel, the element's index within its image:
 // the GPU and the TS reference draw the same numbers, and an image's noise does not depend on the
 // batch or shard it is in.
@@ -17,58 +17,10 @@
 //                   ⌈c + 10√c + 10⌉ terms (λ ≤ c for x ≤ 1; past that k/c > 1 is clipped anyway).
 //                   The reference uses numpy's Poisson sampler: same distribution, other draws.
 
-import {
-  type KernelFamily, type LowerContext, type Shape, ceilDiv, f32Lit, grid, input, makeDispatch, output,
-} from '../../kernels/kernel.js';
-import { type CorruptionDef, RNG_WGSL, registerCorruptions, rngNormal, rngUniform } from './common.js';
-
-// ---------------------------------------------------------------------------------------------
-// Per-pixel plumbing shared by the corruption files (blur.ts and digital.ts import it from here;
-// it lives in the first file index.ts loads, so corruptions register in ImageNet-C's order).
-
-/** One invocation per pixel of [N,H,W]: the sizes every per-pixel kernel bakes in. */
-export interface PixelGrid {
-  n: number; h: number; w: number;
-  /** Invocations per workgroup, and workgroups along x of the 2-D grid (see grid()). */
-  wg: number; gridX: number;
-}
-
-export const PIXEL_WG = 64;
-
-export function pixelGrid(shape: Shape, ctx: LowerContext): { g: PixelGrid; groups: [number, number, number] } {
-  const [n, h, w] = shape;
-  const groups = grid(ceilDiv(n * h * w, PIXEL_WG), ctx.limits.maxComputeWorkgroupsPerDimension);
-  return { g: { n, h, w, wg: PIXEL_WG, gridX: groups[0] }, groups };
-}
-
-/** The entry point: defines p (flat pixel), b (image), q (pixel in image), yy, xx (i32), then `body`. */
-export function pixelMain(g: PixelGrid, body: string): string {
-  return `
-@compute @workgroup_size(${g.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let p = (wid.x + wid.y * ${g.gridX}u) * ${g.wg}u + lid;   // flat pixel index over [N,H,W]
-  if (p >= ${g.n * g.h * g.w}u) { return; }
-  let b = p / ${g.h * g.w}u;                                // image in the batch
-  let q = p - b * ${g.h * g.w}u;                            // pixel within the image (y·W + x)
-  let yy = i32(q / ${g.w}u);
-  let xx = i32(q % ${g.w}u);
-${body}
-}`;
-}
-
-/** Seeds are u32 in WGSL and TS alike. */
-export const u32Seed = (seed: number): number => seed >>> 0;
-
-/** WGSL `const NAME = array<T, K>(…)`; dynamic indexing of module constants is as fast as a private array on SwiftShader. */
-export function constArray(name: string, type: 'f32' | 'i32' | 'u32', values: readonly number[]): string {
-  const lit = type === 'f32' ? f32Lit : type === 'i32' ? (v: number) => `${v}i` : (v: number) => `${v}u`;
-  return `const ${name} = array<${type}, ${values.length}>(${values.map(lit).join(', ')});`;
-}
-
-export const clamp01 = (v: number): number => Math.min(Math.max(v, 0), 1);
-
-// ---------------------------------------------------------------------------------------------
-// The noises.
+import { type KernelFamily, type Shape, f32Lit, input, makeDispatch, output } from '../../kernels/kernel.js';
+import { RNG_WGSL, rngNormal, rngUniform } from '../rng.js';
+import { type PixelGrid, clamp01, pixelGrid, pixelMain, u32Seed } from './common.js';
+import type { CorruptionDef } from './corruption.js';
 
 type NoiseKind = 'gaussian' | 'shot' | 'impulse' | 'speckle';
 
@@ -176,7 +128,3 @@ export const gaussianNoise = noiseDef('gaussian_noise', 'gaussian', [0.08, 0.12,
 export const shotNoise = noiseDef('shot_noise', 'shot', [60, 25, 12, 5, 3]);
 export const impulseNoise = noiseDef('impulse_noise', 'impulse', [0.03, 0.06, 0.09, 0.17, 0.27]);
 export const speckleNoise = noiseDef('speckle_noise', 'speckle', [0.15, 0.2, 0.35, 0.45, 0.6], true);
-
-export const NOISES = [gaussianNoise, shotNoise, impulseNoise, speckleNoise];
-
-registerCorruptions(NOISES);

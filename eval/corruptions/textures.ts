@@ -1,4 +1,4 @@
-// CPU-side textures for the weather corruptions (eval/corruptions/weather.ts), made once per
+// CPU-side textures for the weather corruptions (fog.ts, frost.ts), made once per
 // (seed, size) and bound to the `corrupt` node as constants:
 //
 //   plasmaFractal  a port of hendrycks/robustness `plasma_fractal` (diamond-square, toroidal
@@ -10,15 +10,16 @@
 //                  grown from random seeds with ±60° side branches (hexagonal ice) drawn as thin
 //                  soft lines plus a blurred glow, fine grain, tinted greyish blue.
 //
-// All randomness comes from the shared counter-based RNG (common.ts) under a reserved image id,
+// All randomness comes from the shared counter-based RNG (eval/rng.ts) under a reserved image id,
 // so a texture is a pure function of its arguments, on every machine.
 
-import { rngUniform } from './common.js';
+import { rngUniform } from '../rng.js';
+import { clamp01 } from './common.js';
 
 /** Image id reserved for texture randomness; real image ids are below 2^24. */
 export const ASSET_ID = 0xffffffff;
 
-/** RNG streams of the textures (each image-level corruption uses its own, in weather.ts). */
+/** RNG streams of the textures (each image-level corruption uses its own, in its file). */
 const STREAM = { plasma: 0x706c0000, haze: 0x66720001, crystals: 0x66720002, grain: 0x66720003 } as const;
 
 /** Sequential uniform draws in [0,1) from the counter-based RNG: one stream, index counting up. */
@@ -205,7 +206,6 @@ export function frostTexture(size: number, seed: number): Float32Array {
   const glow = boxBlurWrap(boxBlurWrap(lines, size, 2), size, 2);
   const grain = new Draws(seed, STREAM.grain);
   const out = new Float32Array(size * size * 3);
-  const clamp01 = (v: number) => Math.min(1, Math.max(0, v));
   for (let i = 0; i < size * size; i++) {
     const v = 0.1 + 0.45 * haze[i] + 0.45 * lines[i] + 0.5 * glow[i] + 0.06 * (grain.next() - 0.5);
     out[3 * i] = clamp01(0.86 * v + 0.02);

@@ -1,4 +1,4 @@
-// The 15 corruptions of eval/corruptions/{noise,blur,digital}.ts: every WGSL kernel against its TS
+// The 15 noise, blur and digital corruptions of eval/corruptions/: every WGSL kernel against its TS
 // reference at all five severities, then properties (range, determinism, seeds, per-image
 // independence, severity ordering), JPEG against a real libjpeg (sharp) bit for bit, and the
 // reference maths against scipy values and a brute-force run of the reference's glass_blur loop.
@@ -8,9 +8,14 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
 import type { HostTensor } from '../../kernels/kernel.js';
-import { blur1dRef, diskKernel, GLASS_MAX_STEPS, type GlassParams, glassOffset, glassSource, gaussianWeights, motionWeights } from '../../eval/corruptions/blur.js';
-import { jpegBlockRoundTrip, jpegQuantTables, jpegRoundTripU8, pixelateWindows } from '../../eval/corruptions/digital.js';
+import { blur1dRef, gaussianWeights } from '../../eval/corruptions/common.js';
+import { diskKernel } from '../../eval/corruptions/defocus-blur.js';
+import { GLASS_MAX_STEPS, type GlassParams, glassOffset, glassSource } from '../../eval/corruptions/glass-blur.js';
 import { getCorruption } from '../../eval/corruptions/index.js';
+import { jpegBlockRoundTrip, jpegQuantTables, jpegRoundTripU8 } from '../../eval/corruptions/jpeg-codec.js';
+import { motionWeights } from '../../eval/corruptions/motion-blur.js';
+import { corruptOp } from '../../eval/corruptions/op.js';
+import { pixelateWindows } from '../../eval/corruptions/pixelate.js';
 import { testDevice } from '../helpers.js';
 
 /** A natural-looking test image: smooth gradients, a bright square, stripes and a little texture. */
@@ -38,7 +43,7 @@ async function runCorrupt(x: HostTensor, ids: number[], name: string, severity: 
   const g = new Graph();
   g.input('x', x.shape);
   g.input('ids', [ids.length]);
-  const y = g.op('corrupt', ['x', 'ids'], { name, severity, seed }, 'c');
+  const y = g.op(corruptOp.op, ['x', 'ids'], { name, severity, seed }, 'c');
   g.markOutputs(y);
   const plan = await compile(await testDevice(), g);
   try {

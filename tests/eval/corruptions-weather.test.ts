@@ -6,9 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph, runReference } from '../../engine/graph.js';
 import type { HostTensor } from '../../kernels/kernel.js';
+import { gaussianWeights, motionKernel, zoomAxis } from '../../eval/corruptions/common.js';
 import { getCorruption } from '../../eval/corruptions/index.js';
+import { corruptOp } from '../../eval/corruptions/op.js';
 import { fogBank, frostTexture, plasmaFractal, Draws } from '../../eval/corruptions/textures.js';
-import { gaussianTaps, motionKernel, zoomAxis } from '../../eval/corruptions/weather.js';
 import { expectClose, rand, testDevice } from '../helpers.js';
 
 const NAMES = ['snow', 'frost', 'fog', 'spatter'] as const;
@@ -50,7 +51,7 @@ async function corrupt(name: string, severity: number, seed: number, x: HostTens
   g.input('x', x.shape);
   g.input('ids', [ids.length]);
   const names = assets.map((a, k) => g.constant(`asset${k}`, a.shape, a.data));
-  const y = g.op('corrupt', ['x', 'ids', ...names], { name, severity, seed }, 'corrupt');
+  const y = g.op(corruptOp.op, ['x', 'ids', ...names], { name, severity, seed }, 'corrupt');
   g.markOutputs(y);
   const plan = await compile(await testDevice(), g);
   try {
@@ -77,7 +78,7 @@ const meanAbsDiff = (a: HostTensor, b: HostTensor) => a.data.reduce((s, v, i) =>
 
 /**
  * GPU against reference: |gpu − ref| ≤ 1e-5 everywhere (measured on SwiftShader: ≤ 1.5e-7). The
- * kernels draw normals with rng_normal_exact (weather.ts), whose cos is accurate to ~1e-7, so
+ * kernels draw normals with rng_normal (eval/rng.ts), whose cos is accurate to ~1e-7, so
  * thresholded noise (snow, spatter) lands on the same side of its threshold as the reference's.
  * On another adapter a value within rounding of a threshold could still flip a blob.
  */
@@ -186,8 +187,8 @@ describe('weather textures and helpers', () => {
     expect(k.length).toBe(25);
     expect(k.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
     expect(k[0]).toBeGreaterThan(k[24]);
-    expect(gaussianTaps(4).length).toBe(33); // radius ⌊4σ + ½⌋
-    expect(gaussianTaps(1.5).length).toBe(13);
+    expect(gaussianWeights(4, 4).length).toBe(33); // radius ⌊4σ + ½⌋
+    expect(gaussianWeights(1.5, 4).length).toBe(13);
   });
 });
 

@@ -4,10 +4,11 @@ import { join, relative, sep } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  SYNTH_CLASSES, SYNTH_HELDOUT_CLASSES, SYNTH_TRAIN_CLASSES, fitBackground, loadCutouts, paste, pasteGeometry,
-  proceduralSource, renderBackground, renderObject, siScoreSweepCount, siScoreSweeps, sweepFactors,
-  writeCutouts, writeSynthImageFolder, type RgbImage, type RgbaImage,
+  SYNTH_CLASSES, SYNTH_HELDOUT_CLASSES, SYNTH_TRAIN_CLASSES, proceduralSource, renderBackground, renderObject,
+  siScoreSweepCount, siScoreSweeps, sweepFactors, type RgbImage, type RgbaImage,
 } from '../../eval/synth.js';
+import { loadCutouts, writeCutouts, writeSynthImageFolder } from '../../eval/synth-files.js';
+import { fitBackground, paste, pasteGeometry } from '../../eval/synth-paste.js';
 
 const tmpDirs: string[] = [];
 async function tmp(): Promise<string> {

@@ -3,9 +3,11 @@ import { uniforms } from '../helpers.js';
 import {
   addDiagonal, cholesky, choleskySolve, gram, matmul, matmulTN, transpose,
 } from '../../eval/linalg.js';
+import { lbfgs } from '../../eval/lbfgs.js';
+import { softmaxLoss } from '../../eval/logistic.js';
 import {
-  BIAS_CONSTANT, type FeatureSet, fewshotLsr, fitStandardizer, lbfgs, linearProbe, ridgeSolve,
-  seededPermutation, softmaxLoss, standardize, vtab1k, vtab1kSplits,
+  BIAS_CONSTANT, type FeatureSet, fewshotLsr, fitStandardizer, linearProbe, ridgeSolve,
+  seededPermutation, standardize, vtab1k, vtab1kSplits,
 } from '../../eval/transfer.js';
 
 /** Seeded uniforms in [0,1) (tests/helpers.ts), so the synthetic sets are the same on every run. */

@@ -1,0 +1,100 @@
+// ImageNet-C pixelate, ported from hendrycks/robustness `imagenet_c/corruptions.py` (parameters:
+// docs/imagenet-c.md): PIL resize to ⌊n·c⌋ with BOX, then back with BOX.
+//
+// Upscaling with BOX is a nearest neighbour (source ⌊(o+½)·in/out⌋). PIL's BOX weights are 0/1 on
+// input pixels whose centres fall in the output pixel's footprint; the row/column windows are
+// computed here in f64 exactly as Pillow's precompute_coeffs and baked into the WGSL. Layout: x, y
+// [N,H,W,3] NHWC in [0,1]. Mapping: one invocation per output pixel (all channels), averaging
+// its window, through pixelMain. Deviation: float, no uint8 rounding between the two resizes.
+
+import {
+  type KernelFamily, input, makeDispatch, output,
+} from '../../kernels/kernel.js';
+import { type PixelGrid, constArray, pixelGrid, pixelMain, storeRgb, toImage } from './common.js';
+import type { CorruptionDef } from './corruption.js';
+
+/** Pillow's precompute_coeffs for BOX: per output index, the first input index and how many (0/1 weights). */
+export function pilBoxWindows(inSize: number, outSize: number): { start: number[]; count: number[] } {
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1);
+  const support = 0.5 * filterscale;
+  const ss = 1 / filterscale;
+  const start: number[] = [], count: number[] = [];
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize);
+    let first = -1, n = 0;
+    for (let x = xmin; x < xmax; x++) {
+      const t = (x - center + 0.5) * ss;
+      if (t > -0.5 && t <= 0.5) {
+        if (first < 0) first = x;
+        n++;
+      }
+    }
+    start.push(first);
+    count.push(n);
+  }
+  return { start, count };
+}
+
+/** For each output index of the round trip n → ⌊n·c⌋ → n: the input window [start, start+count). */
+export function pixelateWindows(n: number, c: number): { start: number[]; count: number[] } {
+  const small = Math.max(1, Math.trunc(n * c));
+  const down = pilBoxWindows(n, small);
+  const up = pilBoxWindows(small, n);
+  return { start: up.start.map((s) => down.start[s]), count: up.start.map((s) => down.count[s]) };
+}
+
+interface PixelateConfig extends PixelGrid { rows: readonly number[]; cols: readonly number[] }
+
+const pack = (w: { start: number[]; count: number[] }) => w.start.map((s, i) => s + w.count[i] * 65536);
+
+const pixelateFamily: KernelFamily<PixelateConfig> = {
+  name: 'corrupt-pixelate',
+  wgsl: (c) => `
+// Per output row / column: first input index | count << 16.
+${constArray('ROWS', 'u32', c.rows)}
+${constArray('COLS', 'u32', c.cols)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;        // input  [N,H,W,3]
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;  // output [N,H,W,3]
+${pixelMain(c, `
+  let rw = ROWS[yy];
+  let cw = COLS[xx];
+  let r0 = rw & 0xffffu;
+  let c0 = cw & 0xffffu;
+  var acc = vec3<f32>(0.0);
+  for (var r = r0; r < r0 + (rw >> 16u); r++) {
+    for (var s = c0; s < c0 + (cw >> 16u); s++) {
+      let o = ((b * ${c.h}u + r) * ${c.w}u + s) * 3u;
+      acc += vec3<f32>(x[o], x[o + 1u], x[o + 2u]);
+    }
+  }
+  let v = clamp(acc / f32((rw >> 16u) * (cw >> 16u)), vec3<f32>(0.0), vec3<f32>(1.0));
+${storeRgb('v')}`)}`,
+};
+
+export const pixelate: CorruptionDef<number> = {
+  name: 'pixelate',
+  params: [0.6, 0.5, 0.4, 0.3, 0.25],
+  lower(c, _seed, shape, ctx) {
+    const { g, groups } = pixelGrid(shape, ctx);
+    const cfg: PixelateConfig = { ...g, rows: pack(pixelateWindows(g.h, c)), cols: pack(pixelateWindows(g.w, c)) };
+    return { dispatches: [makeDispatch(pixelateFamily, cfg, groups, [input(0), output(0)], { bytes: 24 * g.n * g.h * g.w })] };
+  },
+  ref(c, _seed, x) {
+    const [n, h, w] = x.shape;
+    const rows = pixelateWindows(h, c), cols = pixelateWindows(w, c);
+    const out = new Float64Array(x.data.length);
+    for (let b = 0; b < n; b++) for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) {
+      const o = ((b * h + yy) * w + xx) * 3;
+      for (let r = rows.start[yy]; r < rows.start[yy] + rows.count[yy]; r++) {
+        for (let s = cols.start[xx]; s < cols.start[xx] + cols.count[xx]; s++) {
+          for (let k = 0; k < 3; k++) out[o + k] += x.data[((b * h + r) * w + s) * 3 + k];
+        }
+      }
+      for (let k = 0; k < 3; k++) out[o + k] /= rows.count[yy] * cols.count[xx];
+    }
+    return toImage(x.shape, out);
+  },
+};
