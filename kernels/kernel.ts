@@ -168,6 +168,13 @@ export function expectRank(what: string, s: Shape, rank: number): void {
   if (s.length !== rank) throw new ShapeError(`${what} must have rank ${rank}, got ${fmtShape(s)}`);
 }
 
+/** Throws a ShapeError unless `s` is [len]; names the data shape `x` it belongs to. */
+export function expectVector(what: string, s: Shape, len: number, x: Shape): void {
+  if (s.length !== 1 || s[0] !== len) {
+    throw new ShapeError(`${what} must be [${len}] to match input ${fmtShape(x)}, got ${fmtShape(s)}`);
+  }
+}
+
 /** WGSL float literal that round-trips the f32 value. */
 export function f32Lit(x: number): string {
   if (!Number.isFinite(x)) throw new Error(`non-finite constant ${x} in WGSL`);
