@@ -43,7 +43,7 @@ import {
   activationRef, activationWgsl, ceilDiv, expectRank, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
 import { DEPTHWISE_TUNE_CANDIDATES, lowerDepthwise } from './depthwise.js';
-import { XYZW, actTWgsl, ceilPow2, range, u, vecType, wgsl } from './wgsl.js';
+import { XYZW, actTWgsl, ceilPow2, range, u, vecType, wgsl, workgroupIndex } from './wgsl.js';
 
 export interface Conv2dAttrs {
   stride?: [number, number];
@@ -300,7 +300,7 @@ ${actTWgsl(c.vec4)}
 
 @compute @workgroup_size(${c.wg[0]}, ${c.wg[1]})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${c.sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {
-  let f = wid.x + wid.y * ${u(c.gridX)};
+  let f = ${workgroupIndex(c.gridX)};
   let nb = ${c.sg ? `f % ${u(wgx)}` : `(f % ${u(wgx)}) * ${u(c.wg[0])} + lid.x`};  // channel block (group-major)
 ${head.join('\n')}
 ${L.join('\n')}

@@ -34,7 +34,7 @@ import {
   temp,
 } from './kernel.js';
 import { parseVariant } from './layernorm.js';
-import { actTWgsl, flatIndex, floorPow2, foldWgsl, vecType, wgsl, workgroupReduceWgsl } from './wgsl.js';
+import { actTWgsl, flatIndex, floorPow2, foldWgsl, vecType, wgsl, workgroupIndex, workgroupReduceWgsl } from './wgsl.js';
 
 // ---- group_norm --------------------------------------------------------------------------------
 
@@ -82,7 +82,7 @@ ${workgroupReduceWgsl(c.wg)}
 
 @compute @workgroup_size(${c.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let ng = wid.x + wid.y * ${c.gridX}u;
+  let ng = ${workgroupIndex(c.gridX)};
   if (ng >= ${c.N * c.G}u) { return; }  // uniform: the whole workgroup leaves
   let g = ng % ${c.G}u;
   let base = (ng / ${c.G}u) * ${c.HW * CV}u + g * ${CgV}u;

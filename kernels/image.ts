@@ -41,6 +41,7 @@ import {
   type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
 } from './kernel.js';
+import { flatIndex } from './wgsl.js';
 
 /** Threads per workgroup, for every family in this file. */
 const WG = 64;
@@ -184,7 +185,7 @@ ${axisWgsl('ax', c.x)}
 
 @compute @workgroup_size(${c.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;
+  let t = ${flatIndex(c.wg, c.gridX)};
   if (t >= ${c.rows * c.size}u) { return; }
   let r = t / ${c.size}u;
   let rx = i32(t % ${c.size}u) + ${c.left};   // column in the resized image
@@ -225,7 +226,7 @@ ${axisWgsl('ay', c.y)}
 
 @compute @workgroup_size(${c.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;
+  let t = ${flatIndex(c.wg, c.gridX)};
   if (t >= ${c.size * c.size}u) { return; }
   let x = t % ${c.size}u;
   let ry = i32(t / ${c.size}u) + ${c.top};   // row in the resized image
@@ -381,7 +382,7 @@ const normalize: KernelFamily<NormalizeConfig> = {
 
 @compute @workgroup_size(${c.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;   // one pixel
+  let t = ${flatIndex(c.wg, c.gridX)};   // one pixel
   if (t >= ${c.pixels}u) { return; }
   let v = (vec3<f32>(x[t * 3u], x[t * 3u + 1u], x[t * 3u + 2u]) - vec3<f32>(${c.mean.map(f32Lit).join(', ')})) / vec3<f32>(${c.std.map(f32Lit).join(', ')});
   y[t * 3u] = v.x;

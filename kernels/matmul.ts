@@ -33,7 +33,7 @@ import {
   type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type OpDef, type Shape,
   activationRef, activationWgsl, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
 } from './kernel.js';
-import { XYZW, actTWgsl, ceilPow2, flatIndex, range, vecType, wgsl } from './wgsl.js';
+import { XYZW, actTWgsl, ceilPow2, flatIndex, range, vecType, wgsl, workgroupIndex } from './wgsl.js';
 
 export interface MatmulAttrs {
   act?: Activation;
@@ -246,7 +246,7 @@ var<workgroup> Bs: array<f32, ${c.TK * c.wgX * TN}>;   // b slab [TK, wgX·TN]
 
 @compute @workgroup_size(${c.wgX}, ${c.wgY})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32${c.sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {
-  let w = wid.x + wid.y * ${c.gridX}u;
+  let w = ${workgroupIndex(c.gridX)};
   if (w >= ${total}u) { return; }
   let nw = w % ${NW}u;
   let mw = (w / ${NW}u) % ${MW}u;

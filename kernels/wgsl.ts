@@ -39,11 +39,16 @@ export const floorPow2 = (n: number): number => 2 ** Math.floor(Math.log2(Math.m
 // ---- snippets --------------------------------------------------------------------------------
 
 /**
- * WGSL expression of this invocation's flat index in a 1-D launch of `wg`-wide workgroups spread
- * over a 2-D grid by grid() (kernel.ts): needs `wid` (workgroup_id) and `lid`
- * (local_invocation_index) in scope.
+ * WGSL expression of this workgroup's flat index in a launch spread over a 2-D grid by grid()
+ * (kernel.ts), whose x extent is `gridX`: needs `wid` (workgroup_id) in scope.
  */
-export const flatIndex = (wg: number, gridX: number): string => `(wid.x + wid.y * ${gridX}u) * ${wg}u + lid`;
+export const workgroupIndex = (gridX: number): string => `wid.x + wid.y * ${gridX}u`;
+
+/**
+ * WGSL expression of this invocation's flat index when workgroups of `wg` invocations are spread
+ * over a 2-D grid by grid(): needs `wid` and `local` (local_invocation_index) in scope.
+ */
+export const flatIndex = (wg: number, gridX: number, local = 'lid'): string => `(${workgroupIndex(gridX)}) * ${wg}u + ${local}`;
 
 /**
  * WGSL `fn actT(v: T) -> T`: the activation `act` (activationWgsl in kernel.ts, declared before
@@ -117,7 +122,7 @@ export function rowMain(m: RowMapping): string {
   const thread = m.mode === 'thread';
   return `@compute @workgroup_size(${m.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = ${thread ? flatIndex(m.wg, m.gridX) : `wid.x + wid.y * ${m.gridX}u`};
+  let row = ${thread ? flatIndex(m.wg, m.gridX) : workgroupIndex(m.gridX)};
   let lane = ${thread ? '0u' : 'lid'};
   if (row >= ${m.rows}u) { return; }  // uniform per workgroup in workgroup mode
   let base = row * ${m.loads}u;`;
