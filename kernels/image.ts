@@ -41,7 +41,7 @@ import {
   type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
 } from './kernel.js';
-import { flatIndex } from './wgsl.js';
+import { flatIndex, wgsl } from './wgsl.js';
 
 /** Threads per workgroup, for every family in this file. */
 const WG = 64;
@@ -218,7 +218,7 @@ interface VerticalConfig {
 
 const vertical: KernelFamily<VerticalConfig> = {
   name: 'image_resize_v',
-  wgsl: (c) => `
+  wgsl: (c) => wgsl`
 ${filterWgsl(c.filter)}
 ${axisWgsl('ay', c.y)}
 @group(0) @binding(0) var<storage, read_write> tmp: array<f32>;  // temp   [rows, ${c.size}, 3] from image_resize_h
@@ -246,7 +246,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     v = clamp(acc, vec3<f32>(0.0), vec3<f32>(255.0));
   }
   v = v / 255.0;
-${c.normalize ? `  v = (v - vec3<f32>(${c.mean.map(f32Lit).join(', ')})) / vec3<f32>(${c.std.map(f32Lit).join(', ')});\n` : ''}  y[t * 3u] = v.x;
+#if ${c.normalize}
+  v = (v - vec3<f32>(${c.mean.map(f32Lit).join(', ')})) / vec3<f32>(${c.std.map(f32Lit).join(', ')});
+#endif
+  y[t * 3u] = v.x;
   y[t * 3u + 1u] = v.y;
   y[t * 3u + 2u] = v.z;
 }`,
