@@ -14,7 +14,7 @@ import {
   type Activation, type HostTensor, type KernelFamily, type OpDef,
   activationRef, activationWgsl, ceilDiv, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
-import { actTWgsl, flatIndex, vecType, wgsl } from './wgsl.js';
+import { actTWgsl, flatMain, vecType, wgsl } from './wgsl.js';
 
 export interface BatchNormAttrs { eps?: number; act?: Activation }
 
@@ -38,9 +38,7 @@ ${actTWgsl(c.vec4)}
 @group(0) @binding(4) var<storage, read> var_: array<${T}>;     // input  [${c.C}] running variance
 @group(0) @binding(5) var<storage, read_write> y: array<${T}>;  // output [${c.n / c.C}, ${c.C}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
 #if ${c.vec4}
   if (t >= ${c.n / 4}u) { return; }
   let ch = t % ${c.C / 4}u;

@@ -39,7 +39,7 @@ import {
   type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type Shape,
   activationRef, activationWgsl, ceilDiv, expectRank, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
-import { XYZW, actTWgsl, flatIndex, range, vecType, wgsl } from './wgsl.js';
+import { XYZW, actTWgsl, flatMain, range, vecType, wgsl } from './wgsl.js';
 
 /** The conv2d attrs, as conv2d passes them (groups, when given, must equal Cin). */
 export interface DepthwiseAttrs {
@@ -224,9 +224,7 @@ fn col(row: u32, iw: i32, lane: ${laneT}) -> vec4<f32> {
   return select(vec4<f32>(0.0), v, u32(iw) < ${c.w}u);
 }
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   if (t >= ${total}u) { return; }
   let cb = t % ${cb}u;
   var r = t / ${cb}u;

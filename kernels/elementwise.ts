@@ -9,7 +9,7 @@ import {
   type Activation, type HostTensor, type KernelFamily, type OpDef, type Shape,
   activationRef, activationWgsl, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
-import { actTWgsl, flatIndex, vecType, wgsl } from './wgsl.js';
+import { actTWgsl, flatMain, vecType, wgsl } from './wgsl.js';
 
 // ---- activation ------------------------------------------------------------------------------
 
@@ -25,9 +25,7 @@ ${actTWgsl(c.vec4)}
 @group(0) @binding(0) var<storage, read> x: array<${vecType(c.vec4)}>;        // input  [n]
 @group(0) @binding(1) var<storage, read_write> y: array<${vecType(c.vec4)}>;  // output [n]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
 #if ${c.vec4}
   if (t >= ${c.n / 4}u) { return; }
   y[t] = actT(x[t]);
@@ -116,9 +114,7 @@ ${actTWgsl(c.vec4)}
 @group(0) @binding(1) var<storage, read> b: array<${T}>;        // input  b (broadcast to output)
 @group(0) @binding(2) var<storage, read_write> y: array<${T}>;  // output [${c.shape.join(',')}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
 #if ${c.vec4}
   if (t >= ${c.n / 4}u) { return; }
   y[t] = actT(a[t] + b[t]);

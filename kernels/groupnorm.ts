@@ -34,7 +34,7 @@ import {
   temp,
 } from './kernel.js';
 import { parseVariant } from './layernorm.js';
-import { actTWgsl, flatIndex, floorPow2, foldWgsl, vecType, wgsl, workgroupIndex, workgroupReduceWgsl } from './wgsl.js';
+import { actTWgsl, flatMain, floorPow2, foldWgsl, mainWgsl, vecType, wgsl, workgroupIndex, workgroupReduceWgsl } from './wgsl.js';
 
 // ---- group_norm --------------------------------------------------------------------------------
 
@@ -80,8 +80,7 @@ ${workgroupReduceWgsl(c.wg)}
 @group(0) @binding(1) var<storage, read_write> st: array<vec4<f32>>;  // temp   [${c.N}*${c.G}] (K, mu, rstd, 0)
 #endif
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${mainWgsl(c.wg)}
   let ng = ${workgroupIndex(c.gridX)};
   if (ng >= ${c.N * c.G}u) { return; }  // uniform: the whole workgroup leaves
   let g = ng % ${c.G}u;
@@ -156,9 +155,7 @@ ${actTWgsl(c.vec4)}
 @group(0) @binding(3) var<storage, read_write> st: array<vec4<f32>>; // temp   [${c.N}*${c.G}] (K, mu, rstd, 0) from group_norm
 @group(0) @binding(4) var<storage, read_write> y: array<${T}>;     // output [${c.N}, ${c.HW}, ${c.C}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};${body}
+${flatMain(c.wg, c.gridX)}${body}
 }`;
   },
 };
@@ -265,9 +262,7 @@ const weightStd: KernelFamily<WeightStdConfig> = {
 @group(0) @binding(0) var<storage, read> w: array<${T}>;        // input  [${c.K}, ${c.Cout}] (KH*KW*Cin flattened)
 @group(0) @binding(1) var<storage, read_write> y: array<${T}>;  // output [${c.K}, ${c.Cout}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};  // column (group of 4 columns if vec4)
+${flatMain(c.wg, c.gridX)}  // column (group of 4 columns if vec4)
   if (t >= ${CV}u) { return; }
   let shift = w[t];
   var s1 = ${T}(0.0);

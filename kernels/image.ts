@@ -41,7 +41,7 @@ import {
   type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
 } from './kernel.js';
-import { flatIndex, wgsl } from './wgsl.js';
+import { flatMain, wgsl } from './wgsl.js';
 
 /** Threads per workgroup, for every family in this file. */
 const WG = 64;
@@ -183,9 +183,7 @@ ${axisWgsl('ax', c.x)}
 @group(0) @binding(0) var<storage, read> src: array<f32>;        // input  [Hs, ${c.srcW}, 3], 0..255
 @group(0) @binding(1) var<storage, read_write> tmp: array<f32>;  // temp   [${c.rows}, ${c.size}, 3]: source rows ${c.rowLo}.., cropped columns
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   if (t >= ${c.rows * c.size}u) { return; }
   let r = t / ${c.size}u;
   let rx = i32(t % ${c.size}u) + ${c.left};   // column in the resized image
@@ -224,9 +222,7 @@ ${axisWgsl('ay', c.y)}
 @group(0) @binding(0) var<storage, read_write> tmp: array<f32>;  // temp   [rows, ${c.size}, 3] from image_resize_h
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;    // output [1, ${c.size}, ${c.size}, 3]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   if (t >= ${c.size * c.size}u) { return; }
   let x = t % ${c.size}u;
   let ry = i32(t / ${c.size}u) + ${c.top};   // row in the resized image
@@ -383,9 +379,7 @@ const normalize: KernelFamily<NormalizeConfig> = {
 @group(0) @binding(0) var<storage, read> x: array<f32>;        // input  [.., 3] RGB in [0,1]
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;  // output [.., 3] (x − mean) / std
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};   // one pixel
+${flatMain(c.wg, c.gridX)}   // one pixel
   if (t >= ${c.pixels}u) { return; }
   let v = (vec3<f32>(x[t * 3u], x[t * 3u + 1u], x[t * 3u + 2u]) - vec3<f32>(${c.mean.map(f32Lit).join(', ')})) / vec3<f32>(${c.std.map(f32Lit).join(', ')});
   y[t * 3u] = v.x;

@@ -22,7 +22,7 @@ import {
   type HostTensor, type KernelFamily, type OpDef, type Shape,
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
-import { XYZW, flatIndex, range, vecType, wgsl } from './wgsl.js';
+import { XYZW, flatMain, range, vecType, wgsl } from './wgsl.js';
 
 const WG = 64;
 const MAX_RANK = 6;
@@ -94,9 +94,7 @@ const stridedCopy: KernelFamily<CopyConfig> = {
 @group(0) @binding(1) var<storage, read_write> y: array<${T}>;  // output (written at the walk's output offsets)
 
 // walk [${c.shape.join(',')}], input strides [${c.inStrides.join(',')}] + ${c.inOffset}, output strides [${c.outStrides.join(',')}] + ${c.outOffset}
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   for (var k = 0u; k < ${per}u; k++) {
     let i = t * ${per}u + k;
     if (i >= ${c.n}u) { return; }
@@ -238,9 +236,7 @@ const transpose2d: KernelFamily<Transpose2dConfig> = {
 @group(0) @binding(0) var<storage, read> x: array<${vecType(c.vec4In)}>;        // input  [${c.b},${c.r},${c.s}]
 @group(0) @binding(1) var<storage, read_write> y: array<${vecType(c.vec4Out)}>;  // output [${c.b},${c.s},${c.r}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   if (t >= ${c.b * rt * st}u) { return; }
   let rt = t % ${rt}u;           // tile of output columns (input rows), fastest
   let st = (t / ${rt}u) % ${st}u; // tile of output rows (input columns)
@@ -429,9 +425,7 @@ const padFamily: KernelFamily<PadConfig> = {
 @group(0) @binding(0) var<storage, read> x: array<${T}>;        // input  [${c.n},${c.h},${c.w},${c.c}]
 @group(0) @binding(1) var<storage, read_write> y: array<${T}>;  // output [${c.n},${c.oh},${c.ow},${c.c}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   if (t >= ${c.n * c.oh * c.ow * c4}u) { return; }
   let c4 = t % ${c4}u;
   let dst = t / ${c4}u;  // output pixel

@@ -33,7 +33,7 @@ import {
   type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type OpDef, type Shape,
   activationRef, activationWgsl, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
 } from './kernel.js';
-import { XYZW, actTWgsl, ceilPow2, flatIndex, range, vecType, wgsl, workgroupIndex } from './wgsl.js';
+import { XYZW, actTWgsl, ceilPow2, flatMain, range, vecType, wgsl, workgroupIndex } from './wgsl.js';
 
 export interface MatmulAttrs {
   act?: Activation;
@@ -295,9 +295,7 @@ ${actTWgsl(c.vec4)}
 #endif
 @group(0) @binding(${c.bias ? 2 : 1}) var<storage, read_write> Y: array<${T}>;   // output [${c.n / c.N} rows, ${c.N}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
 #if ${c.vec4}
   if (t >= ${n4}u) { return; }
   var s = P[t];

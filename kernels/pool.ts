@@ -25,7 +25,7 @@ import {
   type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
-import { ceilPow2, flatIndex, vecType, wgsl, workgroupIndex } from './wgsl.js';
+import { ceilPow2, flatMain, mainWgsl, vecType, wgsl, workgroupIndex } from './wgsl.js';
 
 const WG = 64;
 
@@ -149,9 +149,7 @@ const pool2d: KernelFamily<Pool2dConfig> = {
 @group(0) @binding(1) var<storage, read_write> y: array<${T}>;  // output [${c.n},${c.oh},${c.ow},${c.c}]
 ${channelIo(c.c, c.vec4, 'x', 'y')}
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   if (t >= ${total}u) { return; }
   let c4 = t % ${c4}u;
   var r = t / ${c4}u;
@@ -280,9 +278,7 @@ ${channelIo(c.c, c.vec4, 'x', 'y')}`;
     if (c.partition === 'serial') {
       return `${head}
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   if (t >= ${groups}u) { return; }
   let c4 = t % ${c4}u;
   let n = t / ${c4}u;
@@ -294,8 +290,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     return `${head}
 var<workgroup> part: array<vec4<f32>, ${c.wg}>;
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${mainWgsl(c.wg)}
   let g = ${workgroupIndex(c.gridX)};  // uniform per workgroup, so the barriers below are too
   let live = g < ${groups}u;
   let c4 = g % ${c4}u;

@@ -46,9 +46,16 @@ export const workgroupIndex = (gridX: number): string => `wid.x + wid.y * ${grid
 
 /**
  * WGSL expression of this invocation's flat index when workgroups of `wg` invocations are spread
- * over a 2-D grid by grid(): needs `wid` and `local` (local_invocation_index) in scope.
+ * over a 2-D grid by grid(): needs `wid` and `lid` (local_invocation_index) in scope.
  */
-export const flatIndex = (wg: number, gridX: number, local = 'lid'): string => `(${workgroupIndex(gridX)}) * ${wg}u + ${local}`;
+export const flatIndex = (wg: number, gridX: number): string => `(${workgroupIndex(gridX)}) * ${wg}u + lid`;
+
+/** WGSL: the entry point of a launch of 1-D workgroups of `wg`, up to its `{`; `wid` and `lid` in scope. */
+export const mainWgsl = (wg: number): string => `@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {`;
+
+/** WGSL: mainWgsl(wg) and its first line, `let t = …;`, this invocation's flat index (flatIndex). */
+export const flatMain = (wg: number, gridX: number): string => `${mainWgsl(wg)}\n  let t = ${flatIndex(wg, gridX)};`;
 
 /**
  * WGSL `fn actT(v: T) -> T`: the activation `act` (activationWgsl in kernel.ts, declared before
@@ -120,8 +127,7 @@ export const rowLanes = (m: RowMapping): number => (m.mode === 'thread' ? 1 : m.
  */
 export function rowMain(m: RowMapping): string {
   const thread = m.mode === 'thread';
-  return `@compute @workgroup_size(${m.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  return `${mainWgsl(m.wg)}
   let row = ${thread ? flatIndex(m.wg, m.gridX) : workgroupIndex(m.gridX)};
   let lane = ${thread ? '0u' : 'lid'};
   if (row >= ${m.rows}u) { return; }  // uniform per workgroup in workgroup mode
