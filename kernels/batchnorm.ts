@@ -12,7 +12,8 @@
 
 import {
   type Activation, type HostTensor, type KernelFamily, type OpDef,
-  activationRef, activationWgsl, ceilDiv, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  activationRef, activationWgsl, ceilDiv, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output,
+  ShapeError,
 } from './kernel.js';
 import { actTWgsl, flatMain, vecType, wgsl } from './wgsl.js';
 

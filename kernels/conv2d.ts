@@ -364,7 +364,9 @@ export function conv2dConfig(geo: Conv2dGeometry, t0: Conv2dTiling, maxPerDim: n
 function sgDefault(geo: Conv2dGeometry, t: Conv2dTiling, subgroupSize: number): Conv2dTiling {
   if (t.path !== undefined || t.tm !== undefined || t.tn !== undefined || t.wg !== undefined || t.sg !== undefined) return {};
   if (subgroupSize !== 4 || geo.groups !== 1 || geo.cig % 4 !== 0 || geo.cog % 16 !== 0 || geo.n * geo.oh * geo.ow < 784) return {};
-  return isPointwise(geo) ? { path: 'gemm', tm: 8, tn: 16, sg: true } : { path: 'gemm', tm: 4, tn: geo.cog % 32 === 0 ? 32 : 16, sg: true };
+  return isPointwise(geo)
+    ? { path: 'gemm', tm: 8, tn: 16, sg: true }
+    : { path: 'gemm', tm: 4, tn: geo.cog % 32 === 0 ? 32 : 16, sg: true };
 }
 
 export function conv2dDispatchGrid(c: Conv2dConfig, maxPerDim: number): [number, number, number] {

@@ -30,11 +30,13 @@
 
 import {
   type Activation, type HostTensor, type KernelFamily, type OpDef,
-  activationRef, activationWgsl, ceilDiv, expectRank, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
-  temp,
+  activationRef, activationWgsl, ceilDiv, expectRank, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output,
+  ShapeError, temp,
 } from './kernel.js';
 import { parseVariant } from './layernorm.js';
-import { actTWgsl, flatMain, floorPow2, foldWgsl, mainWgsl, vecType, wgsl, workgroupIndex, workgroupReduceWgsl } from './wgsl.js';
+import {
+  actTWgsl, flatMain, floorPow2, foldWgsl, mainWgsl, vecType, wgsl, workgroupIndex, workgroupReduceWgsl,
+} from './wgsl.js';
 
 // ---- group_norm --------------------------------------------------------------------------------
 

@@ -22,7 +22,8 @@
 
 import {
   type Activation, type HostTensor, type KernelFamily, type LowerContext, type OpDef,
-  activationRef, activationWgsl, ceilDiv, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  activationRef, activationWgsl, ceilDiv, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output,
+  ShapeError,
 } from './kernel.js';
 import {
   type RowMapping, actTWgsl, floorPow2, foldWgsl, rowLanes, rowLoop, rowMain, vecType, workgroupReduceWgsl,

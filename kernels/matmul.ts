@@ -285,7 +285,8 @@ export const splitKReduceFamily: KernelFamily<SplitKReduceConfig> = {
     const T = vecType(c.vec4);
     const n4 = c.n / 4;
     // The other slices' partial sums of output element `i` (an expression).
-    const rest = (i: string, stride: number, ind: string) => range(c.splitK).slice(1).map((k) => `${ind}s += P[${i} + ${k * stride}u];`).join('\n');
+    const rest = (i: string, stride: number, ind: string) =>
+      range(c.splitK).slice(1).map((k) => `${ind}s += P[${i} + ${k * stride}u];`).join('\n');
     return wgsl`
 ${activationWgsl(c.act)}
 ${actTWgsl(c.vec4)}

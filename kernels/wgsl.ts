@@ -85,7 +85,9 @@ fn hmax(v: f32) -> f32 { return v; }`;
  * uniform control flow only.
  */
 export function workgroupReduceWgsl(lanes: number): string {
-  if (!Number.isInteger(lanes) || lanes < 1 || lanes & (lanes - 1)) throw new Error(`reduction width ${lanes} is not a power of two`);
+  if (!Number.isInteger(lanes) || lanes < 1 || lanes & (lanes - 1)) {
+    throw new Error(`reduction width ${lanes} is not a power of two`);
+  }
   if (lanes === 1) {
     return `fn wg_sum(v: f32, lid: u32) -> f32 { return v; }
 fn wg_max(v: f32, lid: u32) -> f32 { return v; }`;
@@ -102,7 +104,9 @@ fn ${name}(v: f32, lid: u32) -> f32 {
   workgroupBarrier();  // everyone has read red[0] before a later reduction overwrites it
   return r;
 }`;
-  return `var<workgroup> red: array<f32, ${lanes}>;${tree('wg_sum', 'red[lid] + red[lid + s]')}${tree('wg_max', 'max(red[lid], red[lid + s])')}`;
+  const sum = tree('wg_sum', 'red[lid] + red[lid + s]');
+  const max = tree('wg_max', 'max(red[lid], red[lid + s])');
+  return `var<workgroup> red: array<f32, ${lanes}>;${sum}${max}`;
 }
 
 /** How a row kernel maps rows to invocations (layernorm and softmax; see layernorm.ts). */

@@ -94,7 +94,9 @@ x`).toThrow(/Mismatched/);
   });
 
   it('leaves no directive in any family’s shader', () => {
-    const limits = { maxComputeWorkgroupsPerDimension: 65535, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupStorageSize: 16384 };
+    const limits = {
+      maxComputeWorkgroupsPerDimension: 65535, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupStorageSize: 16384,
+    };
     const ctx = (prefer?: Record<string, string>, subgroupSize = 0): LowerContext =>
       ({ limits: limits as LowerContext['limits'], prefer, subgroupSize, constInputs: [false, true, true] });
     const cases: [string, object, Shape[], LowerContext][] = [
@@ -132,7 +134,8 @@ x`).toThrow(/Mismatched/);
 describe('workgroup reductions on the GPU', () => {
   const tol = { atol: 2e-6, rtol: 2e-5 };
 
-  for (const [L, pref] of [[37, 'workgroup:16'], [36, 'workgroup:16'], [1030, 'workgroup:64'], [5, 'workgroup:8'], [37, 'thread']] as const) {
+  const rows = [[37, 'workgroup:16'], [36, 'workgroup:16'], [1030, 'workgroup:64'], [5, 'workgroup:8'], [37, 'thread']] as const;
+  for (const [L, pref] of rows) {
     it(`softmax and layernorm, rows of ${L}, ${pref}`, async () => {
       const x = randTensor([3, L], L, -4, 4);
       const [s] = await runOp('softmax', {}, [x], [], { softmax: pref });
