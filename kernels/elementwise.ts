@@ -7,7 +7,7 @@
 
 import {
   type Activation, type HostTensor, type KernelFamily, type OpDef, type Shape,
-  activationRef, activationWgsl, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  activationRef, activationWgsl, broadcastShapes, ceilDiv, grid, input, makeDispatch, numel, output,
 } from './kernel.js';
 import { actTWgsl, flatMain, vecType, wgsl } from './wgsl.js';
 
@@ -58,21 +58,6 @@ export const activationOp: OpDef<ActivationAttrs> = {
 };
 
 // ---- add ---------------------------------------------------------------------------------------
-
-/** Numpy broadcasting of two shapes; throws ShapeError naming both. */
-export function broadcastShapes(a: Shape, b: Shape): number[] {
-  const r = Math.max(a.length, b.length);
-  const out: number[] = [];
-  for (let i = 0; i < r; i++) {
-    const da = a[a.length - r + i] ?? 1;
-    const db = b[b.length - r + i] ?? 1;
-    if (da !== db && da !== 1 && db !== 1) {
-      throw new ShapeError(`shapes ${fmtShape(a)} and ${fmtShape(b)} do not broadcast (dim ${i}: ${da} vs ${db})`);
-    }
-    out.push(Math.max(da, db));
-  }
-  return out;
-}
 
 /** Row-major strides of `s` read against output shape `out`, 0 where `s` broadcasts. */
 function broadcastStrides(s: Shape, out: Shape): number[] {

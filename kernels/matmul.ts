@@ -28,10 +28,10 @@
 //   'sg' (subgroup-shared b), 'pk' (packed b), 'splitk<S>' (S = 1 disables; 'splitk' alone = heuristic S ≥ 2), 'wg<X>x<Y>' (workgroup
 //   shape), 'tk<TK>' (wgmem K tile). E.g. 'reg4x4-splitk3', 'wgmem8x8-wg16x16-tk8'.
 
-import { broadcastShapes } from './elementwise.js';
 import {
   type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type OpDef, type Shape,
-  activationRef, activationWgsl, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
+  activationRef, activationWgsl, broadcastShapes, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  temp,
 } from './kernel.js';
 import { XYZW, actTWgsl, ceilPow2, flatMain, range, vecType, wgsl, workgroupIndex } from './wgsl.js';
 

@@ -5,9 +5,8 @@
 // How a family writes conditional WGSL (one way throughout kernels/):
 // - whole lines or blocks that a config switches on or off (an optional binding, a vec4 or a
 //   scalar body, a fused epilogue): `#if ${cond}` / `#elif ${cond}` / `#else` / `#endif` inside
-//   the `wgsl` tagged template re-exported here (wgsl-preprocessor). The directives and the
-//   whitespace after each are dropped; a branch starts right after its `${cond}`, so it keeps
-//   that line's newline.
+//   the `wgsl` tagged template re-exported here (wgsl-preprocessor), each directive on a line
+//   of its own. A dropped block leaves at most an empty line behind.
 // - a choice inside one line (a type, an index expression): a `${c ? a : b}` interpolation.
 // - code unrolled over tile sizes and taps: TS loops over range(), lines joined with '\n'.
 // The package's entry point is its file (its package.json names no `main`), imported here only.
