@@ -41,10 +41,21 @@ import {
   type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
 } from './kernel.js';
-import { flatMain, wgsl } from './wgsl.js';
+import { XYZW, flatMain, wgsl } from './wgsl.js';
 
 /** Threads per workgroup, for every family in this file. */
 const WG = 64;
+
+/** WGSL: the RGB pixel starting at element `at` of f32 array `arr`, as a vec3. */
+const loadRgb = (arr: string, at: string) => `vec3<f32>(${arr}[${at}], ${arr}[${at} + 1u], ${arr}[${at} + 2u])`;
+
+/** WGSL: vec3 `v` stored as pixel `t` of f32 array `arr` ([.., 3]). */
+const storeRgb = (arr: string, v: string) =>
+  XYZW.slice(0, 3).map((l, k) => `  ${arr}[t * 3u${k ? ` + ${k}u` : ''}] = ${v}.${l};`).join('\n');
+
+/** WGSL: RGB `v` minus `mean`, over `std`. */
+const normalizeRgb = (v: string, mean: readonly number[], std: readonly number[]) =>
+  `(${v} - vec3<f32>(${mean.map(f32Lit).join(', ')})) / vec3<f32>(${std.map(f32Lit).join(', ')})`;
 
 export type Interpolation = 'bilinear' | 'bicubic';
 
@@ -195,14 +206,12 @@ ${flatMain(c.wg, c.gridX)}
     for (var j = s.x; j < s.y; j++) {
       let w = filt(ax_arg(rx, j));
       let p = (row + u32(j)) * 3u;
-      acc += w * vec3<f32>(src[p], src[p + 1u], src[p + 2u]);
+      acc += w * ${loadRgb('src', 'p')};
       sum += w;
     }
     if (sum != 0.0) { acc /= sum; }
   }
-  tmp[t * 3u] = acc.x;
-  tmp[t * 3u + 1u] = acc.y;
-  tmp[t * 3u + 2u] = acc.z;
+${storeRgb('tmp', 'acc')}
 }`,
 };
 
@@ -235,7 +244,7 @@ ${flatMain(c.wg, c.gridX)}
     for (var j = s.x; j < s.y; j++) {
       let w = filt(ay_arg(ry, j));
       let p = (u32(j - ${c.rowLo}) * ${c.size}u + x) * 3u;
-      acc += w * vec3<f32>(tmp[p], tmp[p + 1u], tmp[p + 2u]);
+      acc += w * ${loadRgb('tmp', 'p')};
       sum += w;
     }
     if (sum != 0.0) { acc /= sum; }
@@ -243,11 +252,9 @@ ${flatMain(c.wg, c.gridX)}
   }
   v = v / 255.0;
 #if ${c.normalize}
-  v = (v - vec3<f32>(${c.mean.map(f32Lit).join(', ')})) / vec3<f32>(${c.std.map(f32Lit).join(', ')});
+  v = ${normalizeRgb('v', c.mean, c.std)};
 #endif
-  y[t * 3u] = v.x;
-  y[t * 3u + 1u] = v.y;
-  y[t * 3u + 2u] = v.z;
+${storeRgb('y', 'v')}
 }`,
 };
 
@@ -381,10 +388,8 @@ const normalize: KernelFamily<NormalizeConfig> = {
 
 ${flatMain(c.wg, c.gridX)}   // one pixel
   if (t >= ${c.pixels}u) { return; }
-  let v = (vec3<f32>(x[t * 3u], x[t * 3u + 1u], x[t * 3u + 2u]) - vec3<f32>(${c.mean.map(f32Lit).join(', ')})) / vec3<f32>(${c.std.map(f32Lit).join(', ')});
-  y[t * 3u] = v.x;
-  y[t * 3u + 1u] = v.y;
-  y[t * 3u + 2u] = v.z;
+  let v = ${normalizeRgb(loadRgb('x', 't * 3u'), c.mean, c.std)};
+${storeRgb('y', 'v')}
 }`,
 };
 
