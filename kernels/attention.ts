@@ -24,6 +24,7 @@ import {
   type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
 } from './kernel.js';
+import { flatMain, range, vecType } from './wgsl.js';
 
 export interface AttentionAttrs {
   heads: number;
@@ -51,14 +52,12 @@ export interface NaiveAttentionConfig extends AttentionShape {
   stage: 'scores' | 'softmax' | 'pv'; wg: number; gridX: number;
 }
 
-const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
-
 /** Addressing in units of the row element type (vec4 or f32), baked into WGSL. */
 function addressing(c: AttentionShape) {
   const W = c.vec ? 4 : 1;
   const D = c.heads * c.dh;
   return {
-    T: c.vec ? 'vec4<f32>' : 'f32',
+    T: vecType(c.vec),
     /** Elements (of type T) per head row, per token row of the inputs, of the output. */
     C: c.dh / W, RS: (c.packed ? 3 * D : D) / W, OS: D / W,
     /** Where k and v start within a token row. */
@@ -135,9 +134,7 @@ export const fusedAttentionFamily: KernelFamily<FusedAttentionConfig> = {
     L.push(...decls);
     L.push(`@group(0) @binding(${next}) var<storage, read_write> Out: array<${a.T}>;   // output [${c.B}, ${c.Tq}, ${c.heads * c.dh}]`);
     L.push('');
-    L.push(`@compute @workgroup_size(${c.wg})`);
-    L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {');
-    L.push(`  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + li;`);
+    L.push(flatMain(c.wg, c.gridX));
     L.push(`  if (t >= ${total}u) { return; }`);
     // Query blocks fastest, so neighbouring invocations read the same keys and values.
     L.push(`  let i0 = (t % ${QB}u) * ${R}u;`);
@@ -193,9 +190,7 @@ export const naiveAttentionFamily: KernelFamily<NaiveAttentionConfig> = {
     const L: string[] = [];
     const head = (total: number) => {
       L.push('');
-      L.push(`@compute @workgroup_size(${c.wg})`);
-      L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {');
-      L.push(`  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + li;`);
+      L.push(flatMain(c.wg, c.gridX));
       L.push(`  if (t >= ${total}u) { return; }`);
     };
     const S = `@group(0) @binding(%) var<storage, read_write> S: array<f32>;   // scratch: scores [${B}, ${H}, ${Tq}, ${Tk}]`;

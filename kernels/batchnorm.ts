@@ -12,9 +12,10 @@
 
 import {
   type Activation, type HostTensor, type KernelFamily, type OpDef,
-  activationRef, activationWgsl, ceilDiv, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  activationRef, activationWgsl, ceilDiv, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output,
+  ShapeError,
 } from './kernel.js';
-import { expectVector } from './layernorm.js';
+import { actTWgsl, flatMain, vecType, wgsl } from './wgsl.js';
 
 export interface BatchNormAttrs { eps?: number; act?: Activation }
 
@@ -25,12 +26,12 @@ interface BatchNormConfig {
 const batchnorm: KernelFamily<BatchNormConfig> = {
   name: 'batchnorm',
   wgsl(c) {
-    const T = c.vec4 ? 'vec4<f32>' : 'f32';
+    const T = vecType(c.vec4);
     const body = (i: string, ch: string) =>
-      `act${c.vec4 ? '4' : ''}((x[${i}] - mean[${ch}]) * (gamma[${ch}] / sqrt(var_[${ch}] + ${f32Lit(c.eps)})) + beta[${ch}])`;
-    return `
+      `actT((x[${i}] - mean[${ch}]) * (gamma[${ch}] / sqrt(var_[${ch}] + ${f32Lit(c.eps)})) + beta[${ch}])`;
+    return wgsl`
 ${activationWgsl(c.act)}
-fn act4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w)); }
+${actTWgsl(c.vec4)}
 @group(0) @binding(0) var<storage, read> x: array<${T}>;        // input  [${c.n / c.C}, ${c.C}] (leading dims flattened)
 @group(0) @binding(1) var<storage, read> gamma: array<${T}>;    // input  [${c.C}]
 @group(0) @binding(2) var<storage, read> beta: array<${T}>;     // input  [${c.C}]
@@ -38,19 +39,19 @@ fn act4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(act(v.x), act(v.y), act(v.
 @group(0) @binding(4) var<storage, read> var_: array<${T}>;     // input  [${c.C}] running variance
 @group(0) @binding(5) var<storage, read_write> y: array<${T}>;  // output [${c.n / c.C}, ${c.C}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;
-${c.vec4 ? `
+${flatMain(c.wg, c.gridX)}
+#if ${c.vec4}
   if (t >= ${c.n / 4}u) { return; }
   let ch = t % ${c.C / 4}u;
-  y[t] = ${body('t', 'ch')};` : `
+  y[t] = ${body('t', 'ch')};
+#else
   for (var k = 0u; k < 4u; k++) {
     let i = t * 4u + k;
     if (i >= ${c.n}u) { return; }
     let ch = i % ${c.C}u;
     y[i] = ${body('i', 'ch')};
-  }`}
+  }
+#endif
 }`;
   },
 };

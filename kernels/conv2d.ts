@@ -43,6 +43,7 @@ import {
   activationRef, activationWgsl, ceilDiv, expectRank, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
 import { DEPTHWISE_TUNE_CANDIDATES, lowerDepthwise } from './depthwise.js';
+import { XYZW, actTWgsl, ceilPow2, range, u, vecType, wgsl, workgroupIndex } from './wgsl.js';
 
 export interface Conv2dAttrs {
   stride?: [number, number];
@@ -116,6 +117,11 @@ export function conv2dGeometry(a: Conv2dAttrs, inputs: Shape[]): Conv2dGeometry 
   };
 }
 
+/** A 1×1 window at stride 1 without padding: each output pixel reads only its own input pixel. */
+export function isPointwise(g: Conv2dGeometry): boolean {
+  return g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.pad.every((p) => p === 0);
+}
+
 // ---- kernel family -------------------------------------------------------------------------------
 
 export type Conv2dPath = 'direct' | 'gemm';
@@ -155,16 +161,12 @@ function blocks(c: Conv2dConfig) {
   return { cb, pb, nb, mb, wgx: ceilDiv(nb, c.wg[0]), wgy: ceilDiv(mb, c.wg[1]) };
 }
 
-const range = (k: number) => Array.from({ length: k }, (_, i) => i);
-const u = (v: number) => `${v}u`;
-const XYZW = ['x', 'y', 'z', 'w'];
-
 function conv2dWgsl(c: Conv2dConfig): string {
   const { cb, pb, nb, mb, wgx } = blocks(c);
   const V = c.vec4 ? 4 : 1; // channels per accumulator
   const XV = c.xVec4 ? 4 : 1; // ci per x load
-  const T = c.vec4 ? 'vec4<f32>' : 'f32';
-  const XT = c.xVec4 ? 'vec4<f32>' : 'f32';
+  const T = vecType(c.vec4);
+  const XT = vecType(c.xVec4);
   const nAcc = c.tn / V;
   const I = range(c.tm), J = range(nAcc), S = range(XV);
   const padded = c.pad.some((p) => p > 0);
@@ -260,28 +262,19 @@ function conv2dWgsl(c: Conv2dConfig): string {
 
   // Epilogue: bias (+ residual, at y's index) + activation, skipping rows and channels past the
   // edge (the residual is only read where y is written, so its reads stay in bounds too).
-  const actV = c.vec4 ? (v: string) => `act4(${v})` : (v: string) => `act(${v})`;
   for (const j of J) if (c.bias) L.push(`  let bias${j} = bias[col${j}${V > 1 ? ' / 4u' : ''}];`);
   for (const i of I) {
     L.push(`  if (live${i}${c.sg ? ' && mLive' : ''}) {`);
     for (const j of J) {
       const yi = `o${i} * ${u(coutV)} + col${j}${V > 1 ? ' / 4u' : ''}`;
       const store = c.residual
-        ? `{ let yi = ${yi}; y[yi] = ${actV(`acc${i}_${j} + bias${j} + residual[yi]`)}; }`
-        : `y[${yi}] = ${actV(`acc${i}_${j}${c.bias ? ` + bias${j}` : ''}`)};`;
+        ? `{ let yi = ${yi}; y[yi] = actT(acc${i}_${j} + bias${j} + residual[yi]); }`
+        : `y[${yi}] = actT(acc${i}_${j}${c.bias ? ` + bias${j}` : ''});`;
       const partial = c.cog % c.tn !== 0 && (j + 1) * V > c.cog % c.tn;
       L.push(partial ? `    if (c0 + ${u(j * V)} < ${u(c.cog)}) { ${store} }` : `    ${store}`);
     }
     L.push('  }');
   }
-
-  const bind: string[] = [
-    `@group(0) @binding(0) var<storage, read> x: array<${XT}>;  // input   [${c.n},${c.h},${c.w},${c.cin}] NHWC`,
-    `@group(0) @binding(1) var<storage, read> w: array<${T}>;  // weights [${c.kh},${c.kw},${c.cig},${c.cout}] HWIO`,
-  ];
-  if (c.bias) bind.push(`@group(0) @binding(2) var<storage, read> bias: array<${T}>;  // bias    [${c.cout}]`);
-  if (c.residual) bind.push(`@group(0) @binding(3) var<storage, read> residual: array<${T}>;  // residual [${c.n},${c.oh},${c.ow},${c.cout}] NHWC`);
-  bind.push(`@group(0) @binding(${2 + Number(c.bias) + Number(c.residual)}) var<storage, read_write> y: array<${T}>;  // output  [${c.n},${c.oh},${c.ow},${c.cout}] NHWC`);
 
   // With sg every lane must reach the broadcasts: pixel blocks past the end are clamped and
   // their stores skipped (mLive) instead of returning early.
@@ -289,15 +282,25 @@ function conv2dWgsl(c: Conv2dConfig): string {
     ? [`  let mb0 = (f / ${u(wgx)}) * ${u(c.wg[1])} + lid.y;  // pixel block`, `  if (nb >= ${u(nb)}) { return; }`,
       `  let mLive = mb0 < ${u(mb)};`, `  let mb = min(mb0, ${u(mb - 1)});`]
     : [`  let mb = (f / ${u(wgx)}) * ${u(c.wg[1])} + lid.y;  // pixel block`, `  if (nb >= ${u(nb)} || mb >= ${u(mb)}) { return; }`];
-  return `// conv2d ${c.path}${c.pointwise ? ' pointwise' : ''}: ${c.tm} pixels x ${c.tn} channels per invocation${c.sg ? ', w shared by subgroup broadcasts' : ''}
-${c.sg ? 'enable subgroups;' : ''}
+  return wgsl`// conv2d ${c.path}${c.pointwise ? ' pointwise' : ''}: ${c.tm} pixels x ${c.tn} channels per invocation${c.sg ? ', w shared by subgroup broadcasts' : ''}
+#if ${c.sg}
+enable subgroups;
+#endif
 ${activationWgsl(c.act)}
-${c.vec4 ? 'fn act4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w)); }' : ''}
-${bind.join('\n')}
+${actTWgsl(c.vec4)}
+@group(0) @binding(0) var<storage, read> x: array<${XT}>;  // input   [${c.n},${c.h},${c.w},${c.cin}] NHWC
+@group(0) @binding(1) var<storage, read> w: array<${T}>;  // weights [${c.kh},${c.kw},${c.cig},${c.cout}] HWIO
+#if ${c.bias}
+@group(0) @binding(2) var<storage, read> bias: array<${T}>;  // bias    [${c.cout}]
+#endif
+#if ${c.residual}
+@group(0) @binding(3) var<storage, read> residual: array<${T}>;  // residual [${c.n},${c.oh},${c.ow},${c.cout}] NHWC
+#endif
+@group(0) @binding(${2 + Number(c.bias) + Number(c.residual)}) var<storage, read_write> y: array<${T}>;  // output  [${c.n},${c.oh},${c.ow},${c.cout}] NHWC
 
 @compute @workgroup_size(${c.wg[0]}, ${c.wg[1]})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${c.sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {
-  let f = wid.x + wid.y * ${u(c.gridX)};
+  let f = ${workgroupIndex(c.gridX)};
   let nb = ${c.sg ? `f % ${u(wgx)}` : `(f % ${u(wgx)}) * ${u(c.wg[0])} + lid.x`};  // channel block (group-major)
 ${head.join('\n')}
 ${L.join('\n')}
@@ -318,8 +321,6 @@ export interface Conv2dTiling {
   sg?: boolean;
 }
 
-const pow2Ceil = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
-
 /**
  * The config for `geo` on `path` (default: gemm when groups == 1, else direct), with tile sizes
  * from `t` or the heuristic below, 64 invocations per workgroup, as many along channels as there
@@ -335,13 +336,13 @@ export function conv2dConfig(geo: Conv2dGeometry, t0: Conv2dTiling, maxPerDim: n
   const t = { ...sgDefault(geo, t0, subgroupSize), ...t0 };
   for (const v of [t.tm, t.tn, ...(t.wg ?? [])]) if (v !== undefined && !isPosInt(v)) throw new Error(`conv2d tiling ${JSON.stringify(t)}: sizes must be positive integers`);
   const path = t.path ?? (geo.groups === 1 ? 'gemm' : 'direct');
-  const pointwise = path === 'gemm' && geo.kh === 1 && geo.kw === 1 && geo.sh === 1 && geo.sw === 1 && geo.pad.every((p) => p === 0);
+  const pointwise = path === 'gemm' && isPointwise(geo);
   const wide = path === 'gemm' && geo.cog % 8 === 0;
   const tn = t.tn ?? (wide ? 8 : geo.cog % 4 === 0 ? 4 : Math.min(geo.cog, 4));
   const vec4 = geo.cog % 4 === 0 && tn % 4 === 0;
   const tm = t.tm ?? Math.min(pointwise && wide ? 8 : 4, path === 'direct' ? geo.ow : geo.n * geo.oh * geo.ow);
   const nbCount = geo.groups * ceilDiv(geo.cog, tn);
-  const wgx = Math.min(16, pow2Ceil(nbCount));
+  const wgx = Math.min(16, ceilPow2(nbCount));
   const xVec4 = geo.cig % 4 === 0;
   if (t.sg && !(subgroupSize === 4 && vec4 && xVec4 && path === 'gemm')) {
     throw new Error(`conv2d ':sg' needs the gemm path, a device subgroup size of 4 (this one: ${subgroupSize || 'none'}), Cin/groups and the channel tile multiples of 4`);
@@ -363,8 +364,9 @@ export function conv2dConfig(geo: Conv2dGeometry, t0: Conv2dTiling, maxPerDim: n
 function sgDefault(geo: Conv2dGeometry, t: Conv2dTiling, subgroupSize: number): Conv2dTiling {
   if (t.path !== undefined || t.tm !== undefined || t.tn !== undefined || t.wg !== undefined || t.sg !== undefined) return {};
   if (subgroupSize !== 4 || geo.groups !== 1 || geo.cig % 4 !== 0 || geo.cog % 16 !== 0 || geo.n * geo.oh * geo.ow < 784) return {};
-  const pointwise = geo.kh === 1 && geo.kw === 1 && geo.sh === 1 && geo.sw === 1 && geo.pad.every((p) => p === 0);
-  return pointwise ? { path: 'gemm', tm: 8, tn: 16, sg: true } : { path: 'gemm', tm: 4, tn: geo.cog % 32 === 0 ? 32 : 16, sg: true };
+  return isPointwise(geo)
+    ? { path: 'gemm', tm: 8, tn: 16, sg: true }
+    : { path: 'gemm', tm: 4, tn: geo.cog % 32 === 0 ? 32 : 16, sg: true };
 }
 
 export function conv2dDispatchGrid(c: Conv2dConfig, maxPerDim: number): [number, number, number] {
@@ -465,7 +467,7 @@ function conv2dTuneSpace(a: Conv2dAttrs, inputs: Shape[], ctx: LowerContext): Tu
   // A depthwise conv with a residual is lowered here (direct), not by kernels/depthwise.ts.
   if (!g.residual && g.groups > 1 && g.groups === g.cin) return { family: 'depthwise', candidates: [...DEPTHWISE_TUNE_CANDIDATES] };
   if (g.groups > 1) return { family: 'conv2d', candidates: ['direct:4x4', 'direct:8x4', 'direct:4x8'] };
-  const pointwise = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.pad.every((p) => p === 0);
+  const pointwise = isPointwise(g);
   const c = ['gemm:4x8', 'gemm:4x16', 'direct:4x8', 'direct:8x8', 'direct:4x16'];
   if (pointwise) c.push('gemm:8x8', 'gemm:8x4');
   if (ctx.subgroupSize === 4 && g.cig % 4 === 0 && g.cog % 16 === 0) c.push('gemm:4x16:sg', 'gemm:4x32:sg', ...(pointwise ? ['gemm:8x16:sg', ...(g.cog % 32 === 0 ? ['gemm:8x32:sg'] : [])] : []));

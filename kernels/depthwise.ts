@@ -39,6 +39,7 @@ import {
   type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type Shape,
   activationRef, activationWgsl, ceilDiv, expectRank, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
+import { XYZW, actTWgsl, flatMain, range, vecType, wgsl } from './wgsl.js';
 
 /** The conv2d attrs, as conv2d passes them (groups, when given, must equal Cin). */
 export interface DepthwiseAttrs {
@@ -133,8 +134,6 @@ function offsets(block: number, s: number, taps: number, d: number): number[] {
   return [...set].sort((a, b) => a - b);
 }
 
-const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
-
 export const depthwise: KernelFamily<DepthwiseConfig> = {
   name: 'depthwise',
   wgsl(c) {
@@ -143,10 +142,10 @@ export const depthwise: KernelFamily<DepthwiseConfig> = {
     const ohb = ceilDiv(c.oh, c.ph); // H blocks
     const total = c.n * ohb * owb * cb;
     const m = c.cout / c.c;
-    const X = c.xVec4 ? 'vec4<f32>' : 'f32';
-    const Y = c.yVec4 ? 'vec4<f32>' : 'f32';
+    const X = vecType(c.xVec4);
+    const Y = vecType(c.yVec4);
     const gather = (arr: string, base: string, lanes: string) =>
-      `vec4<f32>(${['x', 'y', 'z', 'w'].map((l) => `${arr}[${base} + ${lanes}.${l}]`).join(', ')})`;
+      `vec4<f32>(${XYZW.map((l) => `${arr}[${base} + ${lanes}.${l}]`).join(', ')})`;
     // This invocation's 4 channels of input pixel `pix` (lane: channel block or input channels),
     // of weight tap `tap`, of the bias.
     const ldx = (pix: string, lane: string) => (c.xVec4 ? `x[${pix} * ${c.c / 4}u + ${lane}]` : gather('x', `${pix} * ${c.c}u`, lane));
@@ -199,21 +198,23 @@ ${range(c.pw).map((p) => `          acc${q}_${p} += col(row, iwk + ${p * c.sw}, 
 
     const store = ([q, p]: readonly [number, number]) => {
       const pix = `obase + ${q * c.ow + p}u`;
-      const v = `act4(acc${q}_${p})`;
+      const v = `actT(acc${q}_${p})`;
       const st = c.yVec4
         ? `y[(${pix}) * ${cb}u + cb] = ${v};`
-        : `let v = ${v};\n${['x', 'y', 'z', 'w'].map((l, k) => `    if (co0 + ${k}u < ${c.cout}u) { y[(${pix}) * ${c.cout}u + co0 + ${k}u] = v.${l}; }`).join('\n')}`;
+        : `let v = ${v};\n${XYZW.map((l, k) => `    if (co0 + ${k}u < ${c.cout}u) { y[(${pix}) * ${c.cout}u + co0 + ${k}u] = v.${l}; }`).join('\n')}`;
       const conds = [q > 0 ? `oh0 + ${q}u < ${c.oh}u` : '', p > 0 ? `ow0 + ${p}u < ${c.ow}u` : ''].filter(Boolean);
       return conds.length ? `  if (${conds.join(' && ')}) { ${st} }` : `  { ${st} }`;
     };
 
-    return `
+    return wgsl`
 ${activationWgsl(c.act)}
-fn act4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w)); }
+${actTWgsl(true)}
 
 @group(0) @binding(0) var<storage, read> x: array<${X}>;        // input  [${c.n},${c.h},${c.w},${c.c}]
 @group(0) @binding(1) var<storage, read> w: array<${Y}>;        // weight [${c.kh},${c.kw},1,${c.cout}]
-${c.bias ? `@group(0) @binding(2) var<storage, read> b: array<${Y}>;        // bias   [${c.cout}]\n` : ''}\
+#if ${c.bias}
+@group(0) @binding(2) var<storage, read> b: array<${Y}>;        // bias   [${c.cout}]
+#endif
 @group(0) @binding(${c.bias ? 3 : 2}) var<storage, read_write> y: array<${Y}>;  // output [${c.n},${c.oh},${c.ow},${c.cout}]
 
 // Input column iw of row \`row\` (flat (n,ih) pixel index · W) for this invocation's channels; 0 in the padding.
@@ -223,9 +224,7 @@ fn col(row: u32, iw: i32, lane: ${laneT}) -> vec4<f32> {
   return select(vec4<f32>(0.0), v, u32(iw) < ${c.w}u);
 }
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;
+${flatMain(c.wg, c.gridX)}
   if (t >= ${total}u) { return; }
   let cb = t % ${cb}u;
   var r = t / ${cb}u;
@@ -234,11 +233,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let oh0 = (r % ${ohb}u) * ${c.ph}u;
   let n = r / ${ohb}u;
   let co0 = cb * 4u;
-${c.xVec4 && c.yVec4 ? '' : `  let cc = min(vec4<u32>(co0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(${c.cout - 1}u)); // output channels, clamped
+#if ${!(c.xVec4 && c.yVec4)}
+  let cc = min(vec4<u32>(co0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(${c.cout - 1}u)); // output channels, clamped
   let ci = cc / ${m}u; // their input channels
-`}  let ih0 = i32(oh0 * ${c.sh}u) - ${c.padTop};
+#endif
+  let ih0 = i32(oh0 * ${c.sh}u) - ${c.padTop};
   let iw0 = i32(ow0 * ${c.sw}u) - ${c.padLeft};
-${c.bias ? `  let bias = ${ldb};\n` : ''}${blk.map(([q, p]) => `  var acc${q}_${p} = ${c.bias ? 'bias' : 'vec4<f32>(0.0)'};`).join('\n')}
+#if ${c.bias}
+  let bias = ${ldb};
+#endif
+${blk.map(([q, p]) => `  var acc${q}_${p} = ${c.bias ? 'bias' : 'vec4<f32>(0.0)'};`).join('\n')}
 ${body}
   let obase = (n * ${c.oh}u + oh0) * ${c.ow}u + ow0;
 ${blk.map(store).join('\n')}

@@ -7,8 +7,9 @@
 
 import {
   type Activation, type HostTensor, type KernelFamily, type OpDef, type Shape,
-  activationRef, activationWgsl, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  activationRef, activationWgsl, broadcastShapes, ceilDiv, grid, input, makeDispatch, numel, output,
 } from './kernel.js';
+import { actTWgsl, flatMain, vecType, wgsl } from './wgsl.js';
 
 // ---- activation ------------------------------------------------------------------------------
 
@@ -18,22 +19,22 @@ interface UnaryConfig {
 
 const unary: KernelFamily<UnaryConfig> = {
   name: 'activation',
-  wgsl: (c) => `
+  wgsl: (c) => wgsl`
 ${activationWgsl(c.act)}
-@group(0) @binding(0) var<storage, read> x: array<${c.vec4 ? 'vec4<f32>' : 'f32'}>;        // input  [n]
-@group(0) @binding(1) var<storage, read_write> y: array<${c.vec4 ? 'vec4<f32>' : 'f32'}>;  // output [n]
+${actTWgsl(c.vec4)}
+@group(0) @binding(0) var<storage, read> x: array<${vecType(c.vec4)}>;        // input  [n]
+@group(0) @binding(1) var<storage, read_write> y: array<${vecType(c.vec4)}>;  // output [n]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;
-${c.vec4 ? `
+${flatMain(c.wg, c.gridX)}
+#if ${c.vec4}
   if (t >= ${c.n / 4}u) { return; }
-  let v = x[t];
-  y[t] = vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w));` : `
+  y[t] = actT(x[t]);
+#else
   for (var k = 0u; k < 4u; k++) {
     let i = t * 4u + k;
-    if (i < ${c.n}u) { y[i] = act(x[i]); }
-  }`}
+    if (i < ${c.n}u) { y[i] = actT(x[i]); }
+  }
+#endif
 }`,
 };
 
@@ -58,21 +59,6 @@ export const activationOp: OpDef<ActivationAttrs> = {
 
 // ---- add ---------------------------------------------------------------------------------------
 
-/** Numpy broadcasting of two shapes; throws ShapeError naming both. */
-export function broadcastShapes(a: Shape, b: Shape): number[] {
-  const r = Math.max(a.length, b.length);
-  const out: number[] = [];
-  for (let i = 0; i < r; i++) {
-    const da = a[a.length - r + i] ?? 1;
-    const db = b[b.length - r + i] ?? 1;
-    if (da !== db && da !== 1 && db !== 1) {
-      throw new ShapeError(`shapes ${fmtShape(a)} and ${fmtShape(b)} do not broadcast (dim ${i}: ${da} vs ${db})`);
-    }
-    out.push(Math.max(da, db));
-  }
-  return out;
-}
-
 /** Row-major strides of `s` read against output shape `out`, 0 where `s` broadcasts. */
 function broadcastStrides(s: Shape, out: Shape): number[] {
   const r = out.length;
@@ -96,7 +82,7 @@ interface AddConfig {
 const add: KernelFamily<AddConfig> = {
   name: 'add',
   wgsl(c) {
-    const T = c.vec4 ? 'vec4<f32>' : 'f32';
+    const T = vecType(c.vec4);
     const same = c.shape.length === 0;
     // Unravel flat index i over the output shape into offsets into a and b.
     let unravel = '';
@@ -106,24 +92,24 @@ const add: KernelFamily<AddConfig> = {
         unravel += `    { let q = r % ${c.shape[d]}u; r = r / ${c.shape[d]}u; ia += q * ${c.aStrides[d]}u; ib += q * ${c.bStrides[d]}u; }\n`;
       }
     }
-    return `
+    return wgsl`
 ${activationWgsl(c.act)}
+${actTWgsl(c.vec4)}
 @group(0) @binding(0) var<storage, read> a: array<${T}>;        // input  a (broadcast to output)
 @group(0) @binding(1) var<storage, read> b: array<${T}>;        // input  b (broadcast to output)
 @group(0) @binding(2) var<storage, read_write> y: array<${T}>;  // output [${c.shape.join(',')}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;
-${c.vec4 ? `
+${flatMain(c.wg, c.gridX)}
+#if ${c.vec4}
   if (t >= ${c.n / 4}u) { return; }
-  let v = a[t] + b[t];
-  y[t] = vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w));` : `
+  y[t] = actT(a[t] + b[t]);
+#else
   for (var k = 0u; k < 4u; k++) {
     let i = t * 4u + k;
     if (i >= ${c.n}u) { return; }
-${same ? '    let ia = i;\n    let ib = i;\n' : unravel}    y[i] = act(a[ia] + b[ib]);
-  }`}
+${same ? '    let ia = i;\n    let ib = i;\n' : unravel}    y[i] = actT(a[ia] + b[ib]);
+  }
+#endif
 }`;
   },
 };

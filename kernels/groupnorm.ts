@@ -30,9 +30,13 @@
 
 import {
   type Activation, type HostTensor, type KernelFamily, type OpDef,
-  activationRef, activationWgsl, ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
+  activationRef, activationWgsl, ceilDiv, expectRank, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output,
+  ShapeError, temp,
 } from './kernel.js';
-import { expectVector, floorPow2, parseVariant, rowHelpersWgsl, workgroupReduceWgsl } from './layernorm.js';
+import { parseVariant } from './layernorm.js';
+import {
+  actTWgsl, flatMain, floorPow2, foldWgsl, mainWgsl, vecType, wgsl, workgroupIndex, workgroupReduceWgsl,
+} from './wgsl.js';
 
 // ---- group_norm --------------------------------------------------------------------------------
 
@@ -54,7 +58,7 @@ interface GroupStatsConfig {
 const groupNormStats: KernelFamily<GroupStatsConfig> = {
   name: 'group_norm',
   wgsl(c) {
-    const T = c.vec4 ? 'vec4<f32>' : 'f32';
+    const T = vecType(c.vec4);
     const v = c.vec4 ? 4 : 1;
     const CV = c.C / v, CgV = c.C / c.G / v; // channels and group width in loads
     const M = c.HW * CgV;                    // loads per group
@@ -64,19 +68,22 @@ const groupNormStats: KernelFamily<GroupStatsConfig> = {
     let i = base + (k / ${CgV}u) * ${CV}u + j;
     ${body}
   }`;
-    return `
+    return wgsl`
 ${activationWgsl(c.act)}
-${rowHelpersWgsl(c.vec4)}
+${actTWgsl(c.vec4)}
+${foldWgsl(c.vec4)}
 ${workgroupReduceWgsl(c.wg)}
 @group(0) @binding(0) var<storage, read> x: array<${T}>;          // input  [${c.N}, ${c.HW}, ${c.C}] (H*W flattened)
-${fused ? `@group(0) @binding(1) var<storage, read> gamma: array<${T}>;      // input  [${c.C}]
+#if ${fused}
+@group(0) @binding(1) var<storage, read> gamma: array<${T}>;      // input  [${c.C}]
 @group(0) @binding(2) var<storage, read> beta: array<${T}>;       // input  [${c.C}]
-@group(0) @binding(3) var<storage, read_write> y: array<${T}>;    // output [${c.N}, ${c.HW}, ${c.C}]`
-    : `@group(0) @binding(1) var<storage, read_write> st: array<vec4<f32>>;  // temp   [${c.N}*${c.G}] (K, mu, rstd, 0)`}
+@group(0) @binding(3) var<storage, read_write> y: array<${T}>;    // output [${c.N}, ${c.HW}, ${c.C}]
+#else
+@group(0) @binding(1) var<storage, read_write> st: array<vec4<f32>>;  // temp   [${c.N}*${c.G}] (K, mu, rstd, 0)
+#endif
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let ng = wid.x + wid.y * ${c.gridX}u;
+${mainWgsl(c.wg)}
+  let ng = ${workgroupIndex(c.gridX)};
   if (ng >= ${c.N * c.G}u) { return; }  // uniform: the whole workgroup leaves
   let g = ng % ${c.G}u;
   let base = (ng / ${c.G}u) * ${c.HW * CV}u + g * ${CgV}u;
@@ -87,8 +94,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var s2 = ${T}(0.0);
   ${loop('let d = (x[i] - shift) - mu;\n    s2 += d * d;')}
   let rstd = 1.0 / sqrt(wg_sum(hsum(s2), lid) / ${f32Lit(c.HW * (c.C / c.G))} + ${f32Lit(c.eps)});
-${fused ? `  ${loop(`let ch = g * ${CgV}u + j;\n    y[i] = actT(((x[i] - shift) - mu) * rstd * gamma[ch] + beta[ch]);`)}`
-    : '  if (lid == 0u) { st[ng] = vec4<f32>(shift, mu, rstd, 0.0); }'}
+#if ${fused}
+  ${loop(`let ch = g * ${CgV}u + j;\n    y[i] = actT(((x[i] - shift) - mu) * rstd * gamma[ch] + beta[ch]);`)}
+#else
+  if (lid == 0u) { st[ng] = vec4<f32>(shift, mu, rstd, 0.0); }
+#endif
 }`;
   },
 };
@@ -103,7 +113,7 @@ interface GroupApplyConfig {
 const groupNormApply: KernelFamily<GroupApplyConfig> = {
   name: 'group_norm_apply',
   wgsl(c) {
-    const T = c.vec4 ? 'vec4<f32>' : 'f32';
+    const T = vecType(c.vec4);
     const n = c.N * c.HW * c.C;
     const Cg = c.C / c.G;
     // Stats of channel `ch` (an expression) in sample `s`: a vec4 (K, mu, rstd, 0).
@@ -140,16 +150,14 @@ const groupNormApply: KernelFamily<GroupApplyConfig> = {
     }
     return `
 ${activationWgsl(c.act)}
-${rowHelpersWgsl(c.vec4)}
+${actTWgsl(c.vec4)}
 @group(0) @binding(0) var<storage, read> x: array<${T}>;           // input  [${c.N}, ${c.HW}, ${c.C}]
 @group(0) @binding(1) var<storage, read> gamma: array<${T}>;       // input  [${c.C}]
 @group(0) @binding(2) var<storage, read> beta: array<${T}>;        // input  [${c.C}]
 @group(0) @binding(3) var<storage, read_write> st: array<vec4<f32>>; // temp   [${c.N}*${c.G}] (K, mu, rstd, 0) from group_norm
 @group(0) @binding(4) var<storage, read_write> y: array<${T}>;     // output [${c.N}, ${c.HW}, ${c.C}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;${body}
+${flatMain(c.wg, c.gridX)}${body}
 }`;
   },
 };
@@ -246,7 +254,7 @@ interface WeightStdConfig {
 const weightStd: KernelFamily<WeightStdConfig> = {
   name: 'weight_standardize',
   wgsl(c) {
-    const T = c.vec4 ? 'vec4<f32>' : 'f32';
+    const T = vecType(c.vec4);
     const CV = c.vec4 ? c.Cout / 4 : c.Cout;
     const loop = (body: string) => `for (var k = 0u; k < ${c.K}u; k++) {
     let i = k * ${CV}u + t;
@@ -256,9 +264,7 @@ const weightStd: KernelFamily<WeightStdConfig> = {
 @group(0) @binding(0) var<storage, read> w: array<${T}>;        // input  [${c.K}, ${c.Cout}] (KH*KW*Cin flattened)
 @group(0) @binding(1) var<storage, read_write> y: array<${T}>;  // output [${c.K}, ${c.Cout}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;  // column (group of 4 columns if vec4)
+${flatMain(c.wg, c.gridX)}  // column (group of 4 columns if vec4)
   if (t >= ${CV}u) { return; }
   let shift = w[t];
   var s1 = ${T}(0.0);

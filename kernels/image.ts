@@ -41,9 +41,21 @@ import {
   type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
 } from './kernel.js';
+import { XYZW, flatMain, wgsl } from './wgsl.js';
 
 /** Threads per workgroup, for every family in this file. */
 const WG = 64;
+
+/** WGSL: the RGB pixel starting at element `at` of f32 array `arr`, as a vec3. */
+const loadRgb = (arr: string, at: string) => `vec3<f32>(${arr}[${at}], ${arr}[${at} + 1u], ${arr}[${at} + 2u])`;
+
+/** WGSL: vec3 `v` stored as pixel `t` of f32 array `arr` ([.., 3]). */
+const storeRgb = (arr: string, v: string) =>
+  XYZW.slice(0, 3).map((l, k) => `  ${arr}[t * 3u${k ? ` + ${k}u` : ''}] = ${v}.${l};`).join('\n');
+
+/** WGSL: RGB `v` minus `mean`, over `std`. */
+const normalizeRgb = (v: string, mean: readonly number[], std: readonly number[]) =>
+  `(${v} - vec3<f32>(${mean.map(f32Lit).join(', ')})) / vec3<f32>(${std.map(f32Lit).join(', ')})`;
 
 export type Interpolation = 'bilinear' | 'bicubic';
 
@@ -182,9 +194,7 @@ ${axisWgsl('ax', c.x)}
 @group(0) @binding(0) var<storage, read> src: array<f32>;        // input  [Hs, ${c.srcW}, 3], 0..255
 @group(0) @binding(1) var<storage, read_write> tmp: array<f32>;  // temp   [${c.rows}, ${c.size}, 3]: source rows ${c.rowLo}.., cropped columns
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;
+${flatMain(c.wg, c.gridX)}
   if (t >= ${c.rows * c.size}u) { return; }
   let r = t / ${c.size}u;
   let rx = i32(t % ${c.size}u) + ${c.left};   // column in the resized image
@@ -196,14 +206,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var j = s.x; j < s.y; j++) {
       let w = filt(ax_arg(rx, j));
       let p = (row + u32(j)) * 3u;
-      acc += w * vec3<f32>(src[p], src[p + 1u], src[p + 2u]);
+      acc += w * ${loadRgb('src', 'p')};
       sum += w;
     }
     if (sum != 0.0) { acc /= sum; }
   }
-  tmp[t * 3u] = acc.x;
-  tmp[t * 3u + 1u] = acc.y;
-  tmp[t * 3u + 2u] = acc.z;
+${storeRgb('tmp', 'acc')}
 }`,
 };
 
@@ -217,15 +225,13 @@ interface VerticalConfig {
 
 const vertical: KernelFamily<VerticalConfig> = {
   name: 'image_resize_v',
-  wgsl: (c) => `
+  wgsl: (c) => wgsl`
 ${filterWgsl(c.filter)}
 ${axisWgsl('ay', c.y)}
 @group(0) @binding(0) var<storage, read_write> tmp: array<f32>;  // temp   [rows, ${c.size}, 3] from image_resize_h
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;    // output [1, ${c.size}, ${c.size}, 3]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;
+${flatMain(c.wg, c.gridX)}
   if (t >= ${c.size * c.size}u) { return; }
   let x = t % ${c.size}u;
   let ry = i32(t / ${c.size}u) + ${c.top};   // row in the resized image
@@ -238,16 +244,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var j = s.x; j < s.y; j++) {
       let w = filt(ay_arg(ry, j));
       let p = (u32(j - ${c.rowLo}) * ${c.size}u + x) * 3u;
-      acc += w * vec3<f32>(tmp[p], tmp[p + 1u], tmp[p + 2u]);
+      acc += w * ${loadRgb('tmp', 'p')};
       sum += w;
     }
     if (sum != 0.0) { acc /= sum; }
     v = clamp(acc, vec3<f32>(0.0), vec3<f32>(255.0));
   }
   v = v / 255.0;
-${c.normalize ? `  v = (v - vec3<f32>(${c.mean.map(f32Lit).join(', ')})) / vec3<f32>(${c.std.map(f32Lit).join(', ')});\n` : ''}  y[t * 3u] = v.x;
-  y[t * 3u + 1u] = v.y;
-  y[t * 3u + 2u] = v.z;
+#if ${c.normalize}
+  v = ${normalizeRgb('v', c.mean, c.std)};
+#endif
+${storeRgb('y', 'v')}
 }`,
 };
 
@@ -379,14 +386,10 @@ const normalize: KernelFamily<NormalizeConfig> = {
 @group(0) @binding(0) var<storage, read> x: array<f32>;        // input  [.., 3] RGB in [0,1]
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;  // output [.., 3] (x − mean) / std
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;   // one pixel
+${flatMain(c.wg, c.gridX)}   // one pixel
   if (t >= ${c.pixels}u) { return; }
-  let v = (vec3<f32>(x[t * 3u], x[t * 3u + 1u], x[t * 3u + 2u]) - vec3<f32>(${c.mean.map(f32Lit).join(', ')})) / vec3<f32>(${c.std.map(f32Lit).join(', ')});
-  y[t * 3u] = v.x;
-  y[t * 3u + 1u] = v.y;
-  y[t * 3u + 2u] = v.z;
+  let v = ${normalizeRgb(loadRgb('x', 't * 3u'), c.mean, c.std)};
+${storeRgb('y', 'v')}
 }`,
 };
 

@@ -168,6 +168,28 @@ export function expectRank(what: string, s: Shape, rank: number): void {
   if (s.length !== rank) throw new ShapeError(`${what} must have rank ${rank}, got ${fmtShape(s)}`);
 }
 
+/** Numpy broadcasting of two shapes; throws ShapeError naming both. */
+export function broadcastShapes(a: Shape, b: Shape): number[] {
+  const r = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < r; i++) {
+    const da = a[a.length - r + i] ?? 1;
+    const db = b[b.length - r + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new ShapeError(`shapes ${fmtShape(a)} and ${fmtShape(b)} do not broadcast (dim ${i}: ${da} vs ${db})`);
+    }
+    out.push(Math.max(da, db));
+  }
+  return out;
+}
+
+/** Throws a ShapeError unless `s` is [len]; names the data shape `x` it belongs to. */
+export function expectVector(what: string, s: Shape, len: number, x: Shape): void {
+  if (s.length !== 1 || s[0] !== len) {
+    throw new ShapeError(`${what} must be [${len}] to match input ${fmtShape(x)}, got ${fmtShape(s)}`);
+  }
+}
+
 /** WGSL float literal that round-trips the f32 value. */
 export function f32Lit(x: number): string {
   if (!Number.isFinite(x)) throw new Error(`non-finite constant ${x} in WGSL`);

@@ -16,13 +16,18 @@
 //             meet in a tree reduction in workgroup memory (what real GPUs like for long rows).
 // When D % 4 == 0 rows are read as vec4.
 //
-// The reduction helpers at the bottom (workgroupReduceWgsl, parseVariant) are shared with
-// groupnorm.ts and softmax.ts, which reduce rows and groups the same way.
+// The variant helpers at the bottom (parseVariant, rowVariant) are shared with groupnorm.ts and
+// softmax.ts, which reduce rows and groups the same way; the WGSL they share (rowMain, rowLoop,
+// foldWgsl, workgroupReduceWgsl) is in wgsl.ts.
 
 import {
-  type Activation, type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
-  activationRef, activationWgsl, ceilDiv, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  type Activation, type HostTensor, type KernelFamily, type LowerContext, type OpDef,
+  activationRef, activationWgsl, ceilDiv, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output,
+  ShapeError,
 } from './kernel.js';
+import {
+  type RowMapping, actTWgsl, floorPow2, foldWgsl, rowLanes, rowLoop, rowMain, vecType, workgroupReduceWgsl,
+} from './wgsl.js';
 
 export interface LayerNormAttrs { eps?: number; act?: Activation }
 
@@ -39,36 +44,31 @@ interface LayerNormConfig {
 const layernorm: KernelFamily<LayerNormConfig> = {
   name: 'layernorm',
   wgsl(c) {
-    const T = c.vec4 ? 'vec4<f32>' : 'f32';
-    const DV = c.vec4 ? c.D / 4 : c.D; // row length in loads
-    const thread = c.mode === 'thread';
-    const lanes = thread ? 1 : c.wg;
+    const T = vecType(c.vec4);
+    const m: RowMapping = { mode: c.mode, wg: c.wg, rows: c.rows, loads: c.vec4 ? c.D / 4 : c.D, gridX: c.gridX };
+    const loop = rowLoop(m);
     return `
 ${activationWgsl(c.act)}
-${rowHelpersWgsl(c.vec4)}
-${workgroupReduceWgsl(lanes)}
+${actTWgsl(c.vec4)}
+${foldWgsl(c.vec4)}
+${workgroupReduceWgsl(rowLanes(m))}
 @group(0) @binding(0) var<storage, read> x: array<${T}>;        // input  [${c.rows}, ${c.D}] (rows = all leading dims)
 @group(0) @binding(1) var<storage, read> gamma: array<${T}>;    // input  [${c.D}]
 @group(0) @binding(2) var<storage, read> beta: array<${T}>;     // input  [${c.D}]
 @group(0) @binding(3) var<storage, read_write> y: array<${T}>;  // output [${c.rows}, ${c.D}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = ${thread ? `(wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid` : `wid.x + wid.y * ${c.gridX}u`};
-  let lane = ${thread ? '0u' : 'lid'};
-  if (row >= ${c.rows}u) { return; }  // uniform per workgroup in workgroup mode
-  let base = row * ${DV}u;
+${rowMain(m)}
   let shift = x[base]${c.vec4 ? '.x' : ''};
   var s1 = ${T}(0.0);
-  for (var k = lane; k < ${DV}u; k += ${lanes}u) { s1 += x[base + k] - shift; }
+  ${loop} { s1 += x[base + k] - shift; }
   let mu = wg_sum(hsum(s1), lid) / ${f32Lit(c.D)};
   var s2 = ${T}(0.0);
-  for (var k = lane; k < ${DV}u; k += ${lanes}u) {
+  ${loop} {
     let d = (x[base + k] - shift) - mu;
     s2 += d * d;
   }
   let rstd = 1.0 / sqrt(wg_sum(hsum(s2), lid) / ${f32Lit(c.D)} + ${f32Lit(c.eps)});
-  for (var k = lane; k < ${DV}u; k += ${lanes}u) {
+  ${loop} {
     y[base + k] = actT(((x[base + k] - shift) - mu) * rstd * gamma[k] + beta[k]);
   }
 }`;
@@ -123,14 +123,8 @@ export const layerNormOp: OpDef<LayerNormAttrs> = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Shared by the row and group reductions (layernorm, softmax, group_norm).
-
-/** Throws a ShapeError unless `s` is [len]; names the data shape it belongs to. */
-export function expectVector(what: string, s: Shape, len: number, x: Shape): void {
-  if (s.length !== 1 || s[0] !== len) {
-    throw new ShapeError(`${what} must be [${len}] to match input ${fmtShape(x)}, got ${fmtShape(s)}`);
-  }
-}
+// Variant choice shared by the row and group reductions (layernorm, softmax, group_norm); their
+// WGSL helpers (row loops, folds, workgroup reductions) are in wgsl.ts.
 
 /**
  * Variant preference strings: 'mode' or 'mode:wg', e.g. 'workgroup:64' or 'thread'.
@@ -142,11 +136,6 @@ export function parseVariant<M extends string>(pref: string | undefined, modes: 
   const mode = (modes as readonly string[]).includes(m) ? (m as M) : undefined;
   const wg = w !== undefined && /^\d+$/.test(w) ? Number(w) : undefined;
   return { mode, wg };
-}
-
-/** Largest power of two <= n (n >= 1). */
-export function floorPow2(n: number): number {
-  return 2 ** Math.floor(Math.log2(Math.max(1, n)));
 }
 
 /**
@@ -163,42 +152,4 @@ export function rowVariant(ctx: LowerContext, family: string, rows: number, len:
   let wg = Math.max(1, Math.min(p.wg ?? 64, cap));
   if (mode === 'workgroup') wg = floorPow2(p.wg !== undefined ? wg : Math.min(wg, len));
   return { mode, wg: Math.max(1, wg) };
-}
-
-/** WGSL: `hsum`/`hmax` fold a loaded value (f32 or vec4) to f32, `actT` applies `act` to it. */
-export function rowHelpersWgsl(vec4: boolean): string {
-  return vec4
-    ? `fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
-fn hmax(v: vec4<f32>) -> f32 { return max(max(v.x, v.y), max(v.z, v.w)); }
-fn actT(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w)); }`
-    : `fn hsum(v: f32) -> f32 { return v; }
-fn hmax(v: f32) -> f32 { return v; }
-fn actT(v: f32) -> f32 { return act(v); }`;
-}
-
-/**
- * WGSL: `wg_sum(v, lid)` and `wg_max(v, lid)` combine one f32 per lane across a workgroup of
- * `lanes` (a power of two) by a tree in workgroup memory; every lane gets the result. With one
- * lane they are the identity and no workgroup memory or barrier is emitted. Call them from
- * uniform control flow only.
- */
-export function workgroupReduceWgsl(lanes: number): string {
-  if (lanes & (lanes - 1)) throw new Error(`reduction width ${lanes} is not a power of two`);
-  if (lanes === 1) {
-    return `fn wg_sum(v: f32, lid: u32) -> f32 { return v; }
-fn wg_max(v: f32, lid: u32) -> f32 { return v; }`;
-  }
-  const tree = (name: string, combine: string) => `
-fn ${name}(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = ${lanes / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] = ${combine}; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();  // everyone has read red[0] before a later reduction overwrites it
-  return r;
-}`;
-  return `var<workgroup> red: array<f32, ${lanes}>;${tree('wg_sum', 'red[lid] + red[lid + s]')}${tree('wg_max', 'max(red[lid], red[lid + s])')}`;
 }

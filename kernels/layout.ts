@@ -22,11 +22,10 @@ import {
   type HostTensor, type KernelFamily, type OpDef, type Shape,
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
+import { XYZW, flatMain, range, vecType, wgsl } from './wgsl.js';
 
 const WG = 64;
 const MAX_RANK = 6;
-
-const flatIndex = (wg: number, gridX: number) => `(wid.x + wid.y * ${gridX}u) * ${wg}u + lid`;
 
 function rowMajorStrides(s: Shape): number[] {
   const st = new Array<number>(s.length);
@@ -83,7 +82,7 @@ interface CopyConfig extends Walk {
 const stridedCopy: KernelFamily<CopyConfig> = {
   name: 'strided_copy',
   wgsl(c) {
-    const T = c.vec4 ? 'vec4<f32>' : 'f32';
+    const T = vecType(c.vec4);
     let unravel = `    var r = i;\n    var ia = ${c.inOffset}u;\n    var ib = ${c.outOffset}u;\n`;
     for (let d = c.shape.length - 1; d >= 0; d--) {
       const last = d === 0;
@@ -95,9 +94,7 @@ const stridedCopy: KernelFamily<CopyConfig> = {
 @group(0) @binding(1) var<storage, read_write> y: array<${T}>;  // output (written at the walk's output offsets)
 
 // walk [${c.shape.join(',')}], input strides [${c.inStrides.join(',')}] + ${c.inOffset}, output strides [${c.outStrides.join(',')}] + ${c.outOffset}
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   for (var k = 0u; k < ${per}u; k++) {
     let i = t * ${per}u + k;
     if (i >= ${c.n}u) { return; }
@@ -220,7 +217,6 @@ const transpose2d: KernelFamily<Transpose2dConfig> = {
   name: 'transpose2d',
   wgsl(c) {
     const rt = ceilDiv(c.r, 4), st = ceilDiv(c.s, 4);
-    const L = ['x', 'y', 'z', 'w'];
     // m[i] holds input row r0+i, columns s0..s0+3 (zeros past the edge).
     let loads = '';
     for (let i = 0; i < 4; i++) {
@@ -231,18 +227,16 @@ const transpose2d: KernelFamily<Transpose2dConfig> = {
     // Output row s0+j is lane j of m0..m3.
     let stores = '';
     for (let j = 0; j < 4; j++) {
-      const v = `vec4<f32>(m0.${L[j]}, m1.${L[j]}, m2.${L[j]}, m3.${L[j]})`;
+      const v = `vec4<f32>(${range(4).map((i) => `m${i}.${XYZW[j]}`).join(', ')})`;
       stores += c.vec4Out
         ? `  if (s0 + ${j}u < ${c.s}u) { y[(b * ${c.s}u + s0 + ${j}u) * ${c.r / 4}u + rt] = ${v}; }\n`
         : `  if (s0 + ${j}u < ${c.s}u) { let v = ${v}; for (var i = 0u; i < 4u; i++) { if (r0 + i < ${c.r}u) { y[(b * ${c.s}u + s0 + ${j}u) * ${c.r}u + r0 + i] = v[i]; } } }\n`;
     }
     return `
-@group(0) @binding(0) var<storage, read> x: array<${c.vec4In ? 'vec4<f32>' : 'f32'}>;        // input  [${c.b},${c.r},${c.s}]
-@group(0) @binding(1) var<storage, read_write> y: array<${c.vec4Out ? 'vec4<f32>' : 'f32'}>;  // output [${c.b},${c.s},${c.r}]
+@group(0) @binding(0) var<storage, read> x: array<${vecType(c.vec4In)}>;        // input  [${c.b},${c.r},${c.s}]
+@group(0) @binding(1) var<storage, read_write> y: array<${vecType(c.vec4Out)}>;  // output [${c.b},${c.s},${c.r}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   if (t >= ${c.b * rt * st}u) { return; }
   let rt = t % ${rt}u;           // tile of output columns (input rows), fastest
   let st = (t / ${rt}u) % ${st}u; // tile of output rows (input columns)
@@ -423,23 +417,15 @@ interface PadConfig {
 const padFamily: KernelFamily<PadConfig> = {
   name: 'pad',
   wgsl(c) {
-    const T = c.vec4 ? 'vec4<f32>' : 'f32';
+    const T = vecType(c.vec4);
     const c4 = ceilDiv(c.c, 4);
     const v = f32Lit(c.value);
     // Outside the input, the read index is clamped to 0 and its value discarded by select().
-    const body = c.vec4
-      ? `  y[t] = select(vec4<f32>(${v}), x[select(0u, src * ${c4}u + c4, inside)], inside);`
-      : `  for (var k = 0u; k < 4u; k++) {
-    let ch = c4 * 4u + k;
-    if (ch < ${c.c}u) { y[dst * ${c.c}u + ch] = select(${v}, x[select(0u, src * ${c.c}u + ch, inside)], inside); }
-  }`;
-    return `
+    return wgsl`
 @group(0) @binding(0) var<storage, read> x: array<${T}>;        // input  [${c.n},${c.h},${c.w},${c.c}]
 @group(0) @binding(1) var<storage, read_write> y: array<${T}>;  // output [${c.n},${c.oh},${c.ow},${c.c}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   if (t >= ${c.n * c.oh * c.ow * c4}u) { return; }
   let c4 = t % ${c4}u;
   let dst = t / ${c4}u;  // output pixel
@@ -450,7 +436,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let ix = i32(ox) - ${c.left};
   let inside = iy >= 0 && iy < ${c.h} && ix >= 0 && ix < ${c.w};
   let src = (n * ${c.h}u + u32(max(iy, 0))) * ${c.w}u + u32(max(ix, 0));  // input pixel
-${body}
+#if ${c.vec4}
+  y[t] = select(vec4<f32>(${v}), x[select(0u, src * ${c4}u + c4, inside)], inside);
+#else
+  for (var k = 0u; k < 4u; k++) {
+    let ch = c4 * 4u + k;
+    if (ch < ${c.c}u) { y[dst * ${c.c}u + ch] = select(${v}, x[select(0u, src * ${c.c}u + ch, inside)], inside); }
+  }
+#endif
 }`;
   },
 };

@@ -28,11 +28,12 @@
 //   'sg' (subgroup-shared b), 'pk' (packed b), 'splitk<S>' (S = 1 disables; 'splitk' alone = heuristic S ≥ 2), 'wg<X>x<Y>' (workgroup
 //   shape), 'tk<TK>' (wgmem K tile). E.g. 'reg4x4-splitk3', 'wgmem8x8-wg16x16-tk8'.
 
-import { broadcastShapes } from './elementwise.js';
 import {
   type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type OpDef, type Shape,
-  activationRef, activationWgsl, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
+  activationRef, activationWgsl, broadcastShapes, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  temp,
 } from './kernel.js';
+import { XYZW, actTWgsl, ceilPow2, flatMain, range, vecType, wgsl, workgroupIndex } from './wgsl.js';
 
 export interface MatmulAttrs {
   act?: Activation;
@@ -71,9 +72,6 @@ export interface MatmulConfig {
   packB: boolean;
   gridX: number;
 }
-
-const XYZW = ['x', 'y', 'z', 'w'];
-const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /** Tile counts and the workgroup count the dispatch and the shader both use. */
 function tiling(c: MatmulConfig) {
@@ -202,66 +200,74 @@ export const matmulFamily: KernelFamily<MatmulConfig> = {
     const { M, N, K, TM, TN } = c;
     const { NW, MW, total } = tiling(c);
     const J4 = TN / 4;
-    const vt = (v: boolean) => (v ? 'vec4<f32>' : 'f32');
     const partial = c.splitK > 1;
     const bShape = c.transB ? 'N, K' : 'K, N';
     const wg = c.kind === 'wgmem';
-    const L: string[] = [];
-    if (c.sg) L.push('enable subgroups;');
-    L.push(activationWgsl(c.act));
-    L.push(`@group(0) @binding(0) var<storage, read> A: array<${vt(c.vecA)}>;   // input  a [batch, ${M}, ${K}]`);
-    L.push(`@group(0) @binding(1) var<storage, read> B: array<${vt(c.vecB)}>;   // input  b [batch?, ${bShape}] = [${c.transB ? `${N}, ${K}` : `${K}, ${N}`}]`);
-    if (c.bias) L.push(`@group(0) @binding(2) var<storage, read> bias: array<${vt(c.vecY)}>;   // input  bias [${N}]`);
-    L.push(`@group(0) @binding(${c.bias ? 3 : 2}) var<storage, read_write> Y: array<${vt(c.vecY)}>;   // ${partial ? `scratch: partial sums [${c.splitK}, ${c.batch}, ${M}, ${N}]` : `output [${c.batch}, ${M}, ${N}]`}`);
-    if (wg) {
-      L.push(`var<workgroup> As: array<f32, ${c.wgY * TM * c.TK}>;   // a slab [wgY·TM, TK]`);
-      L.push(`var<workgroup> Bs: array<f32, ${c.TK * c.wgX * TN}>;   // b slab [TK, wgX·TN]`);
-    }
-    L.push('');
-    L.push(`@compute @workgroup_size(${c.wgX}, ${c.wgY})`);
-    L.push(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32${c.sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {`);
-    L.push(`  let w = wid.x + wid.y * ${c.gridX}u;`);
-    L.push(`  if (w >= ${total}u) { return; }`);
-    L.push(`  let nw = w % ${NW}u;`);
-    L.push(`  let mw = (w / ${NW}u) % ${MW}u;`);
-    L.push(`  let bs = w / ${NW * MW}u;`);
-    L.push(`  let bi = bs % ${c.batch}u;`);
-    L.push(`  let ks = bs / ${c.batch}u;`);
-    L.push(`  let m0 = mw * ${c.wgY * TM}u;`);
-    L.push(`  let n0 = nw * ${c.wgX * TN}u;`);
-    L.push(`  let row0 = m0 + lid.y * ${TM}u;`);
-    L.push(`  let col0 = n0 + lid.x * ${TN}u;`);
-    // 'reg' has no barriers, so idle invocations may leave; 'wgmem' needs them for the loads,
-    // 'sg' every lane for the broadcasts (its rows are clamped on load, its columns in range).
-    if (!wg && !c.sg) L.push(`  if (row0 >= ${M}u || col0 >= ${N}u) { return; }`);
-    L.push(batchOffsets(c));
-    L.push(`  let kBegin = ks * ${c.kChunk}u;`);
-    L.push(`  let kEnd = min(kBegin + ${c.kChunk}u, ${K}u);`);
-    for (const i of range(TM)) for (const jj of range(J4)) L.push(`  var acc${i}_${jj} = vec4<f32>(0.0);`);
-    L.push(wg ? wgmemLoop(c) : regLoop(c));
+    const acc = range(TM).flatMap((i) => range(J4).map((jj) => `  var acc${i}_${jj} = vec4<f32>(0.0);`));
     // Epilogue: bias, activation, store (rows and columns past the edge skipped).
-    L.push(`  let yb = ${partial ? `(ks * ${c.batch}u + bi)` : 'bi'} * ${M * N}u;`);
+    const epi: string[] = [];
     for (const i of range(TM)) {
-      L.push(`  if (row0 + ${i}u < ${M}u) {`);
-      L.push(`    let yr = yb + (row0 + ${i}u) * ${N}u;`);
+      epi.push(`  if (row0 + ${i}u < ${M}u) {`);
+      epi.push(`    let yr = yb + (row0 + ${i}u) * ${N}u;`);
       for (const jj of range(J4)) {
         const col = `col0 + ${4 * jj}u`;
         if (c.vecY) {
-          L.push(`    if (${col} < ${N}u) {`);
-          L.push(`      let v = acc${i}_${jj}${c.bias ? ` + bias[(${col}) / 4u]` : ''};`);
-          L.push(`      Y[(yr + ${col}) / 4u] = vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w));`);
-          L.push('    }');
+          epi.push(`    if (${col} < ${N}u) {`);
+          epi.push(`      let v = acc${i}_${jj}${c.bias ? ` + bias[(${col}) / 4u]` : ''};`);
+          epi.push(`      Y[(yr + ${col}) / 4u] = actT(v);`);
+          epi.push('    }');
         } else {
           for (const e of range(4)) {
             const ce = `${col} + ${e}u`;
-            L.push(`    if (${ce} < ${N}u) { Y[yr + ${ce}] = act(acc${i}_${jj}.${XYZW[e]}${c.bias ? ` + bias[${ce}]` : ''}); }`);
+            epi.push(`    if (${ce} < ${N}u) { Y[yr + ${ce}] = act(acc${i}_${jj}.${XYZW[e]}${c.bias ? ` + bias[${ce}]` : ''}); }`);
           }
         }
       }
-      L.push('  }');
+      epi.push('  }');
     }
-    L.push('}');
-    return L.join('\n');
+    // 'reg' has no barriers, so idle invocations may leave; 'wgmem' needs them for the loads,
+    // 'sg' every lane for the broadcasts (its rows are clamped on load, its columns in range).
+    return wgsl`
+#if ${c.sg}
+enable subgroups;
+#endif
+${activationWgsl(c.act)}
+${actTWgsl(c.vecY)}
+@group(0) @binding(0) var<storage, read> A: array<${vecType(c.vecA)}>;   // input  a [batch, ${M}, ${K}]
+@group(0) @binding(1) var<storage, read> B: array<${vecType(c.vecB)}>;   // input  b [batch?, ${bShape}] = [${c.transB ? `${N}, ${K}` : `${K}, ${N}`}]
+#if ${c.bias}
+@group(0) @binding(2) var<storage, read> bias: array<${vecType(c.vecY)}>;   // input  bias [${N}]
+#endif
+@group(0) @binding(${c.bias ? 3 : 2}) var<storage, read_write> Y: array<${vecType(c.vecY)}>;   // ${partial ? `scratch: partial sums [${c.splitK}, ${c.batch}, ${M}, ${N}]` : `output [${c.batch}, ${M}, ${N}]`}
+#if ${wg}
+var<workgroup> As: array<f32, ${c.wgY * TM * c.TK}>;   // a slab [wgY·TM, TK]
+var<workgroup> Bs: array<f32, ${c.TK * c.wgX * TN}>;   // b slab [TK, wgX·TN]
+#endif
+
+@compute @workgroup_size(${c.wgX}, ${c.wgY})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32${c.sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {
+  let w = ${workgroupIndex(c.gridX)};
+  if (w >= ${total}u) { return; }
+  let nw = w % ${NW}u;
+  let mw = (w / ${NW}u) % ${MW}u;
+  let bs = w / ${NW * MW}u;
+  let bi = bs % ${c.batch}u;
+  let ks = bs / ${c.batch}u;
+  let m0 = mw * ${c.wgY * TM}u;
+  let n0 = nw * ${c.wgX * TN}u;
+  let row0 = m0 + lid.y * ${TM}u;
+  let col0 = n0 + lid.x * ${TN}u;
+#if ${!wg && !c.sg}
+  if (row0 >= ${M}u || col0 >= ${N}u) { return; }
+#endif
+${batchOffsets(c)}
+  let kBegin = ks * ${c.kChunk}u;
+  let kEnd = min(kBegin + ${c.kChunk}u, ${K}u);
+${acc.join('\n')}
+${wg ? wgmemLoop(c) : regLoop(c)}
+  let yb = ${partial ? `(ks * ${c.batch}u + bi)` : 'bi'} * ${M * N}u;
+${epi.join('\n')}
+}`;
   },
 };
 
@@ -276,35 +282,42 @@ export interface SplitKReduceConfig {
 export const splitKReduceFamily: KernelFamily<SplitKReduceConfig> = {
   name: 'matmul-splitk-reduce',
   wgsl(c) {
-    const T = c.vec4 ? 'vec4<f32>' : 'f32';
-    const L: string[] = [];
-    L.push(activationWgsl(c.act));
-    L.push(`@group(0) @binding(0) var<storage, read> P: array<${T}>;   // scratch: partial sums [${c.splitK}, ${c.n}]`);
-    if (c.bias) L.push(`@group(0) @binding(1) var<storage, read> bias: array<${T}>;   // input  bias [${c.N}]`);
-    L.push(`@group(0) @binding(${c.bias ? 2 : 1}) var<storage, read_write> Y: array<${T}>;   // output [${c.n / c.N} rows, ${c.N}]`);
-    L.push('');
-    L.push(`@compute @workgroup_size(${c.wg})`);
-    L.push('fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {');
-    L.push(`  let t = (wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid;`);
-    if (c.vec4) {
-      const n4 = c.n / 4;
-      L.push(`  if (t >= ${n4}u) { return; }`);
-      L.push('  var s = P[t];');
-      for (let k = 1; k < c.splitK; k++) L.push(`  s += P[t + ${k * n4}u];`);
-      if (c.bias) L.push(`  s += bias[t % ${c.N / 4}u];`);
-      L.push('  Y[t] = vec4<f32>(act(s.x), act(s.y), act(s.z), act(s.w));');
-    } else {
-      L.push('  for (var e = 0u; e < 4u; e++) {');
-      L.push('    let i = t * 4u + e;');
-      L.push(`    if (i >= ${c.n}u) { return; }`);
-      L.push('    var s = P[i];');
-      for (let k = 1; k < c.splitK; k++) L.push(`    s += P[i + ${k * c.n}u];`);
-      if (c.bias) L.push(`    s += bias[i % ${c.N}u];`);
-      L.push('    Y[i] = act(s);');
-      L.push('  }');
-    }
-    L.push('}');
-    return L.join('\n');
+    const T = vecType(c.vec4);
+    const n4 = c.n / 4;
+    // The other slices' partial sums of output element `i` (an expression).
+    const rest = (i: string, stride: number, ind: string) =>
+      range(c.splitK).slice(1).map((k) => `${ind}s += P[${i} + ${k * stride}u];`).join('\n');
+    return wgsl`
+${activationWgsl(c.act)}
+${actTWgsl(c.vec4)}
+@group(0) @binding(0) var<storage, read> P: array<${T}>;   // scratch: partial sums [${c.splitK}, ${c.n}]
+#if ${c.bias}
+@group(0) @binding(1) var<storage, read> bias: array<${T}>;   // input  bias [${c.N}]
+#endif
+@group(0) @binding(${c.bias ? 2 : 1}) var<storage, read_write> Y: array<${T}>;   // output [${c.n / c.N} rows, ${c.N}]
+
+${flatMain(c.wg, c.gridX)}
+#if ${c.vec4}
+  if (t >= ${n4}u) { return; }
+  var s = P[t];
+${rest('t', n4, '  ')}
+#if ${c.bias}
+  s += bias[t % ${c.N / 4}u];
+#endif
+  Y[t] = actT(s);
+#else
+  for (var e = 0u; e < 4u; e++) {
+    let i = t * 4u + e;
+    if (i >= ${c.n}u) { return; }
+    var s = P[i];
+${rest('i', c.n, '    ')}
+#if ${c.bias}
+    s += bias[i % ${c.N}u];
+#endif
+    Y[i] = actT(s);
+  }
+#endif
+}`;
   },
 };
 
@@ -369,8 +382,6 @@ export interface MatmulChoice {
 /** Examples of prefer.matmul values covering every variant (tests and tuners iterate these). */
 export const MATMUL_VARIANTS = ['reg4x4', 'reg8x8', 'reg1x4', 'reg4x8', 'wgmem4x4', 'wgmem8x8-wg4x4-tk8', 'reg4x4-splitk3', 'wgmem4x4-splitk2'] as const;
 
-const nextPow2 = (x: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, x)));
-
 /** Parse prefer.matmul (grammar in the header); undefined fields are left to the heuristic. */
 export function parseMatmulPrefer(s: string): Partial<MatmulChoice> {
   const out: Partial<MatmulChoice> = {};
@@ -433,8 +444,8 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
   } else if (kind === 'wgmem') {
     [wgX, wgY] = [8, 8];
   } else {
-    wgX = Math.min(16, nextPow2(Nt));
-    wgY = Math.max(1, Math.min(64 / wgX, nextPow2(Mt)));
+    wgX = Math.min(16, ceilPow2(Nt));
+    wgY = Math.max(1, Math.min(64 / wgX, ceilPow2(Mt)));
   }
   if (wgX * wgY > ctx.limits.maxComputeInvocationsPerWorkgroup) {
     throw new Error(`prefer.matmul: workgroup ${wgX}x${wgY} exceeds maxComputeInvocationsPerWorkgroup ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);

@@ -25,12 +25,9 @@ import {
   type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
+import { ceilPow2, flatMain, mainWgsl, vecType, wgsl, workgroupIndex } from './wgsl.js';
 
 const WG = 64;
-
-/** Flat invocation index from a 2-D grid of 1-D workgroups of `wg` threads. */
-const flatIndex = (wg: number, gridX: number) =>
-  `(wid.x + wid.y * ${gridX}u) * ${wg}u + lid`;
 
 /** WGSL helpers to read/write 4 channels (c4·4 … c4·4+3) of pixel `pix` of a [.., C] tensor. */
 function channelIo(c: number, vec4: boolean, src: string, dst: string): string {
@@ -141,19 +138,18 @@ interface Pool2dConfig extends Omit<PoolGeom, 'ceilMode'> {
 const pool2d: KernelFamily<Pool2dConfig> = {
   name: 'pool2d',
   wgsl(c) {
-    const T = c.vec4 ? 'vec4<f32>' : 'f32';
+    const T = vecType(c.vec4);
     const c4 = ceilDiv(c.c, 4);
     const total = c.n * c.oh * c.ow * c4;
     // Divisor rows/cols: taps inside the padded extent (countIncludePad) or inside the input.
     const [ylo, yhi, xlo, xhi] = c.countIncludePad ? [-c.pt, c.h + c.pb, -c.pl, c.w + c.pr] : [0, c.h, 0, c.w];
-    return `
+    const isMax = c.mode === 'max';
+    return wgsl`
 @group(0) @binding(0) var<storage, read> x: array<${T}>;        // input  [${c.n},${c.h},${c.w},${c.c}]
 @group(0) @binding(1) var<storage, read_write> y: array<${T}>;  // output [${c.n},${c.oh},${c.ow},${c.c}]
 ${channelIo(c.c, c.vec4, 'x', 'y')}
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   if (t >= ${total}u) { return; }
   let c4 = t % ${c4}u;
   var r = t / ${c4}u;
@@ -163,7 +159,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let n = r / ${c.oh}u;
   let y0 = i32(oy * ${c.sh}u) - ${c.pt};
   let x0 = i32(ox * ${c.sw}u) - ${c.pl};
-  var acc = vec4<f32>(0.0);${c.mode === 'max' ? '\n  var seeded = false;  // no tap read yet: the first one seeds the max' : ''}
+  var acc = vec4<f32>(0.0);
+#if ${isMax}
+  var seeded = false;  // no tap read yet: the first one seeds the max
+#endif
   for (var ky = 0; ky < ${c.kh}; ky++) {
     let iy = y0 + ky * ${c.dh};
     if (iy < 0 || iy >= ${c.h}) { continue; }
@@ -171,11 +170,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let ix = x0 + kx * ${c.dw};
       if (ix < 0 || ix >= ${c.w}) { continue; }
       let v = load4((n * ${c.h}u + u32(iy)) * ${c.w}u + u32(ix), c4);
-${c.mode === 'max' ? `      acc = select(v, max(acc, v), seeded);
-      seeded = true;` : '      acc += v;'}
+#if ${isMax}
+      acc = select(v, max(acc, v), seeded);
+      seeded = true;
+#else
+      acc += v;
+#endif
     }
   }
-${c.mode === 'avg' ? `  var rows = 0.0;
+#if ${!isMax}
+  var rows = 0.0;
   for (var ky = 0; ky < ${c.kh}; ky++) {
     let iy = y0 + ky * ${c.dh};
     if (iy >= ${ylo} && iy < ${yhi}) { rows += 1.0; }
@@ -186,7 +190,8 @@ ${c.mode === 'avg' ? `  var rows = 0.0;
     if (ix >= ${xlo} && ix < ${xhi}) { cols += 1.0; }
   }
   acc = acc / (rows * cols);
-` : ''}  store4((n * ${c.oh}u + oy) * ${c.ow}u + ox, c4, acc);
+#endif
+  store4((n * ${c.oh}u + oy) * ${c.ow}u + ox, c4, acc);
 }`;
   },
 };
@@ -263,7 +268,7 @@ interface GapConfig {
 const globalAvgpool: KernelFamily<GapConfig> = {
   name: 'global_avgpool',
   wgsl(c) {
-    const T = c.vec4 ? 'vec4<f32>' : 'f32';
+    const T = vecType(c.vec4);
     const c4 = ceilDiv(c.c, 4);
     const groups = c.n * c4;
     const head = `
@@ -273,9 +278,7 @@ ${channelIo(c.c, c.vec4, 'x', 'y')}`;
     if (c.partition === 'serial') {
       return `${head}
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = ${flatIndex(c.wg, c.gridX)};
+${flatMain(c.wg, c.gridX)}
   if (t >= ${groups}u) { return; }
   let c4 = t % ${c4}u;
   let n = t / ${c4}u;
@@ -287,9 +290,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     return `${head}
 var<workgroup> part: array<vec4<f32>, ${c.wg}>;
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let g = wid.x + wid.y * ${c.gridX}u;  // uniform per workgroup, so the barriers below are too
+${mainWgsl(c.wg)}
+  let g = ${workgroupIndex(c.gridX)};  // uniform per workgroup, so the barriers below are too
   let live = g < ${groups}u;
   let c4 = g % ${c4}u;
   let n = g / ${c4}u;
@@ -327,7 +329,7 @@ export const globalAvgpoolOp: OpDef<GlobalAvgpoolAttrs> = {
     let wg = WG;
     let count = ceilDiv(groups, wg);
     if (partition === 'workgroup') {
-      wg = Math.min(WG, 1 << Math.ceil(Math.log2(Math.max(2, hw))));
+      wg = Math.min(WG, ceilPow2(Math.max(2, hw)));
       count = groups;
     }
     const gr = grid(count, ctx.limits.maxComputeWorkgroupsPerDimension);

@@ -3,14 +3,15 @@
 // overflows f32), and the largest term is exactly 1, so the sum is never 0.
 //
 // Mapping (config `mode`, from ctx.prefer.softmax, e.g. 'thread' or 'workgroup:64'; see
-// layernorm.ts for the shared heuristics):
+// layernorm.ts for the shared heuristics, wgsl.ts for the shared row loop and reductions):
 //   thread    one invocation per row, `wg` rows per workgroup; no workgroup memory, no barriers.
 //   workgroup one workgroup per row; `wg` lanes stride over the row; max and sum meet in a
 //             tree reduction in workgroup memory.
 // Three passes over the row: max, Σ exp, write. When L % 4 == 0 rows are read as vec4.
 
 import { type HostTensor, type KernelFamily, type OpDef, ceilDiv, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError } from './kernel.js';
-import { type RowMode, rowHelpersWgsl, rowVariant, workgroupReduceWgsl } from './layernorm.js';
+import { type RowMode, rowVariant } from './layernorm.js';
+import { type RowMapping, foldWgsl, rowLanes, rowLoop, rowMain, vecType, workgroupReduceWgsl } from './wgsl.js';
 
 export type SoftmaxAttrs = Record<string, never>;
 
@@ -25,30 +26,23 @@ interface SoftmaxConfig {
 const softmax: KernelFamily<SoftmaxConfig> = {
   name: 'softmax',
   wgsl(c) {
-    const T = c.vec4 ? 'vec4<f32>' : 'f32';
-    const LV = c.vec4 ? c.L / 4 : c.L; // row length in loads
-    const thread = c.mode === 'thread';
-    const lanes = thread ? 1 : c.wg;
+    const T = vecType(c.vec4);
+    const m: RowMapping = { mode: c.mode, wg: c.wg, rows: c.rows, loads: c.vec4 ? c.L / 4 : c.L, gridX: c.gridX };
+    const loop = rowLoop(m);
     return `
-fn act(x: f32) -> f32 { return x; }  // rowHelpersWgsl's actT needs one; unused here
-${rowHelpersWgsl(c.vec4)}
-${workgroupReduceWgsl(lanes)}
+${foldWgsl(c.vec4)}
+${workgroupReduceWgsl(rowLanes(m))}
 @group(0) @binding(0) var<storage, read> x: array<${T}>;        // input  [${c.rows}, ${c.L}] (rows = all leading dims)
 @group(0) @binding(1) var<storage, read_write> y: array<${T}>;  // output [${c.rows}, ${c.L}]
 
-@compute @workgroup_size(${c.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = ${thread ? `(wid.x + wid.y * ${c.gridX}u) * ${c.wg}u + lid` : `wid.x + wid.y * ${c.gridX}u`};
-  let lane = ${thread ? '0u' : 'lid'};
-  if (row >= ${c.rows}u) { return; }  // uniform per workgroup in workgroup mode
-  let base = row * ${LV}u;
+${rowMain(m)}
   var m = ${T}(${f32Lit(-3.4028234663852886e38)});
-  for (var k = lane; k < ${LV}u; k += ${lanes}u) { m = max(m, x[base + k]); }
+  ${loop} { m = max(m, x[base + k]); }
   let mx = wg_max(hmax(m), lid);
   var s = ${T}(0.0);
-  for (var k = lane; k < ${LV}u; k += ${lanes}u) { s += exp(x[base + k] - mx); }
+  ${loop} { s += exp(x[base + k] - mx); }
   let inv = 1.0 / wg_sum(hsum(s), lid);
-  for (var k = lane; k < ${LV}u; k += ${lanes}u) { y[base + k] = exp(x[base + k] - mx) * inv; }
+  ${loop} { y[base + k] = exp(x[base + k] - mx) * inv; }
 }`;
   },
 };
