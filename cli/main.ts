@@ -13,7 +13,6 @@ import { encodeNpy, readNpyPath } from '../engine/npy.js';
 import { encodeSafetensors, openSafetensorsPath } from '../engine/safetensors.js';
 import { decodeImageFile } from '../eval/decode-node.js';
 import type { HostTensor } from '../kernels/kernel.js';
-import '../models/index.js';
 import { getModel, listModels, randomCheckpoint } from '../models/registry.js';
 import { preprocessImage } from '../models/preprocess.js';
 import { type InferResult, infer, topK } from '../models/run.js';

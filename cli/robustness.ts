@@ -18,7 +18,6 @@ import { syntheticRunSources } from '../eval/sources.js';
 import { summarizeRun } from '../eval/summary.js';
 import { SWEEPS, type SweepName } from '../eval/synth.js';
 import type { Summary } from '../eval/summary-schema.js';
-import '../models/index.js';
 import { getModel, type ModelDef } from '../models/registry.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -14,7 +14,6 @@ import { synthClassSource } from '../eval/sources.js';
 import type { Summary } from '../eval/summary-schema.js';
 import { SYNTH_HELDOUT_CLASSES } from '../eval/synth.js';
 import { FEWSHOT_DEFAULTS, type FeatureSet, fewshotLsr, linearProbe, subset, vtab1k } from '../eval/transfer.js';
-import '../models/index.js';
 import { getModel, type Preprocess } from '../models/registry.js';
 import { REPO_ROOT } from './robustness.js';
 
