@@ -21,7 +21,8 @@ export const WEB_ROOT = [new URL('./web/', import.meta.url), new URL('../dist/we
   .find((p) => existsSync(path.join(p, 'index.html'))) ?? fileURLToPath(new URL('../dist/web/', import.meta.url));
 
 /** A file of an installed package: package exports hide these from resolve(), so look beside its main file. */
-export const resolveDist = (pkg: string, file: string) => path.join(path.dirname(createRequire(import.meta.url).resolve(pkg)), file);
+export const resolveDist = (pkg: string, file: string) =>
+  path.join(path.dirname(createRequire(import.meta.url).resolve(pkg)), file);
 
 /** Chart.js's UMD build, which the HTML reports inline. */
 export const readChartJs = () => readFileSync(resolveDist('chart.js', 'chart.umd.js'), 'utf8');
@@ -100,7 +101,9 @@ export interface PageSession {
  * headless Chromium and open the page at '/', waiting for `window.cnnlab`; the page's errors
  * and `cnnlabLog` go to `log`. Whatever fails on the way, nothing is left running.
  */
-export async function startPage(mounts: Record<string, string>, log: (s: string) => void = () => {}): Promise<PageSession> {
+export async function startPage(
+  mounts: Record<string, string>, log: (s: string) => void = () => {},
+): Promise<PageSession> {
   const server = await serve(mounts);
   let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
   const close = async () => {
@@ -122,7 +125,9 @@ export async function startPage(mounts: Record<string, string>, log: (s: string)
 
 /** Run `fn` on the page served with `mounts` (see startPage), then always close Chromium and the server. */
 export async function withPage<T>(
-  mounts: Record<string, string>, fn: (page: Page, url: string) => Promise<T>, log: (s: string) => void = (s) => console.log(s),
+  mounts: Record<string, string>,
+  fn: (page: Page, url: string) => Promise<T>,
+  log: (s: string) => void = (s) => console.log(s),
 ): Promise<T> {
   const session = await startPage(mounts, log);
   try {

@@ -14,7 +14,9 @@ export async function engineDemoCmd(argv: string[]): Promise<number> {
     iters: { type: 'string', default: '5' },
     json: { type: 'string' },
   });
-  const opts = { size: int('size', values.size!), batch: int('batch', values.batch!), iters: int('iters', values.iters!) };
+  const opts = {
+    size: int('size', values.size!), batch: int('batch', values.batch!), iters: int('iters', values.iters!),
+  };
   const runtime = oneOf('runtime', values.runtime, ['chrome', 'node']);
   const log = (s: string) => console.log(s);
   let report: DemoReport;

@@ -125,7 +125,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const run = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (!run) {
-    console.error(`error: unknown command "${cmd}"; commands: ${Object.keys(COMMANDS).join(', ')}, help (npx cnnlab help describes them)`);
+    const commands = [...Object.keys(COMMANDS), 'help'].join(', ');
+    console.error(`error: unknown command "${cmd}"; commands: ${commands} (npx cnnlab help describes them)`);
     return 2;
   }
   // Chromium and Dawn probe for a display and complain into the terminal without it (cli/runtime-dir.ts).

@@ -18,7 +18,9 @@ export { IMAGENET_MEAN, IMAGENET_STD, atResolution, resizeTarget } from './types
 export type { BuiltModel, ModelDef, Preprocess } from './types.js';
 
 /** Every model, in the order `npx cnnlab models` lists them. */
-const MODELS: readonly ModelDef[] = [...RESNETV2_MODELS, ...VIT_MODELS, ...RESNET_MODELS, ...MOBILENETV2_MODELS, SYNTH_MODEL];
+const MODELS: readonly ModelDef[] = [
+  ...RESNETV2_MODELS, ...VIT_MODELS, ...RESNET_MODELS, ...MOBILENETV2_MODELS, SYNTH_MODEL,
+];
 
 export function listModels(): ModelDef[] {
   return [...MODELS];

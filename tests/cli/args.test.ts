@@ -50,7 +50,8 @@ describe('argument order and messages', () => {
 
   it('then an unknown model, with the known ones, before any other complaint', async () => {
     const cases: string[][] = [
-      ['infer', '--model', 'resnet51', '--input', 'x.npy', '--image', 'y.png'], // would be "exactly one of --input, --image"
+      // would be "exactly one of --input, --image"
+      ['infer', '--model', 'resnet51', '--input', 'x.npy', '--image', 'y.png'],
       ['infer', '--weights', 'random', '--model', 'resnet51'], // would be "give exactly one of …"
       ['infer', '--model', 'resnet51', '--no-such-option'], // would be parseArgs's unknown option
       ['infer', '--model=resnet51', '--runtime', 'gpu'],
@@ -71,14 +72,29 @@ describe('argument order and messages', () => {
     const missing = path.join(dir, 'missing.npy');
     const cases: [string[], RegExp][] = [
       [['infer', '--model', 'resnet18', '--input', missing], /--weights is required: a \.safetensors file or "random"/],
-      [['infer', '--model', 'resnet18', '--weights', 'random', '--input', missing, '--image', missing], /exactly one of --input x\.npy or --image/],
+      [
+        ['infer', '--model', 'resnet18', '--weights', 'random', '--input', missing, '--image', missing],
+        /exactly one of --input x\.npy or --image/,
+      ],
       // The runtime is checked before the input is read (the file does not exist).
-      [['infer', '--model', 'resnet18', '--weights', 'random', '--input', missing, '--runtime', 'gpu'], /--runtime must be node or chrome, got gpu/],
-      [['infer', '--model', 'resnet18', '--weights', 'random', '--input', missing, '--bogus'], /Unknown option '--bogus'/],
+      [
+        ['infer', '--model', 'resnet18', '--weights', 'random', '--input', missing, '--runtime', 'gpu'],
+        /--runtime must be node or chrome, got gpu/,
+      ],
+      [
+        ['infer', '--model', 'resnet18', '--weights', 'random', '--input', missing, '--bogus'],
+        /Unknown option '--bogus'/,
+      ],
       [['engine-demo', '--size', '0'], /--size must be a positive integer, got 0/],
       [['engine-demo', '--runtime', 'gpu'], /--runtime must be chrome or node, got gpu/],
-      [['bench', '--models', 'resnet18', '--peers', 'ort-webgpu,onnx'], /unknown peer "onnx"; known: ort-webgpu, tfjs-webgpu, ort-wasm/],
-      [['robustness', '--out', dir, '--corruptions', 'fog,smoke'], /unknown corruption "smoke"; known: .*gaussian_noise.*fog/],
+      [
+        ['bench', '--models', 'resnet18', '--peers', 'ort-webgpu,onnx'],
+        /unknown peer "onnx"; known: ort-webgpu, tfjs-webgpu, ort-wasm/,
+      ],
+      [
+        ['robustness', '--out', dir, '--corruptions', 'fog,smoke'],
+        /unknown corruption "smoke"; known: .*gaussian_noise.*fog/,
+      ],
       [['robustness', '--out', dir, '--severities', '2-7'], /--severities: 2-7 is outside 1-5/],
       [['robustness', '--out', dir, '--shard', '3/2'], /--shard 3\/2: need 0 ≤ k < n/],
       [['robustness', '--out', dir, '--runtime', 'gpu'], /--runtime must be chrome or node, got gpu/],
