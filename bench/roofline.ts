@@ -1,6 +1,7 @@
 // The adapter's measured peak: fp32 FMA throughput and copy bandwidth, from kernels built to
-// reach them. They run as ops through the executor (registered here, not in kernels/: they
-// compute nothing a model needs), timed by the executor's profiler.
+// reach them. They run as ops through the executor (registered by this file when it builds a
+// graph with them, not listed in kernels/: they compute nothing a model needs), timed by the
+// executor's profiler.
 //
 // fma:  each invocation keeps `accs` independent vec4 accumulators in registers and applies
 //       `iters` rounds of acc = acc·a + b to each of them `unroll` times (as fma() or as a
@@ -116,7 +117,6 @@ const copyOp: OpDef = {
   ref: (_a, [x]) => [x],
 };
 
-if (!OPS.has(fmaOp.op)) registerOp(fmaOp);
 const loadOp: OpDef<{ iters: number }> = {
   op: 'roofline_load',
   arity: [1, 1],
@@ -129,8 +129,18 @@ const loadOp: OpDef<{ iters: number }> = {
   ref: (_a, [x]) => [x],
 };
 
-if (!OPS.has(copyOp.op)) registerOp(copyOp);
-if (!OPS.has(loadOp.op)) registerOp(loadOp);
+const ROOFLINE_OPS: OpDef[] = [fmaOp, copyOp, loadOp];
+export type RooflineOp = 'roofline_fma' | 'roofline_copy' | 'roofline_load';
+
+/** A graph running one roofline op on a flat input `x` of `elems` floats. It registers the roofline ops
+ *  first (once), so whoever builds the graph here can run it, whatever was imported before. */
+export function rooflineGraph(op: RooflineOp, attrs: Record<string, unknown>, elems: number): Graph {
+  for (const d of ROOFLINE_OPS) if (!OPS.has(d.op)) registerOp(d);
+  const g = new Graph();
+  g.input('x', [elems]);
+  g.markOutputs(g.op(op, ['x'], attrs));
+  return g;
+}
 
 export interface Roofline {
   /** Best of `reps` runs. */
@@ -145,11 +155,8 @@ export interface Roofline {
   copyBytes: number;
 }
 
-async function best(device: Device, op: string, attrs: Record<string, unknown>, elems: number, reps: number) {
-  const g = new Graph();
-  g.input('x', [elems]);
-  g.markOutputs(g.op(op, ['x'], attrs));
-  const plan = await compile(device, g);
+async function best(device: Device, op: RooflineOp, attrs: Record<string, unknown>, elems: number, reps: number) {
+  const plan = await compile(device, rooflineGraph(op, attrs, elems));
   const x = new Float32Array(elems).map((_, i) => (i % 97) / 97);
   let ms = Infinity, mode: Roofline['timing'] = 'timestamp', work = 0;
   try {

@@ -24,7 +24,7 @@ import { type TuningFile, type TuningTable, adapterKey, emptyTuningFile, layerKe
 import { getOp } from '../kernels/index.js';
 import type { HostTensor } from '../kernels/kernel.js';
 import { type Layer, collectLayers, compareOutputs, randomFeeds, timeLayer } from './kernels.js';
-import './roofline.js'; // registers roofline_copy, which the cache eviction runs
+import { rooflineGraph } from './roofline.js';
 import { optimize } from '../engine/passes.js';
 import { Rng } from '../models/init.js';
 import { loadModel } from '../models/index.js';
@@ -148,10 +148,7 @@ export async function tuneLayers(device: Device, layers: Layer[], table: TuningT
 /** A plan that copies 32 MiB (more than a CPU's last-level cache), run to evict caches. */
 async function cacheEvictor(device: Device): Promise<{ run: () => Promise<unknown>; dispose: () => void }> {
   const n = 8 << 20;
-  const g = new Graph();
-  g.input('x', [n]);
-  g.markOutputs(g.op('roofline_copy', ['x'], {}));
-  const plan = await compile(device, g);
+  const plan = await compile(device, rooflineGraph('roofline_copy', {}, n));
   const x = new Float32Array(n);
   return { run: () => plan.run({ x }, { outputs: [] }), dispose: () => plan.dispose() };
 }

@@ -3,6 +3,7 @@
 
 import { existsSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
+import { runtimeDir } from './runtime-dir.js';
 
 export const CHROMIUM_INSTALL = 'apt-get update && apt-get install -y chromium libvulkan1';
 
@@ -25,7 +26,10 @@ export function chromiumPath(): string {
 export async function launchChromium(): Promise<Browser> {
   const { chromium } = await import('playwright-core');
   const extra = (process.env.CNNLAB_CHROMIUM_FLAGS ?? '').split(/\s+/).filter(Boolean);
-  return chromium.launch({ executablePath: chromiumPath(), headless: true, args: [...CHROMIUM_FLAGS, ...extra] });
+  return chromium.launch({
+    executablePath: chromiumPath(), headless: true, args: [...CHROMIUM_FLAGS, ...extra],
+    env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir() },
+  });
 }
 
 /** Open `url`, forward the page's console and errors to `log`, and wait for `window.cnnlab`. */

@@ -4,7 +4,6 @@
 
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { createDevice } from '../engine/device.js';
 import { compile } from '../engine/executor.js';
@@ -14,17 +13,14 @@ import { addCorruption } from '../eval/corruptions/op.js';
 import { decodeImageFile } from '../eval/decode-node.js';
 import { cropOf } from '../eval/sources.js';
 import { IMAGENET_MEAN, IMAGENET_STD, type Preprocess } from '../models/registry.js';
-import { parseSeverities } from './robustness.js';
+import { parseCommand, parseSeverities } from './common.js';
 
 const CROP: Preprocess = { size: 224, resizeMode: 'short', cropPct: 224 / 256, interpolation: 'bilinear', mean: IMAGENET_MEAN, std: IMAGENET_STD };
 
 export async function corruptCmd(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      input: { type: 'string' }, corruption: { type: 'string', default: 'all' }, severity: { type: 'string', default: 'all' },
-      seed: { type: 'string', default: '0' }, out: { type: 'string' },
-    },
+  const { values } = parseCommand(argv, {
+    input: { type: 'string' }, corruption: { type: 'string', default: 'all' }, severity: { type: 'string', default: 'all' },
+    seed: { type: 'string', default: '0' }, out: { type: 'string' },
   });
   if (!values.input || !values.out) throw new Error('usage: npx cnnlab corrupt --input IMAGE|FOLDER --corruption NAME|all --severity 1-5|all --out DIR');
   const known = corruptionNames();

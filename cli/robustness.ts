@@ -1,11 +1,9 @@
 // `npx cnnlab robustness` and `npx cnnlab merge`: runs that append per-image results as they go,
 // resume after a kill, split into shards for a job runner, and end in summary.json + report.html.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { createDevice } from '../engine/device.js';
 import { openSafetensorsPath } from '../engine/safetensors.js';
@@ -18,38 +16,10 @@ import { syntheticRunSources } from '../eval/sources.js';
 import { summarizeRun } from '../eval/summary.js';
 import { SWEEPS, type SweepName } from '../eval/synth.js';
 import type { Summary } from '../eval/summary-schema.js';
-import '../models/index.js';
 import { getModel, type ModelDef } from '../models/registry.js';
+import { REPO_ROOT, WEB_ROOT, list, oneOf, parseCommand, parseSeverities, parseShard, readChartJs, withPage } from './common.js';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_MODEL = 'mobilenet_v2_synth';
-
-const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
-
-/** '1-5', '1,3,5', '2' → severities. */
-export function parseSeverities(v: string): number[] {
-  const out = new Set<number>();
-  for (const part of list(v)) {
-    const m = /^(\d)(?:-(\d))?$/.exec(part);
-    if (!m) throw new Error(`--severities: "${part}" is not a severity (1-5) or a range like 1-5`);
-    const a = Number(m[1]), b = Number(m[2] ?? m[1]);
-    if (a < 1 || b > 5 || a > b) throw new Error(`--severities: ${part} is outside 1-5`);
-    for (let s = a; s <= b; s++) out.add(s);
-  }
-  return [...out].sort();
-}
-
-/** 'k/n' (0-based k, as a Kubernetes Indexed Job's completion index); k may be 'env' for $JOB_COMPLETION_INDEX. */
-export function parseShard(v: string | undefined): { k: number; n: number } | null {
-  if (!v) return null;
-  const m = /^(\w+)\/(\d+)$/.exec(v);
-  if (!m) throw new Error(`--shard must look like k/n (0-based k), got "${v}"`);
-  const k = m[1] === 'env' ? Number(process.env.JOB_COMPLETION_INDEX) : Number(m[1]);
-  const n = Number(m[2]);
-  if (m[1] === 'env' && process.env.JOB_COMPLETION_INDEX === undefined) throw new Error('--shard env/n needs $JOB_COMPLETION_INDEX');
-  if (!Number.isInteger(k) || !Number.isInteger(n) || n < 1 || k < 0 || k >= n) throw new Error(`--shard ${v}: need 0 ≤ k < n`);
-  return { k, n };
-}
 
 function resolveWeights(def: ModelDef, w: string): string {
   if (w === 'builtin') {
@@ -61,23 +31,19 @@ function resolveWeights(def: ModelDef, w: string): string {
 
 function writeOutputs(out: string, s: Summary): void {
   writeFileSync(path.join(out, 'summary.json'), JSON.stringify(s, null, 1));
-  const chartJs = readFileSync(path.join(REPO_ROOT, 'node_modules/chart.js/dist/chart.umd.js'), 'utf8');
-  writeFileSync(path.join(out, 'report.html'), renderRobustnessReport(s, { chartJs }));
+  writeFileSync(path.join(out, 'report.html'), renderRobustnessReport(s, { chartJs: readChartJs() }));
 }
 
 export async function robustnessCmd(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string', default: DEFAULT_MODEL }, weights: { type: 'string' }, seed: { type: 'string', default: '0' },
-      data: { type: 'string' }, corruptions: { type: 'string', default: 'all' }, severities: { type: 'string', default: '1-5' },
-      sweeps: { type: 'string' }, resolutions: { type: 'string' }, limit: { type: 'string' }, shard: { type: 'string' },
-      batch: { type: 'string', default: '16' }, resume: { type: 'boolean', default: false }, out: { type: 'string' },
-      'per-class': { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
-    },
+  const { values } = parseCommand(argv, {
+    model: { type: 'string', default: DEFAULT_MODEL }, weights: { type: 'string' }, seed: { type: 'string', default: '0' },
+    data: { type: 'string' }, corruptions: { type: 'string', default: 'all' }, severities: { type: 'string', default: '1-5' },
+    sweeps: { type: 'string' }, resolutions: { type: 'string' }, limit: { type: 'string' }, shard: { type: 'string' },
+    batch: { type: 'string', default: '16' }, resume: { type: 'boolean', default: false }, out: { type: 'string' },
+    'per-class': { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
   });
-  if (!values.out) throw new Error('--out DIR is required');
   const def = getModel(values.model!);
+  if (!values.out) throw new Error('--out DIR is required');
   const weightsArg = values.weights ?? (def.builtinWeights ? 'builtin' : 'random');
   const weightsPath = weightsArg === 'random' ? null : resolveWeights(def, weightsArg);
   if (weightsPath && !existsSync(weightsPath)) throw new Error(`weights file ${weightsPath} does not exist`);
@@ -94,6 +60,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   const seed = Number(values.seed), batch = Number(values.batch);
   const limit = values.limit ? Number(values.limit) : null;
   const shard = parseShard(values.shard);
+  const runtime = oneOf('runtime', values.runtime, ['chrome', 'node']);
   const settings: RunSettings = {
     model: def.name, weights: weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`,
     data: values.data ? path.resolve(values.data) : `built-in synthetic test set (${values['per-class']} per class)`,
@@ -102,13 +69,12 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   const log = await RecordLog.open(values.out, settings, values.resume!);
 
   const synth = syntheticRunSources(def, { perClass: Number(values['per-class']), seed, sweeps, limit, shard, noTestSet: !synthetic });
-  if (values.runtime === 'chrome') {
+  if (runtime === 'chrome') {
     return chromeRun(values.out, log, settings, {
       model: def.name, seed, corruptions, severities: settings.severities, resolutions, batch, sweeps, limit, shard,
       perClass: Number(values['per-class']), weightsPath, data: values.data ?? null,
     }, def.preprocess);
   }
-  if (values.runtime !== 'node') throw new Error(`--runtime must be chrome or node, got ${values.runtime}`);
   const device = await createDevice();
   let source = synth.source;
   if (!synthetic) {
@@ -151,53 +117,46 @@ function finish(out: string, log: RecordLog, settings: RunSettings, p: ModelDef[
 
 /** The same run inside the page in headless Chromium: records come back through an exposed function. */
 async function chromeRun(out: string, log: RecordLog, settings: RunSettings, o: PageRunOptions, p: ModelDef['preprocess']): Promise<number> {
-  const { launchChromium, openPage } = await import('./chromium.js');
-  const { serve } = await import('./serve.js');
-  const { WEB_ROOT } = await import('./main.js');
   const mounts: Record<string, string> = { '/': WEB_ROOT };
   const job = mkdtempSync(path.join(tmpdir(), 'cnnlab-rob-'));
-  if (o.weightsPath) mounts['/weights/'] = path.dirname(o.weightsPath);
-  if (o.data) {
-    const { scanImageFolder, buildIndex } = await import('../eval/data.js');
-    const classes = o.weightsPath ? (await openSafetensorsPath(o.weightsPath)).tensors.get(getModel(o.model).headWeight)?.shape[0] ?? 1000 : 1000;
-    writeFileSync(path.join(job, 'index.json'), JSON.stringify(buildIndex(await scanImageFolder(o.data, { classes }))));
-    mounts['/data/'] = o.data;
-  }
-  mounts['/job/'] = job;
-  const server = await serve(mounts);
-  const browser = await launchChromium();
   const bar = new cliProgress.SingleBar({ format: '{bar} {percentage}% | {value}/{total} | {ips} img/s | ETA {eta_formatted} | {cond}', noTTYOutput: true, notTTYSchedule: 15_000 }, cliProgress.Presets.shades_classic);
   let started = false;
   try {
-    const page = await openPage(browser, `${server.url}/`, (s) => console.log(s));
-    await page.exposeFunction('cnnlabRecords', (json: string) => log.append(JSON.parse(json) as RunRecord[]));
-    await page.exposeFunction('cnnlabProgress', (json: string) => {
-      const pr = JSON.parse(json) as Progress;
-      if (!started) bar.start(pr.total, 0, { ips: '-', cond: pr.cond }), (started = true);
-      bar.update(pr.done, { ips: pr.imagesPerSecond.toFixed(1), cond: pr.cond });
-    });
-    await page.evaluate((args) => window.cnnlab.robustness(args), {
-      ...o, weightsUrl: o.weightsPath ? `/weights/${encodeURIComponent(path.basename(o.weightsPath))}` : null,
-      dataIndexUrl: o.data ? '/job/index.json' : null, done: [...log.done],
+    if (o.weightsPath) mounts['/weights/'] = path.dirname(o.weightsPath);
+    if (o.data) {
+      const { scanImageFolder, buildIndex } = await import('../eval/data.js');
+      const classes = o.weightsPath ? (await openSafetensorsPath(o.weightsPath)).tensors.get(getModel(o.model).headWeight)?.shape[0] ?? 1000 : 1000;
+      writeFileSync(path.join(job, 'index.json'), JSON.stringify(buildIndex(await scanImageFolder(o.data, { classes }))));
+      mounts['/data/'] = o.data;
+    }
+    mounts['/job/'] = job;
+    await withPage(mounts, async (page) => {
+      await page.exposeFunction('cnnlabRecords', (json: string) => log.append(JSON.parse(json) as RunRecord[]));
+      await page.exposeFunction('cnnlabProgress', (json: string) => {
+        const pr = JSON.parse(json) as Progress;
+        if (!started) bar.start(pr.total, 0, { ips: '-', cond: pr.cond }), (started = true);
+        bar.update(pr.done, { ips: pr.imagesPerSecond.toFixed(1), cond: pr.cond });
+      });
+      await page.evaluate((args) => window.cnnlab.robustness(args), {
+        ...o, weightsUrl: o.weightsPath ? `/weights/${encodeURIComponent(path.basename(o.weightsPath))}` : null,
+        dataIndexUrl: o.data ? '/job/index.json' : null, done: [...log.done],
+      });
     });
   } finally {
     if (started) bar.stop();
-    await browser.close();
-    await server.close();
     rmSync(job, { recursive: true, force: true });
   }
   return finish(out, log, settings, p);
 }
 
 export async function mergeCmd(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { out: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseCommand(argv, { out: { type: 'string' } }, true);
   if (!values.out || !positionals.length) throw new Error('usage: npx cnnlab merge <run dirs…> --out DIR');
   const { settings, records, shards } = await readRuns(positionals);
   const n = JSON.parse(readFileSync(path.join(positionals[0], 'run.json'), 'utf8')).shard?.n ?? 1;
   if (shards.length < n) console.warn(`warning: merging ${shards.length} of ${n} shards (have ${shards.join(', ')})`);
   const def = getModel(settings.model);
   const summary = summarizeRun(settings, def.preprocess, records, { merged: shards, of: n });
-  const { mkdirSync } = await import('node:fs');
   mkdirSync(values.out, { recursive: true });
   writeOutputs(values.out, summary);
   console.log(formatRobustnessTable(summary));

@@ -3,7 +3,6 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { createDevice, type Device } from '../engine/device.js';
 import { encodeSafetensors, openSafetensorsPath } from '../engine/safetensors.js';
@@ -14,11 +13,8 @@ import { synthClassSource } from '../eval/sources.js';
 import type { Summary } from '../eval/summary-schema.js';
 import { SYNTH_HELDOUT_CLASSES } from '../eval/synth.js';
 import { FEWSHOT_DEFAULTS, type FeatureSet, fewshotLsr, linearProbe, subset, vtab1k } from '../eval/transfer.js';
-import '../models/index.js';
 import { getModel, type Preprocess } from '../models/registry.js';
-import { REPO_ROOT } from './robustness.js';
-
-const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+import { REPO_ROOT, list, parseCommand, readChartJs } from './common.js';
 
 async function folderSource(device: Device, dir: string, labelMap?: Record<string, number>) {
   const { imageFolderSource } = await import('./data-source.js');
@@ -51,19 +47,16 @@ async function features(device: Device, r: FeatureRequest, source: ImageSource, 
 }
 
 export async function transferCmd(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string', default: 'mobilenet_v2_synth' }, weights: { type: 'string' }, seed: { type: 'string', default: '0' },
-      train: { type: 'string' }, test: { type: 'string' }, shots: { type: 'string', default: FEWSHOT_DEFAULTS.shots.join(',') },
-      seeds: { type: 'string', default: String(FEWSHOT_DEFAULTS.seeds) }, protocol: { type: 'string', default: 'fewshot' },
-      'per-class': { type: 'string', default: '30' }, batch: { type: 'string', default: '16' },
-      cache: { type: 'string', default: '.cnnlab-cache/features' }, out: { type: 'string' },
-    },
+  const { values } = parseCommand(argv, {
+    model: { type: 'string', default: 'mobilenet_v2_synth' }, weights: { type: 'string' }, seed: { type: 'string', default: '0' },
+    train: { type: 'string' }, test: { type: 'string' }, shots: { type: 'string', default: FEWSHOT_DEFAULTS.shots.join(',') },
+    seeds: { type: 'string', default: String(FEWSHOT_DEFAULTS.seeds) }, protocol: { type: 'string', default: 'fewshot' },
+    'per-class': { type: 'string', default: '30' }, batch: { type: 'string', default: '16' },
+    cache: { type: 'string', default: '.cnnlab-cache/features' }, out: { type: 'string' },
   });
+  const def = getModel(values.model!);
   if (!values.out) throw new Error('--out DIR is required');
   if (!values.train !== !values.test) throw new Error('give both --train and --test folders, or neither (the synthetic held-out classes)');
-  const def = getModel(values.model!);
   const protocols = list(values.protocol!);
   for (const p of protocols) if (!['fewshot', 'probe', 'vtab1k'].includes(p)) throw new Error(`--protocol: unknown "${p}" (fewshot, probe, vtab1k)`);
   const shots = list(values.shots!).map(Number);
@@ -128,8 +121,7 @@ export async function transferCmd(argv: string[]): Promise<number> {
   };
   summary.transfer = result;
   writeFileSync(summaryPath, JSON.stringify(summary, null, 1));
-  const chartJs = readFileSync(path.join(REPO_ROOT, 'node_modules/chart.js/dist/chart.umd.js'), 'utf8');
-  writeFileSync(path.join(values.out, 'report.html'), renderRobustnessReport(summary, { chartJs }));
+  writeFileSync(path.join(values.out, 'report.html'), renderRobustnessReport(summary, { chartJs: readChartJs() }));
 
   console.log(`\ntransfer of ${def.name} (${weightsName}) to ${dataDesc}: ${train.n} train, ${test.n} test images, ${train.d} features`);
   for (const [k, r] of Object.entries(result.fewshot ?? {})) {

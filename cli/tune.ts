@@ -6,13 +6,11 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { type TuneModelsResult, formatTuneTable, tuneModels } from '../bench/tune.js';
 import { createDevice } from '../engine/device.js';
 import { type TuningFile, emptyTuningFile, parseTuningFile } from '../engine/tuning.js';
 import { getModel } from '../models/registry.js';
-import { launchChromium, openPage } from './chromium.js';
-import { serve } from './serve.js';
+import { parseCommand, withPage } from './common.js';
 
 export const DEFAULT_TUNING_FILE = path.join('.cnnlab-cache', 'tuning.json');
 
@@ -31,16 +29,13 @@ export function writeTuningFile(p: string, f: TuningFile): void {
 }
 
 export async function tuneCmd(argv: string[], webRoot: string): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      models: { type: 'string', default: 'resnet50,mobilenet_v2,vit_base_patch16_224' },
-      size: { type: 'string', default: '224' }, batch: { type: 'string', default: '1' },
-      reps: { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
-      table: { type: 'string', default: DEFAULT_TUNING_FILE }, force: { type: 'boolean', default: false },
-      json: { type: 'string' }, amortize: { type: 'string', default: '100' }, 'warm-cache': { type: 'boolean', default: false },
-      'check-runs': { type: 'string', default: '3' },
-    },
+  const { values } = parseCommand(argv, {
+    models: { type: 'string', default: 'resnet50,mobilenet_v2,vit_base_patch16_224' },
+    size: { type: 'string', default: '224' }, batch: { type: 'string', default: '1' },
+    reps: { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
+    table: { type: 'string', default: DEFAULT_TUNING_FILE }, force: { type: 'boolean', default: false },
+    json: { type: 'string' }, amortize: { type: 'string', default: '100' }, 'warm-cache': { type: 'boolean', default: false },
+    'check-runs': { type: 'string', default: '3' },
   });
   const models = values.models!.split(',').map((s) => s.trim()).filter(Boolean);
   for (const m of models) getModel(m);
@@ -67,16 +62,10 @@ export async function tuneCmd(argv: string[], webRoot: string): Promise<number> 
       device.destroy();
     }
   } else if (values.runtime === 'chrome') {
-    const server = await serve({ '/': webRoot });
-    const browser = await launchChromium();
-    try {
-      const page = await openPage(browser, `${server.url}/`, (s) => console.log(s));
+    r = await withPage({ '/': webRoot }, async (page) => {
       await page.exposeFunction('cnnlabTuning', (json: string) => save(parseTuningFile(json, 'the page')));
-      r = await page.evaluate((args) => window.cnnlab.tune(args), { ...o, tuningFile });
-    } finally {
-      await browser.close();
-      await server.close();
-    }
+      return page.evaluate((args) => window.cnnlab.tune(args), { ...o, tuningFile });
+    });
   } else {
     throw new Error(`--runtime must be chrome or node, got ${values.runtime}`);
   }

@@ -1,7 +1,2 @@
-// Importing this registers every model family.
+// The models folder's public face: the registry (which lists every family itself) and its types.
 export * from './registry.js';
-import './resnetv2.js';
-import './vit.js';
-import './resnet.js';
-import './mobilenetv2.js';
-import './synth-model.js';

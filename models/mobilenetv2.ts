@@ -5,7 +5,7 @@
 // `classifier.1` (classifier.0 is dropout). Node and weight names are the checkpoint's.
 
 import type { NetBuilder } from './layers.js';
-import { IMAGENET_MEAN, IMAGENET_STD, type ModelDef, type Preprocess, registerModels } from './registry.js';
+import { IMAGENET_MEAN, IMAGENET_STD, type ModelDef, type Preprocess } from './types.js';
 
 /** One row of the block table: expansion t, output channels c, n blocks, stride s of the first. */
 export type InvertedResidualRow = [t: number, c: number, n: number, s: number];
@@ -81,4 +81,5 @@ export function makeMobileNetV2(name: string, cfg: MobileNetV2Config): ModelDef 
   };
 }
 
-registerModels(Object.entries(MOBILENETV2_CONFIGS).map(([name, cfg]) => makeMobileNetV2(name, cfg)));
+/** Every MobileNetV2 in MOBILENETV2_CONFIGS, for the registry. */
+export const MOBILENETV2_MODELS: ModelDef[] = Object.entries(MOBILENETV2_CONFIGS).map(([name, cfg]) => makeMobileNetV2(name, cfg));

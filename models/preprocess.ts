@@ -4,7 +4,7 @@
 // Output is NCHW [3, size, size], ready for a model's 'image' input.
 
 import { centerCropOffset } from '../kernels/image.js';
-import { type Preprocess, resizeTarget } from './registry.js';
+import { type Preprocess, resizeTarget } from './types.js';
 
 /** An 8-bit RGB image, row-major, 3 bytes per pixel. */
 export interface RgbImage {

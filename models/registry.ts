@@ -4,66 +4,26 @@
 import { Graph } from '../engine/graph.js';
 import type { SafetensorsFile } from '../engine/safetensors.js';
 import { WeightFileError } from '../engine/safetensors.js';
-import { NetBuilder, RandomWeights, type WeightSource } from './layers.js';
 import type { HostTensor } from '../kernels/kernel.js';
-import { loadWeights, RecordingWeights, torchShape, toTorch, type WeightMapping } from './weights.js';
+import { NetBuilder, RandomWeights, type WeightSource } from './layers.js';
+import { MOBILENETV2_MODELS } from './mobilenetv2.js';
+import { RESNET_MODELS } from './resnet.js';
+import { RESNETV2_MODELS } from './resnetv2.js';
+import { SYNTH_MODEL } from './synth-model.js';
+import { type BuiltModel, type ModelDef, type Preprocess, atResolution } from './types.js';
+import { VIT_MODELS } from './vit.js';
+import { loadWeights, RecordingWeights, torchShape, toTorch } from './weights.js';
 
-/** Evaluation preprocessing, as timm's default_cfg: data attached to the model. */
-export interface Preprocess {
-  /** Side of the square network input. */
-  size: number;
-  /** 'short': resize the short side to ⌊size / cropPct⌋ keeping aspect, then centre-crop `size`.
-   *  'squash': resize both sides to `size`, no crop (BiT). */
-  resizeMode: 'short' | 'squash';
-  cropPct: number;
-  interpolation: 'bilinear' | 'bicubic';
-  mean: [number, number, number];
-  std: [number, number, number];
-}
+export { IMAGENET_MEAN, IMAGENET_STD, atResolution, resizeTarget } from './types.js';
+export type { BuiltModel, ModelDef, Preprocess } from './types.js';
 
-export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
-export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
-
-/** The same preprocessing at another test resolution (resize scales with it, as timm does). */
-export function atResolution(p: Preprocess, size: number): Preprocess {
-  return { ...p, size };
-}
-
-/** The resize target before the crop: ⌊size / cropPct⌋ for 'short', size for 'squash'. */
-export function resizeTarget(p: Preprocess): number {
-  return p.resizeMode === 'squash' ? p.size : Math.floor(p.size / p.cropPct);
-}
-
-export interface BuiltModel {
-  logits: string;
-  /** Pre-logit features [N, D] (for transfer). */
-  features: string;
-}
-
-export interface ModelDef {
-  name: string;
-  family: 'resnet' | 'resnetv2' | 'mobilenetv2' | 'vit';
-  preprocess: Preprocess;
-  /** Checkpoint tensor whose dim 0 is the number of classes. */
-  headWeight: string;
-  mapping: WeightMapping;
-  /** Build on NHWC input `x` [N,H,W,3]. */
-  build(b: NetBuilder, x: string, classes: number): BuiltModel;
-  /** Names of the classes when they are not ImageNet-1k's (the built-in synthetic model). */
-  classNames?: readonly string[];
-  /** A checkpoint shipped in the repo (path relative to the repo root), used for --weights builtin. */
-  builtinWeights?: string;
-}
-
-const families: ModelDef[][] = [];
-
-/** Family files call this at import time. */
-export function registerModels(defs: ModelDef[]): void {
-  families.push(defs);
-}
+/** Every model, in the order `npx cnnlab models` lists them. */
+const MODELS: readonly ModelDef[] = [
+  ...RESNETV2_MODELS, ...VIT_MODELS, ...RESNET_MODELS, ...MOBILENETV2_MODELS, SYNTH_MODEL,
+];
 
 export function listModels(): ModelDef[] {
-  return families.flat();
+  return [...MODELS];
 }
 
 export function getModel(name: string): ModelDef {

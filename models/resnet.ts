@@ -5,7 +5,7 @@
 // residual add + ReLU; global average pool; `fc`. Node and weight names are the checkpoint's.
 
 import type { NetBuilder } from './layers.js';
-import { IMAGENET_MEAN, IMAGENET_STD, type ModelDef, type Preprocess, registerModels } from './registry.js';
+import { IMAGENET_MEAN, IMAGENET_STD, type ModelDef, type Preprocess } from './types.js';
 
 export interface ResNetConfig {
   block: 'basic' | 'bottleneck';
@@ -76,4 +76,5 @@ export function makeResNet(name: string, cfg: ResNetConfig): ModelDef {
   };
 }
 
-registerModels(Object.entries(RESNET_CONFIGS).map(([name, cfg]) => makeResNet(name, cfg)));
+/** Every ResNet in RESNET_CONFIGS, for the registry. */
+export const RESNET_MODELS: ModelDef[] = Object.entries(RESNET_CONFIGS).map(([name, cfg]) => makeResNet(name, cfg));

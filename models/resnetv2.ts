@@ -9,7 +9,7 @@
 
 import type { Activation } from '../kernels/kernel.js';
 import type { NetBuilder } from './layers.js';
-import { type ModelDef, type Preprocess, registerModels } from './registry.js';
+import type { ModelDef, Preprocess } from './types.js';
 
 export interface ResNetV2Config {
   /** Blocks per stage. */
@@ -120,4 +120,5 @@ export function makeResNetV2(name: string, cfg: ResNetV2Config, preprocess: Prep
   };
 }
 
-registerModels(Object.entries(RESNETV2_CONFIGS).map(([name, cfg]) => makeResNetV2(name, cfg)));
+/** Every BiT model in RESNETV2_CONFIGS, for the registry. */
+export const RESNETV2_MODELS: ModelDef[] = Object.entries(RESNETV2_CONFIGS).map(([name, cfg]) => makeResNetV2(name, cfg));

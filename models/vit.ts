@@ -9,7 +9,7 @@
 // other than the checkpoint's, the position embedding's grid is resampled on the CPU at build
 // time, as timm's resample_abs_pos_embed (see resample.ts).
 
-import { type ModelDef, type Preprocess, registerModels } from './registry.js';
+import type { ModelDef, Preprocess } from './types.js';
 import type { NetBuilder } from './layers.js';
 import { resamplePosEmbed } from './resample.js';
 
@@ -106,4 +106,5 @@ export function makeViT(name: string, cfg: ViTConfig): ModelDef {
   };
 }
 
-registerModels(Object.entries(VIT_CONFIGS).map(([name, cfg]) => makeViT(name, cfg)));
+/** Every ViT in VIT_CONFIGS, for the registry. */
+export const VIT_MODELS: ModelDef[] = Object.entries(VIT_CONFIGS).map(([name, cfg]) => makeViT(name, cfg));

@@ -9,7 +9,6 @@ import { optimize } from '../engine/passes.js';
 import { formatProfile } from '../engine/profiler.js';
 import { decodeNpy } from '../engine/npy.js';
 import { blobSource, openSafetensors } from '../engine/safetensors.js';
-import '../models/index.js';
 import { listModels } from '../models/registry.js';
 import { infer } from '../models/run.js';
 

@@ -2,29 +2,25 @@
 // through Dawn in Node gives the same outputs.
 
 import { execFileSync } from 'node:child_process';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, openPage } from '../../cli/chromium.js';
-import { type Served, serve } from '../../cli/serve.js';
+import { type PageSession, WEB_ROOT, startPage } from '../../cli/common.js';
 import { compile } from '../../engine/executor.js';
 import { Graph, graphToJSON } from '../../engine/graph.js';
 import { expectClose, rand, testDevice } from '../helpers.js';
 
-let server: Served;
-let browser: Browser;
+let session: PageSession;
 let page: Page;
 const pageLog: string[] = [];
 
 beforeAll(async () => {
   execFileSync(process.execPath, ['build.mjs']);
-  server = await serve({ '/': 'dist/web' });
-  browser = await launchChromium();
-  page = await openPage(browser, `${server.url}/`, (s) => pageLog.push(s));
+  session = await startPage({ '/': WEB_ROOT }, (s) => pageLog.push(s));
+  page = session.page;
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.close();
+  await session?.close();
 });
 
 function smallGraph(): Graph {

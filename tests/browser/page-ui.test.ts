@@ -1,36 +1,29 @@
 // The page used interactively (as in any WebGPU browser): the robustness and transfer sections
 // run on the built-in model and synthetic data and show their results.
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import type { Browser, Page } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium } from '../../cli/chromium.js';
+import { type PageSession, startPage } from '../../cli/common.js';
+import { pageMounts } from '../../cli/serve-page.js';
 
-let srv: ChildProcess;
-let browser: Browser;
+let session: PageSession;
 let page: Page;
 const errors: string[] = [];
-const PORT = 18000 + (process.pid % 1000);
 
 beforeAll(async () => {
-  srv = spawn(process.execPath, ['bin/cnnlab.mjs', 'serve', '--port', String(PORT)], { stdio: 'ignore' });
-  browser = await launchChromium();
-  page = await browser.newPage();
+  if (!existsSync('dist/web/index.html')) execFileSync(process.execPath, ['build.mjs']);
+  // What `npx cnnlab serve` serves (the page, the vendored libraries, the built-in weights).
+  // An error while the page loads leaves window.cnnlab unset, and startPage fails.
+  session = await startPage(pageMounts());
+  page = session.page;
   page.on('pageerror', (e) => errors.push(e.message));
-  for (let i = 0; i < 50; i++) {
-    try {
-      await page.goto(`http://localhost:${PORT}/`);
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
   await page.waitForFunction(() => document.querySelector('#rob-model option'));
 }, 60_000);
 
 afterAll(async () => {
-  await browser?.close();
-  srv?.kill();
+  await session?.close();
 });
 
 describe('the page, interactively', () => {

@@ -1,0 +1,138 @@
+// What every command shares: where the repository and the built page are, the option parsers,
+// and one way to run the page in headless Chromium (withPage). Command files import this; it
+// imports no command file.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import type { Page } from 'playwright-core';
+import { getModel } from '../models/registry.js';
+import { launchChromium, openPage } from './chromium.js';
+import { serve } from './serve.js';
+
+/** The repository (or installed package) root: one level above cli/ in the sources and above dist/cli.mjs. */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The built page: dist/web beside the CLI bundle (dist/cli.mjs), or from source (cli/*.ts in tests). */
+export const WEB_ROOT = [new URL('./web/', import.meta.url), new URL('../dist/web/', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((p) => existsSync(path.join(p, 'index.html'))) ?? fileURLToPath(new URL('../dist/web/', import.meta.url));
+
+/** A file of an installed package: package exports hide these from resolve(), so look beside its main file. */
+export const resolveDist = (pkg: string, file: string) =>
+  path.join(path.dirname(createRequire(import.meta.url).resolve(pkg)), file);
+
+/** Chart.js's UMD build, which the HTML reports inline. */
+export const readChartJs = () => readFileSync(resolveDist('chart.js', 'chart.umd.js'), 'utf8');
+
+/** 'a, b,,c' → ['a', 'b', 'c']. */
+export const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+
+/** `v` as an integer ≥ `min`, or an error naming the option and the value. */
+export function int(name: string, v: string, min = 1): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) {
+    throw new Error(`--${name} must be ${min === 1 ? 'a positive integer' : `an integer ≥ ${min}`}, got ${v}`);
+  }
+  return n;
+}
+
+/** `v` if it is one of `choices`, else an error naming the option, the value and the choices. */
+export function oneOf<T extends string>(name: string, v: string | undefined, choices: readonly T[]): T {
+  if (v === undefined || !(choices as readonly string[]).includes(v)) {
+    const alts = choices.length === 2 ? `${choices[0]} or ${choices[1]}` : choices.join(', ');
+    throw new Error(`--${name} must be ${alts}, got ${v}`);
+  }
+  return v as T;
+}
+
+/** '1-5', '1,3,5', '2' → severities. */
+export function parseSeverities(v: string, name = 'severities'): number[] {
+  const out = new Set<number>();
+  for (const part of list(v)) {
+    const m = /^(\d)(?:-(\d))?$/.exec(part);
+    if (!m) throw new Error(`--${name}: "${part}" is not a severity (1-5) or a range like 1-5`);
+    const a = Number(m[1]), b = Number(m[2] ?? m[1]);
+    if (a < 1 || b > 5 || a > b) throw new Error(`--${name}: ${part} is outside 1-5`);
+    for (let s = a; s <= b; s++) out.add(s);
+  }
+  return [...out].sort();
+}
+
+/** 'k/n' (0-based k, as a Kubernetes Indexed Job's completion index); k may be 'env' for $JOB_COMPLETION_INDEX. */
+export function parseShard(v: string | undefined): { k: number; n: number } | null {
+  if (!v) return null;
+  const m = /^(\w+)\/(\d+)$/.exec(v);
+  if (!m) throw new Error(`--shard must look like k/n (0-based k), got "${v}"`);
+  const k = m[1] === 'env' ? Number(process.env.JOB_COMPLETION_INDEX) : Number(m[1]);
+  const n = Number(m[2]);
+  if (m[1] === 'env' && process.env.JOB_COMPLETION_INDEX === undefined) throw new Error('--shard env/n needs $JOB_COMPLETION_INDEX');
+  if (!Number.isInteger(k) || !Number.isInteger(n) || n < 1 || k < 0 || k >= n) throw new Error(`--shard ${v}: need 0 ≤ k < n`);
+  return { k, n };
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * parseArgs for a command, with the model names checked first: after the command, the model is
+ * what a user reads first, so `infer --model resnet51 …` names resnet51 and the known models
+ * before it complains about anything else (an unknown option included). `--model` holds one
+ * name, `--models` a comma-separated list.
+ */
+export function parseCommand<O extends Options>(argv: string[], options: O, allowPositionals = false) {
+  const loose = parseArgs({ args: argv, options, strict: false, allowPositionals: true }).values;
+  if (typeof loose.model === 'string') getModel(loose.model);
+  if (typeof loose.models === 'string') for (const m of list(loose.models)) getModel(m);
+  return parseArgs({ args: argv, options, allowPositionals });
+}
+
+/** A page served from localhost in headless Chromium; close() shuts both down. */
+export interface PageSession {
+  page: Page;
+  /** The server's origin, e.g. http://localhost:41234. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Serve `mounts` (URL prefix → folder, e.g. { '/': WEB_ROOT, '/job/': dir }) on localhost, start
+ * headless Chromium and open the page at '/', waiting for `window.cnnlab`; the page's errors
+ * and `cnnlabLog` go to `log`. Whatever fails on the way, nothing is left running.
+ */
+export async function startPage(
+  mounts: Record<string, string>, log: (s: string) => void = () => {},
+): Promise<PageSession> {
+  const server = await serve(mounts);
+  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
+  const close = async () => {
+    try {
+      await browser?.close();
+    } finally {
+      await server.close();
+    }
+  };
+  try {
+    browser = await launchChromium();
+    const page = await openPage(browser, `${server.url}/`, log);
+    return { page, url: server.url, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/** Run `fn` on the page served with `mounts` (see startPage), then always close Chromium and the server. */
+export async function withPage<T>(
+  mounts: Record<string, string>,
+  fn: (page: Page, url: string) => Promise<T>,
+  log: (s: string) => void = (s) => console.log(s),
+): Promise<T> {
+  const session = await startPage(mounts, log);
+  try {
+    return await fn(session.page, session.url);
+  } finally {
+    await session.close();
+  }
+}
