@@ -23,6 +23,7 @@ import { Graph, runReference } from '../engine/graph.js';
 import { type TuningFile, type TuningTable, adapterKey, emptyTuningFile, layerKey, mergeTable, tableFor } from '../engine/tuning.js';
 import { getOp } from '../kernels/index.js';
 import type { HostTensor } from '../kernels/kernel.js';
+import { VARIANT_FAMILIES } from '../kernels/variant-families.js';
 import { type Layer, collectLayers, compareOutputs, randomFeeds, timeLayer } from './kernels.js';
 import './roofline.js'; // registers roofline_copy, which the cache eviction runs
 import { optimize } from '../engine/passes.js';
@@ -128,14 +129,14 @@ export async function tuneLayers(device: Device, layers: Layer[], table: TuningT
         o.onLayer?.(row);
         continue;
       }
-      const row = await tuneLayer(device, layer, space.family, space.candidates, {
+      const row = await tuneLayer(device, layer, space.family, space.candidates.map((c) => canonical(space.family, c)), {
         reps, maxCompileMs, minGain, amortize: o.amortizeRuns ?? 100, maxReferenceFlops: o.maxReferenceFlops ?? 3e9, seed: li, evict: evict?.run,
       });
       const full: TuneRow = { ...base, ...row, status: 'tuned' };
       table.set(key, { family: space.family, prefer: full.best, ms: full.best_ms, heuristicMs: full.heuristic_ms });
       rows.push(full);
       log(`[${li + 1}/${layers.length}] ${layer.op} ${layer.shape}: heuristic ${full.heuristic_ms.toFixed(2)} ms → ` +
-        `${full.best || 'heuristic'} ${full.best_ms.toFixed(2)} ms (×${(full.heuristic_ms / full.best_ms).toFixed(2)}; ` +
+        `${full.best ? `${space.family}=${full.best}` : 'heuristic'} ${full.best_ms.toFixed(2)} ms (×${(full.heuristic_ms / full.best_ms).toFixed(2)}; ` +
         `${full.candidates.filter((c) => c.status === 'ok').length}/${full.candidates.length} candidates ran)`);
       o.onLayer?.(full);
     }
@@ -143,6 +144,16 @@ export async function tuneLayers(device: Device, layers: Layer[], table: TuningT
     evict?.dispose();
   }
   return rows;
+}
+
+/**
+ * A candidate in its family's canonical form (kernels/variant.ts), which is how the tuning file
+ * stores it; a malformed one throws (a bug in the op's tuneSpace). Families without a variant
+ * schema (test ops) pass through.
+ */
+function canonical(family: string, candidate: string): string {
+  const s = VARIANT_FAMILIES.get(family);
+  return s ? s.format(s.parse(candidate)) : candidate;
 }
 
 /** A plan that copies 32 MiB (more than a CPU's last-level cache), run to evict caches. */

@@ -29,6 +29,7 @@ import { transferCmd } from './transfer.js';
 import { corruptCmd } from './corrupt.js';
 import { serve } from './serve.js';
 import { DEFAULT_TUNING_FILE, readTuningFile, tuneCmd, writeTuningFile } from './tune.js';
+import { emptyTuningFile } from '../engine/tuning.js';
 
 const HELP = `cnnlab: hand-written WebGPU kernels for CNN/ViT robustness and transfer studies
 
@@ -267,7 +268,7 @@ async function benchCmd(argv: string[]): Promise<number> {
     iters: int('iters', values.iters, quick ? 2 : 10), warmup: int('warmup', values.warmup, quick ? 0 : 2, 0),
     size: int('size', values.size, quick ? 112 : 224), quick, kernels: values.kernels!,
     command: `npx cnnlab bench ${argv.join(' ')}`, ortWasmPaths: '/vendor/ort/',
-    tuningFile: tuningFile ?? { version: 1 as const, adapters: {} }, tune: values.tune!,
+    tuningFile: tuningFile ?? emptyTuningFile(), tune: values.tune!,
   };
   mkdirSync(values.out, { recursive: true });
   const jsonPath = path.join(values.out, 'bench.json');
