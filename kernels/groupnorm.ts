@@ -190,7 +190,7 @@ export const groupNormOp: OpDef<GroupNormAttrs> = {
     const G = a.groups, HW = H * W, Cg = C / G;
     const elems = N * HW * C;
     const p = groupNormVariant.of(ctx.prefer) ?? {};
-    // Default fused:16, measured best or near it on SwiftShader for BiT's shapes (56x56x64 to
+    // Default 'fused,wg=16', measured best or near it on SwiftShader for BiT's shapes (56x56x64 to
     // 7x7x2048, 32 groups, batch 1 and 8); real GPUs likely want 'split,wg=256' at batch 1.
     const mode = p.mode ?? 'fused';
     const M = HW * Cg;

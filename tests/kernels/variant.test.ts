@@ -2,6 +2,7 @@
 // its typed variant; every variant string the kernels offer (tuneSpace, example lists) is canonical.
 // No GPU needed: lowerings are called directly.
 
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ATTENTION_VARIANTS } from '../../kernels/attention.js';
 import { conv2dOp, conv2dVariant } from '../../kernels/conv2d.js';
@@ -131,5 +132,31 @@ describe('every variant string the kernels offer is canonical', () => {
     }
     for (const f of families) expect(VARIANT_FAMILIES.has(f)).toBe(true);
     expect([...families].sort()).toEqual(['attention', 'conv2d', 'depthwise', 'layernorm', 'matmul', 'softmax']);
+  });
+});
+
+describe("the README's variant table", () => {
+  it('every example parses in its family and is canonical', () => {
+    const ticks = (c: string) => [...c.matchAll(/`([^`]*)`/g)].map((m) => m[1]);
+    const rows = readFileSync('README.md', 'utf8').split('\n')
+      .filter((l) => /^\| `[a-z_0-9]+`(, `[a-z_0-9]+`)* \| `/.test(l))
+      .map((l) => l.split(' | ').map(ticks))
+      .filter(([families]) => families.every((f) => VARIANT_FAMILIES.has(f)));
+    expect(rows.length).toBe(7);
+    let examples = 0;
+    for (const [families, cell] of rows) {
+      for (const ex of cell) {
+        const ok = families.filter((f) => {
+          try {
+            return variantFamily(f).format(variantFamily(f).parse(ex)) === ex;
+          } catch {
+            return false;
+          }
+        });
+        expect(ok, `${families.join('/')}: ${ex}`).not.toEqual([]);
+        examples++;
+      }
+    }
+    expect(examples).toBeGreaterThan(15);
   });
 });
