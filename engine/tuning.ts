@@ -121,7 +121,9 @@ export function readTuningText(text: string, source: string): { file: TuningFile
   }
   const o = j as Partial<Omit<TuningFile, 'version'>> & { version?: unknown };
   if (!o || typeof o !== 'object' || (o.version !== TUNING_VERSION && o.version !== 1)) {
-    throw new TuningVersionError(`${source}: expected a cnnlab tuning file with "version": ${TUNING_VERSION} (or 1, which is converted); ${REGENERATE_HINT}`);
+    throw new TuningVersionError(
+      `${source}: expected a cnnlab tuning file with "version": ${TUNING_VERSION} (or 1, which is converted); ${REGENERATE_HINT}`,
+    );
   }
   if (!o.adapters || typeof o.adapters !== 'object') throw new TuningFileError(`${source}: "adapters" must be an object`);
   for (const [a, t] of Object.entries(o.adapters)) {
@@ -144,7 +146,8 @@ export function readTuningText(text: string, source: string): { file: TuningFile
         else prefer = canonicalChoice(c.family, c.prefer);
       } catch (e) {
         const Err = v1 ? TuningVersionError : TuningFileError;
-        throw new Err(`${where}: ${v1 ? 'version 1 choice cannot be converted: ' : ''}${(e as Error).message}; ${REGENERATE_HINT}`);
+        const what = v1 ? 'version 1 choice cannot be converted: ' : '';
+        throw new Err(`${where}: ${what}${(e as Error).message}; ${REGENERATE_HINT}`);
       }
       layers[k] = { ...c, prefer };
     }

@@ -15,14 +15,17 @@ import { type VariantObject, type VariantSchema, VariantError } from './variant.
 
 export const VARIANT_FAMILIES: ReadonlyMap<string, VariantSchema<VariantObject>> = new Map(
   [
-    conv2dVariant, depthwiseVariant, matmulVariant, attentionVariant, layernormVariant, softmaxVariant, groupNormVariant,
-    globalAvgpoolVariant, transposeVariant,
+    conv2dVariant, depthwiseVariant, matmulVariant, attentionVariant, layernormVariant, softmaxVariant,
+    groupNormVariant, globalAvgpoolVariant, transposeVariant,
   ].map((s) => [s.family, s as unknown as VariantSchema<VariantObject>]),
 );
 
 /** The schema of `family`; throws a VariantError naming the known families. */
 export function variantFamily(family: string): VariantSchema<VariantObject> {
   const s = VARIANT_FAMILIES.get(family);
-  if (!s) throw new VariantError(`unknown kernel family "${family}" (families with variants: ${[...VARIANT_FAMILIES.keys()].join(', ')})`);
+  if (!s) {
+    const known = [...VARIANT_FAMILIES.keys()].join(', ');
+    throw new VariantError(`unknown kernel family "${family}" (families with variants: ${known})`);
+  }
   return s;
 }

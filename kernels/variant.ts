@@ -46,7 +46,10 @@ export type VariantField<V> =
   /** An integer ≥ min (≤ max when given). */
   | { kind: 'int'; key: Key<V>; name?: string; min: number; max?: number }
   /** Two integers written AxB into two keys, each ≥ min[i] and a multiple of multipleOf[i]. */
-  | { kind: 'pair'; keys: readonly [Key<V>, Key<V>]; name: string; min: readonly [number, number]; multipleOf?: readonly [number, number] };
+  | {
+    kind: 'pair'; keys: readonly [Key<V>, Key<V>]; name: string;
+    min: readonly [number, number]; multipleOf?: readonly [number, number];
+  };
 
 export interface VariantSchema<V extends object> {
   readonly family: string;
@@ -102,12 +105,15 @@ export function defineVariant<V extends object>(family: string, fields: readonly
         }
         return;
       case 'flag':
-        if (typeof o[f.key] !== 'boolean') fail(what, `${fieldName(f)} is a flag (true or false), got ${JSON.stringify(o[f.key])}`);
+        if (typeof o[f.key] !== 'boolean') {
+          fail(what, `${fieldName(f)} is a flag (true or false), got ${JSON.stringify(o[f.key])}`);
+        }
         return;
       case 'int': {
         const v = o[f.key];
         if (typeof v !== 'number' || !Number.isInteger(v) || v < f.min || (f.max !== undefined && v > f.max)) {
-          fail(what, `"${tok()}": ${fieldName(f)} must be an integer ${f.max !== undefined ? `in ${f.min}..${f.max}` : `≥ ${f.min}`}`);
+          const range = f.max !== undefined ? `in ${f.min}..${f.max}` : `≥ ${f.min}`;
+          fail(what, `"${tok()}": ${fieldName(f)} must be an integer ${range}`);
         }
         return;
       }
@@ -124,10 +130,13 @@ export function defineVariant<V extends object>(family: string, fields: readonly
 
   function formatField(f: VariantField<V>, o: Record<string, unknown>): string | undefined {
     switch (f.kind) {
-      case 'enum': return o[f.key] === undefined ? undefined : f.bare ? String(o[f.key]) : `${fieldName(f)}=${o[f.key]}`;
+      case 'enum':
+        return o[f.key] === undefined ? undefined : f.bare ? String(o[f.key]) : `${fieldName(f)}=${o[f.key]}`;
       case 'flag': return o[f.key] ? fieldName(f) : undefined;
       case 'int': return o[f.key] === undefined ? undefined : `${fieldName(f)}=${o[f.key]}`;
-      case 'pair': return o[f.keys[0]] === undefined && o[f.keys[1]] === undefined ? undefined : `${f.name}=${o[f.keys[0]]}x${o[f.keys[1]]}`;
+      case 'pair':
+        if (o[f.keys[0]] === undefined && o[f.keys[1]] === undefined) return undefined;
+        return `${f.name}=${o[f.keys[0]]}x${o[f.keys[1]]}`;
     }
   }
 
@@ -156,11 +165,13 @@ export function defineVariant<V extends object>(family: string, fields: readonly
       const name = eq < 0 ? tok : tok.slice(0, eq);
       const val = eq < 0 ? undefined : tok.slice(eq + 1);
       const f = eq < 0
-        ? fields.find((x) => (x.kind === 'enum' && x.bare && x.values.includes(tok)) || (x.kind === 'flag' && fieldName(x) === tok))
+        ? fields.find((x) =>
+          (x.kind === 'enum' && x.bare && x.values.includes(tok)) || (x.kind === 'flag' && fieldName(x) === tok))
         : fields.find((x) => !(x.kind === 'enum' && x.bare) && x.kind !== 'flag' && fieldName(x) === name);
       if (!f) {
         const asName = fields.find((x) => fieldName(x) === name);
-        fail(what, tok === '' ? 'empty token' : asName ? `"${tok}" is malformed (${fieldSyntax(asName)})` : `unknown token "${tok}"`);
+        const why = asName ? `"${tok}" is malformed (${fieldSyntax(asName)})` : `unknown token "${tok}"`;
+        fail(what, tok === '' ? 'empty token' : why);
       }
       if (seen.has(f!)) fail(what, `"${fieldName(f!)}" given twice`);
       seen.add(f!);
