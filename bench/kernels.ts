@@ -16,8 +16,10 @@ import type { Device } from '../engine/device.js';
 import { type Plan, compile } from '../engine/executor.js';
 import { type Node, Graph, runReference } from '../engine/graph.js';
 import { optimize } from '../engine/passes.js';
+import { layerKey } from '../engine/tuning.js';
 import { getOp } from '../kernels/index.js';
-import { type HostTensor, canonicalJson, fmtShape, numel } from '../kernels/kernel.js';
+import { type HostTensor, fmtShape, numel } from '../kernels/kernel.js';
+import type { Prefer } from '../kernels/variant.js';
 import { Rng } from '../models/init.js';
 import { loadModel } from '../models/index.js';
 import type { Roofline } from './roofline.js';
@@ -65,7 +67,8 @@ export async function collectLayers(models: string[], o: CollectOptions = {}): P
     const statics = new StaticValues(graph);
     for (const n of graph.nodes) {
       if (!HEAVY_OPS.has(n.op)) continue;
-      const key = layerKey(graph, n);
+      // One layer per tuning-table key (engine/tuning.ts): the table holds one choice per key.
+      const key = layerKey(n.op, n.attrs, n.inputs.map((x) => graph.shape(x)));
       const seen = byKey.get(key);
       if (seen) {
         seen.count++;
@@ -76,12 +79,6 @@ export async function collectLayers(models: string[], o: CollectOptions = {}): P
     }
   }
   return [...byKey.values()];
-}
-
-function layerKey(g: Graph, n: Node): string {
-  // Whether an input is a weight matters too: a batched matmul and a linear layer can share shapes.
-  const ins = n.inputs.map((x) => `${fmtShape(g.shape(x))}${g.value(x).kind === 'const' ? 'c' : ''}`);
-  return `${n.op}|${canonicalJson(n.attrs)}|${ins.join(';')}`;
 }
 
 /** Values computable from constants alone (what the executor runs at compile time), evaluated on the CPU on demand. */
@@ -165,8 +162,8 @@ export interface BenchKernelOptions {
   roofline: Roofline;
   /** Profiled runs per layer; the fastest counts (default 3; more for layers shorter than a timer tick). */
   reps?: number;
-  /** Kernel variant choices, passed to compile. */
-  prefer?: Record<string, string>;
+  /** Kernel variant choices, passed to compile (kernels/variant.ts). */
+  prefer?: Prefer;
   /** Check each layer against its CPU reference before timing it (default true). */
   validate?: boolean;
   /** Skip validation for layers above this many flops (default 2e9): the JS reference is slow. */

@@ -3,7 +3,6 @@
 
 import type { DeviceInfo } from '../engine/device.js';
 import type { Roofline } from './roofline.js';
-import type { ModelCheck, TuneRow } from './tune.js';
 
 /** 'cnnlab' runs with the adapter's tuning table (when it has one); 'cnnlab-untuned' with the heuristics alone. */
 export const ENGINES = ['cnnlab', 'cnnlab-untuned', 'ort-webgpu', 'tfjs-webgpu', 'ort-wasm'] as const;
@@ -85,4 +84,43 @@ export interface BenchJson {
   tune_checks?: ModelCheck[];
   /** Problems that did not stop the run (a peer that failed to load, say). */
   notes: string[];
+}
+
+// ---- the tuner's rows (bench/tune.ts writes them) ----------------------------------------------
+
+export interface CandidateResult {
+  prefer: string;
+  status: 'ok' | 'duplicate' | 'failed' | 'slow-compile' | 'wrong';
+  compile_ms?: number;
+  ms?: number;
+  error?: string;
+}
+
+export interface TuneRow {
+  model: string;
+  node: string;
+  op: string;
+  shape: string;
+  count: number;
+  key: string;
+  family: string;
+  heuristic_ms: number;
+  best: string;
+  best_ms: number;
+  /** Pipeline build time of the heuristic's and the choice's plans (absent for cached rows). */
+  heuristic_compile_ms?: number;
+  best_compile_ms?: number;
+  /** 'tuned' when measured now, 'cached' when the table already had the layer. */
+  status: 'tuned' | 'cached';
+  candidates: CandidateResult[];
+}
+
+export interface ModelCheck {
+  model: string;
+  tuned_ms: number;
+  heuristic_ms: number;
+  /** Pipeline build time the table adds (negative: saves) over the heuristics, summed over the model's tuned layers. */
+  build_delta_ms?: number;
+  /** Whether the table's choices were kept: tuned_ms + build_delta_ms / amortizeRuns < heuristic_ms. */
+  kept: boolean;
 }

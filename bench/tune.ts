@@ -23,8 +23,12 @@ import { Graph, runReference } from '../engine/graph.js';
 import { type TuningFile, type TuningTable, adapterKey, emptyTuningFile, layerKey, mergeTable, tableFor } from '../engine/tuning.js';
 import { getOp } from '../kernels/index.js';
 import type { HostTensor } from '../kernels/kernel.js';
+import { VARIANT_FAMILIES } from '../kernels/variant-families.js';
 import { type Layer, collectLayers, compareOutputs, randomFeeds, timeLayer } from './kernels.js';
 import { rooflineGraph } from './roofline.js';
+import type { CandidateResult, ModelCheck, TuneRow } from './schema.js';
+
+export type { CandidateResult, ModelCheck, TuneRow };
 import { optimize } from '../engine/passes.js';
 import { Rng } from '../models/init.js';
 import { loadModel } from '../models/index.js';
@@ -56,33 +60,6 @@ export interface TuneOptions {
   log?: (s: string) => void;
   /** Called after each layer with the table so far (to save progress). */
   onLayer?: (row: TuneRow) => void;
-}
-
-export interface CandidateResult {
-  prefer: string;
-  status: 'ok' | 'duplicate' | 'failed' | 'slow-compile' | 'wrong';
-  compile_ms?: number;
-  ms?: number;
-  error?: string;
-}
-
-export interface TuneRow {
-  model: string;
-  node: string;
-  op: string;
-  shape: string;
-  count: number;
-  key: string;
-  family: string;
-  heuristic_ms: number;
-  best: string;
-  best_ms: number;
-  /** Pipeline build time of the heuristic's and the choice's plans (absent for cached rows). */
-  heuristic_compile_ms?: number;
-  best_compile_ms?: number;
-  /** 'tuned' when measured now, 'cached' when the table already had the layer. */
-  status: 'tuned' | 'cached';
-  candidates: CandidateResult[];
 }
 
 interface Live {
@@ -128,14 +105,14 @@ export async function tuneLayers(device: Device, layers: Layer[], table: TuningT
         o.onLayer?.(row);
         continue;
       }
-      const row = await tuneLayer(device, layer, space.family, space.candidates, {
+      const row = await tuneLayer(device, layer, space.family, space.candidates.map((c) => canonical(space.family, c)), {
         reps, maxCompileMs, minGain, amortize: o.amortizeRuns ?? 100, maxReferenceFlops: o.maxReferenceFlops ?? 3e9, seed: li, evict: evict?.run,
       });
       const full: TuneRow = { ...base, ...row, status: 'tuned' };
       table.set(key, { family: space.family, prefer: full.best, ms: full.best_ms, heuristicMs: full.heuristic_ms });
       rows.push(full);
       log(`[${li + 1}/${layers.length}] ${layer.op} ${layer.shape}: heuristic ${full.heuristic_ms.toFixed(2)} ms → ` +
-        `${full.best || 'heuristic'} ${full.best_ms.toFixed(2)} ms (×${(full.heuristic_ms / full.best_ms).toFixed(2)}; ` +
+        `${full.best ? `${space.family}=${full.best}` : 'heuristic'} ${full.best_ms.toFixed(2)} ms (×${(full.heuristic_ms / full.best_ms).toFixed(2)}; ` +
         `${full.candidates.filter((c) => c.status === 'ok').length}/${full.candidates.length} candidates ran)`);
       o.onLayer?.(full);
     }
@@ -143,6 +120,16 @@ export async function tuneLayers(device: Device, layers: Layer[], table: TuningT
     evict?.dispose();
   }
   return rows;
+}
+
+/**
+ * A candidate in its family's canonical form (kernels/variant.ts), which is how the tuning file
+ * stores it; a malformed one throws (a bug in the op's tuneSpace). Families without a variant
+ * schema (test ops) pass through.
+ */
+function canonical(family: string, candidate: string): string {
+  const s = VARIANT_FAMILIES.get(family);
+  return s ? s.format(s.parse(candidate)) : candidate;
 }
 
 /** A plan that copies 32 MiB (more than a CPU's last-level cache), run to evict caches. */
@@ -264,16 +251,6 @@ export interface TuneModelsOptions extends Omit<TuneOptions, 'onLayer'> {
   checkRuns?: number;
   /** The whole file, this adapter's table updated, after each layer (to save progress). */
   onTuning?: (f: TuningFile) => void;
-}
-
-export interface ModelCheck {
-  model: string;
-  tuned_ms: number;
-  heuristic_ms: number;
-  /** Pipeline build time the table adds (negative: saves) over the heuristics, summed over the model's tuned layers. */
-  build_delta_ms?: number;
-  /** Whether the table's choices were kept: tuned_ms + build_delta_ms / amortizeRuns < heuristic_ms. */
-  kept: boolean;
 }
 
 export interface TuneModelsResult {

@@ -10,6 +10,7 @@ import type { BenchJson } from '../bench/schema.js';
 import { formatTuneTable } from '../bench/tune.js';
 import { WEB_ROOT, list, parseCommand, readChartJs, resolveDist, withPage } from './common.js';
 import { DEFAULT_TUNING_FILE, readTuningFile, writeTuningFile } from './tune.js';
+import { emptyTuningFile } from '../engine/tuning.js';
 
 export async function benchCmd(argv: string[]): Promise<number> {
   const { values } = parseCommand(argv, {
@@ -41,7 +42,7 @@ export async function benchCmd(argv: string[]): Promise<number> {
     iters: int('iters', values.iters, quick ? 2 : 10), warmup: int('warmup', values.warmup, quick ? 0 : 2, 0),
     size: int('size', values.size, quick ? 112 : 224), quick, kernels: values.kernels!,
     command: `npx cnnlab bench ${argv.join(' ')}`, ortWasmPaths: '/vendor/ort/',
-    tuningFile: tuningFile ?? { version: 1 as const, adapters: {} }, tune: values.tune!,
+    tuningFile: tuningFile ?? emptyTuningFile(), tune: values.tune!,
   };
   mkdirSync(values.out, { recursive: true });
   const jsonPath = path.join(values.out, 'bench.json');

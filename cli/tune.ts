@@ -8,16 +8,24 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import path from 'node:path';
 import { type TuneModelsResult, formatTuneTable, tuneModels } from '../bench/tune.js';
 import { createDevice } from '../engine/device.js';
-import { type TuningFile, emptyTuningFile, parseTuningFile } from '../engine/tuning.js';
+import { type TuningFile, TuningVersionError, emptyTuningFile, parseTuningFile, readTuningText } from '../engine/tuning.js';
 import { getModel } from '../models/registry.js';
 import { parseCommand, withPage } from './common.js';
 
 export const DEFAULT_TUNING_FILE = path.join('.cnnlab-cache', 'tuning.json');
 
-/** The tuning file at `p`, or an empty one if there is none yet; a malformed file is an error naming it. */
+/**
+ * The tuning file at `p`, or an empty one if there is none yet; a malformed file is an error
+ * naming it. A version 1 file is converted and written back in the current version, once.
+ */
 export function readTuningFile(p: string): TuningFile {
   if (!existsSync(p)) return emptyTuningFile();
-  return parseTuningFile(readFileSync(p, 'utf8'), p);
+  const { file, convertedFrom } = readTuningText(readFileSync(p, 'utf8'), p);
+  if (convertedFrom !== undefined) {
+    writeTuningFile(p, file);
+    console.warn(`${p}: converted from tuning file version ${convertedFrom} to ${file.version}`);
+  }
+  return file;
 }
 
 /** Write atomically (temp file + rename), so a kill mid-write cannot leave half a file. */
@@ -50,7 +58,15 @@ export async function tuneCmd(argv: string[], webRoot: string): Promise<number> 
     checkRuns: values['check-runs'] === '0' ? 0 : int('check-runs', values['check-runs']!),
   };
   const file = values.table!;
-  const tuningFile = readTuningFile(file);
+  let tuningFile: TuningFile;
+  try {
+    tuningFile = readTuningFile(file);
+  } catch (e) {
+    // A file that cannot be converted is replaced under --force (what its error message advises).
+    if (!(e instanceof TuningVersionError) || !o.force) throw e;
+    console.warn(`${(e as Error).message}: --force, so it is replaced by a new file`);
+    tuningFile = emptyTuningFile();
+  }
   const save = (f: TuningFile) => writeTuningFile(file, f);
   const t0 = performance.now();
   let r: TuneModelsResult;

@@ -2,6 +2,8 @@
 // We ask for the adapter's maximum limits: conv weights and activations of large models need
 // more than the 128 MiB default binding size.
 
+import type { Limits } from '../kernels/kernel.js';
+
 export interface DeviceInfo {
   runtime: 'browser' | 'node';
   vendor: string;
@@ -13,14 +15,8 @@ export interface DeviceInfo {
    * fixed size (SwiftShader: 4); kernels may then use subgroup broadcasts. Otherwise 0.
    */
   subgroupSize: number;
-  limits: {
-    maxStorageBufferBindingSize: number;
-    maxBufferSize: number;
-    maxComputeWorkgroupsPerDimension: number;
-    maxComputeInvocationsPerWorkgroup: number;
-    maxComputeWorkgroupStorageSize: number;
-    maxStorageBuffersPerShaderStage: number;
-  };
+  /** The limits the kernels read (the kernel contract's Limits), as granted to the device. */
+  limits: Limits;
 }
 
 export interface Device {

@@ -3,9 +3,17 @@
 // every dispatch into one command buffer and submitting it once. Only requested outputs are
 // read back. Nodes whose inputs are all constants (weight standardisation, say) run once at
 // compile time, not on every run.
+//
+// compile() runs in phases, one function each below it: static values and aliases, lowerNodes
+// (kernels + tuned variants), planConstLayouts (weights relaid out for the chosen kernels),
+// persistentValues and planActivations (the memory plan), allocateBuffers, createPipelines,
+// makeBindGroups, then the compile-time nodes run once.
 
 import { getOp } from '../kernels/index.js';
-import { type BindingRef, type ConstLayout, type Dispatch, type HostTensor, type Lowering, fmtShape, numel } from '../kernels/kernel.js';
+import {
+  type BindingRef, type ConstLayout, type Dispatch, type HostTensor, type Limits, type LowerContext, type Lowering, fmtShape, numel,
+} from '../kernels/kernel.js';
+import type { Prefer } from '../kernels/variant.js';
 import { BufferPool, poolFor } from './buffer-pool.js';
 import { type Device, DeviceLostError, assertAlive } from './device.js';
 import { InputError, KernelError, TensorTooLargeError } from './errors.js';
@@ -21,8 +29,8 @@ const STORAGE = Usage.STORAGE | Usage.COPY_DST | Usage.COPY_SRC;
 const READBACK = Usage.MAP_READ | Usage.COPY_DST;
 
 export interface CompileOptions {
-  /** Variant choices by kernel family, e.g. { conv2d: 'direct' }; they override `tuning`. */
-  prefer?: Record<string, string>;
+  /** Variant choices by kernel family, e.g. { conv2d: 'direct,tile=4x8' } (kernels/variant.ts); they override `tuning`. */
+  prefer?: Prefer;
   /** Tuned per-layer choices for this adapter (engine/tuning.ts); other layers use the heuristics. */
   tuning?: TuningTable;
 }
@@ -126,22 +134,68 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
   validateGraph(graph);
   const gpu = device.gpu;
   const pool = poolFor(gpu);
-  const limits = device.info.limits;
-  const ctx = { limits, subgroupSize: device.info.subgroupSize, prefer: opts.prefer };
+  const ctx: LowerContext = { limits: device.info.limits, subgroupSize: device.info.subgroupSize, prefer: opts.prefer };
+  const staticValues = findStaticValues(graph);
+  const isStatic = (n: Node) => n.inputs.length > 0 && n.inputs.every((x) => staticValues.has(x));
+  const rootOf = aliasRoots(graph);
+  const { lowered, tuning } = lowerNodes(graph, ctx, opts);
+  const layouts = planConstLayouts(graph, lowered, rootOf);
+  const sizes = new Sizes(ctx.limits);
+  const persistent = persistentValues(graph, staticValues, rootOf, layouts);
+  const { mem, lifetimes } = planActivations(graph, lowered, persistent, rootOf, sizes);
+  const owned: GPUBuffer[] = [];
+  try {
+    const { buffers, weightBytes, ioBytes } = await allocateBuffers(gpu, pool, graph, persistent, staticValues, layouts, mem, sizes, owned);
+    const { flat, pipelines } = await createPipelines(gpu, lowered);
+    const steps = await makeBindGroups(gpu, graph, flat, pipelines, buffers, layouts, rootOf);
 
-  // Which values exist before any input arrives: constants and what is computed from them alone.
+    const staticSteps = steps.filter((s) => isStatic(s.node));
+    const plan = new Plan(device, graph, steps.filter((s) => !isStatic(s.node)), buffers, persistent, rootOf, owned, {
+      weightBytes, ioBytes,
+      activationBytes: mem.totalBytes,
+      activationBytesUnplanned: mem.naiveBytes,
+      peakBytes: weightBytes + ioBytes + mem.totalBytes,
+      largestTensorBytes: sizes.largest,
+      largestActivationBytes: Math.max(0, ...[...lifetimes.values()].filter((l) => !l.id.includes('#temp')).map((l) => l.bytes)),
+    }, tuning);
+    // Constant pre-computation: nodes whose inputs are all constants run once, here.
+    if (staticSteps.length) await plan.submitSteps(staticSteps, 'compile-time nodes');
+    return plan;
+  } catch (e) {
+    for (const b of owned) pool.release(b);
+    throw e;
+  }
+}
+
+// ---- compile()'s phases ---------------------------------------------------------------------
+
+interface LoweredNode {
+  node: Node;
+  low: Lowering;
+}
+
+/** Constant values: constants and what is computed from them alone, before any input arrives. */
+function findStaticValues(graph: Graph): Set<string> {
   const staticValues = new Set<string>();
   for (const v of graph.values.values()) if (v.kind === 'const') staticValues.add(v.name);
   const isStatic = (n: Node) => n.inputs.length > 0 && n.inputs.every((x) => staticValues.has(x));
   for (const n of graph.nodes) if (isStatic(n)) n.outputs.forEach((o) => staticValues.add(o));
+  return staticValues;
+}
 
-  // Aliases (reshape): an output shares its input's storage.
+/** Aliases (reshape): an output shares its input's storage; rootOf(v) names the value owning v's buffer. */
+function aliasRoots(graph: Graph): (v: string) => string {
   const root = new Map<string, string>();
   const rootOf = (v: string): string => root.get(v) ?? v;
   for (const n of graph.nodes) if (getOp(n.op).alias) root.set(n.outputs[0], rootOf(n.inputs[0]));
+  return rootOf;
+}
 
-  // Lower every node, with its tuned variant where the table has one. A choice that no longer
-  // lowers (a stale table from another version, say) falls back to the heuristic, with a note.
+/**
+ * Lower every node to dispatches, with its tuned variant where the table has one. A choice that
+ * no longer lowers (a stale table from another version, say) falls back to the heuristic, with a note.
+ */
+function lowerNodes(graph: Graph, ctx: LowerContext, opts: CompileOptions): { lowered: LoweredNode[]; tuning: TuningReport } {
   const tuning = { used: 0, notes: [] as string[] };
   const lowered = graph.nodes.map((n) => {
     const def = getOp(n.op);
@@ -163,9 +217,23 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
     }
     return { node: n, low: def.lower(n.attrs, ins, outs, nctx) };
   });
+  return { lowered, tuning };
+}
 
-  // Weights in the layouts the chosen kernels read (Lowering.constLayouts): one copy per
-  // (constant, layout), bound in place of the constant for the nodes that asked.
+interface ConstLayouts {
+  /** Relaid-out copies by name ("<constant>@<layout>"). */
+  relaid: Map<string, { source: string; layout: ConstLayout }>;
+  /** Per node, the inputs bound to a relaid copy instead of the constant. */
+  inputOverride: Map<Node, Map<number, string>>;
+  /** Values some node reads in their own layout. */
+  readsAsIs: Set<string>;
+}
+
+/**
+ * Weights in the layouts the chosen kernels read (Lowering.constLayouts): one copy per
+ * (constant, layout), bound in place of the constant for the nodes that asked.
+ */
+function planConstLayouts(graph: Graph, lowered: LoweredNode[], rootOf: (v: string) => string): ConstLayouts {
   const relaid = new Map<string, { source: string; layout: ConstLayout }>();
   const inputOverride = new Map<Node, Map<number, string>>();
   const readsAsIs = new Set<string>();
@@ -181,31 +249,48 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
     if (over.size) inputOverride.set(node, over);
     node.inputs.forEach((x, i) => { if (!over.has(i)) readsAsIs.add(rootOf(x)); });
   }
+  return { relaid, inputOverride, readsAsIs };
+}
 
-  // Sizes, with the binding limit checked up front.
-  let largest = 0;
-  const bytesOf = (name: string, elements: number, shape?: number[]): number => {
+/** Buffer sizes, with the binding limit checked up front; remembers the largest. */
+class Sizes {
+  largest = 0;
+  constructor(private readonly limits: Limits) {}
+
+  bytesOf(name: string, elements: number, shape?: readonly number[]): number {
     const b = BufferPool.round(elements * 4);
-    largest = Math.max(largest, b);
-    if (b > limits.maxStorageBufferBindingSize) {
+    this.largest = Math.max(this.largest, b);
+    if (b > this.limits.maxStorageBufferBindingSize) {
       throw new TensorTooLargeError(
         `tensor "${name}"${shape ? ` ${fmtShape(shape)}` : ''} needs ${b} bytes, over this device's maxStorageBufferBindingSize of ` +
-          `${limits.maxStorageBufferBindingSize} bytes; use a smaller batch or input size`,
+          `${this.limits.maxStorageBufferBindingSize} bytes; use a smaller batch or input size`,
       );
     }
     return b;
-  };
+  }
+}
 
-  // Persistent buffers: inputs, constants, static results and graph outputs. Everything else is
-  // an intermediate placed by the memory plan.
+/**
+ * Persistent buffers: inputs, constants, static results and graph outputs. Everything else is an
+ * intermediate placed by the memory plan. A constant that every reader takes in another layout
+ * is not uploaded in its own.
+ */
+function persistentValues(graph: Graph, staticValues: ReadonlySet<string>, rootOf: (v: string) => string, layouts: ConstLayouts): Set<string> {
   const persistent = new Set<string>();
   for (const v of graph.values.values()) {
     if (v.kind !== 'node' || staticValues.has(v.name)) persistent.add(v.name);
   }
   for (const o of graph.outputs) persistent.add(rootOf(o));
-  // A constant that every reader takes in another layout is not uploaded in its own.
-  for (const { source } of relaid.values()) if (!readsAsIs.has(source) && !graph.outputs.includes(source)) persistent.delete(source);
+  for (const { source } of layouts.relaid.values()) {
+    if (!layouts.readsAsIs.has(source) && !graph.outputs.includes(source)) persistent.delete(source);
+  }
+  return persistent;
+}
 
+/** Memory plan: the lifetime of every intermediate and scratch buffer, packed into shared slots. */
+function planActivations(
+  graph: Graph, lowered: LoweredNode[], persistent: ReadonlySet<string>, rootOf: (v: string) => string, sizes: Sizes,
+): { mem: ReturnType<typeof planMemory>; lifetimes: Map<string, Lifetime> } {
   const lifetimes = new Map<string, Lifetime>();
   const touch = (id: string, bytes: number, step: number) => {
     const t = lifetimes.get(id);
@@ -215,13 +300,21 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
   lowered.forEach(({ node, low }, step) => {
     for (const v of [...node.inputs, ...node.outputs]) {
       const r = rootOf(v);
-      if (!persistent.has(r) && graph.value(r).kind === 'node') touch(r, bytesOf(r, numel(graph.shape(r)), graph.shape(r)), step);
+      if (!persistent.has(r) && graph.value(r).kind === 'node') touch(r, sizes.bytesOf(r, numel(graph.shape(r)), graph.shape(r)), step);
     }
-    (low.temps ?? []).forEach((elems, i) => touch(`${node.name}#temp${i}`, bytesOf(`${node.name} scratch ${i}`, elems), step));
+    (low.temps ?? []).forEach((elems, i) => touch(`${node.name}#temp${i}`, sizes.bytesOf(`${node.name} scratch ${i}`, elems), step));
   });
-  const mem = planMemory([...lifetimes.values()]);
+  return { mem: planMemory([...lifetimes.values()]), lifetimes };
+}
 
-  const owned: GPUBuffer[] = [];
+/**
+ * Buffers: one per persistent value (constants uploaded), one per relaid constant, one per
+ * memory-plan slot; every buffer taken is pushed to `owned` (released on failure or dispose).
+ */
+async function allocateBuffers(
+  gpu: GPUDevice, pool: BufferPool, graph: Graph, persistent: ReadonlySet<string>, staticValues: ReadonlySet<string>,
+  layouts: ConstLayouts, mem: ReturnType<typeof planMemory>, sizes: Sizes, owned: GPUBuffer[],
+): Promise<{ buffers: Map<string, GPUBuffer>; weightBytes: number; ioBytes: number }> {
   const take = (bytes: number, label: string) => {
     const b = pool.acquire(bytes, STORAGE, label);
     owned.push(b);
@@ -231,73 +324,66 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
   let weightBytes = 0;
   let ioBytes = 0;
   const slots: GPUBuffer[] = [];
-  try {
-    await withErrorScope(gpu, 'allocating plan buffers', () => {
-      for (const name of persistent) {
-        const v = graph.value(name);
-        const b = take(bytesOf(name, numel(v.shape), v.shape), name);
-        buffers.set(name, b);
-        if (v.kind === 'const') gpu.queue.writeBuffer(b, 0, v.data!.buffer, v.data!.byteOffset, v.data!.byteLength);
-        if (v.kind === 'const' || (v.kind === 'node' && staticValues.has(name))) weightBytes += b.size;
-        else ioBytes += b.size;
-      }
-      for (const [name, { source, layout }] of relaid) {
-        const data = layout.apply(graph.value(source).data!);
-        if (data.length !== layout.elements) throw new KernelError(`layout ${layout.layout} of "${source}" made ${data.length} elements, expected ${layout.elements}`);
-        const b = take(bytesOf(name, data.length), name);
-        buffers.set(name, b);
-        gpu.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
-        weightBytes += b.size;
-      }
-      mem.slotBytes.forEach((bytes, i) => slots.push(take(bytes, `slot${i}`)));
-      for (const [id, s] of mem.slotOf) buffers.set(id, slots[s]);
-    });
+  await withErrorScope(gpu, 'allocating plan buffers', () => {
+    for (const name of persistent) {
+      const v = graph.value(name);
+      const b = take(sizes.bytesOf(name, numel(v.shape), v.shape), name);
+      buffers.set(name, b);
+      if (v.kind === 'const') gpu.queue.writeBuffer(b, 0, v.data!.buffer, v.data!.byteOffset, v.data!.byteLength);
+      if (v.kind === 'const' || (v.kind === 'node' && staticValues.has(name))) weightBytes += b.size;
+      else ioBytes += b.size;
+    }
+    for (const [name, { source, layout }] of layouts.relaid) {
+      const data = layout.apply(graph.value(source).data!);
+      if (data.length !== layout.elements) throw new KernelError(`layout ${layout.layout} of "${source}" made ${data.length} elements, expected ${layout.elements}`);
+      const b = take(sizes.bytesOf(name, data.length), name);
+      buffers.set(name, b);
+      gpu.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+      weightBytes += b.size;
+    }
+    mem.slotBytes.forEach((bytes, i) => slots.push(take(bytes, `slot${i}`)));
+    for (const [id, s] of mem.slotOf) buffers.set(id, slots[s]);
+  });
+  return { buffers, weightBytes, ioBytes };
+}
 
-    // Pipelines, all created in parallel.
-    const flat = lowered.flatMap(({ node, low }) =>
-      low.dispatches.map((d, i) => ({ node, d, label: `node "${node.name}" (${node.op}${low.dispatches.length > 1 ? ` dispatch ${i}` : ''})` })),
-    );
-    const pipelines = await Promise.all(flat.map(({ d, label }) => pipelineFor(gpu, d, label)));
+/** Pipelines of every dispatch in order, all created in parallel (cached per device by key). */
+async function createPipelines(
+  gpu: GPUDevice, lowered: LoweredNode[],
+): Promise<{ flat: { node: Node; d: Dispatch; label: string }[]; pipelines: GPUComputePipeline[] }> {
+  const flat = lowered.flatMap(({ node, low }) =>
+    low.dispatches.map((d, i) => ({ node, d, label: `node "${node.name}" (${node.op}${low.dispatches.length > 1 ? ` dispatch ${i}` : ''})` })),
+  );
+  return { flat, pipelines: await Promise.all(flat.map(({ d, label }) => pipelineFor(gpu, d, label))) };
+}
 
-    const bufferFor = (node: Node, ref: BindingRef): { buffer: GPUBuffer; size: number } => {
-      const relaidName = ref.kind === 'input' ? inputOverride.get(node)?.get(ref.index) : undefined;
-      if (relaidName) {
-        const buffer = buffers.get(relaidName)!;
-        return { buffer, size: BufferPool.round(relaid.get(relaidName)!.layout.elements * 4) };
-      }
-      const name = ref.kind === 'input' ? rootOf(node.inputs[ref.index]) : ref.kind === 'output' ? rootOf(node.outputs[ref.index]) : `${node.name}#temp${ref.index}`;
-      const buffer = buffers.get(name);
-      if (!buffer) throw new KernelError(`node "${node.name}": binding ${ref.kind} ${ref.index} has no buffer`);
-      const elems = ref.kind === 'temp' ? null : numel(graph.shape(name));
-      return { buffer, size: elems === null ? buffer.size : BufferPool.round(elems * 4) };
-    };
-
-    const steps: Step[] = await withErrorScope(gpu, 'creating bind groups', () =>
-      flat.map(({ node, d, label }, i) => ({
-        node, dispatch: d, label, pipeline: pipelines[i],
-        bindGroup: gpu.createBindGroup({
-          label: `${node.name}:${d.family}`,
-          layout: pipelines[i].getBindGroupLayout(0),
-          entries: d.bindings.map((ref, binding) => ({ binding, resource: bufferFor(node, ref) })),
-        }),
-      })),
-    );
-
-    const staticSteps = steps.filter((s) => isStatic(s.node));
-    const plan = new Plan(device, graph, steps.filter((s) => !isStatic(s.node)), buffers, persistent, rootOf, owned, {
-      weightBytes, ioBytes,
-      activationBytes: mem.totalBytes,
-      activationBytesUnplanned: mem.naiveBytes,
-      peakBytes: weightBytes + ioBytes + mem.totalBytes,
-      largestTensorBytes: largest,
-      largestActivationBytes: Math.max(0, ...[...lifetimes.values()].filter((l) => !l.id.includes('#temp')).map((l) => l.bytes)),
-    }, tuning);
-    if (staticSteps.length) await plan.submitSteps(staticSteps, 'compile-time nodes');
-    return plan;
-  } catch (e) {
-    for (const b of owned) pool.release(b);
-    throw e;
-  }
+/** Bind groups, made once: each dispatch's bindings resolved to the buffers (relaid copies included). */
+function makeBindGroups(
+  gpu: GPUDevice, graph: Graph, flat: { node: Node; d: Dispatch; label: string }[], pipelines: GPUComputePipeline[],
+  buffers: Map<string, GPUBuffer>, layouts: ConstLayouts, rootOf: (v: string) => string,
+): Promise<Step[]> {
+  const bufferFor = (node: Node, ref: BindingRef): { buffer: GPUBuffer; size: number } => {
+    const relaidName = ref.kind === 'input' ? layouts.inputOverride.get(node)?.get(ref.index) : undefined;
+    if (relaidName) {
+      const buffer = buffers.get(relaidName)!;
+      return { buffer, size: BufferPool.round(layouts.relaid.get(relaidName)!.layout.elements * 4) };
+    }
+    const name = ref.kind === 'input' ? rootOf(node.inputs[ref.index]) : ref.kind === 'output' ? rootOf(node.outputs[ref.index]) : `${node.name}#temp${ref.index}`;
+    const buffer = buffers.get(name);
+    if (!buffer) throw new KernelError(`node "${node.name}": binding ${ref.kind} ${ref.index} has no buffer`);
+    const elems = ref.kind === 'temp' ? null : numel(graph.shape(name));
+    return { buffer, size: elems === null ? buffer.size : BufferPool.round(elems * 4) };
+  };
+  return withErrorScope(gpu, 'creating bind groups', () =>
+    flat.map(({ node, d, label }, i) => ({
+      node, dispatch: d, label, pipeline: pipelines[i],
+      bindGroup: gpu.createBindGroup({
+        label: `${node.name}:${d.family}`,
+        layout: pipelines[i].getBindGroupLayout(0),
+        entries: d.bindings.map((ref, binding) => ({ binding, resource: bufferFor(node, ref) })),
+      }),
+    })),
+  );
 }
 
 export class Plan {

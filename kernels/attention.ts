@@ -6,7 +6,7 @@
 // (out[b, t, h·dh + d]), i.e. timm's x.transpose(1, 2).reshape(B, N, C), ready for `proj`.
 // dh = D / heads is baked in; rows are read as vec4 when dh % 4 == 0, as f32 otherwise.
 //
-// Paths (prefer.attention):
+// Paths (ctx.prefer.attention, an AttentionVariant):
 //   'fused' (family `attention`) — FlashAttention-style: each invocation owns `rows` query rows
 //     of one (b, h), walks the keys in tiles of `keyTile` and keeps, per row, a running max m,
 //     a running denominator l and a running output o (online softmax: on a new max m', o and l
@@ -17,14 +17,16 @@
 //   'naive' (family `attention-naive`, three dispatches) — the explicit form, the GPU oracle and
 //     the fallback: scores = q kᵀ · scale into a scratch [B, heads, Tq, Tk], a stable softmax
 //     per row in place, then scores @ v.
-// Grammar: 'naive', or 'fused' with optional '-k<keyTile>', '-r<rows>', '-wg<size>',
-// '-unroll' | '-loop' (e.g. 'fused-k8-r2-loop'); unset fields keep the heuristic.
+// In the kernels/variant.ts syntax: 'naive', or 'fused' with optional 'ktile=<keyTile>',
+// 'rows=<rows>', 'wg=<size>', 'head=unrolled|loop' (e.g. 'fused,ktile=8,rows=2,head=loop');
+// unset fields keep the heuristic.
 
 import {
   type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
 } from './kernel.js';
 import { flatMain, range, vecType } from './wgsl.js';
+import { defineVariant } from './variant.js';
 
 export interface AttentionAttrs {
   heads: number;
@@ -271,28 +273,35 @@ function geometry(attrs: AttentionAttrs, inputs: Shape[]): Omit<AttentionShape, 
 
 export interface AttentionChoice { path: 'fused' | 'naive'; keyTile: number; rows: number; wg: number; unroll: boolean }
 
-/** prefer.attention values covering both paths (tests and tuners iterate these). */
-export const ATTENTION_VARIANTS = ['naive', 'fused', 'fused-k4-r2', 'fused-k3-r3-loop', 'fused-k8-r1-loop-wg32'] as const;
+/** ctx.prefer.attention; unset fields are the heuristic's. */
+export interface AttentionVariant {
+  path?: 'fused' | 'naive';
+  /** Fused: keys per tile, query rows per invocation, and whether the head dimension is unrolled. */
+  ktile?: number;
+  rows?: number;
+  head?: 'unrolled' | 'loop';
+  /** Invocations per workgroup (both paths). */
+  wg?: number;
+}
+
+export const attentionVariant = defineVariant<AttentionVariant>('attention', [
+  { kind: 'enum', key: 'path', values: ['fused', 'naive'], bare: true },
+  { kind: 'int', key: 'ktile', min: 1 },
+  { kind: 'int', key: 'rows', min: 1 },
+  { kind: 'int', key: 'wg', min: 1 },
+  { kind: 'enum', key: 'head', values: ['unrolled', 'loop'] },
+]);
+
+/** ctx.prefer.attention values covering both paths (tests and tuners iterate these). */
+export const ATTENTION_VARIANTS = [
+  'naive', 'fused', 'fused,ktile=4,rows=2', 'fused,ktile=3,rows=3,head=loop', 'fused,ktile=8,rows=1,wg=32,head=loop',
+] as const;
 
 /** Register budget of the fused path: q and o of every row live in registers. */
 const FUSED_MAX_DH = 256;
 
-export function parseAttentionPrefer(s: string): Partial<AttentionChoice> {
-  const out: Partial<AttentionChoice> = {};
-  for (const tok of s.split('-').filter(Boolean)) {
-    let m: RegExpMatchArray | null;
-    if (tok === 'naive' || tok === 'fused') out.path = tok;
-    else if ((m = tok.match(/^k(\d+)$/))) out.keyTile = Math.max(1, +m[1]);
-    else if ((m = tok.match(/^r(\d+)$/))) out.rows = Math.max(1, +m[1]);
-    else if ((m = tok.match(/^wg(\d+)$/))) out.wg = Math.max(1, +m[1]);
-    else if (tok === 'unroll' || tok === 'loop') out.unroll = tok === 'unroll';
-    else throw new Error(`prefer.attention "${s}": expected 'naive' or 'fused' with optional '-k<keyTile>', '-r<rows>', '-wg<size>'`);
-  }
-  return out;
-}
-
 function choose(g: Omit<AttentionShape, 'vec'>, ctx: LowerContext): AttentionChoice {
-  const p = ctx.prefer?.attention ? parseAttentionPrefer(ctx.prefer.attention) : {};
+  const p = attentionVariant.of(ctx.prefer) ?? {};
   const path = p.path ?? (g.dh <= FUSED_MAX_DH ? 'fused' : 'naive');
   // SwiftShader (measured, ViT-B attention, 2 cores): many query rows per invocation, so each
   // k/v load serves them all, with an unrolled head dimension, beat key tiling: rows 8 / tile 1
@@ -300,9 +309,9 @@ function choose(g: Omit<AttentionShape, 'vec'>, ctx: LowerContext): AttentionCho
   const rows = p.rows ?? Math.max(1, Math.min(8, Math.floor(512 / g.dh)));
   const wg = p.wg ?? 64;
   if (wg > ctx.limits.maxComputeInvocationsPerWorkgroup) {
-    throw new Error(`prefer.attention: workgroup ${wg} exceeds maxComputeInvocationsPerWorkgroup ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
+    throw new Error(`attention variant: workgroup ${wg} exceeds maxComputeInvocationsPerWorkgroup ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
   }
-  return { path, keyTile: Math.min(p.keyTile ?? 1, g.Tk), rows: Math.min(rows, g.Tq), wg, unroll: p.unroll ?? true };
+  return { path, keyTile: Math.min(p.ktile ?? 1, g.Tk), rows: Math.min(rows, g.Tq), wg, unroll: p.head !== 'loop' };
 }
 
 // ---- op --------------------------------------------------------------------------------------

@@ -10,17 +10,17 @@
 //   y        [N,OH,OW,Cout]          OH = ⌊(H + top + bottom − dh·(KH−1) − 1)/sh⌋ + 1, likewise OW.
 //
 // One WGSL generator, two mappings of invocations to outputs (config field `path`). Either way an
-// invocation owns a register tile of TM output pixels × TN output channels (channels within one
+// invocation owns a register tile of tm output pixels × tn output channels (channels within one
 // group), loops over the receptive field (ky, kx, then ci, innermost and contiguous in NHWC/HWIO),
 // and applies bias (+ residual, read at y's own index) + activation in the epilogue. Nothing is staged in workgroup memory: on
 // SwiftShader registers and vec4 loads are cheap and barriers are not (docs/swiftshader.md).
 //
-// - direct: the TM pixels are consecutive along one output row (n, oy, ox0..ox0+TM−1), so the
+// - direct: the tm pixels are consecutive along one output row (n, oy, ox0..ox0+tm−1), so the
 //   input-row test for each ky is made once per tile. The general path, and the default for
 //   grouped convs (depthwise included when it is not delegated to kernels/depthwise.ts).
 // - gemm (implicit GEMM): C[M,Cout] = A[M,K] · B[K,Cout] with M = N·OH·OW, K = KH·KW·Cig, A the
-//   im2col of x read on the fly (never stored) and B = w viewed as [K, Cout]. The TM pixels are
-//   TM consecutive rows of M, crossing output rows and images. `pointwise` (1×1, stride 1, no
+//   im2col of x read on the fly (never stored) and B = w viewed as [K, Cout]. The tm pixels are
+//   tm consecutive rows of M, crossing output rows and images. `pointwise` (1×1, stride 1, no
 //   padding) is a plain GEMM with A = x viewed as [N·H·W, Cin]: no window arithmetic at all.
 //
 // Vector widths: `vec4` reads w, bias, residual and y as vec4 along Cout (needs Cog % 4 == 0, TN % 4 == 0:
@@ -31,8 +31,8 @@
 // Workgroups are 2-D: x over channel blocks, y over pixel blocks; the flat workgroup index is
 // `wid.x + wid.y·gridX` (see grid()), split into (channel-block group, pixel-block group).
 //
-// Choice (lower): ctx.prefer.conv2d = 'direct' | 'gemm', optionally with a tile, 'gemm:4x8' =
-// TM×TN; otherwise gemm for groups == 1, direct for grouped convs, and depthwise convs
+// Choice (lower): ctx.prefer.conv2d, a Conv2dVariant (kernels/variant.ts syntax: 'gemm',
+// 'direct,tile=4x8' = tm×tn, 'gemm,tile=4x16,sg'); unset fields go to the heuristic: gemm for groups == 1, direct for grouped convs, and depthwise convs
 // (groups == Cin > 1) go to kernels/depthwise.ts (both paths here still handle them), except
 // when they carry a residual: depthwise.ts has no residual epilogue, so those stay here, direct.
 // Not written yet: a workgroup-memory-tiled gemm for real GPUs (it would be one more config
@@ -44,6 +44,7 @@ import {
 } from './kernel.js';
 import { DEPTHWISE_TUNE_CANDIDATES, lowerDepthwise } from './depthwise.js';
 import { XYZW, actTWgsl, ceilPow2, range, u, vecType, wgsl, workgroupIndex } from './wgsl.js';
+import { defineVariant } from './variant.js';
 
 export interface Conv2dAttrs {
   stride?: [number, number];
@@ -312,13 +313,24 @@ export const conv2dFamily: KernelFamily<Conv2dConfig> = { name: 'conv2d', wgsl: 
 
 // ---- choosing a config ------------------------------------------------------------------------
 
-export interface Conv2dTiling {
+/** ctx.prefer.conv2d: the path, the register tile tm × tn, subgroup-shared weights; unset fields are the heuristic's. */
+export interface Conv2dVariant {
   path?: Conv2dPath;
   tm?: number;
   tn?: number;
-  wg?: [number, number];
   /** Share w across a subgroup (Conv2dConfig.sg); the size comes from the device. */
   sg?: boolean;
+}
+
+export const conv2dVariant = defineVariant<Conv2dVariant>('conv2d', [
+  { kind: 'enum', key: 'path', values: ['direct', 'gemm'], bare: true },
+  { kind: 'pair', name: 'tile', keys: ['tm', 'tn'], min: [1, 1] },
+  { kind: 'flag', key: 'sg' },
+]);
+
+/** A Conv2dVariant plus the workgroup shape (tests and benchmarks force it; the tuner does not). */
+export interface Conv2dTiling extends Conv2dVariant {
+  wg?: [number, number];
 }
 
 /**
@@ -327,7 +339,7 @@ export interface Conv2dTiling {
  * are channel blocks (up to 16).
  *
  * Heuristic tiles, from a SwiftShader run on ResNet-50-like layers (noisy, 2 shared cores):
- * gemm TM×TN = 4×8 was about 1.4-1.6× faster than 4×4 on 3×3 and 7×7 convs; 8×8 was about as fast
+ * gemm tm×tn = 4×8 was about 1.4-1.6× faster than 4×4 on 3×3 and 7×7 convs; 8×8 was about as fast
  * but took 17-30 s to compile on padded convs (≈0.1 s for 4×8), so only the pointwise
  * specialisation (≈0.2 s) gets 8×8. The direct path keeps 4×4: it serves grouped convs with
  * few channels per group, where a wider channel tile is wasted.
@@ -345,7 +357,7 @@ export function conv2dConfig(geo: Conv2dGeometry, t0: Conv2dTiling, maxPerDim: n
   const wgx = Math.min(16, ceilPow2(nbCount));
   const xVec4 = geo.cig % 4 === 0;
   if (t.sg && !(subgroupSize === 4 && vec4 && xVec4 && path === 'gemm')) {
-    throw new Error(`conv2d ':sg' needs the gemm path, a device subgroup size of 4 (this one: ${subgroupSize || 'none'}), Cin/groups and the channel tile multiples of 4`);
+    throw new Error(`conv2d 'sg' needs the gemm path, a device subgroup size of 4 (this one: ${subgroupSize || 'none'}), Cin/groups and the channel tile multiples of 4`);
   }
   const wg = t.sg ? [1, 64] as [number, number] : t.wg ?? [wgx, 64 / wgx];
   const cfg: Conv2dConfig = { ...geo, pad: [...geo.pad], path, tm, tn, wg, vec4, xVec4, pointwise, sg: t.sg ? subgroupSize : 0, gridX: 1 };
@@ -358,7 +370,7 @@ export function conv2dConfig(geo: Conv2dGeometry, t0: Conv2dTiling, maxPerDim: n
  * The heuristic's subgroup choice, when nothing is forced: where the device has a fixed
  * subgroup size of 4 (SwiftShader), gemm convs over at least 28×28 output pixels share their
  * weights by subgroup broadcasts. Tuned on ResNet-50 and MobileNetV2 at 224 in Chromium's
- * SwiftShader (npx cnnlab tune): 'gemm:4x32:sg' / 'gemm:8x16:sg' won 1.1-1.6× over 4×8 there,
+ * SwiftShader (npx cnnlab tune): 'gemm,tile=4x32,sg' / 'gemm,tile=8x16,sg' won 1.1-1.6× over 4×8 there,
  * while on 7×7 and 14×14 maps the plain tiles mostly held on.
  */
 function sgDefault(geo: Conv2dGeometry, t: Conv2dTiling, subgroupSize: number): Conv2dTiling {
@@ -378,23 +390,9 @@ export function conv2dFlops(g: Conv2dGeometry): number {
   return 2 * g.n * g.oh * g.ow * g.cout * g.kh * g.kw * g.cig;
 }
 
-/**
- * ctx.prefer.conv2d: 'direct' | 'gemm', optionally with a register tile, 'gemm:8x8' = TM×TN,
- * optionally then ':sg' (subgroup-shared weights), 'gemm:4x16:sg'.
- * Anything else (or nothing) leaves the choice to the heuristic.
- */
-export function parseConv2dPrefer(p: string | undefined): Conv2dTiling | undefined {
-  const m = /^(direct|gemm)(?::(\d+)x(\d+))?(:sg)?$/.exec(p ?? '');
-  if (!m) return undefined;
-  const t: Conv2dTiling = { path: m[1] as Conv2dPath };
-  if (m[2]) [t.tm, t.tn] = [Number(m[2]), Number(m[3])];
-  if (m[4]) t.sg = true;
-  return t;
-}
-
 function lowerConv2d(a: Conv2dAttrs, inputs: Shape[], outputs: Shape[], ctx: LowerContext): Lowering {
   const geo = conv2dGeometry(a, inputs);
-  const tiling = parseConv2dPrefer(ctx.prefer?.conv2d);
+  const tiling = conv2dVariant.of(ctx.prefer);
   // Depthwise (one input channel per group) has its own kernel unless a path is forced; that
   // kernel has no residual epilogue, so a depthwise conv with a residual stays here (direct path,
   // the default for grouped convs).
@@ -458,7 +456,7 @@ export const conv2dOp: OpDef<Conv2dAttrs> = {
 };
 
 /**
- * Tuner candidates. The gemm path with TM ≥ 8 is left out for padded windows: its pipelines took
+ * Tuner candidates. The gemm path with tm ≥ 8 is left out for padded windows: its pipelines took
  * 15-30 s to compile on SwiftShader (per-row window tests), which would cost more cold start
  * than it could win; the direct path's 8-pixel tiles compile in ~0.2 s.
  */
@@ -466,10 +464,12 @@ function conv2dTuneSpace(a: Conv2dAttrs, inputs: Shape[], ctx: LowerContext): Tu
   const g = conv2dGeometry(a, inputs);
   // A depthwise conv with a residual is lowered here (direct), not by kernels/depthwise.ts.
   if (!g.residual && g.groups > 1 && g.groups === g.cin) return { family: 'depthwise', candidates: [...DEPTHWISE_TUNE_CANDIDATES] };
-  if (g.groups > 1) return { family: 'conv2d', candidates: ['direct:4x4', 'direct:8x4', 'direct:4x8'] };
+  if (g.groups > 1) return { family: 'conv2d', candidates: ['direct,tile=4x4', 'direct,tile=8x4', 'direct,tile=4x8'] };
   const pointwise = isPointwise(g);
-  const c = ['gemm:4x8', 'gemm:4x16', 'direct:4x8', 'direct:8x8', 'direct:4x16'];
-  if (pointwise) c.push('gemm:8x8', 'gemm:8x4');
-  if (ctx.subgroupSize === 4 && g.cig % 4 === 0 && g.cog % 16 === 0) c.push('gemm:4x16:sg', 'gemm:4x32:sg', ...(pointwise ? ['gemm:8x16:sg', ...(g.cog % 32 === 0 ? ['gemm:8x32:sg'] : [])] : []));
+  const c = ['gemm,tile=4x8', 'gemm,tile=4x16', 'direct,tile=4x8', 'direct,tile=8x8', 'direct,tile=4x16'];
+  if (pointwise) c.push('gemm,tile=8x8', 'gemm,tile=8x4');
+  if (ctx.subgroupSize === 4 && g.cig % 4 === 0 && g.cog % 16 === 0) {
+    c.push('gemm,tile=4x16,sg', 'gemm,tile=4x32,sg', ...(pointwise ? ['gemm,tile=8x16,sg', ...(g.cog % 32 === 0 ? ['gemm,tile=8x32,sg'] : [])] : []));
+  }
   return { family: 'conv2d', candidates: c };
 }

@@ -24,7 +24,8 @@
 // - yVec4: Cout % 4 == 0, weights, bias and output are vec4; otherwise scalar loads at clamped
 //   channels and a masked scalar store.
 //
-// Variants (ctx.prefer.depthwise, config field `variant`, optionally with the block, 'unrolled:2x4'):
+// Variants (ctx.prefer.depthwise, a DepthwiseVariant: config field `variant`, optionally with the
+// pixel block ph×pw and the workgroup size, e.g. 'unrolled,block=2x4' in the kernels/variant.ts syntax):
 // - 'unrolled': every tap is unrolled at generation time (shapes are baked in): the fast path for
 //   3×3 / 5×5 at stride 1 or 2, and the default up to 7×7 taps.
 // - 'loop': runtime loops over kh and kw (the block still in registers, but no column reuse):
@@ -40,6 +41,7 @@ import {
   activationRef, activationWgsl, ceilDiv, expectRank, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
 import { XYZW, actTWgsl, flatMain, range, vecType, wgsl } from './wgsl.js';
+import { defineVariant } from './variant.js';
 
 /** The conv2d attrs, as conv2d passes them (groups, when given, must equal Cin). */
 export interface DepthwiseAttrs {
@@ -51,8 +53,8 @@ export interface DepthwiseAttrs {
   act?: Activation;
 }
 
-export type DepthwiseVariant = 'unrolled' | 'loop';
-export const DEPTHWISE_VARIANTS: readonly DepthwiseVariant[] = ['unrolled', 'loop'];
+export type DepthwiseMode = 'unrolled' | 'loop';
+export const DEPTHWISE_MODES: readonly DepthwiseMode[] = ['unrolled', 'loop'];
 
 export interface DepthwiseConfig {
   // Shapes (baked into the WGSL).
@@ -63,7 +65,7 @@ export interface DepthwiseConfig {
   // Channel access, from the shapes.
   xVec4: boolean; yVec4: boolean;
   // Mapping.
-  variant: DepthwiseVariant;
+  variant: DepthwiseMode;
   /** Output pixels per invocation along W and H (register block of pw·ph vec4 accumulators). */
   pw: number;
   ph: number;
@@ -73,13 +75,21 @@ export interface DepthwiseConfig {
   gridX: number;
 }
 
-/** Tuning knobs a benchmark or test may force; lowerDepthwise picks them by heuristic. */
-export interface DepthwiseTune {
-  variant?: DepthwiseVariant;
-  pw?: number;
+/** ctx.prefer.depthwise; unset fields are the heuristic's (lowerDepthwise). */
+export interface DepthwiseVariant {
+  variant?: DepthwiseMode;
+  /** Pixel block: output rows × columns per invocation. */
   ph?: number;
+  pw?: number;
+  /** Invocations per workgroup. */
   wg?: number;
 }
+
+export const depthwiseVariant = defineVariant<DepthwiseVariant>('depthwise', [
+  { kind: 'enum', key: 'variant', values: DEPTHWISE_MODES, bare: true },
+  { kind: 'pair', name: 'block', keys: ['ph', 'pw'], min: [1, 1] },
+  { kind: 'int', key: 'wg', min: 1 },
+]);
 
 interface Geometry {
   n: number; h: number; w: number; c: number; cout: number; kh: number; kw: number;
@@ -253,33 +263,23 @@ ${blk.map(store).join('\n')}
 
 // ---- lowering --------------------------------------------------------------------------------
 
-/**
- * ctx.prefer.depthwise: 'unrolled' | 'loop', optionally with the pixel block ':PHxPW', e.g.
- * 'unrolled:2x4' (smaller blocks compile faster). Anything else leaves the choice to the heuristic.
- */
-export function parseDepthwisePrefer(p: string | undefined): { variant?: DepthwiseVariant; ph?: number; pw?: number } {
-  const m = /^(unrolled|loop)(?::(\d+)x(\d+))?$/.exec(p ?? '');
-  if (!m) return {};
-  return m[2] ? { variant: m[1] as DepthwiseVariant, ph: Math.max(1, +m[2]), pw: Math.max(1, +m[3]) } : { variant: m[1] as DepthwiseVariant };
-}
-
 /** Tuner candidates (besides the heuristic): smaller unrolled blocks trade run time for compile time. */
-export const DEPTHWISE_TUNE_CANDIDATES = ['unrolled', 'unrolled:2x4', 'unrolled:2x2', 'loop', 'loop:2x4'];
+export const DEPTHWISE_TUNE_CANDIDATES = ['unrolled', 'unrolled,block=2x4', 'unrolled,block=2x2', 'loop', 'loop,block=2x4'];
 
-/** Like lowerDepthwise, with tuning knobs forced (benchmarks, tests). */
-export function planDepthwise(a: DepthwiseAttrs, inputs: Shape[], outputs: Shape[], ctx: LowerContext, tune: DepthwiseTune = {}): Lowering {
+/** Like lowerDepthwise, with variant fields forced over ctx.prefer's (benchmarks, tests). */
+export function planDepthwise(a: DepthwiseAttrs, inputs: Shape[], outputs: Shape[], ctx: LowerContext, tune: DepthwiseVariant = {}): Lowering {
   const g = geometry(a, inputs);
   const out = outputs[0];
   if (out && fmtShape(out) !== fmtShape([g.n, g.oh, g.ow, g.cout])) {
     throw new ShapeError(`depthwise output ${fmtShape(out)} does not match inputs ${inputs.map(fmtShape).join(', ')} (expected ${fmtShape([g.n, g.oh, g.ow, g.cout])})`);
   }
   const bias = inputs.length > 2;
-  const pref = parseDepthwisePrefer(ctx.prefer?.depthwise);
+  const pref = depthwiseVariant.of(ctx.prefer) ?? {};
   const taps = g.kh * g.kw;
   const variant = tune.variant ?? pref.variant ?? (taps <= 49 ? 'unrolled' : 'loop');
   const pw = Math.max(1, Math.min(tune.pw ?? pref.pw ?? 4, g.ow));
   const ph = Math.max(1, Math.min(tune.ph ?? pref.ph ?? (variant === 'unrolled' && taps <= 25 ? 4 : 2), g.oh));
-  const wg = tune.wg ?? 64;
+  const wg = tune.wg ?? pref.wg ?? 64;
   const count = g.n * ceilDiv(g.oh, ph) * ceilDiv(g.ow, pw) * ceilDiv(g.cout, 4);
   const groups = grid(ceilDiv(count, wg), ctx.limits.maxComputeWorkgroupsPerDimension);
   const cfg: DepthwiseConfig = {

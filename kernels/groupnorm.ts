@@ -13,7 +13,7 @@
 // power of two) that stride over the group's M elements (flat index k -> pixel k / Cg, channel
 // k % Cg; vec4 loads when Cg % 4 == 0) and meet in a tree reduction; wg = 1 means no
 // workgroup memory and no barriers (SwiftShader). Config `mode`, from
-// ctx.prefer.group_norm ('fused' | 'split', optionally ':wg'):
+// ctx.prefer.group_norm, a GroupNormVariant ('fused' | 'split', optionally ',wg=<lanes>'):
 //   fused  one dispatch: the same workgroup then writes its group's outputs.
 //   split  two dispatches: the stats kernel writes (K, mu, rstd) per (n, group) to a temp
 //          buffer, then an elementwise kernel (one invocation per 4 outputs, vec4 when C % 4
@@ -33,16 +33,27 @@ import {
   activationRef, activationWgsl, ceilDiv, expectRank, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output,
   ShapeError, temp,
 } from './kernel.js';
-import { parseVariant } from './layernorm.js';
 import {
   actTWgsl, flatMain, floorPow2, foldWgsl, mainWgsl, vecType, wgsl, workgroupIndex, workgroupReduceWgsl,
 } from './wgsl.js';
+import { defineVariant } from './variant.js';
 
 // ---- group_norm --------------------------------------------------------------------------------
 
 export interface GroupNormAttrs { groups: number; eps?: number; act?: Activation }
 
 export type GroupNormMode = 'fused' | 'split';
+
+/** ctx.prefer.group_norm: the mapping and the lanes per group; unset fields are the heuristic's. */
+export interface GroupNormVariant {
+  mode?: GroupNormMode;
+  wg?: number;
+}
+
+export const groupNormVariant = defineVariant<GroupNormVariant>('group_norm', [
+  { kind: 'enum', key: 'mode', values: ['fused', 'split'], bare: true },
+  { kind: 'int', key: 'wg', min: 1 },
+]);
 
 interface GroupStatsConfig {
   N: number; HW: number; C: number; G: number; eps: number; act: Activation;
@@ -185,9 +196,9 @@ export const groupNormOp: OpDef<GroupNormAttrs> = {
     const [N, H, W, C] = x;
     const G = a.groups, HW = H * W, Cg = C / G;
     const elems = N * HW * C;
-    const p = parseVariant<GroupNormMode>(ctx.prefer?.group_norm, ['fused', 'split']);
-    // Default fused:16, measured best or near it on SwiftShader for BiT's shapes (56x56x64 to
-    // 7x7x2048, 32 groups, batch 1 and 8); real GPUs likely want 'split:256' at batch 1.
+    const p = groupNormVariant.of(ctx.prefer) ?? {};
+    // Default 'fused,wg=16', measured best or near it on SwiftShader for BiT's shapes (56x56x64 to
+    // 7x7x2048, 32 groups, batch 1 and 8); real GPUs likely want 'split,wg=256' at batch 1.
     const mode = p.mode ?? 'fused';
     const M = HW * Cg;
     const wg = floorPow2(Math.min(p.wg ?? 16, ctx.limits.maxComputeInvocationsPerWorkgroup, p.wg !== undefined ? Infinity : M));

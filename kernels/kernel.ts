@@ -6,12 +6,25 @@
 // (family, config) pair mechanically, so WGSL and dispatch arithmetic share one source of truth.
 //
 // Layout: activations are NHWC ([N,H,W,C]) and conv weights HWIO ([KH,KW,Cin/groups,Cout]);
-// see engine/README section in the top-level README for why.
+// see the README's "Layout: NHWC" section for why.
+//
+// Variants: a family's tunable choices are a typed object with one string syntax for all
+// families (kernels/variant.ts), passed in LowerContext.prefer.
 //
 // Shapes are baked into the WGSL as constants (no uniforms): every layer gets its own
 // pipeline, which lets the shader compiler fold index arithmetic.
 
-import type { DeviceInfo } from '../engine/device.js';
+import type { Prefer } from './variant.js';
+
+/** The device limits kernels read (engine/device.ts requests the adapter's maximum of each). */
+export interface Limits {
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+  maxComputeWorkgroupsPerDimension: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxStorageBuffersPerShaderStage: number;
+}
 
 export type Shape = readonly number[];
 
@@ -87,13 +100,16 @@ export function makeDispatch<C extends object>(
 }
 
 export interface LowerContext {
-  limits: DeviceInfo['limits'];
-  /** The device's fixed subgroup size, 0 when subgroups are unavailable (see DeviceInfo). */
+  limits: Limits;
+  /** The device's fixed subgroup size, 0 when subgroups are unavailable (see engine/device.ts DeviceInfo). */
   subgroupSize?: number;
   /** Per input of the node being lowered: whether it is a graph constant (a weight), which a lowering may relayout (Lowering.constLayouts). */
   constInputs?: readonly boolean[];
-  /** Variant choices by family, e.g. { conv2d: 'direct' }; kernels fall back to a heuristic. */
-  prefer?: Record<string, string>;
+  /**
+   * Variant choices by family, typed objects or their strings, e.g. { conv2d: 'gemm,tile=4x16' } or
+   * { conv2d: { path: 'direct' } } (kernels/variant.ts); unset fields fall back to the heuristic.
+   */
+  prefer?: Prefer;
 }
 
 export interface Lowering {
@@ -123,8 +139,8 @@ export class ShapeError extends Error {
 }
 
 /**
- * What a tuner may try for one node: values of ctx.prefer[family], each a complete variant
- * description in that family's prefer grammar. The heuristic (no preference) is always tried
+ * What a tuner may try for one node: values of ctx.prefer[family], each a variant in its
+ * canonical string form (kernels/variant.ts). The heuristic (no preference) is always tried
  * besides these, so a space lists only alternatives.
  */
 export interface TuneSpace {

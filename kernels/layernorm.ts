@@ -8,16 +8,16 @@
 // never rounded to f32 at its own magnitude, so rows like 1000 + small noise stay accurate to
 // a few ulp of the noise (E[x²] - E[x]² in f32 would lose every digit there).
 //
-// Mapping (config `mode`, chosen in lower() from ctx.prefer.layernorm, e.g. 'thread' or
-// 'workgroup:64'):
+// Mapping (config `mode`, chosen in lower() from ctx.prefer.layernorm, a RowVariant, e.g. 'thread' or
+// 'workgroup,wg=64'):
 //   thread    one invocation per row, `wg` rows per workgroup; no workgroup memory, no barriers
 //             (what SwiftShader likes: registers and vec4 loads only).
 //   workgroup one workgroup per row; its `wg` lanes stride over the row and the partial sums
 //             meet in a tree reduction in workgroup memory (what real GPUs like for long rows).
 // When D % 4 == 0 rows are read as vec4.
 //
-// The variant helpers at the bottom (parseVariant, rowVariant) are shared with groupnorm.ts and
-// softmax.ts, which reduce rows and groups the same way; the WGSL they share (rowMain, rowLoop,
+// The variant helpers at the bottom (ROW_VARIANT_FIELDS, rowVariant) are shared with groupnorm.ts
+// and softmax.ts, which reduce rows and groups the same way; the WGSL they share (rowMain, rowLoop,
 // foldWgsl, workgroupReduceWgsl) is in wgsl.ts.
 
 import {
@@ -28,6 +28,7 @@ import {
 import {
   type RowMapping, actTWgsl, floorPow2, foldWgsl, rowLanes, rowLoop, rowMain, vecType, workgroupReduceWgsl,
 } from './wgsl.js';
+import { type VariantField, type VariantSchema, defineVariant } from './variant.js';
 
 export interface LayerNormAttrs { eps?: number; act?: Activation }
 
@@ -88,7 +89,7 @@ export const layerNormOp: OpDef<LayerNormAttrs> = {
   lower(a, [x], _o, ctx) {
     const D = x[x.length - 1];
     const rows = numel(x) / D;
-    const { mode, wg } = rowVariant(ctx, 'layernorm', rows, D);
+    const { mode, wg } = rowVariant(ctx, layernormVariant, rows, D);
     const count = mode === 'thread' ? ceilDiv(rows, wg) : rows;
     const g = grid(count, ctx.limits.maxComputeWorkgroupsPerDimension);
     const cfg: LayerNormConfig = {
@@ -101,7 +102,7 @@ export const layerNormOp: OpDef<LayerNormAttrs> = {
       })],
     };
   },
-  tuneSpace: () => ({ family: 'layernorm', candidates: ['thread', 'workgroup:64', 'workgroup:32'] }),
+  tuneSpace: () => ({ family: 'layernorm', candidates: ['thread', 'workgroup,wg=64', 'workgroup,wg=32'] }),
   ref(a, [x, gamma, beta]) {
     const D = x.shape[x.shape.length - 1];
     const rows = x.data.length / D;
@@ -126,27 +127,28 @@ export const layerNormOp: OpDef<LayerNormAttrs> = {
 // Variant choice shared by the row and group reductions (layernorm, softmax, group_norm); their
 // WGSL helpers (row loops, folds, workgroup reductions) are in wgsl.ts.
 
-/**
- * Variant preference strings: 'mode' or 'mode:wg', e.g. 'workgroup:64' or 'thread'.
- * Unknown modes are ignored (the heuristic applies), so a stale tuning table cannot break a run.
- */
-export function parseVariant<M extends string>(pref: string | undefined, modes: readonly M[]): { mode?: M; wg?: number } {
-  if (!pref) return {};
-  const [m, w] = pref.split(':');
-  const mode = (modes as readonly string[]).includes(m) ? (m as M) : undefined;
-  const wg = w !== undefined && /^\d+$/.test(w) ? Number(w) : undefined;
-  return { mode, wg };
+/** ctx.prefer.layernorm and ctx.prefer.softmax: the mapping and the workgroup size; unset fields are the heuristic's. */
+export interface RowVariant {
+  mode?: RowMode;
+  wg?: number;
 }
 
+export const ROW_VARIANT_FIELDS: readonly VariantField<RowVariant>[] = [
+  { kind: 'enum', key: 'mode', values: ['thread', 'workgroup'], bare: true },
+  { kind: 'int', key: 'wg', min: 1 },
+];
+
+export const layernormVariant = defineVariant<RowVariant>('layernorm', ROW_VARIANT_FIELDS);
+
 /**
- * Row-reduction variant: ctx.prefer[family] if given, else one invocation per row, except for a
+ * Row-reduction variant: ctx.prefer's choice for `schema`'s family if given, else one invocation per row, except for a
  * handful of long rows, which would leave all but a few lanes idle. On SwiftShader thread mode
  * measured 5-100x faster than a 64-lane workgroup per row (ViT-B's [197,768] layernorm: ~3 ms
  * vs ~50 ms; attention's [2364,197] softmax: ~25 ms vs ~560 ms).
  * The tree reduction needs a power-of-two width, capped by the device's invocations per workgroup.
  */
-export function rowVariant(ctx: LowerContext, family: string, rows: number, len: number): { mode: RowMode; wg: number } {
-  const p = parseVariant<RowMode>(ctx.prefer?.[family], ['thread', 'workgroup']);
+export function rowVariant(ctx: LowerContext, schema: VariantSchema<RowVariant>, rows: number, len: number): { mode: RowMode; wg: number } {
+  const p = schema.of(ctx.prefer) ?? {};
   const mode = p.mode ?? (rows < 16 && len >= 1024 ? 'workgroup' : 'thread');
   const cap = ctx.limits.maxComputeInvocationsPerWorkgroup;
   let wg = Math.max(1, Math.min(p.wg ?? 64, cap));

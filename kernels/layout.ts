@@ -12,8 +12,8 @@
 // transpose has a second family, `transpose2d`, for permutations that simplify to a batched
 // 2-D transpose [B,R,S] -> [B,S,R] (NCHW<->NHWC: perm [0,2,3,1] and [0,3,1,2]): one invocation
 // per 4×4 tile, 4 row loads and 4 row stores (vec4 when R resp. S is a multiple of 4), no index
-// unravelling per element. ctx.prefer.transpose = 'generic' | 'tile2d' picks; default tile2d
-// where it applies.
+// unravelling per element. ctx.prefer.transpose (a TransposeVariant: 'generic' | 'tile2d') picks;
+// default tile2d where it applies.
 //
 // pad, family `pad`: one invocation per output pixel and 4 channels, vec4 along C when
 // C % 4 == 0; cells outside the input get `value`.
@@ -23,6 +23,7 @@ import {
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
 import { XYZW, flatMain, range, vecType, wgsl } from './wgsl.js';
+import { defineVariant } from './variant.js';
 
 const WG = 64;
 const MAX_RANK = 6;
@@ -251,7 +252,16 @@ ${loads}${stores}}`;
   },
 };
 
-export type TransposeVariant = 'generic' | 'tile2d';
+export type TransposeMode = 'generic' | 'tile2d';
+
+/** ctx.prefer.transpose. */
+export interface TransposeVariant {
+  variant?: TransposeMode;
+}
+
+export const transposeVariant = defineVariant<TransposeVariant>('transpose', [
+  { kind: 'enum', key: 'variant', values: ['generic', 'tile2d'], bare: true },
+]);
 
 export const transposeOp: OpDef<TransposeAttrs> = {
   op: 'transpose',
@@ -260,7 +270,7 @@ export const transposeOp: OpDef<TransposeAttrs> = {
   lower(a, [x], _o, ctx) {
     const walk = simplifyWalk(transposeWalk(a.perm, x));
     const t2 = asTranspose2d(walk);
-    const variant: TransposeVariant = t2 && ctx.prefer?.transpose !== 'generic' ? 'tile2d' : 'generic';
+    const variant: TransposeMode = t2 && transposeVariant.of(ctx.prefer)?.variant !== 'generic' ? 'tile2d' : 'generic';
     const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;
     if (variant === 'generic' || !t2) return { dispatches: [copyDispatch(walk, 0, maxPerDim)] };
     const g = grid(ceilDiv(t2.b * ceilDiv(t2.r, 4) * ceilDiv(t2.s, 4), WG), maxPerDim);

@@ -10,7 +10,7 @@
 // invocations owns (wgY·TM) × (wgX·TN). The flat workgroup index unravels to
 // (tile column, tile row, batch, k-split). Out-of-range rows/columns are clamped on load and
 // skipped on store, so any M, N, K works.
-// Variants (all config values, chosen in `lower`, forced with prefer.matmul):
+// Variants (all config values, chosen in `lower`, forced with ctx.prefer.matmul, a MatmulVariant):
 //   kind 'reg'   — register blocking straight from global memory. vec4 loads along K for a
 //                  (K % 4 == 0), along N for b (N % 4 == 0) or along K for transB; scalar
 //                  loads otherwise. Fast on SwiftShader (no barriers, no workgroup memory).
@@ -23,11 +23,12 @@
 //                  range of K into a scratch buffer [splitK, batch, M, N]; a second dispatch
 //                  (family `matmul-splitk-reduce`) adds the slices, the bias and the activation.
 //
-// prefer.matmul grammar: '-'-separated tokens, each optional, the rest heuristic:
-//   'reg' | 'wgmem', optionally followed by the tile 'TMxTN' ('reg8x8', 'wgmem4x4', '8x8'),
-//   'sg' (subgroup-shared b), 'pk' (packed b), 'splitk<S>' (S = 1 disables; 'splitk' alone = heuristic S ≥ 2), 'wg<X>x<Y>' (workgroup
-//   shape), 'tk<TK>' (wgmem K tile). E.g. 'reg4x4-splitk3', 'wgmem8x8-wg16x16-tk8'.
+// ctx.prefer.matmul in the kernels/variant.ts syntax, every field optional (the rest heuristic):
+//   'reg' | 'wgmem', 'tile=<tm>x<tn>' (tn a multiple of 4), 'wg=<x>x<y>' (workgroup shape),
+//   'tk=<tk>' (wgmem K tile), 'splitk=<S>' (1 disables), 'sg' (subgroup-shared b), 'pk' (packed b).
+//   E.g. 'reg,tile=4x4,splitk=3', 'wgmem,tile=8x8,wg=16x16,tk=8', 'tile=8x16,wg=1x8,sg,pk'.
 
+import { defineVariant } from './variant.js';
 import {
   type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type OpDef, type Shape,
   activationRef, activationWgsl, broadcastShapes, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
@@ -379,39 +380,39 @@ export interface MatmulChoice {
   pk: boolean;
 }
 
-/** Examples of prefer.matmul values covering every variant (tests and tuners iterate these). */
-export const MATMUL_VARIANTS = ['reg4x4', 'reg8x8', 'reg1x4', 'reg4x8', 'wgmem4x4', 'wgmem8x8-wg4x4-tk8', 'reg4x4-splitk3', 'wgmem4x4-splitk2'] as const;
-
-/** Parse prefer.matmul (grammar in the header); undefined fields are left to the heuristic. */
-export function parseMatmulPrefer(s: string): Partial<MatmulChoice> {
-  const out: Partial<MatmulChoice> = {};
-  const bad = () => new Error(`prefer.matmul "${s}": expected tokens like 'reg4x4', 'wgmem8x8', 'splitk4', 'wg8x8', 'tk16' joined by '-'`);
-  for (const tok of s.split('-').filter(Boolean)) {
-    let m: RegExpMatchArray | null;
-    if ((m = tok.match(/^(reg|wgmem)?(?:(\d+)x(\d+))?$/)) && (m[1] || m[2])) {
-      if (m[1]) out.kind = m[1] as 'reg' | 'wgmem';
-      if (m[2]) {
-        out.TM = +m[2];
-        out.TN = +m[3];
-        if (out.TM < 1 || out.TN < 4 || out.TN % 4 !== 0) throw new Error(`prefer.matmul "${s}": tile ${tok} needs TM ≥ 1 and TN a multiple of 4`);
-      }
-    } else if ((m = tok.match(/^splitk(\d+)?$/))) {
-      out.splitK = m[1] ? Math.max(1, +m[1]) : 0; // 0: heuristic, but split
-    } else if ((m = tok.match(/^wg(\d+)x(\d+)$/))) {
-      out.wgX = +m[1];
-      out.wgY = +m[2];
-    } else if (tok === 'sg') {
-      out.sg = true;
-    } else if (tok === 'pk') {
-      out.pk = true;
-    } else if ((m = tok.match(/^tk(\d+)$/))) {
-      out.TK = Math.max(1, +m[1]);
-    } else {
-      throw bad();
-    }
-  }
-  return out;
+/** ctx.prefer.matmul: unset fields are the heuristic's (see the header). */
+export interface MatmulVariant {
+  kind?: 'reg' | 'wgmem';
+  /** Register tile: outputs per invocation, tn a multiple of 4. */
+  tm?: number; tn?: number;
+  /** Workgroup shape in invocations. */
+  wgx?: number; wgy?: number;
+  /** K tile of 'wgmem'. */
+  tk?: number;
+  /** K slices (1: no split). */
+  splitk?: number;
+  /** Share b across a subgroup (see MatmulConfig.sg). */
+  sg?: boolean;
+  /** Read b packed (MatmulConfig.packB). */
+  pk?: boolean;
 }
+
+export const matmulVariant = defineVariant<MatmulVariant>('matmul', [
+  { kind: 'enum', key: 'kind', values: ['reg', 'wgmem'], bare: true },
+  { kind: 'pair', name: 'tile', keys: ['tm', 'tn'], min: [1, 4], multipleOf: [1, 4] },
+  { kind: 'pair', name: 'wg', keys: ['wgx', 'wgy'], min: [1, 1] },
+  { kind: 'int', key: 'tk', min: 1 },
+  { kind: 'int', key: 'splitk', min: 1 },
+  { kind: 'flag', key: 'sg' },
+  { kind: 'flag', key: 'pk' },
+]);
+
+/** Examples of ctx.prefer.matmul values covering every variant (tests iterate these). */
+export const MATMUL_VARIANTS = [
+  'reg,tile=4x4', 'reg,tile=8x8', 'reg,tile=1x4', 'reg,tile=4x8', 'wgmem,tile=4x4', 'wgmem,tile=8x8,wg=4x4,tk=8',
+  'reg,tile=4x4,splitk=3', 'wgmem,tile=4x4,splitk=2',
+] as const;
+
 
 /** Whether the subgroup-shared variant can run this product on this device. */
 export function matmulSgOk(N: number, K: number, transB: boolean, ctx: LowerContext): boolean {
@@ -420,27 +421,27 @@ export function matmulSgOk(N: number, K: number, transB: boolean, ctx: LowerCont
 }
 
 function choose(M: number, N: number, K: number, batch: number, transB: boolean, ctx: LowerContext): MatmulChoice {
-  const p = ctx.prefer?.matmul ? parseMatmulPrefer(ctx.prefer.matmul) : {};
+  const p: MatmulVariant = { ...matmulVariant.of(ctx.prefer) };
   const kind = p.kind ?? 'reg';
   if (p.sg && (kind !== 'reg' || !matmulSgOk(N, K, transB, ctx))) {
-    throw new Error(`prefer.matmul "${ctx.prefer!.matmul}": 'sg' needs kind reg, b as [K, N], K a multiple of the subgroup size (${ctx.subgroupSize ?? 0}) and N of 4`);
+    throw new Error(`matmul variant "${matmulVariant.format(p)}": 'sg' needs kind reg, b as [K, N], K a multiple of the subgroup size (${ctx.subgroupSize ?? 0}) and N of 4`);
   }
   // The heuristic shares b by subgroup broadcasts where it can and nothing else was asked for:
-  // 'sg-8x16-wg1x8' won 1.1-1.3× on every ViT-B linear layer in Chromium's SwiftShader.
-  const sgAuto = p.sg === undefined && p.kind === undefined && p.TM === undefined && p.wgX === undefined &&
+  // 'tile=8x16,wg=1x8,sg' won 1.1-1.3× on every ViT-B linear layer in Chromium's SwiftShader.
+  const sgAuto = p.sg === undefined && p.kind === undefined && p.tm === undefined && p.wgx === undefined &&
     M >= 64 && N % 16 === 0 && matmulSgOk(N, K, transB, ctx) && ctx.subgroupSize === 4;
   const sg = !!p.sg || sgAuto;
-  if (sgAuto) Object.assign(p, { TM: 8, TN: 16, wgY: 8 });
+  if (sgAuto) Object.assign(p, { tm: 8, tn: 16, wgy: 8 });
   // Bigger register tiles pay off once both sides have the rows and columns to fill them.
-  const TM = p.TM ?? (M >= 32 && N >= 32 ? 8 : M >= 4 ? 4 : M);
-  const TN = p.TN ?? (TM === 8 ? 8 : 4);
+  const TM = p.tm ?? (M >= 32 && N >= 32 ? 8 : M >= 4 ? 4 : M);
+  const TN = p.tn ?? (TM === 8 ? 8 : 4);
   const Mt = ceilDiv(M, TM), Nt = ceilDiv(N, TN);
   let wgX: number, wgY: number;
   if (sg) {
     // A subgroup's lanes must share their columns: the workgroup spans rows only.
-    [wgX, wgY] = [1, p.wgY ?? 64];
-  } else if (p.wgX && p.wgY) {
-    [wgX, wgY] = [p.wgX, p.wgY];
+    [wgX, wgY] = [1, p.wgy ?? 64];
+  } else if (p.wgx && p.wgy) {
+    [wgX, wgY] = [p.wgx, p.wgy];
   } else if (kind === 'wgmem') {
     [wgX, wgY] = [8, 8];
   } else {
@@ -448,17 +449,17 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
     wgY = Math.max(1, Math.min(64 / wgX, ceilPow2(Mt)));
   }
   if (wgX * wgY > ctx.limits.maxComputeInvocationsPerWorkgroup) {
-    throw new Error(`prefer.matmul: workgroup ${wgX}x${wgY} exceeds maxComputeInvocationsPerWorkgroup ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
+    throw new Error(`matmul variant: workgroup ${wgX}x${wgY} exceeds maxComputeInvocationsPerWorkgroup ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
   }
-  const TK = kind === 'wgmem' ? (p.TK ?? 16) : 0;
+  const TK = kind === 'wgmem' ? (p.tk ?? 16) : 0;
   const wgBytes = 4 * TK * (wgY * TM + wgX * TN);
   if (wgBytes > ctx.limits.maxComputeWorkgroupStorageSize) {
-    throw new Error(`prefer.matmul: wgmem slabs need ${wgBytes} bytes of workgroup memory, over maxComputeWorkgroupStorageSize ${ctx.limits.maxComputeWorkgroupStorageSize}`);
+    throw new Error(`matmul variant: wgmem slabs need ${wgBytes} bytes of workgroup memory, over maxComputeWorkgroupStorageSize ${ctx.limits.maxComputeWorkgroupStorageSize}`);
   }
   // Split K when there are few output tiles to go round and a long K to share out.
   const tiles = batch * Mt * Nt;
   const auto = K >= 1024 && tiles < 256 ? Math.max(2, Math.min(16, Math.floor(K / 256), ceilDiv(1024, tiles))) : 1;
-  let splitK = p.splitK === undefined ? auto : p.splitK === 0 ? Math.max(2, auto) : p.splitK;
+  let splitK = p.splitk ?? auto;
   splitK = Math.max(1, Math.min(splitK, ceilDiv(K, 4)));
   return { kind, TM, TN, wgX, wgY, TK, splitK, sg, pk: !!p.pk };
 }
@@ -485,7 +486,7 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     const vecK = K % 4 === 0, vecN = N % 4 === 0;
     const reg = ch.kind === 'reg';
     if (ch.pk && !(reg && !transB && g.shared && g.bBatch.length === 0 && ctx.constInputs?.[1])) {
-      throw new Error(`prefer.matmul "${ctx.prefer?.matmul}": 'pk' needs kind reg and b a constant [K, N] weight`);
+      throw new Error(`matmul variant "${matmulVariant.format(matmulVariant.of(ctx.prefer) ?? {})}": 'pk' needs kind reg and b a constant [K, N] weight`);
     }
     // Each slice but the last covers kChunk (a multiple of 4 so vec4 reads of a stay aligned,
     // and of the subgroup size for 'sg').
@@ -535,14 +536,16 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     const g = geometry(attrs, inputs);
     const transB = !!attrs.transB;
     const M = g.shared ? numel(g.outBatch) * g.M : g.M;
-    const c = ['reg4x8', 'reg8x8', 'wgmem4x4'];
-    if (g.N >= 16 && M >= 8) c.push('reg8x16', 'reg4x16');
+    const c = ['reg,tile=4x8', 'reg,tile=8x8', 'wgmem,tile=4x4'];
+    if (g.N >= 16 && M >= 8) c.push('reg,tile=8x16', 'reg,tile=4x16');
     const sg = matmulSgOk(g.N, g.K, transB, ctx) && M >= 8;
-    if (sg) c.push('sg-4x16-wg1x16', 'sg-8x16-wg1x8', 'sg-4x8-wg1x32', ...(g.N % 32 === 0 && M >= 64 ? ['sg-8x32-wg1x8'] : []));
+    if (sg) c.push('tile=4x16,wg=1x16,sg', 'tile=8x16,wg=1x8,sg', 'tile=4x8,wg=1x32,sg', ...(g.N % 32 === 0 && M >= 64 ? ['tile=8x32,wg=1x8,sg'] : []));
     // Packed b: only for a constant weight, which the compile-time relayout needs.
-    if (!transB && g.shared && g.bBatch.length === 0 && ctx.constInputs?.[1] && M >= 8) c.push(sg ? 'sg-8x16-wg1x8-pk' : 'reg8x8-pk', 'reg8x16-pk');
+    if (!transB && g.shared && g.bBatch.length === 0 && ctx.constInputs?.[1] && M >= 8) {
+      c.push(sg ? 'tile=8x16,wg=1x8,sg,pk' : 'reg,tile=8x8,pk', 'reg,tile=8x16,pk');
+    }
     const tiles = (g.shared ? 1 : numel(g.outBatch)) * ceilDiv(M, 4) * ceilDiv(g.N, 8);
-    if (g.K >= 512 && tiles < 512) c.push('reg4x8-splitk4', 'reg4x4-splitk8');
+    if (g.K >= 512 && tiles < 512) c.push('reg,tile=4x8,splitk=4', 'reg,tile=4x4,splitk=8');
     return { family: 'matmul', candidates: c };
   },
 };

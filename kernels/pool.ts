@@ -19,13 +19,15 @@
 //               whenever N·C/4 fills the machine (ResNet-50: 512 invocations of 49 taps).
 //   'workgroup' one workgroup per (n, 4 channels); its threads stride over H·W and add their
 //               partial sums as a tree in workgroup memory. For real GPUs with small N·C/4 and
-//               large H·W. Chosen by ctx.prefer.global_avgpool, else by that size heuristic.
+//               large H·W. Chosen by ctx.prefer.global_avgpool (a GlobalAvgpoolVariant: 'serial' or
+//               'workgroup'), else by that size heuristic.
 
 import {
   type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
   ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
 } from './kernel.js';
 import { ceilPow2, flatMain, mainWgsl, vecType, wgsl, workgroupIndex } from './wgsl.js';
+import { defineVariant } from './variant.js';
 
 const WG = 64;
 
@@ -312,6 +314,15 @@ ${mainWgsl(c.wg)}
 
 export type GlobalAvgpoolAttrs = Record<string, never>;
 
+/** ctx.prefer.global_avgpool. */
+export interface GlobalAvgpoolVariant {
+  partition?: GapPartition;
+}
+
+export const globalAvgpoolVariant = defineVariant<GlobalAvgpoolVariant>('global_avgpool', [
+  { kind: 'enum', key: 'partition', values: ['serial', 'workgroup'], bare: true },
+]);
+
 export const globalAvgpoolOp: OpDef<GlobalAvgpoolAttrs> = {
   op: 'global_avgpool',
   arity: [1, 1],
@@ -323,9 +334,9 @@ export const globalAvgpoolOp: OpDef<GlobalAvgpoolAttrs> = {
     const [n, h, w, c] = x;
     const hw = h * w;
     const groups = n * ceilDiv(c, 4);
-    const pref = ctx.prefer?.global_avgpool;
+    const pref = globalAvgpoolVariant.of(ctx.prefer)?.partition;
     // Few long reductions leave most of a GPU idle in 'serial'; otherwise it wins (no barriers).
-    const partition: GapPartition = pref === 'serial' || pref === 'workgroup' ? pref : groups < 32 && hw >= 1024 ? 'workgroup' : 'serial';
+    const partition: GapPartition = pref ?? (groups < 32 && hw >= 1024 ? 'workgroup' : 'serial');
     let wg = WG;
     let count = ceilDiv(groups, wg);
     if (partition === 'workgroup') {

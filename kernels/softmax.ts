@@ -2,16 +2,19 @@
 // Subtracting the row max first keeps exp() in range whatever the logits' size (exp(89) already
 // overflows f32), and the largest term is exactly 1, so the sum is never 0.
 //
-// Mapping (config `mode`, from ctx.prefer.softmax, e.g. 'thread' or 'workgroup:64'; see
-// layernorm.ts for the shared heuristics, wgsl.ts for the shared row loop and reductions):
+// Mapping (config `mode`, from ctx.prefer.softmax, a RowVariant, e.g. 'thread' or 'workgroup,wg=64';
+// see layernorm.ts for the shared heuristics, wgsl.ts for the shared row loop and reductions):
 //   thread    one invocation per row, `wg` rows per workgroup; no workgroup memory, no barriers.
 //   workgroup one workgroup per row; `wg` lanes stride over the row; max and sum meet in a
 //             tree reduction in workgroup memory.
 // Three passes over the row: max, Σ exp, write. When L % 4 == 0 rows are read as vec4.
 
 import { type HostTensor, type KernelFamily, type OpDef, ceilDiv, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError } from './kernel.js';
-import { type RowMode, rowVariant } from './layernorm.js';
+import { ROW_VARIANT_FIELDS, type RowMode, type RowVariant, rowVariant } from './layernorm.js';
+import { defineVariant } from './variant.js';
 import { type RowMapping, foldWgsl, rowLanes, rowLoop, rowMain, vecType, workgroupReduceWgsl } from './wgsl.js';
+
+export const softmaxVariant = defineVariant<RowVariant>('softmax', ROW_VARIANT_FIELDS);
 
 export type SoftmaxAttrs = Record<string, never>;
 
@@ -57,13 +60,13 @@ export const softmaxOp: OpDef<SoftmaxAttrs> = {
   lower(_a, [x], _o, ctx) {
     const L = x[x.length - 1];
     const rows = numel(x) / L;
-    const { mode, wg } = rowVariant(ctx, 'softmax', rows, L);
+    const { mode, wg } = rowVariant(ctx, softmaxVariant, rows, L);
     const g = grid(mode === 'thread' ? ceilDiv(rows, wg) : rows, ctx.limits.maxComputeWorkgroupsPerDimension);
     const cfg: SoftmaxConfig = { rows, L, mode, wg, vec4: L % 4 === 0, gridX: g[0] };
     const n = rows * L;
     return { dispatches: [makeDispatch(softmax, cfg, g, [input(0), output(0)], { flops: 5 * n, bytes: 8 * n })] };
   },
-  tuneSpace: () => ({ family: 'softmax', candidates: ['thread', 'workgroup:64', 'workgroup:32'] }),
+  tuneSpace: () => ({ family: 'softmax', candidates: ['thread', 'workgroup,wg=64', 'workgroup,wg=32'] }),
   ref(_a, [x]) {
     const L = x.shape[x.shape.length - 1];
     const rows = x.data.length / L;

@@ -124,17 +124,6 @@ const FORBIDDEN: Record<string, string[]> = {
   report: ['web', 'cli'],
 };
 
-// Known violations at the time this test was written, each being removed by a change under way
-// (issue 11). Empty these lists once those changes are merged; an entry that no longer occurs fails
-// the test, so the lists can only shrink.
-const KNOWN_LAYER_VIOLATIONS = [
-  'kernels/kernel.ts → engine/device.ts', // the Limits type moves into the kernel contract
-];
-const KNOWN_CYCLES = [
-  // Type-only: bench/schema.ts takes TuneRow and ModelCheck from bench/tune.ts; they belong in schema.ts.
-  'bench/kernels.ts, bench/schema.ts, bench/tune.ts',
-];
-
 const files = sources();
 const graph = importGraph(files);
 
@@ -148,10 +137,7 @@ describe('the import graph', () => {
 
   it('has no import cycles', () => {
     const found = cycles(graph.edges);
-    const unexpected = found.filter((c) => !KNOWN_CYCLES.includes(c.files.join(', ')));
-    expect(unexpected.map((c) => `${c.cycle.join(' → ')} (component: ${c.files.join(', ')})`)).toEqual([]);
-    const fixed = KNOWN_CYCLES.filter((k) => !found.some((c) => c.files.join(', ') === k));
-    expect(fixed, 'fixed: remove from KNOWN_CYCLES').toEqual([]);
+    expect(found.map((c) => `${c.cycle.join(' → ')} (component: ${c.files.join(', ')})`)).toEqual([]);
   });
 
   it('points only down the layers', () => {
@@ -160,9 +146,7 @@ describe('the import graph', () => {
       const forbidden = FORBIDDEN[from.split('/')[0]] ?? [];
       for (const to of deps) if (forbidden.includes(to.split('/')[0])) violations.push(`${from} → ${to}`);
     }
-    expect(violations.filter((v) => !KNOWN_LAYER_VIOLATIONS.includes(v))).toEqual([]);
-    const fixed = KNOWN_LAYER_VIOLATIONS.filter((k) => !violations.includes(k));
-    expect(fixed, 'fixed: remove from KNOWN_LAYER_VIOLATIONS').toEqual([]);
+    expect(violations).toEqual([]);
   });
 
   it('finds a cycle when there is one (the checker itself)', () => {

@@ -2,7 +2,7 @@
 // it tuned across visits. The CLI's headless runs start from a fresh profile and pass the
 // JSON file's contents instead.
 
-import { type TuningFile, emptyTuningFile, parseTuningFile } from '../engine/tuning.js';
+import { type TuningFile, emptyTuningFile, readTuningText } from '../engine/tuning.js';
 
 const DB = 'cnnlab';
 const STORE = 'tuning';
@@ -17,7 +17,10 @@ function open(): Promise<IDBDatabase> {
   });
 }
 
-/** The stored tuning file, or an empty one (also when IndexedDB is unavailable or the entry is unreadable). */
+/**
+ * The stored tuning file, or an empty one (also when IndexedDB is unavailable or the entry is
+ * unreadable). A version 1 entry is converted and stored back in the current version, once.
+ */
 export async function loadStoredTuning(): Promise<TuningFile> {
   if (typeof indexedDB === 'undefined') return emptyTuningFile();
   try {
@@ -28,7 +31,10 @@ export async function loadStoredTuning(): Promise<TuningFile> {
       r.onerror = () => reject(r.error);
     });
     db.close();
-    return typeof text === 'string' ? parseTuningFile(text, 'IndexedDB cnnlab/tuning') : emptyTuningFile();
+    if (typeof text !== 'string') return emptyTuningFile();
+    const { file, convertedFrom } = readTuningText(text, 'IndexedDB cnnlab/tuning');
+    if (convertedFrom !== undefined) await storeTuning(file);
+    return file;
   } catch (e) {
     console.warn(`cnnlab: ignoring the stored tuning table: ${(e as Error).message}`);
     return emptyTuningFile();

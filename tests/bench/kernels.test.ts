@@ -9,6 +9,7 @@ import { type Roofline, measureRoofline } from '../../bench/roofline.js';
 import type { Device } from '../../engine/device.js';
 import { Graph } from '../../engine/graph.js';
 import { optimize } from '../../engine/passes.js';
+import { layerKey } from '../../engine/tuning.js';
 import { OPS, registerOp } from '../../kernels/index.js';
 import { type KernelFamily, type OpDef, ceilDiv, grid, input, makeDispatch, output } from '../../kernels/kernel.js';
 import { loadModel } from '../../models/index.js';
@@ -49,7 +50,8 @@ describe('collectLayers', () => {
         expect(kinds.slice(1, 3).every((k) => k === 'const')).toBe(true);
         expect(kinds.slice(3).every((k) => k === 'input')).toBe(true);
       }
-      const key = `${n.op}${JSON.stringify(n.attrs)}${n.inputs.map((x) => l.graph.shape(x).join()).join(';')}`;
+      // One layer per tuning-table key: the key the tuner stores its choice under.
+      const key = layerKey(n.op, n.attrs, n.inputs.map((x) => l.graph.shape(x)));
       expect(keys.has(key), `duplicate layer ${l.node}`).toBe(false);
       keys.add(key);
     }

@@ -90,8 +90,8 @@ describe('targets, tuning and untuned rows', () => {
     }];
     b.tuning = { adapter: 'browser/google/swiftshader/SwiftShader Device (Subzero)', layers: 60, tuned_now: 2 };
     b.tune = [
-      { model: 'resnet50', node: 'layer1.0.conv2', op: 'conv2d', shape: '[1,56,56,64] 3x3→64 /1 p1 relu', count: 3, key: 'k1', family: 'conv2d', heuristic_ms: 90, best: 'gemm:4x32:sg', best_ms: 60, status: 'tuned',
-        candidates: [{ prefer: '', status: 'ok', ms: 90 }, { prefer: 'gemm:4x32:sg', status: 'ok', ms: 60 }, { prefer: 'gemm:8x8', status: 'slow-compile' }] },
+      { model: 'resnet50', node: 'layer1.0.conv2', op: 'conv2d', shape: '[1,56,56,64] 3x3→64 /1 p1 relu', count: 3, key: 'k1', family: 'conv2d', heuristic_ms: 90, best: 'gemm,tile=4x32,sg', best_ms: 60, status: 'tuned',
+        candidates: [{ prefer: '', status: 'ok', ms: 90 }, { prefer: 'gemm,tile=4x32,sg', status: 'ok', ms: 60 }, { prefer: 'gemm,tile=8x8', status: 'slow-compile' }] },
       { model: 'resnet50', node: 'fc', op: 'matmul', shape: '[1,2048]·[2048,1000]+b', count: 1, key: 'k2', family: 'matmul', heuristic_ms: 5, best: '', best_ms: 5, status: 'cached', candidates: [] },
     ];
     return b;
@@ -111,10 +111,10 @@ describe('targets, tuning and untuned rows', () => {
     const html = renderReport(tuned(), { chartJs: FAKE_CHART });
     expect(html).toContain('<h2>Targets</h2>');
     expect(html).toContain('60 layers for this adapter');
-    expect(html).toContain('conv2d=gemm:4x32:sg');
+    expect(html).toContain('conv2d=gemm,tile=4x32,sg');
     expect(html).toContain('×1.50');
     expect(html).toContain('from the table');
-    expect(html).toContain('gemm:8x8: slow-compile');
+    expect(html).toContain('gemm,tile=8x8: slow-compile');
     expect(html).toContain('cnnlab-untuned');
     expect(html).toContain('&gt; weights + 3 × 3.0 MiB');
     expect(formatBenchTable(tuned())).toContain('vs cnnlab-untuned');

@@ -6,10 +6,12 @@ import { tuneLayers, tuneModels } from '../../bench/tune.js';
 import { compile } from '../../engine/executor.js';
 import { Graph, runReference } from '../../engine/graph.js';
 import {
-  TuningFileError, TuningTable, adapterKey, emptyTuningFile, layerKey, mergeTable, parseTuningFile, tableFor,
+  TUNING_VERSION, TuningFileError, TuningTable, TuningVersionError, adapterKey, emptyTuningFile, layerKey, mergeTable, parseTuningFile,
+  readTuningText, tableFor,
 } from '../../engine/tuning.js';
 import { registerOp, OPS } from '../../kernels/index.js';
 import { type OpDef, input, makeDispatch, output } from '../../kernels/kernel.js';
+import { defineVariant } from '../../kernels/variant.js';
 import { expectClose, rand, testDevice } from '../helpers.js';
 
 describe('tuning file', () => {
@@ -18,12 +20,12 @@ describe('tuning file', () => {
     expect(key).toBe('matmul{"act":"relu"}[5,8][8,4]');
     expect(layerKey('matmul', { b: 1, a: 2 }, [])).toBe(layerKey('matmul', { a: 2, b: 1 }, []));
     const t = new TuningTable('node/v/a/d');
-    t.set(key, { family: 'matmul', prefer: 'reg4x4', ms: 1, heuristicMs: 2 });
+    t.set(key, { family: 'matmul', prefer: 'reg,tile=4x4', ms: 1, heuristicMs: 2 });
     let f = mergeTable(emptyTuningFile(), t);
     const other = new TuningTable('browser/v/a/d', { k: { family: 'conv2d', prefer: '', ms: 1, heuristicMs: 1 } });
     f = mergeTable(f, other);
     const back = parseTuningFile(JSON.stringify(f), 'f.json');
-    expect(tableFor(back, 'node/v/a/d').get(key)?.prefer).toBe('reg4x4');
+    expect(tableFor(back, 'node/v/a/d').get(key)?.prefer).toBe('reg,tile=4x4');
     expect(tableFor(back, 'browser/v/a/d').size).toBe(1);
     expect(tableFor(back, 'unknown').size).toBe(0);
     expect(adapterKey({ runtime: 'node', vendor: '', architecture: 'swiftshader', description: 'x' })).toBe('node/?/swiftshader/x');
@@ -31,9 +33,54 @@ describe('tuning file', () => {
   it('names the file and what is wrong in a malformed one', () => {
     expect(() => parseTuningFile('{', 'bad.json')).toThrow(TuningFileError);
     expect(() => parseTuningFile('{', 'bad.json')).toThrow(/bad\.json: not JSON/);
-    expect(() => parseTuningFile('{"version": 2, "adapters": {}}', 'v.json')).toThrow(/v\.json: .*"version": 1/);
-    expect(() => parseTuningFile('{"version": 1, "adapters": {"a": {"layers": {"k": {"family": 3}}}}}', 'l.json'))
+    expect(() => parseTuningFile('{"version": 3, "adapters": {}}', 'v.json')).toThrow(TuningVersionError);
+    expect(() => parseTuningFile('{"version": 3, "adapters": {}}', 'v.json')).toThrow(/v\.json: .*"version": 2 .*npx cnnlab tune --force/);
+    expect(() => parseTuningFile('{"version": 2, "adapters": {"a": {"layers": {"k": {"family": 3}}}}}', 'l.json'))
       .toThrow(/l\.json: adapter "a", layer k/);
+  });
+  const file = (version: number, layers: Record<string, [string, string]>) => JSON.stringify({
+    version,
+    adapters: { a: { updated: 'x', layers: Object.fromEntries(Object.entries(layers).map(([k, [family, prefer]]) => [k, { family, prefer, ms: 1, heuristicMs: 2 }])) } },
+  });
+  it('checks every stored choice with its family\'s parser: old grammar, unknown fields and non-canonical order are refused', () => {
+    expect(TUNING_VERSION).toBe(2);
+    expect(() => parseTuningFile(file(2, { k: ['conv2d', 'gemm:4x16:sg'] }), 'f.json'))
+      .toThrow(/f\.json: adapter "a", layer k: conv2d variant "gemm:4x16:sg": unknown token "gemm:4x16:sg"; valid fields: direct\|gemm, tile=<tm>x<tn>, sg/);
+    expect(() => parseTuningFile(file(2, { k: ['matmul', 'reg,tiles=4x8'] }), 'f.json')).toThrow(/unknown token "tiles=4x8"/);
+    expect(() => parseTuningFile(file(2, { k: ['matmul', 'sg,tile=4x8'] }), 'f.json')).toThrow(/not in canonical form \("tile=4x8,sg"\)/);
+    expect(() => parseTuningFile(file(2, { k: ['flash', 'fast'] }), 'f.json')).toThrow(/unknown kernel family "flash"/);
+    const ok = parseTuningFile(file(2, { k: ['matmul', 'tile=8x16,wg=1x8,sg,pk'], h: ['conv2d', ''] }), 'f.json');
+    expect(ok.adapters.a.layers.k.prefer).toBe('tile=8x16,wg=1x8,sg,pk');
+  });
+  it('converts a version 1 file once: every old-grammar choice to the canonical form', () => {
+    const old: Record<string, [string, string]> = {
+      c1: ['conv2d', 'gemm:4x16:sg'], c2: ['conv2d', 'direct:4x8'], c3: ['conv2d', 'gemm'],
+      m1: ['matmul', 'sg-8x16-wg1x8-pk'], m2: ['matmul', 'reg4x8-splitk4'], m3: ['matmul', 'wgmem8x8-wg4x4-tk8'],
+      d1: ['depthwise', 'unrolled:2x4'], d2: ['depthwise', 'loop'],
+      a1: ['attention', 'fused-k3-r3-loop'], a2: ['attention', 'naive'], a3: ['attention', 'fused-k8-r1-unroll-wg32'],
+      l1: ['layernorm', 'workgroup:64'], s1: ['softmax', 'thread'], g1: ['group_norm', 'split:256'],
+      p1: ['global_avgpool', 'serial'], t1: ['transpose', 'generic'], h1: ['conv2d', ''],
+    };
+    const { file: f, convertedFrom } = readTuningText(file(1, old), 'old.json');
+    expect(convertedFrom).toBe(1);
+    expect(f.version).toBe(2);
+    expect(Object.fromEntries(Object.entries(f.adapters.a.layers).map(([k, c]) => [k, c.prefer]))).toEqual({
+      c1: 'gemm,tile=4x16,sg', c2: 'direct,tile=4x8', c3: 'gemm',
+      m1: 'tile=8x16,wg=1x8,sg,pk', m2: 'reg,tile=4x8,splitk=4', m3: 'wgmem,tile=8x8,wg=4x4,tk=8',
+      d1: 'unrolled,block=2x4', d2: 'loop',
+      a1: 'fused,ktile=3,rows=3,head=loop', a2: 'naive', a3: 'fused,ktile=8,rows=1,wg=32,head=unrolled',
+      l1: 'workgroup,wg=64', s1: 'thread', g1: 'split,wg=256', p1: 'serial', t1: 'generic', h1: '',
+    });
+    expect(f.adapters.a.layers.m1).toMatchObject({ family: 'matmul', ms: 1, heuristicMs: 2 });
+    // The converted file reads back as a current one, unchanged.
+    expect(readTuningText(JSON.stringify(f), 'new.json')).toEqual({ file: f });
+  });
+  it('refuses a version 1 choice it cannot convert, saying how to regenerate the file', () => {
+    for (const [family, prefer] of [['matmul', 'reg4x4-splitk'], ['conv2d', 'gemm:4x8:fast'], ['layernorm', 'warp:32'], ['matmul', 'reg4x3']]) {
+      const read = () => parseTuningFile(file(1, { k: [family, prefer] }), 'old.json');
+      expect(read).toThrow(TuningVersionError);
+      expect(read).toThrow(/old\.json: adapter "a", layer k: version 1 choice cannot be converted: .*npx cnnlab tune --force regenerates it/);
+    }
   });
 });
 
@@ -52,7 +99,7 @@ describe('compile with a tuning table', () => {
     const key = layerKey('matmul', { act: 'relu' }, [[9, 12], [12, 20]]);
     const x = rand(9 * 12, 2);
     const want = runReference(g, { x });
-    const table = new TuningTable(adapterKey(dev.info), { [key]: { family: 'matmul', prefer: 'reg1x4', ms: 1, heuristicMs: 2 } });
+    const table = new TuningTable(adapterKey(dev.info), { [key]: { family: 'matmul', prefer: 'reg,tile=1x4', ms: 1, heuristicMs: 2 } });
     const plan = await compile(dev, g, { tuning: table });
     try {
       expect(plan.kernels[0]).toContain('"TM":1,"TN":4');
@@ -62,7 +109,7 @@ describe('compile with a tuning table', () => {
       plan.dispose();
     }
     // An explicit prefer wins over the table.
-    const forced = await compile(dev, g, { tuning: table, prefer: { matmul: 'reg4x4' } });
+    const forced = await compile(dev, g, { tuning: table, prefer: { matmul: 'reg,tile=4x4' } });
     expect(forced.kernels[0]).toContain('"TM":4,"TN":4');
     forced.dispose();
     // A stale choice.
@@ -93,13 +140,16 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   y[id.x] = 2.0 * s;
 }`,
 };
+const probeVariant = defineVariant<{ variant?: 'good' | 'wrong' | 'broken' | 'slow' }>('tune_probe', [
+  { kind: 'enum', key: 'variant', values: ['good', 'wrong', 'broken', 'slow'], bare: true },
+]);
 const probeOp: OpDef<Record<string, never>> = {
   op: 'tune_probe',
   arity: [1, 1],
   infer: (_a, [x]) => [x],
   lower(_a, [x], _o, ctx) {
     const n = x[0];
-    const variant = ctx.prefer?.tune_probe ?? 'slow';
+    const variant = probeVariant.of(ctx.prefer)?.variant ?? 'slow';
     return { dispatches: [makeDispatch(probeFamily, { variant, n }, [Math.ceil(n / 64), 1, 1], [input(0), output(0)], { flops: n })] };
   },
   ref: (_a, [x]) => [{ shape: x.shape, data: x.data.map((v) => 2 * v) }],

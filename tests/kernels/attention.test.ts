@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
-import { ATTENTION_VARIANTS, type AttentionAttrs, attentionOp, attentionRef, parseAttentionPrefer } from '../../kernels/attention.js';
+import { ATTENTION_VARIANTS, type AttentionAttrs, attentionOp, attentionRef, attentionVariant } from '../../kernels/attention.js';
 import type { HostTensor } from '../../kernels/kernel.js';
 import { expectClose, randTensor, testDevice } from '../helpers.js';
 
@@ -71,8 +71,8 @@ describe('attention shapes', () => {
     }
   });
   it('prefer parsing, default path, fallback, flops', async () => {
-    expect(parseAttentionPrefer('fused-k16-r2-wg32-loop')).toEqual({ path: 'fused', keyTile: 16, rows: 2, wg: 32, unroll: false });
-    expect(() => parseAttentionPrefer('flash')).toThrow(/prefer.attention/);
+    expect(attentionVariant.parse('fused,ktile=16,rows=2,wg=32,head=loop')).toEqual({ path: 'fused', ktile: 16, rows: 2, wg: 32, head: 'loop' });
+    expect(() => attentionVariant.parse('flash')).toThrow(/attention variant "flash": unknown token "flash"/);
     const { info } = await testDevice();
     const ctx = { limits: info.limits };
     const fused = attentionOp.lower({ heads: 12 }, [[1, 197, 3 * 768]], [[1, 197, 768]], ctx);

@@ -85,20 +85,20 @@ describe('conv2d', () => {
 
   // Register tiles other than the default, so vec4 and scalar tiles hang over both edges.
   const tiles: [string, Case][] = [
-    ['gemm:3x8', cases[3]], // Cout 8, vec4 ×2, M = 2·5·5 = 50 not a multiple of 3
-    ['gemm:5x8', { name: 'Cout 12 with an 8-wide vec4 tile', x: [1, 5, 5, 4], w: [3, 3, 4, 12], attrs: { pad: [1, 1, 1, 1], act: 'relu' }, bias: true }],
-    ['gemm:8x8', cases[17]], // pointwise, Cout 12 with 8-wide tile
-    ['gemm:2x3', cases[1]], // scalar Cout 7 with 3-wide tile
-    ['direct:3x8', cases[9]], // groups 2, 8 channels per group
-    ['direct:4x8', { name: 'groups 2, Cout/group 12 with an 8-wide tile', x: [1, 5, 7, 4], w: [3, 3, 2, 24], attrs: { groups: 2, pad: [1, 1, 1, 1] }, bias: true }],
-    ['direct:2x2', cases[12]], // depthwise, 1 channel per group
-    ['direct:1x1', cases[2]], // stem, one output per invocation
+    ['gemm,tile=3x8', cases[3]], // Cout 8, vec4 ×2, M = 2·5·5 = 50 not a multiple of 3
+    ['gemm,tile=5x8', { name: 'Cout 12 with an 8-wide vec4 tile', x: [1, 5, 5, 4], w: [3, 3, 4, 12], attrs: { pad: [1, 1, 1, 1], act: 'relu' }, bias: true }],
+    ['gemm,tile=8x8', cases[17]], // pointwise, Cout 12 with 8-wide tile
+    ['gemm,tile=2x3', cases[1]], // scalar Cout 7 with 3-wide tile
+    ['direct,tile=3x8', cases[9]], // groups 2, 8 channels per group
+    ['direct,tile=4x8', { name: 'groups 2, Cout/group 12 with an 8-wide tile', x: [1, 5, 7, 4], w: [3, 3, 2, 24], attrs: { groups: 2, pad: [1, 1, 1, 1] }, bias: true }],
+    ['direct,tile=2x2', cases[12]], // depthwise, 1 channel per group
+    ['direct,tile=1x1', cases[2]], // stem, one output per invocation
   ];
   for (const [pref, c] of tiles) {
     it(`tile ${pref}: ${c.name}`, async () => {
       const ins = inputsFor(c, 77);
       const { y, kernels } = await runConv(c.attrs, ins, { conv2d: pref });
-      const [, tm, tn] = /:(\d+)x(\d+)/.exec(pref)!;
+      const [, tm, tn] = /tile=(\d+)x(\d+)/.exec(pref)!;
       expect(kernels[0]).toContain(`"tm":${tm}`);
       expect(kernels[0]).toContain(`"tn":${tn}`);
       expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, pref);
@@ -272,18 +272,18 @@ describe('conv2d with a residual', () => {
 
   // Tiles hanging over both edges (rows past M or past the output row, channels past Cout).
   const tiles: [string, Case][] = [
-    ['gemm:3x8', resCases[1]], // M = 63 not a multiple of 3, Cout 8 vec4
-    ['gemm:5x8', resCases[2]], // Cout 12 with an 8-wide vec4 tile
-    ['gemm:2x3', resCases[0]], // scalar Cout 7 with a 3-wide tile
-    ['gemm:8x8', resCases[5]], // pointwise, Cout 12 with an 8-wide tile
-    ['direct:3x8', resCases[1]], // OW 7 not a multiple of 3
-    ['direct:4x3', resCases[0]], // OW 5, scalar Cout 7
+    ['gemm,tile=3x8', resCases[1]], // M = 63 not a multiple of 3, Cout 8 vec4
+    ['gemm,tile=5x8', resCases[2]], // Cout 12 with an 8-wide vec4 tile
+    ['gemm,tile=2x3', resCases[0]], // scalar Cout 7 with a 3-wide tile
+    ['gemm,tile=8x8', resCases[5]], // pointwise, Cout 12 with an 8-wide tile
+    ['direct,tile=3x8', resCases[1]], // OW 7 not a multiple of 3
+    ['direct,tile=4x3', resCases[0]], // OW 5, scalar Cout 7
   ];
   for (const [pref, c] of tiles) {
     it(`tile ${pref}: ${c.name}`, async () => {
       const ins = residualInputs(c, 401);
       const { y, kernels } = await runConvResidual(c.attrs, ins, { conv2d: pref });
-      const [, tm, tn] = /:(\d+)x(\d+)/.exec(pref)!;
+      const [, tm, tn] = /tile=(\d+)x(\d+)/.exec(pref)!;
       expect(kernels[0]).toContain(`"tm":${tm}`);
       expect(kernels[0]).toContain(`"tn":${tn}`);
       expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, pref);
@@ -346,15 +346,15 @@ describe('conv2d with a residual', () => {
   });
 });
 
-describe('conv2d gemm with subgroup-shared weights (:sg)', () => {
+describe('conv2d gemm with subgroup-shared weights (sg)', () => {
   // Cin/groups and the channel tile multiples of 4; M not a multiple of the pixel tile or of
   // the 64-invocation workgroup, so clamped pixel blocks (mLive) are exercised.
   const sgCases: [string, Case][] = [
-    ['gemm:4x8:sg', { name: '3x3 pad 1, batch 2, 9x7, Cin 8 -> Cout 16, relu', x: [2, 9, 7, 8], w: [3, 3, 8, 16], attrs: { pad: [1, 1, 1, 1], act: 'relu' }, bias: true }],
-    ['gemm:4x16:sg', { name: '3x3 stride 2, asymmetric pad, 11x9, Cin 4 -> Cout 32', x: [1, 11, 9, 4], w: [3, 3, 4, 32], attrs: { stride: [2, 2], pad: [1, 0, 1, 2] }, bias: true }],
-    ['gemm:3x8:sg', { name: 'Cout 12 with an 8-wide tile, 7x7 pad 3 stem-like, Cin 4', x: [1, 13, 11, 4], w: [7, 7, 4, 12], attrs: { stride: [2, 2], pad: [3, 3, 3, 3], act: 'relu6' } }],
-    ['gemm:8x16:sg', { name: 'pointwise 1x1, 15x13, Cin 12 -> Cout 48', x: [1, 15, 13, 12], w: [1, 1, 12, 48], attrs: {}, bias: true, pointwise: true }],
-    ['gemm:8x32:sg', { name: 'pointwise 1x1, 9x11, Cin 8 -> Cout 40 (32-wide tile overhangs)', x: [1, 9, 11, 8], w: [1, 1, 8, 40], attrs: { act: 'relu' }, bias: true, pointwise: true }],
+    ['gemm,tile=4x8,sg', { name: '3x3 pad 1, batch 2, 9x7, Cin 8 -> Cout 16, relu', x: [2, 9, 7, 8], w: [3, 3, 8, 16], attrs: { pad: [1, 1, 1, 1], act: 'relu' }, bias: true }],
+    ['gemm,tile=4x16,sg', { name: '3x3 stride 2, asymmetric pad, 11x9, Cin 4 -> Cout 32', x: [1, 11, 9, 4], w: [3, 3, 4, 32], attrs: { stride: [2, 2], pad: [1, 0, 1, 2] }, bias: true }],
+    ['gemm,tile=3x8,sg', { name: 'Cout 12 with an 8-wide tile, 7x7 pad 3 stem-like, Cin 4', x: [1, 13, 11, 4], w: [7, 7, 4, 12], attrs: { stride: [2, 2], pad: [3, 3, 3, 3], act: 'relu6' } }],
+    ['gemm,tile=8x16,sg', { name: 'pointwise 1x1, 15x13, Cin 12 -> Cout 48', x: [1, 15, 13, 12], w: [1, 1, 12, 48], attrs: {}, bias: true, pointwise: true }],
+    ['gemm,tile=8x32,sg', { name: 'pointwise 1x1, 9x11, Cin 8 -> Cout 40 (32-wide tile overhangs)', x: [1, 9, 11, 8], w: [1, 1, 8, 40], attrs: { act: 'relu' }, bias: true, pointwise: true }],
   ];
   for (const [pref, c] of sgCases) {
     it(`${pref}: ${c.name}`, async () => {
@@ -372,14 +372,14 @@ describe('conv2d gemm with subgroup-shared weights (:sg)', () => {
     if (dev.info.subgroupSize !== 4) return;
     const c: Case = { name: 'residual', x: [2, 5, 7, 8], w: [3, 3, 8, 16], attrs: { pad: [1, 1, 1, 1], act: 'relu' } };
     const ins = residualInputs(c, 93);
-    const { y, kernels } = await runConvResidual(c.attrs, ins, { conv2d: 'gemm:4x16:sg' });
+    const { y, kernels } = await runConvResidual(c.attrs, ins, { conv2d: 'gemm,tile=4x16,sg' });
     expect(kernels[0]).toContain('"residual":true');
     expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, 'sg residual');
   });
   it('is refused with a reason where it cannot run', async () => {
     const ins = inputsFor(cases[0], 1); // Cin 3: no vec4 x
-    await expect(runConv(cases[0].attrs, ins, { conv2d: 'gemm:4x8:sg' })).rejects.toThrow(/':sg' needs the gemm path/);
-    await expect(runConv(cases[9].attrs, inputsFor(cases[9], 1), { conv2d: 'direct:4x8:sg' })).rejects.toThrow(/':sg' needs the gemm path/);
+    await expect(runConv(cases[0].attrs, ins, { conv2d: 'gemm,tile=4x8,sg' })).rejects.toThrow(/'sg' needs the gemm path/);
+    await expect(runConv(cases[9].attrs, inputsFor(cases[9], 1), { conv2d: 'direct,tile=4x8,sg' })).rejects.toThrow(/'sg' needs the gemm path/);
   });
 });
 

@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  DEPTHWISE_VARIANTS, type DepthwiseAttrs, type DepthwiseTune, type DepthwiseVariant, depthwiseInfer, depthwiseRef, planDepthwise,
+  DEPTHWISE_MODES, type DepthwiseAttrs, type DepthwiseMode, type DepthwiseVariant, depthwiseInfer, depthwiseRef, planDepthwise,
 } from '../../kernels/depthwise.js';
 import { type Conv2dAttrs, conv2dOp, conv2dRef } from '../../kernels/conv2d.js';
 import { type HostTensor, type Lowering, numel, ShapeError } from '../../kernels/kernel.js';
@@ -55,7 +55,7 @@ async function runLowering(low: Lowering, inputs: HostTensor[], outShape: number
   }
 }
 
-async function runDepthwise(attrs: DepthwiseAttrs, inputs: HostTensor[], tune: DepthwiseTune = {}): Promise<HostTensor> {
+async function runDepthwise(attrs: DepthwiseAttrs, inputs: HostTensor[], tune: DepthwiseVariant = {}): Promise<HostTensor> {
   const { info } = await testDevice();
   const shapes = inputs.map((t) => t.shape);
   const [outShape] = depthwiseInfer(attrs, shapes);
@@ -77,7 +77,7 @@ const tol = { atol: 2e-6, rtol: 1e-5 };
 interface Case {
   name: string; x: number[]; k: [number, number]; mult?: number; bias?: boolean; attrs: DepthwiseAttrs;
   /** Variants to run (default: all). */
-  variants?: readonly DepthwiseVariant[];
+  variants?: readonly DepthwiseMode[];
 }
 const cases: Case[] = [
   { name: '3x3 s1 p1 C8 7x9 bias', x: [1, 7, 9, 8], k: [3, 3], bias: true, attrs: { pad: [1, 1, 1, 1] } },
@@ -103,7 +103,7 @@ const cases: Case[] = [
 
 describe('depthwise', () => {
   for (const cs of cases) {
-    for (const variant of cs.variants ?? DEPTHWISE_VARIANTS) {
+    for (const variant of cs.variants ?? DEPTHWISE_MODES) {
       it(`${cs.name} (${variant})`, async () => {
         const inputs = tensors(cs.x, cs.k[0], cs.k[1], cs.mult ?? 1, cs.bias ?? false, 11 + cs.x[3]);
         const got = await runDepthwise(cs.attrs, inputs, { variant });
@@ -115,7 +115,7 @@ describe('depthwise', () => {
   // Register blocks that do not divide OH/OW, the one-pixel (naive) mapping, both variants.
   const blocks: [number, number][] = [[1, 1], [3, 2], [8, 1], [2, 3], [4, 4]];
   for (const [pw, ph] of blocks) {
-    for (const variant of DEPTHWISE_VARIANTS) {
+    for (const variant of DEPTHWISE_MODES) {
       it(`register block ${pw}x${ph} (${variant}): 3x3 s2 p1 OH=OW=5 and 3x3 dilation 2 C3`, async () => {
         const a1: DepthwiseAttrs = { stride: [2, 2], pad: [1, 1, 1, 1], act: 'relu6' };
         const in1 = tensors([1, 9, 9, 12], 3, 3, 1, true, 5);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
 import type { HostTensor } from '../../kernels/kernel.js';
-import { MATMUL_VARIANTS, type MatmulAttrs, matmulOp, matmulRef, packKN, parseMatmulPrefer } from '../../kernels/matmul.js';
+import { MATMUL_VARIANTS, type MatmulAttrs, matmulOp, matmulRef, matmulVariant, packKN } from '../../kernels/matmul.js';
 import { expectClose, randTensor, testDevice } from '../helpers.js';
 
 /** runOp with prefer.matmul; weights (b, bias) are graph constants when `constB`. Returns y and the kernel keys. */
@@ -84,11 +84,11 @@ describe('matmul shapes', () => {
       expect((e as Error).name).toBe('ShapeError');
     }
   });
-  it('parses prefer strings and rejects bad ones', () => {
-    expect(parseMatmulPrefer('reg8x8-splitk4')).toEqual({ kind: 'reg', TM: 8, TN: 8, splitK: 4 });
-    expect(parseMatmulPrefer('wgmem-wg16x16-tk8')).toEqual({ kind: 'wgmem', wgX: 16, wgY: 16, TK: 8 });
-    expect(() => parseMatmulPrefer('fast')).toThrow(/prefer.matmul/);
-    expect(() => parseMatmulPrefer('reg4x3')).toThrow(/multiple of 4/);
+  it('parses variant strings and rejects bad ones', () => {
+    expect(matmulVariant.parse('reg,tile=8x8,splitk=4')).toEqual({ kind: 'reg', tm: 8, tn: 8, splitk: 4 });
+    expect(matmulVariant.parse('wgmem,wg=16x16,tk=8')).toEqual({ kind: 'wgmem', wgx: 16, wgy: 16, tk: 8 });
+    expect(() => matmulVariant.parse('fast')).toThrow(/matmul variant "fast": unknown token "fast"/);
+    expect(() => matmulVariant.parse('reg,tile=4x3')).toThrow(/multiple of 4/);
   });
   it('heuristic: 8x8 for big problems, split-K for few tiles and long K, flops', async () => {
     const { info } = await testDevice();
@@ -125,9 +125,9 @@ describe('matmul vs ref', () => {
   // Every variant and tile config. Big unrolled tiles and wide K tiles compile slowly on SwiftShader,
   // so those run on a subset (indices into cases) that still covers both b layouts and all edges.
   const variants: [string, number[]?][] = [
-    ['reg4x4'], ['reg1x4'], ['reg2x8'], ['reg4x4-splitk3'],
-    ['reg8x8', [2, 4, 5, 8, 9, 10]], ['reg4x8', [3, 6, 9, 10]], ['reg8x8-wg4x16-splitk2', [3, 4, 10]],
-    ['wgmem4x4-tk4'], ['wgmem8x8-wg4x4-tk4'], ['wgmem4x4-wg4x4-tk4-splitk2'], ['wgmem4x4', [3, 5]], ['wgmem', [9]],
+    ['reg,tile=4x4'], ['reg,tile=1x4'], ['reg,tile=2x8'], ['reg,tile=4x4,splitk=3'],
+    ['reg,tile=8x8', [2, 4, 5, 8, 9, 10]], ['reg,tile=4x8', [3, 6, 9, 10]], ['reg,tile=8x8,wg=4x16,splitk=2', [3, 4, 10]],
+    ['wgmem,tile=4x4,tk=4'], ['wgmem,tile=8x8,wg=4x4,tk=4'], ['wgmem,tile=4x4,wg=4x4,tk=4,splitk=2'], ['wgmem,tile=4x4', [3, 5]], ['wgmem', [9]],
   ];
   for (const [v, subset] of variants) {
     const cs = subset ? subset.map((i) => cases[i]) : cases;
@@ -137,10 +137,10 @@ describe('matmul vs ref', () => {
         const ins = inputsFor(c, (seed += 3));
         const { y, kernels } = await run({ act: c.act, transB: c.transB }, ins, v);
         expectClose(y, matmulRef({ act: c.act, transB: c.transB }, ins[0], ins[1], ins[2]), tol, `${v} ${name(c)}`);
-        const cfg = parseMatmulPrefer(v);
+        const cfg = matmulVariant.parse(v);
         if (cfg.kind) expect(kernels[0]).toContain(`"kind":"${cfg.kind}"`);
-        if (cfg.TM) expect(kernels[0]).toContain(`"TM":${cfg.TM},"TN":${cfg.TN}`);
-        if (cfg.splitK && c.a[c.a.length - 1] >= 8) expect(kernels).toHaveLength(2);
+        if (cfg.tm) expect(kernels[0]).toContain(`"TM":${cfg.tm},"TN":${cfg.tn}`);
+        if (cfg.splitk && c.a[c.a.length - 1] >= 8) expect(kernels).toHaveLength(2);
       }
     });
   }
@@ -152,7 +152,7 @@ describe('matmul vs ref', () => {
     { a: [2, 9, 16], b: [2, 16, 12] },
     { a: [3, 1100], b: [1100, 12], bias: true },
   ];
-  for (const v of ['sg-4x8', 'sg-4x16-wg1x16', 'sg-8x8-wg1x8', 'sg-8x32-wg1x8', 'sg-4x8-splitk3']) {
+  for (const v of ['tile=4x8,sg', 'tile=4x16,wg=1x16,sg', 'tile=8x8,wg=1x8,sg', 'tile=8x32,wg=1x8,sg', 'tile=4x8,splitk=3,sg']) {
     it(`${v} (subgroups): ${sgCases.length} shapes`, async () => {
       const dev = await testDevice();
       if (!dev.info.subgroupSize) return; // no fixed subgroup size on this adapter
@@ -187,12 +187,12 @@ describe('matmul vs ref', () => {
     { a: [2, 33, 64], b: [64, 36], bias: true, act: 'gelu' },
     { a: [5, 7], b: [7, 10] }, // K, N not multiples of 4
   ];
-  for (const v of ['reg8x8-pk', 'reg4x8-pk', 'reg4x16-pk-splitk2', 'sg-8x16-wg1x8-pk']) {
+  for (const v of ['reg,tile=8x8,pk', 'reg,tile=4x8,pk', 'reg,tile=4x16,splitk=2,pk', 'tile=8x16,wg=1x8,sg,pk']) {
     it(`${v} (packed constant b): ${pkCases.length} shapes`, async () => {
       const dev = await testDevice();
       let seed = 400;
       for (const c of pkCases) {
-        if (v.startsWith('sg') && (!dev.info.subgroupSize || c.b[0] % 4 !== 0 || c.b[1] % 4 !== 0)) continue;
+        if (v.includes(',sg') && (!dev.info.subgroupSize || c.b[0] % 4 !== 0 || c.b[1] % 4 !== 0)) continue;
         const ins = inputsFor(c, (seed += 3));
         const { y, kernels } = await run({ act: c.act }, ins, v, true);
         expectClose(y, matmulRef({ act: c.act }, ins[0], ins[1], ins[2]), { atol: 1e-4, rtol: 1e-5 }, `${v} ${name(c)}`);
@@ -206,14 +206,14 @@ describe('matmul vs ref', () => {
     const x = g.input('x', [9, 12]);
     const w = g.constant('w', [12, 20], randTensor([12, 20], 5).data);
     g.markOutputs(g.op('matmul', [x, w], {}, 'fc'));
-    const plan = await compile(dev, g, { prefer: { matmul: 'reg4x8-pk' } });
+    const plan = await compile(dev, g, { prefer: { matmul: { kind: 'reg', tm: 4, tn: 8, pk: true } } });
     expect(plan.memory.weightBytes).toBe(3 * 12 * 8 * 4); // ⌈20/8⌉ blocks × K × 8, not 12 × 20
     plan.dispose();
     expect([...packKN(new Float32Array([1, 2, 3, 4, 5, 6]), 2, 3, 2)]).toEqual([1, 2, 4, 5, 3, 0, 6, 0]);
-    await expect(run({}, inputsFor({ a: [4, 8], b: [8, 8] }, 1), 'reg4x8-pk')).rejects.toThrow(/'pk' needs kind reg and b a constant/);
+    await expect(run({}, inputsFor({ a: [4, 8], b: [8, 8] }, 1), 'reg,tile=4x8,pk')).rejects.toThrow(/'pk' needs kind reg and b a constant/);
   });
   it('MATMUL_VARIANTS all parse', () => {
-    for (const v of MATMUL_VARIANTS) expect(parseMatmulPrefer(v).kind).toBeDefined();
+    for (const v of MATMUL_VARIANTS) expect(matmulVariant.parse(v).kind).toBeDefined();
   });
 
   // The heuristic default over M, N, K ∈ {1, 3, 5, 17, 33, 64, 197}, shared weight (a constant, as a

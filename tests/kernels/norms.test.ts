@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
 import { batchNormOp, foldBatchNormParams } from '../../kernels/batchnorm.js';
-import { groupNormOp, weightStandardizeOp } from '../../kernels/groupnorm.js';
+import { groupNormOp, groupNormVariant, weightStandardizeOp } from '../../kernels/groupnorm.js';
 import { type HostTensor, type Shape } from '../../kernels/kernel.js';
 import { layerNormOp } from '../../kernels/layernorm.js';
 import { softmaxOp } from '../../kernels/softmax.js';
@@ -100,7 +100,7 @@ describe('group_norm', () => {
     [[1, 28, 28, 64], 32, 'relu'], // big groups (1568 elements), C % 4 == 0 but Cg = 2
   ];
   // Variants: default heuristic, both modes with a tree and with no barriers at all.
-  const variants: (string | undefined)[] = [undefined, 'fused:64', 'fused:1', 'split:32', 'split:1'];
+  const variants: (string | undefined)[] = [undefined, 'fused,wg=64', 'fused,wg=1', 'split,wg=32', 'split,wg=1'];
   const tol = { atol: 2e-5, rtol: 2e-5 };
   for (const [shape, groups, act] of cases) {
     for (const v of variants) {
@@ -110,7 +110,7 @@ describe('group_norm', () => {
         const attrs = { groups, act };
         const { y, kernels } = await run('group_norm', attrs, ins, [1, 2], v ? { group_norm: v } : undefined);
         if (v) {
-          const [mode, wg] = v.split(':');
+          const { mode, wg } = groupNormVariant.parse(v);
           expect(kernels.length).toBe(mode === 'fused' ? 1 : 2);
           expect(kernels[0]).toContain(`"wg":${wg}`);
         }
@@ -122,7 +122,7 @@ describe('group_norm', () => {
   it('is accurate with a large common offset (1000 + noise)', async () => {
     const shape = [2, 6, 5, 16];
     const ins = [offsetTensor(shape, 14), randTensor([16], 15, 0.5, 1.5), randTensor([16], 16)];
-    for (const v of ['fused:16', 'split:1']) {
+    for (const v of ['fused,wg=16', 'split,wg=1']) {
       const { y } = await run('group_norm', { groups: 4 }, ins, [1, 2], { group_norm: v });
       expectClose(y, groupNormOp.ref({ groups: 4 }, ins)[0], { atol: 1e-5, rtol: 1e-5 }, `group_norm ${v}`);
     }
@@ -179,7 +179,7 @@ describe('layernorm', () => {
   const cases: [number[], string][] = [
     [[5, 7], 'none'], [[3, 1], 'none'], [[2, 13, 64], 'gelu'], [[3, 3072], 'none'], [[130, 12], 'relu'], [[2, 3, 5], 'none'],
   ];
-  const variants: (string | undefined)[] = [undefined, 'thread:64', 'thread:16', 'workgroup:64', 'workgroup:4'];
+  const variants: (string | undefined)[] = [undefined, 'thread,wg=64', 'thread,wg=16', 'workgroup,wg=64', 'workgroup,wg=4'];
   const tol = { atol: 2e-5, rtol: 2e-5 };
   for (const [shape, act] of cases) {
     for (const v of variants) {
@@ -188,7 +188,7 @@ describe('layernorm', () => {
         const ins = [randTensor(shape, 31, -2, 3), randTensor([D], 32, 0.5, 1.5), randTensor([D], 33)];
         const attrs = { act };
         const { y, kernels } = await run('layernorm', attrs, ins, [1, 2], v ? { layernorm: v } : undefined);
-        if (v) expect(kernels[0]).toContain(`"mode":"${v.split(':')[0]}"`);
+        if (v) expect(kernels[0]).toContain(`"mode":"${v.split(',')[0]}"`);
         expectClose(y, layerNormOp.ref(attrs as never, ins)[0], tol, 'layernorm');
       });
     }
@@ -200,7 +200,7 @@ describe('layernorm', () => {
     const ins = [x, randTensor([D], 35, 0.5, 1.5), randTensor([D], 36)];
     const want = layerNormOp.ref({}, ins)[0];
     const tight = { atol: 1e-5, rtol: 1e-5 };
-    for (const v of ['thread:64', 'workgroup:64']) {
+    for (const v of ['thread,wg=64', 'workgroup,wg=64']) {
       const { y } = await run('layernorm', {}, ins, [1, 2], { layernorm: v });
       expectClose(y, want, tight, `layernorm ${v}`);
     }
@@ -230,7 +230,7 @@ describe('softmax', () => {
   });
 
   const cases: number[][] = [[5, 7], [3, 1], [2, 3, 197], [2, 3072], [130, 12], [1, 1, 1, 4]];
-  const variants: (string | undefined)[] = [undefined, 'thread:64', 'thread:8', 'workgroup:64', 'workgroup:2'];
+  const variants: (string | undefined)[] = [undefined, 'thread,wg=64', 'thread,wg=8', 'workgroup,wg=64', 'workgroup,wg=2'];
   // exp() on the GPU is within a few ulp; outputs are <= 1.
   const tol = { atol: 1e-7, rtol: 2e-5 };
   for (const shape of cases) {
@@ -238,7 +238,7 @@ describe('softmax', () => {
       it(`${JSON.stringify(shape)} ${v ?? 'default'}`, async () => {
         const x = randTensor(shape, 41, -6, 6);
         const { y, kernels } = await run('softmax', {}, [x], [], v ? { softmax: v } : undefined);
-        if (v) expect(kernels[0]).toContain(`"mode":"${v.split(':')[0]}"`);
+        if (v) expect(kernels[0]).toContain(`"mode":"${v.split(',')[0]}"`);
         expectClose(y, softmaxOp.ref({}, [x])[0], tol, 'softmax');
       });
     }
@@ -249,7 +249,7 @@ describe('softmax', () => {
     x.data[7] = 100; x.data[60] = -100; // a row with an exact max and a row with a tiny term
     const want = softmaxOp.ref({}, [x])[0];
     expect(Math.fround(Math.exp(100))).toBe(Infinity);
-    for (const v of ['thread:64', 'workgroup:32']) {
+    for (const v of ['thread,wg=64', 'workgroup,wg=32']) {
       const { y } = await run('softmax', {}, [x], [], { softmax: v });
       expect(y.data.every(Number.isFinite)).toBe(true);
       expectClose(y, want, tol, `softmax ${v}`);

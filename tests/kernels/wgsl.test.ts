@@ -104,12 +104,12 @@ x`).toThrow(/Mismatched/);
       ['conv2d', {}, [[1, 28, 28, 16], [1, 1, 16, 32]], ctx(undefined, 4)],
       ['conv2d', { groups: 8, pad: [1, 1, 1, 1] }, [[1, 9, 9, 8], [3, 3, 1, 8]], ctx()],
       ['conv2d', { groups: 3 }, [[1, 9, 9, 3], [3, 3, 1, 6], [6]], ctx()],
-      ['matmul', { act: 'gelu' }, [[2, 17, 32], [32, 12], [12]], ctx({ matmul: 'wgmem4x4' })],
+      ['matmul', { act: 'gelu' }, [[2, 17, 32], [32, 12], [12]], ctx({ matmul: 'wgmem,tile=4x4' })],
       ['matmul', {}, [[4, 2048], [2048, 10], [10]], ctx()],
       ['matmul', {}, [[64, 64], [64, 32], [32]], ctx(undefined, 4)],
-      ['layernorm', {}, [[3, 1030], [1030], [1030]], ctx({ layernorm: 'workgroup:32' })],
+      ['layernorm', {}, [[3, 1030], [1030], [1030]], ctx({ layernorm: 'workgroup,wg=32' })],
       ['softmax', {}, [[2, 7]], ctx()],
-      ['group_norm', { groups: 2 }, [[1, 4, 4, 8], [8], [8]], ctx({ group_norm: 'split:4' })],
+      ['group_norm', { groups: 2 }, [[1, 4, 4, 8], [8], [8]], ctx({ group_norm: 'split,wg=4' })],
       ['batchnorm', {}, [[2, 5], [5], [5], [5], [5]], ctx()],
       ['add', { act: 'relu' }, [[2, 4], [2, 4]], ctx()],
       ['activation', { act: 'silu' }, [[3, 5]], ctx()],
@@ -134,7 +134,7 @@ x`).toThrow(/Mismatched/);
 describe('workgroup reductions on the GPU', () => {
   const tol = { atol: 2e-6, rtol: 2e-5 };
 
-  const rows = [[37, 'workgroup:16'], [36, 'workgroup:16'], [1030, 'workgroup:64'], [5, 'workgroup:8'], [37, 'thread']] as const;
+  const rows = [[37, 'workgroup,wg=16'], [36, 'workgroup,wg=16'], [1030, 'workgroup,wg=64'], [5, 'workgroup,wg=8'], [37, 'thread']] as const;
   for (const [L, pref] of rows) {
     it(`softmax and layernorm, rows of ${L}, ${pref}`, async () => {
       const x = randTensor([3, L], L, -4, 4);
@@ -150,7 +150,7 @@ describe('workgroup reductions on the GPU', () => {
   it('group_norm over groups of 3·9 elements with 4 lanes', async () => {
     const ins = [randTensor([2, 3, 3, 6], 5, -2, 2), randTensor([6], 6, 0.5, 2), randTensor([6], 7)];
     const attrs = { groups: 2, eps: 1e-5 };
-    const [y] = await runOp('group_norm', attrs, ins, [1, 2], { group_norm: 'fused:4' });
+    const [y] = await runOp('group_norm', attrs, ins, [1, 2], { group_norm: 'fused,wg=4' });
     expectClose(y, getOp('group_norm').ref(attrs, ins)[0], tol, 'group_norm');
   });
 });
