@@ -19,8 +19,12 @@ export type OrtEp = 'webgpu' | 'wasm';
 export interface OrtOptions {
   /** URL prefix of onnxruntime-web's dist/ files (browser), e.g. '/vendor/ort/'. */
   wasmPaths?: string;
-  /** WASM EP threads, default 1. */
+  /** WASM EP threads, default 1 (more need a cross-origin isolated page). */
   threads?: number;
+  /** WebGPU EP: the layout its kernels work in ('NHWC' or 'NCHW'); left to ORT when absent. */
+  preferredLayout?: 'NHWC' | 'NCHW';
+  /** WebGPU EP: record the first run's dispatches and replay them (needs inputs and outputs on the GPU). */
+  graphCapture?: boolean;
 }
 
 export interface OrtSession {
@@ -52,24 +56,32 @@ export async function createOrtSession(model: Uint8Array, ep: OrtEp, o: OrtOptio
   if (o.wasmPaths !== undefined) ort.env.wasm.wasmPaths = o.wasmPaths;
   let session: Ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(model, { executionProviders: [ep], graphOptimizationLevel: 'all' });
+    const provider = ep === 'webgpu' && o.preferredLayout ? { name: 'webgpu' as const, preferredLayout: o.preferredLayout } : ep;
+    session = await ort.InferenceSession.create(model, {
+      executionProviders: [provider], graphOptimizationLevel: 'all', ...(o.graphCapture ? { enableGraphCapture: true } : {}),
+    });
   } catch (e) {
     throw new Error(`ONNX Runtime Web (${ep} EP) could not create a session: ${e instanceof Error ? e.message : String(e)}`);
   }
   return { ep, session, inputNames: session.inputNames, outputNames: session.outputNames, ort };
 }
 
-/** Run once; every output comes back to the CPU as f32. */
-export async function runOrt(s: OrtSession, inputs: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>> {
+/** Run once; every output (or those named in `fetches`) comes back to the CPU as f32. */
+export async function runOrt(
+  s: OrtSession, inputs: Record<string, OrtTensor>, fetches?: readonly string[],
+): Promise<Record<string, OrtTensor>> {
   const feeds: Record<string, Ort.Tensor> = {};
   for (const name of s.inputNames) {
     const t = inputs[name];
     if (!t) throw new Error(`ORT session needs input "${name}" (given: ${Object.keys(inputs).join(', ') || 'none'})`);
     feeds[name] = new s.ort.Tensor('float32', t.data, t.shape);
   }
-  const res = await s.session.run(feeds);
+  for (const name of fetches ?? []) {
+    if (!s.outputNames.includes(name)) throw new Error(`ORT session has no output "${name}" (it has ${s.outputNames.join(', ')})`);
+  }
+  const res = fetches ? await s.session.run(feeds, [...fetches]) : await s.session.run(feeds);
   const out: Record<string, OrtTensor> = {};
-  for (const name of s.outputNames) {
+  for (const name of fetches ?? s.outputNames) {
     const t = res[name];
     const data = (await t.getData()) as Float32Array;
     out[name] = { shape: [...t.dims], data: data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>) };
