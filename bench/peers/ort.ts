@@ -93,3 +93,41 @@ export async function runOrt(
 export async function releaseOrtSession(s: OrtSession): Promise<void> {
   await s.session.release();
 }
+
+/**
+ * A WebGPU-EP session run with its input and one output in GPU buffers of ORT's own device, the
+ * same buffers every run, as graph capture needs (the session was made with graphCapture): the
+ * input is written with queue.writeBuffer, the output copied to a mappable buffer and read back.
+ */
+export interface OrtGpuRunner {
+  run(x: Float32Array): Promise<Float32Array>;
+  dispose(): void;
+}
+
+export async function ortGpuRunner(s: OrtSession, input: OrtTensor['shape'], output: string, outputShape: number[]): Promise<OrtGpuRunner> {
+  if (s.ep !== 'webgpu') throw new Error('ortGpuRunner needs a WebGPU-EP session');
+  const device = (await s.ort.env.webgpu.device) as GPUDevice;
+  const bytes = (shape: number[]) => 4 * shape.reduce((a, b) => a * b, 1);
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const inBuf = device.createBuffer({ size: bytes(input), usage });
+  const outBuf = device.createBuffer({ size: bytes(outputShape), usage });
+  const readBuf = device.createBuffer({ size: bytes(outputShape), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const feed = s.ort.Tensor.fromGpuBuffer(inBuf, { dataType: 'float32', dims: input });
+  const fetch = s.ort.Tensor.fromGpuBuffer(outBuf, { dataType: 'float32', dims: outputShape });
+  return {
+    async run(x) {
+      device.queue.writeBuffer(inBuf, 0, x.buffer, x.byteOffset, x.byteLength);
+      await s.session.run({ [s.inputNames[0]]: feed }, { [output]: fetch });
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(outBuf, 0, readBuf, 0, readBuf.size);
+      device.queue.submit([enc.finish()]);
+      await readBuf.mapAsync(GPUMapMode.READ);
+      const out = new Float32Array(readBuf.getMappedRange().slice(0));
+      readBuf.unmap();
+      return out;
+    },
+    dispose() {
+      for (const b of [inBuf, outBuf, readBuf]) b.destroy();
+    },
+  };
+}
