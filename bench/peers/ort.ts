@@ -8,7 +8,8 @@
 //              the same build runs in Node, reading the wasm from node_modules
 // In the browser the wasm files must be served under `wasmPaths` (a URL prefix ending in '/'; the
 // page mounts node_modules/onnxruntime-web/dist/ at /vendor/ort/). The WASM EP runs 1 thread by
-// default: more need cross-origin isolation (SharedArrayBuffer), which a plain page lacks.
+// default: more need cross-origin isolation (SharedArrayBuffer), which cnnlab's page has (the
+// bench runs 'ort-wasm' at navigator.hardwareConcurrency threads, 'ort-wasm-1t' at one).
 // ort.env is per build and is read when that build's wasm starts, so the first session of a build
 // fixes its threads and paths.
 

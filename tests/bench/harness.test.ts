@@ -179,6 +179,10 @@ describe('bench harness: the fresh-page rule', () => {
     ]);
     b.models[0].engines.cnnlab!.cold_invalid = 'not a cold start: …';
     expect(targetChecks(b).map((c) => c.what)).toEqual(['resnet50 224px: steady state vs the faster WebGPU peer (ort-webgpu)']);
+    // The CPU target is checked against the threaded ORT-WASM line, and says how many threads it had.
+    b.models[0].engines['ort-wasm'] = row({ median_ms: 40, settings: { threads: 6 } });
+    b.models[0].engines['ort-wasm-1t'] = row({ median_ms: 200, settings: { threads: 1 } });
+    expect(targetChecks(b).at(-1)).toMatchObject({ what: 'resnet50 224px: cnnlab time ÷ ORT-WASM (CPU, 6 threads) time', value: '0.25', met: true });
   });
 
   it('runBench: setup first, then cnnlab and every other engine once per model and batch, each in a page of its own', async () => {
