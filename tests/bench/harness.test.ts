@@ -1,8 +1,9 @@
 // The benchmark harness without a GPU: fake engines whose phases take known times on a fake
 // clock go through the same timeEngine / benchModel / runBench code as the real ones, so the
 // clock boundaries, the logits check, the speed-up arithmetic and the fresh-page rule are
-// checked here; then each real engine's recorded settings, and ORT's WASM line run for real
-// (in Node) through the harness on the demo network.
+// checked here; then each real engine's recorded settings, ORT's WASM line run for real (in
+// Node) through the harness on the demo network, and cnnlab on Dawn: cold on a fresh device,
+// detected when its device had already compiled the model.
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { demoNetwork } from '../../bench/demo.js';
@@ -13,8 +14,11 @@ import { makeEngine } from '../../bench/models.js';
 import { targetChecks } from '../../bench/report.js';
 import { type BenchHost, enginesFor, runBench } from '../../bench/run.js';
 import type { BenchJson, EngineName, EngineResult } from '../../bench/schema.js';
+import { cachedPipelineCount, compile, type Plan } from '../../engine/executor.js';
 import { runReference } from '../../engine/graph.js';
+import { optimize } from '../../engine/passes.js';
 import { Rng } from '../../models/init.js';
+import { testDevice } from '../helpers.js';
 
 /** A clock that only moves when a fake phase says so. */
 function fakeClock() {
@@ -265,5 +269,29 @@ describe('bench engines: settings as recorded', () => {
     expect(r).toMatchObject({ status: 'ok', logits_match: true, cold_starts_before: 0 });
     for (const k of ['load_ms', 'export_ms', 'cold_ms', 'median_ms'] as const) expect(r[k]).toBeGreaterThan(0);
     expect(r.settings).toMatchObject({ threads: 1, version: expect.stringMatching(/^\d+\.\d+/) });
+  });
+
+  it('cnnlab (Node, Dawn): a fresh device starts cold; a cold start on a device that compiled the model is detected', async () => {
+    const x = new Rng(6).uniforms(16 * 16 * 3, -2, 2);
+    const want = runReference(g, { image: x }, [loaded.logits])[loaded.logits].data;
+    const o = { iters: 1, warmup: 0, batch: 1, model: 'demo', reference: want };
+    const fresh = await timeEngine(make('cnnlab'), x, { ...o, guard: new ColdGuard('fresh') });
+    expect(fresh.result.error).toBeUndefined();
+    expect(fresh.result).toMatchObject({ status: 'ok', logits_match: true, pipelines_before: 0, cold_starts_before: 0 });
+    expect(fresh.result.cold_invalid).toBeUndefined();
+    // The same graph again on a device that has compiled it: a fresh page, but a warm device.
+    const device = await testDevice();
+    (await compile(device, optimize(g).graph)).dispose();
+    let plan: Plan | undefined;
+    const warm: BenchEngine = {
+      name: 'cnnlab', settings: {}, load: async () => {},
+      cachedPipelines: () => cachedPipelineCount(device.gpu),
+      async prepare() { plan = await compile(device, optimize(g).graph); },
+      run: async (input) => (await plan!.run({ image: input }, { outputs: [loaded.logits] })).outputs[loaded.logits].data,
+      dispose: () => plan?.dispose(),
+    };
+    const r = (await timeEngine(warm, x, { ...o, guard: new ColdGuard('second') })).result;
+    expect(r.pipelines_before).toBeGreaterThan(0);
+    expect(r.cold_invalid).toMatch(/its device already held \d+ compiled pipeline\(s\)/);
   });
 });
