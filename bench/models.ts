@@ -1,212 +1,240 @@
-// Model benchmarks, side by side: cnnlab and its peers in the same page, on the same adapter,
-// with the same weights and input. Every peer's logits are checked against cnnlab's before it
-// is timed. Runs in the browser (the peers are browser libraries); cnnlab alone also in Node.
+// The engines of the model benchmark, each as bench/harness.ts times them (load, export, cold =
+// prepare + first run, steady runs), run as a competent user of each runs it:
 //
-// cold   : from having the weights in memory to the first result (cnnlab: optimise + compile
-//          pipelines + first run; ORT: session creation + first run; TF.js: weight upload +
-//          first run, whose shader compiles happen there).
-// steady : `iters` timed runs after `warmup` untimed ones: min, median, p90.
+//   cnnlab        load: engine modules + a fresh GPUDevice; prepare: optimize() + compile (pipelines)
+//   ort-webgpu    load: onnxruntime-web/webgpu + its wasm + the EP's device (a one-node session);
+//                 export: our ONNX file; prepare: session (graphOptimizationLevel 'all',
+//                 preferredLayout NHWC, graph capture where ORT takes it for the model)
+//   ort-wasm      as ort-webgpu on the WASM EP at navigator.hardwareConcurrency threads (the page
+//                 is cross-origin isolated); ort-wasm-1t at one thread
+//   tfjs-webgpu   load: @tensorflow/tfjs + its WebGPU backend started; export: optimize() (BN
+//                 folded; tf.fused.conv2d / tf.fused.matMul carry bias, activation and residual
+//                 add); prepare: the model built from tf ops (weights uploaded)
+//
+// Every engine reads back the logits only. The weights are random, loaded before any clock.
+// benchEngine runs one engine on one model; the CLI calls it in a fresh page each time.
 
 import type { Device } from '../engine/device.js';
-import { type Plan, compile } from '../engine/executor.js';
-import type { Graph } from '../engine/graph.js';
-import { optimize } from '../engine/passes.js';
-import { byFamily } from '../engine/profiler.js';
-import type { HostTensor } from '../kernels/kernel.js';
+import type { Plan } from '../engine/executor.js';
+import { Graph } from '../engine/graph.js';
+import type { TuningFile } from '../engine/tuning.js';
 import { Rng } from '../models/init.js';
 import { loadModel } from '../models/registry.js';
-import type { TuningTable } from '../engine/tuning.js';
-import type { Roofline } from './roofline.js';
-import type { EngineName, EngineResult, ModelBench } from './schema.js';
+import { type BenchEngine, ColdGuard, type EngineJob, type EngineOutcome, timeEngine } from './harness.js';
+import type { EngineName, EngineSettings } from './schema.js';
 
 export type PeerName = Exclude<EngineName, 'cnnlab' | 'cnnlab-untuned'>;
-export const PEERS: PeerName[] = ['ort-webgpu', 'tfjs-webgpu', 'ort-wasm'];
+export const PEERS: PeerName[] = ['ort-webgpu', 'tfjs-webgpu', 'ort-wasm', 'ort-wasm-1t'];
 
-export interface ModelBenchOptions {
-  iters: number;
-  warmup: number;
-  size: number;
-  seed?: number;
-  peers: PeerName[];
-  roofline?: Roofline;
-  /** Tuned kernel choices for this adapter; with layers in it, cnnlab also runs untuned ('cnnlab-untuned'). */
-  tuning?: TuningTable;
+/** What the page needs besides the job: the tuning table, the roofline (for the profile), ORT's files. */
+export interface EngineContext {
+  tuningFile?: TuningFile;
+  fmaGflops?: number;
   /** URL prefix of onnxruntime-web's dist/ (the CLI serves it at /vendor/ort/). */
   ortWasmPaths?: string;
   log?: (s: string) => void;
 }
 
-/** A peer: built from the graph (cold start begins here), then run on the same input. */
-interface Peer {
-  run(x: Float32Array): Promise<Float32Array>;
-  dispose(): Promise<void> | void;
+export interface Loaded {
+  graph: Graph;
+  logits: string;
 }
 
-function stats(runs: number[], batch: number): Pick<EngineResult, 'min_ms' | 'median_ms' | 'p90_ms' | 'throughput_ips' | 'runs_ms'> {
-  const s = [...runs].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
-  const median = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  return { min_ms: s[0], median_ms: median, p90_ms: q(0.9), throughput_ips: (1000 * batch) / median, runs_ms: runs };
-}
-
-function compare(got: Float32Array, want: Float32Array): { logits_match: boolean; max_abs_diff: number } {
-  let d = 0, ref = 0;
-  if (got.length !== want.length) return { logits_match: false, max_abs_diff: Infinity };
-  for (let i = 0; i < want.length; i++) {
-    d = Math.max(d, Math.abs(got[i] - want[i]));
-    ref = Math.max(ref, Math.abs(want[i]));
-  }
-  return { logits_match: d <= 1e-3 * ref, max_abs_diff: d };
-}
-
-async function makePeer(name: PeerName, graph: Graph, logits: string, o: ModelBenchOptions): Promise<Peer> {
-  const input = graph.values.get('image')!;
-  if (name === 'ort-webgpu' || name === 'ort-wasm') {
-    const [{ exportOnnx }, ort] = await Promise.all([import('./peers/onnx-export.js'), import('./peers/ort.js')]);
-    const bytes = exportOnnx(graph);
-    const s = await ort.createOrtSession(bytes, name === 'ort-webgpu' ? 'webgpu' : 'wasm', { wasmPaths: o.ortWasmPaths, threads: 1 });
-    return {
-      async run(x) {
-        const out = await ort.runOrt(s, { image: { shape: input.shape, data: x } });
-        return out[logits]?.data ?? Object.values(out)[0].data;
-      },
-      dispose: () => ort.releaseOrtSession(s),
-    };
-  }
-  const [tf, { buildTfjsModel }] = await Promise.all([import('@tensorflow/tfjs'), import('./peers/tfjs.js')]);
-  await import('@tensorflow/tfjs-backend-webgpu');
-  if (tf.getBackend() !== 'webgpu') {
-    const ok = await tf.setBackend('webgpu');
-    if (!ok) throw new Error('TF.js could not start its WebGPU backend');
-    await tf.ready();
-  }
-  const m = buildTfjsModel(tf, graph);
+/** cnnlab, tuned (the adapter's table) or untuned (heuristics), on a device of its own. */
+function cnnlabEngine(name: 'cnnlab' | 'cnnlab-untuned', m: Loaded, x: Float32Array, c: EngineContext, out: EngineOutcome): BenchEngine {
+  let device: Device | undefined;
+  let plan: Plan | undefined;
+  let ex: typeof import('../engine/executor.js') | undefined;
+  let tuning: import('../engine/tuning.js').TuningTable | undefined;
+  const settings: EngineSettings = { device: 'fresh GPUDevice', graph: 'optimize() passes, then compile', readback: 'logits' };
   return {
-    async run(x) {
-      return (await m.run({ image: x }))[logits].data;
+    name, settings,
+    async load() {
+      const [dev, executor, tun] = await Promise.all([
+        import('../engine/device.js'), import('../engine/executor.js'), import('../engine/tuning.js'), import('../engine/passes.js'),
+      ]);
+      ex = executor;
+      device = await dev.createDevice();
+      const table = name === 'cnnlab' && c.tuningFile ? tun.tableFor(c.tuningFile, tun.adapterKey(device.info)) : undefined;
+      tuning = table?.size ? table : undefined;
+      settings.tuning = tuning ? `${tuning.size} tuned layers for this adapter` : 'heuristics';
     },
-    dispose: () => m.dispose(),
+    cachedPipelines: () => (device && ex ? ex.cachedPipelineCount(device.gpu) : 0),
+    async prepare() {
+      const { optimize } = await import('../engine/passes.js');
+      plan = await ex!.compile(device!, optimize(m.graph).graph, { tuning });
+    },
+    async run(input) {
+      return (await plan!.run({ image: input }, { outputs: [m.logits] })).outputs[m.logits].data;
+    },
+    extras() {
+      const mem = plan!.memory;
+      out.flops = plan!.steps.reduce((a, s) => a + (s.dispatch.flops ?? 0), 0);
+      return {
+        peak_memory_bytes: mem.peakBytes, weight_bytes: mem.weightBytes, largest_activation_bytes: mem.largestActivationBytes,
+        memory_within_target: mem.peakBytes <= mem.weightBytes + 3 * mem.largestActivationBytes, tuned_nodes: plan!.tuning.used,
+      };
+    },
+    async afterRuns() {
+      if (name !== 'cnnlab') return;
+      const { byFamily } = await import('../engine/profiler.js');
+      const p = (await plan!.run({ image: x }, { profile: true, outputs: [] })).profile!;
+      out.profile = {
+        mode: p.mode, total_ms: p.totalMs,
+        families: byFamily(p).map((r) => ({
+          ...r, fraction_of_peak: c.fmaGflops && r.gflops !== undefined ? r.gflops / c.fmaGflops : undefined,
+        })),
+      };
+    },
+    dispose() {
+      plan?.dispose();
+      device?.destroy();
+    },
   };
 }
 
-async function timePeer(name: PeerName, graph: Graph, logits: string, x: Float32Array, want: Float32Array, batch: number, o: ModelBenchOptions): Promise<EngineResult> {
-  const log = o.log ?? (() => {});
-  let peer: Peer | undefined;
-  try {
-    const t0 = performance.now();
-    peer = await makePeer(name, graph, logits, o);
-    const first = await peer.run(x);
-    const cold = performance.now() - t0;
-    const check = compare(first, want);
-    log(`  ${name}: cold ${cold.toFixed(0)} ms, logits ${check.logits_match ? 'match' : 'DIFFER'} (max|Δ| ${check.max_abs_diff.toExponential(2)})`);
-    if (!check.logits_match) {
-      return { status: 'error', error: `logits differ from cnnlab's (max|Δ| ${check.max_abs_diff.toExponential(2)}): not timed`, cold_ms: cold, ...check };
-    }
-    for (let i = 0; i < o.warmup; i++) await peer.run(x);
-    const runs: number[] = [];
-    for (let i = 0; i < o.iters; i++) {
-      const t = performance.now();
-      await peer.run(x);
-      runs.push(performance.now() - t);
-    }
-    const r: EngineResult = { status: 'ok', cold_ms: cold, ...stats(runs, batch), ...check };
-    log(`  ${name}: median ${r.median_ms!.toFixed(1)} ms`);
-    return r;
-  } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    log(`  ${name}: failed: ${msg}`);
-    return { status: 'error', error: msg, logits_match: null };
-  } finally {
-    await peer?.dispose();
-  }
+/** A one-node ONNX model (a reshape, which compiles no shader) that starts ORT's wasm and EP. */
+function tinyOnnx(exportOnnx: (g: Graph) => Uint8Array): Uint8Array {
+  const g = new Graph();
+  g.outputs = [g.op('reshape', [g.input('image', [1, 4])], { shape: [2, 2] })];
+  return exportOnnx(g);
 }
 
-/** A compiled cnnlab plan with its cold start (compile + first run) and first output. */
-interface Prepared {
-  name: string;
-  tuning: TuningTable | undefined;
-  plan: Plan;
-  first: HostTensor;
-  cold: number;
-  runs: number[];
+function ortEngine(name: 'ort-webgpu' | 'ort-wasm' | 'ort-wasm-1t', m: Loaded, c: EngineContext): BenchEngine {
+  const ep = name === 'ort-webgpu' ? 'webgpu' : 'wasm';
+  const threads = name === 'ort-wasm' ? Math.max(1, globalThis.navigator?.hardwareConcurrency || 1) : 1;
+  const settings: EngineSettings = {
+    ep, graphOptimizationLevel: 'all', graph: 'ONNX exported from the unoptimised graph (ORT fuses it itself)', readback: 'logits',
+  };
+  if (ep === 'wasm') {
+    settings.threads = threads;
+    settings.crossOriginIsolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated ?? false;
+  } else {
+    settings.preferredLayout = 'NHWC';
+  }
+  let ort: typeof import('./peers/ort.js') | undefined;
+  let exporter: typeof import('./peers/onnx-export.js') | undefined;
+  let bytes: Uint8Array | undefined;
+  let session: import('./peers/ort.js').OrtSession | undefined;
+  const input = m.graph.values.get('image')!;
+  const options = { wasmPaths: c.ortWasmPaths, threads, preferredLayout: 'NHWC' as const };
+  let gpu: import('./peers/ort.js').OrtGpuRunner | undefined;
+  let captured = false;
+  /** Give up graph capture: record why and drop its session. */
+  const dropCapture = async (why: string) => {
+    settings.graphCapture = why;
+    gpu?.dispose();
+    gpu = undefined;
+    if (session) await ort!.releaseOrtSession(session).catch(() => {});
+    session = undefined;
+  };
+  return {
+    name, settings,
+    async load() {
+      [ort, exporter] = await Promise.all([import('./peers/ort.js'), import('./peers/onnx-export.js')]);
+      const s = await ort.createOrtSession(tinyOnnx(exporter.exportOnnx), ep, options);
+      await ort.runOrt(s, { image: { shape: [1, 4], data: new Float32Array(4) } });
+      await ort.releaseOrtSession(s);
+      settings.version = s.ort.env.versions?.web ?? '?';
+    },
+    async export() {
+      bytes = exporter!.exportOnnx(m.graph);
+    },
+    async prepare() {
+      if (ep === 'webgpu') {
+        // Graph capture, where ORT takes it for the model: input and logits in GPU buffers.
+        try {
+          session = await ort!.createOrtSession(bytes!, ep, { ...options, graphCapture: true });
+          gpu = await ort!.ortGpuRunner(session, input.shape, m.logits, m.graph.values.get(m.logits)!.shape);
+          settings.graphCapture = 'on (input and logits in GPU buffers)';
+        } catch (e) {
+          await dropCapture(`off: ORT refused it for this model: ${message(e)}`);
+        }
+      }
+      session ??= await ort!.createOrtSession(bytes!, ep, options);
+    },
+    async run(x) {
+      if (gpu) {
+        try {
+          const y = await gpu.run(x);
+          captured = true;
+          return y;
+        } catch (e) {
+          if (captured) throw e;
+          await dropCapture(`off: the first captured run failed (${message(e)}); ran without, this cold_ms includes the attempt`);
+          session = await ort!.createOrtSession(bytes!, ep, options);
+        }
+      }
+      const out = await ort!.runOrt(session!, { image: { shape: input.shape, data: x } }, [m.logits]);
+      return out[m.logits].data;
+    },
+    dispose: async () => {
+      gpu?.dispose();
+      if (session) await ort!.releaseOrtSession(session);
+    },
+  };
 }
 
-async function prepareCnnlab(device: Device, graph: Graph, logits: string, x: Float32Array, tuning: TuningTable | undefined, name: string): Promise<Prepared> {
-  const t0 = performance.now();
-  const plan = await compile(device, graph, { tuning });
-  try {
-    const first = (await plan.run({ image: x }, { outputs: [logits] })).outputs[logits];
-    return { name, tuning, plan, first, cold: performance.now() - t0, runs: [] };
-  } catch (e) {
-    plan.dispose();
-    throw e;
-  }
+function tfjsEngine(m: Loaded): BenchEngine {
+  let tf: typeof import('@tensorflow/tfjs') | undefined;
+  let build: typeof import('./peers/tfjs.js').buildTfjsModel | undefined;
+  let graph: Graph | undefined;
+  let model: import('./peers/tfjs.js').TfjsModel | undefined;
+  const settings: EngineSettings = {
+    backend: 'webgpu', readback: 'logits',
+    graph: 'optimize() passes: BN folded; tf.fused.conv2d / depthwiseConv2d / matMul carry bias, activation (relu, relu6) and residual add',
+  };
+  return {
+    name: 'tfjs-webgpu', settings,
+    async load() {
+      const [t, p] = await Promise.all([import('@tensorflow/tfjs'), import('./peers/tfjs.js')]);
+      await import('@tensorflow/tfjs-backend-webgpu');
+      tf = t;
+      build = p.buildTfjsModel;
+      if (!(await tf.setBackend('webgpu'))) throw new Error('TF.js could not start its WebGPU backend');
+      await tf.ready();
+      settings.version = tf.version.tfjs;
+    },
+    async export() {
+      const { optimize } = await import('../engine/passes.js');
+      graph = optimize(m.graph).graph;
+    },
+    async prepare() {
+      model = build!(tf!, graph!);
+    },
+    async run(x) {
+      return (await model!.run({ image: x }, [m.logits]))[m.logits].data;
+    },
+    dispose: () => model?.dispose(),
+  };
 }
 
-/**
- * cnnlab tuned and (with a table) untuned: both compiled first (the tuned one first, so its
- * cold start is a real one; pipelines are cached per device afterwards), then warm-up and
- * timed runs alternate between them, so drift on a shared machine hits both alike.
- */
-async function timeCnnlab(device: Device, graph: Graph, logits: string, x: Float32Array, batch: number, o: ModelBenchOptions) {
-  const log = o.log ?? (() => {});
-  const variants: Prepared[] = [];
-  try {
-    variants.push(await prepareCnnlab(device, graph, logits, x, o.tuning, 'cnnlab'));
-    if (o.tuning && o.tuning.size > 0) variants.push(await prepareCnnlab(device, graph, logits, x, undefined, 'cnnlab-untuned'));
-    for (let i = 0; i < o.warmup; i++) for (const v of variants) await v.plan.run({ image: x }, { outputs: [logits] });
-    for (let i = 0; i < o.iters; i++) for (const v of variants) v.runs.push((await v.plan.run({ image: x }, { outputs: [logits] })).ms);
-    const flops = variants[0].plan.steps.reduce((a, s) => a + (s.dispatch.flops ?? 0), 0);
-    const results: Partial<Record<'cnnlab' | 'cnnlab-untuned', EngineResult>> = {};
-    for (const v of variants) {
-      const { plan } = v;
-      const mem = plan.memory;
-      const r: EngineResult = {
-        status: 'ok', cold_ms: v.cold, ...stats(v.runs, batch), logits_match: v === variants[0] ? null : compare(v.first.data, variants[0].first.data).logits_match,
-        peak_memory_bytes: mem.peakBytes, weight_bytes: mem.weightBytes, largest_activation_bytes: mem.largestActivationBytes,
-        memory_within_target: mem.peakBytes <= mem.weightBytes + 3 * mem.largestActivationBytes,
-        tuned_nodes: plan.tuning.used,
-      };
-      results[v.name as 'cnnlab'] = r;
-      for (const n of plan.tuning.notes) log(`  ${v.name}: ${n}`);
-      log(`  ${v.name}: cold ${v.cold.toFixed(0)} ms, median ${r.median_ms!.toFixed(1)} ms, ${(flops / r.median_ms! / 1e6).toFixed(2)} GFLOP/s, ` +
-        `peak ${(mem.peakBytes / 2 ** 20).toFixed(1)} MiB (weights ${(mem.weightBytes / 2 ** 20).toFixed(1)} + 3 × ${(mem.largestActivationBytes / 2 ** 20).toFixed(2)} = ` +
-        `${((mem.weightBytes + 3 * mem.largestActivationBytes) / 2 ** 20).toFixed(1)} MiB allowed)${v.tuning ? `, ${plan.tuning.used} nodes tuned` : ''}`);
-    }
-    const p = (await variants[0].plan.run({ image: x }, { profile: true, outputs: [] })).profile!;
-    const profile: ModelBench['profile'] = {
-      mode: p.mode, total_ms: p.totalMs,
-      families: byFamily(p).map((r) => ({
-        ...r,
-        fraction_of_peak: o.roofline && r.gflops !== undefined ? r.gflops / o.roofline.fmaGflops : undefined,
-      })),
-    };
-    return { results, first: variants[0].first, flops, profile };
-  } finally {
-    for (const v of variants) v.plan.dispose();
-  }
+/** The engine `name` on a loaded model (nothing runs until the harness calls its phases). */
+export function makeEngine(name: EngineName, m: Loaded, x: Float32Array, c: EngineContext, out: EngineOutcome): BenchEngine {
+  if (name === 'cnnlab' || name === 'cnnlab-untuned') return cnnlabEngine(name, m, x, c, out);
+  if (name === 'tfjs-webgpu') return tfjsEngine(m);
+  return ortEngine(name, m, c);
 }
 
-/** One model at one batch size: cnnlab (tuned, then untuned when a table exists), then each peer. */
-export async function benchModel(device: Device, model: string, batch: number, o: ModelBenchOptions): Promise<ModelBench> {
-  const log = o.log ?? (() => {});
-  log(`${model}, batch ${batch}, ${o.size}×${o.size}`);
-  const m = await loadModel(model, { weights: 'random', seed: o.seed ?? 0, batch, size: o.size });
-  const x = new Rng(1234 + batch).uniforms(batch * 3 * o.size * o.size, -2, 2);
+/** Page-wide: one id and one record of cold starts per page (a page is one JS realm). */
+let pageGuard: ColdGuard | undefined;
+export function pageColdGuard(): ColdGuard {
+  return (pageGuard ??= new ColdGuard(`page-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`));
+}
 
-  const { graph } = optimize(m.graph);
-  const engines: ModelBench['engines'] = {};
-  const ours = await timeCnnlab(device, graph, m.logits, x, batch, o);
-  Object.assign(engines, ours.results);
-  const { first, flops, profile } = ours;
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-  for (const peer of o.peers) engines[peer] = await timePeer(peer, m.graph, m.logits, x, first.data, batch, o);
-
-  const speedup: ModelBench['speedup'] = {};
-  const oursMs = engines.cnnlab?.median_ms;
-  for (const other of [...o.peers, 'cnnlab-untuned'] as const) {
-    const theirs = engines[other]?.median_ms;
-    if (oursMs && theirs && engines[other]?.status === 'ok') speedup[other] = theirs / oursMs;
-  }
-  return { model, batch, size: o.size, flops, engines, speedup, profile };
+/** One engine on one model and batch in this page (bench/harness.ts times it). */
+export async function benchEngine(job: EngineJob, c: EngineContext = {}): Promise<EngineOutcome> {
+  const m = await loadModel(job.model, { weights: 'random', seed: job.seed, batch: job.batch, size: job.size });
+  const x = new Rng(1234 + job.batch).uniforms(job.batch * 3 * job.size * job.size, -2, 2);
+  const out: EngineOutcome = { result: { status: 'ok', logits_match: null } };
+  const e = makeEngine(job.engine, { graph: m.graph, logits: m.logits }, x, c, out);
+  const t = await timeEngine(e, x, {
+    iters: job.iters, warmup: job.warmup, batch: job.batch, model: job.model, guard: pageColdGuard(), log: c.log,
+    reference: job.reference ? Float32Array.from(job.reference) : undefined,
+  });
+  out.result = t.result;
+  if (t.first) out.logits = [...t.first];
+  return out;
 }

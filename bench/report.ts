@@ -46,6 +46,20 @@ function engineCell(r: EngineResult | undefined): string {
   return `${t} ${tick(r.logits_match)}`;
 }
 
+/** load / export / cold ms per engine and model ('!' marks a cold start that was not cold). */
+function formatClocks(b: BenchJson, engines: EngineName[]): string[] {
+  const head = ['model', 'batch', ...engines];
+  const cell = (r: EngineResult | undefined) => {
+    if (r?.load_ms === undefined) return r ? r.status : DASH;
+    const ms = (x: number | undefined) => (x === undefined ? DASH : fmtMs(x));
+    return `${ms(r.load_ms)} / ${ms(r.export_ms)} / ${ms(r.cold_ms)}${r.cold_invalid ? '!' : ''}`;
+  };
+  const rows = b.models.map((m) => [m.model, String(m.batch), ...engines.map((e) => cell(m.engines[e]))]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  return [line(head), ...rows.map(line), '', 'load / export / cold ms (bench/harness.ts); ! : not a cold start (page or device had compiled before)'];
+}
+
 /** One row per model+batch: median per engine with its logits check, then cnnlab's speed-up over each peer. */
 export function formatBenchTable(b: BenchJson): string {
   const engines = enginesOf(b);
@@ -73,6 +87,7 @@ export function formatBenchTable(b: BenchJson): string {
   }));
   if (problems.length) out.push('', ...problems);
   out.push('', 'median ms (✓/✗: logits match cnnlab); ×N: cnnlab is N times faster than that peer (peer median / cnnlab median)');
+  out.push('', ...formatClocks(b, engines));
   return out.join('\n');
 }
 
@@ -97,14 +112,22 @@ export function targetChecks(b: BenchJson): TargetCheck[] {
       const [fe, fr] = peers.reduce((a, p) => (p[1]!.median_ms! < a[1]!.median_ms! ? p : a));
       const x = fr!.median_ms! / ours.median_ms!;
       out.push({ what: `${label}: steady state vs the faster WebGPU peer (${fe})`, value: `×${x.toFixed(2)}`, target: '≥ ×5', met: x >= 5 });
-      const [ce, cr] = peers.reduce((a, p) => (p[1]!.cold_ms! < a[1]!.cold_ms! ? p : a));
-      const c = cr!.cold_ms! / ours.cold_ms!;
-      out.push({ what: `${label}: cold start vs the faster WebGPU peer (${ce})`, value: `×${c.toFixed(2)}`, target: '≥ ×3', met: c >= 3 });
+      // Only real cold starts compare (bench/harness.ts flags one taken on a warmed page or device).
+      const cold = peers.filter(([, r]) => r!.cold_ms !== undefined && !r!.cold_invalid);
+      if (cold.length && ours.cold_ms !== undefined && !ours.cold_invalid) {
+        const [ce, cr] = cold.reduce((a, p) => (p[1]!.cold_ms! < a[1]!.cold_ms! ? p : a));
+        const c = cr!.cold_ms! / ours.cold_ms;
+        out.push({ what: `${label}: cold start vs the faster WebGPU peer (${ce})`, value: `×${c.toFixed(2)}`, target: '≥ ×3', met: c >= 3 });
+      }
     }
     const wasm = m.engines['ort-wasm'];
     if (m.model === 'resnet50' && wasm?.status === 'ok') {
       const r = ours.median_ms! / wasm.median_ms!;
-      out.push({ what: `${label}: cnnlab time ÷ ORT-WASM (CPU) time`, value: `${r.toFixed(2)}`, target: '≤ 10', met: r <= 10 });
+      const threads = wasm.settings?.threads;
+      out.push({
+        what: `${label}: cnnlab time ÷ ORT-WASM (CPU${threads === undefined ? '' : `, ${threads} threads`}) time`,
+        value: `${r.toFixed(2)}`, target: '≤ 10', met: r <= 10,
+      });
     }
     if (m.model === 'resnet50' && ours.peak_memory_bytes !== undefined && ours.weight_bytes !== undefined && ours.largest_activation_bytes !== undefined) {
       const limit = ours.weight_bytes + 3 * ours.largest_activation_bytes;

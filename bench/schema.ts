@@ -4,16 +4,36 @@
 import type { DeviceInfo } from '../engine/device.js';
 import type { Roofline } from './roofline.js';
 
-/** 'cnnlab' runs with the adapter's tuning table (when it has one); 'cnnlab-untuned' with the heuristics alone. */
-export const ENGINES = ['cnnlab', 'cnnlab-untuned', 'ort-webgpu', 'tfjs-webgpu', 'ort-wasm'] as const;
+/**
+ * 'cnnlab' runs with the adapter's tuning table (when it has one); 'cnnlab-untuned' with the
+ * heuristics alone. 'ort-wasm' runs at navigator.hardwareConcurrency threads, 'ort-wasm-1t' at one.
+ */
+export const ENGINES = ['cnnlab', 'cnnlab-untuned', 'ort-webgpu', 'tfjs-webgpu', 'ort-wasm', 'ort-wasm-1t'] as const;
 export type EngineName = (typeof ENGINES)[number];
+
+/** How an engine was run (backend, threads, layout, graph, …): every key is shown on the report. */
+export type EngineSettings = Record<string, string | number | boolean>;
 
 export interface EngineResult {
   status: 'ok' | 'error' | 'skipped';
   /** Why it failed or was skipped. */
   error?: string;
-  /** First result, model build and pipeline/session creation included. */
+  /** How the engine was run (bench/models.ts writes each engine's). */
+  settings?: EngineSettings;
+  /** Making the runtime ready: library import, wasm fetch + compile, backend start, device creation. */
+  load_ms?: number;
+  /** Converting our graph to the engine's format (ONNX; TF.js's fused graph), before the cold clock. */
+  export_ms?: number;
+  /** Weights in memory and a ready runtime → first result: the engine's graph preparation and first run. */
   cold_ms?: number;
+  /** Set when cold_ms was not a cold start (the page or device had compiled before): why. Left out of comparisons. */
+  cold_invalid?: string;
+  /** The page (browser context) the engine ran in: one per engine and model. */
+  page_id?: string;
+  /** Cold starts that page had run before this one (0 for a valid cold start). */
+  cold_starts_before?: number;
+  /** Pipelines the engine's device already held at its cold start, where the engine can tell (cnnlab). */
+  pipelines_before?: number;
   /** Steady state over `runs` timed runs after warm-up. */
   min_ms?: number;
   median_ms?: number;
@@ -73,7 +93,11 @@ export interface BenchJson {
   command: string;
   adapter: DeviceInfo & { summary: string };
   roofline: Roofline;
-  settings: { models: string[]; batches: number[]; peers: string[]; iters: number; warmup: number; quick: boolean; size: number };
+  settings: {
+    models: string[]; batches: number[]; peers: string[]; iters: number; warmup: number; quick: boolean; size: number;
+    /** Where each engine ran: 'page per engine and model' (the CLI) or 'one page' (the interactive page). */
+    isolation?: string;
+  };
   /** The tuning table 'cnnlab' ran with: the adapter key and how many layers it holds (0: untuned). */
   tuning?: { adapter: string; layers: number; tuned_now: number };
   models: ModelBench[];

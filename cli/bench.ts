@@ -1,5 +1,7 @@
-// `npx cnnlab bench`: models against ONNX Runtime Web and TF.js in the same headless Chromium
-// (plus kernels), into bench.json and report.html, rewritten as results arrive.
+// `npx cnnlab bench`: models against ONNX Runtime Web and TF.js in headless Chromium (plus
+// kernels), into bench.json and report.html, rewritten as results arrive. One server and one
+// browser; the roofline, tuning and kernels run on a setup page, and every engine on every model
+// and batch in a page (browser context, GPU device) opened for it alone (bench/harness.ts).
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,7 +10,8 @@ import { PEERS, type PeerName } from '../bench/models.js';
 import { formatBenchTable, formatTargets, renderReport, targetChecks } from '../bench/report.js';
 import type { BenchJson } from '../bench/schema.js';
 import { formatTuneTable } from '../bench/tune.js';
-import { WEB_ROOT, list, parseCommand, readChartJs, resolveDist, withPage } from './common.js';
+import { type BenchHost, runBench } from '../bench/run.js';
+import { WEB_ROOT, list, parseCommand, readChartJs, resolveDist, startBrowser } from './common.js';
 import { DEFAULT_TUNING_FILE, readTuningFile, writeTuningFile } from './tune.js';
 import { emptyTuningFile } from '../engine/tuning.js';
 
@@ -51,11 +54,30 @@ export async function benchCmd(argv: string[]): Promise<number> {
     writeFileSync(path.join(values.out!, 'report.html'), renderReport(b, { chartJs: readChartJs() }));
   };
   const mounts = { '/': WEB_ROOT, '/vendor/ort/': resolveDist('onnxruntime-web', '.') };
-  const result = await withPage(mounts, async (page) => {
-    await page.exposeFunction('cnnlabResult', (json: string) => write(JSON.parse(json) as BenchJson));
-    await page.exposeFunction('cnnlabTuning', (json: string) => { if (tuningPath) writeTuningFile(tuningPath, JSON.parse(json)); });
-    return page.evaluate((o) => window.cnnlab.bench(o), opts);
-  });
+  const session = await startBrowser(mounts, (s) => console.log(s));
+  /** A fresh page for `fn`, closed after it (with its browser context). */
+  const inPage = async <T>(fn: (page: import('playwright-core').Page) => Promise<T>): Promise<T> => {
+    const page = await session.newPage();
+    try {
+      return await fn(page);
+    } finally {
+      await page.close();
+    }
+  };
+  const host: BenchHost = {
+    isolation: 'page per engine and model',
+    setup: ({ log: _log, onTuning: _onTuning, ...o }) => inPage(async (page) => {
+      await page.exposeFunction('cnnlabTuning', (json: string) => { if (tuningPath) writeTuningFile(tuningPath, JSON.parse(json)); });
+      return page.evaluate((so) => window.cnnlab.benchSetup(so), o);
+    }),
+    engine: (job, c) => inPage((page) => page.evaluate(([j, cc]) => window.cnnlab.benchEngine(j, cc), [job, c] as const)),
+  };
+  let result: BenchJson;
+  try {
+    result = await runBench(host, { ...opts, log: (s) => console.log(s), onPartial: write });
+  } finally {
+    await session.close();
+  }
   write(result);
   console.log(`\n${formatBenchTable(result)}`);
   const checks = targetChecks(result);

@@ -96,14 +96,23 @@ export interface PageSession {
   close(): Promise<void>;
 }
 
+/** A server and headless Chromium, on which pages are opened one at a time, each in a browser context of its own. */
+export interface BrowserSession {
+  /** The server's origin, e.g. http://localhost:41234. */
+  url: string;
+  /** A new page at '/' in a fresh browser context (no cache, storage or GPU device shared with any other page). */
+  newPage(): Promise<Page>;
+  close(): Promise<void>;
+}
+
 /**
- * Serve `mounts` (URL prefix → folder, e.g. { '/': WEB_ROOT, '/job/': dir }) on localhost, start
- * headless Chromium and open the page at '/', waiting for `window.cnnlab`; the page's errors
- * and `cnnlabLog` go to `log`. Whatever fails on the way, nothing is left running.
+ * Serve `mounts` (URL prefix → folder, e.g. { '/': WEB_ROOT, '/job/': dir }) on localhost and
+ * start headless Chromium; pages open through newPage(), waiting for `window.cnnlab`, their
+ * errors and `cnnlabLog` going to `log`. Whatever fails on the way, nothing is left running.
  */
-export async function startPage(
+export async function startBrowser(
   mounts: Record<string, string>, log: (s: string) => void = () => {},
-): Promise<PageSession> {
+): Promise<BrowserSession> {
   const server = await serve(mounts);
   let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
   const close = async () => {
@@ -115,10 +124,26 @@ export async function startPage(
   };
   try {
     browser = await launchChromium();
-    const page = await openPage(browser, `${server.url}/`, log);
-    return { page, url: server.url, close };
   } catch (e) {
     await close();
+    throw e;
+  }
+  const b = browser;
+  return { url: server.url, newPage: () => openPage(b, `${server.url}/`, log), close };
+}
+
+/**
+ * Serve `mounts` on localhost, start headless Chromium and open the page at '/' (see
+ * startBrowser). Whatever fails on the way, nothing is left running.
+ */
+export async function startPage(
+  mounts: Record<string, string>, log: (s: string) => void = () => {},
+): Promise<PageSession> {
+  const session = await startBrowser(mounts, log);
+  try {
+    return { page: await session.newPage(), url: session.url, close: session.close };
+  } catch (e) {
+    await session.close();
     throw e;
   }
 }

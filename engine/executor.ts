@@ -82,6 +82,8 @@ interface Step {
 // Pipeline cache: per device, by key. Shared by all plans, so a layer shape compiles once.
 
 const pipelineCache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
+/** Pipelines compiled (or compiling) on `device` so far: the bench checks a cold start begins at 0. */
+export const cachedPipelineCount = (device: GPUDevice): number => pipelineCache.get(device)?.size ?? 0;
 
 function debugPrintFilter(): string | undefined {
   const g = globalThis as { CNNLAB_PRINT_WGSL?: string; process?: { env?: Record<string, string | undefined> } };

@@ -5,7 +5,7 @@
 // from. Every string from the JSON is rendered through escapeHtml, so the tables read even with
 // scripts off.
 
-import type { BenchJson, EngineName, KernelBench } from '../bench/schema.js';
+import type { BenchJson, EngineName, EngineResult, KernelBench } from '../bench/schema.js';
 import type { TuneRow } from '../bench/tune.js';
 import { BENCH_DATA_ID, ENGINES_ATTR, KERNEL_CHART_MAX } from './charts/bench.js';
 import { DASH, fmtBytes, fmtDiff, fmtMs, fmtNum, tick } from './format.js';
@@ -75,15 +75,39 @@ ${b.tuning ? `<section><h2>Tuning</h2>${dl([
     ['peers', escapeHtml(s.peers.join(', ') || DASH)],
     ['runs', `${escapeHtml(s.iters)} timed after ${escapeHtml(s.warmup)} warm-up`],
     ['input', `${escapeHtml(s.size)}×${escapeHtml(s.size)}${s.quick ? ' (quick)' : ''}`],
+    ['isolation', escapeHtml(s.isolation ?? 'one page (before the fresh-page rule)')],
   ])}</section>
 </div>
 </header>`;
 }
 
 
+/** cold ms, or a warning where the cold start was taken on a page or device that had compiled before. */
+function coldCell(r: EngineResult): string {
+  if (!r.cold_invalid) return `<td class="num">${fmtMs(r.cold_ms)}</td>`;
+  return `<td class="num bad" title="${escapeHtml(r.cold_invalid)}">${fmtMs(r.cold_ms)}<span>not cold</span></td>`;
+}
+
+/** How each engine ran (its settings as recorded in bench.json), one row per engine. */
+function engineSettingsHtml(v: BenchView): string {
+  const rows = v.engines.flatMap((e) => {
+    const r = v.bench.models.map((m) => m.engines[e]).find((x) => x?.settings);
+    if (!r?.settings) return [];
+    const items = Object.entries(r.settings).map(([k, x]) => `<code>${escapeHtml(k)}</code>: ${escapeHtml(x)}`).join('<br>');
+    return [`<tr><td class="engine"><i style="background:var(--${escapeHtml(e)}, #888)"></i>${escapeHtml(e)}</td><td>${items}</td></tr>`];
+  });
+  if (!rows.length) return '';
+  return `<section><h2>Engines</h2><table class="kernels"><caption>How each engine ran, as recorded in bench.json.</caption>
+${headRow(['engine', 'settings'])}
+<tbody>
+${rows.join('\n')}
+</tbody></table></section>`;
+}
+
 function modelTableHtml(v: BenchView): string {
   const b = v.bench, engines = v.engines;
-  const head = ['model', 'engine', 'status', 'cold ms', 'min ms', 'median ms', 'p90 ms', 'img/s', 'logits', 'max|Δ|', 'cnnlab speed-up', 'peak memory'];
+  const head = ['model', 'engine', 'status', 'load ms', 'export ms', 'cold ms', 'min ms', 'median ms', 'p90 ms', 'img/s', 'logits', 'max|Δ|',
+    'cnnlab speed-up', 'peak memory'];
   const body = b.models.map((m, mi) => {
     const present = engines.filter((e) => m.engines[e]);
     const first = `<th scope="rowgroup" rowspan="${present.length}" class="model">${escapeHtml(m.model)}<span>batch ${escapeHtml(m.batch)} · ${escapeHtml(m.size)}px · ${fmtNum(m.flops / 1e9, 2)} GFLOP</span></th>`;
@@ -94,7 +118,9 @@ function modelTableHtml(v: BenchView): string {
         const s = e === 'cnnlab' ? undefined : v.speedups[mi][e];
         cells.push(
           '<td class="ok">ok</td>',
-          ...[r.cold_ms, r.min_ms, r.median_ms, r.p90_ms].map((x) => `<td class="num">${fmtMs(x)}</td>`),
+          ...[r.load_ms, r.export_ms].map((x) => `<td class="num">${fmtMs(x)}</td>`),
+          coldCell(r),
+          ...[r.min_ms, r.median_ms, r.p90_ms].map((x) => `<td class="num">${fmtMs(x)}</td>`),
           `<td class="num">${fmtNum(r.throughput_ips)}</td>`,
           `<td class="tick ${r.logits_match === false ? 'bad' : ''}">${tick(r.logits_match)}</td>`,
           `<td class="num">${fmtDiff(r.max_abs_diff)}</td>`,
@@ -103,7 +129,7 @@ function modelTableHtml(v: BenchView): string {
       } else {
         cells.push(
           `<td class="${r.status === 'error' ? 'err' : 'skip'}">${escapeHtml(r.status)}</td>`,
-          `<td class="msg" colspan="8">${r.error ? `<pre>${escapeHtml(r.error)}</pre>` : ''}</td>`,
+          `<td class="msg" colspan="10">${r.error ? `<pre>${escapeHtml(r.error)}</pre>` : ''}</td>`,
         );
       }
       const target = r.weight_bytes !== undefined && r.largest_activation_bytes !== undefined
@@ -166,9 +192,16 @@ function howToReadHtml(v: BenchView): string {
     ? ' <strong>This adapter is SwiftShader, a CPU implementation of Vulkan:</strong> the numbers measure WebGPU on the CPU, not a GPU, and rank engines by how well their dispatches suit it.'
     : '';
   return `<section class="read"><h2>How to read this</h2>
-<p><b>Cold</b> is the first result of a fresh engine: model build, weight upload and pipeline or session creation included.
+<p>One definition of each clock, applied to every engine alike (bench/harness.ts):
+<b>load</b> makes the runtime ready (library import, wasm fetch and compile, backend start, GPU device creation);
+<b>export</b> converts our graph to the engine's own format before the cold clock (ORT: the ONNX file; TF.js: the graph after cnnlab's optimize() passes, BN folded, bias, activation and residual add carried by tf.fused ops), a one-off a user does offline;
+<b>cold</b> runs from weights in memory and a ready runtime to the first result: the engine's own graph preparation (cnnlab: optimise + compile pipelines; ORT: session creation; TF.js: model build and weight upload) and its first run.
+${escapeHtml(s.isolation === 'page per engine and model'
+    ? 'Every engine ran on every model and batch in a browser page (context, GPU device) opened for it alone, so nothing an earlier engine, tuning, the untuned variant or another batch compiled could warm its cold start;'
+    : `Engines shared a page (${s.isolation ?? 'one page'}), so only the first cold start in it is a real one;`)}
+a cold start taken on a page that had already run one, or on a device that already held compiled pipelines, is marked "not cold" and left out of the cold chart and the targets.
 <b>Min, median and p90</b> are the steady state over ${escapeHtml(s.iters)} timed runs after ${escapeHtml(s.warmup)} warm-up runs; img/s is the batch divided by the median.
-Every engine ran in the same page on the same WebGPU adapter with the same weights, and each peer's logits were checked against cnnlab's
+Every engine reads back the logits only. All ran on the same WebGPU adapter (the WASM lines on the CPU) with the same weights and input, and each peer's logits were checked against cnnlab's
 (max|Δ| ≤ 10⁻³·max|cnnlab|) <em>before</em> it was timed; cnnlab's own logits are checked against PyTorch by the model tests and scripts/validate-full-size.sh, and its kernels against their CPU references.
 The speed-up is the peer's median divided by cnnlab's: above 1, cnnlab is faster. Kernel times come from ${b.roofline.timing === 'timestamp' ? 'GPU timestamp queries' : 'CPU wall time around each dispatch (no timestamp queries: submit and sync overhead included)'},
 and % of peak compares them with the roofline measured on this adapter in this run.${swift}</p>
@@ -179,12 +212,13 @@ and % of peak compares them with the roofline measured on this adapter in this r
 
 function chartsHtml(v: BenchView): string {
   const b = v.bench, kernelCount = v.kernels.filter((k) => typeof k.gflops === 'number').length;
-  const has = (f: 'median_ms' | 'cold_ms') => b.models.some((m) => Object.values(m.engines).some((r) => r?.status === 'ok' && typeof r[f] === 'number'));
+  const has = (f: 'median_ms' | 'cold_ms' | 'load_ms') => b.models.some((m) => Object.values(m.engines).some((r) => r?.status === 'ok' && typeof r[f] === 'number'));
   const prof = b.models.filter((m) => m.profile?.families.length).length;
   const figs: string[] = [];
   const fig = (id: string, caption: string, height: number) => figs.push(figure(id, caption, height));
   if (has('median_ms')) fig('chart-median', 'Median latency per model and batch', 320);
-  if (has('cold_ms')) fig('chart-cold', 'Cold start: first result, build included', 320);
+  if (has('cold_ms')) fig('chart-cold', 'Cold start: ready runtime → first result, graph preparation included', 320);
+  if (has('load_ms')) fig('chart-load', 'Load: runtime ready (library, wasm, backend, device)', 320);
   if (prof) fig('chart-profile', "cnnlab's GPU time by kernel family", 90 + 34 * prof);
   if (kernelCount) {
     const n = Math.min(kernelCount, KERNEL_CHART_MAX);
@@ -223,6 +257,7 @@ export function benchHtml(v: BenchView, scripts: ChartScripts): string {
     sections: [
       headerHtml(v),
       b.models.length ? modelTableHtml(v) : '',
+      engineSettingsHtml(v),
       v.targets.length ? targetsHtml(v.targets) : '',
       charts,
       v.kernels.length ? `<section><h2>Kernels</h2>${kernelTableHtml(b, v.kernels)}</section>` : '',

@@ -9,7 +9,7 @@ export const PALETTE = [
 /** One colour per benchmark engine, in the bars and in the model table's swatches. */
 export const ENGINE_COLORS: Record<string, string> = {
   cnnlab: '#d9480f', 'ort-webgpu': '#1971c2', 'tfjs-webgpu': '#2f9e44', 'ort-wasm': '#7048e8',
-  'cnnlab-untuned': '#74c0fc',
+  'cnnlab-untuned': '#74c0fc', 'ort-wasm-1t': '#b197fc',
 };
 
 /** Viridis stops: the heat map's colours and the gradient of its static legend. */

@@ -14,6 +14,10 @@ import { infer } from '../models/run.js';
 
 let device: Promise<Device> | undefined;
 
+/** The functions the CLI exposes to the page (progress, partial results, the tuning file). */
+const pageHooks = () =>
+  window as unknown as { cnnlabLog?: (s: string) => void; cnnlabResult?: (json: string) => void; cnnlabTuning?: (json: string) => void };
+
 /** The page's one device, created on first use. */
 export function getDevice(): Promise<Device> {
   return (device ??= createDevice());
@@ -55,18 +59,39 @@ export const api = {
     return { ...r, logits: { shape: r.logits.shape, data: [...r.logits.data] } };
   },
   /**
-   * A benchmark run (bench/run.ts); progress through window.cnnlabLog, partial results through
-   * window.cnnlabResult, the updated tuning file through window.cnnlabTuning. Without a
-   * tuningFile the page's stored one (IndexedDB) is used, and tuning results are stored there.
+   * A benchmark run (bench/run.ts) in this one page: the engines share it, so every cold start
+   * after the first is flagged (cold_invalid); the CLI gives each engine a page of its own.
+   * Progress through window.cnnlabLog, partial results through window.cnnlabResult, the updated
+   * tuning file through window.cnnlabTuning. Without a tuningFile the page's stored one
+   * (IndexedDB) is used, and tuning results are stored there.
    */
   async bench(o: Omit<import('../bench/run.js').BenchOptions, 'log' | 'onPartial' | 'onTuning'>) {
-    const [{ runBench }, store] = await Promise.all([import('../bench/run.js'), import('./tune-store.js')]);
-    const w = window as unknown as { cnnlabLog?: (s: string) => void; cnnlabResult?: (json: string) => void; cnnlabTuning?: (json: string) => void };
-    return runBench(await getDevice(), {
+    const [{ runBench, benchSetup }, { benchEngine }, store] = await Promise.all([
+      import('../bench/run.js'), import('../bench/models.js'), import('./tune-store.js'),
+    ]);
+    const log = (s: string) => pageHooks().cnnlabLog?.(s);
+    return runBench({
+      isolation: 'one page',
+      setup: async (so) => benchSetup(await getDevice(), so),
+      engine: (job, c) => benchEngine(job, { ...c, log }),
+    }, {
       ...o, tuningFile: o.tuningFile ?? (await store.loadStoredTuning()),
-      log: (s) => w.cnnlabLog?.(s), onPartial: (b) => w.cnnlabResult?.(JSON.stringify(b)),
-      onTuning: (f) => { w.cnnlabTuning?.(JSON.stringify(f)); void store.storeTuning(f); },
+      log, onPartial: (b) => pageHooks().cnnlabResult?.(JSON.stringify(b)),
+      onTuning: (f) => { pageHooks().cnnlabTuning?.(JSON.stringify(f)); void store.storeTuning(f); },
     });
+  },
+  /** `npx cnnlab bench`'s setup page: adapter, roofline, tuning (--tune), kernels (bench/run.ts benchSetup). */
+  async benchSetup(o: Omit<import('../bench/run.js').SetupOptions, 'log' | 'onTuning'>) {
+    const [{ benchSetup }, store] = await Promise.all([import('../bench/run.js'), import('./tune-store.js')]);
+    return benchSetup(await getDevice(), {
+      ...o, log: (s) => pageHooks().cnnlabLog?.(s),
+      onTuning: (f) => { pageHooks().cnnlabTuning?.(JSON.stringify(f)); void store.storeTuning(f); },
+    });
+  },
+  /** `npx cnnlab bench`: one engine on one model, in a page opened for it alone (bench/models.ts). */
+  async benchEngine(job: import('../bench/harness.js').EngineJob, c: Omit<import('../bench/models.js').EngineContext, 'log'>) {
+    const { benchEngine } = await import('../bench/models.js');
+    return benchEngine(job, { ...c, log: (s) => pageHooks().cnnlabLog?.(s) });
   },
   /** `npx cnnlab tune`: tune the models' layers on this adapter (bench/tune.ts); see bench() for the callbacks. */
   async tune(o: { models: string[]; size: number; batch: number; reps?: number; force?: boolean; amortizeRuns?: number; coldCache?: boolean; checkRuns?: number; tuningFile?: import('../engine/tuning.js').TuningFile }) {

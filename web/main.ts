@@ -54,7 +54,7 @@ function checkboxes(id: string, names: string[], checked: (n: string) => boolean
 }
 
 const benchModels = checkboxes('bench-models', api.listModels().map((m) => m.name), (n) => n === 'mobilenet_v2');
-const benchPeers = checkboxes('bench-peers', ['ort-webgpu', 'tfjs-webgpu', 'ort-wasm'], () => true);
+const benchPeers = checkboxes('bench-peers', ['ort-webgpu', 'tfjs-webgpu', 'ort-wasm', 'ort-wasm-1t'], () => true);
 let lastBench: unknown;
 
 async function runBenchFromPage(): Promise<void> {

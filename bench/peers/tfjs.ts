@@ -31,7 +31,8 @@ type T4 = TF.Tensor4D;
 type Pad4 = [[number, number], [number, number], [number, number], [number, number]];
 
 export interface TfjsModel {
-  run(inputs: Record<string, Float32Array>): Promise<Record<string, { shape: number[]; data: Float32Array }>>;
+  /** One run; every graph output (or those named in `outputs`) is read back. */
+  run(inputs: Record<string, Float32Array>, outputs?: readonly string[]): Promise<Record<string, { shape: number[]; data: Float32Array }>>;
   dispose(): void;
   /** Bytes of the constant tensors the model holds (weights after build-time folding and derived maps). */
   weightBytes: number;
@@ -105,8 +106,9 @@ export function buildTfjsModel(tf: Tf, graph: Graph): TfjsModel {
   let disposed = false;
   return {
     weightBytes,
-    async run(inputs) {
+    async run(inputs, wanted = graph.outputs) {
       if (disposed) throw new TfjsPeerError('tfjs peer: run() after dispose()');
+      for (const o of wanted) if (!graph.outputs.includes(o)) throw new TfjsPeerError(`tfjs peer: "${o}" is not a graph output`);
       const outs = tf.tidy(() => {
         const env = new Map<string, T>(consts);
         for (const v of graph.values.values()) {
@@ -120,11 +122,11 @@ export function buildTfjsModel(tf: Tf, graph: Graph): TfjsModel {
         }
         for (const { node, f } of steps) env.set(node.outputs[0], f(node.inputs.map((x) => env.get(x)!)));
         // A constant output is cloned so that disposing the result leaves the weight alone.
-        return graph.outputs.map((o) => (consts.has(o) ? tf.clone(env.get(o)!) : env.get(o)!));
+        return wanted.map((o) => (consts.has(o) ? tf.clone(env.get(o)!) : env.get(o)!));
       });
       try {
         const data = await Promise.all(outs.map((t) => t.data<'float32'>()));
-        return Object.fromEntries(graph.outputs.map((o, i) => [o, { shape: [...outs[i].shape], data: new Float32Array(data[i]) }]));
+        return Object.fromEntries(wanted.map((o, i) => [o, { shape: [...outs[i].shape], data: new Float32Array(data[i]) }]));
       } finally {
         outs.forEach((t) => t.dispose());
       }

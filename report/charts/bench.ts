@@ -37,12 +37,14 @@ export function drawBenchCharts(): void {
     .filter(Boolean);
   drawCharts((add, Chart) => {
     // Grouped bars: one group per model/batch, one bar per engine.
-    const perEngine = (id: string, field: 'median_ms' | 'cold_ms', title: string) => {
+    const perEngine = (id: string, field: 'median_ms' | 'cold_ms' | 'load_ms', title: string) => {
       const all: number[] = [];
       const sets = engines.map((e) => {
         const d = data.models.map((m) => {
           const r = m.engines[e as keyof ModelBench['engines']];
-          const v = r && r.status === 'ok' && typeof r[field] === 'number' ? r[field] : null;
+          // A cold start taken on a page or device that had compiled before is not drawn.
+          const warm = field === 'cold_ms' && r?.cold_invalid;
+          const v = r && r.status === 'ok' && !warm && typeof r[field] === 'number' ? r[field] : null;
           if (v !== null) all.push(v);
           return v;
         });
@@ -59,6 +61,7 @@ export function drawBenchCharts(): void {
     };
     perEngine('chart-median', 'median_ms', 'median ms');
     perEngine('chart-cold', 'cold_ms', 'cold start ms');
+    perEngine('chart-load', 'load_ms', 'load ms: runtime ready (library, wasm, backend, device)');
 
     // cnnlab's GPU time by kernel family: one 100% stacked bar per model/batch.
     const prof = data.models.filter((m) => m.profile?.families.length);

@@ -170,6 +170,28 @@ describe('renderReport', () => {
     expect(html).toContain('SwiftShader, a CPU implementation');
   });
 
+  it('shows load, export and cold apart, flags a cold start that was not cold, lists each engine settings and states the protocol', () => {
+    const c = bench();
+    c.settings.isolation = 'page per engine and model';
+    const e = c.models[0].engines;
+    e.cnnlab = { ...e.cnnlab!, load_ms: 812, settings: { device: 'fresh GPUDevice', readback: 'logits' } };
+    e['ort-webgpu'] = { ...e['ort-webgpu']!, load_ms: 1500, export_ms: 42.25, cold_invalid: 'not a cold start: <warm>',
+      settings: { ep: 'webgpu', preferredLayout: 'NHWC' } };
+    const page = renderReport(c, { chartJs: FAKE_CHART });
+    for (const h of ['load ms', 'export ms', 'cold ms']) expect(page).toContain(`<th>${h}</th>`);
+    expect(page).toContain('<td class="num">812</td>');
+    expect(page).toContain('<td class="num">42.3</td>');
+    expect(page).toContain(`title="${escapeHtml('not a cold start: <warm>')}"`);
+    expect(page).toContain('<span>not cold</span>');
+    expect(page).toContain('<h2>Engines</h2>');
+    expect(page).toContain('<code>preferredLayout</code>: NHWC');
+    expect(page).toContain('<code>device</code>: fresh GPUDevice');
+    expect(page).toContain('opened for it alone');
+    expect(page).toContain('id="chart-load"');
+    expect(formatBenchTable(c)).toMatch(/load \/ export \/ cold ms/);
+    expect(formatBenchTable(c)).toContain('1500 / 42.3 / 119!');
+  });
+
   it('leaves out sections without data', () => {
     const bare: BenchJson = { ...bench(), kernels: [], notes: [], models: bench().models.map((m) => ({ ...m, profile: undefined })) };
     bare.adapter = { ...bare.adapter, vendor: 'nvidia', architecture: 'hopper', description: 'H100', summary: 'nvidia hopper' };
