@@ -17,6 +17,7 @@ import type { BenchJson, EngineName, EngineResult } from '../../bench/schema.js'
 import { cachedPipelineCount, compile, type Plan } from '../../engine/executor.js';
 import { runReference } from '../../engine/graph.js';
 import { optimize } from '../../engine/passes.js';
+import { emptyTuningFile } from '../../engine/tuning.js';
 import { Rng } from '../../models/init.js';
 import { testDevice } from '../helpers.js';
 
@@ -77,7 +78,7 @@ function fakeHost(medians: Partial<Record<EngineName, number>>, o: { tunedLayers
       calls.push('setup');
       return {
         adapter: { summary: 'fake' } as BenchJson['adapter'], roofline: { fmaGflops: 1, copyGBps: 1 } as BenchJson['roofline'],
-        tuning: { adapter: 'k', layers: o.tunedLayers ?? 0, tuned_now: 0 }, tuningFile: { version: 1, adapters: {} },
+        tuning: { adapter: 'k', layers: o.tunedLayers ?? 0, tuned_now: 0 }, tuningFile: emptyTuningFile(),
       };
     },
     async engine(job: EngineJob): Promise<EngineOutcome> {
