@@ -114,7 +114,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   if (!synthetic) {
     const { imageFolderSource } = await import('./data-source.js');
     const classes = weightsPath ? (await openSafetensorsPath(weightsPath)).tensors.get(def.headWeight)?.shape[0] ?? 1000 : 1000;
-    const f = await imageFolderSource(device, values.data!, { limit, shard, classes });
+    const f = await imageFolderSource(device, values.data!, { limit, seed, shard, classes });
     console.log(`${values.data}: ${f.items.length} images in ${f.classCount} classes (labels: ${f.labelSource})`);
     source = f;
   }

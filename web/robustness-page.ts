@@ -40,7 +40,7 @@ export async function runRobustnessInPage(device: Device, o: PageRunOptions & { 
   if (o.dataIndexUrl) {
     const index = await (await fetch(o.dataIndexUrl)).json();
     const ds = datasetFromIndex(index, { root: '/data/' });
-    const items = selectItems(ds, { limit: o.limit ?? undefined, shard: o.shard ?? undefined });
+    const items = selectItems(ds, { limit: o.limit ?? undefined, seed: o.seed, shard: o.shard ?? undefined });
     source = datasetSource(device, ds, items, decodeImageUrl, { loadBatch, preprocessOnGpu });
   }
   await runRobustness(device, {
