@@ -74,6 +74,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
       sweeps: { type: 'string' }, resolutions: { type: 'string' }, limit: { type: 'string' }, shard: { type: 'string' },
       batch: { type: 'string', default: '16' }, resume: { type: 'boolean', default: false }, out: { type: 'string' },
       'per-class': { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
+      'imagenet-c-protocol': { type: 'boolean', default: false },
     },
   });
   if (!values.out) throw new Error('--out DIR is required');
@@ -98,6 +99,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
     model: def.name, weights: weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`,
     data: values.data ? path.resolve(values.data) : `built-in synthetic test set (${values['per-class']} per class)`,
     corruptions, severities: parseSeverities(values.severities!), sweeps, resolutions, limit, seed, shard,
+    imagenet_c_protocol: values['imagenet-c-protocol']!,
   };
   const log = await RecordLog.open(values.out, settings, values.resume!);
 
@@ -106,6 +108,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
     return chromeRun(values.out, log, settings, {
       model: def.name, seed, corruptions, severities: settings.severities, resolutions, batch, sweeps, limit, shard,
       perClass: Number(values['per-class']), weightsPath, data: values.data ?? null,
+      imagenetCProtocol: settings.imagenet_c_protocol,
     }, def.preprocess);
   }
   if (values.runtime !== 'node') throw new Error(`--runtime must be chrome or node, got ${values.runtime}`);
@@ -132,7 +135,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   try {
     await runRobustness(device, {
       model: def.name, weights: weightsPath ? await openSafetensorsPath(weightsPath) : 'random', seed,
-      corruptions, severities: settings.severities, resolutions, batch,
+      corruptions, severities: settings.severities, resolutions, batch, imagenetCProtocol: settings.imagenet_c_protocol,
     }, source, sweepSet, { done: log.done, append: (r) => log.append(r), progress, log: (s) => console.log(s) });
   } finally {
     if (started) bar.stop();

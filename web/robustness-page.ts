@@ -25,6 +25,7 @@ export interface PageRunOptions {
   perClass: number;
   weightsPath: string | null;
   data: string | null;
+  imagenetCProtocol: boolean;
 }
 
 type Hooks = { cnnlabRecords?: (json: string) => Promise<void>; cnnlabProgress?: (json: string) => void; cnnlabLog?: (s: string) => void };
@@ -45,6 +46,7 @@ export async function runRobustnessInPage(device: Device, o: PageRunOptions & { 
   }
   await runRobustness(device, {
     model: def.name, weights, seed: o.seed, corruptions: o.corruptions, severities: o.severities, resolutions: o.resolutions, batch: o.batch,
+    imagenetCProtocol: o.imagenetCProtocol,
   }, source, synth.sweeps, {
     done: new Set(o.done),
     append: async (recs: RunRecord[]) => { await w.cnnlabRecords?.(JSON.stringify(recs)); },
