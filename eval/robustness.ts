@@ -106,7 +106,7 @@ export function cropSize(modelSize: number, corrupted: boolean): number {
  * [0,1] crops → (corruption → (ImageNet-C's storage step)) → (box downsample to the model's size) →
  * normalised (a batchnorm with γ = 1, β = 0, var = std² − ε).
  */
-async function inputPlan(
+export async function inputPlan(
   device: Device, p: Preprocess, batch: number, corruption: { name: string; severity: number; seed: number } | null, crop: number,
   store = false,
 ): Promise<Plan> {

@@ -17,6 +17,8 @@ import { Graph } from '../../engine/graph.js';
 import type { HostTensor } from '../../kernels/kernel.js';
 import { addCorruption } from '../../eval/corruptions/op.js';
 import { addImagenetCStorage } from '../../eval/corruptions/storage.js';
+import { inputPlan } from '../../eval/robustness.js';
+import type { Preprocess } from '../../models/registry.js';
 import { testDevice } from '../helpers.js';
 
 const DIR = new URL('../fixtures/imagenet_c/', import.meta.url).pathname;
@@ -171,5 +173,29 @@ describe('ImageNet-C storage step (--imagenet-c-protocol): np.uint8 truncation, 
       for (let i = 0; i < y.length; i++) expect(Math.abs(y[i] * 255 - Math.round(y[i] * 255))).toBeLessThan(1e-3);
     }
     console.log('protocol end to end PSNR', measured);
+  }, 120_000);
+
+  it('the robustness run\'s input plan adds the stage after the corruption only when the protocol is on', async () => {
+    const A = await png('input-astronaut.png');
+    // Identity normalisation (mean 0, std 1), so the plan's output is the stored image itself.
+    const p: Preprocess = { size: 224, resizeMode: 'short', cropPct: 0.875, interpolation: 'bilinear', mean: [0, 0, 0], std: [1, 1, 1] };
+    const x = batchOf([A]).data as Float32Array;
+    const out = async (store: boolean) => {
+      const plan = await inputPlan(await testDevice(), p, 1, { name: 'contrast', severity: 3, seed: 0 }, 224, store);
+      try {
+        const ops = plan.graph.nodes.map((n) => n.op);
+        expect(ops.includes('imagenet_c_store')).toBe(store);
+        return (await plan.run({ x, ids: new Float32Array(1) })).outputs[plan.graph.outputs[0]].data as Float32Array;
+      } finally {
+        plan.dispose();
+      }
+    };
+    const stored = await out(true), plain = await out(false);
+    const q85 = await png('protocol/contrast-3-q85.png');
+    let wrong = 0, integral = 0;
+    for (let i = 0; i < q85.length; i++) if (Math.abs(stored[i] * 255 - q85[i]) > 1e-3) wrong++;
+    for (let i = 0; i < plain.length; i++) if (Math.abs(plain[i] * 255 - Math.round(plain[i] * 255)) < 1e-3) integral++;
+    expect(wrong).toBe(0);   // contrast then the stage: the released file's pixels, bit for bit
+    expect(integral / plain.length).toBeLessThan(0.1);   // without it: floats, no 8-bit step
   }, 120_000);
 });
