@@ -240,7 +240,9 @@ export function selectItems(ds: Dataset, o: Omit<BatchOptions, 'batchSize'> = {}
     }
   }
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new DatasetError(`limit must be a non-negative integer, got ${limit}`);
-  if (limit !== undefined && (seed === undefined || !Number.isInteger(seed))) throw new DatasetError(`a limit samples with the run's seed; got seed ${seed}`);
+  if (limit !== undefined && (seed === undefined || !Number.isInteger(seed))) {
+    throw new DatasetError(`a limit samples with the run's seed; got seed ${seed}`);
+  }
   const kept = limit === undefined ? ds.items.map((_, i) => i) : stratifiedSample(ds.items.map((it) => it.label), limit, seed!);
   const out: BatchItem[] = [];
   for (let j = shard ? shard.k : 0; j < kept.length; j += shard ? shard.n : 1) {

@@ -99,7 +99,8 @@ ${pixelMain(c, `
     }
   }
   let o = ((b * ${c.h}u + u32(ry)) * ${c.w}u + u32(rx)) * 3u;
-  let v = floor(vec3<f32>(x[o], x[o + 1u], x[o + 2u]) * 255.0 + ${f32Lit(TRUNC_SLACK)}) * ${f32Lit(1 / 255)};   // np.uint8(blur · 255) / 255
+  // np.uint8(blur · 255) / 255
+  let v = floor(vec3<f32>(x[o], x[o + 1u], x[o + 2u]) * 255.0 + ${f32Lit(TRUNC_SLACK)}) * ${f32Lit(1 / 255)};
 ${storeRgb('v')}`)}`;
   },
 };
@@ -129,7 +130,8 @@ export function glassSource(seed: number, id: number, p: GlassParams, h: number,
 }
 
 /** The reference's truncation of the first blur to 8 bits, in f32 as the GPU (value / 255). */
-const trunc8 = (v: number): number => Math.fround(Math.floor(Math.fround(Math.fround(v * 255) + TRUNC_SLACK)) * Math.fround(1 / 255));
+const trunc8 = (v: number): number =>
+  Math.fround(Math.floor(Math.fround(Math.fround(v * 255) + TRUNC_SLACK)) * Math.fround(1 / 255));
 const TRUNC_SLACK = 2 ** -10;
 
 export const glassBlur: CorruptionDef<GlassParams> = {

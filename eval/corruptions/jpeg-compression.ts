@@ -81,7 +81,8 @@ ${constArray('SHIFT', 'u32', c.shift)}
 // The 8-bit pixel libjpeg reads at (r, s), edge pixels replicated past the image.
 fn rgb8(b: u32, r: u32, s: u32) -> vec3<i32> {
   let o = ((b * ${c.h}u + min(r, ${c.h - 1}u)) * ${c.w}u + min(s, ${c.w - 1}u)) * 3u;
-  return vec3<i32>(clamp(floor(vec3<f32>(x[o], x[o + 1u], x[o + 2u]) * 255.0 + ${c.toU8 === 'round' ? '0.5' : f32Lit(TRUNC_SLACK)}), vec3<f32>(0.0), vec3<f32>(255.0)));
+  let v = floor(vec3<f32>(x[o], x[o + 1u], x[o + 2u]) * 255.0 + ${c.toU8 === 'round' ? '0.5' : f32Lit(TRUNC_SLACK)});
+  return vec3<i32>(clamp(v, vec3<f32>(0.0), vec3<f32>(255.0)));
 }
 ${luma ? `fn to_y(p: vec3<i32>) -> i32 { return (${YCC.yr} * p.x + ${YCC.yg} * p.y + ${YCC.yb} * p.z + 32768) >> 16u; }` : `
 fn to_cb(p: vec3<i32>) -> i32 { return (-${YCC.cbr} * p.x - ${YCC.cbg} * p.y + ${YCC.half} * p.z + ${(128 << 16) + 32767}) >> 16u; }

@@ -76,7 +76,9 @@ ${constArray('KK', 'u32', c.kk)}
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;  // output [N,H,W,3]
 
 // Pillow's rounding of a fixed-point sum to 8 bits, clipped.
-fn clip8(acc: vec3<u32>) -> vec3<u32> { return min((acc + vec3<u32>(${2 ** (PRECISION_BITS - 1)}u)) >> vec3<u32>(${PRECISION_BITS}u), vec3<u32>(255u)); }
+fn clip8(acc: vec3<u32>) -> vec3<u32> {
+  return min((acc + vec3<u32>(${2 ** (PRECISION_BITS - 1)}u)) >> vec3<u32>(${PRECISION_BITS}u), vec3<u32>(255u));
+}
 ${pixelMain(c, `
   let rw = ROWS[yy];
   let cw = COLS[xx];
@@ -89,7 +91,8 @@ ${pixelMain(c, `
     var row = vec3<u32>(0u);
     for (var s = c0; s < c0 + (cw >> 16u); s++) {
       let o = ((b * ${c.h}u + r) * ${c.w}u + s) * 3u;
-      row += vec3<u32>(clamp(floor(vec3<f32>(x[o], x[o + 1u], x[o + 2u]) * 255.0 + 0.5), vec3<f32>(0.0), vec3<f32>(255.0))) * kc;
+      let v8 = clamp(floor(vec3<f32>(x[o], x[o + 1u], x[o + 2u]) * 255.0 + 0.5), vec3<f32>(0.0), vec3<f32>(255.0));
+      row += vec3<u32>(v8) * kc;
     }
     acc += clip8(row) * kr;
   }

@@ -261,7 +261,7 @@ describe('reference maths against the originals', () => {
     close(Array.from(blur1dRef(blur1dRef(f, 1, n, n, 1, 0, wt, 'reflect'), 1, n, n, 1, 1, wt, 'reflect')), SCIPY.reflect4, 1e-7);
   });
 
-  it("glass_blur's parallel walk reproduces the reference's sequential loop exactly (NumPy's view 'swap' copies)", () => {
+  it("glass_blur's parallel walk reproduces the reference's sequential loop (NumPy's 'swap' copies) exactly", () => {
     const h = 23, w = 19;
     for (const p of getCorruption('glass_blur').params as readonly GlassParams[]) {
       const src = Int32Array.from({ length: h * w }, (_, i) => i);

@@ -109,7 +109,8 @@ describe('every deterministic corruption against hendrycks/robustness (tests/fix
             for (let i = 0; i < ref.length; i++) if (Math.abs(y[off + i] * 255 - ref[i]) > 1e-3) wrong++;
             expect(wrong, `${name} severity ${s}: pixels off the reference`).toBe(0);
           } else {
-            // The fixture is the reference's float output rounded to 8 bits: ≤ 0.5 grey levels (≈ 59 dB) of storage error.
+            // The fixture is the reference's float output rounded to 8 bits: ≤ 0.5 grey levels
+            // (≈ 59 dB) of storage error.
             expect(db, `${name} severity ${s}`).toBeGreaterThanOrEqual(50);
           }
         }
@@ -140,7 +141,8 @@ describe('every stochastic corruption against hendrycks/robustness in distributi
         for (const key of STAT_KEYS) {
           const o = meanSd(ours.map((r) => pick(r, key))), r = meanSd(ref.map((q) => pick(q, key)));
           const tol = F * Math.max(o.sd, r.sd) + FLOOR;
-          if (!(Math.abs(o.m - r.m) <= tol)) bad.push(`severity ${s} ${key}: ours ${o.m.toFixed(4)}±${o.sd.toFixed(4)}, reference ${r.m.toFixed(4)}±${r.sd.toFixed(4)}`);
+          const show = (v: { m: number; sd: number }) => `${v.m.toFixed(4)}±${v.sd.toFixed(4)}`;
+          if (!(Math.abs(o.m - r.m) <= tol)) bad.push(`severity ${s} ${key}: ours ${show(o)}, reference ${show(r)}`);
         }
       }
       expect(bad, `${name}`).toEqual([]);
@@ -160,14 +162,15 @@ describe('ImageNet-C storage step (--imagenet-c-protocol): np.uint8 truncation, 
     }
   }, 120_000);
 
-  it('end to end (our corruption, then the stage) matches the released files\' pixels for deterministic corruptions', async () => {
+  it('end to end (our corruption, then the stage) matches the released files for deterministic ones', async () => {
     const A = await png('input-astronaut.png');
     const measured: Record<string, number> = {};
     for (const p of meta.protocol.filter((q: { seed: number | null }) => q.seed === null)) {
       const y = await run(batchOf([A]), [0], p.corruption, p.severity, 0, true);
       const db = psnr(y, 0, await png(`protocol/${p.corruption}-${p.severity}-q85.png`));
       measured[p.corruption] = db;
-      // Measured: contrast bit-exact; gaussian_blur 64 dB (a few values truncate to the other side of an integer in f32).
+      // Measured: contrast bit-exact; gaussian_blur 64 dB (a few values truncate to the other side
+      // of an integer in f32).
       expect(db, p.corruption).toBeGreaterThanOrEqual(50);
       // Every value is a JPEG decoder's 8-bit output.
       for (let i = 0; i < y.length; i++) expect(Math.abs(y[i] * 255 - Math.round(y[i] * 255))).toBeLessThan(1e-3);
