@@ -6,10 +6,10 @@ import { decodeImageFile } from '../eval/decode-node.js';
 import type { ImageSource } from '../eval/robustness.js';
 
 export async function imageFolderSource(
-  device: Device, dir: string, o: { limit: number | null; shard: { k: number; n: number } | null; classes: number; labelMap?: Record<string, number> },
+  device: Device, dir: string, o: { limit: number | null; seed?: number; shard: { k: number; n: number } | null; classes: number; labelMap?: Record<string, number> },
 ): Promise<ImageSource & { labelSource: string; classCount: number }> {
   const ds = await scanImageFolder(dir, { classes: o.classes, labelMap: o.labelMap });
-  const items = selectItems(ds, { limit: o.limit ?? undefined, shard: o.shard ?? undefined });
+  const items = selectItems(ds, { limit: o.limit ?? undefined, seed: o.seed, shard: o.shard ?? undefined });
   const s = (p: { size: number }) => p.size * p.size * 3;
   return {
     labelSource: ds.labelSource,

@@ -41,6 +41,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
     sweeps: { type: 'string' }, resolutions: { type: 'string' }, limit: { type: 'string' }, shard: { type: 'string' },
     batch: { type: 'string', default: '16' }, resume: { type: 'boolean', default: false }, out: { type: 'string' },
     'per-class': { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
+    'imagenet-c-protocol': { type: 'boolean', default: false },
   });
   const def = getModel(values.model!);
   if (!values.out) throw new Error('--out DIR is required');
@@ -65,6 +66,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
     model: def.name, weights: weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`,
     data: values.data ? path.resolve(values.data) : `built-in synthetic test set (${values['per-class']} per class)`,
     corruptions, severities: parseSeverities(values.severities!), sweeps, resolutions, limit, seed, shard,
+    imagenet_c_protocol: values['imagenet-c-protocol']!,
   };
   const log = await RecordLog.open(values.out, settings, values.resume!);
 
@@ -73,6 +75,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
     return chromeRun(values.out, log, settings, {
       model: def.name, seed, corruptions, severities: settings.severities, resolutions, batch, sweeps, limit, shard,
       perClass: Number(values['per-class']), weightsPath, data: values.data ?? null,
+      imagenetCProtocol: settings.imagenet_c_protocol,
     }, def.preprocess);
   }
   const device = await createDevice();
@@ -80,7 +83,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   if (!synthetic) {
     const { imageFolderSource } = await import('./data-source.js');
     const classes = weightsPath ? (await openSafetensorsPath(weightsPath)).tensors.get(def.headWeight)?.shape[0] ?? 1000 : 1000;
-    const f = await imageFolderSource(device, values.data!, { limit, shard, classes });
+    const f = await imageFolderSource(device, values.data!, { limit, seed, shard, classes });
     console.log(`${values.data}: ${f.items.length} images in ${f.classCount} classes (labels: ${f.labelSource})`);
     source = f;
   }
@@ -98,7 +101,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   try {
     await runRobustness(device, {
       model: def.name, weights: weightsPath ? await openSafetensorsPath(weightsPath) : 'random', seed,
-      corruptions, severities: settings.severities, resolutions, batch,
+      corruptions, severities: settings.severities, resolutions, batch, imagenetCProtocol: settings.imagenet_c_protocol,
     }, source, sweepSet, { done: log.done, append: (r) => log.append(r), progress, log: (s) => console.log(s) });
   } finally {
     if (started) bar.stop();

@@ -25,6 +25,7 @@ import { canonicalJson } from '../kernels/kernel.js';
 import type { RgbImage } from '../models/preprocess.js';
 import type { Preprocess } from '../models/registry.js';
 import { imagenetClassIndex } from './imagenet-synsets.js';
+import { rngU32 } from './rng.js';
 
 export class DatasetError extends Error {
   override name = 'DatasetError';
@@ -218,15 +219,20 @@ export interface BatchOptions {
    * so the n shards partition it exactly and interleave classes.
    */
   shard?: { k: number; n: number };
-  /** Keep the first N items in dataset order, before sharding, so every shard sees the same N. */
+  /**
+   * Keep N items sampled stratified over classes with `seed` (stratifiedSample), before sharding,
+   * so every shard sees the same N; they stay in dataset order.
+   */
   limit?: number;
+  /** The run's seed: which N items a limit keeps. Required with `limit`. */
+  seed?: number;
   /** Ids already done (resume): dropped after sharding, so shard membership never changes. */
   skip?: ReadonlySet<string>;
 }
 
 /** The items a run with these options processes, in order (for totals and progress). */
 export function selectItems(ds: Dataset, o: Omit<BatchOptions, 'batchSize'> = {}): BatchItem[] {
-  const { shard, limit, skip } = o;
+  const { shard, limit, skip, seed } = o;
   if (shard) {
     if (!Number.isInteger(shard.n) || shard.n < 1) throw new DatasetError(`shard count must be a positive integer, got ${shard.n}`);
     if (!Number.isInteger(shard.k) || shard.k < 0 || shard.k >= shard.n) {
@@ -234,15 +240,66 @@ export function selectItems(ds: Dataset, o: Omit<BatchOptions, 'batchSize'> = {}
     }
   }
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new DatasetError(`limit must be a non-negative integer, got ${limit}`);
-  const n = limit === undefined ? ds.items.length : Math.min(limit, ds.items.length);
+  if (limit !== undefined && (seed === undefined || !Number.isInteger(seed))) {
+    throw new DatasetError(`a limit samples with the run's seed; got seed ${seed}`);
+  }
+  const kept = limit === undefined ? ds.items.map((_, i) => i) : stratifiedSample(ds.items.map((it) => it.label), limit, seed!);
   const out: BatchItem[] = [];
-  for (let i = shard ? shard.k : 0; i < n; i += shard ? shard.n : 1) {
+  for (let j = shard ? shard.k : 0; j < kept.length; j += shard ? shard.n : 1) {
+    const i = kept[j];
     const it = ds.items[i];
     if (skip?.has(it.path)) continue;
     out.push({ id: it.path, path: itemLocation(ds, it.path), label: it.label, index: i });
   }
   return out;
 }
+
+/** How `--limit` samples, as recorded in a run's summary. */
+export const LIMIT_SAMPLING = 'stratified over classes (largest remainder), uniform within each class, keyed by the run seed';
+
+/**
+ * Positions (ascending) of `n` items out of those with these labels, stratified over classes:
+ * class k of size m_k gets ⌊n·m_k/M⌋ items, the n − Σ⌊…⌋ left over go to the largest remainders
+ * (ties in a seeded random order), and within a class the items are a seeded uniform sample (a
+ * partial Fisher–Yates shuffle keyed by eval/rng.ts's hash). Same labels, n and seed → same
+ * selection; n ≥ the count keeps everything.
+ */
+export function stratifiedSample(labels: readonly number[], n: number, seed: number): number[] {
+  if (!Number.isInteger(n) || n < 0) throw new DatasetError(`limit must be a non-negative integer, got ${n}`);
+  const total = labels.length;
+  if (n >= total) return labels.map((_, i) => i);
+  const byClass = new Map<number, number[]>();
+  labels.forEach((l, i) => {
+    const c = byClass.get(l);
+    if (c) c.push(i);
+    else byClass.set(l, [i]);
+  });
+  const classes = [...byClass.keys()].sort((a, b) => a - b);
+  const quota = new Map(classes.map((c) => [c, Math.floor((n * byClass.get(c)!.length) / total)]));
+  let left = n - [...quota.values()].reduce((a, b) => a + b, 0);
+  // Remainders compared exactly in integers (n·m_k mod M); ties broken by a seeded hash of the class.
+  const order = classes.map((c) => ({ c, rem: (n * byClass.get(c)!.length) % total, tie: rngU32(seed, c, LIMIT_STREAM, 0) }))
+    .sort((a, b) => b.rem - a.rem || a.tie - b.tie || a.c - b.c);
+  for (const { c } of order) {
+    if (left === 0) break;
+    quota.set(c, quota.get(c)! + 1);
+    left--;
+  }
+  const kept: number[] = [];
+  for (const c of classes) {
+    const pool = byClass.get(c)!.slice();
+    const q = quota.get(c)!;
+    for (let j = 0; j < q; j++) {
+      const r = j + (rngU32(seed, c, LIMIT_STREAM, j + 1) % (pool.length - j));
+      [pool[j], pool[r]] = [pool[r], pool[j]];
+      kept.push(pool[j]);
+    }
+  }
+  return kept.sort((a, b) => a - b);
+}
+
+/** eval/rng.ts stream of the limit's sampling (the corruptions use small stream numbers). */
+const LIMIT_STREAM = 0x11a17;
 
 /** Batches of at most batchSize items (the last may be smaller); images are not read here. */
 export async function* batches(ds: Dataset, o: BatchOptions): AsyncGenerator<{ items: BatchItem[] }> {

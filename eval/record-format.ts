@@ -34,6 +34,8 @@ export interface RunSettings {
   limit: number | null;
   seed: number;
   shard: { k: number; n: number } | null;
+  /** Corrupted images went through ImageNet-C's storage step (8-bit truncation, JPEG quality 85). */
+  imagenet_c_protocol: boolean;
 }
 
 export class ResumeError extends Error {

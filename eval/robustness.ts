@@ -17,6 +17,7 @@ import { optimize } from '../engine/passes.js';
 import type { SafetensorsFile } from '../engine/safetensors.js';
 import { atResolution, getModel, loadModel, type Preprocess } from '../models/registry.js';
 import { addCorruption } from './corruptions/op.js';
+import { addImagenetCStorage } from './corruptions/storage.js';
 import { summarizeLogits } from './metrics.js';
 import { type ImageRecord, recordKey, type RunRecord } from './record-format.js';
 
@@ -52,6 +53,11 @@ export interface RobustnessOptions {
   batch: number;
   /** Skip the clean condition (e.g. a sweeps-only run). */
   noClean?: boolean;
+  /**
+   * ImageNet-C's storage step after every corruption (8-bit truncation, JPEG quality 85; eval/
+   * corruptions/storage.ts), so corrupted images are those of the released data set.
+   */
+  imagenetCProtocol?: boolean;
   cacheBytes?: number;
 }
 
@@ -96,13 +102,20 @@ export function cropSize(modelSize: number, corrupted: boolean): number {
   return corrupted && modelSize < CORRUPTION_SIZE && CORRUPTION_SIZE % modelSize === 0 ? CORRUPTION_SIZE : modelSize;
 }
 
-/** [0,1] crops → (corruption) → (box downsample to the model's size) → normalised (a batchnorm with γ = 1, β = 0, var = std² − ε). */
-async function inputPlan(device: Device, p: Preprocess, batch: number, corruption: { name: string; severity: number; seed: number } | null, crop: number): Promise<Plan> {
+/**
+ * [0,1] crops → (corruption → (ImageNet-C's storage step)) → (box downsample to the model's size) →
+ * normalised (a batchnorm with γ = 1, β = 0, var = std² − ε).
+ */
+export async function inputPlan(
+  device: Device, p: Preprocess, batch: number, corruption: { name: string; severity: number; seed: number } | null, crop: number,
+  store = false,
+): Promise<Plan> {
   const g = new Graph();
   let x = g.input('x', [batch, crop, crop, 3]);
   if (corruption) {
     g.input('ids', [batch]);
     x = addCorruption(g, x, 'ids', corruption);
+    if (store) x = addImagenetCStorage(g, x);
   }
   if (crop !== p.size) {
     const k = crop / p.size;
@@ -195,7 +208,8 @@ export async function runRobustness(device: Device, o: RobustnessOptions, source
       const p = kind === 'res' ? atResolution(base, Number(a)) : base;
       // Clean and corrupted images share one crop size, so their cached crops are the same pixels.
       const crop = kind === 'res' ? p.size : cropSize(p.size, true);
-      const inPlan = await inputPlan(device, p, o.batch, kind === 'c' ? { name: a, severity: Number(b), seed: o.seed } : null, crop);
+      const corruption = kind === 'c' ? { name: a, severity: Number(b), seed: o.seed } : null;
+      const inPlan = await inputPlan(device, p, o.batch, corruption, crop, !!o.imagenetCProtocol);
       try {
         const items = todo(cond, source!.items);
         for (let i = 0; i < items.length; i += o.batch) {

@@ -5,6 +5,7 @@ import type { ModelDef } from '../models/registry.js';
 import type { RgbImage } from '../models/preprocess.js';
 import { preprocessImage } from '../models/preprocess.js';
 import type { Preprocess } from '../models/registry.js';
+import { stratifiedSample } from './data.js';
 import type { ImageSource, LabeledImage, SweepImage } from './robustness.js';
 import { renderSynthImage, siScoreSweeps, SYNTH_CLASSES, SYNTH_TRAIN_CLASSES, type SweepName, type SynthSource } from './synth.js';
 
@@ -114,7 +115,7 @@ export function syntheticRunSources(def: ModelDef, o: {
   if (!o.noTestSet) {
     const s = synthTestSource(def, { perClass: o.perClass, seed: o.seed });
     let items = s.items;
-    if (o.limit) items = items.slice(0, o.limit);
+    if (o.limit) items = stratifiedSample(items.map((it) => it.label), o.limit, o.seed).map((i) => items[i]);
     if (o.shard) items = items.filter((_, i) => i % o.shard!.n === o.shard!.k);
     source = { ...s, items };
   }

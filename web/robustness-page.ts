@@ -25,6 +25,7 @@ export interface PageRunOptions {
   perClass: number;
   weightsPath: string | null;
   data: string | null;
+  imagenetCProtocol: boolean;
 }
 
 type Hooks = { cnnlabRecords?: (json: string) => Promise<void>; cnnlabProgress?: (json: string) => void; cnnlabLog?: (s: string) => void };
@@ -40,11 +41,12 @@ export async function runRobustnessInPage(device: Device, o: PageRunOptions & { 
   if (o.dataIndexUrl) {
     const index = await (await fetch(o.dataIndexUrl)).json();
     const ds = datasetFromIndex(index, { root: '/data/' });
-    const items = selectItems(ds, { limit: o.limit ?? undefined, shard: o.shard ?? undefined });
+    const items = selectItems(ds, { limit: o.limit ?? undefined, seed: o.seed, shard: o.shard ?? undefined });
     source = datasetSource(device, ds, items, decodeImageUrl, { loadBatch, preprocessOnGpu });
   }
   await runRobustness(device, {
     model: def.name, weights, seed: o.seed, corruptions: o.corruptions, severities: o.severities, resolutions: o.resolutions, batch: o.batch,
+    imagenetCProtocol: o.imagenetCProtocol,
   }, source, synth.sweeps, {
     done: new Set(o.done),
     append: async (recs: RunRecord[]) => { await w.cnnlabRecords?.(JSON.stringify(recs)); },

@@ -67,6 +67,7 @@ export function setupRobustnessUi(getDevice: () => Promise<Device>): void {
       const settings: RunSettings = {
         model: def.name, weights: wFile?.name ?? (def.builtinWeights ? 'builtin' : 'random'), data: files.length ? `${files.length} picked files` : 'built-in synthetic test set',
         corruptions, severities, sweeps, resolutions: [def.preprocess.size], limit: null, seed: 0, shard: null,
+        imagenet_c_protocol: false,
       };
       await runRobustness(device, { model: def.name, weights, seed: 0, corruptions, severities, resolutions: [def.preprocess.size], batch: 8 }, source, synth.sweeps, {
         done: new Set(),

@@ -7,8 +7,8 @@
 // randint) and a random horizontal/vertical flip, from the counter RNG (eval/rng.ts).
 //
 // Deviation: the texture is GENERATED (textures.ts `frostTexture`, greyish-blue ice film +
-// dendrites), not the reference's six frost photographs, which we cannot ship; the random flip
-// stands in for the choice of photo.
+// dendrites), not the reference's frost photographs (six files, of which its randint(5) draws the
+// first five), which we cannot ship; the random flip stands in for the choice of photo.
 
 import {
   type KernelFamily, f32Lit, input, output,

@@ -2,28 +2,32 @@
 // (parameters: docs/imagenet-c.md): blur(σ) → the reference's local pixel swaps → blur(σ).
 //
 // The reference visits (h,w) in [d+1, H−d]×[d+1, W−d] in decreasing raster order, `iterations`
-// times, and swaps each pixel with (h+dy, w+dx), dx,dy = randint(−d, d) ∈ [−d, d−1]. That loop is
-// sequential, but its result is computable per output pixel: what a position holds just before
-// time t is decided by the last swap that touched it before t, either its own visit (it took its
-// partner's content) or a visit of one of the (2d)² neighbours whose partner it was (it took that
-// neighbour's content). Walking these events back in time (each step strictly earlier; ≈ 2-5
-// steps on average, capped at GLASS_MAX_STEPS in all) gives the exact source of every output
-// pixel, so the shuffle is the reference's own permutation, not an approximation of it.
+// times, and "swaps" each pixel with (h+dy, w+dx), dx,dy = randint(−d, d) ∈ [−d, d−1], by
+// `x[h, w], x[h', w'] = x[h', w'], x[h, w]` on a NumPy H×W×3 array. That is not a swap: the
+// right-hand side holds views, so x[h, w] first receives x[h', w']'s pixel and then x[h', w']
+// receives x[h, w]'s new value, i.e. itself. Each visit copies its partner's current pixel; the
+// partner keeps its own (pixels get duplicated, never exchanged). cnnlab reproduces that copy.
+// Per output pixel the result is a short forward walk: a visited position holds what its partner
+// held at the visit, which is the partner's own visit result when the partner was visited earlier
+// (larger raster index) and its pre-iteration content otherwise. Iterations compose from the last
+// back. Before the swaps the reference truncates the first blur to uint8 (`np.uint8(… * 255)`);
+// so does cnnlab (floor(v·255 + 2^-10)/255, the slack as jpeg-compression.ts's jpegToU8).
 //
 // Layout: x, y [N,H,W,3] NHWC in [0,1]; ids [N]. Dispatches: gaussian blur (two blur1d passes,
 // common.ts) → draw (one invocation per pixel: each (iteration, pixel)'s (dx, dy) into a temp,
-// so the walk reads them instead of re-hashing) → walk (one invocation per output pixel) →
-// gaussian blur. No workgroup memory.
+// so the walk reads them instead of re-hashing) → walk (one invocation per output pixel, which
+// also truncates to 8 bits) → gaussian blur. No workgroup memory.
 //
 // Deviations: the draws are per (iteration, pixel) from the counter RNG (eval/rng.ts; numpy
-// draws them in visiting order, which cannot be reproduced anyway), and no uint8 truncation
-// between the stages (float pipeline).
+// draws them in visiting order, which cannot be reproduced anyway).
 
 import {
-  type KernelFamily, input, makeDispatch, output, temp,
+  type KernelFamily, f32Lit, input, makeDispatch, output, temp,
 } from '../../kernels/kernel.js';
 import { RNG_WGSL, rngUniform } from '../rng.js';
-import { type PixelGrid, gaussianImageLower, gaussianImageRef, imageElems, pixelGrid, pixelMain, toImage, u32Seed } from './common.js';
+import {
+  type PixelGrid, gaussianImageLower, gaussianImageRef, imageElems, pixelGrid, pixelMain, storeRgb, toImage, u32Seed,
+} from './common.js';
 import type { CorruptionDef } from './corruption.js';
 
 /** RNG streams of glass_blur: one per iteration from here (other files use other ranges). */
@@ -31,7 +35,7 @@ const STREAM = { glass: 0x200 } as const;
 
 export interface GlassParams { sigma: number; delta: number; iterations: number }
 
-/** Safety cap on the event walk per output pixel (chains are ≈ 2-5 steps, rarely past 30). */
+/** Safety cap on the walk per output pixel and iteration (chains are ≈ 1-3 steps, rarely past 20). */
 export const GLASS_MAX_STEPS = 4096;
 
 /** The swap offset (dy, dx) ∈ [−d, d−1]² that pixel (y, x) draws in iteration `it`. */
@@ -69,7 +73,7 @@ const glassWalkFamily: KernelFamily<GlassWalkConfig> = {
     return `
 @group(0) @binding(0) var<storage, read> x: array<f32>;        // input  [N,H,W,3], blurred once
 @group(0) @binding(1) var<storage, read> code: array<f32>;     // input  [iterations,N,H,W] swap offsets
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;  // output [N,H,W,3], shuffled
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;  // output [N,H,W,3], shuffled, 8-bit values
 
 // Positions the reference's loop visits; a visit's time is its raster index (larger = earlier).
 fn visited(r: i32, s: i32) -> bool { return r >= ${d + 1} && r <= ${c.h - d} && s >= ${d + 1} && s <= ${c.w - d}; }
@@ -77,84 +81,58 @@ fn code_at(it: i32, b: u32, r: i32, s: i32) -> i32 {
   return i32(code[((u32(it) * ${c.n}u + b) * ${c.h}u + u32(r)) * ${c.w}u + u32(s)]);
 }
 ${pixelMain(c, `
-  var ry = yy;        // where the content now at the output pixel is, before the events walked so far
+  var ry = yy;        // where the content now at the output pixel was before the iterations walked so far
   var rx = xx;
-  var steps = 0;
   for (var it = ${c.iterations - 1}; it >= 0; it--) {
-    var t = -1;       // only events earlier than this visit (raster index greater than t) count
+    // A visited position took its partner's pixel as it was at the visit: follow while the partner was visited earlier.
+    var steps = 0;
     loop {
-      // The latest event at (ry, rx) before t: its own visit, or a neighbour's visit that swapped with it.
-      var best = ${c.h * c.w};
-      var own = false;
-      var by = 0;
-      var bx = 0;
-      if (visited(ry, rx) && ry * ${c.w} + rx > t) { best = ry * ${c.w} + rx; own = true; }
-      for (var oy = ${1 - d}; oy <= ${d}; oy++) {
-        for (var ox = ${1 - d}; ox <= ${d}; ox++) {
-          let qy = ry + oy;
-          let qx = rx + ox;
-          let r = qy * ${c.w} + qx;
-          if ((oy != 0 || ox != 0) && visited(qy, qx) && r > t && r < best &&
-              code_at(it, b, qy, qx) == (${d} - oy) * ${d2} + (${d} - ox)) {
-            best = r; own = false; by = qy; bx = qx;
-          }
-        }
-      }
-      if (best == ${c.h * c.w} || steps >= ${c.maxSteps}) { break; }
+      if (!visited(ry, rx) || steps >= ${c.maxSteps}) { break; }
       steps++;
-      t = best;
-      if (own) {
-        // Its own visit: it took what its partner held just before.
-        let k = code_at(it, b, ry, rx);
-        ry += k / ${d2} - ${d};
-        rx += k % ${d2} - ${d};
-      } else {
-        // A neighbour's visit: it took what the neighbour held just before.
-        ry = by;
-        rx = bx;
-      }
+      let k = code_at(it, b, ry, rx);
+      let qy = ry + k / ${d2} - ${d};
+      let qx = rx + k % ${d2} - ${d};
+      let earlier = visited(qy, qx) && qy * ${c.w} + qx > ry * ${c.w} + rx;
+      ry = qy;
+      rx = qx;
+      if (!earlier) { break; }
     }
   }
   let o = ((b * ${c.h}u + u32(ry)) * ${c.w}u + u32(rx)) * 3u;
-  y[p * 3u] = x[o]; y[p * 3u + 1u] = x[o + 1u]; y[p * 3u + 2u] = x[o + 2u];`)}`;
+  // np.uint8(blur · 255) / 255
+  let v = floor(vec3<f32>(x[o], x[o + 1u], x[o + 2u]) * 255.0 + ${f32Lit(TRUNC_SLACK)}) * ${f32Lit(1 / 255)};
+${storeRgb('v')}`)}`;
   },
 };
 
 /**
- * The source pixel of output (y, x) after the reference's swap loops: the same event walk as the
- * WGSL. Also returns the number of steps it took.
+ * The source pixel of output (y, x) after the reference's copy loops: the same walk as the WGSL.
+ * Also returns the longest chain it followed in one iteration.
  */
 export function glassSource(seed: number, id: number, p: GlassParams, h: number, w: number, y: number, x: number): { y: number; x: number; steps: number } {
   const d = p.delta;
   const visited = (r: number, s: number) => r >= d + 1 && r <= h - d && s >= d + 1 && s <= w - d;
-  let ry = y, rx = x, steps = 0;
+  let ry = y, rx = x, most = 0;
   for (let it = p.iterations - 1; it >= 0; it--) {
-    let t = -1;
-    for (;;) {
-      let best = h * w, own = false, by = 0, bx = 0;
-      if (visited(ry, rx) && ry * w + rx > t) { best = ry * w + rx; own = true; }
-      for (let oy = 1 - d; oy <= d; oy++) for (let ox = 1 - d; ox <= d; ox++) {
-        const qy = ry + oy, qx = rx + ox, r = qy * w + qx;
-        if ((oy !== 0 || ox !== 0) && visited(qy, qx) && r > t && r < best) {
-          const [dy, dx] = glassOffset(seed, id, it, qy, qx, w, d);
-          if (dy === -oy && dx === -ox) { best = r; own = false; by = qy; bx = qx; }
-        }
-      }
-      if (best === h * w || steps >= GLASS_MAX_STEPS) break;
+    let steps = 0;
+    while (visited(ry, rx) && steps < GLASS_MAX_STEPS) {
       steps++;
-      t = best;
-      if (own) {
-        const [dy, dx] = glassOffset(seed, id, it, ry, rx, w, d);
-        ry += dy;
-        rx += dx;
-      } else {
-        ry = by;
-        rx = bx;
-      }
+      const [dy, dx] = glassOffset(seed, id, it, ry, rx, w, d);
+      const qy = ry + dy, qx = rx + dx;
+      const earlier = visited(qy, qx) && qy * w + qx > ry * w + rx;
+      ry = qy;
+      rx = qx;
+      if (!earlier) break;
     }
+    most = Math.max(most, steps);
   }
-  return { y: ry, x: rx, steps };
+  return { y: ry, x: rx, steps: most };
 }
+
+/** The reference's truncation of the first blur to 8 bits, in f32 as the GPU (value / 255). */
+const trunc8 = (v: number): number =>
+  Math.fround(Math.floor(Math.fround(Math.fround(v * 255) + TRUNC_SLACK)) * Math.fround(1 / 255));
+const TRUNC_SLACK = 2 ** -10;
 
 export const glassBlur: CorruptionDef<GlassParams> = {
   name: 'glass_blur',
@@ -194,7 +172,7 @@ export const glassBlur: CorruptionDef<GlassParams> = {
       for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) {
         const src = glassSource(s, id, p, h, w, yy, xx);
         const o = ((b * h + yy) * w + xx) * 3, i = ((b * h + src.y) * w + src.x) * 3;
-        for (let c = 0; c < 3; c++) shuffled[o + c] = Math.fround(once[i + c]);
+        for (let c = 0; c < 3; c++) shuffled[o + c] = trunc8(Math.fround(once[i + c]));
       }
     }
     return toImage(x.shape, gaussianImageRef(shuffled, x.shape, p.sigma));

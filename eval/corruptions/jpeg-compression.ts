@@ -9,7 +9,8 @@
 // a uint8 PIL image; the output is k · f32(1/255). Deviation: none (bit-exact).
 
 import {
-  type KernelFamily, ceilDiv, f32Lit, grid, input, makeDispatch, output, temp,
+  type HostTensor, type KernelFamily, type LowerContext, type Lowering, type Shape, ceilDiv, f32Lit, grid, input, makeDispatch, output,
+  temp,
 } from '../../kernels/kernel.js';
 import { type PixelGrid, computeMain, constArray, pixelGrid, pixelMain, storeRgb } from './common.js';
 import type { CorruptionDef } from './corruption.js';
@@ -24,6 +25,8 @@ interface JpegBlockConfig {
   plane: 'luma' | 'chroma';
   /** The quantisation table and its reciprocal form (jpegReciprocal of 8q). */
   q: readonly number[]; recip: readonly number[]; corr: readonly number[]; shift: readonly number[];
+  /** How [0,1] floats become the 8-bit pixels libjpeg reads (jpegToU8). */
+  toU8: JpegInput;
   wg: number; gridX: number;
 }
 
@@ -78,7 +81,8 @@ ${constArray('SHIFT', 'u32', c.shift)}
 // The 8-bit pixel libjpeg reads at (r, s), edge pixels replicated past the image.
 fn rgb8(b: u32, r: u32, s: u32) -> vec3<i32> {
   let o = ((b * ${c.h}u + min(r, ${c.h - 1}u)) * ${c.w}u + min(s, ${c.w - 1}u)) * 3u;
-  return vec3<i32>(clamp(floor(vec3<f32>(x[o], x[o + 1u], x[o + 2u]) * 255.0 + 0.5), vec3<f32>(0.0), vec3<f32>(255.0)));
+  let v = floor(vec3<f32>(x[o], x[o + 1u], x[o + 2u]) * 255.0 + ${c.toU8 === 'round' ? '0.5' : f32Lit(TRUNC_SLACK)});
+  return vec3<i32>(clamp(v, vec3<f32>(0.0), vec3<f32>(255.0)));
 }
 ${luma ? `fn to_y(p: vec3<i32>) -> i32 { return (${YCC.yr} * p.x + ${YCC.yg} * p.y + ${YCC.yb} * p.z + 32768) >> 16u; }` : `
 fn to_cb(p: vec3<i32>) -> i32 { return (-${YCC.cbr} * p.x - ${YCC.cbg} * p.y + ${YCC.half} * p.z + ${(128 << 16) + 32767}) >> 16u; }
@@ -129,43 +133,64 @@ ${c.cw > 2 ? `
 ${storeRgb('v')}`)}`,
 };
 
+/**
+ * How the codec's [0,1] input becomes 8 bits: 'round' (jpeg_compression: the reference's input is
+ * a uint8 image) or 'trunc' (ImageNet-C's storage step, `np.uint8` of a float in [0, 255], which
+ * truncates; storage.ts). Truncation is floor(x·255 + 2^-10): the slack of 1/1024 grey level keeps
+ * values that are integers in exact arithmetic (k/255 passed through) at k despite f32 rounding
+ * (f32 error at 255 is ~1.5e-5), as they are in the reference's f64.
+ */
+export type JpegInput = 'round' | 'trunc';
+const TRUNC_SLACK = 2 ** -10;
+
+/** The 8-bit value libjpeg reads for x in [0,1], computed in f32 as the GPU does. */
+export const jpegToU8 = (mode: JpegInput, v: number): number => mode === 'round' ? toU8(v)
+  : Math.min(Math.max(Math.floor(Math.fround(Math.fround(v * 255) + TRUNC_SLACK)), 0), 255);
+
+/** A JPEG save + load at `quality` of x [N,H,W,3] (input(0)) into output(0): three dispatches. */
+export function jpegLowering(quality: number, toU8Mode: JpegInput, shape: Shape, ctx: LowerContext): Lowering {
+  const [n, h, w] = shape;
+  const ch = Math.ceil(h / 2), cw = Math.ceil(w / 2);
+  const tables = jpegQuantTables(quality);
+  const maxDim = ctx.limits.maxComputeWorkgroupsPerDimension;
+  const wg = 16;
+  const blocks = (plane: 'luma' | 'chroma', ph: number, pw: number, q: number[], out: number) => {
+    const bh = Math.ceil(ph / 8), bw = Math.ceil(pw / 8);
+    const g = grid(ceilDiv(n * bh * bw, wg), maxDim);
+    const rec = q.map((v) => jpegReciprocal(v * 8));
+    const cfg: JpegBlockConfig = {
+      n, h, w, ch, cw, bh, bw, plane, q,
+      recip: rec.map((r) => r.recip), corr: rec.map((r) => r.corr), shift: rec.map((r) => r.shift), toU8: toU8Mode, wg, gridX: g[0],
+    };
+    const nb = n * bh * bw * (plane === 'luma' ? 1 : 2);
+    return makeDispatch(jpegBlockFamily, cfg, g, [input(0), temp(out)], { bytes: 4 * (n * h * w * 3 + nb * 64) });
+  };
+  const { g, groups } = pixelGrid(shape, ctx);
+  return {
+    dispatches: [
+      blocks('luma', h, w, tables.luma, 0),
+      blocks('chroma', ch, cw, tables.chroma, 1),
+      makeDispatch(jpegDecodeFamily, { ...g, ch, cw }, groups, [temp(0), temp(1), output(0)], { bytes: 4 * n * h * w * 4 }),
+    ],
+    temps: [n * h * w, n * ch * cw * 2],
+  };
+}
+
+/** jpegLowering's plain-TS reference. */
+export function jpegRef(quality: number, toU8Mode: JpegInput, x: HostTensor): HostTensor {
+  const [n, h, w] = x.shape;
+  const data = new Float32Array(x.data.length);
+  for (let b = 0; b < n; b++) {
+    const img = x.data.subarray(b * h * w * 3, (b + 1) * h * w * 3);
+    const out = jpegRoundTripU8(Array.from(img, (v) => jpegToU8(toU8Mode, v)), h, w, quality);
+    for (let i = 0; i < out.length; i++) data[b * h * w * 3 + i] = Math.fround(out[i] * Math.fround(1 / 255));
+  }
+  return { shape: [...x.shape], data };
+}
+
 export const jpegCompression: CorruptionDef<number> = {
   name: 'jpeg_compression',
   params: [25, 18, 15, 10, 7],
-  lower(quality, _seed, shape, ctx) {
-    const [n, h, w] = shape;
-    const ch = Math.ceil(h / 2), cw = Math.ceil(w / 2);
-    const tables = jpegQuantTables(quality);
-    const maxDim = ctx.limits.maxComputeWorkgroupsPerDimension;
-    const wg = 16;
-    const blocks = (plane: 'luma' | 'chroma', ph: number, pw: number, q: number[], out: number) => {
-      const bh = Math.ceil(ph / 8), bw = Math.ceil(pw / 8);
-      const g = grid(ceilDiv(n * bh * bw, wg), maxDim);
-      const rec = q.map((v) => jpegReciprocal(v * 8));
-      const cfg: JpegBlockConfig = {
-        n, h, w, ch, cw, bh, bw, plane, q, recip: rec.map((r) => r.recip), corr: rec.map((r) => r.corr), shift: rec.map((r) => r.shift), wg, gridX: g[0],
-      };
-      const nb = n * bh * bw * (plane === 'luma' ? 1 : 2);
-      return makeDispatch(jpegBlockFamily, cfg, g, [input(0), temp(out)], { bytes: 4 * (n * h * w * 3 + nb * 64) });
-    };
-    const { g, groups } = pixelGrid(shape, ctx);
-    return {
-      dispatches: [
-        blocks('luma', h, w, tables.luma, 0),
-        blocks('chroma', ch, cw, tables.chroma, 1),
-        makeDispatch(jpegDecodeFamily, { ...g, ch, cw }, groups, [temp(0), temp(1), output(0)], { bytes: 4 * n * h * w * 4 }),
-      ],
-      temps: [n * h * w, n * ch * cw * 2],
-    };
-  },
-  ref(quality, _seed, x) {
-    const [n, h, w] = x.shape;
-    const data = new Float32Array(x.data.length);
-    for (let b = 0; b < n; b++) {
-      const img = x.data.subarray(b * h * w * 3, (b + 1) * h * w * 3);
-      const out = jpegRoundTripU8(Array.from(img, toU8), h, w, quality);
-      for (let i = 0; i < out.length; i++) data[b * h * w * 3 + i] = Math.fround(out[i] * Math.fround(1 / 255));
-    }
-    return { shape: [...x.shape], data };
-  },
+  lower: (quality, _seed, shape, ctx) => jpegLowering(quality, 'round', shape, ctx),
+  ref: (quality, _seed, x) => jpegRef(quality, 'round', x),
 };

@@ -164,7 +164,12 @@ describe('corrupt: properties', () => {
     // Not saturate: its levels (S×0.3, ×0.1, ×2, ×5+0.1, ×20+0.2) are not ordered by size.
     for (const name of ALL.filter((n) => n !== 'saturate' && n !== 'elastic_transform')) {
       const m = mean(name);
-      for (let s = 1; s < 5; s++) expect(m[s], `${name}: severity ${s + 1} vs ${s} (${m.map((v) => v.toFixed(4))})`).toBeGreaterThan(m[s - 1]);
+      for (let s = 1; s < 5; s++) {
+        // glass_blur 3 → 4 is not ordered in the reference itself (its copy loop: 3 iterations at d = 2
+        // vs 2 at d = 3): mean |y − x| 0.0788 vs 0.0771 on astronaut (tests/fixtures/imagenet_c/stats.json).
+        if (name === 'glass_blur' && s === 3) continue;
+        expect(m[s], `${name}: severity ${s + 1} vs ${s} (${m.map((v) => v.toFixed(4))})`).toBeGreaterThan(m[s - 1]);
+      }
     }
     // elastic's severities 1-2 (large α, very smooth fields, big affine) and 3-5 (small α, local
     // fields) are two regimes in the reference; within the second, the ordering holds.
@@ -256,7 +261,7 @@ describe('reference maths against the originals', () => {
     close(Array.from(blur1dRef(blur1dRef(f, 1, n, n, 1, 0, wt, 'reflect'), 1, n, n, 1, 1, wt, 'reflect')), SCIPY.reflect4, 1e-7);
   });
 
-  it("glass_blur's parallel event walk reproduces the reference's sequential swap loop exactly", () => {
+  it("glass_blur's parallel walk reproduces the reference's sequential loop (NumPy's 'swap' copies) exactly", () => {
     const h = 23, w = 19;
     for (const p of getCorruption('glass_blur').params as readonly GlassParams[]) {
       const src = Int32Array.from({ length: h * w }, (_, i) => i);
@@ -264,7 +269,8 @@ describe('reference maths against the originals', () => {
         for (let r = h - p.delta; r > p.delta; r--) for (let c = w - p.delta; c > p.delta; c--) {
           const [dy, dx] = glassOffset(SEED, 3, it, r, c, w, p.delta);
           const a = r * w + c, b = (r + dy) * w + c + dx;
-          [src[a], src[b]] = [src[b], src[a]];
+          // x[h, w], x[h', w'] = x[h', w'], x[h, w] on NumPy views: x[h, w] ← x[h', w'], then x[h', w'] ← itself.
+          src[a] = src[b];
         }
       }
       let maxSteps = 0;

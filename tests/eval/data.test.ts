@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Dataset, batches, buildIndex, clearPreprocessPlans, datasetFromIndex, itemLocation, loadBatch, preprocessOnGpu,
-  preprocessPlanCount, scanImageFolder, selectItems,
+  preprocessPlanCount, scanImageFolder, selectItems, stratifiedSample,
 } from '../../eval/data.js';
 import { decodeImageFile } from '../../eval/decode-node.js';
 import { IMAGENET_SYNSETS, imagenetClassIndex } from '../../eval/imagenet-synsets.js';
@@ -129,12 +129,39 @@ describe('batches', () => {
     expect(shards[0].map((b) => b.length)).toEqual([4, 3]);
   });
 
-  it('applies limit before sharding, so shards of a limited run still partition the first N', async () => {
+  it('applies limit before sharding, so shards of a limited run still partition the same N', async () => {
     const ds = fake(20);
-    const ids = (await Promise.all([0, 1, 2].map((k) => collect(ds, { batchSize: 2, limit: 7, shard: { k, n: 3 } })))).map((s) => s.flat().map((x) => x.id));
+    const ids = (await Promise.all([0, 1, 2].map((k) => collect(ds, { batchSize: 2, limit: 7, seed: 3, shard: { k, n: 3 } }))))
+      .map((s) => s.flat().map((x) => x.id));
     expect(ids.map((s) => s.length)).toEqual([3, 2, 2]);
-    expect(ids.flat().sort()).toEqual(ds.items.slice(0, 7).map((i) => i.path).sort());
-    expect((await collect(ds, { batchSize: 100, limit: 0 })).length).toBe(0);
+    expect(ids.flat().sort()).toEqual(selectItems(ds, { limit: 7, seed: 3 }).map((i) => i.id).sort());
+    expect((await collect(ds, { batchSize: 100, limit: 0, seed: 3 })).length).toBe(0);
+  });
+
+  it('limit samples stratified over classes with the seed: proportional, reproducible, seed-dependent', () => {
+    // Class-folder order, unequal classes (as a scanned ImageFolder): 40, 30, 20, 10 items.
+    const sizes = [40, 30, 20, 10];
+    const items = sizes.flatMap((m, c) => Array.from({ length: m }, (_, j) => ({ path: `c${c}/${String(j).padStart(3, '0')}.png`, label: c })));
+    const ds = datasetFromIndex({ classes: ['c0', 'c1', 'c2', 'c3'], items }, { root: '/data' });
+    const count = (sel: { label: number }[]) => sizes.map((_, c) => sel.filter((i) => i.label === c).length);
+    const a = selectItems(ds, { limit: 10, seed: 1 });
+    expect(count(a)).toEqual([4, 3, 2, 1]);   // exactly proportional
+    expect(a.map((i) => i.index)).toEqual([...a.map((i) => i.index)].sort((x, y) => x - y));   // dataset order
+    a.forEach((i) => expect(ds.items[i.index].path).toBe(i.id));
+    expect(selectItems(ds, { limit: 10, seed: 1 })).toEqual(a);
+    const b = selectItems(ds, { limit: 10, seed: 2 });
+    expect(count(b)).toEqual([4, 3, 2, 1]);
+    expect(b.map((i) => i.id)).not.toEqual(a.map((i) => i.id));
+    // Not the first N of the first class (the old behaviour), and leftovers go to the largest remainders.
+    expect(a.every((i) => i.label === 0)).toBe(false);
+    const r = count(selectItems(ds, { limit: 7, seed: 5 }));   // quotas 2.8, 2.1, 1.4, 0.7 → 3, 2, 1, 1
+    expect(r).toEqual([3, 2, 1, 1]);
+    // Within a class the sample spreads over the whole class, not its first files (seeds 0..19, class 0).
+    const firstHalf = Array.from({ length: 20 }, (_, s) => selectItems(ds, { limit: 50, seed: s }).filter((i) => i.label === 0 && i.index < 20).length);
+    expect(Math.min(...firstHalf)).toBeGreaterThan(4);
+    expect(Math.max(...firstHalf)).toBeLessThan(16);
+    expect(stratifiedSample([0, 0, 1], 5, 0)).toEqual([0, 1, 2]);
+    expect(() => selectItems(ds, { limit: 3 })).toThrow(/seed/);
   });
 
   it('skips ids already done (resume) without moving items between shards', async () => {
@@ -150,7 +177,7 @@ describe('batches', () => {
     const ds = fake(5);
     await expect(collect(ds, { batchSize: 2, shard: { k: 3, n: 3 } })).rejects.toThrow(/0-based.*0 ≤ k < n = 3/);
     await expect(collect(ds, { batchSize: 0 })).rejects.toThrow(/batchSize/);
-    await expect(collect(ds, { batchSize: 1, limit: -1 })).rejects.toThrow(/limit/);
+    await expect(collect(ds, { batchSize: 1, limit: -1, seed: 0 })).rejects.toThrow(/limit/);
   });
 });
 
@@ -161,7 +188,7 @@ describe('index for the browser', () => {
     const web = datasetFromIndex(JSON.parse(JSON.stringify(buildIndex(ds))), { root: '/data/', classes: 2 });
     expect(web.items).toEqual(ds.items);
     expect(web.labelSource).toBe('sorted');
-    const o = { shard: { k: 1, n: 2 }, limit: 4 };
+    const o = { shard: { k: 1, n: 2 }, limit: 4, seed: 0 };
     expect(selectItems(web, o).map((i) => [i.id, i.label, i.index])).toEqual(selectItems(ds, o).map((i) => [i.id, i.label, i.index]));
     expect(itemLocation(web, 'b b/1.png')).toBe('/data/b%20b/1.png');
     expect(itemLocation(web, 'a#/x.png')).toBe('/data/a%23/x.png');
