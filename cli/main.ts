@@ -71,7 +71,9 @@ commands:
              --severities 1-5        e.g. 1-5, 3, 1,3,5
              --sweeps size,location,rotation|none   SI-Score-style sweeps (default: all, synthetic data only)
              --resolutions a,b,c     test resolutions (default 0.75×, 1×, 1.25× the model's)
-             --limit N --shard k/n   first N images; a deterministic slice (k 0-based; k=env reads $JOB_COMPLETION_INDEX)
+             --limit N               N images sampled stratified over classes with --seed
+             --shard k/n             a deterministic slice (k 0-based; k=env reads $JOB_COMPLETION_INDEX)
+             --imagenet-c-protocol   store each corrupted image as the released ImageNet-C did (uint8, JPEG q85)
              --batch N --seed N      batch size (default 16), corruption seed (default 0)
              --runtime chrome|node   where to run (default chrome: the page in headless Chromium; node: Dawn)
              --resume                continue the run in --out (nothing lost, nothing counted twice)
