@@ -72,6 +72,7 @@ commands:
              --sweeps size,location,rotation|none   SI-Score-style sweeps (default: all, synthetic data only)
              --resolutions a,b,c     test resolutions (default 0.75×, 1×, 1.25× the model's)
              --limit N --shard k/n   first N images; a deterministic slice (k 0-based; k=env reads $JOB_COMPLETION_INDEX)
+             --shard auto[/n]        the shard from a Slurm job array or a Kubernetes Indexed Job (deploy/README.md)
              --batch N --seed N      batch size (default 16), corruption seed (default 0)
              --runtime chrome|node   where to run (default chrome: the page in headless Chromium; node: Dawn)
              --resume                continue the run in --out (nothing lost, nothing counted twice)
