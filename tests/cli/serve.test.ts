@@ -2,7 +2,9 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../cli/common.js';
 import { type Served, serve, weightsUrl } from '../../cli/serve.js';
+import { pageMounts } from '../../cli/serve-page.js';
 
 let s: Served;
 let dir: string;
@@ -100,5 +102,12 @@ describe('serve', () => {
       expect(r.status, host).toBe(403);
       expect(r.body).not.toBe('<p>hi</p>');
     }
+  });
+
+  it("`npx cnnlab serve` mounts each built-in weights file, not the weights folder", () => {
+    const weightMounts = Object.entries(pageMounts()).filter(([url]) => url.startsWith('/models/'));
+    expect(weightMounts).toEqual([
+      ['/models/weights/mobilenet_v2_synth.safetensors', path.join(REPO_ROOT, 'models/weights/mobilenet_v2_synth.safetensors')],
+    ]);
   });
 });
