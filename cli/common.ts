@@ -61,16 +61,87 @@ export function parseSeverities(v: string, name = 'severities'): number[] {
   return [...out].sort();
 }
 
-/** 'k/n' (0-based k, as a Kubernetes Indexed Job's completion index); k may be 'env' for $JOB_COMPLETION_INDEX. */
-export function parseShard(v: string | undefined): { k: number; n: number } | null {
+/** The environment parseShard reads (process.env by default; tests pass their own). */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Gives a Kubernetes Indexed Job's shard count to `--shard auto` (set it to the Job's completions). */
+export const SHARD_COUNT_VAR = 'CNNLAB_SHARD_COUNT';
+
+/** A variable's value as an integer ≥ 0, or an error naming it. */
+function envInt(env: Env, name: string): number {
+  const v = env[name];
+  if (v === undefined || !/^\d+$/.test(v.trim())) {
+    throw new Error(`--shard auto: $${name} must be an integer ≥ 0, got "${v}"`);
+  }
+  return Number(v);
+}
+
+/**
+ * The shard `--shard` names, 0-based (k of n, 0 ≤ k < n), or null without one:
+ * - 'k/n' as given;
+ * - 'env/n': k from $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job);
+ * - 'auto' or 'auto/n': from the scheduler. In a Slurm job array, k = $SLURM_ARRAY_TASK_ID −
+ *   $SLURM_ARRAY_TASK_MIN and n = $SLURM_ARRAY_TASK_COUNT (the array must be one contiguous range,
+ *   e.g. --array=1-8 or --array=0-99%10); in a Kubernetes Indexed Job, k = $JOB_COMPLETION_INDEX
+ *   and n is the '/n' part or $CNNLAB_SHARD_COUNT. An n given both ways must agree.
+ * A pure function of its arguments: `env` is only read.
+ */
+export function parseShard(v: string | undefined, env: Env = process.env): { k: number; n: number } | null {
   if (!v) return null;
+  const check = (k: number, n: number, what: string) => {
+    if (!Number.isInteger(k) || !Number.isInteger(n) || n < 1 || k < 0 || k >= n) {
+      throw new Error(`--shard ${what}: need 0 ≤ k < n, got k = ${k}, n = ${n}`);
+    }
+    return { k, n };
+  };
+  const auto = /^auto(?:\/(\d+))?$/.exec(v);
+  if (auto) return check(...autoShard(auto[1] === undefined ? undefined : Number(auto[1]), env), v);
   const m = /^(\w+)\/(\d+)$/.exec(v);
-  if (!m) throw new Error(`--shard must look like k/n (0-based k), got "${v}"`);
-  const k = m[1] === 'env' ? Number(process.env.JOB_COMPLETION_INDEX) : Number(m[1]);
-  const n = Number(m[2]);
-  if (m[1] === 'env' && process.env.JOB_COMPLETION_INDEX === undefined) throw new Error('--shard env/n needs $JOB_COMPLETION_INDEX');
-  if (!Number.isInteger(k) || !Number.isInteger(n) || n < 1 || k < 0 || k >= n) throw new Error(`--shard ${v}: need 0 ≤ k < n`);
-  return { k, n };
+  if (!m) throw new Error(`--shard must look like k/n (0-based k), env/n or auto[/n], got "${v}"`);
+  if (m[1] === 'env' && env.JOB_COMPLETION_INDEX === undefined) {
+    throw new Error('--shard env/n needs $JOB_COMPLETION_INDEX');
+  }
+  const k = m[1] === 'env' ? Number(env.JOB_COMPLETION_INDEX) : Number(m[1]);
+  return check(k, Number(m[2]), v);
+}
+
+/** `--shard auto[/n]`: [k, n] from a Slurm job array or a Kubernetes Indexed Job; `given` is the '/n' part. */
+function autoShard(given: number | undefined, env: Env): [number, number] {
+  const slurm = env.SLURM_ARRAY_TASK_ID !== undefined;
+  const k8s = env.JOB_COMPLETION_INDEX !== undefined;
+  if (slurm && k8s) {
+    throw new Error('--shard auto: both $SLURM_ARRAY_TASK_ID and $JOB_COMPLETION_INDEX are set; give --shard k/n');
+  }
+  const agree = (n: number, source: string) => {
+    if (given !== undefined && given !== n) throw new Error(`--shard auto/${given}: ${source} says ${n} shards`);
+    return n;
+  };
+  if (slurm) {
+    const id = envInt(env, 'SLURM_ARRAY_TASK_ID');
+    if (env.SLURM_ARRAY_TASK_COUNT === undefined) {
+      throw new Error('--shard auto: $SLURM_ARRAY_TASK_ID is set but $SLURM_ARRAY_TASK_COUNT is not');
+    }
+    const count = envInt(env, 'SLURM_ARRAY_TASK_COUNT');
+    const min = env.SLURM_ARRAY_TASK_MIN === undefined ? 0 : envInt(env, 'SLURM_ARRAY_TASK_MIN');
+    const max = env.SLURM_ARRAY_TASK_MAX === undefined ? min + count - 1 : envInt(env, 'SLURM_ARRAY_TASK_MAX');
+    if (max - min + 1 !== count) {
+      throw new Error(`--shard auto: the Slurm array is not one contiguous range (tasks ${min}-${max}, `
+        + `but ${count} of them); submit it as --array=FIRST-LAST`);
+    }
+    if (id < min || id > max) throw new Error(`--shard auto: $SLURM_ARRAY_TASK_ID ${id} is outside ${min}-${max}`);
+    return [id - min, agree(count, `$SLURM_ARRAY_TASK_COUNT`)];
+  }
+  if (k8s) {
+    const k = envInt(env, 'JOB_COMPLETION_INDEX');
+    const fromEnv = env[SHARD_COUNT_VAR] === undefined ? undefined : envInt(env, SHARD_COUNT_VAR);
+    if (fromEnv === undefined && given === undefined) {
+      throw new Error('--shard auto: $JOB_COMPLETION_INDEX is set, but not the shard count: give --shard auto/N '
+        + `or set $${SHARD_COUNT_VAR} to the Job's completions`);
+    }
+    return [k, fromEnv === undefined ? given! : agree(fromEnv, `$${SHARD_COUNT_VAR}`)];
+  }
+  throw new Error('--shard auto: no scheduler found: expected a Slurm job array ($SLURM_ARRAY_TASK_ID, '
+    + '$SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job ($JOB_COMPLETION_INDEX); give --shard k/n otherwise');
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;

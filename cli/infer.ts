@@ -14,6 +14,7 @@ import { preprocessImage } from '../models/preprocess.js';
 import { getModel } from '../models/registry.js';
 import { type InferResult, infer, topK } from '../models/run.js';
 import { WEB_ROOT, oneOf, parseCommand, withPage } from './common.js';
+import { weightsUrl } from './serve.js';
 
 export async function inferCmd(argv: string[]): Promise<number> {
   const { values } = parseCommand(argv, {
@@ -51,10 +52,10 @@ export async function inferCmd(argv: string[]): Promise<number> {
     try {
       writeFileSync(path.join(job, 'input.npy'), encodeNpy(input));
       const mounts: Record<string, string> = { '/': WEB_ROOT, '/job/': job };
-      if (weightsPath) mounts['/weights/'] = path.dirname(weightsPath);
+      if (weightsPath) mounts[weightsUrl(weightsPath)] = weightsPath; // the file, not its folder
       const res = await withPage(mounts, (page) => page.evaluate((o) => window.cnnlab.inferFromUrls(o), {
         model: def.name, seed, inputUrl: '/job/input.npy',
-        weightsUrl: weightsPath ? `/weights/${encodeURIComponent(path.basename(weightsPath))}` : undefined,
+        weightsUrl: weightsPath ? weightsUrl(weightsPath) : undefined,
       }), log);
       r = { ...res, logits: { shape: res.logits.shape, data: new Float32Array(res.logits.data) } };
     } finally {

@@ -74,6 +74,7 @@ commands:
              --limit N               N images sampled stratified over classes with --seed
              --shard k/n             a deterministic slice (k 0-based; k=env reads $JOB_COMPLETION_INDEX)
              --imagenet-c-protocol   store each corrupted image as the released ImageNet-C did (uint8, JPEG q85)
+             --shard auto[/n]        the shard from a Slurm job array or a Kubernetes Indexed Job (deploy/README.md)
              --batch N --seed N      batch size (default 16), corruption seed (default 0)
              --runtime chrome|node   where to run (default chrome: the page in headless Chromium; node: Dawn)
              --resume                continue the run in --out (nothing lost, nothing counted twice)

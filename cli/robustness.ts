@@ -18,6 +18,7 @@ import { SWEEPS, type SweepName } from '../eval/synth.js';
 import type { Summary } from '../eval/summary-schema.js';
 import { getModel, type ModelDef } from '../models/registry.js';
 import { REPO_ROOT, WEB_ROOT, list, oneOf, parseCommand, parseSeverities, parseShard, readChartJs, withPage } from './common.js';
+import { weightsUrl } from './serve.js';
 
 const DEFAULT_MODEL = 'mobilenet_v2_synth';
 
@@ -125,7 +126,7 @@ async function chromeRun(out: string, log: RecordLog, settings: RunSettings, o: 
   const bar = new cliProgress.SingleBar({ format: '{bar} {percentage}% | {value}/{total} | {ips} img/s | ETA {eta_formatted} | {cond}', noTTYOutput: true, notTTYSchedule: 15_000 }, cliProgress.Presets.shades_classic);
   let started = false;
   try {
-    if (o.weightsPath) mounts['/weights/'] = path.dirname(o.weightsPath);
+    if (o.weightsPath) mounts[weightsUrl(o.weightsPath)] = o.weightsPath; // the file, not its folder
     if (o.data) {
       const { scanImageFolder, buildIndex } = await import('../eval/data.js');
       const classes = o.weightsPath ? (await openSafetensorsPath(o.weightsPath)).tensors.get(getModel(o.model).headWeight)?.shape[0] ?? 1000 : 1000;
@@ -141,7 +142,7 @@ async function chromeRun(out: string, log: RecordLog, settings: RunSettings, o: 
         bar.update(pr.done, { ips: pr.imagesPerSecond.toFixed(1), cond: pr.cond });
       });
       await page.evaluate((args) => window.cnnlab.robustness(args), {
-        ...o, weightsUrl: o.weightsPath ? `/weights/${encodeURIComponent(path.basename(o.weightsPath))}` : null,
+        ...o, weightsUrl: o.weightsPath ? weightsUrl(o.weightsPath) : null,
         dataIndexUrl: o.data ? '/job/index.json' : null, done: [...log.done],
       });
     });

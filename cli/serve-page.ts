@@ -1,15 +1,21 @@
 // `npx cnnlab serve`: the page on http://localhost:PORT for any WebGPU browser.
 
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { WEB_ROOT, parseCommand, resolveDist } from './common.js';
+import { listModels } from '../models/registry.js';
+import { REPO_ROOT, WEB_ROOT, parseCommand, resolveDist } from './common.js';
 import { serve } from './serve.js';
 
-/** What `serve` serves: the page, the peers' and Chart.js's files, and the built-in weights. */
+/** What `serve` serves: the page, the peers' and Chart.js's files, and each built-in weights file (not their folder). */
 export function pageMounts(): Record<string, string> {
-  return {
+  const mounts: Record<string, string> = {
     '/': WEB_ROOT, '/vendor/ort/': resolveDist('onnxruntime-web', '.'), '/vendor/chart/': resolveDist('chart.js', '.'),
-    '/models/weights/': path.join(path.dirname(WEB_ROOT), '..', 'models', 'weights'),
   };
+  for (const def of listModels()) {
+    const file = def.builtinWeights && path.join(REPO_ROOT, def.builtinWeights);
+    if (file && existsSync(file)) mounts[`/${def.builtinWeights}`] = file;
+  }
+  return mounts;
 }
 
 export async function serveCmd(argv: string[]): Promise<number> {
