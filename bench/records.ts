@@ -33,7 +33,7 @@ export const syntheticId = (i: number) => `n${String(1440764 + (i % 1000) * 7).p
 /**
  * Write results.jsonl (and run.json) of `images` images × `conds` conditions into `dir`, condition
  * by condition as a run writes; with `shard`, only that shard's images (i mod n = k). Records are
- * deterministic pseudo-random predictions. Returns the records written and the file's bytes.
+ * pseudo-random predictions, the same for a (condition, image) whichever shard writes it. Returns the records written and the file's bytes.
  */
 export async function writeSyntheticRun(
   dir: string, o: { conds: readonly string[]; images: number; shard?: { k: number; n: number } | null },
@@ -50,9 +50,10 @@ export async function writeSyntheticRun(
     if (!out.write(chunk)) await once(out, 'drain');
     chunk = '';
   };
-  for (const cond of o.conds) {
+  for (const [ci, cond] of o.conds.entries()) {
     for (let i = 0; i < o.images; i++) {
       if (o.shard && i % o.shard.n !== o.shard.k) continue;
+      seed = Math.imul(ci * 1_000_003 + i, 2654435761) >>> 0; // per (condition, image): shards write the same records
       const label = i % 1000;
       const right = rand() < 0.6;
       const top = right ? label : (label + 1 + Math.floor(rand() * 998)) % 1000;

@@ -16,7 +16,9 @@ import {
 import { ExactSum, IMAGENET_VAL_IMAGES, imagenetCComparability, SummaryAccumulator, summarizeRun } from '../../eval/summary.js';
 import { getModel } from '../../models/registry.js';
 import '../../models/index.js';
-import { syntheticSettings } from '../../bench/records.js';
+import { IMAGENET_C_CONDITIONS, syntheticSettings, writeSyntheticRun } from '../../bench/records.js';
+import { mergeCmd } from '../../cli/robustness.js';
+import type { Summary } from '../../eval/summary-schema.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'cnnlab-records-'));
 const P = getModel('mobilenet_v2_synth').preprocess;
@@ -331,5 +333,35 @@ describe('records appended while a run goes', () => {
     await log.close();
     appendFileSync(RecordLog.file(dir), '');
     expect((await readAllRecords(RecordLog.file(dir))).map((r) => r.id)).toEqual(['a', 'b']);
+  });
+});
+
+describe('npx cnnlab merge', () => {
+  it('shards give the summary of the whole run; a killed shard gives an incomplete mCE', async () => {
+    const [whole, a, b, out, out2] = [tmp(), tmp(), tmp(), tmp(), tmp()];
+    await writeSyntheticRun(whole, { conds: IMAGENET_C_CONDITIONS, images: 30 });
+    await writeSyntheticRun(a, { conds: IMAGENET_C_CONDITIONS, images: 30, shard: { k: 0, n: 2 } });
+    await writeSyntheticRun(b, { conds: IMAGENET_C_CONDITIONS, images: 30, shard: { k: 1, n: 2 } });
+    const one = summarizeRun(syntheticSettings(), P, await readAllRecords(RecordLog.file(whole)));
+    const log = console.log;
+    console.log = () => {};
+    try {
+      expect(await mergeCmd([b, a, '--out', out])).toBe(0);
+      const m = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as Summary;
+      expect(m.shards).toEqual({ merged: [0, 1], of: 2 });
+      expect({ ...m, created: null, shards: null }).toEqual(JSON.parse(JSON.stringify({ ...one, created: null, shards: null })));
+      expect(m.mce!.complete).toBe(true);
+      expect(existsSync(lockFile(out))).toBe(false);
+      // Shard 1 killed part-way through its last corruption: counts differ from clean's only there.
+      const text = readFileSync(RecordLog.file(b), 'utf8').split('\n');
+      writeFileSync(RecordLog.file(b), `${text.slice(0, text.length - 4).join('\n')}\n`);
+      expect(await mergeCmd([a, b, '--out', out2])).toBe(0);
+      const k = JSON.parse(readFileSync(path.join(out2, 'summary.json'), 'utf8')) as Summary;
+      expect(k.mce!.complete).toBe(false);
+      expect(k.mce!.reasons).toEqual(["jpeg_compression severity 5 covers 27 images, clean 30 (3 of clean's missing, 0 not in clean)"]);
+      expect(readFileSync(path.join(out2, 'report.html'), 'utf8')).toContain('jpeg_compression severity 5 covers 27 images');
+    } finally {
+      console.log = log;
+    }
   });
 });
