@@ -116,5 +116,5 @@ describe('records at scale', () => {
     expect(large.mergeHeap).toBeLessThan(4 * 2 ** 20);
     expect(large.resumeHeap - small.resumeHeap).toBeLessThan(2 ** 20);
     expect(large.mergeHeap - small.mergeHeap).toBeLessThan(2 ** 20);
-  }, 60_000);
+  }, 180_000); // ~16 s on the 2-core dev machine under load; the limit leaves room for a busier one
 });
