@@ -16,6 +16,9 @@ import { DEFAULT_TUNING_FILE, readTuningFile, writeTuningFile } from './tune.js'
 import { emptyTuningFile } from '../engine/tuning.js';
 
 export async function benchCmd(argv: string[]): Promise<number> {
+  if (argv.includes('--records')) {
+    return (await import('../bench/records.js')).recordsBenchCmd(argv.filter((a) => a !== '--records'));
+  }
   const { values } = parseCommand(argv, {
     models: { type: 'string', default: 'resnet50,mobilenet_v2,vit_base_patch16_224' },
     batch: { type: 'string' }, peers: { type: 'string', default: PEERS.join(',') },

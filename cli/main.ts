@@ -51,6 +51,8 @@ commands:
                                      for this adapter, cnnlab runs tuned and untuned ("cnnlab-untuned")
              --tune                  tune the models' layers first (as \`tune\` does), adding to --tuning
              --out DIR               writes DIR/bench.json and DIR/report.html (required)
+             --records               instead: records/s of parsing, resuming and merging results files
+                                     (--sizes 1e5,1e6,1e7; files in a temporary folder, removed after)
   tune     time each layer's kernel variants on this adapter, keep the fastest (checked against the reference)
              --models a,b            default resnet50,mobilenet_v2,vit_base_patch16_224
              --size N --batch N      layer shapes to tune (default 224, 1)
@@ -78,6 +80,7 @@ commands:
              --batch N --seed N      batch size (default 16), corruption seed (default 0)
              --runtime chrome|node   where to run (default chrome: the page in headless Chromium; node: Dawn)
              --resume                continue the run in --out (nothing lost, nothing counted twice)
+             --force-unlock          take over --out's lock left by a process that is gone
              --out DIR               results.jsonl, run.json, summary.json, report.html
   merge    combine shards: npx cnnlab merge DIR1 DIR2 … --out DIR
   corrupt  write corrupted images as PNG: --input IMAGE|FOLDER --corruption NAME|all --severity 1-5|all [--seed N] --out DIR

@@ -8,12 +8,13 @@ import cliProgress from 'cli-progress';
 import { createDevice } from '../engine/device.js';
 import { openSafetensorsPath } from '../engine/safetensors.js';
 import { corruptionNames } from '../eval/corruptions/index.js';
-import { readRuns, RecordLog, type RunRecord, type RunSettings } from '../eval/records.js';
+import { runProvenance } from '../eval/provenance.js';
+import { DirLock, readRuns, RecordLog, type RunRecord, type RunSettings } from '../eval/records.js';
 import { renderRobustnessReport, formatRobustnessTable } from '../eval/report.js';
 import { runRobustness, type Progress } from '../eval/robustness.js';
+import { comparableNote } from '../report/robustness.js';
 import type { PageRunOptions } from '../web/robustness-page.js';
 import { syntheticRunSources } from '../eval/sources.js';
-import { summarizeRun } from '../eval/summary.js';
 import { SWEEPS, type SweepName } from '../eval/synth.js';
 import type { Summary } from '../eval/summary-schema.js';
 import { getModel, type ModelDef } from '../models/registry.js';
@@ -42,7 +43,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
     sweeps: { type: 'string' }, resolutions: { type: 'string' }, limit: { type: 'string' }, shard: { type: 'string' },
     batch: { type: 'string', default: '16' }, resume: { type: 'boolean', default: false }, out: { type: 'string' },
     'per-class': { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
-    'imagenet-c-protocol': { type: 'boolean', default: false },
+    'imagenet-c-protocol': { type: 'boolean', default: false }, 'force-unlock': { type: 'boolean', default: false },
   });
   const def = getModel(values.model!);
   if (!values.out) throw new Error('--out DIR is required');
@@ -66,16 +67,38 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   const settings: RunSettings = {
     model: def.name, weights: weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`,
     data: values.data ? path.resolve(values.data) : `built-in synthetic test set (${values['per-class']} per class)`,
+    ...(await runProvenance({ weightsPath, data: values.data ?? null, perClass: Number(values['per-class']) })),
     corruptions, severities: parseSeverities(values.severities!), sweeps, resolutions, limit, seed, shard,
     imagenet_c_protocol: values['imagenet-c-protocol']!,
   };
-  const log = await RecordLog.open(values.out, settings, values.resume!);
+  const log = await RecordLog.open(values.out, settings, {
+    resume: values.resume!, forceUnlock: values['force-unlock'], log: (s) => console.warn(s),
+  });
+  try {
+    return await runLogged(values.out, log, settings, def, {
+      runtime, weightsPath, corruptions, sweeps, resolutions, seed, batch, limit, shard, synthetic,
+      data: values.data, perClass: Number(values['per-class']),
+    });
+  } finally {
+    await log.close();
+  }
+}
 
-  const synth = syntheticRunSources(def, { perClass: Number(values['per-class']), seed, sweeps, limit, shard, noTestSet: !synthetic });
+/** The run itself, once its folder is locked and its records are read. */
+async function runLogged(
+  out: string, log: RecordLog, settings: RunSettings, def: ModelDef,
+  o: {
+    runtime: 'chrome' | 'node'; weightsPath: string | null; corruptions: string[]; sweeps: SweepName[];
+    resolutions: number[]; seed: number; batch: number; limit: number | null; shard: { k: number; n: number } | null;
+    synthetic: boolean; data: string | undefined; perClass: number;
+  },
+): Promise<number> {
+  const { runtime, weightsPath, corruptions, sweeps, resolutions, seed, batch, limit, shard, synthetic } = o;
+  const synth = syntheticRunSources(def, { perClass: o.perClass, seed, sweeps, limit, shard, noTestSet: !synthetic });
   if (runtime === 'chrome') {
-    return chromeRun(values.out, log, settings, {
+    return chromeRun(out, log, settings, {
       model: def.name, seed, corruptions, severities: settings.severities, resolutions, batch, sweeps, limit, shard,
-      perClass: Number(values['per-class']), weightsPath, data: values.data ?? null,
+      perClass: o.perClass, weightsPath, data: o.data ?? null,
       imagenetCProtocol: settings.imagenet_c_protocol,
     }, def.preprocess);
   }
@@ -84,8 +107,8 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   if (!synthetic) {
     const { imageFolderSource } = await import('./data-source.js');
     const classes = weightsPath ? (await openSafetensorsPath(weightsPath)).tensors.get(def.headWeight)?.shape[0] ?? 1000 : 1000;
-    const f = await imageFolderSource(device, values.data!, { limit, seed, shard, classes });
-    console.log(`${values.data}: ${f.items.length} images in ${f.classCount} classes (labels: ${f.labelSource})`);
+    const f = await imageFolderSource(device, o.data!, { limit, seed, shard, classes });
+    console.log(`${o.data}: ${f.items.length} images in ${f.classCount} classes (labels: ${f.labelSource})`);
     source = f;
   }
   const sweepSet = synth.sweeps;
@@ -108,13 +131,14 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
     if (started) bar.stop();
     device.destroy();
   }
-  return finish(values.out, log, settings, def.preprocess);
+  return finish(out, log, settings, def.preprocess);
 }
 
 function finish(out: string, log: RecordLog, settings: RunSettings, p: ModelDef['preprocess']): number {
-  const summary = summarizeRun(settings, p, log.records, settings.shard ? { merged: [settings.shard.k], of: settings.shard.n } : null);
+  const summary = log.summary.result(settings, p, settings.shard ? { merged: [settings.shard.k], of: settings.shard.n } : null);
   writeOutputs(out, summary);
   console.log(`\n${formatRobustnessTable(summary)}`);
+  console.log(`comparable with published ImageNet-C: ${comparableNote(summary)}`);
   console.log(`\nwrote ${path.join(out, 'results.jsonl')}, summary.json and report.html`);
   return 0;
 }
@@ -154,16 +178,24 @@ async function chromeRun(out: string, log: RecordLog, settings: RunSettings, o: 
 }
 
 export async function mergeCmd(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommand(argv, { out: { type: 'string' } }, true);
+  const { values, positionals } = parseCommand(
+    argv, { out: { type: 'string' }, 'force-unlock': { type: 'boolean', default: false } }, true,
+  );
   if (!values.out || !positionals.length) throw new Error('usage: npx cnnlab merge <run dirs…> --out DIR');
-  const { settings, records, shards } = await readRuns(positionals);
-  const n = JSON.parse(readFileSync(path.join(positionals[0], 'run.json'), 'utf8')).shard?.n ?? 1;
+  const { settings, summary: acc, shards, of: n } = await readRuns(positionals, (s) => console.warn(s));
   if (shards.length < n) console.warn(`warning: merging ${shards.length} of ${n} shards (have ${shards.join(', ')})`);
+  if (acc.duplicates) console.warn(`warning: ${acc.duplicates} duplicate records across the runs, counted once`);
   const def = getModel(settings.model);
-  const summary = summarizeRun(settings, def.preprocess, records, { merged: shards, of: n });
+  const summary = acc.result(settings, def.preprocess, { merged: shards, of: n });
   mkdirSync(values.out, { recursive: true });
-  writeOutputs(values.out, summary);
+  const lock = await DirLock.acquire(values.out, { forceUnlock: values['force-unlock'], log: (s) => console.warn(s) });
+  try {
+    writeOutputs(values.out, summary);
+  } finally {
+    lock.release();
+  }
   console.log(formatRobustnessTable(summary));
-  console.log(`\nmerged ${records.length} records from ${positionals.length} runs into ${values.out}`);
+  console.log(`comparable with published ImageNet-C: ${comparableNote(summary)}`);
+  console.log(`\nmerged ${acc.records} records from ${positionals.length} runs into ${values.out}`);
   return 0;
 }

@@ -7,6 +7,7 @@ import cliProgress from 'cli-progress';
 import { createDevice, type Device } from '../engine/device.js';
 import { encodeSafetensors, openSafetensorsPath } from '../engine/safetensors.js';
 import { extractFeatures, featureCacheKey, type FeatureRequest } from '../eval/features.js';
+import { folderKey, randomWeightsKey, sha256File } from '../eval/provenance.js';
 import { renderRobustnessReport, type TransferSummary } from '../eval/report.js';
 import type { ImageSource } from '../eval/robustness.js';
 import { synthClassSource } from '../eval/sources.js';
@@ -25,7 +26,9 @@ async function folderSource(device: Device, dir: string, labelMap?: Record<strin
 }
 
 /** Features from the cache, or extracted and cached. */
-async function features(device: Device, r: FeatureRequest, source: ImageSource, p: Preprocess, cacheDir: string, what: string): Promise<FeatureSet & { file: string }> {
+async function features(
+  device: Device, r: FeatureRequest & { weightsKey: string }, source: ImageSource, p: Preprocess, cacheDir: string, what: string,
+): Promise<FeatureSet & { file: string }> {
   const file = path.join(cacheDir, `${featureCacheKey(r, p, source.items.length)}.safetensors`);
   if (existsSync(file)) {
     const f = await openSafetensorsPath(file);
@@ -41,7 +44,7 @@ async function features(device: Device, r: FeatureRequest, source: ImageSource, 
   if (fs.unreadable.length) console.warn(`${what}: ${fs.unreadable.length} unreadable images skipped: ${fs.unreadable.map((u) => u.id).slice(0, 5).join(', ')}`);
   mkdirSync(cacheDir, { recursive: true });
   writeFileSync(file, encodeSafetensors({ features: { shape: [fs.n, fs.d], data: fs.x }, labels: { shape: [fs.n], data: Float32Array.from(fs.y) } },
-    { model: r.model, weights: r.weightsName, data: r.datasetKey }));
+    { model: r.model, weights: r.weightsName, weights_key: r.weightsKey, data: r.datasetKey }));
   console.log(`${what}: ${fs.n} × ${fs.d} features in ${((performance.now() - t0) / 1000).toFixed(1)} s, cached in ${file}`);
   return { ...fs, file };
 }
@@ -65,23 +68,24 @@ export async function transferCmd(argv: string[]): Promise<number> {
   const weightsPath = weightsArg === 'random' ? null : weightsArg === 'builtin' ? path.join(REPO_ROOT, def.builtinWeights!) : weightsArg;
   const weights = weightsPath ? await openSafetensorsPath(weightsPath) : 'random' as const;
   const weightsName = weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`;
+  const weightsKey = weightsPath ? `sha256:${await sha256File(weightsPath)}` : randomWeightsKey(def.name, seed);
   const p = def.preprocess;
   const device = await createDevice();
   let train: FeatureSet & { file: string }, test: FeatureSet & { file: string };
   let dataDesc: string;
   try {
-    const req = (datasetKey: string): FeatureRequest => ({ model: def.name, weights, weightsName, seed, datasetKey, batch });
+    const req = (datasetKey: string) => ({ model: def.name, weights, weightsName, weightsKey, seed, datasetKey, batch });
     if (values.train) {
       const tr = await folderSource(device, values.train);
       const te = await folderSource(device, values.test!, tr.map);
-      train = await features(device, req(path.resolve(values.train)), tr.source, p, values.cache!, 'train');
-      test = await features(device, req(path.resolve(values.test!)), te.source, p, values.cache!, 'test');
+      train = await features(device, req((await folderKey(values.train)).key), tr.source, p, values.cache!, 'train');
+      test = await features(device, req((await folderKey(values.test!)).key), te.source, p, values.cache!, 'test');
       dataDesc = `${values.train} → ${values.test}`;
     } else {
       const perClass = Number(values['per-class']);
       const cls = [...SYNTH_HELDOUT_CLASSES];
-      train = await features(device, req(`synthetic held-out train ${perClass}`), synthClassSource(cls, { perClass, seed, split: 'train' }), p, values.cache!, 'train');
-      test = await features(device, req('synthetic held-out test 20'), synthClassSource(cls, { perClass: 20, seed, split: 'test' }), p, values.cache!, 'test');
+      train = await features(device, req(`synthetic held-out train ${perClass} seed ${seed}`), synthClassSource(cls, { perClass, seed, split: 'train' }), p, values.cache!, 'train');
+      test = await features(device, req(`synthetic held-out test 20 seed ${seed}`), synthClassSource(cls, { perClass: 20, seed, split: 'test' }), p, values.cache!, 'test');
       dataDesc = `synthetic held-out classes (${cls.length}, never seen by the built-in model)`;
     }
   } finally {

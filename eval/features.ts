@@ -1,6 +1,7 @@
 // Frozen pre-logit features of any registered model, extracted on the GPU in batches and
-// cached as safetensors keyed by (model, weights, dataset, preprocessing): a repeated transfer
-// run on the same backbone and data reads them instead of running the model again.
+// cached as safetensors keyed by content (model, weights SHA-256, the data set's file list,
+// preprocessing; eval/provenance.ts): a repeated transfer run on the same backbone and data
+// reads them instead of running the model again, and a different file of the same name never does.
 
 import type { Device } from '../engine/device.js';
 import { compile } from '../engine/executor.js';
@@ -14,17 +15,20 @@ import type { FeatureSet } from './transfer.js';
 export interface FeatureRequest {
   model: string;
   weights: 'random' | SafetensorsFile;
-  /** For the cache key: the weights' name (a file name, or "random (seed N)"). */
+  /** For humans: the weights' name (a file name, or "random (seed N)"). */
   weightsName: string;
   seed: number;
-  /** For the cache key: what the images are (a folder path, or a synthetic split's description). */
+  /** What the images are (a folder's content key, or a synthetic split's description with its seed). */
   datasetKey: string;
   batch: number;
 }
 
-/** A stable short key (FNV-1a 64 of canonical JSON) for a feature cache file. */
-export function featureCacheKey(r: FeatureRequest, p: Preprocess, items: number): string {
-  const text = canonicalJson({ model: r.model, weights: r.weightsName, data: r.datasetKey, preprocess: p, items });
+/**
+ * A stable short key (FNV-1a 64 of canonical JSON) for a feature cache file. `weightsKey`: the
+ * weights file's SHA-256, or `randomWeightsKey(model, seed)` (eval/provenance.ts).
+ */
+export function featureCacheKey(r: Pick<FeatureRequest, 'model' | 'datasetKey'> & { weightsKey: string }, p: Preprocess, items: number): string {
+  const text = canonicalJson({ model: r.model, weights: r.weightsKey, data: r.datasetKey, preprocess: p, items });
   let h = 0xcbf29ce484222325n;
   for (let i = 0; i < text.length; i++) h = BigInt.asUintN(64, (h ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n);
   return `${r.model}-${h.toString(16).padStart(16, '0')}`;

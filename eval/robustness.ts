@@ -70,7 +70,8 @@ export interface Progress {
 }
 
 export interface RunSink {
-  done: Set<string>;
+  /** Keys (`recordKey`) already recorded: a Set, or the compact KeySet of a resumed log. */
+  done: { has(key: string): boolean; readonly size: number };
   append(recs: RunRecord[]): Promise<void>;
   progress?(p: Progress): void;
   log?(s: string): void;

@@ -2,6 +2,7 @@
 // Accuracies are fractions in [0,1]; errors likewise; ECE says which binning it used.
 
 import type { Preprocess } from '../models/registry.js';
+import type { RunSettings } from './record-format.js';
 
 export interface ConditionMetrics {
   n: number;
@@ -22,6 +23,16 @@ export interface CalibrationMetrics extends ConditionMetrics {
   reliability: { conf: number | null; acc: number | null; count: number }[];
 }
 
+export interface MceSummary {
+  value: number;
+  complete: boolean;
+  /** Standard corruptions missing, or present without all 5 severities. */
+  missing: string[];
+  per_corruption: Record<string, number>;
+  /** Why `complete` is false (missing corruptions or severities, conditions over other images than clean's). */
+  reasons?: string[];
+}
+
 export interface Summary {
   version: 1;
   model: string;
@@ -34,14 +45,21 @@ export interface Summary {
   clean: CalibrationMetrics | null;
   /** Per corruption name, per severity '1'…'5': top-1 (and n). */
   corruptions: Record<string, Record<string, ConditionMetrics>>;
-  /** Mean CE over the 15 ImageNet-C corruptions, AlexNet-normalised; `complete` false when some are missing. */
-  mce: { value: number; complete: boolean; missing: string[]; per_corruption: Record<string, number> } | null;
-  relative_mce: { value: number; complete: boolean; missing: string[]; per_corruption: Record<string, number> } | null;
+  /**
+   * Mean CE over the 15 ImageNet-C corruptions, AlexNet-normalised; `complete` only when all 15 have
+   * 5 severities, each over exactly clean's images; `reasons` says why not.
+   */
+  mce: MceSummary | null;
+  relative_mce: MceSummary | null;
   /** SI-Score sweeps: accuracy per factor value ('0.37'; '0.25,0.50'; '0.50@21') and the sweep mean. */
   sweeps: Partial<Record<'size' | 'location' | 'rotation', { accuracy: Record<string, number>; n: Record<string, number>; mean: number }>>;
   /** Clean top-1 per test resolution. */
   resolutions: Record<string, ConditionMetrics>;
   unreadable: { id: string; error: string }[];
+  /** The run's settings (its run.json; a merge's has shard null): weights SHA-256 and path, data key, limit, seed, protocol. */
+  settings?: RunSettings;
+  /** Whether the numbers can be compared with published ImageNet-C results, and if not, why not. */
+  comparable?: { imagenet_c: boolean; reasons: string[] };
   /** Transfer results, when a transfer run wrote into the same folder (a TransferSummary when well-formed). */
   transfer?: unknown;
 }

@@ -25,10 +25,17 @@ export interface RobustnessView {
   charts: RobustnessCharts;
 }
 
-/** ' (incomplete: missing …)' for an mCE over fewer than the 15 corruptions; '' when complete. */
-export function incompleteNote(m: { complete: boolean; missing: string[] } | null): string {
+/** ' (incomplete: missing …)' for an mCE over fewer than the 15 corruptions (or other images than clean's); '' when complete. */
+export function incompleteNote(m: { complete: boolean; missing: string[]; reasons?: string[] } | null): string {
   if (!m || m.complete) return '';
-  return m.missing.length ? ` (incomplete: missing ${m.missing.join(', ')})` : ' (incomplete)';
+  if (m.missing.length) return ` (incomplete: missing ${m.missing.join(', ')})`;
+  return m.reasons?.length ? ` (incomplete: ${m.reasons.join('; ')})` : ' (incomplete)';
+}
+
+/** Whether the numbers compare with published ImageNet-C ones ('yes', or 'no: why'); null for older summaries. */
+export function comparableNote(s: Summary): string | null {
+  if (!s.comparable) return null;
+  return s.comparable.imagenet_c ? 'yes' : `no: ${s.comparable.reasons.join('; ')}`;
 }
 
 /** The heat map's colour range: the data's min and max accuracy (fractions). */
@@ -58,6 +65,7 @@ function headerHtml(s: Summary): string {
     ['data', `<code>${escapeHtml(s.data)}</code>`],
     ['created', escapeHtml(s.created)],
     ['shards merged', shardsHtml(s)],
+    ...(comparableNote(s) ? [['comparable with published ImageNet-C', escapeHtml(comparableNote(s))] as [string, string]] : []),
   ])}</section>
 <section><h2>Preprocessing</h2>${p ? dl([
     ['size', `${escapeHtml(p.size)}×${escapeHtml(p.size)}`],
@@ -123,7 +131,8 @@ function corruptionTableHtml(v: RobustnessView): string {
   const foot = s.mce || s.relative_mce
     ? `<tfoot><tr><th colspan="${sevs.length + 2}">mean over the 15 ImageNet-C corruptions</th><td class="num">${pct(s.mce?.value)}</td><td class="num">${pct(s.relative_mce?.value)}</td></tr></tfoot>`
     : '';
-  const missing = s.mce && !s.mce.complete ? ` mCE is incomplete: missing ${escapeHtml(s.mce.missing.join(', ') || 'some severities')}.` : '';
+  const missing = s.mce && !s.mce.complete ? ` mCE is incomplete: ${!s.mce.missing.length && s.mce.reasons?.length ? escapeHtml(s.mce.reasons.join('; '))
+    : `missing ${escapeHtml(s.mce.missing.join(', ') || 'some severities')}`}.` : '';
   return `<section><h2>ImageNet-C</h2>
 <table class="corruptions"><caption>Top-1 accuracy per corruption and severity (clean top-1 ${pct(s.clean?.top1)}); CE and relative CE are AlexNet-normalised errors, lower is better.${missing}</caption>
 ${headRow(head)}

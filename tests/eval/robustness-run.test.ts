@@ -46,6 +46,13 @@ describe('robustness runs', () => {
     expect(Object.keys(s.sweeps.size!.accuracy).length).toBe(10);
     expect(s.resolutions['96'].n).toBe(10);
     expect(s.mce).toBeNull(); // no corruption has all five severities
+    expect(s.settings).toMatchObject({ weights_sha256: null, labels: 'synthetic', data_key: 'synthetic:test:per-class=1', imagenet_c_protocol: false });
+    expect(s.comparable!.imagenet_c).toBe(false);
+    expect(s.comparable!.reasons.slice(0, 3)).toEqual([
+      'the data is the built-in synthetic set, not ImageNet', 'random weights', 'no mCE: no ImageNet-C corruption has all 5 severities',
+    ]);
+    expect(readFileSync(path.join(full, 'report.html'), 'utf8')).toContain('comparable with published ImageNet-C');
+    expect(existsSync(path.join(full, 'run.lock'))).toBe(false); // released when the run ends
     expect(readFileSync(path.join(full, 'report.html'), 'utf8')).toMatch(/mobilenet_v2_synth/);
   });
 
@@ -90,12 +97,28 @@ describe('robustness runs', () => {
     const partial = records(dir).length;
     expect(partial).toBeGreaterThan(0);
     expect(partial).toBeLessThan(160);
-    expect(await quiet(() => robustnessCmd([...ARGS, '--out', dir, '--resume']))).toBe(0);
+    // The killed process left its lock: reported as stale, taken over with --force-unlock.
+    await expect(quiet(() => robustnessCmd([...ARGS, '--out', dir, '--resume']))).rejects.toThrow(/stale lock: pid \d+ .*--force-unlock/);
+    expect(await quiet(() => robustnessCmd([...ARGS, '--out', dir, '--resume', '--force-unlock']))).toBe(0);
     const recs = records(dir);
     expect(recs.length).toBe(160);
     expect(new Set(recs.map(recordKey)).size).toBe(160);
     expect(comparable(summary(dir))).toEqual(comparable(summary(full)));
   }, 300_000);
+
+  it('a run stopped by SIGTERM releases its folder; a running one holds it', async () => {
+    const dir = tmp();
+    const child = spawn(process.execPath, [path.resolve('bin/cnnlab.mjs'), 'robustness', ...ARGS, '--out', dir], { stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
+    const lock = path.join(dir, 'run.lock');
+    while (!existsSync(lock) || !readFileSync(lock, 'utf8').endsWith('\n')) await new Promise((r) => setTimeout(r, 20));
+    expect(JSON.parse(readFileSync(lock, 'utf8')).pid).toBe(child.pid);
+    await expect(quiet(() => robustnessCmd([...ARGS, '--out', dir, '--resume', '--force-unlock'])))
+      .rejects.toThrow(new RegExp(`locked by running process pid ${child.pid}`));
+    child.kill('SIGTERM');
+    expect(await exited).toBe('SIGTERM');
+    expect(existsSync(lock)).toBe(false);
+  }, 120_000);
 
   it('shards merge into the summary of a single run', async () => {
     const a = tmp(), b = tmp(), out = tmp();
