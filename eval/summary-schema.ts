@@ -58,6 +58,8 @@ export interface Summary {
   unreadable: { id: string; error: string }[];
   /** The run's settings (its run.json; a merge's has shard null): weights SHA-256 and path, data key, limit, seed, protocol. */
   settings?: RunSettings;
+  /** With --limit N: how many images per condition were asked for and how they were drawn from the data set. */
+  limit?: { n: number; sampling: string } | null;
   /** Whether the numbers can be compared with published ImageNet-C results, and if not, why not. */
   comparable?: { imagenet_c: boolean; reasons: string[] };
   /** Transfer results, when a transfer run wrote into the same folder (a TransferSummary when well-formed). */

@@ -11,6 +11,7 @@ import {
   ECE_ADAPTIVE_100, ECE_EQUAL_WIDTH_15, ece, type ImageResult, IMAGENET_C_CORRUPTIONS, mce, type MceResult, NLL_EPS,
   reliability, relativeMce,
 } from './metrics.js';
+import { LIMIT_SAMPLING } from './data.js';
 import { type Bitset, isUnreadable, KeySet, type RunRecord, type RunSettings } from './record-format.js';
 import type { ConditionMetrics, MceSummary, Summary } from './summary-schema.js';
 
@@ -196,6 +197,7 @@ export class SummaryAccumulator {
       resolutions,
       unreadable,
       settings,
+      limit: settings.limit === null ? null : { n: settings.limit, sampling: LIMIT_SAMPLING },
       comparable: imagenetCComparability(settings, clean, mceOut, unreadable.length),
     };
   }
