@@ -1,0 +1,200 @@
+// The study report's charts, drawn in the page from study.json (eval/study.ts), which the page
+// inlines as #study-data: accuracy vs mCE and calibration vs accuracy (one labelled point per
+// run), mCE vs transfer accuracy (one colour per transfer metric, points labelled by run), top-1
+// vs test resolution (one line per run) and the SI-Score sweeps side by side. Each run keeps its
+// colour across the charts; values are fractions in study.json and percent on the axes.
+
+import type { Chart as ChartJs, Plugin, TooltipItem } from 'chart.js';
+import type { StudyJson, StudyPoint, StudySeries, SweepKind } from '../../eval/study.js';
+import { color, drawCharts, readJson } from './common.js';
+
+/** The element study.json is inlined in. */
+export const STUDY_DATA_ID = 'study-data';
+
+/** The canvas of each chart (report/study.ts lays them out; a chart with no points has no canvas). */
+export const STUDY_CHART_IDS = {
+  accuracyMce: 'chart-accuracy-mce',
+  mceTransfer: 'chart-mce-transfer',
+  resolution: 'chart-study-resolution',
+  calibration: 'chart-calibration',
+  sweep: (k: SweepKind) => `chart-sweep-${k}`,
+} as const;
+
+const pc = (v: number | null | undefined) => (v === null || v === undefined ? '—' : `${(100 * v).toFixed(1)}%`);
+const axis = <T extends object>(text: string, extra?: T) => ({ title: { display: true, text }, ...extra });
+const MARKERS = ['circle', 'rectRot', 'triangle', 'rect', 'star', 'crossRot'] as const;
+
+interface Labelled { x: number; y: number; label: string }
+
+/** Writes each point's label beside it (right of the point, or left near the right edge). */
+function pointLabels(): Plugin<'scatter'> {
+  return {
+    id: 'pointLabels',
+    afterDatasetsDraw: (chart: ChartJs) => {
+      const ctx = chart.ctx, a = chart.chartArea;
+      ctx.save();
+      ctx.font = '12px system-ui, sans-serif';
+      ctx.textBaseline = 'bottom';
+      chart.data.datasets.forEach((ds, i) => {
+        if (!chart.isDatasetVisible(i)) return;
+        const meta = chart.getDatasetMeta(i);
+        (ds.data as unknown as Labelled[]).forEach((p, j) => {
+          const el = meta.data[j];
+          if (!el || !p.label) return;
+          const w = ctx.measureText(p.label).width;
+          const left = el.x + 8 + w > a.right;
+          const x = left ? el.x - 8 - w : el.x + 8;
+          ctx.fillStyle = 'rgba(255,255,255,0.8)';
+          ctx.fillRect(x - 2, el.y - 19, w + 4, 15);
+          ctx.fillStyle = '#343a40';
+          ctx.fillText(p.label, x, el.y - 5);
+        });
+      });
+      ctx.restore();
+    },
+  };
+}
+
+/** Scale bounds in percent with some room around the data, clamped to [0, 100]. */
+function range(values: number[]): { min: number; max: number } {
+  const v = values.map((x) => 100 * x);
+  const lo = Math.min(...v), hi = Math.max(...v), pad = Math.max(2, 0.12 * (hi - lo));
+  return { min: Math.max(0, Math.floor(lo - pad)), max: Math.min(100, Math.ceil(hi + pad)) };
+}
+
+export function drawStudyCharts(): void {
+  const S = readJson<StudyJson>(STUDY_DATA_ID);
+  const runColor = new Map(S.runs.map((r, i) => [r.id, color(i)]));
+  const colorOf = (run: string) => runColor.get(run) ?? '#868e96';
+  const toXY = (p: StudyPoint): Labelled => ({ x: p.x, y: p.y, label: p.run });
+
+  drawCharts((add) => {
+    // One dataset per run, so the legend and tooltips name the runs; hollow markers for an incomplete mCE.
+    const perRun = (points: StudyPoint[]) => points.map((p) => ({
+      label: p.run, data: [toXY(p)].map((q) => ({ ...q, x: 100 * q.x, y: 100 * q.y })),
+      borderColor: colorOf(p.run), backgroundColor: p.incomplete ? '#fff' : colorOf(p.run),
+      borderWidth: 2, pointRadius: 6, pointHoverRadius: 8,
+    }));
+    const scatterTip = (what: (c: TooltipItem<'scatter'>) => string) => ({ callbacks: { label: what } });
+
+    const am = S.plots.accuracy_mce.points;
+    if (am.length) {
+      const xr = range(am.map((p) => p.x)), yr = range(am.map((p) => p.y));
+      add<'scatter', Labelled[]>(STUDY_CHART_IDS.accuracyMce, {
+        type: 'scatter',
+        data: { datasets: perRun(am) },
+        options: {
+          scales: {
+            x: axis('clean top-1 accuracy % (higher is better)', { ...xr }),
+            y: axis('mCE % of AlexNet (lower is better)', { min: yr.min, max: Math.max(yr.max, 0) }),
+          },
+          plugins: {
+            legend: { display: false },
+            tooltip: scatterTip((c) => `${c.dataset.label}: top-1 ${c.parsed.x!.toFixed(1)}%, mCE ${c.parsed.y!.toFixed(1)}%`),
+          },
+        },
+        plugins: [pointLabels()],
+      });
+    }
+
+    const mt = S.plots.mce_transfer.series;
+    if (mt.length) {
+      const all = mt.flatMap((s) => s.points);
+      add<'scatter', Labelled[]>(STUDY_CHART_IDS.mceTransfer, {
+        type: 'scatter',
+        data: {
+          datasets: mt.map((s, i) => ({
+            label: s.metric, data: s.points.map(toXY).map((q) => ({ ...q, x: 100 * q.x, y: 100 * q.y })),
+            borderColor: color(i), backgroundColor: color(i), pointStyle: MARKERS[i % MARKERS.length],
+            pointRadius: 6, pointHoverRadius: 8,
+          })),
+        },
+        options: {
+          scales: {
+            x: axis('mCE % of AlexNet (lower is better)', { ...range(all.map((p) => p.x)) }),
+            y: axis('transfer accuracy % (higher is better)', { ...range(all.map((p) => p.y)) }),
+          },
+          plugins: {
+            legend: { labels: { usePointStyle: true } },
+            tooltip: scatterTip((c) => {
+              const p = (c.raw as Labelled);
+              return `${p.label}, ${c.dataset.label}: ${c.parsed.y!.toFixed(1)}% at mCE ${c.parsed.x!.toFixed(1)}%`;
+            }),
+          },
+        },
+        plugins: [pointLabels()],
+      });
+    }
+
+    const lines = (series: StudySeries[], xScale: (x: number) => number) => series.map((s) => ({
+      label: s.run, data: s.points.map((p) => ({ x: xScale(p.x), y: p.y === null ? null : 100 * p.y })),
+      borderColor: colorOf(s.run), backgroundColor: colorOf(s.run), pointRadius: 3.5, borderWidth: 2, spanGaps: true,
+    }));
+    const lineTip = (unit: (x: number) => string) => ({
+      callbacks: { label: (c: TooltipItem<'line'>) => `${c.dataset.label} at ${unit(c.parsed.x!)}: ${pc(c.parsed.y! / 100)}` },
+    });
+    const legend = { position: 'bottom' as const, labels: { usePointStyle: true, boxWidth: 8, boxHeight: 8 } };
+
+    const rs = S.plots.resolution.series;
+    if (rs.length) {
+      const xs = rs.flatMap((s) => s.points.map((p) => p.x));
+      const lo = Math.min(...xs), hi = Math.max(...xs), pad = 0.05 * (hi - lo || 1);
+      add<'line', { x: number; y: number | null }[]>(STUDY_CHART_IDS.resolution, {
+        type: 'line',
+        data: { datasets: lines(rs, (x) => x) },
+        options: {
+          scales: {
+            x: axis('test resolution, px', { type: 'linear', min: Math.floor(lo - pad), max: Math.ceil(hi + pad) }),
+            y: axis('clean top-1 accuracy %', { min: 0, max: 100 }),
+          },
+          plugins: { legend, tooltip: lineTip((x) => `${x} px`) },
+        },
+      });
+    }
+
+    const sweepAxis: Record<SweepKind, { title: string; x: (x: number) => number; unit: (x: number) => string; max?: number }> = {
+      size: { title: 'object area, % of the image', x: (x) => 100 * x, unit: (x) => `area ${x.toFixed(0)}%`, max: 100 },
+      location: {
+        title: 'distance of the object centre from the image centre, % of the side', x: (x) => 100 * x,
+        unit: (x) => `distance ${x.toFixed(0)}%`,
+      },
+      rotation: { title: 'rotation angle, degrees (mean over object areas)', x: (x) => x, unit: (x) => `${x}°`, max: 360 },
+    };
+    for (const k of ['size', 'location', 'rotation'] as const) {
+      const ss = S.plots.sweeps[k].series;
+      if (!ss.length) continue;
+      const ax = sweepAxis[k];
+      add<'line', { x: number; y: number | null }[]>(STUDY_CHART_IDS.sweep(k), {
+        type: 'line',
+        data: { datasets: lines(ss, ax.x) },
+        options: {
+          scales: {
+            x: axis(ax.title, { type: 'linear', min: 0, ...(ax.max ? { max: ax.max } : {}) }),
+            y: axis('top-1 accuracy %', { min: 0, max: 100 }),
+          },
+          plugins: { legend, tooltip: lineTip(ax.unit) },
+        },
+      });
+    }
+
+    const cal = S.plots.calibration.points;
+    if (cal.length) {
+      const eceMax = Math.max(...cal.map((p) => p.y));
+      add<'scatter', Labelled[]>(STUDY_CHART_IDS.calibration, {
+        type: 'scatter',
+        data: { datasets: perRun(cal) },
+        options: {
+          scales: {
+            x: axis('clean top-1 accuracy % (higher is better)', { ...range(cal.map((p) => p.x)) }),
+            y: axis('ECE %, 100 adaptive bins (lower is better)', { min: 0, max: Math.ceil(100 * eceMax * 1.2 + 1) }),
+          },
+          plugins: {
+            legend: { display: false },
+            tooltip: scatterTip((c) => `${c.dataset.label}: top-1 ${c.parsed.x!.toFixed(1)}%, ECE ${c.parsed.y!.toFixed(1)}%`),
+          },
+        },
+        plugins: [pointLabels()],
+      });
+    }
+  });
+}
