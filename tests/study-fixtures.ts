@@ -6,7 +6,7 @@ import type { Summary } from '../eval/summary-schema.js';
 export function summary(o: Partial<Summary> & { finetune?: unknown; settings?: unknown; comparable?: unknown } = {}): Summary {
   return {
     version: 1, model: 'resnet18', weights: 'random (seed 0)', data: 'built-in synthetic test set (1 per class)',
-    preprocessing: { size: 224, resizeMode: 'crop', cropPct: 0.875, interpolation: 'bilinear', mean: [0, 0, 0], std: [1, 1, 1] },
+    preprocessing: { size: 224, resizeMode: 'short', cropPct: 0.875, interpolation: 'bilinear', mean: [0, 0, 0], std: [1, 1, 1] },
     created: '2026-01-01T00:00:00.000Z', shards: null, clean: null, corruptions: {}, mce: null, relative_mce: null,
     sweeps: {}, resolutions: {}, unreadable: [], ...o,
   } as Summary;
@@ -36,7 +36,7 @@ export function fourRuns(): StudyInput[] {
       dir: 'runs/mnv2-builtin',
       summary: summary({
         model: 'mobilenet_v2_synth', weights: 'mobilenet_v2_synth.safetensors',
-        preprocessing: { size: 112, resizeMode: 'crop', cropPct: 0.875, interpolation: 'bilinear', mean: [0, 0, 0], std: [1, 1, 1] },
+        preprocessing: { size: 112, resizeMode: 'short', cropPct: 0.875, interpolation: 'bilinear', mean: [0, 0, 0], std: [1, 1, 1] },
         clean: clean(0.9, 0.03), mce: mce(0.6), relative_mce: mce(0.8), comparable: { imagenet_c: false, reasons: ['synthetic data'] },
         resolutions: { '96': { n: 10, top1: 0.8, top5: 1 }, '64': { n: 10, top1: 0.5, top5: 0.9 }, '112': { n: 10, top1: 0.9, top5: 1 } },
         sweeps: {

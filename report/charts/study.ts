@@ -4,7 +4,7 @@
 // vs test resolution (one line per run) and the SI-Score sweeps side by side. Each run keeps its
 // colour across the charts; values are fractions in study.json and percent on the axes.
 
-import type { Chart as ChartJs, Plugin, TooltipItem } from 'chart.js';
+import type { Chart as ChartJs, Plugin, Scale, TooltipItem } from 'chart.js';
 import type { StudyJson, StudyPoint, StudySeries, SweepKind } from '../../eval/study.js';
 import { color, drawCharts, readJson } from './common.js';
 
@@ -55,23 +55,33 @@ function pointLabels(): Plugin<'scatter'> {
   };
 }
 
-/** Scale bounds in percent with some room around the data, clamped to [0, 100]. */
-function range(values: number[]): { min: number; max: number } {
+/** Scale bounds in percent with some room around the data, from 0; accuracies end at 100, mCE may pass it. */
+function range(values: number[], upTo = 100): { min: number; max: number } {
   const v = values.map((x) => 100 * x);
   const lo = Math.min(...v), hi = Math.max(...v), pad = Math.max(2, 0.12 * (hi - lo));
-  return { min: Math.max(0, Math.floor(lo - pad)), max: Math.min(100, Math.ceil(hi + pad)) };
+  return { min: Math.max(0, Math.floor(lo - pad)), max: Math.min(upTo, Math.ceil(hi + pad)) };
+}
+
+/** Ticks exactly at the given values (test resolutions), every other one past 10. */
+function ticksAt(values: number[]) {
+  const every = Math.ceil(values.length / 10);
+  return {
+    afterBuildTicks: (ax: Scale) => {
+      ax.ticks = values.filter((_, i) => i % every === 0).map((value) => ({ value }));
+    },
+    ticks: { autoSkip: false },
+  };
 }
 
 export function drawStudyCharts(): void {
   const S = readJson<StudyJson>(STUDY_DATA_ID);
   const runColor = new Map(S.runs.map((r, i) => [r.id, color(i)]));
   const colorOf = (run: string) => runColor.get(run) ?? '#868e96';
-  const toXY = (p: StudyPoint): Labelled => ({ x: p.x, y: p.y, label: p.run });
 
   drawCharts((add) => {
     // One dataset per run, so the legend and tooltips name the runs; hollow markers for an incomplete mCE.
     const perRun = (points: StudyPoint[]) => points.map((p) => ({
-      label: p.run, data: [toXY(p)].map((q) => ({ ...q, x: 100 * q.x, y: 100 * q.y })),
+      label: p.run, data: [{ x: 100 * p.x, y: 100 * p.y, label: p.run }],
       borderColor: colorOf(p.run), backgroundColor: p.incomplete ? '#fff' : colorOf(p.run),
       borderWidth: 2, pointRadius: 6, pointHoverRadius: 8,
     }));
@@ -79,14 +89,14 @@ export function drawStudyCharts(): void {
 
     const am = S.plots.accuracy_mce.points;
     if (am.length) {
-      const xr = range(am.map((p) => p.x)), yr = range(am.map((p) => p.y));
+      const xr = range(am.map((p) => p.x)), yr = range(am.map((p) => p.y), Infinity);
       add<'scatter', Labelled[]>(STUDY_CHART_IDS.accuracyMce, {
         type: 'scatter',
         data: { datasets: perRun(am) },
         options: {
           scales: {
             x: axis('clean top-1 accuracy % (higher is better)', { ...xr }),
-            y: axis('mCE % of AlexNet (lower is better)', { min: yr.min, max: Math.max(yr.max, 0) }),
+            y: axis('mCE % of AlexNet (lower is better)', { ...yr }),
           },
           plugins: {
             legend: { display: false },
@@ -104,14 +114,14 @@ export function drawStudyCharts(): void {
         type: 'scatter',
         data: {
           datasets: mt.map((s, i) => ({
-            label: s.metric, data: s.points.map(toXY).map((q) => ({ ...q, x: 100 * q.x, y: 100 * q.y })),
+            label: s.metric, data: s.points.map((p) => ({ x: 100 * p.x, y: 100 * p.y, label: p.run })),
             borderColor: color(i), backgroundColor: color(i), pointStyle: MARKERS[i % MARKERS.length],
             pointRadius: 6, pointHoverRadius: 8,
           })),
         },
         options: {
           scales: {
-            x: axis('mCE % of AlexNet (lower is better)', { ...range(all.map((p) => p.x)) }),
+            x: axis('mCE % of AlexNet (lower is better)', { ...range(all.map((p) => p.x), Infinity) }),
             y: axis('transfer accuracy % (higher is better)', { ...range(all.map((p) => p.y)) }),
           },
           plugins: {
@@ -137,14 +147,14 @@ export function drawStudyCharts(): void {
 
     const rs = S.plots.resolution.series;
     if (rs.length) {
-      const xs = rs.flatMap((s) => s.points.map((p) => p.x));
-      const lo = Math.min(...xs), hi = Math.max(...xs), pad = 0.05 * (hi - lo || 1);
+      const xs = [...new Set(rs.flatMap((s) => s.points.map((p) => p.x)))].sort((a, b) => a - b);
+      const lo = xs[0], hi = xs[xs.length - 1], pad = 0.05 * (hi - lo || 1);
       add<'line', { x: number; y: number | null }[]>(STUDY_CHART_IDS.resolution, {
         type: 'line',
         data: { datasets: lines(rs, (x) => x) },
         options: {
           scales: {
-            x: axis('test resolution, px', { type: 'linear', min: Math.floor(lo - pad), max: Math.ceil(hi + pad) }),
+            x: axis('test resolution, px', { type: 'linear', min: lo - pad, max: hi + pad, ...ticksAt(xs) }),
             y: axis('clean top-1 accuracy %', { min: 0, max: 100 }),
           },
           plugins: { legend, tooltip: lineTip((x) => `${x} px`) },
