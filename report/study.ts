@@ -12,7 +12,8 @@ import { PALETTE } from './palette.js';
 
 const CSS = `
 table.runs { font-size: 13.5px; } table.runs td { padding: 5px 8px; }
-td.run { white-space: nowrap; } td.run i { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 6px; }
+table.runs thead th { white-space: normal; vertical-align: bottom; }
+td.run { min-width: 150px; } td.run span { overflow-wrap: anywhere; } td.run i { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 6px; }
 td span, td small { display: block; color: #6c757d; font-size: 12px; overflow-wrap: anywhere; }
 td.missing { color: #862e2e; font-size: 13px; }
 figure .left { margin: 6px 0 0; font-size: 12.5px; color: #862e2e; } figure .left li { margin: 0; }
@@ -55,7 +56,7 @@ function settingsHtml(r: StudyRun): string {
 }
 
 function tableHtml(st: StudyJson): string {
-  const head = ['run', 'model and weights', 'data and settings', 'clean n', 'top-1', 'ECE', 'mCE', 'SI-Score size / loc. / rot.',
+  const head = ['run', 'model and weights', 'data and settings', 'clean n', 'top-1', 'ECE', 'mCE', 'sweeps: size / location / rotation',
     'top-1 by resolution', 'transfer', 'missing'];
   const rows = st.runs.map((r, i) => {
     const mce = r.mce === null ? DASH : `${pct(r.mce)}${r.mce_complete === false ? '<small>incomplete</small>' : ''}` +

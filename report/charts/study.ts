@@ -55,11 +55,23 @@ function pointLabels(): Plugin<'scatter'> {
   };
 }
 
-/** Scale bounds in percent with some room around the data, from 0; accuracies end at 100, mCE may pass it. */
+/**
+ * Scale bounds in percent around the data: at least 10 points wide, on multiples of 5, from 0;
+ * accuracies end at 100 (points there are drawn unclipped), mCE may pass it.
+ */
 function range(values: number[], upTo = 100): { min: number; max: number } {
   const v = values.map((x) => 100 * x);
-  const lo = Math.min(...v), hi = Math.max(...v), pad = Math.max(2, 0.12 * (hi - lo));
-  return { min: Math.max(0, Math.floor(lo - pad)), max: Math.min(upTo, Math.ceil(hi + pad)) };
+  let lo = Math.min(...v), hi = Math.max(...v);
+  const pad = Math.max(2, 0.12 * (hi - lo));
+  lo -= pad;
+  hi += pad;
+  if (hi - lo < 10) {
+    const mid = (lo + hi) / 2;
+    lo = mid - 5;
+    hi = mid + 5;
+  }
+  const max = Math.min(upTo, Math.ceil(hi / 5) * 5);
+  return { min: Math.max(0, Math.floor(Math.min(lo, max - 10) / 5) * 5), max };
 }
 
 /** Ticks exactly at the given values (test resolutions), every other one past 10. */
@@ -83,7 +95,7 @@ export function drawStudyCharts(): void {
     const perRun = (points: StudyPoint[]) => points.map((p) => ({
       label: p.run, data: [{ x: 100 * p.x, y: 100 * p.y, label: p.run }],
       borderColor: colorOf(p.run), backgroundColor: p.incomplete ? '#fff' : colorOf(p.run),
-      borderWidth: 2, pointRadius: 6, pointHoverRadius: 8,
+      borderWidth: 2, pointRadius: 6, pointHoverRadius: 8, clip: false as const,
     }));
     const scatterTip = (what: (c: TooltipItem<'scatter'>) => string) => ({ callbacks: { label: what } });
 
@@ -116,7 +128,7 @@ export function drawStudyCharts(): void {
           datasets: mt.map((s, i) => ({
             label: s.metric, data: s.points.map((p) => ({ x: 100 * p.x, y: 100 * p.y, label: p.run })),
             borderColor: color(i), backgroundColor: color(i), pointStyle: MARKERS[i % MARKERS.length],
-            pointRadius: 6, pointHoverRadius: 8,
+            pointRadius: 6, pointHoverRadius: 8, clip: false as const,
           })),
         },
         options: {

@@ -1,5 +1,5 @@
 // `cnnlab study` on three tiny real runs: two made by a --plan (the built-in model with its own
-// and with random weights, two test resolutions, one corruption at 5 severities, 2 images) and a
+// and with random weights, one extra test resolution, one corruption at 5 severities, 1 image) and a
 // random-weight ResNet-18 made by `cnnlab robustness` and given as a folder. It writes study.json
 // and report.html, whose charts headless Chromium draws; bad folders are errors naming them (or,
 // with --skip-bad, listed warnings); a second plan run skips what is complete and resumes what is
@@ -19,10 +19,10 @@ import { haveChromium, openReport } from '../report-harness.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cnnlab-study-'));
 const out = path.join(root, 'study');
-const TINY = { runtime: 'node', per_class: 1, limit: 2, corruptions: ['gaussian_noise'], severities: '1-5', sweeps: 'none', batch: 8 };
+const TINY = { runtime: 'node', per_class: 1, limit: 1, corruptions: ['gaussian_noise'], severities: '1-5', sweeps: 'none', batch: 8 };
 const plan = {
   out: 'study',
-  runs: [{ name: 'mnv2', model: 'mobilenet_v2_synth', weights: ['builtin', 'random'], seed: 1, resolutions: [64, 96], ...TINY }],
+  runs: [{ name: 'mnv2', model: 'mobilenet_v2_synth', weights: ['builtin', 'random'], seed: 1, resolutions: [64], ...TINY }],
 };
 const planFile = path.join(root, 'plan.json');
 const r18 = path.join(root, 'r18');
@@ -83,7 +83,7 @@ describe('cnnlab study', () => {
     const data = path.join(root, 'synth');
     expect((await captured(() => synthCmd(['--out', data, '--per-class', '1', '--size', '64', '--split', 'test']))).rc).toBe(0);
     const made = await captured(() => robustnessCmd(['--model', 'resnet18', '--weights', 'random', '--runtime', 'node', '--data', data,
-      '--limit', '2', '--corruptions', 'gaussian_noise', '--severities', '3', '--sweeps', 'none', '--resolutions', '64', '--out', r18]));
+      '--limit', '1', '--corruptions', 'gaussian_noise', '--severities', '3', '--sweeps', 'none', '--resolutions', '64', '--out', r18]));
     expect(made.rc).toBe(0);
     const bad = path.join(root, 'empty');
     mkdirSync(bad);
@@ -92,8 +92,8 @@ describe('cnnlab study', () => {
     const { rc, text } = await captured(() => studyCmd(['--plan', planFile, r18, bad, '--skip-bad']));
     expect(rc).toBe(0);
     expect(text).toContain(`warning: skipped ${bad}: no summary.json`);
-    expect(text).toMatch(/\nmnv2-mobilenet_v2_synth-builtin +mobilenet_v2_synth +mobilenet_v2_synth\.safetensors +2 /);
-    expect(text).toMatch(/\nr18 +resnet18 +random \(seed 0\) +2 .*mCE, SI-Score sweeps, transfer/);
+    expect(text).toMatch(/\nmnv2-mobilenet_v2_synth-builtin +mobilenet_v2_synth +mobilenet_v2_synth\.safetensors +1 /);
+    expect(text).toMatch(/\nr18 +resnet18 +random \(seed 0\) +1 .*mCE, SI-Score sweeps, transfer/);
 
     const st = readStudy();
     expect(st.runs.map((r) => [r.id, r.model, r.weights])).toEqual([
@@ -102,8 +102,8 @@ describe('cnnlab study', () => {
       ['r18', 'resnet18', 'random (seed 0)'],
     ]);
     expect(st.runs[0].dir).toBe(path.join(out, 'runs', 'mnv2-mobilenet_v2_synth-builtin'));
-    expect(st.runs[0].settings).toMatchObject({ corruptions: ['gaussian_noise'], severities: [1, 2, 3, 4, 5], resolutions: [64, 96], limit: 2 });
-    expect(st.runs[0].resolutions.map((q) => q.size)).toEqual([64, 96, 112]);
+    expect(st.runs[0].settings).toMatchObject({ corruptions: ['gaussian_noise'], severities: [1, 2, 3, 4, 5], resolutions: [64], limit: 1 });
+    expect(st.runs[0].resolutions.map((q) => q.size)).toEqual([64, 112]);
     expect(st.skipped).toEqual([{ dir: bad, error: `${bad}: no summary.json: not a cnnlab run folder` }]);
     const am = st.plots.accuracy_mce;
     expect(am.points.map((p) => [p.run, p.incomplete])).toEqual([
@@ -111,7 +111,7 @@ describe('cnnlab study', () => {
     ]);
     expect(am.left_out).toEqual([{ run: 'r18', why: 'no mCE: no ImageNet-C corruption ran at all 5 severities' }]);
     expect(st.plots.resolution.series.map((s) => [s.run, s.points.map((p) => p.x)])).toEqual([
-      ['mnv2-mobilenet_v2_synth-builtin', [64, 96, 112]], ['mnv2-mobilenet_v2_synth-random-s1', [64, 96, 112]], ['r18', [64, 224]],
+      ['mnv2-mobilenet_v2_synth-builtin', [64, 112]], ['mnv2-mobilenet_v2_synth-random-s1', [64, 112]], ['r18', [64, 224]],
     ]);
     expect(st.plots.calibration.points).toHaveLength(3);
     expect(st.plots.mce_transfer.left_out).toHaveLength(3);
@@ -138,7 +138,7 @@ describe('cnnlab study', () => {
     const after = readStudy().runs[0];
     expect([after.top1, after.mce, after.resolutions]).toEqual([before.top1, before.mce, before.resolutions]);
 
-    const changed = { ...plan, runs: [{ ...plan.runs[0], resolutions: [64] }] };
+    const changed = { ...plan, runs: [{ ...plan.runs[0], resolutions: [96] }] };
     writeFileSync(planFile, JSON.stringify(changed));
     await expect(captured(() => studyCmd(['--plan', planFile]))).rejects.toThrow(/was made with other settings/);
   }, 300_000);
