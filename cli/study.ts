@@ -6,7 +6,14 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parsePlan, PlanError, type PlannedRun } from '../eval/study-plan.js';
-import { buildStudy, checkSummary, formatStudyTable, type StudyInput, StudyInputError, type StudyJson } from '../eval/study.js';
+import {
+  buildStudy,
+  checkSummary,
+  formatStudyTable,
+  type StudyInput,
+  StudyInputError,
+  type StudyJson,
+} from '../eval/study.js';
 import type { Summary } from '../eval/summary-schema.js';
 import { chartsBundle } from '../report/charts-bundle.js';
 import { studyHtml } from '../report/study.js';
@@ -21,7 +28,9 @@ function readJsonIn(dir: string, file: string): unknown {
   try {
     text = readFileSync(p, 'utf8');
   } catch (e) {
-    throw new StudyInputError(`${dir}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new StudyInputError(
+      `${dir}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   try {
     return JSON.parse(text);
@@ -35,13 +44,17 @@ export function readRunFolder(dir: string): StudyInput {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new StudyInputError(`${dir}: not a folder`);
   if (!existsSync(path.join(dir, 'summary.json'))) {
     const partial = existsSync(path.join(dir, 'run.json'));
-    throw new StudyInputError(`${dir}: no summary.json` + (partial
-      ? ': the run did not finish (resume it: npx cnnlab robustness … --resume --out DIR)'
-      : ': not a cnnlab run folder'));
+    throw new StudyInputError(
+      `${dir}: no summary.json` +
+        (partial
+          ? ': the run did not finish (resume it: npx cnnlab robustness … --resume --out DIR)'
+          : ': not a cnnlab run folder'),
+    );
   }
   const summary = checkSummary(dir, readJsonIn(dir, 'summary.json'));
   const run = existsSync(path.join(dir, 'run.json')) ? readJsonIn(dir, 'run.json') : null;
-  if (run !== null && (typeof run !== 'object' || Array.isArray(run))) throw new StudyInputError(`${dir}: run.json is not a JSON object`);
+  if (run !== null && (typeof run !== 'object' || Array.isArray(run)))
+    throw new StudyInputError(`${dir}: run.json is not a JSON object`);
   return { dir, summary, run: run as Record<string, unknown> | null };
 }
 
@@ -61,10 +74,13 @@ async function ensureRun(dir: string, r: PlannedRun): Promise<void> {
   const made = { model: r.model, weights: r.weights, robustness: r.robustness, transfer: r.transfer };
   const recordFile = path.join(dir, RUN_RECORD);
   if (existsSync(recordFile)) {
-    const before = JSON.stringify(readJsonIn(dir, RUN_RECORD)), now = JSON.stringify(made);
+    const before = JSON.stringify(readJsonIn(dir, RUN_RECORD)),
+      now = JSON.stringify(made);
     if (before !== now) {
-      throw new PlanError(`${dir} was made with other settings:\n  there: ${before}\n  now:   ${now}\n` +
-        'delete the folder, or give this run another "name"');
+      throw new PlanError(
+        `${dir} was made with other settings:\n  there: ${before}\n  now:   ${now}\n` +
+          'delete the folder, or give this run another "name"',
+      );
     }
   }
   mkdirSync(dir, { recursive: true });
@@ -109,17 +125,25 @@ export function collectStudy(dirs: string[], o: { skipBad?: boolean; warn?: (s: 
     }
   }
   if (errors.length) {
-    throw new StudyInputError(`${errors.length === 1 ? 'a run folder' : `${errors.length} run folders`} cannot be read ` +
-      `(--skip-bad leaves them out with a warning):\n  ${errors.join('\n  ')}`);
+    throw new StudyInputError(
+      `${errors.length === 1 ? 'a run folder' : `${errors.length} run folders`} cannot be read ` +
+        `(--skip-bad leaves them out with a warning):\n  ${errors.join('\n  ')}`,
+    );
   }
   if (!inputs.length) throw new StudyInputError('no run folders to study');
   return buildStudy(inputs, skipped);
 }
 
 export async function studyCmd(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommand(argv, {
-    out: { type: 'string' }, plan: { type: 'string' }, 'skip-bad': { type: 'boolean', default: false },
-  }, true);
+  const { values, positionals } = parseCommand(
+    argv,
+    {
+      out: { type: 'string' },
+      plan: { type: 'string' },
+      'skip-bad': { type: 'boolean', default: false },
+    },
+    true,
+  );
   let out = values.out;
   const dirs = [...positionals];
   if (values.plan) {
@@ -139,13 +163,16 @@ export async function studyCmd(argv: string[]): Promise<number> {
       dirs.push(dir);
     }
   }
-  if (!out) throw new Error('usage: npx cnnlab study <run dirs…> --out DIR [--skip-bad] | --plan plan.json [--out DIR]');
+  if (!out)
+    throw new Error('usage: npx cnnlab study <run dirs…> --out DIR [--skip-bad] | --plan plan.json [--out DIR]');
   if (!dirs.length) throw new Error('no run folders: give them as arguments (e.g. runs/*) or a --plan');
   const study = collectStudy(dirs, { skipBad: values['skip-bad'], warn: (s) => console.warn(s) });
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, 'study.json'), JSON.stringify(study, null, 1));
   writeFileSync(path.join(out, 'report.html'), studyHtml(study, { chartJs: readChartJs(), charts: chartsBundle() }));
   console.log(`\n${formatStudyTable(study)}`);
-  console.log(`\nwrote ${path.join(out, 'study.json')} and report.html (${study.runs.length} run${study.runs.length === 1 ? '' : 's'})`);
+  console.log(
+    `\nwrote ${path.join(out, 'study.json')} and report.html (${study.runs.length} run${study.runs.length === 1 ? '' : 's'})`,
+  );
   return 0;
 }

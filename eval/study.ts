@@ -139,9 +139,11 @@ const obj = (x: unknown): Record<string, unknown> | null =>
 export function checkSummary(dir: string, value: unknown): Summary {
   const o = obj(value);
   if (!o) throw new StudyInputError(`${dir}: summary.json is not a JSON object`);
-  if (typeof o.model !== 'string') throw new StudyInputError(`${dir}: summary.json has no "model" (not a cnnlab summary)`);
+  if (typeof o.model !== 'string')
+    throw new StudyInputError(`${dir}: summary.json has no "model" (not a cnnlab summary)`);
   for (const k of ['corruptions', 'sweeps', 'resolutions'] as const) {
-    if (o[k] !== undefined && o[k] !== null && !obj(o[k])) throw new StudyInputError(`${dir}: summary.json's "${k}" is not an object`);
+    if (o[k] !== undefined && o[k] !== null && !obj(o[k]))
+      throw new StudyInputError(`${dir}: summary.json's "${k}" is not an object`);
   }
   return value as Summary;
 }
@@ -184,7 +186,8 @@ function settingsOf(s: Summary, run: Record<string, unknown> | null | undefined)
   const out: StudySettings = {};
   if (typeof r.data === 'string') out.data = r.data;
   for (const k of ['corruptions', 'sweeps'] as const) if (Array.isArray(r[k])) out[k] = (r[k] as unknown[]).map(String);
-  for (const k of ['severities', 'resolutions'] as const) if (Array.isArray(r[k])) out[k] = (r[k] as unknown[]).filter(isNum);
+  for (const k of ['severities', 'resolutions'] as const)
+    if (Array.isArray(r[k])) out[k] = (r[k] as unknown[]).filter(isNum);
   if (r.limit === null || isNum(r.limit)) out.limit = r.limit as number | null;
   if (isNum(r.seed)) out.seed = r.seed;
   if (typeof r.imagenet_c_protocol === 'boolean') out.imagenet_c_protocol = r.imagenet_c_protocol;
@@ -194,7 +197,12 @@ function settingsOf(s: Summary, run: Record<string, unknown> | null | undefined)
 
 /** Unique short labels: each folder's last path segment, or more of its path where those collide. */
 export function runLabels(dirs: string[]): string[] {
-  const parts = dirs.map((d) => d.replace(/\\/g, '/').split('/').filter((p) => p && p !== '.'));
+  const parts = dirs.map((d) =>
+    d
+      .replace(/\\/g, '/')
+      .split('/')
+      .filter((p) => p && p !== '.'),
+  );
   const label = (i: number, k: number) => parts[i].slice(-k).join('/') || dirs[i];
   const depth = dirs.map(() => 1);
   for (let round = 0; round < 32; round++) {
@@ -223,32 +231,44 @@ function studyRun(id: string, inp: StudyInput): StudyRun {
   const r = inp.run ?? obj((s as { settings?: unknown }).settings);
   const c = obj(s.clean);
   const ece = obj(c?.ece);
-  const mce = obj(s.mce), rel = obj(s.relative_mce);
+  const mce = obj(s.mce),
+    rel = obj(s.relative_mce);
   const sweeps: StudyRun['sweeps'] = {};
   for (const k of SWEEP_KINDS) {
     const m = num(obj(obj(s.sweeps)?.[k])?.mean);
     if (m !== null) sweeps[k] = m;
   }
   const res = obj(s.resolutions) ?? {};
-  const resolutions = numericKeys(Object.keys(res)).filter((k) => isNum(Number(k)))
+  const resolutions = numericKeys(Object.keys(res))
+    .filter((k) => isNum(Number(k)))
     .map((k) => ({ size: Number(k), top1: num(obj(res[k])?.top1) }));
   const tr = transferOf(s);
   const comparable = obj((s as { comparable?: unknown }).comparable);
   const sha = r?.weights_sha256 ?? (s as { weights_sha256?: unknown }).weights_sha256;
   const row: StudyRun = {
-    id, dir: inp.dir, model: s.model,
+    id,
+    dir: inp.dir,
+    model: s.model,
     weights: typeof s.weights === 'string' ? s.weights : DASH,
     weights_sha256: typeof sha === 'string' ? sha : null,
     data: typeof s.data === 'string' ? s.data : DASH,
     size: num(obj(s.preprocessing)?.size),
     created: typeof s.created === 'string' ? s.created : null,
     settings: settingsOf(s, inp.run),
-    n: num(c?.n), top1: num(c?.top1), top5: num(c?.top5), ece: num(ece?.adaptive_100), ece15: num(ece?.equal_width_15),
+    n: num(c?.n),
+    top1: num(c?.top1),
+    top5: num(c?.top5),
+    ece: num(ece?.adaptive_100),
+    ece15: num(ece?.equal_width_15),
     nll: num(c?.nll),
-    mce: num(mce?.value), mce_complete: typeof mce?.complete === 'boolean' ? mce.complete : null,
+    mce: num(mce?.value),
+    mce_complete: typeof mce?.complete === 'boolean' ? mce.complete : null,
     relative_mce: num(rel?.value),
     imagenet_c_comparable: typeof comparable?.imagenet_c === 'boolean' ? comparable.imagenet_c : null,
-    sweeps, resolutions, transfer: tr.values, missing: [],
+    sweeps,
+    resolutions,
+    transfer: tr.values,
+    missing: [],
   };
   const missing = row.missing;
   if (row.top1 === null) missing.push('clean accuracy');
@@ -266,9 +286,10 @@ function studyRun(id: string, inp: StudyInput): StudyRun {
 const from = (r: StudyRun) => ({ run: r.id, dir: r.dir, model: r.model, weights: r.weights });
 
 /** Why a run has no mCE, in words a reader can act on. */
-const noMce = (r: StudyRun) => (r.settings?.corruptions?.length === 0
-  ? 'no mCE: ran no corruptions'
-  : 'no mCE: no ImageNet-C corruption ran at all 5 severities');
+const noMce = (r: StudyRun) =>
+  r.settings?.corruptions?.length === 0
+    ? 'no mCE: ran no corruptions'
+    : 'no mCE: no ImageNet-C corruption ran at all 5 severities';
 const noClean = 'no clean accuracy (a transfer-only folder, or the clean set did not run)';
 
 /** Rotation keys 'area@angle', location keys 'cx,cy'. */
@@ -281,7 +302,9 @@ function pair(key: string, sep: string): [number, number] | null {
 function meanBy(entries: [number, number][]): { x: number; y: number }[] {
   const g = new Map<number, number[]>();
   for (const [x, y] of entries) g.set(x, [...(g.get(x) ?? []), y]);
-  return [...g.entries()].sort((a, b) => a[0] - b[0]).map(([x, ys]) => ({ x, y: ys.reduce((a, b) => a + b, 0) / ys.length }));
+  return [...g.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([x, ys]) => ({ x, y: ys.reduce((a, b) => a + b, 0) / ys.length }));
 }
 
 /** One sweep as a curve: size by area, rotation by angle (mean over areas), location by distance from the centre. */
@@ -289,15 +312,19 @@ export function sweepCurve(kind: SweepKind, accuracy: Record<string, unknown>): 
   const acc = Object.entries(accuracy).filter((e): e is [string, number] => isNum(e[1]));
   if (kind === 'size') return meanBy(acc.filter(([k]) => isNum(Number(k))).map(([k, v]) => [Number(k), v]));
   if (kind === 'rotation') {
-    return meanBy(acc.flatMap(([k, v]) => {
-      const p = pair(k, '@');
-      return p ? [[p[1], v] as [number, number]] : [];
-    }));
+    return meanBy(
+      acc.flatMap(([k, v]) => {
+        const p = pair(k, '@');
+        return p ? [[p[1], v] as [number, number]] : [];
+      }),
+    );
   }
-  return meanBy(acc.flatMap(([k, v]) => {
-    const p = pair(k, ',');
-    return p ? [[Math.round(1000 * Math.hypot(p[0] - 0.5, p[1] - 0.5)) / 1000, v] as [number, number]] : [];
-  }));
+  return meanBy(
+    acc.flatMap(([k, v]) => {
+      const p = pair(k, ',');
+      return p ? [[Math.round(1000 * Math.hypot(p[0] - 0.5, p[1] - 0.5)) / 1000, v] as [number, number]] : [];
+    }),
+  );
 }
 
 function plots(runs: StudyRun[], summaries: Map<string, Summary>): StudyPlots {
@@ -305,7 +332,11 @@ function plots(runs: StudyRun[], summaries: Map<string, Summary>): StudyPlots {
     accuracy_mce: { points: [], left_out: [] },
     mce_transfer: { series: [], left_out: [] },
     resolution: { series: [], left_out: [] },
-    sweeps: { size: { series: [], left_out: [] }, location: { series: [], left_out: [] }, rotation: { series: [], left_out: [] } },
+    sweeps: {
+      size: { series: [], left_out: [] },
+      location: { series: [], left_out: [] },
+      rotation: { series: [], left_out: [] },
+    },
     calibration: { points: [], left_out: [] },
   };
   const metrics = new Map<string, StudyPoint[]>();
@@ -316,17 +347,26 @@ function plots(runs: StudyRun[], summaries: Map<string, Summary>): StudyPlots {
     else p.accuracy_mce.points.push({ ...from(r), x: r.top1, y: r.mce, ...incomplete });
 
     const tr = Object.keys(r.transfer);
-    if (!tr.length) p.mce_transfer.left_out.push({ run: r.id, why: 'no transfer results (npx cnnlab transfer --out <its folder>)' });
+    if (!tr.length)
+      p.mce_transfer.left_out.push({ run: r.id, why: 'no transfer results (npx cnnlab transfer --out <its folder>)' });
     else if (r.mce === null) p.mce_transfer.left_out.push({ run: r.id, why: noMce(r) });
     else {
-      for (const m of tr) metrics.set(m, [...(metrics.get(m) ?? []), { ...from(r), x: r.mce, y: r.transfer[m], ...incomplete }]);
+      for (const m of tr)
+        metrics.set(m, [...(metrics.get(m) ?? []), { ...from(r), x: r.mce, y: r.transfer[m], ...incomplete }]);
     }
 
     const res = r.resolutions.filter((q) => q.top1 !== null);
     if (res.length < 2) {
-      p.resolution.left_out.push({ run: r.id, why: res.length ? `one test resolution only (${res[0].size})` : 'no test resolutions' });
+      p.resolution.left_out.push({
+        run: r.id,
+        why: res.length ? `one test resolution only (${res[0].size})` : 'no test resolutions',
+      });
     } else {
-      p.resolution.series.push({ ...from(r), native: r.size, points: r.resolutions.map((q) => ({ x: q.size, y: q.top1 })) });
+      p.resolution.series.push({
+        ...from(r),
+        native: r.size,
+        points: r.resolutions.map((q) => ({ x: q.size, y: q.top1 })),
+      });
     }
 
     for (const k of SWEEP_KINDS) {
@@ -341,7 +381,8 @@ function plots(runs: StudyRun[], summaries: Map<string, Summary>): StudyPlots {
     else p.calibration.points.push({ ...from(r), x: r.top1, y: r.ece });
   }
   // Few-shot by shots, then probe, VTAB-1k, fine-tuning.
-  const rank = (m: string) => (/^\d+-shot$/.test(m) ? parseInt(m, 10) : m === 'linear probe' ? 1e6 : m === 'VTAB-1k' ? 1e6 + 1 : 1e6 + 2);
+  const rank = (m: string) =>
+    /^\d+-shot$/.test(m) ? parseInt(m, 10) : m === 'linear probe' ? 1e6 : m === 'VTAB-1k' ? 1e6 + 1 : 1e6 + 2;
   p.mce_transfer.series = [...metrics.entries()]
     .sort((a, b) => rank(a[0]) - rank(b[0]) || (a[0] < b[0] ? -1 : 1))
     .map(([metric, points]) => ({ metric, points }));
@@ -352,30 +393,53 @@ function notesOf(runs: StudyRun[]): string[] {
   const notes: string[] = [];
   const incomplete = runs.filter((r) => r.mce !== null && r.mce_complete === false).map((r) => r.id);
   if (incomplete.length) {
-    notes.push(`mCE over fewer than the 15 ImageNet-C corruptions at 5 severities (drawn hollow): ${incomplete.join(', ')}; ` +
-      'such an mCE is the mean over what ran and compares only with runs of the same corruptions.');
+    notes.push(
+      `mCE over fewer than the 15 ImageNet-C corruptions at 5 severities (drawn hollow): ${incomplete.join(', ')}; ` +
+        'such an mCE is the mean over what ran and compares only with runs of the same corruptions.',
+    );
   }
   const withMce = runs.filter((r) => r.mce !== null);
   const notComparable = withMce.filter((r) => r.imagenet_c_comparable !== true).map((r) => r.id);
   if (notComparable.length) {
-    notes.push(`mCE is normalised by AlexNet's ImageNet-C errors; not comparable with published ImageNet-C numbers ` +
-      `(other data, labels, image sets or storage step, or not stated): ${notComparable.join(', ')}.`);
+    notes.push(
+      `mCE is normalised by AlexNet's ImageNet-C errors; not comparable with published ImageNet-C numbers ` +
+        `(other data, labels, image sets or storage step, or not stated): ${notComparable.join(', ')}.`,
+    );
   }
   const models = new Set(runs.map((r) => r.model));
   const data = new Set(runs.map((r) => r.settings?.data ?? r.data));
   if (data.size > 1) notes.push(`The runs used ${data.size} different data sets: compare accuracies only within one.`);
-  if (runs.length > 1 && models.size === 1) notes.push(`All runs are of one model (${[...models][0]}): the points differ in weights or settings.`);
+  if (runs.length > 1 && models.size === 1)
+    notes.push(`All runs are of one model (${[...models][0]}): the points differ in weights or settings.`);
   return notes;
 }
 
 /** The study of `inputs` (skipped: folders --skip-bad left out, with their errors). Runs are ordered by model, then label. */
-export function buildStudy(inputs: StudyInput[], skipped: StudyJson['skipped'] = [], created = new Date().toISOString()): StudyJson {
+export function buildStudy(
+  inputs: StudyInput[],
+  skipped: StudyJson['skipped'] = [],
+  created = new Date().toISOString(),
+): StudyJson {
   const labels = runLabels(inputs.map((i) => i.dir));
   const rows = inputs.map((inp, i) => ({ row: studyRun(labels[i], inp), summary: inp.summary }));
-  rows.sort((a, b) => (a.row.model < b.row.model ? -1 : a.row.model > b.row.model ? 1 : a.row.id < b.row.id ? -1 : a.row.id > b.row.id ? 1 : 0));
+  rows.sort((a, b) =>
+    a.row.model < b.row.model
+      ? -1
+      : a.row.model > b.row.model
+        ? 1
+        : a.row.id < b.row.id
+          ? -1
+          : a.row.id > b.row.id
+            ? 1
+            : 0,
+  );
   const runs = rows.map((r) => r.row);
   return {
-    version: 1, kind: 'cnnlab-study', created, runs, skipped,
+    version: 1,
+    kind: 'cnnlab-study',
+    created,
+    runs,
+    skipped,
     plots: plots(runs, new Map(rows.map((r) => [r.row.id, r.summary]))),
     notes: notesOf(runs),
   };
@@ -390,9 +454,12 @@ export function parseStudyJson(text: string, name = 'study.json'): StudyJson {
     throw new StudyInputError(`${name}: not JSON (${(e as Error).message})`);
   }
   const o = obj(v);
-  if (!o || o.kind !== 'cnnlab-study') throw new StudyInputError(`${name}: not a cnnlab study.json (no "kind": "cnnlab-study")`);
-  if (o.version !== 1) throw new StudyInputError(`${name}: study.json version ${JSON.stringify(o.version)}; this cnnlab reads version 1`);
-  if (!Array.isArray(o.runs) || !obj(o.plots)) throw new StudyInputError(`${name}: study.json without "runs" and "plots"`);
+  if (!o || o.kind !== 'cnnlab-study')
+    throw new StudyInputError(`${name}: not a cnnlab study.json (no "kind": "cnnlab-study")`);
+  if (o.version !== 1)
+    throw new StudyInputError(`${name}: study.json version ${JSON.stringify(o.version)}; this cnnlab reads version 1`);
+  if (!Array.isArray(o.runs) || !obj(o.plots))
+    throw new StudyInputError(`${name}: study.json without "runs" and "plots"`);
   return v as StudyJson;
 }
 
@@ -402,28 +469,54 @@ const short = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…
 
 /** One row per run: what ran, clean top-1, ECE, mCE (* incomplete), sweep means, top-1 by resolution, transfer, what is missing. */
 export function formatStudyTable(st: StudyJson): string {
-  const head = ['run', 'model', 'weights', 'n', 'top-1', 'ECE', 'mCE', 'size/loc/rot', 'top-1 by resolution', 'transfer', 'missing'];
+  const head = [
+    'run',
+    'model',
+    'weights',
+    'n',
+    'top-1',
+    'ECE',
+    'mCE',
+    'size/loc/rot',
+    'top-1 by resolution',
+    'transfer',
+    'missing',
+  ];
   const rows = st.runs.map((r) => [
-    r.id, r.model, short(r.weights_sha256 ? `${r.weights} ${r.weights_sha256.slice(0, 8)}` : r.weights, 32),
-    r.n === null ? DASH : String(r.n), pct(r.top1), fix(r.ece, 3),
+    r.id,
+    r.model,
+    short(r.weights_sha256 ? `${r.weights} ${r.weights_sha256.slice(0, 8)}` : r.weights, 32),
+    r.n === null ? DASH : String(r.n),
+    pct(r.top1),
+    fix(r.ece, 3),
     r.mce === null ? DASH : `${pct(r.mce)}${r.mce_complete === false ? '*' : ''}`,
     SWEEP_KINDS.map((k) => (r.sweeps[k] === undefined ? DASH : pct(r.sweeps[k], 0))).join('/'),
     r.resolutions.map((q) => `${q.size}:${pct(q.top1, 0)}`).join(' ') || DASH,
-    Object.entries(r.transfer).map(([k, v]) => `${k} ${pct(v, 0)}`).join(', ') || DASH,
+    Object.entries(r.transfer)
+      .map(([k, v]) => `${k} ${pct(v, 0)}`)
+      .join(', ') || DASH,
     r.missing.join(', ') || DASH,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const numeric = new Set([3, 4, 5, 6]);
-  const line = (r: string[]) => r.map((x, i) => (numeric.has(i) ? x.padStart(widths[i]) : x.padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((x, i) => (numeric.has(i) ? x.padStart(widths[i]) : x.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   const out = [line(head), ...rows.map(line)];
-  if (st.runs.some((r) => r.mce_complete === false)) out.push('* mCE over fewer than the 15 corruptions × 5 severities');
+  if (st.runs.some((r) => r.mce_complete === false))
+    out.push('* mCE over fewer than the 15 corruptions × 5 severities');
   const left: string[] = [];
   const plotNames: [string, LeftOut[]][] = [
-    ['accuracy vs mCE', st.plots.accuracy_mce.left_out], ['mCE vs transfer', st.plots.mce_transfer.left_out],
-    ['top-1 vs resolution', st.plots.resolution.left_out], ['calibration vs accuracy', st.plots.calibration.left_out],
+    ['accuracy vs mCE', st.plots.accuracy_mce.left_out],
+    ['mCE vs transfer', st.plots.mce_transfer.left_out],
+    ['top-1 vs resolution', st.plots.resolution.left_out],
+    ['calibration vs accuracy', st.plots.calibration.left_out],
     ...SWEEP_KINDS.map((k) => [`${k} sweep`, st.plots.sweeps[k].left_out] as [string, LeftOut[]]),
   ];
-  for (const [name, lo] of plotNames) if (lo.length) left.push(`  ${name}: ${lo.map((l) => `${l.run} (${l.why})`).join('; ')}`);
+  for (const [name, lo] of plotNames)
+    if (lo.length) left.push(`  ${name}: ${lo.map((l) => `${l.run} (${l.why})`).join('; ')}`);
   if (left.length) out.push('left out of plots:', ...left);
   for (const s of st.skipped) out.push(`skipped: ${s.error}`);
   for (const n of st.notes) out.push(`note: ${n}`);

@@ -38,7 +38,9 @@ function chartFigure(id: string, caption: string, has: boolean, lo: LeftOut[], h
 }
 
 function weightsHtml(r: StudyRun): string {
-  const sha = r.weights_sha256 ? `<span title="${escapeHtml(r.weights_sha256)}">sha256 ${escapeHtml(r.weights_sha256.slice(0, 12))}…</span>` : '';
+  const sha = r.weights_sha256
+    ? `<span title="${escapeHtml(r.weights_sha256)}">sha256 ${escapeHtml(r.weights_sha256.slice(0, 12))}…</span>`
+    : '';
   return `<span class="mono">${escapeHtml(r.weights)}</span>${sha}`;
 }
 
@@ -56,20 +58,39 @@ function settingsHtml(r: StudyRun): string {
 }
 
 function tableHtml(st: StudyJson): string {
-  const head = ['run', 'model and weights', 'data and settings', 'clean n', 'top-1', 'ECE', 'mCE', 'sweeps: size / location / rotation',
-    'top-1 by resolution', 'transfer', 'missing'];
+  const head = [
+    'run',
+    'model and weights',
+    'data and settings',
+    'clean n',
+    'top-1',
+    'ECE',
+    'mCE',
+    'sweeps: size / location / rotation',
+    'top-1 by resolution',
+    'transfer',
+    'missing',
+  ];
   const rows = st.runs.map((r, i) => {
-    const mce = r.mce === null ? DASH : `${pct(r.mce)}${r.mce_complete === false ? '<small>incomplete</small>' : ''}` +
-      (r.relative_mce === null ? '' : `<small>relative ${pct(r.relative_mce)}</small>`);
+    const mce =
+      r.mce === null
+        ? DASH
+        : `${pct(r.mce)}${r.mce_complete === false ? '<small>incomplete</small>' : ''}` +
+          (r.relative_mce === null ? '' : `<small>relative ${pct(r.relative_mce)}</small>`);
     const sweeps = (['size', 'location', 'rotation'] as const).map((k) => pct(r.sweeps[k])).join(' / ');
     const res = r.resolutions.map((q) => `${q.size}: ${pct(q.top1)}`).join('<br>') || DASH;
-    const tr = Object.entries(r.transfer).map(([k, v]) => `${escapeHtml(k)} ${pct(v)}`).join('<br>') || DASH;
-    return `<tr><td class="run"><i style="background:${colorOf(i)}"></i>${escapeHtml(r.id)}<span class="mono">${escapeHtml(r.dir)}</span></td>` +
+    const tr =
+      Object.entries(r.transfer)
+        .map(([k, v]) => `${escapeHtml(k)} ${pct(v)}`)
+        .join('<br>') || DASH;
+    return (
+      `<tr><td class="run"><i style="background:${colorOf(i)}"></i>${escapeHtml(r.id)}<span class="mono">${escapeHtml(r.dir)}</span></td>` +
       `<td>${escapeHtml(r.model)}${r.size === null ? '' : ` <small>${r.size}×${r.size}</small>`}${weightsHtml(r)}</td>` +
       `<td>${escapeHtml(r.settings?.data ?? r.data)}<span>${settingsHtml(r)}</span></td>` +
       `<td class="num">${r.n ?? DASH}</td><td class="num">${pct(r.top1)}</td><td class="num">${fix(r.ece, 3)}</td>` +
       `<td class="num">${mce}</td><td class="num">${sweeps}</td>` +
-      `<td class="num">${res}</td><td class="num">${tr}</td><td class="missing">${escapeHtml(r.missing.join(', '))}</td></tr>`;
+      `<td class="num">${res}</td><td class="num">${tr}</td><td class="missing">${escapeHtml(r.missing.join(', '))}</td></tr>`
+    );
   });
   return `<section><h2>Runs</h2><div class="scroll"><table class="runs">
 <caption>One row per run folder; a dash is a quantity the run does not have (the "missing" column says which), and such a run is left out of that chart only.</caption>

@@ -8,11 +8,13 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 
 /** Chart.js and the report chart module, as the served page has them. */
 async function chartScripts(): Promise<{ chartJs: string; charts: string }> {
-  const [chartJs, charts] = await Promise.all(['/vendor/chart/chart.umd.js', '/report-charts.js'].map(async (u) => {
-    const r = await fetch(u);
-    if (!r.ok) throw new Error(`${u}: ${r.status} ${r.statusText}`);
-    return r.text();
-  }));
+  const [chartJs, charts] = await Promise.all(
+    ['/vendor/chart/chart.umd.js', '/report-charts.js'].map(async (u) => {
+      const r = await fetch(u);
+      if (!r.ok) throw new Error(`${u}: ${r.status} ${r.statusText}`);
+      return r.text();
+    }),
+  );
   return { chartJs, charts };
 }
 

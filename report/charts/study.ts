@@ -24,14 +24,25 @@ const pc = (v: number | null | undefined) => (v === null || v === undefined ? '�
 const axis = <T extends object>(text: string, extra?: T) => ({ title: { display: true, text }, ...extra });
 const MARKERS = ['circle', 'rectRot', 'triangle', 'rect', 'star', 'crossRot'] as const;
 
-interface Labelled { x: number; y: number; label: string }
+interface Labelled {
+  x: number;
+  y: number;
+  label: string;
+}
 
-/** Writes each point's label beside it (right of the point, or left near the right edge). */
+/**
+ * Writes each point's label beside it (right of the point, or left near the right edge), moved
+ * down past the labels already drawn so that points at the same place stay readable.
+ */
 function pointLabels(): Plugin<'scatter'> {
   return {
     id: 'pointLabels',
     afterDatasetsDraw: (chart: ChartJs) => {
-      const ctx = chart.ctx, a = chart.chartArea;
+      const ctx = chart.ctx,
+        a = chart.chartArea;
+      const drawn: { x: number; y: number; w: number }[] = [];
+      const overlaps = (x: number, y: number, w: number) =>
+        drawn.some((d) => x < d.x + d.w && d.x < x + w && Math.abs(d.y - y) < 15);
       ctx.save();
       ctx.font = '12px system-ui, sans-serif';
       ctx.textBaseline = 'bottom';
@@ -44,10 +55,13 @@ function pointLabels(): Plugin<'scatter'> {
           const w = ctx.measureText(p.label).width;
           const left = el.x + 8 + w > a.right;
           const x = left ? el.x - 8 - w : el.x + 8;
+          let y = el.y - 5;
+          for (let k = 0; k < 20 && overlaps(x, y, w); k++) y += 15;
+          drawn.push({ x, y, w });
           ctx.fillStyle = 'rgba(255,255,255,0.8)';
-          ctx.fillRect(x - 2, el.y - 19, w + 4, 15);
+          ctx.fillRect(x - 2, y - 14, w + 4, 15);
           ctx.fillStyle = '#343a40';
-          ctx.fillText(p.label, x, el.y - 5);
+          ctx.fillText(p.label, x, y);
         });
       });
       ctx.restore();
@@ -61,7 +75,8 @@ function pointLabels(): Plugin<'scatter'> {
  */
 function range(values: number[], upTo = 100): { min: number; max: number } {
   const v = values.map((x) => 100 * x);
-  let lo = Math.min(...v), hi = Math.max(...v);
+  let lo = Math.min(...v),
+    hi = Math.max(...v);
   const pad = Math.max(2, 0.12 * (hi - lo));
   lo -= pad;
   hi += pad;
@@ -92,16 +107,26 @@ export function drawStudyCharts(): void {
 
   drawCharts((add) => {
     // One dataset per run, so the legend and tooltips name the runs; hollow markers for an incomplete mCE.
-    const perRun = (points: StudyPoint[]) => points.map((p) => ({
-      label: p.run, data: [{ x: 100 * p.x, y: 100 * p.y, label: p.run }],
-      borderColor: colorOf(p.run), backgroundColor: p.incomplete ? '#fff' : colorOf(p.run),
-      borderWidth: 2, pointRadius: 6, pointHoverRadius: 8, clip: false as const,
-    }));
+    const perRun = (points: StudyPoint[]) =>
+      points.map((p) => ({
+        label: p.run,
+        data: [{ x: 100 * p.x, y: 100 * p.y, label: p.run }],
+        borderColor: colorOf(p.run),
+        backgroundColor: p.incomplete ? '#fff' : colorOf(p.run),
+        borderWidth: 2,
+        pointRadius: 6,
+        pointHoverRadius: 8,
+        clip: false as const,
+      }));
     const scatterTip = (what: (c: TooltipItem<'scatter'>) => string) => ({ callbacks: { label: what } });
 
     const am = S.plots.accuracy_mce.points;
     if (am.length) {
-      const xr = range(am.map((p) => p.x)), yr = range(am.map((p) => p.y), Infinity);
+      const xr = range(am.map((p) => p.x)),
+        yr = range(
+          am.map((p) => p.y),
+          Infinity,
+        );
       add<'scatter', Labelled[]>(STUDY_CHART_IDS.accuracyMce, {
         type: 'scatter',
         data: { datasets: perRun(am) },
@@ -112,7 +137,9 @@ export function drawStudyCharts(): void {
           },
           plugins: {
             legend: { display: false },
-            tooltip: scatterTip((c) => `${c.dataset.label}: top-1 ${c.parsed.x!.toFixed(1)}%, mCE ${c.parsed.y!.toFixed(1)}%`),
+            tooltip: scatterTip(
+              (c) => `${c.dataset.label}: top-1 ${c.parsed.x!.toFixed(1)}%, mCE ${c.parsed.y!.toFixed(1)}%`,
+            ),
           },
         },
         plugins: [pointLabels()],
@@ -126,20 +153,30 @@ export function drawStudyCharts(): void {
         type: 'scatter',
         data: {
           datasets: mt.map((s, i) => ({
-            label: s.metric, data: s.points.map((p) => ({ x: 100 * p.x, y: 100 * p.y, label: p.run })),
-            borderColor: color(i), backgroundColor: color(i), pointStyle: MARKERS[i % MARKERS.length],
-            pointRadius: 6, pointHoverRadius: 8, clip: false as const,
+            label: s.metric,
+            data: s.points.map((p) => ({ x: 100 * p.x, y: 100 * p.y, label: p.run })),
+            borderColor: color(i),
+            backgroundColor: color(i),
+            pointStyle: MARKERS[i % MARKERS.length],
+            pointRadius: 6,
+            pointHoverRadius: 8,
+            clip: false as const,
           })),
         },
         options: {
           scales: {
-            x: axis('mCE % of AlexNet (lower is better)', { ...range(all.map((p) => p.x), Infinity) }),
+            x: axis('mCE % of AlexNet (lower is better)', {
+              ...range(
+                all.map((p) => p.x),
+                Infinity,
+              ),
+            }),
             y: axis('transfer accuracy % (higher is better)', { ...range(all.map((p) => p.y)) }),
           },
           plugins: {
             legend: { labels: { usePointStyle: true } },
             tooltip: scatterTip((c) => {
-              const p = (c.raw as Labelled);
+              const p = c.raw as Labelled;
               return `${p.label}, ${c.dataset.label}: ${c.parsed.y!.toFixed(1)}% at mCE ${c.parsed.x!.toFixed(1)}%`;
             }),
           },
@@ -148,19 +185,29 @@ export function drawStudyCharts(): void {
       });
     }
 
-    const lines = (series: StudySeries[], xScale: (x: number) => number) => series.map((s) => ({
-      label: s.run, data: s.points.map((p) => ({ x: xScale(p.x), y: p.y === null ? null : 100 * p.y })),
-      borderColor: colorOf(s.run), backgroundColor: colorOf(s.run), pointRadius: 3.5, borderWidth: 2, spanGaps: true,
-    }));
+    const lines = (series: StudySeries[], xScale: (x: number) => number) =>
+      series.map((s) => ({
+        label: s.run,
+        data: s.points.map((p) => ({ x: xScale(p.x), y: p.y === null ? null : 100 * p.y })),
+        borderColor: colorOf(s.run),
+        backgroundColor: colorOf(s.run),
+        pointRadius: 3.5,
+        borderWidth: 2,
+        spanGaps: true,
+      }));
     const lineTip = (unit: (x: number) => string) => ({
-      callbacks: { label: (c: TooltipItem<'line'>) => `${c.dataset.label} at ${unit(c.parsed.x!)}: ${pc(c.parsed.y! / 100)}` },
+      callbacks: {
+        label: (c: TooltipItem<'line'>) => `${c.dataset.label} at ${unit(c.parsed.x!)}: ${pc(c.parsed.y! / 100)}`,
+      },
     });
     const legend = { position: 'bottom' as const, labels: { usePointStyle: true, boxWidth: 8, boxHeight: 8 } };
 
     const rs = S.plots.resolution.series;
     if (rs.length) {
       const xs = [...new Set(rs.flatMap((s) => s.points.map((p) => p.x)))].sort((a, b) => a - b);
-      const lo = xs[0], hi = xs[xs.length - 1], pad = 0.05 * (hi - lo || 1);
+      const lo = xs[0],
+        hi = xs[xs.length - 1],
+        pad = 0.05 * (hi - lo || 1);
       add<'line', { x: number; y: number | null }[]>(STUDY_CHART_IDS.resolution, {
         type: 'line',
         data: { datasets: lines(rs, (x) => x) },
@@ -174,13 +221,22 @@ export function drawStudyCharts(): void {
       });
     }
 
-    const sweepAxis: Record<SweepKind, { title: string; x: (x: number) => number; unit: (x: number) => string; max?: number }> = {
+    const sweepAxis: Record<
+      SweepKind,
+      { title: string; x: (x: number) => number; unit: (x: number) => string; max?: number }
+    > = {
       size: { title: 'object area, % of the image', x: (x) => 100 * x, unit: (x) => `area ${x.toFixed(0)}%`, max: 100 },
       location: {
-        title: 'distance of the object centre from the image centre, % of the side', x: (x) => 100 * x,
+        title: 'distance of the object centre from the image centre, % of the side',
+        x: (x) => 100 * x,
         unit: (x) => `distance ${x.toFixed(0)}%`,
       },
-      rotation: { title: 'rotation angle, degrees (mean over object areas)', x: (x) => x, unit: (x) => `${x}°`, max: 360 },
+      rotation: {
+        title: 'rotation angle, degrees (mean over object areas)',
+        x: (x) => x,
+        unit: (x) => `${x}°`,
+        max: 360,
+      },
     };
     for (const k of ['size', 'location', 'rotation'] as const) {
       const ss = S.plots.sweeps[k].series;
@@ -212,7 +268,9 @@ export function drawStudyCharts(): void {
           },
           plugins: {
             legend: { display: false },
-            tooltip: scatterTip((c) => `${c.dataset.label}: top-1 ${c.parsed.x!.toFixed(1)}%, ECE ${c.parsed.y!.toFixed(1)}%`),
+            tooltip: scatterTip(
+              (c) => `${c.dataset.label}: top-1 ${c.parsed.x!.toFixed(1)}%, ECE ${c.parsed.y!.toFixed(1)}%`,
+            ),
           },
         },
         plugins: [pointLabels()],

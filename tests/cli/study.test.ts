@@ -19,10 +19,20 @@ import { haveChromium, openReport } from '../report-harness.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cnnlab-study-'));
 const out = path.join(root, 'study');
-const TINY = { runtime: 'node', per_class: 1, limit: 1, corruptions: ['gaussian_noise'], severities: '1-5', sweeps: 'none', batch: 8 };
+const TINY = {
+  runtime: 'node',
+  per_class: 1,
+  limit: 1,
+  corruptions: ['gaussian_noise'],
+  severities: '1-5',
+  sweeps: 'none',
+  batch: 8,
+};
 const plan = {
   out: 'study',
-  runs: [{ name: 'mnv2', model: 'mobilenet_v2_synth', weights: ['builtin', 'random'], seed: 1, resolutions: [64], ...TINY }],
+  runs: [
+    { name: 'mnv2', model: 'mobilenet_v2_synth', weights: ['builtin', 'random'], seed: 1, resolutions: [64], ...TINY },
+  ],
 };
 const planFile = path.join(root, 'plan.json');
 const r18 = path.join(root, 'r18');
@@ -77,17 +87,43 @@ describe('cnnlab study', () => {
     expect(() => collectStudy([dirs[0]], { skipBad: true })).toThrow('no run folders to study');
   });
 
-  it('makes the plan\'s runs, adds a folder, and writes the table, study.json and report.html', async () => {
+  it("makes the plan's runs, adds a folder, and writes the table, study.json and report.html", async () => {
     writeFileSync(planFile, JSON.stringify(plan));
     // ResNet-18 knows no synthetic class names: it reads them as a labelled ImageFolder.
     const data = path.join(root, 'synth');
-    expect((await captured(() => synthCmd(['--out', data, '--per-class', '1', '--size', '64', '--split', 'test']))).rc).toBe(0);
-    const made = await captured(() => robustnessCmd(['--model', 'resnet18', '--weights', 'random', '--runtime', 'node', '--data', data,
-      '--limit', '1', '--corruptions', 'gaussian_noise', '--severities', '3', '--sweeps', 'none', '--resolutions', '64', '--out', r18]));
+    expect(
+      (await captured(() => synthCmd(['--out', data, '--per-class', '1', '--size', '64', '--split', 'test']))).rc,
+    ).toBe(0);
+    const made = await captured(() =>
+      robustnessCmd([
+        '--model',
+        'resnet18',
+        '--weights',
+        'random',
+        '--runtime',
+        'node',
+        '--data',
+        data,
+        '--limit',
+        '1',
+        '--corruptions',
+        'gaussian_noise',
+        '--severities',
+        '3',
+        '--sweeps',
+        'none',
+        '--resolutions',
+        '64',
+        '--out',
+        r18,
+      ]),
+    );
     expect(made.rc).toBe(0);
     const bad = path.join(root, 'empty');
     mkdirSync(bad);
-    await expect(captured(() => studyCmd(['--plan', planFile, r18, bad]))).rejects.toThrow(`${bad}: no summary.json: not a cnnlab run folder`);
+    await expect(captured(() => studyCmd(['--plan', planFile, r18, bad]))).rejects.toThrow(
+      `${bad}: no summary.json: not a cnnlab run folder`,
+    );
 
     const { rc, text } = await captured(() => studyCmd(['--plan', planFile, r18, bad, '--skip-bad']));
     expect(rc).toBe(0);
@@ -102,16 +138,24 @@ describe('cnnlab study', () => {
       ['r18', 'resnet18', 'random (seed 0)'],
     ]);
     expect(st.runs[0].dir).toBe(path.join(out, 'runs', 'mnv2-mobilenet_v2_synth-builtin'));
-    expect(st.runs[0].settings).toMatchObject({ corruptions: ['gaussian_noise'], severities: [1, 2, 3, 4, 5], resolutions: [64], limit: 1 });
+    expect(st.runs[0].settings).toMatchObject({
+      corruptions: ['gaussian_noise'],
+      severities: [1, 2, 3, 4, 5],
+      resolutions: [64],
+      limit: 1,
+    });
     expect(st.runs[0].resolutions.map((q) => q.size)).toEqual([64, 112]);
     expect(st.skipped).toEqual([{ dir: bad, error: `${bad}: no summary.json: not a cnnlab run folder` }]);
     const am = st.plots.accuracy_mce;
     expect(am.points.map((p) => [p.run, p.incomplete])).toEqual([
-      ['mnv2-mobilenet_v2_synth-builtin', true], ['mnv2-mobilenet_v2_synth-random-s1', true],
+      ['mnv2-mobilenet_v2_synth-builtin', true],
+      ['mnv2-mobilenet_v2_synth-random-s1', true],
     ]);
     expect(am.left_out).toEqual([{ run: 'r18', why: 'no mCE: no ImageNet-C corruption ran at all 5 severities' }]);
     expect(st.plots.resolution.series.map((s) => [s.run, s.points.map((p) => p.x)])).toEqual([
-      ['mnv2-mobilenet_v2_synth-builtin', [64, 112]], ['mnv2-mobilenet_v2_synth-random-s1', [64, 112]], ['r18', [64, 224]],
+      ['mnv2-mobilenet_v2_synth-builtin', [64, 112]],
+      ['mnv2-mobilenet_v2_synth-random-s1', [64, 112]],
+      ['r18', [64, 224]],
     ]);
     expect(st.plots.calibration.points).toHaveLength(3);
     expect(st.plots.mce_transfer.left_out).toHaveLength(3);
@@ -133,7 +177,9 @@ describe('cnnlab study', () => {
     const { rc, text } = await captured(() => studyCmd(['--plan', planFile, r18]));
     expect(rc).toBe(0);
     expect(text).toContain(`study: ${dir}: resuming robustness`);
-    expect(text).toContain(`study: ${path.join(out, 'runs', 'mnv2-mobilenet_v2_synth-random-s1')}: robustness complete, skipped`);
+    expect(text).toContain(
+      `study: ${path.join(out, 'runs', 'mnv2-mobilenet_v2_synth-random-s1')}: robustness complete, skipped`,
+    );
     expect(text).toMatch(/ 0 image evaluations to do \(\d+ already recorded\)/);
     const after = readStudy().runs[0];
     expect([after.top1, after.mce, after.resolutions]).toEqual([before.top1, before.mce, before.resolutions]);
@@ -143,22 +189,37 @@ describe('cnnlab study', () => {
     await expect(captured(() => studyCmd(['--plan', planFile]))).rejects.toThrow(/was made with other settings/);
   }, 300_000);
 
-  it.skipIf(!haveChromium)('renders the same report in the page from the study.json it opens', async () => {
-    if (!existsSync('dist/web/index.html')) throw new Error('run `node build.mjs` first');
-    session = await startPage(pageMounts());
-    const page = session.page;
-    await page.setInputFiles('#study-file', path.join(out, 'study.json'));
-    await page.waitForFunction(() => {
-      const f = document.getElementById('study-report') as HTMLIFrameElement;
-      return f.contentDocument?.body?.hasAttribute('data-charts') || /error/.test(document.getElementById('study-out')!.textContent!);
-    }, null, { timeout: 60_000 });
-    expect(await page.textContent('#study-out')).toMatch(/^study\.json: 3 runs/);
-    const charts = await page.$eval('#study-report', (f) => (f as HTMLIFrameElement).contentDocument!.body.getAttribute('data-charts'));
-    expect(charts).toBe('3');
-    const bad = path.join(root, 'not-a-study.json');
-    writeFileSync(bad, '{"model": "x"}');
-    await page.setInputFiles('#study-file', bad);
-    await page.waitForFunction(() => /error/.test(document.getElementById('study-out')!.textContent!));
-    expect(await page.textContent('#study-out')).toBe('error: not-a-study.json: not a cnnlab study.json (no "kind": "cnnlab-study")');
-  }, 120_000);
+  it.skipIf(!haveChromium)(
+    'renders the same report in the page from the study.json it opens',
+    async () => {
+      if (!existsSync('dist/web/index.html')) throw new Error('run `node build.mjs` first');
+      session = await startPage(pageMounts());
+      const page = session.page;
+      await page.setInputFiles('#study-file', path.join(out, 'study.json'));
+      await page.waitForFunction(
+        () => {
+          const f = document.getElementById('study-report') as HTMLIFrameElement;
+          return (
+            f.contentDocument?.body?.hasAttribute('data-charts') ||
+            /error/.test(document.getElementById('study-out')!.textContent!)
+          );
+        },
+        null,
+        { timeout: 60_000 },
+      );
+      expect(await page.textContent('#study-out')).toMatch(/^study\.json: 3 runs/);
+      const charts = await page.$eval('#study-report', (f) =>
+        (f as HTMLIFrameElement).contentDocument!.body.getAttribute('data-charts'),
+      );
+      expect(charts).toBe('3');
+      const bad = path.join(root, 'not-a-study.json');
+      writeFileSync(bad, '{"model": "x"}');
+      await page.setInputFiles('#study-file', bad);
+      await page.waitForFunction(() => /error/.test(document.getElementById('study-out')!.textContent!));
+      expect(await page.textContent('#study-out')).toBe(
+        'error: not-a-study.json: not a cnnlab study.json (no "kind": "cnnlab-study")',
+      );
+    },
+    120_000,
+  );
 });

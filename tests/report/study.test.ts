@@ -37,25 +37,44 @@ describe('study report', () => {
     expect(h).not.toContain('<canvas');
   });
 
-  it.skipIf(!haveChromium)('draws every chart in headless Chromium with the study\'s points', async () => {
-    const { errors, requests, result } = await openReport(html, () => window.__charts.map((c) => ({
-      id: c.canvas.id,
-      sets: c.data.datasets.map((d) => ({ label: d.label, n: d.data.length })),
-      drawn: c.canvas.width > 0 && c.chartArea.width > 0,
-    })));
+  it.skipIf(!haveChromium)("draws every chart in headless Chromium with the study's points", async () => {
+    const { errors, requests, result } = await openReport(html, () =>
+      window.__charts.map((c) => ({
+        id: c.canvas.id,
+        sets: c.data.datasets.map((d) => ({ label: d.label, n: d.data.length })),
+        drawn: c.canvas.width > 0 && c.chartArea.width > 0,
+      })),
+    );
     expect(errors).toEqual([]);
     expect(requests).toEqual([]);
     const byId = Object.fromEntries(result.map((c) => [c.id, c]));
-    expect(Object.keys(byId).sort()).toEqual([
-      STUDY_CHART_IDS.accuracyMce, STUDY_CHART_IDS.calibration, STUDY_CHART_IDS.mceTransfer, STUDY_CHART_IDS.resolution,
-      STUDY_CHART_IDS.sweep('location'), STUDY_CHART_IDS.sweep('rotation'), STUDY_CHART_IDS.sweep('size'),
-    ].sort());
+    expect(Object.keys(byId).sort()).toEqual(
+      [
+        STUDY_CHART_IDS.accuracyMce,
+        STUDY_CHART_IDS.calibration,
+        STUDY_CHART_IDS.mceTransfer,
+        STUDY_CHART_IDS.resolution,
+        STUDY_CHART_IDS.sweep('location'),
+        STUDY_CHART_IDS.sweep('rotation'),
+        STUDY_CHART_IDS.sweep('size'),
+      ].sort(),
+    );
     expect(result.every((c) => c.drawn)).toBe(true);
-    expect(byId[STUDY_CHART_IDS.accuracyMce].sets.map((s) => s.label)).toEqual(['mnv2-builtin', 'mnv2-random', 'r18-random']);
-    expect(byId[STUDY_CHART_IDS.mceTransfer].sets).toEqual([
-      { label: '1-shot', n: 1 }, { label: '5-shot', n: 2 }, { label: 'linear probe', n: 1 }, { label: 'fine-tune', n: 1 },
+    expect(byId[STUDY_CHART_IDS.accuracyMce].sets.map((s) => s.label)).toEqual([
+      'mnv2-builtin',
+      'mnv2-random',
+      'r18-random',
     ]);
-    expect(byId[STUDY_CHART_IDS.resolution].sets).toEqual([{ label: 'mnv2-builtin', n: 3 }, { label: 'r18-random', n: 2 }]);
+    expect(byId[STUDY_CHART_IDS.mceTransfer].sets).toEqual([
+      { label: '1-shot', n: 1 },
+      { label: '5-shot', n: 2 },
+      { label: 'linear probe', n: 1 },
+      { label: 'fine-tune', n: 1 },
+    ]);
+    expect(byId[STUDY_CHART_IDS.resolution].sets).toEqual([
+      { label: 'mnv2-builtin', n: 3 },
+      { label: 'r18-random', n: 2 },
+    ]);
     expect(byId[STUDY_CHART_IDS.sweep('size')].sets.map((s) => s.label)).toEqual(['mnv2-builtin', 'mnv2-random']);
   });
 
