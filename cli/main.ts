@@ -13,6 +13,7 @@ import { modelsCmd, randomWeightsCmd } from './models.js';
 import { mergeCmd, robustnessCmd } from './robustness.js';
 import { ensureRuntimeDir } from './runtime-dir.js';
 import { serveCmd } from './serve-page.js';
+import { studyCmd } from './study.js';
 import { synthCmd } from './synth.js';
 import { transferCmd } from './transfer.js';
 import { tuneCmd } from './tune.js';
@@ -83,6 +84,13 @@ commands:
              --force-unlock          take over --out's lock left by a process that is gone
              --out DIR               results.jsonl, run.json, summary.json, report.html
   merge    combine shards: npx cnnlab merge DIR1 DIR2 … --out DIR
+  study    many run folders in one table and report: accuracy vs mCE, mCE vs transfer, top-1 vs test
+           resolution, SI-Score sweeps side by side, ECE vs accuracy
+             npx cnnlab study runs/* --out DIR   writes DIR/study.json (every point and its run) and DIR/report.html
+             --skip-bad              leave out folders without a readable summary.json, with a warning
+             --plan plan.json        make the plan's runs first (models × weights, resolutions, corruptions,
+                                     transfer; README "Studies"), each in DIR/runs/<name>: complete ones are
+                                     skipped, partial ones resumed
   corrupt  write corrupted images as PNG: --input IMAGE|FOLDER --corruption NAME|all --severity 1-5|all [--seed N] --out DIR
   transfer few-shot linear transfer / linear probe / VTAB-1k-style on frozen features
              --model NAME --weights FILE|random|builtin   as for robustness
@@ -114,6 +122,7 @@ const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   tune: (argv) => tuneCmd(argv, WEB_ROOT),
   robustness: robustnessCmd,
   merge: mergeCmd,
+  study: studyCmd,
   corrupt: corruptCmd,
   transfer: transferCmd,
   synth: synthCmd,

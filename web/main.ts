@@ -93,6 +93,7 @@ function saveBench(): void {
 window.cnnlab = api;
 void import('./robustness-ui.js').then((m) => m.setupRobustnessUi(api.getDevice));
 void import('./transfer-ui.js').then((m) => m.setupTransferUi(api.getDevice));
+void import('./study-ui.js').then((m) => m.setupStudyUi());
 $('bench-run').addEventListener('click', () => void runBenchFromPage());
 $('bench-save').addEventListener('click', saveBench);
 $('demo-run').addEventListener('click', () => void runDemoFromPage());
