@@ -22,7 +22,9 @@ export interface DemoOptions {
 
 /** A small mixed network, NHWC input [batch, size, size, 3] → logits [batch, classes]. */
 export function demoNetwork(o: { size?: number; batch?: number; classes?: number; seed?: number } = {}): Graph {
-  const size = o.size ?? 64, batch = o.batch ?? 1, classes = o.classes ?? 10;
+  const size = o.size ?? 64,
+    batch = o.batch ?? 1,
+    classes = o.classes ?? 10;
   const g = new Graph();
   const b = new NetBuilder(g, new RandomWeights(o.seed ?? 0));
   let x = g.input('image', [batch, size, size, 3]);
@@ -77,14 +79,21 @@ export interface DemoReport {
 
 export async function runDemo(device: Device, o: DemoOptions = {}): Promise<DemoReport> {
   const log = o.log ?? (() => {});
-  const size = o.size ?? 64, batch = o.batch ?? 1;
+  const size = o.size ?? 64,
+    batch = o.batch ?? 1;
   const raw = demoNetwork(o);
   const { graph, report } = optimize(raw);
-  log(`network: ${report.before} nodes → ${report.after} after passes (${Object.entries(report.counts).map(([k, v]) => `${k} −${v}`).join(', ')})`);
+  log(
+    `network: ${report.before} nodes → ${report.after} after passes (${Object.entries(report.counts)
+      .map(([k, v]) => `${k} −${v}`)
+      .join(', ')})`,
+  );
   const t0 = performance.now();
   const plan = await compile(device, graph);
   const compileMs = performance.now() - t0;
-  log(`compiled: ${plan.dispatchCount} dispatches, ${new Set(plan.kernels).size} pipelines in ${compileMs.toFixed(0)} ms`);
+  log(
+    `compiled: ${plan.dispatchCount} dispatches, ${new Set(plan.kernels).size} pipelines in ${compileMs.toFixed(0)} ms`,
+  );
   const image = new Rng(o.seed ?? 0 + 1).uniforms(batch * size * size * 3, -1, 1);
   const first = await plan.run({ image });
   const times: number[] = [];
@@ -93,22 +102,35 @@ export async function runDemo(device: Device, o: DemoOptions = {}): Promise<Demo
   const { profile } = await plan.run({ image }, { profile: true });
   const ref = runReference(raw, { image });
   const [logitsName, probsName] = graph.outputs;
-  const got = first.outputs[logitsName].data, want = ref[raw.outputs[0]].data;
-  let maxAbsDiff = 0, maxAbsRef = 0;
+  const got = first.outputs[logitsName].data,
+    want = ref[raw.outputs[0]].data;
+  let maxAbsDiff = 0,
+    maxAbsRef = 0;
   want.forEach((v, i) => {
     maxAbsDiff = Math.max(maxAbsDiff, Math.abs(v - got[i]));
     maxAbsRef = Math.max(maxAbsRef, Math.abs(v));
   });
   const probs = first.outputs[probsName].data;
   const classes = probs.length / batch;
-  const top = [...probs.slice(0, classes)].map((p, cls) => ({ cls, p })).sort((a, b) => b.p - a.p).slice(0, 3);
+  const top = [...probs.slice(0, classes)]
+    .map((p, cls) => ({ cls, p }))
+    .sort((a, b) => b.p - a.p)
+    .slice(0, 3);
   const r: DemoReport = {
     device: describeDevice(device),
-    nodesBefore: report.before, nodesAfter: report.after, fused: report.counts,
-    dispatches: plan.dispatchCount, pipelines: new Set(plan.kernels).size,
-    compileMs, firstRunMs: first.ms,
+    nodesBefore: report.before,
+    nodesAfter: report.after,
+    fused: report.counts,
+    dispatches: plan.dispatchCount,
+    pipelines: new Set(plan.kernels).size,
+    compileMs,
+    firstRunMs: first.ms,
     steadyMs: { min: times[0], median: times[Math.floor(times.length / 2)] },
-    memory: plan.memory, maxAbsDiff, maxAbsRef, top, profile,
+    memory: plan.memory,
+    maxAbsDiff,
+    maxAbsRef,
+    top,
+    profile,
   };
   plan.dispose();
   return r;
@@ -118,7 +140,11 @@ export function formatDemo(r: DemoReport): string {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(2)} MiB`;
   return [
     `device:      ${r.device}`,
-    `graph:       ${r.nodesBefore} nodes → ${r.nodesAfter} after folding BN and fusing bias/activations (${Object.entries(r.fused).map(([k, v]) => `${k}: −${v}`).join(', ')})`,
+    `graph:       ${r.nodesBefore} nodes → ${r.nodesAfter} after folding BN and fusing bias/activations (${Object.entries(
+      r.fused,
+    )
+      .map(([k, v]) => `${k}: −${v}`)
+      .join(', ')})`,
     `plan:        ${r.dispatches} dispatches in one command buffer, ${r.pipelines} pipelines, compiled in ${r.compileMs.toFixed(0)} ms`,
     `memory:      weights ${mib(r.memory.weightBytes)}, activations ${mib(r.memory.activationBytes)} (${mib(r.memory.activationBytesUnplanned)} without the liveness plan), peak ${mib(r.memory.peakBytes)}`,
     `time:        first run ${r.firstRunMs.toFixed(1)} ms; steady state min ${r.steadyMs.min.toFixed(1)} ms, median ${r.steadyMs.median.toFixed(1)} ms`,

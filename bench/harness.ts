@@ -74,7 +74,10 @@ export interface TimedEngine {
   first?: Float32Array;
 }
 
-export function stats(runs: number[], batch: number): Pick<EngineResult, 'min_ms' | 'median_ms' | 'p90_ms' | 'throughput_ips' | 'runs_ms'> {
+export function stats(
+  runs: number[],
+  batch: number,
+): Pick<EngineResult, 'min_ms' | 'median_ms' | 'p90_ms' | 'throughput_ips' | 'runs_ms'> {
   const s = [...runs].sort((a, b) => a - b);
   const q = (p: number) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)];
   const median = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -83,7 +86,8 @@ export function stats(runs: number[], batch: number): Pick<EngineResult, 'min_ms
 
 /** Logits agree when max|Δ| ≤ 1e-3 · max|want|. */
 export function compare(got: Float32Array, want: Float32Array): { logits_match: boolean; max_abs_diff: number } {
-  let d = 0, ref = 0;
+  let d = 0,
+    ref = 0;
   if (got.length !== want.length) return { logits_match: false, max_abs_diff: Infinity };
   for (let i = 0; i < want.length; i++) {
     d = Math.max(d, Math.abs(got[i] - want[i]));
@@ -131,11 +135,20 @@ export async function timeEngine(e: BenchEngine, x: Float32Array, o: TimeOptions
     r.cold_ms = now() - t;
     if (o.reference) Object.assign(r, compare(first, o.reference));
     Object.assign(r, e.extras?.());
-    log(`  ${e.name}: load ${r.load_ms.toFixed(0)} ms${r.export_ms === undefined ? '' : `, export ${r.export_ms.toFixed(0)} ms`}, ` +
-      `cold ${r.cold_ms.toFixed(0)} ms${r.cold_invalid ? ` (${r.cold_invalid})` : ''}` +
-      `${o.reference ? `, logits ${r.logits_match ? 'match' : 'DIFFER'} (max|Δ| ${r.max_abs_diff!.toExponential(2)})` : ''}`);
+    log(
+      `  ${e.name}: load ${r.load_ms.toFixed(0)} ms${r.export_ms === undefined ? '' : `, export ${r.export_ms.toFixed(0)} ms`}, ` +
+        `cold ${r.cold_ms.toFixed(0)} ms${r.cold_invalid ? ` (${r.cold_invalid})` : ''}` +
+        `${o.reference ? `, logits ${r.logits_match ? 'match' : 'DIFFER'} (max|Δ| ${r.max_abs_diff!.toExponential(2)})` : ''}`,
+    );
     if (r.logits_match === false) {
-      return { result: { ...r, status: 'error', error: `logits differ from cnnlab's (max|Δ| ${r.max_abs_diff!.toExponential(2)}): not timed` }, first };
+      return {
+        result: {
+          ...r,
+          status: 'error',
+          error: `logits differ from cnnlab's (max|Δ| ${r.max_abs_diff!.toExponential(2)}): not timed`,
+        },
+        first,
+      };
     }
     phase = 'timed runs';
     for (let i = 0; i < o.warmup; i++) await e.run(x);
@@ -203,7 +216,10 @@ export function speedups(engines: ModelBench['engines']): NonNullable<ModelBench
  * peers unchecked, so they are not run.
  */
 export async function benchModel(
-  model: string, batch: number, engines: EngineName[], run: EngineRunner,
+  model: string,
+  batch: number,
+  engines: EngineName[],
+  run: EngineRunner,
   o: { size: number; seed: number; iters: number; warmup: number; log?: (s: string) => void },
 ): Promise<ModelBench> {
   const log = o.log ?? (() => {});
@@ -213,7 +229,11 @@ export async function benchModel(
   const results: ModelBench['engines'] = { cnnlab: ours.result };
   for (const engine of engines.filter((e) => e !== 'cnnlab')) {
     if (ours.result.status !== 'ok' || !ours.logits) {
-      results[engine] = { status: 'skipped', error: 'cnnlab did not run, so there are no logits to check against', logits_match: null };
+      results[engine] = {
+        status: 'skipped',
+        error: 'cnnlab did not run, so there are no logits to check against',
+        logits_match: null,
+      };
       continue;
     }
     try {
@@ -223,5 +243,13 @@ export async function benchModel(
       results[engine] = { status: 'error', error: message(e), logits_match: null };
     }
   }
-  return { model, batch, size: o.size, flops: ours.flops ?? 0, engines: results, speedup: speedups(results), profile: ours.profile };
+  return {
+    model,
+    batch,
+    size: o.size,
+    flops: ours.flops ?? 0,
+    engines: results,
+    speedup: speedups(results),
+    profile: ours.profile,
+  };
 }

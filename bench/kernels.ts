@@ -27,8 +27,16 @@ import type { KernelBench } from './schema.js';
 
 /** Ops worth timing on their own: where a model's time goes. */
 export const HEAVY_OPS = new Set([
-  'conv2d', 'matmul', 'attention', 'batchnorm', 'group_norm', 'layernorm', 'softmax',
-  'maxpool', 'avgpool', 'global_avgpool',
+  'conv2d',
+  'matmul',
+  'attention',
+  'batchnorm',
+  'group_norm',
+  'layernorm',
+  'softmax',
+  'maxpool',
+  'avgpool',
+  'global_avgpool',
 ]);
 
 /** Inputs (by index) that are weights when the model holds them as constants or static values. */
@@ -68,14 +76,26 @@ export async function collectLayers(models: string[], o: CollectOptions = {}): P
     for (const n of graph.nodes) {
       if (!HEAVY_OPS.has(n.op)) continue;
       // One layer per tuning-table key (engine/tuning.ts): the table holds one choice per key.
-      const key = layerKey(n.op, n.attrs, n.inputs.map((x) => graph.shape(x)));
+      const key = layerKey(
+        n.op,
+        n.attrs,
+        n.inputs.map((x) => graph.shape(x)),
+      );
       const seen = byKey.get(key);
       if (seen) {
         seen.count++;
         if (!seen.models.includes(name)) seen.models.push(name);
         continue;
       }
-      byKey.set(key, { model: name, node: n.name, op: n.op, models: [name], count: 1, shape: describeLayer(graph, n), ...isolate(graph, n, statics) });
+      byKey.set(key, {
+        model: name,
+        node: n.name,
+        op: n.op,
+        models: [name],
+        count: 1,
+        shape: describeLayer(graph, n),
+        ...isolate(graph, n, statics),
+      });
     }
   }
   return [...byKey.values()];
@@ -96,7 +116,10 @@ class StaticValues {
       const p = this.g.producer(name)!;
       const ins = p.inputs.map((x) => this.get(x));
       if (ins.length > 0 && ins.every((d) => d !== null)) {
-        const res = getOp(p.op).ref(p.attrs, ins.map((d, i) => ({ shape: this.g.shape(p.inputs[i]), data: d! })));
+        const res = getOp(p.op).ref(
+          p.attrs,
+          ins.map((d, i) => ({ shape: this.g.shape(p.inputs[i]), data: d! })),
+        );
         res.forEach((t, i) => this.cache.set(p.outputs[i], t.data));
         out = res[p.outputs.indexOf(name)].data;
       }
@@ -139,15 +162,21 @@ export function describeLayer(g: Graph, n: Node): string {
       const groups = (a.groups as number | undefined) ?? 1;
       const pad = (a.pad as number[] | undefined) ?? [0, 0, 0, 0];
       const dil = pairs(a.dilation, 1);
-      return `${s(0)} ${kh}x${kw}→${cout} /${pairs(a.stride, 1)}` +
+      return (
+        `${s(0)} ${kh}x${kw}→${cout} /${pairs(a.stride, 1)}` +
         (pad.some((p) => p) ? ` p${new Set(pad).size === 1 ? pad[0] : pad.join(',')}` : '') +
-        (dil !== '1' ? ` d${dil}` : '') + (groups > 1 ? ` g${groups}` : '') + (n.inputs.length > 3 ? ' +res' : '') + act;
+        (dil !== '1' ? ` d${dil}` : '') +
+        (groups > 1 ? ` g${groups}` : '') +
+        (n.inputs.length > 3 ? ' +res' : '') +
+        act
+      );
     }
     case 'matmul':
       return `${s(0)}·${s(1)}${a.transB ? 'ᵀ' : ''}${n.inputs.length > 2 ? '+b' : ''}${act}`;
     case 'attention':
       return `${n.inputs.map((_, i) => s(i)).join(',')} h${a.heads}`;
-    case 'maxpool': case 'avgpool':
+    case 'maxpool':
+    case 'avgpool':
       return `${s(0)} k${pairs(a.kernel, 1)} /${pairs(a.stride, 1)}`;
     case 'group_norm':
       return `${s(0)} g${a.groups}${act}`;
@@ -172,20 +201,24 @@ export interface BenchKernelOptions {
   log?: (s: string) => void;
 }
 
-
 /** Max |Δ| may be at most this fraction of max |ref| (plus ATOL). */
 export const RTOL = 1e-3;
 export const ATOL = 1e-4;
 
 /** Compare every output; a NaN anywhere or a shape mismatch fails. */
 export function compareOutputs(got: HostTensor[], want: HostTensor[]): KernelBench['validated'] {
-  let diff = 0, ref = 0, sane = true;
+  let diff = 0,
+    ref = 0,
+    sane = true;
   want.forEach((w, k) => {
     const gd = got[k].data;
     if (got[k].shape.join() !== w.shape.join()) sane = false;
     for (let i = 0; i < w.data.length; i++) {
       const d = Math.abs(gd[i] - w.data[i]);
-      if (!(d <= diff)) { if (Number.isNaN(d)) sane = false; else diff = d; }
+      if (!(d <= diff)) {
+        if (Number.isNaN(d)) sane = false;
+        else diff = d;
+      }
       ref = Math.max(ref, Math.abs(w.data[i]));
     }
   });
@@ -217,7 +250,12 @@ const SUB_TICK_REPS = 16;
  * time/tick). Returns 0 only if every read was 0. `before` runs ahead of every read (the tuner
  * evicts caches there).
  */
-export async function timeLayer(plan: Plan, feeds: Record<string, Float32Array>, reps: number, before?: () => Promise<unknown>): Promise<number> {
+export async function timeLayer(
+  plan: Plan,
+  feeds: Record<string, Float32Array>,
+  reps: number,
+  before?: () => Promise<unknown>,
+): Promise<number> {
   const reads: number[] = [];
   const read = async () => {
     await before?.();
@@ -250,7 +288,10 @@ export async function benchKernels(device: Device, layers: Layer[], o: BenchKern
       let validated: KernelBench['validated'] = { max_abs_diff: 0, max_abs_ref: 0, ok: false, skipped: true };
       if (o.validate !== false && flops <= (o.maxValidateFlops ?? 2e9)) {
         const want = runReference(layer.graph, feeds);
-        validated = compareOutputs(layer.graph.outputs.map((x) => first.outputs[x]), layer.graph.outputs.map((x) => want[x]));
+        validated = compareOutputs(
+          layer.graph.outputs.map((x) => first.outputs[x]),
+          layer.graph.outputs.map((x) => want[x]),
+        );
       }
 
       const ms = await timeLayer(plan, feeds, reps);
@@ -260,15 +301,27 @@ export async function benchKernels(device: Device, layers: Layer[], o: BenchKern
       const bound: KernelBench['bound'] = flops > 0 && (bytes === 0 || flops / bytes > ridge) ? 'compute' : 'memory';
       const fraction = bound === 'compute' ? (gflops ?? 0) / o.roofline.fmaGflops : (gbps ?? 0) / o.roofline.copyGBps;
       row = {
-        model: layer.model, node: layer.node, op: layer.op, family: families, shape: layer.shape, count: layer.count,
-        ms, gflops, gbps, fraction_of_peak: fraction, bound, validated,
+        model: layer.model,
+        node: layer.node,
+        op: layer.op,
+        family: families,
+        shape: layer.shape,
+        count: layer.count,
+        ms,
+        gflops,
+        gbps,
+        fraction_of_peak: fraction,
+        bound,
+        validated,
       };
     } finally {
       plan.dispose();
     }
     rows.push(row);
-    log(`[${li + 1}/${layers.length}] ${row.model} ${row.node} ${row.op} ${row.shape}: ${fmtMs(row.ms)} ms, ${rate(row)}, ` +
-      `${pct(row.fraction_of_peak)} of ${row.bound} peak, ${validText(row.validated)}`);
+    log(
+      `[${li + 1}/${layers.length}] ${row.model} ${row.node} ${row.op} ${row.shape}: ${fmtMs(row.ms)} ms, ${rate(row)}, ` +
+        `${pct(row.fraction_of_peak)} of ${row.bound} peak, ${validText(row.validated)}`,
+    );
   }
   return rows;
 }
@@ -291,14 +344,25 @@ export function formatKernelTable(rows: KernelBench[]): string {
   const cells = rows.map((r) => {
     const v = r.validated;
     return [
-      r.model, r.node, r.op === r.family ? r.op : `${r.op}/${r.family}`, r.shape, String(r.count), fmtMs(r.ms),
-      r.gflops?.toFixed(2) ?? '-', r.gbps?.toFixed(2) ?? '-', `${pct(r.fraction_of_peak)} ${r.bound === 'compute' ? 'C' : 'M'}`,
+      r.model,
+      r.node,
+      r.op === r.family ? r.op : `${r.op}/${r.family}`,
+      r.shape,
+      String(r.count),
+      fmtMs(r.ms),
+      r.gflops?.toFixed(2) ?? '-',
+      r.gbps?.toFixed(2) ?? '-',
+      `${pct(r.fraction_of_peak)} ${r.bound === 'compute' ? 'C' : 'M'}`,
       v.skipped ? 'skip' : v.ok ? 'ok' : `FAIL ${v.max_abs_diff.toExponential(1)}`,
     ];
   });
   const numeric = new Set([4, 5, 6, 7, 8]);
   const widths = head.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c].length)));
-  const line = (row: string[]) => row.map((x, c) => (numeric.has(c) ? x.padStart(widths[c]) : x.padEnd(widths[c]))).join('  ').trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((x, c) => (numeric.has(c) ? x.padStart(widths[c]) : x.padEnd(widths[c])))
+      .join('  ')
+      .trimEnd();
   const ok = rows.filter((r) => r.validated.ok).length;
   const skipped = rows.filter((r) => r.validated.skipped).length;
   const total = rows.reduce((a, r) => a + r.ms * r.count, 0);

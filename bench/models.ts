@@ -41,21 +41,36 @@ export interface Loaded {
 }
 
 /** cnnlab, tuned (the adapter's table) or untuned (heuristics), on a device of its own. */
-function cnnlabEngine(name: 'cnnlab' | 'cnnlab-untuned', m: Loaded, x: Float32Array, c: EngineContext, out: EngineOutcome): BenchEngine {
+function cnnlabEngine(
+  name: 'cnnlab' | 'cnnlab-untuned',
+  m: Loaded,
+  x: Float32Array,
+  c: EngineContext,
+  out: EngineOutcome,
+): BenchEngine {
   let device: Device | undefined;
   let plan: Plan | undefined;
   let ex: typeof import('../engine/executor.js') | undefined;
   let tuning: import('../engine/tuning.js').TuningTable | undefined;
-  const settings: EngineSettings = { device: 'fresh GPUDevice', graph: 'optimize() passes, then compile', readback: 'logits' };
+  const settings: EngineSettings = {
+    device: 'fresh GPUDevice',
+    graph: 'optimize() passes, then compile',
+    readback: 'logits',
+  };
   return {
-    name, settings,
+    name,
+    settings,
     async load() {
       const [dev, executor, tun] = await Promise.all([
-        import('../engine/device.js'), import('../engine/executor.js'), import('../engine/tuning.js'), import('../engine/passes.js'),
+        import('../engine/device.js'),
+        import('../engine/executor.js'),
+        import('../engine/tuning.js'),
+        import('../engine/passes.js'),
       ]);
       ex = executor;
       device = await dev.createDevice();
-      const table = name === 'cnnlab' && c.tuningFile ? tun.tableFor(c.tuningFile, tun.adapterKey(device.info)) : undefined;
+      const table =
+        name === 'cnnlab' && c.tuningFile ? tun.tableFor(c.tuningFile, tun.adapterKey(device.info)) : undefined;
       tuning = table?.size ? table : undefined;
       settings.tuning = tuning ? `${tuning.size} tuned layers for this adapter` : 'heuristics';
     },
@@ -71,8 +86,11 @@ function cnnlabEngine(name: 'cnnlab' | 'cnnlab-untuned', m: Loaded, x: Float32Ar
       const mem = plan!.memory;
       out.flops = plan!.steps.reduce((a, s) => a + (s.dispatch.flops ?? 0), 0);
       return {
-        peak_memory_bytes: mem.peakBytes, weight_bytes: mem.weightBytes, largest_activation_bytes: mem.largestActivationBytes,
-        memory_within_target: mem.peakBytes <= mem.weightBytes + 3 * mem.largestActivationBytes, tuned_nodes: plan!.tuning.used,
+        peak_memory_bytes: mem.peakBytes,
+        weight_bytes: mem.weightBytes,
+        largest_activation_bytes: mem.largestActivationBytes,
+        memory_within_target: mem.peakBytes <= mem.weightBytes + 3 * mem.largestActivationBytes,
+        tuned_nodes: plan!.tuning.used,
       };
     },
     async afterRuns() {
@@ -80,9 +98,11 @@ function cnnlabEngine(name: 'cnnlab' | 'cnnlab-untuned', m: Loaded, x: Float32Ar
       const { byFamily } = await import('../engine/profiler.js');
       const p = (await plan!.run({ image: x }, { profile: true, outputs: [] })).profile!;
       out.profile = {
-        mode: p.mode, total_ms: p.totalMs,
+        mode: p.mode,
+        total_ms: p.totalMs,
         families: byFamily(p).map((r) => ({
-          ...r, fraction_of_peak: c.fmaGflops && r.gflops !== undefined ? r.gflops / c.fmaGflops : undefined,
+          ...r,
+          fraction_of_peak: c.fmaGflops && r.gflops !== undefined ? r.gflops / c.fmaGflops : undefined,
         })),
       };
     },
@@ -104,7 +124,10 @@ function ortEngine(name: 'ort-webgpu' | 'ort-wasm' | 'ort-wasm-1t', m: Loaded, c
   const ep = name === 'ort-webgpu' ? 'webgpu' : 'wasm';
   const threads = name === 'ort-wasm' ? Math.max(1, globalThis.navigator?.hardwareConcurrency || 1) : 1;
   const settings: EngineSettings = {
-    ep, graphOptimizationLevel: 'all', graph: 'ONNX exported from the unoptimised graph (ORT fuses it itself)', readback: 'logits',
+    ep,
+    graphOptimizationLevel: 'all',
+    graph: 'ONNX exported from the unoptimised graph (ORT fuses it itself)',
+    readback: 'logits',
   };
   if (ep === 'wasm') {
     settings.threads = threads;
@@ -129,7 +152,8 @@ function ortEngine(name: 'ort-webgpu' | 'ort-wasm' | 'ort-wasm-1t', m: Loaded, c
     session = undefined;
   };
   return {
-    name, settings,
+    name,
+    settings,
     async load() {
       [ort, exporter] = await Promise.all([import('./peers/ort.js'), import('./peers/onnx-export.js')]);
       const s = await ort.createOrtSession(tinyOnnx(exporter.exportOnnx), ep, options);
@@ -161,7 +185,9 @@ function ortEngine(name: 'ort-webgpu' | 'ort-wasm' | 'ort-wasm-1t', m: Loaded, c
           return y;
         } catch (e) {
           if (captured) throw e;
-          await dropCapture(`off: the first captured run failed (${message(e)}); ran without, this cold_ms includes the attempt`);
+          await dropCapture(
+            `off: the first captured run failed (${message(e)}); ran without, this cold_ms includes the attempt`,
+          );
           session = await ort!.createOrtSession(bytes!, ep, options);
         }
       }
@@ -181,11 +207,14 @@ function tfjsEngine(m: Loaded): BenchEngine {
   let graph: Graph | undefined;
   let model: import('./peers/tfjs.js').TfjsModel | undefined;
   const settings: EngineSettings = {
-    backend: 'webgpu', readback: 'logits',
-    graph: 'optimize() passes: BN folded; tf.fused.conv2d / depthwiseConv2d / matMul carry bias, activation (relu, relu6) and residual add',
+    backend: 'webgpu',
+    readback: 'logits',
+    graph:
+      'optimize() passes: BN folded; tf.fused.conv2d / depthwiseConv2d / matMul carry bias, activation (relu, relu6) and residual add',
   };
   return {
-    name: 'tfjs-webgpu', settings,
+    name: 'tfjs-webgpu',
+    settings,
     async load() {
       const [t, p] = await Promise.all([import('@tensorflow/tfjs'), import('./peers/tfjs.js')]);
       await import('@tensorflow/tfjs-backend-webgpu');
@@ -210,7 +239,13 @@ function tfjsEngine(m: Loaded): BenchEngine {
 }
 
 /** The engine `name` on a loaded model (nothing runs until the harness calls its phases). */
-export function makeEngine(name: EngineName, m: Loaded, x: Float32Array, c: EngineContext, out: EngineOutcome): BenchEngine {
+export function makeEngine(
+  name: EngineName,
+  m: Loaded,
+  x: Float32Array,
+  c: EngineContext,
+  out: EngineOutcome,
+): BenchEngine {
   if (name === 'cnnlab' || name === 'cnnlab-untuned') return cnnlabEngine(name, m, x, c, out);
   if (name === 'tfjs-webgpu') return tfjsEngine(m);
   return ortEngine(name, m, c);
@@ -231,7 +266,12 @@ export async function benchEngine(job: EngineJob, c: EngineContext = {}): Promis
   const out: EngineOutcome = { result: { status: 'ok', logits_match: null } };
   const e = makeEngine(job.engine, { graph: m.graph, logits: m.logits }, x, c, out);
   const t = await timeEngine(e, x, {
-    iters: job.iters, warmup: job.warmup, batch: job.batch, model: job.model, guard: pageColdGuard(), log: c.log,
+    iters: job.iters,
+    warmup: job.warmup,
+    batch: job.batch,
+    model: job.model,
+    guard: pageColdGuard(),
+    log: c.log,
     reference: job.reference ? Float32Array.from(job.reference) : undefined,
   });
   out.result = t.result;

@@ -15,19 +15,34 @@ import { readRecordFile, readRuns, RecordLog, type RunSettings } from '../eval/r
 import { getModel } from '../models/registry.js';
 
 /** clean + the 15 ImageNet-C corruptions × 5 severities. */
-export const IMAGENET_C_CONDITIONS = ['clean', ...IMAGENET_C_CORRUPTIONS.flatMap((c) => [1, 2, 3, 4, 5].map((s) => `c/${c}/${s}`))];
+export const IMAGENET_C_CONDITIONS = [
+  'clean',
+  ...IMAGENET_C_CORRUPTIONS.flatMap((c) => [1, 2, 3, 4, 5].map((s) => `c/${c}/${s}`)),
+];
 
 export function syntheticSettings(shard: { k: number; n: number } | null = null): RunSettings {
   return {
-    model: 'mobilenet_v2_synth', weights: 'bench.safetensors', weights_sha256: '0'.repeat(64), weights_path: null,
-    data: 'synthetic bench records', data_key: 'synthetic:bench', labels: 'imagenet-synsets',
-    corruptions: [...IMAGENET_C_CORRUPTIONS], severities: [1, 2, 3, 4, 5], sweeps: [], resolutions: [], limit: null, seed: 0,
-    imagenet_c_protocol: false, shard,
+    model: 'mobilenet_v2_synth',
+    weights: 'bench.safetensors',
+    weights_sha256: '0'.repeat(64),
+    weights_path: null,
+    data: 'synthetic bench records',
+    data_key: 'synthetic:bench',
+    labels: 'imagenet-synsets',
+    corruptions: [...IMAGENET_C_CORRUPTIONS],
+    severities: [1, 2, 3, 4, 5],
+    sweeps: [],
+    resolutions: [],
+    limit: null,
+    seed: 0,
+    imagenet_c_protocol: false,
+    shard,
   };
 }
 
 /** The id of synthetic image i: an ImageNet-style relative path. */
-export const syntheticId = (i: number) => `n${String(1440764 + (i % 1000) * 7).padStart(8, '0')}/ILSVRC2012_val_${String(i + 1).padStart(8, '0')}.JPEG`;
+export const syntheticId = (i: number) =>
+  `n${String(1440764 + (i % 1000) * 7).padStart(8, '0')}/ILSVRC2012_val_${String(i + 1).padStart(8, '0')}.JPEG`;
 
 /**
  * Write results.jsonl (and run.json) of `images` images × `conds` conditions into `dir`, condition
@@ -35,7 +50,8 @@ export const syntheticId = (i: number) => `n${String(1440764 + (i % 1000) * 7).p
  * pseudo-random predictions, the same for a (condition, image) whichever shard writes it. Returns the records written and the file's bytes.
  */
 export async function writeSyntheticRun(
-  dir: string, o: { conds: readonly string[]; images: number; shard?: { k: number; n: number } | null },
+  dir: string,
+  o: { conds: readonly string[]; images: number; shard?: { k: number; n: number } | null },
 ): Promise<{ records: number; bytes: number }> {
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'run.json'), JSON.stringify(syntheticSettings(o.shard ?? null), null, 1));
@@ -44,7 +60,7 @@ export async function writeSyntheticRun(
   let chunk = '';
   let records = 0;
   let seed = 12345;
-  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
   const flush = async () => {
     if (!out.write(chunk)) await once(out, 'drain');
     chunk = '';
@@ -58,7 +74,8 @@ export async function writeSyntheticRun(
       const top = right ? label : (label + 1 + Math.floor(rand() * 998)) % 1000;
       const conf = Number((0.2 + 0.8 * rand()).toFixed(6));
       const pLabel = right ? conf : Number((rand() * (1 - conf)).toFixed(6));
-      chunk += `{"cond":"${cond}","id":"${syntheticId(i)}","label":${label},"top5":[${top},${(top + 1) % 1000},${(top + 2) % 1000},${label},${(top + 3) % 1000}],` +
+      chunk +=
+        `{"cond":"${cond}","id":"${syntheticId(i)}","label":${label},"top5":[${top},${(top + 1) % 1000},${(top + 2) % 1000},${label},${(top + 3) % 1000}],` +
         `"conf":${conf},"p_label":${pLabel},"sq":${Number(rand().toFixed(6))}}\n`;
       records++;
       if (chunk.length > 1 << 20) await flush();
@@ -83,9 +100,14 @@ const time = async (f: () => Promise<unknown>) => {
 };
 
 /** Parse, resume and merge timings for a run of about `n` records (written under `root`, removed after). */
-export async function measureRecords(root: string, n: number, conds: readonly string[] = IMAGENET_C_CONDITIONS): Promise<SizeResult> {
+export async function measureRecords(
+  root: string,
+  n: number,
+  conds: readonly string[] = IMAGENET_C_CONDITIONS,
+): Promise<SizeResult> {
   const images = Math.ceil(n / conds.length);
-  const one = path.join(root, `run-${n}`), shards = [0, 1].map((k) => path.join(root, `shard-${n}-${k}`));
+  const one = path.join(root, `run-${n}`),
+    shards = [0, 1].map((k) => path.join(root, `shard-${n}-${k}`));
   try {
     const w = await writeSyntheticRun(one, { conds, images });
     for (const [k, d] of shards.entries()) await writeSyntheticRun(d, { conds, images, shard: { k, n: 2 } });
@@ -109,7 +131,8 @@ export async function measureRecords(root: string, n: number, conds: readonly st
 }
 
 /** k in time ∝ Nᵏ between two sizes. */
-export const growthExponent = (a: { n: number; t: number }, b: { n: number; t: number }) => Math.log(b.t / a.t) / Math.log(b.n / a.n);
+export const growthExponent = (a: { n: number; t: number }, b: { n: number; t: number }) =>
+  Math.log(b.t / a.t) / Math.log(b.n / a.n);
 
 export function formatRecordsTable(rs: SizeResult[]): string {
   const ops = ['parse', 'resume', 'merge'] as const;
@@ -117,23 +140,40 @@ export function formatRecordsTable(rs: SizeResult[]): string {
     `${'records'.padStart(12)} ${'file MB'.padStart(8)} ${ops.map((o) => `${`${o} s`.padStart(9)} ${'rec/s'.padStart(10)} ${'µs/rec'.padStart(7)}`).join(' ')}`,
   ];
   for (const r of rs) {
-    lines.push(`${r.records.toLocaleString('en').padStart(12)} ${(r.bytes / 2 ** 20).toFixed(0).padStart(8)} ${ops.map((o) => {
-      const t = r.seconds[o];
-      return `${t.toFixed(2).padStart(9)} ${Math.round(r.records / t).toLocaleString('en').padStart(10)} ${((1e6 * t) / r.records).toFixed(2).padStart(7)}`;
-    }).join(' ')}`);
+    lines.push(
+      `${r.records.toLocaleString('en').padStart(12)} ${(r.bytes / 2 ** 20).toFixed(0).padStart(8)} ${ops
+        .map((o) => {
+          const t = r.seconds[o];
+          return `${t.toFixed(2).padStart(9)} ${Math.round(r.records / t)
+            .toLocaleString('en')
+            .padStart(10)} ${((1e6 * t) / r.records).toFixed(2).padStart(7)}`;
+        })
+        .join(' ')}`,
+    );
   }
   for (let i = 1; i < rs.length; i++) {
-    const a = rs[i - 1], b = rs[i];
-    lines.push(`growth ${a.records.toExponential(0)} → ${b.records.toExponential(0)} (time ∝ Nᵏ, 1 = linear): ${ops.map((o) =>
-      `${o} k = ${growthExponent({ n: a.records, t: a.seconds[o] }, { n: b.records, t: b.seconds[o] }).toFixed(2)}`).join(', ')}`);
+    const a = rs[i - 1],
+      b = rs[i];
+    lines.push(
+      `growth ${a.records.toExponential(0)} → ${b.records.toExponential(0)} (time ∝ Nᵏ, 1 = linear): ${ops
+        .map(
+          (o) =>
+            `${o} k = ${growthExponent({ n: a.records, t: a.seconds[o] }, { n: b.records, t: b.seconds[o] }).toFixed(2)}`,
+        )
+        .join(', ')}`,
+    );
   }
   return lines.join('\n');
 }
 
 export async function recordsBenchCmd(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { sizes: { type: 'string', default: '1e5,1e6,1e7' }, dir: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { sizes: { type: 'string', default: '1e5,1e6,1e7' }, dir: { type: 'string' } },
+  });
   const sizes = values.sizes!.split(',').map((s) => Math.round(Number(s)));
-  for (const n of sizes) if (!Number.isInteger(n) || n < 1000) throw new Error(`--sizes: ${n} is not a record count ≥ 1000`);
+  for (const n of sizes)
+    if (!Number.isInteger(n) || n < 1000) throw new Error(`--sizes: ${n} is not a record count ≥ 1000`);
   const root = mkdtempSync(path.join(values.dir ?? tmpdir(), 'cnnlab-bench-records-'));
   const results: SizeResult[] = [];
   try {

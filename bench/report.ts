@@ -28,14 +28,14 @@ function enginesOf(b: BenchJson): EngineName[] {
 export function speedupOf(m: ModelBench, peer: EngineName): number | undefined {
   const s = m.speedup?.[peer];
   if (s !== undefined) return s;
-  const c = m.engines.cnnlab, p = m.engines[peer];
+  const c = m.engines.cnnlab,
+    p = m.engines[peer];
   if (c?.status !== 'ok' || p?.status !== 'ok' || !c.median_ms || p.median_ms === undefined) return undefined;
   return p.median_ms / c.median_ms;
 }
 
 const isSwiftShader = (b: BenchJson) =>
   /swiftshader/i.test([b.adapter.vendor, b.adapter.architecture, b.adapter.description, b.adapter.summary].join(' '));
-
 
 // ---- terminal table ------------------------------------------------------------------------
 
@@ -56,8 +56,17 @@ function formatClocks(b: BenchJson, engines: EngineName[]): string[] {
   };
   const rows = b.models.map((m) => [m.model, String(m.batch), ...engines.map((e) => cell(m.engines[e]))]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
-  return [line(head), ...rows.map(line), '', 'load / export / cold ms (bench/harness.ts); ! : not a cold start (page or device had compiled before)'];
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [
+    line(head),
+    ...rows.map(line),
+    '',
+    'load / export / cold ms (bench/harness.ts); ! : not a cold start (page or device had compiled before)',
+  ];
 }
 
 /** One row per model+batch: median per engine with its logits check, then cnnlab's speed-up over each peer. */
@@ -66,12 +75,20 @@ export function formatBenchTable(b: BenchJson): string {
   const peers = engines.filter((e) => e !== 'cnnlab');
   const head = ['model', 'batch', ...engines, ...peers.map((p) => `vs ${p}`)];
   const rows = b.models.map((m) => [
-    m.model, String(m.batch),
+    m.model,
+    String(m.batch),
     ...engines.map((e) => engineCell(m.engines[e])),
-    ...peers.map((p) => { const s = speedupOf(m, p); return s === undefined ? DASH : `×${s.toFixed(s >= 10 ? 0 : 1)}`; }),
+    ...peers.map((p) => {
+      const s = speedupOf(m, p);
+      return s === undefined ? DASH : `×${s.toFixed(s >= 10 ? 0 : 1)}`;
+    }),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
   const r = b.roofline;
   const out = [
     `adapter: ${b.adapter.summary}  ·  roofline: FMA ${fmtNum(r.fmaGflops)} GFLOP/s, copy ${fmtNum(r.copyGBps)} GB/s` +
@@ -79,18 +96,22 @@ export function formatBenchTable(b: BenchJson): string {
     line(head),
     ...rows.map(line),
   ];
-  const problems = b.models.flatMap((m) => engines.flatMap((e) => {
-    const x = m.engines[e];
-    if (!x || x.status === 'ok' || !x.error) return [];
-    const msg = x.error.split('\n')[0];
-    return [`  ${e} on ${m.model} b=${m.batch}: ${x.status}: ${msg.length > 140 ? `${msg.slice(0, 137)}...` : msg}`];
-  }));
+  const problems = b.models.flatMap((m) =>
+    engines.flatMap((e) => {
+      const x = m.engines[e];
+      if (!x || x.status === 'ok' || !x.error) return [];
+      const msg = x.error.split('\n')[0];
+      return [`  ${e} on ${m.model} b=${m.batch}: ${x.status}: ${msg.length > 140 ? `${msg.slice(0, 137)}...` : msg}`];
+    }),
+  );
   if (problems.length) out.push('', ...problems);
-  out.push('', 'median ms (✓/✗: logits match cnnlab); ×N: cnnlab is N times faster than that peer (peer median / cnnlab median)');
+  out.push(
+    '',
+    'median ms (✓/✗: logits match cnnlab); ×N: cnnlab is N times faster than that peer (peer median / cnnlab median)',
+  );
   out.push('', ...formatClocks(b, engines));
   return out.join('\n');
 }
-
 
 // ---- performance targets ---------------------------------------------------------------------
 
@@ -111,13 +132,23 @@ export function targetChecks(b: BenchJson): TargetCheck[] {
     if (peers.length) {
       const [fe, fr] = peers.reduce((a, p) => (p[1]!.median_ms! < a[1]!.median_ms! ? p : a));
       const x = fr!.median_ms! / ours.median_ms!;
-      out.push({ what: `${label}: steady state vs the faster WebGPU peer (${fe})`, value: `×${x.toFixed(2)}`, target: '≥ ×5', met: x >= 5 });
+      out.push({
+        what: `${label}: steady state vs the faster WebGPU peer (${fe})`,
+        value: `×${x.toFixed(2)}`,
+        target: '≥ ×5',
+        met: x >= 5,
+      });
       // Only real cold starts compare (bench/harness.ts flags one taken on a warmed page or device).
       const cold = peers.filter(([, r]) => r!.cold_ms !== undefined && !r!.cold_invalid);
       if (cold.length && ours.cold_ms !== undefined && !ours.cold_invalid) {
         const [ce, cr] = cold.reduce((a, p) => (p[1]!.cold_ms! < a[1]!.cold_ms! ? p : a));
         const c = cr!.cold_ms! / ours.cold_ms;
-        out.push({ what: `${label}: cold start vs the faster WebGPU peer (${ce})`, value: `×${c.toFixed(2)}`, target: '≥ ×3', met: c >= 3 });
+        out.push({
+          what: `${label}: cold start vs the faster WebGPU peer (${ce})`,
+          value: `×${c.toFixed(2)}`,
+          target: '≥ ×3',
+          met: c >= 3,
+        });
       }
     }
     const wasm = m.engines['ort-wasm'];
@@ -126,12 +157,24 @@ export function targetChecks(b: BenchJson): TargetCheck[] {
       const threads = wasm.settings?.threads;
       out.push({
         what: `${label}: cnnlab time ÷ ORT-WASM (CPU${threads === undefined ? '' : `, ${threads} threads`}) time`,
-        value: `${r.toFixed(2)}`, target: '≤ 10', met: r <= 10,
+        value: `${r.toFixed(2)}`,
+        target: '≤ 10',
+        met: r <= 10,
       });
     }
-    if (m.model === 'resnet50' && ours.peak_memory_bytes !== undefined && ours.weight_bytes !== undefined && ours.largest_activation_bytes !== undefined) {
+    if (
+      m.model === 'resnet50' &&
+      ours.peak_memory_bytes !== undefined &&
+      ours.weight_bytes !== undefined &&
+      ours.largest_activation_bytes !== undefined
+    ) {
       const limit = ours.weight_bytes + 3 * ours.largest_activation_bytes;
-      out.push({ what: `${label}: peak GPU memory`, value: fmtBytes(ours.peak_memory_bytes), target: `≤ ${fmtBytes(limit)} (weights + 3 × ${fmtBytes(ours.largest_activation_bytes)})`, met: ours.peak_memory_bytes <= limit });
+      out.push({
+        what: `${label}: peak GPU memory`,
+        value: fmtBytes(ours.peak_memory_bytes),
+        target: `≤ ${fmtBytes(limit)} (weights + 3 × ${fmtBytes(ours.largest_activation_bytes)})`,
+        met: ours.peak_memory_bytes <= limit,
+      });
     }
   }
   return out;
@@ -139,12 +182,14 @@ export function targetChecks(b: BenchJson): TargetCheck[] {
 
 export function formatTargets(checks: TargetCheck[]): string {
   const w = Math.max(...checks.map((c) => c.what.length), 4);
-  return checks.map((c) => `${c.met ? 'met   ' : 'MISSED'}  ${c.what.padEnd(w)}  ${c.value.padStart(8)}  (${c.target})`).join('\n');
+  return checks
+    .map((c) => `${c.met ? 'met   ' : 'MISSED'}  ${c.what.padEnd(w)}  ${c.value.padStart(8)}  (${c.target})`)
+    .join('\n');
 }
 
 /** How many vec4 FMAs (8 flops) take as long as one lane-divergent vec4 load (16 bytes). */
 export function loadCostInFmas(r: BenchJson['roofline']): number {
-  return r.loadGBps ? (r.fmaGflops / 8) / (r.loadGBps / 16) : NaN;
+  return r.loadGBps ? r.fmaGflops / 8 / (r.loadGBps / 16) : NaN;
 }
 
 // ---- the page --------------------------------------------------------------------------------
@@ -156,16 +201,23 @@ export function loadCostInFmas(r: BenchJson['roofline']): number {
  */
 export function renderReport(b: BenchJson, o: { chartJs: string; charts?: string }): string {
   const engines = enginesOf(b);
-  return benchHtml({
-    bench: b,
-    engines,
-    speedups: b.models.map((m) => Object.fromEntries(engines.flatMap((e) => {
-      const s = speedupOf(m, e);
-      return s === undefined ? [] : [[e, s]];
-    }))),
-    kernels: [...(b.kernels ?? [])].sort((x, y) => y.ms - x.ms),
-    targets: targetChecks(b),
-    loadCostInFmas: loadCostInFmas(b.roofline),
-    swiftShader: isSwiftShader(b),
-  }, { chartJs: o.chartJs, charts: o.charts ?? chartsBundle() });
+  return benchHtml(
+    {
+      bench: b,
+      engines,
+      speedups: b.models.map((m) =>
+        Object.fromEntries(
+          engines.flatMap((e) => {
+            const s = speedupOf(m, e);
+            return s === undefined ? [] : [[e, s]];
+          }),
+        ),
+      ),
+      kernels: [...(b.kernels ?? [])].sort((x, y) => y.ms - x.ms),
+      targets: targetChecks(b),
+      loadCostInFmas: loadCostInFmas(b.roofline),
+      swiftShader: isSwiftShader(b),
+    },
+    { chartJs: o.chartJs, charts: o.charts ?? chartsBundle() },
+  );
 }

@@ -21,7 +21,15 @@ import { Graph } from '../engine/graph.js';
 import { OPS, registerOp } from '../kernels/index.js';
 import { type KernelFamily, type OpDef, ceilDiv, grid, input, makeDispatch, output } from '../kernels/kernel.js';
 
-interface FmaConfig { iters: number; wg: number; gridX: number; n: number; accs: number; unroll: number; op: 'fma' | 'muladd' }
+interface FmaConfig {
+  iters: number;
+  wg: number;
+  gridX: number;
+  n: number;
+  accs: number;
+  unroll: number;
+  op: 'fma' | 'muladd';
+}
 
 const fmaFamily: KernelFamily<FmaConfig> = {
   name: 'roofline_fma',
@@ -51,10 +59,17 @@ ${round}
 
 /** The FMA kernel shapes tried; the fastest gives the peak. */
 const FMA_SHAPES: Pick<FmaConfig, 'accs' | 'unroll' | 'op'>[] = [
-  { accs: 8, unroll: 1, op: 'fma' }, { accs: 4, unroll: 4, op: 'fma' }, { accs: 4, unroll: 4, op: 'muladd' }, { accs: 8, unroll: 4, op: 'muladd' },
+  { accs: 8, unroll: 1, op: 'fma' },
+  { accs: 4, unroll: 4, op: 'fma' },
+  { accs: 4, unroll: 4, op: 'muladd' },
+  { accs: 8, unroll: 4, op: 'muladd' },
 ];
 
-interface CopyConfig { wg: number; gridX: number; n: number }
+interface CopyConfig {
+  wg: number;
+  gridX: number;
+  n: number;
+}
 
 const copyFamily: KernelFamily<CopyConfig> = {
   name: 'roofline_copy',
@@ -69,7 +84,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }`,
 };
 
-interface LoadConfig { iters: number; wg: number; gridX: number; n: number; mask: number }
+interface LoadConfig {
+  iters: number;
+  wg: number;
+  gridX: number;
+  n: number;
+  mask: number;
+}
 
 const loadFamily: KernelFamily<LoadConfig> = {
   name: 'roofline_load',
@@ -100,7 +121,13 @@ const fmaOp: OpDef<{ iters: number; shape: number }> = {
     const n = x[0] / 4;
     const g = grid(ceilDiv(n, WG), ctx.limits.maxComputeWorkgroupsPerDimension);
     const sh = FMA_SHAPES[a.shape];
-    return { dispatches: [makeDispatch(fmaFamily, { iters: a.iters, wg: WG, gridX: g[0], n, ...sh }, g, [input(0), output(0)], { flops: n * a.iters * 8 * sh.accs * sh.unroll })] };
+    return {
+      dispatches: [
+        makeDispatch(fmaFamily, { iters: a.iters, wg: WG, gridX: g[0], n, ...sh }, g, [input(0), output(0)], {
+          flops: n * a.iters * 8 * sh.accs * sh.unroll,
+        }),
+      ],
+    };
   },
   ref: (_a, [x]) => [x],
 };
@@ -112,7 +139,11 @@ const copyOp: OpDef = {
   lower(_a, [x], _o, ctx) {
     const n = x[0] / 4;
     const g = grid(ceilDiv(n, WG), ctx.limits.maxComputeWorkgroupsPerDimension);
-    return { dispatches: [makeDispatch(copyFamily, { wg: WG, gridX: g[0], n }, g, [input(0), output(0)], { bytes: 2 * 16 * n })] };
+    return {
+      dispatches: [
+        makeDispatch(copyFamily, { wg: WG, gridX: g[0], n }, g, [input(0), output(0)], { bytes: 2 * 16 * n }),
+      ],
+    };
   },
   ref: (_a, [x]) => [x],
 };
@@ -124,7 +155,13 @@ const loadOp: OpDef<{ iters: number }> = {
   lower(a, [x], _o, ctx) {
     const n = x[0] / 4;
     const g = grid(ceilDiv(n, WG), ctx.limits.maxComputeWorkgroupsPerDimension);
-    return { dispatches: [makeDispatch(loadFamily, { iters: a.iters, wg: WG, gridX: g[0], n, mask: n - 1 }, g, [input(0), output(0)], { bytes: n * a.iters * 4 * 16 })] };
+    return {
+      dispatches: [
+        makeDispatch(loadFamily, { iters: a.iters, wg: WG, gridX: g[0], n, mask: n - 1 }, g, [input(0), output(0)], {
+          bytes: n * a.iters * 4 * 16,
+        }),
+      ],
+    };
   },
   ref: (_a, [x]) => [x],
 };
@@ -158,13 +195,18 @@ export interface Roofline {
 async function best(device: Device, op: RooflineOp, attrs: Record<string, unknown>, elems: number, reps: number) {
   const plan = await compile(device, rooflineGraph(op, attrs, elems));
   const x = new Float32Array(elems).map((_, i) => (i % 97) / 97);
-  let ms = Infinity, mode: Roofline['timing'] = 'timestamp', work = 0;
+  let ms = Infinity,
+    mode: Roofline['timing'] = 'timestamp',
+    work = 0;
   try {
     for (let r = 0; r < reps; r++) {
       const { profile } = await plan.run({ x }, { profile: true, outputs: [] });
       const e = profile!.entries[0];
       mode = profile!.mode;
-      if (e.ms > 0 && e.ms < ms) { ms = e.ms; work = e.flops ?? e.bytes ?? 0; }
+      if (e.ms > 0 && e.ms < ms) {
+        ms = e.ms;
+        work = e.flops ?? e.bytes ?? 0;
+      }
     }
   } finally {
     plan.dispose();
@@ -177,20 +219,32 @@ async function best(device: Device, op: RooflineOp, attrs: Record<string, unknow
  * wants ~0.1 for a quick run).
  */
 export async function measureRoofline(device: Device, o: { scale?: number; reps?: number } = {}): Promise<Roofline> {
-  const scale = o.scale ?? 1, reps = o.reps ?? 3;
+  const scale = o.scale ?? 1,
+    reps = o.reps ?? 3;
   const threads = Math.max(1024, Math.round((1 << 16) * Math.min(1, scale * 4)));
   const iters = Math.max(16, Math.round(512 * Math.min(1, scale * 4)));
   // Every shape does the same number of flops: `iters` scaled down by its flops per round.
   let fma = { ms: Infinity, mode: 'timestamp' as Roofline['timing'], work: 0 };
   for (const [shape, sh] of FMA_SHAPES.entries()) {
-    const r = await best(device, 'roofline_fma', { iters: Math.max(4, Math.round((iters * 8) / (sh.accs * sh.unroll))), shape }, threads * 4, reps);
+    const r = await best(
+      device,
+      'roofline_fma',
+      { iters: Math.max(4, Math.round((iters * 8) / (sh.accs * sh.unroll))), shape },
+      threads * 4,
+      reps,
+    );
     if (r.work / r.ms > fma.work / fma.ms || fma.work === 0) fma = r;
   }
-  const copyElems = Math.max(1 << 16, Math.round((16 << 20) * scale / 4) * 4);
+  const copyElems = Math.max(1 << 16, Math.round(((16 << 20) * scale) / 4) * 4);
   const copy = await best(device, 'roofline_copy', {}, copyElems, reps);
   const load = await best(device, 'roofline_load', { iters: Math.max(8, Math.round(iters / 4)) }, 1 << 18, reps);
   return {
-    fmaGflops: fma.work / fma.ms / 1e6, copyGBps: copy.work / copy.ms / 1e6, loadGBps: load.work / load.ms / 1e6,
-    timing: fma.mode, fmaMs: fma.ms, copyMs: copy.ms, copyBytes: copy.work,
+    fmaGflops: fma.work / fma.ms / 1e6,
+    copyGBps: copy.work / copy.ms / 1e6,
+    loadGBps: load.work / load.ms / 1e6,
+    timing: fma.mode,
+    fmaMs: fma.ms,
+    copyMs: copy.ms,
+    copyBytes: copy.work,
   };
 }

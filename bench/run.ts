@@ -31,7 +31,10 @@ export interface BenchOptions {
   onPartial?: (b: BenchJson) => void;
 }
 
-export type SetupOptions = Pick<BenchOptions, 'models' | 'size' | 'quick' | 'kernels' | 'tune' | 'tuningFile' | 'log' | 'onTuning'>;
+export type SetupOptions = Pick<
+  BenchOptions,
+  'models' | 'size' | 'quick' | 'kernels' | 'tune' | 'tuningFile' | 'log' | 'onTuning'
+>;
 
 /** What the setup page measured: everything in bench.json but the models. */
 export type SetupResult = Pick<BenchJson, 'adapter' | 'roofline' | 'tuning' | 'tune' | 'tune_checks' | 'kernels'> & {
@@ -54,7 +57,14 @@ export function enginesFor(peers: PeerName[], tunedLayers: number): EngineName[]
 export async function runBench(host: BenchHost, o: BenchOptions): Promise<BenchJson> {
   const log = o.log ?? (() => {});
   const s = await host.setup({
-    models: o.models, size: o.size, quick: o.quick, kernels: o.kernels, tune: o.tune, tuningFile: o.tuningFile, log, onTuning: o.onTuning,
+    models: o.models,
+    size: o.size,
+    quick: o.quick,
+    kernels: o.kernels,
+    tune: o.tune,
+    tuningFile: o.tuningFile,
+    log,
+    onTuning: o.onTuning,
   });
   const { tuningFile, ...measured } = s;
   const b: BenchJson = {
@@ -63,7 +73,13 @@ export async function runBench(host: BenchHost, o: BenchOptions): Promise<BenchJ
     command: o.command ?? '',
     ...measured,
     settings: {
-      models: o.models, batches: o.batches, peers: o.peers, iters: o.iters, warmup: o.warmup, quick: o.quick, size: o.size,
+      models: o.models,
+      batches: o.batches,
+      peers: o.peers,
+      iters: o.iters,
+      warmup: o.warmup,
+      quick: o.quick,
+      size: o.size,
       isolation: host.isolation,
     },
     models: [],
@@ -90,16 +106,33 @@ export async function runBench(host: BenchHost, o: BenchOptions): Promise<BenchJ
 /** The setup page's part: adapter, roofline, tuning (after tuning first when asked), kernels. */
 export async function benchSetup(device: Device, o: SetupOptions): Promise<SetupResult> {
   const log = o.log ?? (() => {});
-  const [{ describeDevice }, { measureRoofline }] = await Promise.all([import('../engine/device.js'), import('./roofline.js')]);
+  const [{ describeDevice }, { measureRoofline }] = await Promise.all([
+    import('../engine/device.js'),
+    import('./roofline.js'),
+  ]);
   log(`adapter: ${describeDevice(device)}`);
   const roofline = await measureRoofline(device, { scale: o.quick ? 0.05 : 0.25 });
-  log(`roofline: FMA ${roofline.fmaGflops.toFixed(2)} GFLOP/s, copy ${roofline.copyGBps.toFixed(2)} GB/s, divergent vec4 loads ${roofline.loadGBps?.toFixed(2)} GB/s (${roofline.timing})`);
-  const out: SetupResult = { adapter: { ...device.info, summary: describeDevice(device) }, roofline, tuningFile: o.tuningFile ?? emptyTuningFile() };
+  log(
+    `roofline: FMA ${roofline.fmaGflops.toFixed(2)} GFLOP/s, copy ${roofline.copyGBps.toFixed(2)} GB/s, divergent vec4 loads ${roofline.loadGBps?.toFixed(2)} GB/s (${roofline.timing})`,
+  );
+  const out: SetupResult = {
+    adapter: { ...device.info, summary: describeDevice(device) },
+    roofline,
+    tuningFile: o.tuningFile ?? emptyTuningFile(),
+  };
   const key = adapterKey(device.info);
   let tunedNow = 0;
   if (o.tune) {
     const { tuneModels } = await import('./tune.js');
-    const r = await tuneModels(device, { models: o.models, size: o.size, batch: 1, tuningFile: out.tuningFile, reps: o.quick ? 1 : 2, log, onTuning: o.onTuning });
+    const r = await tuneModels(device, {
+      models: o.models,
+      size: o.size,
+      batch: 1,
+      tuningFile: out.tuningFile,
+      reps: o.quick ? 1 : 2,
+      log,
+      onTuning: o.onTuning,
+    });
     out.tuningFile = r.file;
     o.onTuning?.(r.file);
     out.tune = r.rows;
@@ -108,7 +141,11 @@ export async function benchSetup(device: Device, o: SetupOptions): Promise<Setup
   }
   const table = tableFor(out.tuningFile, key);
   out.tuning = { adapter: key, layers: table.size, tuned_now: tunedNow };
-  log(table.size ? `cnnlab runs tuned (${table.size} layers in the table for ${key}) and untuned` : `no tuning table for ${key}: cnnlab runs on its heuristics`);
+  log(
+    table.size
+      ? `cnnlab runs tuned (${table.size} layers in the table for ${key}) and untuned`
+      : `no tuning table for ${key}: cnnlab runs on its heuristics`,
+  );
   if (o.kernels) {
     const { collectLayers, benchKernels } = await import('./kernels.js');
     const layers = await collectLayers(o.models, { batch: 1, size: o.size });

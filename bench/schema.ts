@@ -64,7 +64,19 @@ export interface ModelBench {
   /** cnnlab's median speed-up over each peer (peer median / cnnlab median). */
   speedup?: Partial<Record<EngineName, number>>;
   /** Per-kernel-family GPU time of one cnnlab run (timestamp queries). */
-  profile?: { mode: string; total_ms: number; families: { family: string; calls: number; ms: number; share: number; gflops?: number; gbps?: number; fraction_of_peak?: number }[] };
+  profile?: {
+    mode: string;
+    total_ms: number;
+    families: {
+      family: string;
+      calls: number;
+      ms: number;
+      share: number;
+      gflops?: number;
+      gbps?: number;
+      fraction_of_peak?: number;
+    }[];
+  };
 }
 
 export interface KernelBench {
@@ -94,7 +106,13 @@ export interface BenchJson {
   adapter: DeviceInfo & { summary: string };
   roofline: Roofline;
   settings: {
-    models: string[]; batches: number[]; peers: string[]; iters: number; warmup: number; quick: boolean; size: number;
+    models: string[];
+    batches: number[];
+    peers: string[];
+    iters: number;
+    warmup: number;
+    quick: boolean;
+    size: number;
     /** Where each engine ran: 'page per engine and model' (the CLI) or 'one page' (the interactive page). */
     isolation?: string;
   };

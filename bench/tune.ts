@@ -20,7 +20,15 @@
 import type { Device } from '../engine/device.js';
 import { type Plan, compile } from '../engine/executor.js';
 import { Graph, runReference } from '../engine/graph.js';
-import { type TuningFile, type TuningTable, adapterKey, emptyTuningFile, layerKey, mergeTable, tableFor } from '../engine/tuning.js';
+import {
+  type TuningFile,
+  type TuningTable,
+  adapterKey,
+  emptyTuningFile,
+  layerKey,
+  mergeTable,
+  tableFor,
+} from '../engine/tuning.js';
 import { getOp } from '../kernels/index.js';
 import type { HostTensor } from '../kernels/kernel.js';
 import { VARIANT_FAMILIES } from '../kernels/variant-families.js';
@@ -81,7 +89,12 @@ function shapesOf(layer: Layer): number[][] {
 }
 
 /** Tune every layer that has a tune space; the table is updated in place. */
-export async function tuneLayers(device: Device, layers: Layer[], table: TuningTable, o: TuneOptions = {}): Promise<TuneRow[]> {
+export async function tuneLayers(
+  device: Device,
+  layers: Layer[],
+  table: TuningTable,
+  o: TuneOptions = {},
+): Promise<TuneRow[]> {
   const log = o.log ?? (() => {});
   const reps = Math.max(1, o.reps ?? 2);
   const maxCompileMs = o.maxCompileMs ?? 3000;
@@ -97,23 +110,52 @@ export async function tuneLayers(device: Device, layers: Layer[], table: TuningT
       const space = getOp(node.op).tuneSpace?.(node.attrs, shapes, { ...ctx, constInputs });
       if (!space) continue;
       const key = keyOf(layer);
-      const base = { model: layer.model, node: layer.node, op: layer.op, shape: layer.shape, count: layer.count, key, family: space.family };
+      const base = {
+        model: layer.model,
+        node: layer.node,
+        op: layer.op,
+        shape: layer.shape,
+        count: layer.count,
+        key,
+        family: space.family,
+      };
       const cached = table.get(key);
       if (cached && !o.force) {
-        const row: TuneRow = { ...base, heuristic_ms: cached.heuristicMs, best: cached.prefer, best_ms: cached.ms, status: 'cached', candidates: [] };
+        const row: TuneRow = {
+          ...base,
+          heuristic_ms: cached.heuristicMs,
+          best: cached.prefer,
+          best_ms: cached.ms,
+          status: 'cached',
+          candidates: [],
+        };
         rows.push(row);
         o.onLayer?.(row);
         continue;
       }
-      const row = await tuneLayer(device, layer, space.family, space.candidates.map((c) => canonical(space.family, c)), {
-        reps, maxCompileMs, minGain, amortize: o.amortizeRuns ?? 100, maxReferenceFlops: o.maxReferenceFlops ?? 3e9, seed: li, evict: evict?.run,
-      });
+      const row = await tuneLayer(
+        device,
+        layer,
+        space.family,
+        space.candidates.map((c) => canonical(space.family, c)),
+        {
+          reps,
+          maxCompileMs,
+          minGain,
+          amortize: o.amortizeRuns ?? 100,
+          maxReferenceFlops: o.maxReferenceFlops ?? 3e9,
+          seed: li,
+          evict: evict?.run,
+        },
+      );
       const full: TuneRow = { ...base, ...row, status: 'tuned' };
       table.set(key, { family: space.family, prefer: full.best, ms: full.best_ms, heuristicMs: full.heuristic_ms });
       rows.push(full);
-      log(`[${li + 1}/${layers.length}] ${layer.op} ${layer.shape}: heuristic ${full.heuristic_ms.toFixed(2)} ms → ` +
-        `${full.best ? `${space.family}=${full.best}` : 'heuristic'} ${full.best_ms.toFixed(2)} ms (×${(full.heuristic_ms / full.best_ms).toFixed(2)}; ` +
-        `${full.candidates.filter((c) => c.status === 'ok').length}/${full.candidates.length} candidates ran)`);
+      log(
+        `[${li + 1}/${layers.length}] ${layer.op} ${layer.shape}: heuristic ${full.heuristic_ms.toFixed(2)} ms → ` +
+          `${full.best ? `${space.family}=${full.best}` : 'heuristic'} ${full.best_ms.toFixed(2)} ms (×${(full.heuristic_ms / full.best_ms).toFixed(2)}; ` +
+          `${full.candidates.filter((c) => c.status === 'ok').length}/${full.candidates.length} candidates ran)`,
+      );
       o.onLayer?.(full);
     }
   } finally {
@@ -141,9 +183,22 @@ async function cacheEvictor(device: Device): Promise<{ run: () => Promise<unknow
 }
 
 async function tuneLayer(
-  device: Device, layer: Layer, family: string, candidates: string[],
-  o: { reps: number; maxCompileMs: number; minGain: number; amortize: number; maxReferenceFlops: number; seed: number; evict?: () => Promise<unknown> },
-): Promise<Pick<TuneRow, 'heuristic_ms' | 'heuristic_compile_ms' | 'best' | 'best_ms' | 'best_compile_ms' | 'candidates'>> {
+  device: Device,
+  layer: Layer,
+  family: string,
+  candidates: string[],
+  o: {
+    reps: number;
+    maxCompileMs: number;
+    minGain: number;
+    amortize: number;
+    maxReferenceFlops: number;
+    seed: number;
+    evict?: () => Promise<unknown>;
+  },
+): Promise<
+  Pick<TuneRow, 'heuristic_ms' | 'heuristic_compile_ms' | 'best' | 'best_ms' | 'best_compile_ms' | 'candidates'>
+> {
   const feeds = randomFeeds(layer.graph, layer.feeds, 100 + o.seed);
   const outs = layer.graph.outputs;
   const results: CandidateResult[] = [];
@@ -200,7 +255,9 @@ async function tuneLayer(
     // and two by score (so a quick-to-build candidate gets its second look too).
     for (const c of live) c.reads.push(await timeLayer(c.plan, feeds, o.reps, o.evict));
     const byTime = [...live].sort((a, b) => Math.min(...a.reads) - Math.min(...b.reads));
-    const byScore = [...live].sort((a, b) => Math.min(...a.reads) + a.compileMs / o.amortize - (Math.min(...b.reads) + b.compileMs / o.amortize));
+    const byScore = [...live].sort(
+      (a, b) => Math.min(...a.reads) + a.compileMs / o.amortize - (Math.min(...b.reads) + b.compileMs / o.amortize),
+    );
     const finalists = [...new Set([live[0], ...byTime.slice(0, 3), ...byScore.slice(0, 2)])];
     for (let r = 0; r < 2; r++) for (const c of finalists) c.reads.push(await timeLayer(c.plan, feeds, 1, o.evict));
     for (const c of live) results.find((r) => r.prefer === c.prefer)!.ms = Math.min(...c.reads);
@@ -209,8 +266,12 @@ async function tuneLayer(
     for (const c of finalists) if (score(c) < score(winner)) winner = c;
     if (winner !== live[0] && score(winner) > score(live[0]) * (1 - o.minGain)) winner = live[0];
     return {
-      heuristic_ms: Math.min(...live[0].reads), heuristic_compile_ms: live[0].compileMs,
-      best: winner.prefer, best_ms: Math.min(...winner.reads), best_compile_ms: winner.compileMs, candidates: results,
+      heuristic_ms: Math.min(...live[0].reads),
+      heuristic_compile_ms: live[0].compileMs,
+      best: winner.prefer,
+      best_ms: Math.min(...winner.reads),
+      best_compile_ms: winner.compileMs,
+      candidates: results,
     };
   } finally {
     for (const c of live) c.plan.dispose();
@@ -220,18 +281,34 @@ async function tuneLayer(
 /** A plain-text table of tuning rows, with the total gain weighted by how often each layer occurs. */
 export function formatTuneTable(rows: TuneRow[]): string {
   const head = ['model', 'op', 'shape', 'count', 'heuristic ms', 'tuned ms', 'gain', 'build ms', 'choice'];
-  const build = (r: TuneRow) => (r.heuristic_compile_ms === undefined ? '-' : `${r.heuristic_compile_ms.toFixed(0)}→${r.best_compile_ms!.toFixed(0)}`);
+  const build = (r: TuneRow) =>
+    r.heuristic_compile_ms === undefined
+      ? '-'
+      : `${r.heuristic_compile_ms.toFixed(0)}→${r.best_compile_ms!.toFixed(0)}`;
   const cells = rows.map((r) => [
-    r.model, r.op, r.shape, String(r.count), r.heuristic_ms.toFixed(2), r.best_ms.toFixed(2),
-    `×${(r.heuristic_ms / r.best_ms).toFixed(2)}`, build(r), `${r.best ? `${r.family}=${r.best}` : 'heuristic'}${r.status === 'cached' ? ' (cached)' : ''}`,
+    r.model,
+    r.op,
+    r.shape,
+    String(r.count),
+    r.heuristic_ms.toFixed(2),
+    r.best_ms.toFixed(2),
+    `×${(r.heuristic_ms / r.best_ms).toFixed(2)}`,
+    build(r),
+    `${r.best ? `${r.family}=${r.best}` : 'heuristic'}${r.status === 'cached' ? ' (cached)' : ''}`,
   ]);
   const widths = head.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c].length)));
   const numeric = new Set([3, 4, 5, 6, 7]);
-  const line = (row: string[]) => row.map((x, c) => (numeric.has(c) ? x.padStart(widths[c]) : x.padEnd(widths[c]))).join('  ').trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((x, c) => (numeric.has(c) ? x.padStart(widths[c]) : x.padEnd(widths[c])))
+      .join('  ')
+      .trimEnd();
   const h = rows.reduce((a, r) => a + r.count * r.heuristic_ms, 0);
   const t = rows.reduce((a, r) => a + r.count * r.best_ms, 0);
   return [
-    line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line),
+    line(head),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...cells.map(line),
     `${rows.length} layers: Σ count × ms ${h.toFixed(1)} → ${t.toFixed(1)} (×${(h / Math.max(t, 1e-9)).toFixed(2)})`,
   ].join('\n');
 }
@@ -263,7 +340,12 @@ export interface TuneModelsResult {
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)];
 
 /** Whole-model A/B of `table` against the heuristics, runs alternating. */
-async function checkModel(device: Device, model: string, o: TuneModelsOptions, table: TuningTable): Promise<ModelCheck> {
+async function checkModel(
+  device: Device,
+  model: string,
+  o: TuneModelsOptions,
+  table: TuningTable,
+): Promise<ModelCheck> {
   const m = await loadModel(model, { weights: 'random', batch: o.batch, size: o.size });
   const { graph } = optimize(m.graph);
   const x = new Rng(7).uniforms(o.batch * 3 * o.size * o.size, -2, 2);
@@ -288,8 +370,10 @@ export async function tuneModels(device: Device, o: TuneModelsOptions): Promise<
   const base = o.tuningFile ?? emptyTuningFile();
   const table = tableFor(base, adapter);
   const layers = await collectLayers(o.models, { batch: o.batch, size: o.size });
-  log(`adapter ${adapter}: ${layers.length} distinct layers in ${o.models.join(', ')} (batch ${o.batch}, ${o.size}×${o.size}); ` +
-    `${table.size} layers already in its table${o.force ? ' (retuning them)' : ''}`);
+  log(
+    `adapter ${adapter}: ${layers.length} distinct layers in ${o.models.join(', ')} (batch ${o.batch}, ${o.size}×${o.size}); ` +
+      `${table.size} layers already in its table${o.force ? ' (retuning them)' : ''}`,
+  );
   const rows = await tuneLayers(device, layers, table, { ...o, onLayer: () => o.onTuning?.(mergeTable(base, table)) });
   const checks: ModelCheck[] = [];
   if ((o.checkRuns ?? 3) > 0) {
@@ -298,13 +382,16 @@ export async function tuneModels(device: Device, o: TuneModelsOptions): Promise<
       // Scored as the layers were: run ms + build ms / amortizeRuns, with the build time the
       // table saves (or costs) over the heuristics summed over this model's tuned layers.
       const inModel = new Set(layers.filter((l) => l.models.includes(model)).map(keyOf));
-      const buildDelta = rows.filter((r) => r.status === 'tuned' && r.best && inModel.has(r.key))
+      const buildDelta = rows
+        .filter((r) => r.status === 'tuned' && r.best && inModel.has(r.key))
         .reduce((a, r) => a + (r.best_compile_ms! - r.heuristic_compile_ms!), 0);
       c.build_delta_ms = buildDelta;
       c.kept = c.tuned_ms + buildDelta / (o.amortizeRuns ?? 100) < c.heuristic_ms;
       checks.push(c);
-      log(`${model} whole: tuned ${c.tuned_ms.toFixed(1)} ms (builds ${buildDelta >= 0 ? '+' : ''}${buildDelta.toFixed(0)} ms), heuristics ${c.heuristic_ms.toFixed(1)} ms: ` +
-        (c.kept ? 'table kept' : "table not better: this model's layers go back to the heuristics"));
+      log(
+        `${model} whole: tuned ${c.tuned_ms.toFixed(1)} ms (builds ${buildDelta >= 0 ? '+' : ''}${buildDelta.toFixed(0)} ms), heuristics ${c.heuristic_ms.toFixed(1)} ms: ` +
+          (c.kept ? 'table kept' : "table not better: this model's layers go back to the heuristics"),
+      );
       if (c.kept) continue;
       for (const key of inModel) {
         const e = table.get(key);

@@ -21,20 +21,29 @@ export async function benchCmd(argv: string[]): Promise<number> {
   }
   const { values } = parseCommand(argv, {
     models: { type: 'string', default: 'resnet50,mobilenet_v2,vit_base_patch16_224' },
-    batch: { type: 'string' }, peers: { type: 'string', default: PEERS.join(',') },
-    kernels: { type: 'boolean', default: false }, iters: { type: 'string' }, warmup: { type: 'string' },
-    size: { type: 'string' }, quick: { type: 'boolean', default: false }, out: { type: 'string' },
-    tuning: { type: 'string', default: DEFAULT_TUNING_FILE }, tune: { type: 'boolean', default: false },
+    batch: { type: 'string' },
+    peers: { type: 'string', default: PEERS.join(',') },
+    kernels: { type: 'boolean', default: false },
+    iters: { type: 'string' },
+    warmup: { type: 'string' },
+    size: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    tuning: { type: 'string', default: DEFAULT_TUNING_FILE },
+    tune: { type: 'boolean', default: false },
   });
   const models = list(values.models!);
   const peers = values.peers === 'none' ? [] : list(values.peers!);
-  for (const p of peers) if (!PEERS.includes(p as PeerName)) throw new Error(`unknown peer "${p}"; known: ${PEERS.join(', ')}`);
+  for (const p of peers)
+    if (!PEERS.includes(p as PeerName)) throw new Error(`unknown peer "${p}"; known: ${PEERS.join(', ')}`);
   if (!values.out) throw new Error('--out DIR is required');
   const quick = values.quick!;
   const tuningPath = values.tuning === 'none' ? null : values.tuning!;
   if (values.tune && !tuningPath) throw new Error('--tune needs a --tuning file to write to');
   if (tuningPath && tuningPath !== DEFAULT_TUNING_FILE && !values.tune && !existsSync(tuningPath)) {
-    throw new Error(`--tuning ${tuningPath}: no such file (npx cnnlab tune --table ${tuningPath} writes one; --tuning none runs untuned)`);
+    throw new Error(
+      `--tuning ${tuningPath}: no such file (npx cnnlab tune --table ${tuningPath} writes one; --tuning none runs untuned)`,
+    );
   }
   const tuningFile = tuningPath ? readTuningFile(tuningPath) : undefined;
   const int = (name: string, v: string | undefined, dflt: number, min = 1) => {
@@ -43,12 +52,18 @@ export async function benchCmd(argv: string[]): Promise<number> {
     return n;
   };
   const opts = {
-    models, peers: peers as PeerName[],
+    models,
+    peers: peers as PeerName[],
     batches: values.batch ? list(values.batch).map((b) => int('batch', b, 1)) : quick ? [1] : [1, 8],
-    iters: int('iters', values.iters, quick ? 2 : 10), warmup: int('warmup', values.warmup, quick ? 0 : 2, 0),
-    size: int('size', values.size, quick ? 112 : 224), quick, kernels: values.kernels!,
-    command: `npx cnnlab bench ${argv.join(' ')}`, ortWasmPaths: '/vendor/ort/',
-    tuningFile: tuningFile ?? emptyTuningFile(), tune: values.tune!,
+    iters: int('iters', values.iters, quick ? 2 : 10),
+    warmup: int('warmup', values.warmup, quick ? 0 : 2, 0),
+    size: int('size', values.size, quick ? 112 : 224),
+    quick,
+    kernels: values.kernels!,
+    command: `npx cnnlab bench ${argv.join(' ')}`,
+    ortWasmPaths: '/vendor/ort/',
+    tuningFile: tuningFile ?? emptyTuningFile(),
+    tune: values.tune!,
   };
   mkdirSync(values.out, { recursive: true });
   const jsonPath = path.join(values.out, 'bench.json');
@@ -69,11 +84,15 @@ export async function benchCmd(argv: string[]): Promise<number> {
   };
   const host: BenchHost = {
     isolation: 'page per engine and model',
-    setup: ({ log: _log, onTuning: _onTuning, ...o }) => inPage(async (page) => {
-      await page.exposeFunction('cnnlabTuning', (json: string) => { if (tuningPath) writeTuningFile(tuningPath, JSON.parse(json)); });
-      return page.evaluate((so) => window.cnnlab.benchSetup(so), o);
-    }),
-    engine: (job, c) => inPage((page) => page.evaluate(([j, cc]) => window.cnnlab.benchEngine(j, cc), [job, c] as const)),
+    setup: ({ log: _log, onTuning: _onTuning, ...o }) =>
+      inPage(async (page) => {
+        await page.exposeFunction('cnnlabTuning', (json: string) => {
+          if (tuningPath) writeTuningFile(tuningPath, JSON.parse(json));
+        });
+        return page.evaluate((so) => window.cnnlab.benchSetup(so), o);
+      }),
+    engine: (job, c) =>
+      inPage((page) => page.evaluate(([j, cc]) => window.cnnlab.benchEngine(j, cc), [job, c] as const)),
   };
   let result: BenchJson;
   try {

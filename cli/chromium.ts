@@ -10,15 +10,24 @@ export const CHROMIUM_INSTALL = 'apt-get update && apt-get install -y chromium l
 /** Flags for WebGPU in headless Chromium on SwiftShader. CNNLAB_CHROMIUM_FLAGS adds more (e.g. for a real GPU:
  *  "--enable-features=Vulkan --use-angle=vulkan --enable-unsafe-swiftshader=false"). */
 export const CHROMIUM_FLAGS = [
-  '--headless=new', '--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-  '--disable-dev-shm-usage', '--enable-features=Vulkan',
+  '--headless=new',
+  '--enable-unsafe-webgpu',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-dev-shm-usage',
+  '--enable-features=Vulkan',
 ];
 
 export function chromiumPath(): string {
   const p = process.env.CNNLAB_CHROMIUM ?? '/usr/bin/chromium';
   if (!existsSync(p)) {
-    throw new Error(`Chromium not found at ${p}. Install Debian's chromium (it carries SwiftShader for WebGPU without a GPU):\n  ${CHROMIUM_INSTALL}\nor set CNNLAB_CHROMIUM to another Chromium binary.`);
+    throw new Error(
+      `Chromium not found at ${p}. Install Debian's chromium (it carries SwiftShader for WebGPU without a GPU):\n  ${CHROMIUM_INSTALL}\nor set CNNLAB_CHROMIUM to another Chromium binary.`,
+    );
   }
   return p;
 }
@@ -27,7 +36,9 @@ export async function launchChromium(): Promise<Browser> {
   const { chromium } = await import('playwright-core');
   const extra = (process.env.CNNLAB_CHROMIUM_FLAGS ?? '').split(/\s+/).filter(Boolean);
   return chromium.launch({
-    executablePath: chromiumPath(), headless: true, args: [...CHROMIUM_FLAGS, ...extra],
+    executablePath: chromiumPath(),
+    headless: true,
+    args: [...CHROMIUM_FLAGS, ...extra],
     env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir() },
   });
 }
@@ -41,6 +52,8 @@ export async function openPage(browser: Browser, url: string, log: (s: string) =
   page.on('pageerror', (e) => log(`[page error] ${e.message}`));
   await page.exposeFunction('cnnlabLog', (s: string) => log(s));
   await page.goto(url);
-  await page.waitForFunction(() => (window as unknown as { cnnlab?: unknown }).cnnlab !== undefined, undefined, { timeout: 60_000 });
+  await page.waitForFunction(() => (window as unknown as { cnnlab?: unknown }).cnnlab !== undefined, undefined, {
+    timeout: 60_000,
+  });
   return page;
 }

@@ -16,9 +16,10 @@ import { serve } from './serve.js';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The built page: dist/web beside the CLI bundle (dist/cli.mjs), or from source (cli/*.ts in tests). */
-export const WEB_ROOT = [new URL('./web/', import.meta.url), new URL('../dist/web/', import.meta.url)]
-  .map((u) => fileURLToPath(u))
-  .find((p) => existsSync(path.join(p, 'index.html'))) ?? fileURLToPath(new URL('../dist/web/', import.meta.url));
+export const WEB_ROOT =
+  [new URL('./web/', import.meta.url), new URL('../dist/web/', import.meta.url)]
+    .map((u) => fileURLToPath(u))
+    .find((p) => existsSync(path.join(p, 'index.html'))) ?? fileURLToPath(new URL('../dist/web/', import.meta.url));
 
 /** A file of an installed package: package exports hide these from resolve(), so look beside its main file. */
 export const resolveDist = (pkg: string, file: string) =>
@@ -28,7 +29,11 @@ export const resolveDist = (pkg: string, file: string) =>
 export const readChartJs = () => readFileSync(resolveDist('chart.js', 'chart.umd.js'), 'utf8');
 
 /** 'a, b,,c' → ['a', 'b', 'c']. */
-export const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+export const list = (v: string) =>
+  v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 /** `v` as an integer ≥ `min`, or an error naming the option and the value. */
 export function int(name: string, v: string, min = 1): number {
@@ -54,7 +59,8 @@ export function parseSeverities(v: string, name = 'severities'): number[] {
   for (const part of list(v)) {
     const m = /^(\d)(?:-(\d))?$/.exec(part);
     if (!m) throw new Error(`--${name}: "${part}" is not a severity (1-5) or a range like 1-5`);
-    const a = Number(m[1]), b = Number(m[2] ?? m[1]);
+    const a = Number(m[1]),
+      b = Number(m[2] ?? m[1]);
     if (a < 1 || b > 5 || a > b) throw new Error(`--${name}: ${part} is outside 1-5`);
     for (let s = a; s <= b; s++) out.add(s);
   }
@@ -125,8 +131,10 @@ function autoShard(given: number | undefined, env: Env): [number, number] {
     const min = env.SLURM_ARRAY_TASK_MIN === undefined ? 0 : envInt(env, 'SLURM_ARRAY_TASK_MIN');
     const max = env.SLURM_ARRAY_TASK_MAX === undefined ? min + count - 1 : envInt(env, 'SLURM_ARRAY_TASK_MAX');
     if (max - min + 1 !== count) {
-      throw new Error(`--shard auto: the Slurm array is not one contiguous range (tasks ${min}-${max}, `
-        + `but ${count} of them); submit it as --array=FIRST-LAST`);
+      throw new Error(
+        `--shard auto: the Slurm array is not one contiguous range (tasks ${min}-${max}, ` +
+          `but ${count} of them); submit it as --array=FIRST-LAST`,
+      );
     }
     if (id < min || id > max) throw new Error(`--shard auto: $SLURM_ARRAY_TASK_ID ${id} is outside ${min}-${max}`);
     return [id - min, agree(count, `$SLURM_ARRAY_TASK_COUNT`)];
@@ -135,13 +143,17 @@ function autoShard(given: number | undefined, env: Env): [number, number] {
     const k = envInt(env, 'JOB_COMPLETION_INDEX');
     const fromEnv = env[SHARD_COUNT_VAR] === undefined ? undefined : envInt(env, SHARD_COUNT_VAR);
     if (fromEnv === undefined && given === undefined) {
-      throw new Error('--shard auto: $JOB_COMPLETION_INDEX is set, but not the shard count: give --shard auto/N '
-        + `or set $${SHARD_COUNT_VAR} to the Job's completions`);
+      throw new Error(
+        '--shard auto: $JOB_COMPLETION_INDEX is set, but not the shard count: give --shard auto/N ' +
+          `or set $${SHARD_COUNT_VAR} to the Job's completions`,
+      );
     }
     return [k, fromEnv === undefined ? given! : agree(fromEnv, `$${SHARD_COUNT_VAR}`)];
   }
-  throw new Error('--shard auto: no scheduler found: expected a Slurm job array ($SLURM_ARRAY_TASK_ID, '
-    + '$SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job ($JOB_COMPLETION_INDEX); give --shard k/n otherwise');
+  throw new Error(
+    '--shard auto: no scheduler found: expected a Slurm job array ($SLURM_ARRAY_TASK_ID, ' +
+      '$SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed Job ($JOB_COMPLETION_INDEX); give --shard k/n otherwise',
+  );
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -182,7 +194,8 @@ export interface BrowserSession {
  * errors and `cnnlabLog` going to `log`. Whatever fails on the way, nothing is left running.
  */
 export async function startBrowser(
-  mounts: Record<string, string>, log: (s: string) => void = () => {},
+  mounts: Record<string, string>,
+  log: (s: string) => void = () => {},
 ): Promise<BrowserSession> {
   const server = await serve(mounts);
   let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
@@ -208,7 +221,8 @@ export async function startBrowser(
  * startBrowser). Whatever fails on the way, nothing is left running.
  */
 export async function startPage(
-  mounts: Record<string, string>, log: (s: string) => void = () => {},
+  mounts: Record<string, string>,
+  log: (s: string) => void = () => {},
 ): Promise<PageSession> {
   const session = await startBrowser(mounts, log);
   try {

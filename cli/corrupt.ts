@@ -15,21 +15,38 @@ import { cropOf } from '../eval/sources.js';
 import { IMAGENET_MEAN, IMAGENET_STD, type Preprocess } from '../models/registry.js';
 import { parseCommand, parseSeverities } from './common.js';
 
-const CROP: Preprocess = { size: 224, resizeMode: 'short', cropPct: 224 / 256, interpolation: 'bilinear', mean: IMAGENET_MEAN, std: IMAGENET_STD };
+const CROP: Preprocess = {
+  size: 224,
+  resizeMode: 'short',
+  cropPct: 224 / 256,
+  interpolation: 'bilinear',
+  mean: IMAGENET_MEAN,
+  std: IMAGENET_STD,
+};
 
 export async function corruptCmd(argv: string[]): Promise<number> {
   const { values } = parseCommand(argv, {
-    input: { type: 'string' }, corruption: { type: 'string', default: 'all' }, severity: { type: 'string', default: 'all' },
-    seed: { type: 'string', default: '0' }, out: { type: 'string' },
+    input: { type: 'string' },
+    corruption: { type: 'string', default: 'all' },
+    severity: { type: 'string', default: 'all' },
+    seed: { type: 'string', default: '0' },
+    out: { type: 'string' },
   });
-  if (!values.input || !values.out) throw new Error('usage: npx cnnlab corrupt --input IMAGE|FOLDER --corruption NAME|all --severity 1-5|all --out DIR');
+  if (!values.input || !values.out)
+    throw new Error(
+      'usage: npx cnnlab corrupt --input IMAGE|FOLDER --corruption NAME|all --severity 1-5|all --out DIR',
+    );
   const known = corruptionNames();
   const names = values.corruption === 'all' ? known : values.corruption!.split(',');
-  for (const n of names) if (!known.includes(n)) throw new Error(`unknown corruption "${n}"; known: ${known.join(', ')}`);
+  for (const n of names)
+    if (!known.includes(n)) throw new Error(`unknown corruption "${n}"; known: ${known.join(', ')}`);
   const severities = parseSeverities(values.severity === 'all' ? '1-5' : values.severity!);
   const seed = Number(values.seed);
   const files = statSync(values.input).isDirectory()
-    ? readdirSync(values.input).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).sort().map((f) => path.join(values.input!, f))
+    ? readdirSync(values.input)
+        .filter((f) => /\.(jpe?g|png|webp)$/i.test(f))
+        .sort()
+        .map((f) => path.join(values.input!, f))
     : [values.input];
   if (!files.length) throw new Error(`${values.input}: no JPEG, PNG or WebP images`);
   const device = await createDevice();
@@ -49,10 +66,14 @@ export async function corruptCmd(argv: string[]): Promise<number> {
           const dir = path.join(values.out, name, String(severity));
           mkdirSync(dir, { recursive: true });
           const px = Buffer.from(Uint8Array.from(y, (v) => Math.round(Math.min(1, Math.max(0, v)) * 255)));
-          await sharp(px, { raw: { width: 224, height: 224, channels: 3 } }).png().toFile(path.join(dir, `${stem}.png`));
+          await sharp(px, { raw: { width: 224, height: 224, channels: 3 } })
+            .png()
+            .toFile(path.join(dir, `${stem}.png`));
         }
       }
-      console.log(`${file}: ${names.length} corruptions × ${severities.length} severities → ${values.out}/<corruption>/<severity>/${stem}.png`);
+      console.log(
+        `${file}: ${names.length} corruptions × ${severities.length} severities → ${values.out}/<corruption>/<severity>/${stem}.png`,
+      );
     }
   } finally {
     device.destroy();

@@ -9,11 +9,15 @@ import { transferCmd } from './transfer.js';
 export async function demoCmd(argv: string[]): Promise<number> {
   const { values } = parseCommand(argv, { out: { type: 'string', default: 'out/demo' } });
   const out = values.out!;
-  console.log(`cnnlab demo: robustness of the built-in synthetic-class MobileNetV2, then few-shot transfer, into ${out}/\n`);
+  console.log(
+    `cnnlab demo: robustness of the built-in synthetic-class MobileNetV2, then few-shot transfer, into ${out}/\n`,
+  );
   const t0 = performance.now();
   const r = await robustnessCmd(['--out', out, '--resume']);
   if (r) return r;
   const t = await transferCmd(['--out', out, '--per-class', '10', '--shots', '1,5,10']);
-  console.log(`\ndemo finished in ${((performance.now() - t0) / 1000).toFixed(0)} s; open ${path.join(out, 'report.html')}`);
+  console.log(
+    `\ndemo finished in ${((performance.now() - t0) / 1000).toFixed(0)} s; open ${path.join(out, 'report.html')}`,
+  );
   return t;
 }

@@ -15,7 +15,9 @@ export async function engineDemoCmd(argv: string[]): Promise<number> {
     json: { type: 'string' },
   });
   const opts = {
-    size: int('size', values.size!), batch: int('batch', values.batch!), iters: int('iters', values.iters!),
+    size: int('size', values.size!),
+    batch: int('batch', values.batch!),
+    iters: int('iters', values.iters!),
   };
   const runtime = oneOf('runtime', values.runtime, ['chrome', 'node']);
   const log = (s: string) => console.log(s);
@@ -25,13 +27,17 @@ export async function engineDemoCmd(argv: string[]): Promise<number> {
     report = await runDemo(device, { ...opts, log });
     device.destroy();
   } else {
-    report = await withPage({ '/': WEB_ROOT }, (page, url) => {
-      log(`serving the page at ${url}; running in headless Chromium`);
-      return page.evaluate(async (o) => {
-        const c = window.cnnlab;
-        return c.runDemo(await c.getDevice(), { ...o, log: (s: string) => window.cnnlabLog?.(s) });
-      }, opts);
-    }, log);
+    report = await withPage(
+      { '/': WEB_ROOT },
+      (page, url) => {
+        log(`serving the page at ${url}; running in headless Chromium`);
+        return page.evaluate(async (o) => {
+          const c = window.cnnlab;
+          return c.runDemo(await c.getDevice(), { ...o, log: (s: string) => window.cnnlabLog?.(s) });
+        }, opts);
+      },
+      log,
+    );
   }
   console.log(`\n${formatDemo(report)}`);
   if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));

@@ -18,8 +18,12 @@ import { weightsUrl } from './serve.js';
 
 export async function inferCmd(argv: string[]): Promise<number> {
   const { values } = parseCommand(argv, {
-    model: { type: 'string' }, weights: { type: 'string' }, seed: { type: 'string', default: '0' },
-    input: { type: 'string' }, image: { type: 'string' }, output: { type: 'string' },
+    model: { type: 'string' },
+    weights: { type: 'string' },
+    seed: { type: 'string', default: '0' },
+    input: { type: 'string' },
+    image: { type: 'string' },
+    output: { type: 'string' },
     runtime: { type: 'string', default: 'node' },
   });
   if (!values.model) throw new Error('--model is required (npx cnnlab models lists them)');
@@ -36,15 +40,21 @@ export async function inferCmd(argv: string[]): Promise<number> {
   } else {
     const img = await decodeImageFile(values.image!);
     input = { shape: [1, 3, def.preprocess.size, def.preprocess.size], data: preprocessImage(img, def.preprocess) };
-    console.log(`${values.image}: ${img.width}×${img.height} → ${def.preprocess.resizeMode === 'squash' ? 'squash' : 'short side'} resize, ` +
-      `${def.preprocess.interpolation}, crop ${def.preprocess.size}, mean ${def.preprocess.mean.join('/')}, std ${def.preprocess.std.join('/')}`);
+    console.log(
+      `${values.image}: ${img.width}×${img.height} → ${def.preprocess.resizeMode === 'squash' ? 'squash' : 'short side'} resize, ` +
+        `${def.preprocess.interpolation}, crop ${def.preprocess.size}, mean ${def.preprocess.mean.join('/')}, std ${def.preprocess.std.join('/')}`,
+    );
   }
   const log = (s: string) => console.log(s);
   let r: InferResult;
   if (runtime === 'node') {
     const device = await createDevice();
     r = await infer(device, {
-      model: def.name, weights: weightsPath ? await openSafetensorsPath(weightsPath) : 'random', seed, input, log,
+      model: def.name,
+      weights: weightsPath ? await openSafetensorsPath(weightsPath) : 'random',
+      seed,
+      input,
+      log,
     });
     device.destroy();
   } else {
@@ -53,17 +63,26 @@ export async function inferCmd(argv: string[]): Promise<number> {
       writeFileSync(path.join(job, 'input.npy'), encodeNpy(input));
       const mounts: Record<string, string> = { '/': WEB_ROOT, '/job/': job };
       if (weightsPath) mounts[weightsUrl(weightsPath)] = weightsPath; // the file, not its folder
-      const res = await withPage(mounts, (page) => page.evaluate((o) => window.cnnlab.inferFromUrls(o), {
-        model: def.name, seed, inputUrl: '/job/input.npy',
-        weightsUrl: weightsPath ? weightsUrl(weightsPath) : undefined,
-      }), log);
+      const res = await withPage(
+        mounts,
+        (page) =>
+          page.evaluate((o) => window.cnnlab.inferFromUrls(o), {
+            model: def.name,
+            seed,
+            inputUrl: '/job/input.npy',
+            weightsUrl: weightsPath ? weightsUrl(weightsPath) : undefined,
+          }),
+        log,
+      );
       r = { ...res, logits: { shape: res.logits.shape, data: new Float32Array(res.logits.data) } };
     } finally {
       rmSync(job, { recursive: true, force: true });
     }
   }
   console.log(`device: ${r.device}`);
-  console.log(`input ${JSON.stringify(input.shape)} → logits ${JSON.stringify(r.logits.shape)}; compile ${r.compileMs.toFixed(0)} ms, run ${r.runMs.toFixed(1)} ms`);
+  console.log(
+    `input ${JSON.stringify(input.shape)} → logits ${JSON.stringify(r.logits.shape)}; compile ${r.compileMs.toFixed(0)} ms, run ${r.runMs.toFixed(1)} ms`,
+  );
   if (values.output) {
     writeFileSync(values.output, encodeNpy(r.logits));
     console.log(`wrote ${values.output}`);
@@ -71,7 +90,8 @@ export async function inferCmd(argv: string[]): Promise<number> {
   if (values.image) {
     const names = r.classes === 1000 ? (IMAGENET_CLASSES as string[]) : null;
     console.log('top-5:');
-    for (const t of topK(r.logits, 5)) console.log(`  ${(100 * t.p).toFixed(2).padStart(6)}%  ${t.cls}${names ? ` ${names[t.cls]}` : ''}`);
+    for (const t of topK(r.logits, 5))
+      console.log(`  ${(100 * t.p).toFixed(2).padStart(6)}%  ${t.cls}${names ? ` ${names[t.cls]}` : ''}`);
   }
   return 0;
 }

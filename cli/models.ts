@@ -9,15 +9,20 @@ import { parseCommand } from './common.js';
 export function modelsCmd(): number {
   for (const m of listModels()) {
     const p = m.preprocess;
-    console.log(`${m.name.padEnd(24)} ${m.family.padEnd(12)} ${p.size}px ${p.resizeMode === 'squash' ? 'squash' : `crop ${p.cropPct}`} ` +
-      `${p.interpolation} mean ${p.mean.join('/')} std ${p.std.join('/')}`);
+    console.log(
+      `${m.name.padEnd(24)} ${m.family.padEnd(12)} ${p.size}px ${p.resizeMode === 'squash' ? 'squash' : `crop ${p.cropPct}`} ` +
+        `${p.interpolation} mean ${p.mean.join('/')} std ${p.std.join('/')}`,
+    );
   }
   return 0;
 }
 
 export function randomWeightsCmd(argv: string[]): number {
   const { values } = parseCommand(argv, {
-    model: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string', default: '0' }, classes: { type: 'string', default: '1000' },
+    model: { type: 'string' },
+    out: { type: 'string' },
+    seed: { type: 'string', default: '0' },
+    classes: { type: 'string', default: '1000' },
   });
   if (!values.model || !values.out) throw new Error('--model and --out are required');
   const ckpt = randomCheckpoint(values.model, { seed: Number(values.seed), classes: Number(values.classes) });

@@ -18,7 +18,17 @@ import { syntheticRunSources } from '../eval/sources.js';
 import { SWEEPS, type SweepName } from '../eval/synth.js';
 import type { Summary } from '../eval/summary-schema.js';
 import { getModel, type ModelDef } from '../models/registry.js';
-import { REPO_ROOT, WEB_ROOT, list, oneOf, parseCommand, parseSeverities, parseShard, readChartJs, withPage } from './common.js';
+import {
+  REPO_ROOT,
+  WEB_ROOT,
+  list,
+  oneOf,
+  parseCommand,
+  parseSeverities,
+  parseShard,
+  readChartJs,
+  withPage,
+} from './common.js';
 import { weightsUrl } from './serve.js';
 
 const DEFAULT_MODEL = 'mobilenet_v2_synth';
@@ -38,12 +48,23 @@ function writeOutputs(out: string, s: Summary): void {
 
 export async function robustnessCmd(argv: string[]): Promise<number> {
   const { values } = parseCommand(argv, {
-    model: { type: 'string', default: DEFAULT_MODEL }, weights: { type: 'string' }, seed: { type: 'string', default: '0' },
-    data: { type: 'string' }, corruptions: { type: 'string', default: 'all' }, severities: { type: 'string', default: '1-5' },
-    sweeps: { type: 'string' }, resolutions: { type: 'string' }, limit: { type: 'string' }, shard: { type: 'string' },
-    batch: { type: 'string', default: '16' }, resume: { type: 'boolean', default: false }, out: { type: 'string' },
-    'per-class': { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
-    'imagenet-c-protocol': { type: 'boolean', default: false }, 'force-unlock': { type: 'boolean', default: false },
+    model: { type: 'string', default: DEFAULT_MODEL },
+    weights: { type: 'string' },
+    seed: { type: 'string', default: '0' },
+    data: { type: 'string' },
+    corruptions: { type: 'string', default: 'all' },
+    severities: { type: 'string', default: '1-5' },
+    sweeps: { type: 'string' },
+    resolutions: { type: 'string' },
+    limit: { type: 'string' },
+    shard: { type: 'string' },
+    batch: { type: 'string', default: '16' },
+    resume: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    'per-class': { type: 'string', default: '2' },
+    runtime: { type: 'string', default: 'chrome' },
+    'imagenet-c-protocol': { type: 'boolean', default: false },
+    'force-unlock': { type: 'boolean', default: false },
   });
   const def = getModel(values.model!);
   if (!values.out) throw new Error('--out DIR is required');
@@ -51,33 +72,58 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   const weightsPath = weightsArg === 'random' ? null : resolveWeights(def, weightsArg);
   if (weightsPath && !existsSync(weightsPath)) throw new Error(`weights file ${weightsPath} does not exist`);
   const known = corruptionNames();
-  const corruptions = values.corruptions === 'none' ? [] : values.corruptions === 'all' ? known : list(values.corruptions!);
-  for (const c of corruptions) if (!known.includes(c)) throw new Error(`unknown corruption "${c}"; known: ${known.join(', ')}`);
+  const corruptions =
+    values.corruptions === 'none' ? [] : values.corruptions === 'all' ? known : list(values.corruptions!);
+  for (const c of corruptions)
+    if (!known.includes(c)) throw new Error(`unknown corruption "${c}"; known: ${known.join(', ')}`);
   const synthetic = !values.data;
-  const sweeps = (values.sweeps === 'none' ? [] : values.sweeps ? list(values.sweeps) : synthetic ? [...SWEEPS] : []) as SweepName[];
+  const sweeps = (
+    values.sweeps === 'none' ? [] : values.sweeps ? list(values.sweeps) : synthetic ? [...SWEEPS] : []
+  ) as SweepName[];
   for (const s of sweeps) if (!SWEEPS.includes(s)) throw new Error(`unknown sweep "${s}"; known: ${SWEEPS.join(', ')}`);
   const size = def.preprocess.size;
-  const resolutions = values.resolutions ? list(values.resolutions).map(Number)
+  const resolutions = values.resolutions
+    ? list(values.resolutions).map(Number)
     : [0.75, 1, 1.25].map((f) => Math.round((size * f) / 16) * 16);
   for (const r of resolutions) if (!Number.isInteger(r) || r < 16) throw new Error(`--resolutions: ${r} is not a size`);
-  const seed = Number(values.seed), batch = Number(values.batch);
+  const seed = Number(values.seed),
+    batch = Number(values.batch);
   const limit = values.limit ? Number(values.limit) : null;
   const shard = parseShard(values.shard);
   const runtime = oneOf('runtime', values.runtime, ['chrome', 'node']);
   const settings: RunSettings = {
-    model: def.name, weights: weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`,
+    model: def.name,
+    weights: weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`,
     data: values.data ? path.resolve(values.data) : `built-in synthetic test set (${values['per-class']} per class)`,
     ...(await runProvenance({ weightsPath, data: values.data ?? null, perClass: Number(values['per-class']) })),
-    corruptions, severities: parseSeverities(values.severities!), sweeps, resolutions, limit, seed, shard,
+    corruptions,
+    severities: parseSeverities(values.severities!),
+    sweeps,
+    resolutions,
+    limit,
+    seed,
+    shard,
     imagenet_c_protocol: values['imagenet-c-protocol']!,
   };
   const log = await RecordLog.open(values.out, settings, {
-    resume: values.resume!, forceUnlock: values['force-unlock'], log: (s) => console.warn(s),
+    resume: values.resume!,
+    forceUnlock: values['force-unlock'],
+    log: (s) => console.warn(s),
   });
   try {
     return await runLogged(values.out, log, settings, def, {
-      runtime, weightsPath, corruptions, sweeps, resolutions, seed, batch, limit, shard, synthetic,
-      data: values.data, perClass: Number(values['per-class']),
+      runtime,
+      weightsPath,
+      corruptions,
+      sweeps,
+      resolutions,
+      seed,
+      batch,
+      limit,
+      shard,
+      synthetic,
+      data: values.data,
+      perClass: Number(values['per-class']),
     });
   } finally {
     await log.close();
@@ -86,47 +132,95 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
 
 /** The run itself, once its folder is locked and its records are read. */
 async function runLogged(
-  out: string, log: RecordLog, settings: RunSettings, def: ModelDef,
+  out: string,
+  log: RecordLog,
+  settings: RunSettings,
+  def: ModelDef,
   o: {
-    runtime: 'chrome' | 'node'; weightsPath: string | null; corruptions: string[]; sweeps: SweepName[];
-    resolutions: number[]; seed: number; batch: number; limit: number | null; shard: { k: number; n: number } | null;
-    synthetic: boolean; data: string | undefined; perClass: number;
+    runtime: 'chrome' | 'node';
+    weightsPath: string | null;
+    corruptions: string[];
+    sweeps: SweepName[];
+    resolutions: number[];
+    seed: number;
+    batch: number;
+    limit: number | null;
+    shard: { k: number; n: number } | null;
+    synthetic: boolean;
+    data: string | undefined;
+    perClass: number;
   },
 ): Promise<number> {
   const { runtime, weightsPath, corruptions, sweeps, resolutions, seed, batch, limit, shard, synthetic } = o;
   const synth = syntheticRunSources(def, { perClass: o.perClass, seed, sweeps, limit, shard, noTestSet: !synthetic });
   if (runtime === 'chrome') {
-    return chromeRun(out, log, settings, {
-      model: def.name, seed, corruptions, severities: settings.severities, resolutions, batch, sweeps, limit, shard,
-      perClass: o.perClass, weightsPath, data: o.data ?? null,
-      imagenetCProtocol: settings.imagenet_c_protocol,
-    }, def.preprocess);
+    return chromeRun(
+      out,
+      log,
+      settings,
+      {
+        model: def.name,
+        seed,
+        corruptions,
+        severities: settings.severities,
+        resolutions,
+        batch,
+        sweeps,
+        limit,
+        shard,
+        perClass: o.perClass,
+        weightsPath,
+        data: o.data ?? null,
+        imagenetCProtocol: settings.imagenet_c_protocol,
+      },
+      def.preprocess,
+    );
   }
   const device = await createDevice();
   let source = synth.source;
   if (!synthetic) {
     const { imageFolderSource } = await import('./data-source.js');
-    const classes = weightsPath ? (await openSafetensorsPath(weightsPath)).tensors.get(def.headWeight)?.shape[0] ?? 1000 : 1000;
+    const classes = weightsPath
+      ? ((await openSafetensorsPath(weightsPath)).tensors.get(def.headWeight)?.shape[0] ?? 1000)
+      : 1000;
     const f = await imageFolderSource(device, o.data!, { limit, seed, shard, classes });
     console.log(`${o.data}: ${f.items.length} images in ${f.classCount} classes (labels: ${f.labelSource})`);
     source = f;
   }
   const sweepSet = synth.sweeps;
 
-  const bar = new cliProgress.SingleBar({
-    format: '{bar} {percentage}% | {value}/{total} | {ips} img/s | ETA {eta_formatted} | {cond}',
-    hideCursor: true, etaBuffer: 50, noTTYOutput: true, notTTYSchedule: 15_000,
-  }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar(
+    {
+      format: '{bar} {percentage}% | {value}/{total} | {ips} img/s | ETA {eta_formatted} | {cond}',
+      hideCursor: true,
+      etaBuffer: 50,
+      noTTYOutput: true,
+      notTTYSchedule: 15_000,
+    },
+    cliProgress.Presets.shades_classic,
+  );
   let started = false;
   const progress = (p: Progress) => {
     if (!started) bar.start(p.total, 0, { ips: '-', cond: p.cond }), (started = true);
     bar.update(p.done, { ips: p.imagesPerSecond.toFixed(1), cond: p.cond });
   };
   try {
-    await runRobustness(device, {
-      model: def.name, weights: weightsPath ? await openSafetensorsPath(weightsPath) : 'random', seed,
-      corruptions, severities: settings.severities, resolutions, batch, imagenetCProtocol: settings.imagenet_c_protocol,
-    }, source, sweepSet, { done: log.done, append: (r) => log.append(r), progress, log: (s) => console.log(s) });
+    await runRobustness(
+      device,
+      {
+        model: def.name,
+        weights: weightsPath ? await openSafetensorsPath(weightsPath) : 'random',
+        seed,
+        corruptions,
+        severities: settings.severities,
+        resolutions,
+        batch,
+        imagenetCProtocol: settings.imagenet_c_protocol,
+      },
+      source,
+      sweepSet,
+      { done: log.done, append: (r) => log.append(r), progress, log: (s) => console.log(s) },
+    );
   } finally {
     if (started) bar.stop();
     device.destroy();
@@ -135,7 +229,11 @@ async function runLogged(
 }
 
 function finish(out: string, log: RecordLog, settings: RunSettings, p: ModelDef['preprocess']): number {
-  const summary = log.summary.result(settings, p, settings.shard ? { merged: [settings.shard.k], of: settings.shard.n } : null);
+  const summary = log.summary.result(
+    settings,
+    p,
+    settings.shard ? { merged: [settings.shard.k], of: settings.shard.n } : null,
+  );
   writeOutputs(out, summary);
   console.log(`\n${formatRobustnessTable(summary)}`);
   console.log(`comparable with published ImageNet-C: ${comparableNote(summary)}`);
@@ -144,17 +242,35 @@ function finish(out: string, log: RecordLog, settings: RunSettings, p: ModelDef[
 }
 
 /** The same run inside the page in headless Chromium: records come back through an exposed function. */
-async function chromeRun(out: string, log: RecordLog, settings: RunSettings, o: PageRunOptions, p: ModelDef['preprocess']): Promise<number> {
+async function chromeRun(
+  out: string,
+  log: RecordLog,
+  settings: RunSettings,
+  o: PageRunOptions,
+  p: ModelDef['preprocess'],
+): Promise<number> {
   const mounts: Record<string, string> = { '/': WEB_ROOT };
   const job = mkdtempSync(path.join(tmpdir(), 'cnnlab-rob-'));
-  const bar = new cliProgress.SingleBar({ format: '{bar} {percentage}% | {value}/{total} | {ips} img/s | ETA {eta_formatted} | {cond}', noTTYOutput: true, notTTYSchedule: 15_000 }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar(
+    {
+      format: '{bar} {percentage}% | {value}/{total} | {ips} img/s | ETA {eta_formatted} | {cond}',
+      noTTYOutput: true,
+      notTTYSchedule: 15_000,
+    },
+    cliProgress.Presets.shades_classic,
+  );
   let started = false;
   try {
     if (o.weightsPath) mounts[weightsUrl(o.weightsPath)] = o.weightsPath; // the file, not its folder
     if (o.data) {
       const { scanImageFolder, buildIndex } = await import('../eval/data.js');
-      const classes = o.weightsPath ? (await openSafetensorsPath(o.weightsPath)).tensors.get(getModel(o.model).headWeight)?.shape[0] ?? 1000 : 1000;
-      writeFileSync(path.join(job, 'index.json'), JSON.stringify(buildIndex(await scanImageFolder(o.data, { classes }))));
+      const classes = o.weightsPath
+        ? ((await openSafetensorsPath(o.weightsPath)).tensors.get(getModel(o.model).headWeight)?.shape[0] ?? 1000)
+        : 1000;
+      writeFileSync(
+        path.join(job, 'index.json'),
+        JSON.stringify(buildIndex(await scanImageFolder(o.data, { classes }))),
+      );
       mounts['/data/'] = o.data;
     }
     mounts['/job/'] = job;
@@ -166,8 +282,10 @@ async function chromeRun(out: string, log: RecordLog, settings: RunSettings, o: 
         bar.update(pr.done, { ips: pr.imagesPerSecond.toFixed(1), cond: pr.cond });
       });
       await page.evaluate((args) => window.cnnlab.robustness(args), {
-        ...o, weightsUrl: o.weightsPath ? weightsUrl(o.weightsPath) : null,
-        dataIndexUrl: o.data ? '/job/index.json' : null, done: [...log.done],
+        ...o,
+        weightsUrl: o.weightsPath ? weightsUrl(o.weightsPath) : null,
+        dataIndexUrl: o.data ? '/job/index.json' : null,
+        done: [...log.done],
       });
     });
   } finally {
@@ -179,7 +297,9 @@ async function chromeRun(out: string, log: RecordLog, settings: RunSettings, o: 
 
 export async function mergeCmd(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand(
-    argv, { out: { type: 'string' }, 'force-unlock': { type: 'boolean', default: false } }, true,
+    argv,
+    { out: { type: 'string' }, 'force-unlock': { type: 'boolean', default: false } },
+    true,
   );
   if (!values.out || !positionals.length) throw new Error('usage: npx cnnlab merge <run dirs…> --out DIR');
   const { settings, summary: acc, shards, of: n } = await readRuns(positionals, (s) => console.warn(s));

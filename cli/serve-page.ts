@@ -9,7 +9,9 @@ import { serve } from './serve.js';
 /** What `serve` serves: the page, the peers' and Chart.js's files, and each built-in weights file (not their folder). */
 export function pageMounts(): Record<string, string> {
   const mounts: Record<string, string> = {
-    '/': WEB_ROOT, '/vendor/ort/': resolveDist('onnxruntime-web', '.'), '/vendor/chart/': resolveDist('chart.js', '.'),
+    '/': WEB_ROOT,
+    '/vendor/ort/': resolveDist('onnxruntime-web', '.'),
+    '/vendor/chart/': resolveDist('chart.js', '.'),
   };
   for (const def of listModels()) {
     const file = def.builtinWeights && path.join(REPO_ROOT, def.builtinWeights);

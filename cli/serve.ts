@@ -13,10 +13,20 @@ import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
-  '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png', '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg', '.webp': 'image/webp', '.svg': 'image/svg+xml', '.onnx': 'application/octet-stream',
-  '.safetensors': 'application/octet-stream', '.map': 'application/json',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.css': 'text/css',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.webp': 'image/webp',
+  '.svg': 'image/svg+xml',
+  '.onnx': 'application/octet-stream',
+  '.safetensors': 'application/octet-stream',
+  '.map': 'application/json',
 };
 
 export interface Served {
@@ -66,7 +76,8 @@ const decode = (p: string) => {
  * starts. Port 0 picks a free port.
  */
 export async function serve(mounts: Record<string, string>, port = 0): Promise<Served> {
-  const entries = Object.entries(mounts).filter(([prefix]) => prefix.endsWith('/'))
+  const entries = Object.entries(mounts)
+    .filter(([prefix]) => prefix.endsWith('/'))
     .sort((a, b) => b[0].length - a[0].length);
   const files = new Map<string, string>();
   for (const [url, file] of Object.entries(mounts)) {
@@ -94,7 +105,13 @@ export async function serve(mounts: Record<string, string>, port = 0): Promise<S
       if (!mount) return fail(404, 'not found');
       const rest = rawPath.slice(mount[0].length);
       file = await resolveSafe(mount[1], rest);
-      if (file && (await fs.stat(file).then((st) => st.isDirectory(), () => false))) {
+      if (
+        file &&
+        (await fs.stat(file).then(
+          (st) => st.isDirectory(),
+          () => false,
+        ))
+      ) {
         // A folder's index.html goes through the same check: it may be a symlink pointing out.
         file = await resolveSafe(mount[1], `${rest.replace(/\/?$/, '/')}index.html`);
       }

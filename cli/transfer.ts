@@ -22,51 +22,93 @@ async function folderSource(device: Device, dir: string, labelMap?: Record<strin
   const { scanImageFolder } = await import('../eval/data.js');
   const ds = await scanImageFolder(dir, { labelMap, labels: 'sorted' });
   const map = labelMap ?? Object.fromEntries(ds.classes.map((c, i) => [c, i]));
-  return { source: await imageFolderSource(device, dir, { limit: null, shard: null, classes: Number.MAX_SAFE_INTEGER, labelMap: map }), map };
+  return {
+    source: await imageFolderSource(device, dir, {
+      limit: null,
+      shard: null,
+      classes: Number.MAX_SAFE_INTEGER,
+      labelMap: map,
+    }),
+    map,
+  };
 }
 
 /** Features from the cache, or extracted and cached. */
 async function features(
-  device: Device, r: FeatureRequest & { weightsKey: string }, source: ImageSource, p: Preprocess, cacheDir: string, what: string,
+  device: Device,
+  r: FeatureRequest & { weightsKey: string },
+  source: ImageSource,
+  p: Preprocess,
+  cacheDir: string,
+  what: string,
 ): Promise<FeatureSet & { file: string }> {
   const file = path.join(cacheDir, `${featureCacheKey(r, p, source.items.length)}.safetensors`);
   if (existsSync(file)) {
     const f = await openSafetensorsPath(file);
-    const x = await f.read('features'), y = await f.read('labels');
+    const x = await f.read('features'),
+      y = await f.read('labels');
     console.log(`${what}: ${x.shape[0]} cached features from ${file}`);
     return { x: x.data, y: Int32Array.from(y.data), n: x.shape[0], d: x.shape[1], file };
   }
-  const bar = new cliProgress.SingleBar({ format: `${what} features {bar} {value}/{total} images | ETA {eta_formatted}` }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar(
+    { format: `${what} features {bar} {value}/{total} images | ETA {eta_formatted}` },
+    cliProgress.Presets.shades_classic,
+  );
   bar.start(source.items.length, 0);
   const t0 = performance.now();
   const fs = await extractFeatures(device, r, source, p, (done) => bar.update(done));
   bar.stop();
-  if (fs.unreadable.length) console.warn(`${what}: ${fs.unreadable.length} unreadable images skipped: ${fs.unreadable.map((u) => u.id).slice(0, 5).join(', ')}`);
+  if (fs.unreadable.length)
+    console.warn(
+      `${what}: ${fs.unreadable.length} unreadable images skipped: ${fs.unreadable
+        .map((u) => u.id)
+        .slice(0, 5)
+        .join(', ')}`,
+    );
   mkdirSync(cacheDir, { recursive: true });
-  writeFileSync(file, encodeSafetensors({ features: { shape: [fs.n, fs.d], data: fs.x }, labels: { shape: [fs.n], data: Float32Array.from(fs.y) } },
-    { model: r.model, weights: r.weightsName, weights_key: r.weightsKey, data: r.datasetKey }));
-  console.log(`${what}: ${fs.n} × ${fs.d} features in ${((performance.now() - t0) / 1000).toFixed(1)} s, cached in ${file}`);
+  writeFileSync(
+    file,
+    encodeSafetensors(
+      { features: { shape: [fs.n, fs.d], data: fs.x }, labels: { shape: [fs.n], data: Float32Array.from(fs.y) } },
+      { model: r.model, weights: r.weightsName, weights_key: r.weightsKey, data: r.datasetKey },
+    ),
+  );
+  console.log(
+    `${what}: ${fs.n} × ${fs.d} features in ${((performance.now() - t0) / 1000).toFixed(1)} s, cached in ${file}`,
+  );
   return { ...fs, file };
 }
 
 export async function transferCmd(argv: string[]): Promise<number> {
   const { values } = parseCommand(argv, {
-    model: { type: 'string', default: 'mobilenet_v2_synth' }, weights: { type: 'string' }, seed: { type: 'string', default: '0' },
-    train: { type: 'string' }, test: { type: 'string' }, shots: { type: 'string', default: FEWSHOT_DEFAULTS.shots.join(',') },
-    seeds: { type: 'string', default: String(FEWSHOT_DEFAULTS.seeds) }, protocol: { type: 'string', default: 'fewshot' },
-    'per-class': { type: 'string', default: '30' }, batch: { type: 'string', default: '16' },
-    cache: { type: 'string', default: '.cnnlab-cache/features' }, out: { type: 'string' },
+    model: { type: 'string', default: 'mobilenet_v2_synth' },
+    weights: { type: 'string' },
+    seed: { type: 'string', default: '0' },
+    train: { type: 'string' },
+    test: { type: 'string' },
+    shots: { type: 'string', default: FEWSHOT_DEFAULTS.shots.join(',') },
+    seeds: { type: 'string', default: String(FEWSHOT_DEFAULTS.seeds) },
+    protocol: { type: 'string', default: 'fewshot' },
+    'per-class': { type: 'string', default: '30' },
+    batch: { type: 'string', default: '16' },
+    cache: { type: 'string', default: '.cnnlab-cache/features' },
+    out: { type: 'string' },
   });
   const def = getModel(values.model!);
   if (!values.out) throw new Error('--out DIR is required');
-  if (!values.train !== !values.test) throw new Error('give both --train and --test folders, or neither (the synthetic held-out classes)');
+  if (!values.train !== !values.test)
+    throw new Error('give both --train and --test folders, or neither (the synthetic held-out classes)');
   const protocols = list(values.protocol!);
-  for (const p of protocols) if (!['fewshot', 'probe', 'vtab1k'].includes(p)) throw new Error(`--protocol: unknown "${p}" (fewshot, probe, vtab1k)`);
+  for (const p of protocols)
+    if (!['fewshot', 'probe', 'vtab1k'].includes(p))
+      throw new Error(`--protocol: unknown "${p}" (fewshot, probe, vtab1k)`);
   const shots = list(values.shots!).map(Number);
-  const seed = Number(values.seed), batch = Number(values.batch);
+  const seed = Number(values.seed),
+    batch = Number(values.batch);
   const weightsArg = values.weights ?? (def.builtinWeights ? 'builtin' : 'random');
-  const weightsPath = weightsArg === 'random' ? null : weightsArg === 'builtin' ? path.join(REPO_ROOT, def.builtinWeights!) : weightsArg;
-  const weights = weightsPath ? await openSafetensorsPath(weightsPath) : 'random' as const;
+  const weightsPath =
+    weightsArg === 'random' ? null : weightsArg === 'builtin' ? path.join(REPO_ROOT, def.builtinWeights!) : weightsArg;
+  const weights = weightsPath ? await openSafetensorsPath(weightsPath) : ('random' as const);
   const weightsName = weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`;
   const weightsKey = weightsPath ? `sha256:${await sha256File(weightsPath)}` : randomWeightsKey(def.name, seed);
   const p = def.preprocess;
@@ -74,7 +116,15 @@ export async function transferCmd(argv: string[]): Promise<number> {
   let train: FeatureSet & { file: string }, test: FeatureSet & { file: string };
   let dataDesc: string;
   try {
-    const req = (datasetKey: string) => ({ model: def.name, weights, weightsName, weightsKey, seed, datasetKey, batch });
+    const req = (datasetKey: string) => ({
+      model: def.name,
+      weights,
+      weightsName,
+      weightsKey,
+      seed,
+      datasetKey,
+      batch,
+    });
     if (values.train) {
       const tr = await folderSource(device, values.train);
       const te = await folderSource(device, values.test!, tr.map);
@@ -84,17 +134,36 @@ export async function transferCmd(argv: string[]): Promise<number> {
     } else {
       const perClass = Number(values['per-class']);
       const cls = [...SYNTH_HELDOUT_CLASSES];
-      train = await features(device, req(`synthetic held-out train ${perClass} seed ${seed}`), synthClassSource(cls, { perClass, seed, split: 'train' }), p, values.cache!, 'train');
-      test = await features(device, req(`synthetic held-out test 20 seed ${seed}`), synthClassSource(cls, { perClass: 20, seed, split: 'test' }), p, values.cache!, 'test');
+      train = await features(
+        device,
+        req(`synthetic held-out train ${perClass} seed ${seed}`),
+        synthClassSource(cls, { perClass, seed, split: 'train' }),
+        p,
+        values.cache!,
+        'train',
+      );
+      test = await features(
+        device,
+        req(`synthetic held-out test 20 seed ${seed}`),
+        synthClassSource(cls, { perClass: 20, seed, split: 'test' }),
+        p,
+        values.cache!,
+        'test',
+      );
       dataDesc = `synthetic held-out classes (${cls.length}, never seen by the built-in model)`;
     }
   } finally {
     device.destroy();
   }
 
-  const result: TransferSummary & { data: string; model: string; weights: string; timings_ms: Record<string, number> } = {
-    model: def.name, weights: weightsName, data: dataDesc, features: `${train.file}, ${test.file}`, timings_ms: {},
-  };
+  const result: TransferSummary & { data: string; model: string; weights: string; timings_ms: Record<string, number> } =
+    {
+      model: def.name,
+      weights: weightsName,
+      data: dataDesc,
+      features: `${train.file}, ${test.file}`,
+      timings_ms: {},
+    };
   if (protocols.includes('fewshot')) {
     const t0 = performance.now();
     result.fewshot = fewshotLsr(train, test, { shots, seeds: Number(values.seeds) });
@@ -104,7 +173,17 @@ export async function transferCmd(argv: string[]): Promise<number> {
     // Hold out every 5th training example for choosing the L2 strength.
     const idx = Array.from({ length: train.n }, (_, i) => i);
     const t0 = performance.now();
-    const r = linearProbe(subset(train, idx.filter((i) => i % 5 !== 4)), subset(train, idx.filter((i) => i % 5 === 4)), test);
+    const r = linearProbe(
+      subset(
+        train,
+        idx.filter((i) => i % 5 !== 4),
+      ),
+      subset(
+        train,
+        idx.filter((i) => i % 5 === 4),
+      ),
+      test,
+    );
     result.probe = { accuracy: r.accuracy, l2: r.l2 };
     result.timings_ms.probe = performance.now() - t0;
   }
@@ -119,21 +198,43 @@ export async function transferCmd(argv: string[]): Promise<number> {
   writeFileSync(path.join(values.out, 'transfer.json'), JSON.stringify(result, null, 1));
   // Next to a robustness run in the same folder: one summary and one report for the backbone.
   const summaryPath = path.join(values.out, 'summary.json');
-  const summary: Summary = existsSync(summaryPath) ? JSON.parse(readFileSync(summaryPath, 'utf8')) as Summary : {
-    version: 1, model: def.name, weights: weightsName, data: dataDesc, preprocessing: p, created: new Date().toISOString(),
-    shards: null, clean: null, corruptions: {}, mce: null, relative_mce: null, sweeps: {}, resolutions: {}, unreadable: [],
-  };
+  const summary: Summary = existsSync(summaryPath)
+    ? (JSON.parse(readFileSync(summaryPath, 'utf8')) as Summary)
+    : {
+        version: 1,
+        model: def.name,
+        weights: weightsName,
+        data: dataDesc,
+        preprocessing: p,
+        created: new Date().toISOString(),
+        shards: null,
+        clean: null,
+        corruptions: {},
+        mce: null,
+        relative_mce: null,
+        sweeps: {},
+        resolutions: {},
+        unreadable: [],
+      };
   summary.transfer = result;
   writeFileSync(summaryPath, JSON.stringify(summary, null, 1));
   writeFileSync(path.join(values.out, 'report.html'), renderRobustnessReport(summary, { chartJs: readChartJs() }));
 
-  console.log(`\ntransfer of ${def.name} (${weightsName}) to ${dataDesc}: ${train.n} train, ${test.n} test images, ${train.d} features`);
+  console.log(
+    `\ntransfer of ${def.name} (${weightsName}) to ${dataDesc}: ${train.n} train, ${test.n} test images, ${train.d} features`,
+  );
   for (const [k, r] of Object.entries(result.fewshot ?? {})) {
-    console.log(`  ${k.padStart(2)}-shot: ${(100 * r.mean).toFixed(1)}% ± ${(100 * r.std).toFixed(1)} (seeds: ${r.per_seed.map((a) => (100 * a).toFixed(1)).join(', ')})`);
+    console.log(
+      `  ${k.padStart(2)}-shot: ${(100 * r.mean).toFixed(1)}% ± ${(100 * r.std).toFixed(1)} (seeds: ${r.per_seed.map((a) => (100 * a).toFixed(1)).join(', ')})`,
+    );
   }
   if (result.probe) console.log(`  linear probe: ${(100 * result.probe.accuracy).toFixed(1)}% (L2 ${result.probe.l2})`);
   if (result.vtab1k) console.log(`  VTAB-1k-style: ${(100 * result.vtab1k.accuracy).toFixed(1)}%`);
-  console.log(`  solve times: ${Object.entries(result.timings_ms).map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ')}`);
+  console.log(
+    `  solve times: ${Object.entries(result.timings_ms)
+      .map(([k, v]) => `${k} ${v.toFixed(0)} ms`)
+      .join(', ')}`,
+  );
   console.log(`\nwrote ${path.join(values.out, 'transfer.json')}, summary.json and report.html`);
   return 0;
 }

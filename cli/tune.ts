@@ -8,7 +8,13 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import path from 'node:path';
 import { type TuneModelsResult, formatTuneTable, tuneModels } from '../bench/tune.js';
 import { createDevice } from '../engine/device.js';
-import { type TuningFile, TuningVersionError, emptyTuningFile, parseTuningFile, readTuningText } from '../engine/tuning.js';
+import {
+  type TuningFile,
+  TuningVersionError,
+  emptyTuningFile,
+  parseTuningFile,
+  readTuningText,
+} from '../engine/tuning.js';
 import { getModel } from '../models/registry.js';
 import { parseCommand, withPage } from './common.js';
 
@@ -39,13 +45,21 @@ export function writeTuningFile(p: string, f: TuningFile): void {
 export async function tuneCmd(argv: string[], webRoot: string): Promise<number> {
   const { values } = parseCommand(argv, {
     models: { type: 'string', default: 'resnet50,mobilenet_v2,vit_base_patch16_224' },
-    size: { type: 'string', default: '224' }, batch: { type: 'string', default: '1' },
-    reps: { type: 'string', default: '2' }, runtime: { type: 'string', default: 'chrome' },
-    table: { type: 'string', default: DEFAULT_TUNING_FILE }, force: { type: 'boolean', default: false },
-    json: { type: 'string' }, amortize: { type: 'string', default: '100' }, 'warm-cache': { type: 'boolean', default: false },
+    size: { type: 'string', default: '224' },
+    batch: { type: 'string', default: '1' },
+    reps: { type: 'string', default: '2' },
+    runtime: { type: 'string', default: 'chrome' },
+    table: { type: 'string', default: DEFAULT_TUNING_FILE },
+    force: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    amortize: { type: 'string', default: '100' },
+    'warm-cache': { type: 'boolean', default: false },
     'check-runs': { type: 'string', default: '3' },
   });
-  const models = values.models!.split(',').map((s) => s.trim()).filter(Boolean);
+  const models = values
+    .models!.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const m of models) getModel(m);
   const int = (k: string, v: string) => {
     const n = Number(v);
@@ -53,8 +67,13 @@ export async function tuneCmd(argv: string[], webRoot: string): Promise<number> 
     return n;
   };
   const o = {
-    models, size: int('size', values.size!), batch: int('batch', values.batch!), reps: int('reps', values.reps!), force: values.force!,
-    amortizeRuns: int('amortize', values.amortize!), coldCache: !values['warm-cache'],
+    models,
+    size: int('size', values.size!),
+    batch: int('batch', values.batch!),
+    reps: int('reps', values.reps!),
+    force: values.force!,
+    amortizeRuns: int('amortize', values.amortize!),
+    coldCache: !values['warm-cache'],
     checkRuns: values['check-runs'] === '0' ? 0 : int('check-runs', values['check-runs']!),
   };
   const file = values.table!;
@@ -88,11 +107,16 @@ export async function tuneCmd(argv: string[], webRoot: string): Promise<number> 
   save(r.file);
   console.log(`\n${formatTuneTable(r.rows)}`);
   for (const c of r.checks) {
-    console.log(`${c.model} whole model: tuned ${c.tuned_ms.toFixed(1)} ms (pipeline builds ${(c.build_delta_ms ?? 0).toFixed(0)} ms vs the heuristics) ` +
-      `vs heuristics ${c.heuristic_ms.toFixed(1)} ms → ${c.kept ? 'table kept' : 'reverted to the heuristics'}`);
+    console.log(
+      `${c.model} whole model: tuned ${c.tuned_ms.toFixed(1)} ms (pipeline builds ${(c.build_delta_ms ?? 0).toFixed(0)} ms vs the heuristics) ` +
+        `vs heuristics ${c.heuristic_ms.toFixed(1)} ms → ${c.kept ? 'table kept' : 'reverted to the heuristics'}`,
+    );
   }
-  if (values.json) writeFileSync(values.json, JSON.stringify({ adapter: r.adapter, rows: r.rows, checks: r.checks }, null, 1));
-  console.log(`\n${r.adapter}: ${Object.keys(r.file.adapters[r.adapter]?.layers ?? {}).length} layers in ${file} ` +
-    `(${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  if (values.json)
+    writeFileSync(values.json, JSON.stringify({ adapter: r.adapter, rows: r.rows, checks: r.checks }, null, 1));
+  console.log(
+    `\n${r.adapter}: ${Object.keys(r.file.adapters[r.adapter]?.layers ?? {}).length} layers in ${file} ` +
+      `(${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+  );
   return 0;
 }

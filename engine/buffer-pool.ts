@@ -18,7 +18,10 @@ export class BufferPool {
   private sizes = new WeakMap<GPUBuffer, { key: string; size: number }>();
   private stats_: PoolStats = { live: 0, inUse: 0, liveBytes: 0, freeBytes: 0 };
 
-  constructor(private readonly device: GPUDevice, readonly maxFreeBytes = 512 * 2 ** 20) {}
+  constructor(
+    private readonly device: GPUDevice,
+    readonly maxFreeBytes = 512 * 2 ** 20,
+  ) {}
 
   static round(bytes: number): number {
     return Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);

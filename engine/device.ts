@@ -65,14 +65,20 @@ async function nodeGpu(): Promise<{ gpu: GPU; hint: string }> {
   } else {
     hint = `VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES}.`;
   }
-  if (!fs.existsSync('/usr/lib/x86_64-linux-gnu/libvulkan.so.1') && !fs.existsSync('/usr/lib/aarch64-linux-gnu/libvulkan.so.1') && process.platform === 'linux') {
+  if (
+    !fs.existsSync('/usr/lib/x86_64-linux-gnu/libvulkan.so.1') &&
+    !fs.existsSync('/usr/lib/aarch64-linux-gnu/libvulkan.so.1') &&
+    process.platform === 'linux'
+  ) {
     hint += ' The Vulkan loader libvulkan.so.1 was not found: apt-get install -y libvulkan1.';
   }
   let mod: typeof import('webgpu');
   try {
     mod = await import('webgpu');
   } catch (e) {
-    throw new NoAdapterError(`cannot load the npm package 'webgpu' (Dawn for Node): ${(e as Error).message}. Run npm ci.`);
+    throw new NoAdapterError(
+      `cannot load the npm package 'webgpu' (Dawn for Node): ${(e as Error).message}. Run npm ci.`,
+    );
   }
   Object.assign(globalThis, mod.globals);
   nodeInstance ??= mod.create([]) as GPU;
@@ -96,21 +102,30 @@ export async function createDevice(opts: CreateDeviceOptions = {}): Promise<Devi
     }
   }
   const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference });
-  if (!adapter) throw new NoAdapterError(`requestAdapter() returned null: no WebGPU adapter is available. ${hint}`.trim());
+  if (!adapter)
+    throw new NoAdapterError(`requestAdapter() returned null: no WebGPU adapter is available. ${hint}`.trim());
 
   const wantTs = opts.timestamps !== false && adapter.features.has('timestamp-query');
   const requiredLimits: Record<string, number> = {};
   for (const k of [
-    'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupsPerDimension',
-    'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY',
-    'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupStorageSize', 'maxStorageBuffersPerShaderStage',
+    'maxStorageBufferBindingSize',
+    'maxBufferSize',
+    'maxComputeWorkgroupsPerDimension',
+    'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX',
+    'maxComputeWorkgroupSizeY',
+    'maxComputeWorkgroupSizeZ',
+    'maxComputeWorkgroupStorageSize',
+    'maxStorageBuffersPerShaderStage',
   ] as const) {
     requiredLimits[k] = adapter.limits[k];
   }
   const ai = adapter.info ?? ({} as GPUAdapterInfo);
   const sgInfo = ai as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
-  const sgSize = adapter.features.has('subgroups') && sgInfo.subgroupMinSize && sgInfo.subgroupMinSize === sgInfo.subgroupMaxSize
-    ? sgInfo.subgroupMinSize : 0;
+  const sgSize =
+    adapter.features.has('subgroups') && sgInfo.subgroupMinSize && sgInfo.subgroupMinSize === sgInfo.subgroupMaxSize
+      ? sgInfo.subgroupMinSize
+      : 0;
   const requiredFeatures: GPUFeatureName[] = [];
   if (wantTs) requiredFeatures.push('timestamp-query');
   if (sgSize) requiredFeatures.push('subgroups' as GPUFeatureName);

@@ -11,7 +11,15 @@
 
 import { getOp } from '../kernels/index.js';
 import {
-  type BindingRef, type ConstLayout, type Dispatch, type HostTensor, type Limits, type LowerContext, type Lowering, fmtShape, numel,
+  type BindingRef,
+  type ConstLayout,
+  type Dispatch,
+  type HostTensor,
+  type Limits,
+  type LowerContext,
+  type Lowering,
+  fmtShape,
+  numel,
 } from '../kernels/kernel.js';
 import type { Prefer } from '../kernels/variant.js';
 import { BufferPool, poolFor } from './buffer-pool.js';
@@ -103,13 +111,20 @@ async function pipelineFor(device: GPUDevice, d: Dispatch, label: string): Promi
     }
     const module = device.createShaderModule({ code, label: d.key });
     try {
-      return await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: d.family });
+      return await device.createComputePipelineAsync({
+        layout: 'auto',
+        compute: { module, entryPoint: 'main' },
+        label: d.family,
+      });
     } catch (e) {
       const info = await module.getCompilationInfo().catch(() => null);
-      const msgs = info?.messages.filter((m) => m.type === 'error').map((m) => `  line ${m.lineNum}:${m.linePos} ${m.message}`) ?? [];
+      const msgs =
+        info?.messages.filter((m) => m.type === 'error').map((m) => `  line ${m.lineNum}:${m.linePos} ${m.message}`) ??
+        [];
       throw new KernelError(
         `kernel ${d.family} for ${label} failed to build: ${(e as Error).message}` +
-          (msgs.length ? `\n${msgs.join('\n')}` : '') + `\n(set CNNLAB_PRINT_WGSL=${d.family} to print its WGSL)`,
+          (msgs.length ? `\n${msgs.join('\n')}` : '') +
+          `\n(set CNNLAB_PRINT_WGSL=${d.family} to print its WGSL)`,
       );
     }
   })();
@@ -147,19 +162,43 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
   const { mem, lifetimes } = planActivations(graph, lowered, persistent, rootOf, sizes);
   const owned: GPUBuffer[] = [];
   try {
-    const { buffers, weightBytes, ioBytes } = await allocateBuffers(gpu, pool, graph, persistent, staticValues, layouts, mem, sizes, owned);
+    const { buffers, weightBytes, ioBytes } = await allocateBuffers(
+      gpu,
+      pool,
+      graph,
+      persistent,
+      staticValues,
+      layouts,
+      mem,
+      sizes,
+      owned,
+    );
     const { flat, pipelines } = await createPipelines(gpu, lowered);
     const steps = await makeBindGroups(gpu, graph, flat, pipelines, buffers, layouts, rootOf);
 
     const staticSteps = steps.filter((s) => isStatic(s.node));
-    const plan = new Plan(device, graph, steps.filter((s) => !isStatic(s.node)), buffers, persistent, rootOf, owned, {
-      weightBytes, ioBytes,
-      activationBytes: mem.totalBytes,
-      activationBytesUnplanned: mem.naiveBytes,
-      peakBytes: weightBytes + ioBytes + mem.totalBytes,
-      largestTensorBytes: sizes.largest,
-      largestActivationBytes: Math.max(0, ...[...lifetimes.values()].filter((l) => !l.id.includes('#temp')).map((l) => l.bytes)),
-    }, tuning);
+    const plan = new Plan(
+      device,
+      graph,
+      steps.filter((s) => !isStatic(s.node)),
+      buffers,
+      persistent,
+      rootOf,
+      owned,
+      {
+        weightBytes,
+        ioBytes,
+        activationBytes: mem.totalBytes,
+        activationBytesUnplanned: mem.naiveBytes,
+        peakBytes: weightBytes + ioBytes + mem.totalBytes,
+        largestTensorBytes: sizes.largest,
+        largestActivationBytes: Math.max(
+          0,
+          ...[...lifetimes.values()].filter((l) => !l.id.includes('#temp')).map((l) => l.bytes),
+        ),
+      },
+      tuning,
+    );
     // Constant pre-computation: nodes whose inputs are all constants run once, here.
     if (staticSteps.length) await plan.submitSteps(staticSteps, 'compile-time nodes');
     return plan;
@@ -197,7 +236,11 @@ function aliasRoots(graph: Graph): (v: string) => string {
  * Lower every node to dispatches, with its tuned variant where the table has one. A choice that
  * no longer lowers (a stale table from another version, say) falls back to the heuristic, with a note.
  */
-function lowerNodes(graph: Graph, ctx: LowerContext, opts: CompileOptions): { lowered: LoweredNode[]; tuning: TuningReport } {
+function lowerNodes(
+  graph: Graph,
+  ctx: LowerContext,
+  opts: CompileOptions,
+): { lowered: LoweredNode[]; tuning: TuningReport } {
   const tuning = { used: 0, notes: [] as string[] };
   const lowered = graph.nodes.map((n) => {
     const def = getOp(n.op);
@@ -212,7 +255,9 @@ function lowerNodes(graph: Graph, ctx: LowerContext, opts: CompileOptions): { lo
         tuning.used++;
         return { node: n, low };
       } catch (e) {
-        tuning.notes.push(`node "${n.name}": tuned ${t.family} "${t.prefer}" failed to lower (${(e as Error).message}); used the heuristic`);
+        tuning.notes.push(
+          `node "${n.name}": tuned ${t.family} "${t.prefer}" failed to lower (${(e as Error).message}); used the heuristic`,
+        );
       }
     } else if (t) {
       tuning.used++;
@@ -243,13 +288,18 @@ function planConstLayouts(graph: Graph, lowered: LoweredNode[], rootOf: (v: stri
     const over = new Map<number, string>();
     for (const cl of low.constLayouts ?? []) {
       const src = node.inputs[cl.input];
-      if (graph.value(src).kind !== 'const') throw new KernelError(`node "${node.name}": input ${cl.input} ("${src}") is not a constant, so it cannot be relaid out as ${cl.layout}`);
+      if (graph.value(src).kind !== 'const')
+        throw new KernelError(
+          `node "${node.name}": input ${cl.input} ("${src}") is not a constant, so it cannot be relaid out as ${cl.layout}`,
+        );
       const name = `${src}@${cl.layout}`;
       if (!relaid.has(name)) relaid.set(name, { source: src, layout: cl });
       over.set(cl.input, name);
     }
     if (over.size) inputOverride.set(node, over);
-    node.inputs.forEach((x, i) => { if (!over.has(i)) readsAsIs.add(rootOf(x)); });
+    node.inputs.forEach((x, i) => {
+      if (!over.has(i)) readsAsIs.add(rootOf(x));
+    });
   }
   return { relaid, inputOverride, readsAsIs };
 }
@@ -277,7 +327,12 @@ class Sizes {
  * intermediate placed by the memory plan. A constant that every reader takes in another layout
  * is not uploaded in its own.
  */
-function persistentValues(graph: Graph, staticValues: ReadonlySet<string>, rootOf: (v: string) => string, layouts: ConstLayouts): Set<string> {
+function persistentValues(
+  graph: Graph,
+  staticValues: ReadonlySet<string>,
+  rootOf: (v: string) => string,
+  layouts: ConstLayouts,
+): Set<string> {
   const persistent = new Set<string>();
   for (const v of graph.values.values()) {
     if (v.kind !== 'node' || staticValues.has(v.name)) persistent.add(v.name);
@@ -291,7 +346,11 @@ function persistentValues(graph: Graph, staticValues: ReadonlySet<string>, rootO
 
 /** Memory plan: the lifetime of every intermediate and scratch buffer, packed into shared slots. */
 function planActivations(
-  graph: Graph, lowered: LoweredNode[], persistent: ReadonlySet<string>, rootOf: (v: string) => string, sizes: Sizes,
+  graph: Graph,
+  lowered: LoweredNode[],
+  persistent: ReadonlySet<string>,
+  rootOf: (v: string) => string,
+  sizes: Sizes,
 ): { mem: ReturnType<typeof planMemory>; lifetimes: Map<string, Lifetime> } {
   const lifetimes = new Map<string, Lifetime>();
   const touch = (id: string, bytes: number, step: number) => {
@@ -302,9 +361,12 @@ function planActivations(
   lowered.forEach(({ node, low }, step) => {
     for (const v of [...node.inputs, ...node.outputs]) {
       const r = rootOf(v);
-      if (!persistent.has(r) && graph.value(r).kind === 'node') touch(r, sizes.bytesOf(r, numel(graph.shape(r)), graph.shape(r)), step);
+      if (!persistent.has(r) && graph.value(r).kind === 'node')
+        touch(r, sizes.bytesOf(r, numel(graph.shape(r)), graph.shape(r)), step);
     }
-    (low.temps ?? []).forEach((elems, i) => touch(`${node.name}#temp${i}`, sizes.bytesOf(`${node.name} scratch ${i}`, elems), step));
+    (low.temps ?? []).forEach((elems, i) =>
+      touch(`${node.name}#temp${i}`, sizes.bytesOf(`${node.name} scratch ${i}`, elems), step),
+    );
   });
   return { mem: planMemory([...lifetimes.values()]), lifetimes };
 }
@@ -314,8 +376,15 @@ function planActivations(
  * memory-plan slot; every buffer taken is pushed to `owned` (released on failure or dispose).
  */
 async function allocateBuffers(
-  gpu: GPUDevice, pool: BufferPool, graph: Graph, persistent: ReadonlySet<string>, staticValues: ReadonlySet<string>,
-  layouts: ConstLayouts, mem: ReturnType<typeof planMemory>, sizes: Sizes, owned: GPUBuffer[],
+  gpu: GPUDevice,
+  pool: BufferPool,
+  graph: Graph,
+  persistent: ReadonlySet<string>,
+  staticValues: ReadonlySet<string>,
+  layouts: ConstLayouts,
+  mem: ReturnType<typeof planMemory>,
+  sizes: Sizes,
+  owned: GPUBuffer[],
 ): Promise<{ buffers: Map<string, GPUBuffer>; weightBytes: number; ioBytes: number }> {
   const take = (bytes: number, label: string) => {
     const b = pool.acquire(bytes, STORAGE, label);
@@ -337,7 +406,10 @@ async function allocateBuffers(
     }
     for (const [name, { source, layout }] of layouts.relaid) {
       const data = layout.apply(graph.value(source).data!);
-      if (data.length !== layout.elements) throw new KernelError(`layout ${layout.layout} of "${source}" made ${data.length} elements, expected ${layout.elements}`);
+      if (data.length !== layout.elements)
+        throw new KernelError(
+          `layout ${layout.layout} of "${source}" made ${data.length} elements, expected ${layout.elements}`,
+        );
       const b = take(sizes.bytesOf(name, data.length), name);
       buffers.set(name, b);
       gpu.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
@@ -351,18 +423,28 @@ async function allocateBuffers(
 
 /** Pipelines of every dispatch in order, all created in parallel (cached per device by key). */
 async function createPipelines(
-  gpu: GPUDevice, lowered: LoweredNode[],
+  gpu: GPUDevice,
+  lowered: LoweredNode[],
 ): Promise<{ flat: { node: Node; d: Dispatch; label: string }[]; pipelines: GPUComputePipeline[] }> {
   const flat = lowered.flatMap(({ node, low }) =>
-    low.dispatches.map((d, i) => ({ node, d, label: `node "${node.name}" (${node.op}${low.dispatches.length > 1 ? ` dispatch ${i}` : ''})` })),
+    low.dispatches.map((d, i) => ({
+      node,
+      d,
+      label: `node "${node.name}" (${node.op}${low.dispatches.length > 1 ? ` dispatch ${i}` : ''})`,
+    })),
   );
   return { flat, pipelines: await Promise.all(flat.map(({ d, label }) => pipelineFor(gpu, d, label))) };
 }
 
 /** Bind groups, made once: each dispatch's bindings resolved to the buffers (relaid copies included). */
 function makeBindGroups(
-  gpu: GPUDevice, graph: Graph, flat: { node: Node; d: Dispatch; label: string }[], pipelines: GPUComputePipeline[],
-  buffers: Map<string, GPUBuffer>, layouts: ConstLayouts, rootOf: (v: string) => string,
+  gpu: GPUDevice,
+  graph: Graph,
+  flat: { node: Node; d: Dispatch; label: string }[],
+  pipelines: GPUComputePipeline[],
+  buffers: Map<string, GPUBuffer>,
+  layouts: ConstLayouts,
+  rootOf: (v: string) => string,
 ): Promise<Step[]> {
   const bufferFor = (node: Node, ref: BindingRef): { buffer: GPUBuffer; size: number } => {
     const relaidName = ref.kind === 'input' ? layouts.inputOverride.get(node)?.get(ref.index) : undefined;
@@ -370,7 +452,12 @@ function makeBindGroups(
       const buffer = buffers.get(relaidName)!;
       return { buffer, size: BufferPool.round(layouts.relaid.get(relaidName)!.layout.elements * 4) };
     }
-    const name = ref.kind === 'input' ? rootOf(node.inputs[ref.index]) : ref.kind === 'output' ? rootOf(node.outputs[ref.index]) : `${node.name}#temp${ref.index}`;
+    const name =
+      ref.kind === 'input'
+        ? rootOf(node.inputs[ref.index])
+        : ref.kind === 'output'
+          ? rootOf(node.outputs[ref.index])
+          : `${node.name}#temp${ref.index}`;
     const buffer = buffers.get(name);
     if (!buffer) throw new KernelError(`node "${node.name}": binding ${ref.kind} ${ref.index} has no buffer`);
     const elems = ref.kind === 'temp' ? null : numel(graph.shape(name));
@@ -378,7 +465,10 @@ function makeBindGroups(
   };
   return withErrorScope(gpu, 'creating bind groups', () =>
     flat.map(({ node, d, label }, i) => ({
-      node, dispatch: d, label, pipeline: pipelines[i],
+      node,
+      dispatch: d,
+      label,
+      pipeline: pipelines[i],
       bindGroup: gpu.createBindGroup({
         label: `${node.name}:${d.family}`,
         layout: pipelines[i].getBindGroupLayout(0),
@@ -450,14 +540,17 @@ export class Plan {
   private checkInputs(inputs: Record<string, Float32Array>): void {
     const expected = [...this.graph.values.values()].filter((v) => v.kind === 'input');
     for (const k of Object.keys(inputs)) {
-      if (!expected.some((v) => v.name === k)) throw new InputError(`unknown input "${k}" (the graph's inputs: ${expected.map((v) => v.name).join(', ')})`);
+      if (!expected.some((v) => v.name === k))
+        throw new InputError(`unknown input "${k}" (the graph's inputs: ${expected.map((v) => v.name).join(', ')})`);
     }
     for (const v of expected) {
       const d = inputs[v.name];
       if (!d) throw new InputError(`missing input "${v.name}" ${fmtShape(v.shape)}`);
       if (!(d instanceof Float32Array)) throw new InputError(`input "${v.name}" must be a Float32Array`);
       if (d.length !== numel(v.shape)) {
-        throw new InputError(`input "${v.name}" has ${d.length} values but the graph expects ${fmtShape(v.shape)} = ${numel(v.shape)}`);
+        throw new InputError(
+          `input "${v.name}" has ${d.length} values but the graph expects ${fmtShape(v.shape)} = ${numel(v.shape)}`,
+        );
       }
     }
   }
@@ -480,54 +573,63 @@ export class Plan {
     let profile: Profile | undefined;
 
     await withErrorScope(gpu, 'recording the run', () => {
-      for (const [name, data] of Object.entries(inputs)) gpu.queue.writeBuffer(this.buffers.get(name)!, 0, data.buffer, data.byteOffset, data.byteLength);
+      for (const [name, data] of Object.entries(inputs))
+        gpu.queue.writeBuffer(this.buffers.get(name)!, 0, data.buffer, data.byteOffset, data.byteLength);
     });
 
     let timestamps: { set: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer } | undefined;
     if (opts.profile && !this.device.hasTimestamps) {
       profile = await this.profileByWallTime();
     }
-    await this.blame(withErrorScope(gpu, 'recording the run', () => {
-      const enc = gpu.createCommandEncoder({ label: 'run' });
-      if (opts.profile && this.device.hasTimestamps) {
-        const n = Math.min(this.steps.length, 2048);
-        const set = gpu.createQuerySet({ type: 'timestamp', count: 2 * n });
-        const resolve = gpu.createBuffer({ size: 16 * n, usage: Usage.QUERY_RESOLVE | Usage.COPY_SRC });
-        const read = gpu.createBuffer({ size: 16 * n, usage: Usage.MAP_READ | Usage.COPY_DST });
-        timestamps = { set, resolve, read };
-        this.steps.forEach((s, i) => {
-          const pass = enc.beginComputePass({
-            label: s.label,
-            timestampWrites: i < n ? { querySet: set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } : undefined,
+    await this.blame(
+      withErrorScope(gpu, 'recording the run', () => {
+        const enc = gpu.createCommandEncoder({ label: 'run' });
+        if (opts.profile && this.device.hasTimestamps) {
+          const n = Math.min(this.steps.length, 2048);
+          const set = gpu.createQuerySet({ type: 'timestamp', count: 2 * n });
+          const resolve = gpu.createBuffer({ size: 16 * n, usage: Usage.QUERY_RESOLVE | Usage.COPY_SRC });
+          const read = gpu.createBuffer({ size: 16 * n, usage: Usage.MAP_READ | Usage.COPY_DST });
+          timestamps = { set, resolve, read };
+          this.steps.forEach((s, i) => {
+            const pass = enc.beginComputePass({
+              label: s.label,
+              timestampWrites:
+                i < n ? { querySet: set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } : undefined,
+            });
+            this.encode(pass, s);
+            pass.end();
           });
-          this.encode(pass, s);
+          enc.resolveQuerySet(set, 0, 2 * n, resolve, 0);
+          enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * n);
+        } else if (!opts.profile) {
+          const pass = enc.beginComputePass({ label: 'run' });
+          for (const s of this.steps) this.encode(pass, s);
           pass.end();
-        });
-        enc.resolveQuerySet(set, 0, 2 * n, resolve, 0);
-        enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * n);
-      } else if (!opts.profile) {
-        const pass = enc.beginComputePass({ label: 'run' });
-        for (const s of this.steps) this.encode(pass, s);
-        pass.end();
-      }
-      for (const o of wanted) {
-        const src = this.buffers.get(this.rootOf(o))!;
-        let rb = this.readback.get(o);
-        if (!rb) this.readback.set(o, (rb = pool.acquire(src.size, READBACK, `readback ${o}`)));
-        enc.copyBufferToBuffer(src, 0, rb, 0, src.size);
-      }
-      gpu.queue.submit([enc.finish()]);
-    }));
+        }
+        for (const o of wanted) {
+          const src = this.buffers.get(this.rootOf(o))!;
+          let rb = this.readback.get(o);
+          if (!rb) this.readback.set(o, (rb = pool.acquire(src.size, READBACK, `readback ${o}`)));
+          enc.copyBufferToBuffer(src, 0, rb, 0, src.size);
+        }
+        gpu.queue.submit([enc.finish()]);
+      }),
+    );
 
     const outputs: Record<string, HostTensor> = {};
     await this.settle(
-      Promise.all(wanted.map(async (o) => {
-        const rb = this.readback.get(o)!;
-        await rb.mapAsync(MAP_READ);
-        const shape = [...this.graph.shape(o)];
-        outputs[o] = { shape, data: new Float32Array(rb.getMappedRange(0, BufferPool.round(numel(shape) * 4)).slice(0, numel(shape) * 4)) };
-        rb.unmap();
-      })),
+      Promise.all(
+        wanted.map(async (o) => {
+          const rb = this.readback.get(o)!;
+          await rb.mapAsync(MAP_READ);
+          const shape = [...this.graph.shape(o)];
+          outputs[o] = {
+            shape,
+            data: new Float32Array(rb.getMappedRange(0, BufferPool.round(numel(shape) * 4)).slice(0, numel(shape) * 4)),
+          };
+          rb.unmap();
+        }),
+      ),
       'reading outputs',
     );
     if (timestamps) {
@@ -535,9 +637,13 @@ export class Plan {
       await this.settle(read.mapAsync(MAP_READ), 'reading timestamps');
       const ts = new BigInt64Array(read.getMappedRange().slice(0));
       read.unmap();
-      const entries: ProfileEntry[] = this.steps.slice(0, ts.length / 2).map((s, i) => this.entry(s, Number(ts[2 * i + 1] - ts[2 * i]) / 1e6));
+      const entries: ProfileEntry[] = this.steps
+        .slice(0, ts.length / 2)
+        .map((s, i) => this.entry(s, Number(ts[2 * i + 1] - ts[2 * i]) / 1e6));
       profile = { mode: 'timestamp', entries, totalMs: entries.reduce((a, e) => a + e.ms, 0) };
-      set.destroy(); resolve.destroy(); read.destroy();
+      set.destroy();
+      resolve.destroy();
+      read.destroy();
     }
     return { outputs, ms: performance.now() - t0, profile };
   }
@@ -560,14 +666,22 @@ export class Plan {
         pass.end();
         enc.finish();
         const err = await gpu.popErrorScope();
-        if (err) throw new KernelError(`${s.label}, kernel ${s.dispatch.family}: WebGPU validation error: ${err.message}`);
+        if (err)
+          throw new KernelError(`${s.label}, kernel ${s.dispatch.family}: WebGPU validation error: ${err.message}`);
       }
       throw e;
     }
   }
 
   private entry(s: Step, ms: number): ProfileEntry {
-    return { node: s.node.name, family: s.dispatch.family, key: s.dispatch.key, ms, flops: s.dispatch.flops, bytes: s.dispatch.bytes };
+    return {
+      node: s.node.name,
+      family: s.dispatch.family,
+      key: s.dispatch.key,
+      ms,
+      flops: s.dispatch.flops,
+      bytes: s.dispatch.bytes,
+    };
   }
 
   private async profileByWallTime(): Promise<Profile> {
@@ -594,7 +708,10 @@ export class Plan {
       return r;
     } catch (e) {
       await new Promise((res) => setTimeout(res, 0));
-      if (this.device.lost) throw new DeviceLostError(`${what}: the GPU device was lost (${this.device.lost.reason}): ${this.device.lost.message}`);
+      if (this.device.lost)
+        throw new DeviceLostError(
+          `${what}: the GPU device was lost (${this.device.lost.reason}): ${this.device.lost.message}`,
+        );
       throw e;
     }
   }

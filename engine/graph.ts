@@ -36,7 +36,9 @@ export class Graph {
 
   constant(name: string, shape: Shape, data: Float32Array): string {
     if (data.length !== numel(shape)) {
-      throw new ShapeError(`constant "${name}": shape ${fmtShape(shape)} needs ${numel(shape)} values, got ${data.length}`);
+      throw new ShapeError(
+        `constant "${name}": shape ${fmtShape(shape)} needs ${numel(shape)} values, got ${data.length}`,
+      );
     }
     this.define({ name, shape: [...shape], kind: 'const', data });
     return name;
@@ -120,7 +122,9 @@ function inferNode(g: Graph, n: Node): Shape[] {
   const def = getOp(n.op);
   const [lo, hi] = def.arity;
   if (n.inputs.length < lo || n.inputs.length > hi) {
-    throw new ShapeError(`node "${n.name}" (${n.op}): takes ${lo === hi ? lo : `${lo}..${hi}`} inputs, got ${n.inputs.length}`);
+    throw new ShapeError(
+      `node "${n.name}" (${n.op}): takes ${lo === hi ? lo : `${lo}..${hi}`} inputs, got ${n.inputs.length}`,
+    );
   }
   const shapes = n.inputs.map((x) => {
     const v = g.values.get(x);
@@ -144,7 +148,9 @@ export function validateGraph(g: Graph): void {
     shapes.forEach((s, i) => {
       const have = g.value(n.outputs[i]).shape;
       if (fmtShape(have) !== fmtShape(s)) {
-        throw new ShapeError(`node "${n.name}" (${n.op}): output ${i} recorded as ${fmtShape(have)} but inferred ${fmtShape(s)}`);
+        throw new ShapeError(
+          `node "${n.name}" (${n.op}): output ${i} recorded as ${fmtShape(have)} but inferred ${fmtShape(s)}`,
+        );
       }
     });
   }
@@ -152,19 +158,29 @@ export function validateGraph(g: Graph): void {
 }
 
 /** Run the graph on the CPU with every op's reference: the oracle for kernels, passes and models. */
-export function runReference(g: Graph, inputs: Record<string, Float32Array>, outputs = g.outputs): Record<string, HostTensor> {
+export function runReference(
+  g: Graph,
+  inputs: Record<string, Float32Array>,
+  outputs = g.outputs,
+): Record<string, HostTensor> {
   const env = new Map<string, HostTensor>();
   for (const v of g.values.values()) {
     if (v.kind === 'const') env.set(v.name, { shape: v.shape, data: v.data! });
     if (v.kind === 'input') {
       const d = inputs[v.name];
       if (!d) throw new Error(`missing input "${v.name}"`);
-      if (d.length !== numel(v.shape)) throw new ShapeError(`input "${v.name}": expected ${numel(v.shape)} values for ${fmtShape(v.shape)}, got ${d.length}`);
+      if (d.length !== numel(v.shape))
+        throw new ShapeError(
+          `input "${v.name}": expected ${numel(v.shape)} values for ${fmtShape(v.shape)}, got ${d.length}`,
+        );
       env.set(v.name, { shape: v.shape, data: d });
     }
   }
   for (const n of g.nodes) {
-    const res = getOp(n.op).ref(n.attrs, n.inputs.map((x) => env.get(x)!));
+    const res = getOp(n.op).ref(
+      n.attrs,
+      n.inputs.map((x) => env.get(x)!),
+    );
     res.forEach((t, i) => env.set(n.outputs[i], t));
   }
   return Object.fromEntries(outputs.map((o) => [o, env.get(o)!]));
@@ -179,7 +195,12 @@ export interface GraphJSON {
 
 export function graphToJSON(g: Graph): GraphJSON {
   return {
-    values: [...g.values.values()].map((v) => ({ name: v.name, shape: v.shape, kind: v.kind, data: v.data ? [...v.data] : undefined })),
+    values: [...g.values.values()].map((v) => ({
+      name: v.name,
+      shape: v.shape,
+      kind: v.kind,
+      data: v.data ? [...v.data] : undefined,
+    })),
     nodes: g.nodes,
     outputs: g.outputs,
   };
@@ -193,7 +214,8 @@ export function graphFromJSON(j: GraphJSON): Graph {
   }
   for (const n of j.nodes) {
     const outs = g.add(n.op, n.inputs, n.attrs, n.name);
-    if (outs.join() !== n.outputs.join()) throw new Error(`node "${n.name}": outputs ${n.outputs.join()} do not match ${outs.join()}`);
+    if (outs.join() !== n.outputs.join())
+      throw new Error(`node "${n.name}": outputs ${n.outputs.join()} do not match ${outs.join()}`);
   }
   g.markOutputs(...j.outputs);
   return g;

@@ -57,16 +57,26 @@ function byBirth(lifetimes: Lifetime[]): MemoryPlan {
     let best = -1;
     for (let s = 0; s < slots.length; s++) {
       if (slots[s].freeAfter >= t.first) continue;
-      const fit = slots[s].bytes >= t.bytes, bestFit = best >= 0 && slots[best].bytes >= t.bytes;
+      const fit = slots[s].bytes >= t.bytes,
+        bestFit = best >= 0 && slots[best].bytes >= t.bytes;
       // Prefer the smallest slot that fits; failing that, the largest one (least growth).
-      if (best < 0 || (fit && (!bestFit || slots[s].bytes < slots[best].bytes)) || (!fit && !bestFit && slots[s].bytes > slots[best].bytes)) best = s;
+      if (
+        best < 0 ||
+        (fit && (!bestFit || slots[s].bytes < slots[best].bytes)) ||
+        (!fit && !bestFit && slots[s].bytes > slots[best].bytes)
+      )
+        best = s;
     }
     if (best < 0) slots.push({ bytes: 0, freeAfter: -1 }), (best = slots.length - 1);
     slots[best].bytes = Math.max(slots[best].bytes, t.bytes);
     slots[best].freeAfter = t.last;
     slotOf.set(t.id, best);
   }
-  return finish(lifetimes, slots.map((s) => s.bytes), slotOf);
+  return finish(
+    lifetimes,
+    slots.map((s) => s.bytes),
+    slotOf,
+  );
 }
 
 function bySize(lifetimes: Lifetime[], tie: (a: Lifetime, b: Lifetime) => number): MemoryPlan {
@@ -86,5 +96,9 @@ function bySize(lifetimes: Lifetime[], tie: (a: Lifetime, b: Lifetime) => number
     slots[best].members.push(t);
     slotOf.set(t.id, best);
   }
-  return finish(lifetimes, slots.map((s) => s.bytes), slotOf);
+  return finish(
+    lifetimes,
+    slots.map((s) => s.bytes),
+    slotOf,
+  );
 }

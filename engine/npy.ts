@@ -30,20 +30,26 @@ export async function readNpy(src: ByteSource): Promise<HostTensor> {
   if (src.size < 10) fail(`${src.size} bytes is too short for a .npy file`);
   const prefix = await src.read(0, Math.min(12, src.size));
   if (!MAGIC.every((b, i) => prefix[i] === b)) {
-    fail(`not a .npy file (bad magic: expected \\x93NUMPY, found ${[...prefix.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(' ')})`);
+    fail(
+      `not a .npy file (bad magic: expected \\x93NUMPY, found ${[...prefix.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(' ')})`,
+    );
   }
   const [major, minor] = [prefix[6], prefix[7]];
-  if (!(major >= 1 && major <= 3 && minor === 0)) fail(`.npy format version ${major}.${minor} is not one of 1.0, 2.0, 3.0`);
+  if (!(major >= 1 && major <= 3 && minor === 0))
+    fail(`.npy format version ${major}.${minor} is not one of 1.0, 2.0, 3.0`);
   const lenBytes = major === 1 ? 2 : 4;
   if (src.size < 8 + lenBytes) fail(`${src.size} bytes is too short for a version ${major}.0 .npy header`);
   const dv = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
   const hlen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
   const dataStart = 8 + lenBytes + hlen;
-  if (dataStart > src.size) fail(`header length ${hlen} runs past the end of the file (${src.size} bytes); the file is truncated`);
+  if (dataStart > src.size)
+    fail(`header length ${hlen} runs past the end of the file (${src.size} bytes); the file is truncated`);
 
   let text = '';
   try {
-    text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1', { fatal: true }).decode(await src.read(8 + lenBytes, hlen));
+    text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1', { fatal: true }).decode(
+      await src.read(8 + lenBytes, hlen),
+    );
   } catch (e) {
     if (e instanceof WeightFileError) throw e;
     fail('header is not valid UTF-8');
@@ -54,7 +60,10 @@ export async function readNpy(src: ByteSource): Promise<HostTensor> {
   const have = src.size - dataStart;
   const shapeStr = `(${shape.join(', ')}${shape.length === 1 ? ',' : ''})`;
   if (have < need) fail(`truncated: shape ${shapeStr} float32 needs ${need} bytes of data, the file has ${have}`);
-  if (have > need) fail(`shape ${shapeStr} float32 needs ${need} bytes of data but the file has ${have} (${have - need} extra); the header does not match the data`);
+  if (have > need)
+    fail(
+      `shape ${shapeStr} float32 needs ${need} bytes of data but the file has ${have} (${have - need} extra); the header does not match the data`,
+    );
   return { shape, data: toFloat32(await src.read(dataStart, need), 'F32') };
 }
 
@@ -64,15 +73,20 @@ function checkHeader(text: string, fail: (msg: string) => never): number[] {
   try {
     d = parsePyLiteral(text);
   } catch (e) {
-    return fail(`header is not a Python dict literal (${(e as Error).message}): ${JSON.stringify(text.trim().slice(0, 120))}`);
+    return fail(
+      `header is not a Python dict literal (${(e as Error).message}): ${JSON.stringify(text.trim().slice(0, 120))}`,
+    );
   }
   if (!(d instanceof Map)) return fail(`header is not a dict: ${JSON.stringify(text.trim().slice(0, 120))}`);
   const keys = [...d.keys()].sort();
-  if (keys.join() !== 'descr,fortran_order,shape') fail(`header keys are [${keys.join(', ')}]; expected descr, fortran_order, shape`);
+  if (keys.join() !== 'descr,fortran_order,shape')
+    fail(`header keys are [${keys.join(', ')}]; expected descr, fortran_order, shape`);
 
   const descr = d.get('descr');
   if (typeof descr !== 'string') {
-    fail(`structured dtype ${pyRepr(descr)}; cnnlab needs a plain float32 array ('<f4'): save one field, e.g. x['name'].astype(np.float32)`);
+    fail(
+      `structured dtype ${pyRepr(descr)}; cnnlab needs a plain float32 array ('<f4'): save one field, e.g. x['name'].astype(np.float32)`,
+    );
   }
   if (descr !== '<f4') fail(describeDtype(descr as string));
 
@@ -81,13 +95,28 @@ function checkHeader(text: string, fail: (msg: string) => never): number[] {
   if (fortran) fail(`fortran_order is True (column-major); cnnlab needs C order: save np.ascontiguousarray(x)`);
 
   const shape = d.get('shape');
-  if (!(shape instanceof PyTuple) || !shape.items.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) {
+  if (
+    !(shape instanceof PyTuple) ||
+    !shape.items.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)
+  ) {
     fail(`shape ${pyRepr(shape)} is not a tuple of non-negative integers`);
   }
   return (shape as PyTuple).items as number[];
 }
 
-const KIND: Record<string, string> = { f: 'float', i: 'int', u: 'uint', c: 'complex', b: 'bool', U: 'str', S: 'bytes', O: 'object', V: 'void', M: 'datetime64', m: 'timedelta64' };
+const KIND: Record<string, string> = {
+  f: 'float',
+  i: 'int',
+  u: 'uint',
+  c: 'complex',
+  b: 'bool',
+  U: 'str',
+  S: 'bytes',
+  O: 'object',
+  V: 'void',
+  M: 'datetime64',
+  m: 'timedelta64',
+};
 
 function describeDtype(descr: string): string {
   const m = /^([<>|=]?)([a-zA-Z])(\d*)/.exec(descr);
@@ -106,9 +135,11 @@ function describeDtype(descr: string): string {
 
 /** Version 1.0 (2.0 only if the header outgrows 64 KiB), '<f4', C order, byte-identical to np.save. */
 export function encodeNpy(t: HostTensor): Uint8Array<ArrayBuffer> {
-  if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`encodeNpy: invalid shape [${t.shape.join(', ')}]`);
+  if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw new Error(`encodeNpy: invalid shape [${t.shape.join(', ')}]`);
   const numel = t.shape.reduce((a, d) => a * d, 1);
-  if (numel !== t.data.length) throw new Error(`encodeNpy: shape [${t.shape.join(', ')}] has ${numel} elements but data has ${t.data.length}`);
+  if (numel !== t.data.length)
+    throw new Error(`encodeNpy: shape [${t.shape.join(', ')}] has ${numel} elements but data has ${t.data.length}`);
   const shapeRepr = `(${t.shape.join(', ')}${t.shape.length === 1 ? ',' : ''})`;
   let dict = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeRepr}, }`;
   if (t.shape.length > 0) dict += ' '.repeat(GROWTH_AXIS_MAX_DIGITS - String(t.shape[0]).length);

@@ -45,10 +45,18 @@ export function foldBatchNorm(input: Graph): Graph {
   for (const bn of [...g.nodes]) {
     if (bn.op !== 'batchnorm') continue;
     const conv = g.producer(bn.inputs[0]);
-    if (!conv || conv.op !== 'conv2d' || !noAct(conv) || hasResidual(conv) || soleConsumer(g, conv.outputs[0]) !== bn) continue;
-    if (![conv.inputs[1], conv.inputs[2], ...bn.inputs.slice(1)].every((v) => v === undefined || isConst(g, v))) continue;
+    if (!conv || conv.op !== 'conv2d' || !noAct(conv) || hasResidual(conv) || soleConsumer(g, conv.outputs[0]) !== bn)
+      continue;
+    if (![conv.inputs[1], conv.inputs[2], ...bn.inputs.slice(1)].every((v) => v === undefined || isConst(g, v)))
+      continue;
     const [gamma, beta, mean, variance] = bn.inputs.slice(1).map((v) => g.value(v).data!);
-    const { scale, shift } = foldBatchNormParams(gamma, beta, mean, variance, (bn.attrs.eps as number | undefined) ?? 1e-5);
+    const { scale, shift } = foldBatchNormParams(
+      gamma,
+      beta,
+      mean,
+      variance,
+      (bn.attrs.eps as number | undefined) ?? 1e-5,
+    );
     const w = g.value(conv.inputs[1]);
     const cout = w.shape[w.shape.length - 1];
     const wf = w.data!.map((x, i) => x * scale[i % cout]); // HWIO: Cout is the fastest axis
@@ -71,7 +79,13 @@ export function fuseBias(input: Graph): Graph {
     if (ci < 0) continue;
     const bias = add.inputs[ci];
     const prod = g.producer(add.inputs[1 - ci]);
-    if (!prod || (prod.op !== 'conv2d' && prod.op !== 'matmul') || !noAct(prod) || soleConsumer(g, prod.outputs[0]) !== add) continue;
+    if (
+      !prod ||
+      (prod.op !== 'conv2d' && prod.op !== 'matmul') ||
+      !noAct(prod) ||
+      soleConsumer(g, prod.outputs[0]) !== add
+    )
+      continue;
     const out = g.shape(prod.outputs[0]);
     if (g.shape(bias)[0] !== out[out.length - 1]) continue;
     if (prod.inputs.length >= 3) {
@@ -79,7 +93,12 @@ export function fuseBias(input: Graph): Graph {
       const old = g.value(prod.inputs[2]).data!;
       const sum = g.value(bias).data!.map((x, i) => x + old[i]);
       // A conv's residual (4th input) stays: act is none, so (acc + b + r) + b2 = acc + (b + b2) + r.
-      prod.inputs = [prod.inputs[0], prod.inputs[1], g.constant(`${add.name}.merged_bias`, [sum.length], sum), ...prod.inputs.slice(3)];
+      prod.inputs = [
+        prod.inputs[0],
+        prod.inputs[1],
+        g.constant(`${add.name}.merged_bias`, [sum.length], sum),
+        ...prod.inputs.slice(3),
+      ];
     } else {
       prod.inputs = [...prod.inputs, bias];
     }
@@ -120,7 +139,14 @@ export function fuseResidual(input: Graph): Graph {
     for (let k = 0; k < 2; k++) {
       const conv = g.producer(add.inputs[k]);
       const other = add.inputs[1 - k];
-      if (!conv || conv.op !== 'conv2d' || !noAct(conv) || hasResidual(conv) || ((conv.attrs.groups as number | undefined) ?? 1) !== 1) continue;
+      if (
+        !conv ||
+        conv.op !== 'conv2d' ||
+        !noAct(conv) ||
+        hasResidual(conv) ||
+        ((conv.attrs.groups as number | undefined) ?? 1) !== 1
+      )
+        continue;
       if (soleConsumer(g, conv.outputs[0]) !== add) continue;
       const kind = g.value(other).kind;
       const otherProd = kind === 'node' ? g.producer(other) : undefined;
@@ -152,7 +178,12 @@ export interface PassReport {
 export function optimize(g: Graph): { graph: Graph; report: PassReport } {
   const counts: Record<string, number> = {};
   let cur = g;
-  const passes = [['foldBatchNorm', foldBatchNorm], ['fuseBias', fuseBias], ['fuseActivation', fuseActivation], ['fuseResidual', fuseResidual]] as const;
+  const passes = [
+    ['foldBatchNorm', foldBatchNorm],
+    ['fuseBias', fuseBias],
+    ['fuseActivation', fuseActivation],
+    ['fuseResidual', fuseResidual],
+  ] as const;
   for (const [name, pass] of passes) {
     const next = pass(cur);
     counts[name] = cur.nodes.length - next.nodes.length;

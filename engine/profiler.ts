@@ -28,18 +28,30 @@ export interface FamilyRow {
 
 /** Aggregate a profile by kernel family, slowest first. */
 export function byFamily(p: Profile): FamilyRow[] {
-  const rows = new Map<string, { calls: number; ms: number; flops: number; bytes: number; hasF: boolean; hasB: boolean }>();
+  const rows = new Map<
+    string,
+    { calls: number; ms: number; flops: number; bytes: number; hasF: boolean; hasB: boolean }
+  >();
   for (const e of p.entries) {
     const r = rows.get(e.family) ?? { calls: 0, ms: 0, flops: 0, bytes: 0, hasF: false, hasB: false };
     r.calls++;
     r.ms += e.ms;
-    if (e.flops) { r.flops += e.flops; r.hasF = true; }
-    if (e.bytes) { r.bytes += e.bytes; r.hasB = true; }
+    if (e.flops) {
+      r.flops += e.flops;
+      r.hasF = true;
+    }
+    if (e.bytes) {
+      r.bytes += e.bytes;
+      r.hasB = true;
+    }
     rows.set(e.family, r);
   }
   return [...rows.entries()]
     .map(([family, r]) => ({
-      family, calls: r.calls, ms: r.ms, share: p.totalMs > 0 ? r.ms / p.totalMs : 0,
+      family,
+      calls: r.calls,
+      ms: r.ms,
+      share: p.totalMs > 0 ? r.ms / p.totalMs : 0,
       gflops: r.hasF && r.ms > 0 ? r.flops / r.ms / 1e6 : undefined,
       gbps: r.hasB && r.ms > 0 ? r.bytes / r.ms / 1e6 : undefined,
     }))

@@ -63,7 +63,10 @@ export async function fileSource(path: string): Promise<ByteSource> {
         let done = 0;
         while (done < length) {
           const { bytesRead } = await fh.read(out, done, length - done, offset + done);
-          if (bytesRead === 0) throw new WeightFileError(`${path}: file ended at byte ${offset + done}, expected ${offset + length} (was it truncated while open?)`);
+          if (bytesRead === 0)
+            throw new WeightFileError(
+              `${path}: file ended at byte ${offset + done}, expected ${offset + length} (was it truncated while open?)`,
+            );
           done += bytesRead;
         }
       } finally {
@@ -75,17 +78,36 @@ export async function fileSource(path: string): Promise<ByteSource> {
 }
 
 function checkRange(offset: number, length: number, size: number, name: string | undefined): void {
-  if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= size)) {
+  if (
+    !(
+      Number.isSafeInteger(offset) &&
+      Number.isSafeInteger(length) &&
+      offset >= 0 &&
+      length >= 0 &&
+      offset + length <= size
+    )
+  ) {
     throw new WeightFileError(`${name ?? 'buffer'}: read of ${length} bytes at ${offset} is outside its ${size} bytes`);
   }
 }
 
 /** Bytes per element of every dtype the safetensors format defines. */
 const DTYPE_SIZE: Record<string, number> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1,
-  I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4,
-  I64: 8, U64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  I64: 8,
+  U64: 8,
+  F64: 8,
 };
 /** The dtypes read() converts to f32. Others are listed in `tensors` but refuse to load. */
 const READABLE = ['F32', 'F16', 'BF16', 'F64', 'I64', 'I32'];
@@ -121,9 +143,13 @@ export async function openSafetensors(src: ByteSource): Promise<SafetensorsFile>
   if (src.size < 8) fail(`${src.size} bytes is too short for a safetensors file (the header length alone is 8 bytes)`);
   const lenBytes = await src.read(0, 8);
   const n64 = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true);
-  if (n64 > BigInt(MAX_HEADER)) fail(`header length ${n64} is absurd (limit ${MAX_HEADER} bytes); is this a safetensors file?`);
+  if (n64 > BigInt(MAX_HEADER))
+    fail(`header length ${n64} is absurd (limit ${MAX_HEADER} bytes); is this a safetensors file?`);
   const n = Number(n64);
-  if (8 + n > src.size) fail(`header length ${n} runs past the end of the file (${src.size} bytes); the file is truncated or not safetensors`);
+  if (8 + n > src.size)
+    fail(
+      `header length ${n} runs past the end of the file (${src.size} bytes); the file is truncated or not safetensors`,
+    );
 
   let text = '';
   try {
@@ -177,9 +203,11 @@ export async function openSafetensors(src: ByteSource): Promise<SafetensorsFile>
         fail(`no tensor '${name}' (the file has ${tensors.size}: ${some}${tensors.size > 8 ? ', ...' : ''})`);
       }
       const info = t as TensorInfo;
-      if (!READABLE.includes(info.dtype)) fail(`tensor '${name}' has dtype ${info.dtype}; cnnlab reads ${READABLE.join(', ')}`);
+      if (!READABLE.includes(info.dtype))
+        fail(`tensor '${name}' has dtype ${info.dtype}; cnnlab reads ${READABLE.join(', ')}`);
       const bytes = await src.read(dataStart + info.begin, info.end - info.begin);
-      if (bytes.byteLength !== info.end - info.begin) fail(`tensor '${name}': read ${bytes.byteLength} bytes, expected ${info.end - info.begin}`);
+      if (bytes.byteLength !== info.end - info.begin)
+        fail(`tensor '${name}': read ${bytes.byteLength} bytes, expected ${info.end - info.begin}`);
       return { shape: [...info.shape], data: toFloat32(bytes, info.dtype) };
     },
   };
@@ -187,27 +215,42 @@ export async function openSafetensors(src: ByteSource): Promise<SafetensorsFile>
 
 function parseEntry(name: string, entry: unknown, dataSize: number, fail: (msg: string) => never): TensorInfo {
   const where = `tensor '${name}'`;
-  if (!isObject(entry)) fail(`${where}: entry must be an object with dtype, shape and data_offsets, found ${describe(entry)}`);
+  if (!isObject(entry))
+    fail(`${where}: entry must be an object with dtype, shape and data_offsets, found ${describe(entry)}`);
   const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
   if (dtype === undefined) fail(`${where}: missing 'dtype'`);
   if (shape === undefined) fail(`${where}: missing 'shape'`);
   if (offsets === undefined) fail(`${where}: missing 'data_offsets'`);
   if (typeof dtype !== 'string') fail(`${where}: dtype must be a string, found ${describe(dtype)}`);
   const size = DTYPE_SIZE[dtype as string];
-  if (size === undefined) fail(`${where}: unknown dtype '${dtype}' (safetensors dtypes: ${Object.keys(DTYPE_SIZE).join(', ')})`);
+  if (size === undefined)
+    fail(`${where}: unknown dtype '${dtype}' (safetensors dtypes: ${Object.keys(DTYPE_SIZE).join(', ')})`);
   if (!Array.isArray(shape)) fail(`${where}: shape must be an array of integers, found ${describe(shape)}`);
   for (const d of shape as unknown[]) {
-    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) fail(`${where}: shape [${(shape as unknown[]).join(', ')}] has dimension ${describe(d)}; dimensions must be non-negative integers`);
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)
+      fail(
+        `${where}: shape [${(shape as unknown[]).join(', ')}] has dimension ${describe(d)}; dimensions must be non-negative integers`,
+      );
   }
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)) {
+  if (
+    !Array.isArray(offsets) ||
+    offsets.length !== 2 ||
+    !offsets.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)
+  ) {
     fail(`${where}: data_offsets must be [begin, end] with non-negative integers, found ${describe(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
   if (begin > end) fail(`${where}: data_offsets [${begin}, ${end}] has begin > end`);
-  if (end > dataSize) fail(`${where}: data_offsets end ${end} is past the end of the data section (${dataSize} bytes); the file is truncated`);
+  if (end > dataSize)
+    fail(
+      `${where}: data_offsets end ${end} is past the end of the data section (${dataSize} bytes); the file is truncated`,
+    );
   const dims = shape as number[];
   const bytes = dims.reduce((a, d) => a * d, 1) * size;
-  if (bytes !== end - begin) fail(`${where}: shape [${dims.join(', ')}] of ${dtype} needs ${bytes} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
+  if (bytes !== end - begin)
+    fail(
+      `${where}: shape [${dims.join(', ')}] of ${dtype} needs ${bytes} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`,
+    );
   return { dtype: dtype as string, shape: [...dims], begin, end };
 }
 
@@ -301,16 +344,24 @@ function f16Table(): Float32Array {
 }
 
 /** An F32 safetensors file; the header is padded with spaces to a multiple of 8, as the reference writer does. */
-export function encodeSafetensors(tensors: Record<string, HostTensor>, metadata?: Record<string, string>): Uint8Array<ArrayBuffer> {
+export function encodeSafetensors(
+  tensors: Record<string, HostTensor>,
+  metadata?: Record<string, string>,
+): Uint8Array<ArrayBuffer> {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   const entries = Object.entries(tensors);
   for (const [name, t] of entries) {
-    if (name === '__metadata__') throw new Error(`encodeSafetensors: '__metadata__' is reserved and cannot name a tensor`);
-    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`encodeSafetensors: tensor '${name}' has invalid shape [${t.shape.join(', ')}]`);
+    if (name === '__metadata__')
+      throw new Error(`encodeSafetensors: '__metadata__' is reserved and cannot name a tensor`);
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw new Error(`encodeSafetensors: tensor '${name}' has invalid shape [${t.shape.join(', ')}]`);
     const numel = t.shape.reduce((a, d) => a * d, 1);
-    if (numel !== t.data.length) throw new Error(`encodeSafetensors: tensor '${name}' has shape [${t.shape.join(', ')}] (${numel} elements) but ${t.data.length} values`);
+    if (numel !== t.data.length)
+      throw new Error(
+        `encodeSafetensors: tensor '${name}' has shape [${t.shape.join(', ')}] (${numel} elements) but ${t.data.length} values`,
+      );
     header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * numel] };
     offset += 4 * numel;
   }

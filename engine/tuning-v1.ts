@@ -56,11 +56,16 @@ function modeWg(modes: readonly string[]) {
   };
 }
 
-const one = (key: string, values: readonly string[]) => (s: string): VariantObject | undefined =>
-  values.includes(s) ? { [key]: s } : undefined;
+const one =
+  (key: string, values: readonly string[]) =>
+  (s: string): VariantObject | undefined =>
+    values.includes(s) ? { [key]: s } : undefined;
 
 const LEGACY: Record<string, (s: string) => VariantObject | undefined> = {
-  conv2d, matmul, depthwise, attention,
+  conv2d,
+  matmul,
+  depthwise,
+  attention,
   layernorm: modeWg(['thread', 'workgroup']),
   softmax: modeWg(['thread', 'workgroup']),
   group_norm: modeWg(['fused', 'split']),

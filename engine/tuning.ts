@@ -99,7 +99,10 @@ export function mergeTable(file: TuningFile, table: TuningTable): TuningFile {
   const old = file.adapters[table.adapter]?.layers ?? {};
   return {
     version: TUNING_VERSION,
-    adapters: { ...file.adapters, [table.adapter]: { updated: new Date().toISOString(), layers: { ...old, ...table.layers } } },
+    adapters: {
+      ...file.adapters,
+      [table.adapter]: { updated: new Date().toISOString(), layers: { ...old, ...table.layers } },
+    },
   };
 }
 
@@ -125,12 +128,16 @@ export function readTuningText(text: string, source: string): { file: TuningFile
       `${source}: expected a cnnlab tuning file with "version": ${TUNING_VERSION} (or 1, which is converted); ${REGENERATE_HINT}`,
     );
   }
-  if (!o.adapters || typeof o.adapters !== 'object') throw new TuningFileError(`${source}: "adapters" must be an object`);
+  if (!o.adapters || typeof o.adapters !== 'object')
+    throw new TuningFileError(`${source}: "adapters" must be an object`);
   for (const [a, t] of Object.entries(o.adapters)) {
-    if (!t || typeof t.layers !== 'object') throw new TuningFileError(`${source}: adapter "${a}" has no "layers" object`);
+    if (!t || typeof t.layers !== 'object')
+      throw new TuningFileError(`${source}: adapter "${a}" has no "layers" object`);
     for (const [k, c] of Object.entries(t.layers)) {
       if (!c || typeof c.family !== 'string' || typeof c.prefer !== 'string' || typeof c.ms !== 'number') {
-        throw new TuningFileError(`${source}: adapter "${a}", layer ${k}: expected { family, prefer, ms, heuristicMs }`);
+        throw new TuningFileError(
+          `${source}: adapter "${a}", layer ${k}: expected { family, prefer, ms, heuristicMs }`,
+        );
       }
     }
   }

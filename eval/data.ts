@@ -79,10 +79,14 @@ export function assignLabels(classes: string[], o: LabelOptions = {}): { labels:
   let labelSource: LabelSource;
   if (o.labelMap) {
     const missing = classes.filter((c) => !Object.prototype.hasOwnProperty.call(o.labelMap, c));
-    if (missing.length) throw new DatasetError(`the label map has no label for ${missing.length} class folder(s): ${listSome(missing)}`);
+    if (missing.length)
+      throw new DatasetError(`the label map has no label for ${missing.length} class folder(s): ${listSome(missing)}`);
     labels = classes.map((c) => o.labelMap![c]);
     const bad = classes.filter((_, i) => !Number.isInteger(labels[i]) || labels[i] < 0);
-    if (bad.length) throw new DatasetError(`the label map gives folder(s) ${listSome(bad)} a label that is not a non-negative integer`);
+    if (bad.length)
+      throw new DatasetError(
+        `the label map gives folder(s) ${listSome(bad)} a label that is not a non-negative integer`,
+      );
     labelSource = 'map';
   } else if (o.labels !== 'sorted' && classes.every((c) => imagenetClassIndex(c) !== undefined)) {
     labels = classes.map((c) => imagenetClassIndex(c)!);
@@ -94,12 +98,16 @@ export function assignLabels(classes: string[], o: LabelOptions = {}): { labels:
   if (o.classes !== undefined) {
     const bad = classes.map((c, i) => ({ c, l: labels[i] })).filter(({ l }) => l >= o.classes!);
     if (bad.length) {
-      const hint = labelSource === 'imagenet-synsets'
-        ? `; the folders are ImageNet-1k wnids, labelled by the ImageNet-1k index: for a head trained on these folders in sorted order use labels: 'sorted', or give a label map`
-        : labelSource === 'sorted' ? `; the dataset has ${classes.length} class folders` : '';
+      const hint =
+        labelSource === 'imagenet-synsets'
+          ? `; the folders are ImageNet-1k wnids, labelled by the ImageNet-1k index: for a head trained on these folders in sorted order use labels: 'sorted', or give a label map`
+          : labelSource === 'sorted'
+            ? `; the dataset has ${classes.length} class folders`
+            : '';
       throw new DatasetError(
         `mislabelled dataset: folder ${bad[0].c} maps to label ${bad[0].l} but the model has ${o.classes} classes` +
-          (bad.length > 1 ? ` (${bad.length - 1} more folder(s) too: ${listSome(bad.slice(1).map((b) => b.c))})` : '') + hint,
+          (bad.length > 1 ? ` (${bad.length - 1} more folder(s) too: ${listSome(bad.slice(1).map((b) => b.c))})` : '') +
+          hint,
       );
     }
   }
@@ -119,12 +127,14 @@ export async function scanImageFolder(dir: string, o: LabelOptions = {}): Promis
   const root = path.resolve(dir);
   const isDir = async (p: string) => (await fs.stat(p).catch(() => null))?.isDirectory() ?? false;
   if (!(await fs.stat(root).catch(() => null))) throw new DatasetError(`dataset folder ${dir} does not exist`);
-  if (!(await isDir(root))) throw new DatasetError(`dataset path ${dir} is not a folder (expected one sub-folder per class)`);
+  if (!(await isDir(root)))
+    throw new DatasetError(`dataset path ${dir} is not a folder (expected one sub-folder per class)`);
 
   // Directories, following symbolic links as ImageFolder does.
   const subdirs = async (rel: string): Promise<{ dirs: string[]; files: string[] }> => {
     const entries = await fs.readdir(path.join(root, rel), { withFileTypes: true });
-    const dirs: string[] = [], files: string[] = [];
+    const dirs: string[] = [],
+      files: string[] = [];
     for (const e of entries) {
       if (e.name.startsWith('.')) continue;
       const r = rel ? `${rel}/${e.name}` : e.name;
@@ -135,7 +145,8 @@ export async function scanImageFolder(dir: string, o: LabelOptions = {}): Promis
     return { dirs, files };
   };
   const walk = async (rel: string, depth: number): Promise<string[]> => {
-    if (depth > 32) throw new DatasetError(`${path.join(root, rel)}: folders nested over 32 deep (a symbolic-link loop?)`);
+    if (depth > 32)
+      throw new DatasetError(`${path.join(root, rel)}: folders nested over 32 deep (a symbolic-link loop?)`);
     const { dirs, files } = await subdirs(rel);
     const nested = await Promise.all(dirs.map((d) => walk(d, depth + 1)));
     return files.concat(...nested);
@@ -143,12 +154,16 @@ export async function scanImageFolder(dir: string, o: LabelOptions = {}): Promis
 
   const classes = (await subdirs('')).dirs.sort(byCodeUnits);
   if (!classes.length) {
-    throw new DatasetError(`dataset folder ${dir} has no class folders: the layout is one sub-folder per class, <root>/<class>/<image>`);
+    throw new DatasetError(
+      `dataset folder ${dir} has no class folders: the layout is one sub-folder per class, <root>/<class>/<image>`,
+    );
   }
   const files = await Promise.all(classes.map(async (c) => (await walk(c, 0)).sort(byCodeUnits)));
   const empty = classes.filter((_, i) => !files[i].length);
   if (empty.length) {
-    throw new DatasetError(`${empty.length} class folder(s) in ${dir} have no images (${IMAGE_EXTENSIONS.join(', ')}): ${listSome(empty, 20)}`);
+    throw new DatasetError(
+      `${empty.length} class folder(s) in ${dir} have no images (${IMAGE_EXTENSIONS.join(', ')}): ${listSome(empty, 20)}`,
+    );
   }
   const { labels, labelSource } = assignLabels(classes, o);
   const items = classes.flatMap((c, i) => files[i].map((p) => ({ path: p, label: labels[i], classFolder: c })));
@@ -166,7 +181,12 @@ export interface DatasetIndex {
 }
 
 export function buildIndex(ds: Dataset): DatasetIndex {
-  return { format: 'cnnlab-dataset/1', classes: ds.classes, labelSource: ds.labelSource, items: ds.items.map(({ path, label }) => ({ path, label })) };
+  return {
+    format: 'cnnlab-dataset/1',
+    classes: ds.classes,
+    labelSource: ds.labelSource,
+    items: ds.items.map(({ path, label }) => ({ path, label })),
+  };
 }
 
 /**
@@ -174,23 +194,42 @@ export function buildIndex(ds: Dataset): DatasetIndex {
  * the URL prefix `o.root`. Items keep the index's order. `o.classes` checks labels as scanning does.
  */
 export function datasetFromIndex(
-  index: { classes: string[]; items: { path: string; label: number; classFolder?: string }[]; labelSource?: LabelSource },
+  index: {
+    classes: string[];
+    items: { path: string; label: number; classFolder?: string }[];
+    labelSource?: LabelSource;
+  },
   o: { root?: string; classes?: number } = {},
 ): Dataset {
-  if (!Array.isArray(index?.classes) || !Array.isArray(index?.items)) throw new DatasetError('a dataset index needs arrays "classes" and "items"');
+  if (!Array.isArray(index?.classes) || !Array.isArray(index?.items))
+    throw new DatasetError('a dataset index needs arrays "classes" and "items"');
   const items: DatasetItem[] = index.items.map((it, i) => {
     const p = it?.path;
     if (typeof p !== 'string' || !p || p.startsWith('/') || p.split('/').some((s) => s === '..' || s === '')) {
-      throw new DatasetError(`dataset index item ${i}: path ${JSON.stringify(p)} is not a relative path inside the dataset`);
+      throw new DatasetError(
+        `dataset index item ${i}: path ${JSON.stringify(p)} is not a relative path inside the dataset`,
+      );
     }
-    if (!Number.isInteger(it.label) || it.label < 0) throw new DatasetError(`dataset index item ${i} (${p}): label ${JSON.stringify(it.label)} is not a non-negative integer`);
+    if (!Number.isInteger(it.label) || it.label < 0)
+      throw new DatasetError(
+        `dataset index item ${i} (${p}): label ${JSON.stringify(it.label)} is not a non-negative integer`,
+      );
     return { path: p, label: it.label, classFolder: it.classFolder ?? p.split('/')[0] };
   });
   if (o.classes !== undefined) {
     const bad = items.find((it) => it.label >= o.classes!);
-    if (bad) throw new DatasetError(`mislabelled dataset: folder ${bad.classFolder} maps to label ${bad.label} but the model has ${o.classes} classes`);
+    if (bad)
+      throw new DatasetError(
+        `mislabelled dataset: folder ${bad.classFolder} maps to label ${bad.label} but the model has ${o.classes} classes`,
+      );
   }
-  return { root: o.root ?? '', source: 'url', classes: [...index.classes], items, labelSource: index.labelSource ?? 'map' };
+  return {
+    root: o.root ?? '',
+    source: 'url',
+    classes: [...index.classes],
+    items,
+    labelSource: index.labelSource ?? 'map',
+  };
 }
 
 /** Where to read an item: a file path (Node) or a URL with each path segment encoded (browser). */
@@ -234,16 +273,25 @@ export interface BatchOptions {
 export function selectItems(ds: Dataset, o: Omit<BatchOptions, 'batchSize'> = {}): BatchItem[] {
   const { shard, limit, skip, seed } = o;
   if (shard) {
-    if (!Number.isInteger(shard.n) || shard.n < 1) throw new DatasetError(`shard count must be a positive integer, got ${shard.n}`);
+    if (!Number.isInteger(shard.n) || shard.n < 1)
+      throw new DatasetError(`shard count must be a positive integer, got ${shard.n}`);
     if (!Number.isInteger(shard.k) || shard.k < 0 || shard.k >= shard.n) {
       throw new DatasetError(`shard index k is 0-based and must satisfy 0 ≤ k < n = ${shard.n}, got ${shard.k}`);
     }
   }
-  if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new DatasetError(`limit must be a non-negative integer, got ${limit}`);
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 0))
+    throw new DatasetError(`limit must be a non-negative integer, got ${limit}`);
   if (limit !== undefined && (seed === undefined || !Number.isInteger(seed))) {
     throw new DatasetError(`a limit samples with the run's seed; got seed ${seed}`);
   }
-  const kept = limit === undefined ? ds.items.map((_, i) => i) : stratifiedSample(ds.items.map((it) => it.label), limit, seed!);
+  const kept =
+    limit === undefined
+      ? ds.items.map((_, i) => i)
+      : stratifiedSample(
+          ds.items.map((it) => it.label),
+          limit,
+          seed!,
+        );
   const out: BatchItem[] = [];
   for (let j = shard ? shard.k : 0; j < kept.length; j += shard ? shard.n : 1) {
     const i = kept[j];
@@ -255,7 +303,8 @@ export function selectItems(ds: Dataset, o: Omit<BatchOptions, 'batchSize'> = {}
 }
 
 /** How `--limit` samples, as recorded in a run's summary. */
-export const LIMIT_SAMPLING = 'stratified over classes (largest remainder), uniform within each class, keyed by the run seed';
+export const LIMIT_SAMPLING =
+  'stratified over classes (largest remainder), uniform within each class, keyed by the run seed';
 
 /**
  * Positions (ascending) of `n` items out of those with these labels, stratified over classes:
@@ -278,7 +327,8 @@ export function stratifiedSample(labels: readonly number[], n: number, seed: num
   const quota = new Map(classes.map((c) => [c, Math.floor((n * byClass.get(c)!.length) / total)]));
   let left = n - [...quota.values()].reduce((a, b) => a + b, 0);
   // Remainders compared exactly in integers (n·m_k mod M); ties broken by a seeded hash of the class.
-  const order = classes.map((c) => ({ c, rem: (n * byClass.get(c)!.length) % total, tie: rngU32(seed, c, LIMIT_STREAM, 0) }))
+  const order = classes
+    .map((c) => ({ c, rem: (n * byClass.get(c)!.length) % total, tie: rngU32(seed, c, LIMIT_STREAM, 0) }))
     .sort((a, b) => b.rem - a.rem || a.tie - b.tie || a.c - b.c);
   for (const { c } of order) {
     if (left === 0) break;
@@ -303,7 +353,8 @@ const LIMIT_STREAM = 0x11a17;
 
 /** Batches of at most batchSize items (the last may be smaller); images are not read here. */
 export async function* batches(ds: Dataset, o: BatchOptions): AsyncGenerator<{ items: BatchItem[] }> {
-  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new DatasetError(`batchSize must be a positive integer, got ${o.batchSize}`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1)
+    throw new DatasetError(`batchSize must be a positive integer, got ${o.batchSize}`);
   const items = selectItems(ds, o);
   for (let i = 0; i < items.length; i += o.batchSize) yield { items: items.slice(i, i + o.batchSize) };
 }
@@ -324,7 +375,10 @@ export interface LoadedBatch {
  * page. Any error from it puts the item in `unreadable` instead of failing the batch.
  */
 export async function loadBatch(
-  ds: Dataset, items: readonly BatchItem[], decode: (location: string) => Promise<RgbImage>, o: { concurrency?: number } = {},
+  ds: Dataset,
+  items: readonly BatchItem[],
+  decode: (location: string) => Promise<RgbImage>,
+  o: { concurrency?: number } = {},
 ): Promise<LoadedBatch> {
   const results: ({ ok: true; img: RgbImage } | { ok: false; error: string })[] = new Array(items.length);
   let next = 0;
@@ -345,7 +399,10 @@ export async function loadBatch(
   await Promise.all(Array.from({ length: Math.max(1, Math.min(o.concurrency ?? 8, items.length)) }, worker));
   const out: LoadedBatch = { items: [], images: [], unreadable: [] };
   results.forEach((r, i) => {
-    if (r.ok) { out.items.push(items[i]); out.images.push(r.img); } else out.unreadable.push({ id: items[i].id, error: r.error });
+    if (r.ok) {
+      out.items.push(items[i]);
+      out.images.push(r.img);
+    } else out.unreadable.push({ id: items[i].id, error: r.error });
   });
   return out;
 }
@@ -357,7 +414,10 @@ export async function loadBatch(
 // [1,S,S,3]), kept in a per-device LRU cache. Evicted plans free their buffers; their pipelines
 // stay in the executor's per-device pipeline cache.
 
-interface CacheEntry { plan: Promise<Plan>; users: number }
+interface CacheEntry {
+  plan: Promise<Plan>;
+  users: number;
+}
 
 const planCaches = new WeakMap<Device, Map<string, CacheEntry>>();
 
@@ -366,7 +426,10 @@ function trim(cache: Map<string, CacheEntry>, capacity: number): void {
     if (cache.size <= capacity) break;
     if (e.users > 0) continue; // in use by a batch now: evicted by a later call
     cache.delete(key);
-    e.plan.then((p) => p.dispose(), () => undefined);
+    e.plan.then(
+      (p) => p.dispose(),
+      () => undefined,
+    );
   }
 }
 
@@ -379,7 +442,11 @@ export function preprocessPlanCount(device: Device): number {
 export function clearPreprocessPlans(device: Device): void {
   const cache = planCaches.get(device);
   if (!cache) return;
-  for (const e of cache.values()) e.plan.then((p) => p.dispose(), () => undefined);
+  for (const e of cache.values())
+    e.plan.then(
+      (p) => p.dispose(),
+      () => undefined,
+    );
   cache.clear();
 }
 
@@ -390,11 +457,20 @@ export function clearPreprocessPlans(device: Device): void {
  * by source size, at most `cacheSize` (default 32) per device, least recently used evicted first.
  */
 export async function preprocessOnGpu(
-  device: Device, images: readonly RgbImage[], p: Preprocess, o: { normalize: boolean; cacheSize?: number },
+  device: Device,
+  images: readonly RgbImage[],
+  p: Preprocess,
+  o: { normalize: boolean; cacheSize?: number },
 ): Promise<Float32Array> {
   const s = p.size;
   const attrs: ImagePreprocessAttrs = {
-    size: s, resizeMode: p.resizeMode, cropPct: p.cropPct, interpolation: p.interpolation, mean: p.mean, std: p.std, normalize: o.normalize,
+    size: s,
+    resizeMode: p.resizeMode,
+    cropPct: p.cropPct,
+    interpolation: p.interpolation,
+    mean: p.mean,
+    std: p.std,
+    normalize: o.normalize,
   };
   let cache = planCaches.get(device);
   if (!cache) planCaches.set(device, (cache = new Map()));
@@ -402,17 +478,23 @@ export async function preprocessOnGpu(
   const planFor = (h: number, w: number): Promise<Plan> => {
     const key = canonicalJson({ h, w, attrs });
     let e = cache!.get(key);
-    if (e) cache!.delete(key); // re-inserted below as the most recent
+    if (e)
+      cache!.delete(key); // re-inserted below as the most recent
     else {
       const g = new Graph();
       g.input('src', [h, w, 3]);
       g.markOutputs(g.op('image_preprocess', ['src'], { ...attrs }, 'y'));
       e = { plan: compile(device, g), users: 0 };
       const failed = e;
-      e.plan.catch(() => { if (cache!.get(key) === failed) cache!.delete(key); });
+      e.plan.catch(() => {
+        if (cache!.get(key) === failed) cache!.delete(key);
+      });
     }
     cache!.set(key, e);
-    if (!held.includes(e)) { e.users++; held.push(e); }
+    if (!held.includes(e)) {
+      e.users++;
+      held.push(e);
+    }
     return e.plan;
   };
   const out = new Float32Array(images.length * s * s * 3);
@@ -425,11 +507,13 @@ export async function preprocessOnGpu(
       }
       return planFor(img.height, img.width);
     });
-    await Promise.all(images.map(async (img, i) => {
-      const plan = await plans[i];
-      const { outputs } = await plan.run({ src: Float32Array.from(img.data) });
-      out.set(outputs.y.data, i * s * s * 3);
-    }));
+    await Promise.all(
+      images.map(async (img, i) => {
+        const plan = await plans[i];
+        const { outputs } = await plan.run({ src: Float32Array.from(img.data) });
+        out.set(outputs.y.data, i * s * s * 3);
+      }),
+    );
   } finally {
     for (const e of held) e.users--;
     trim(cache, o.cacheSize ?? 32);

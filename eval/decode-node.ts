@@ -10,7 +10,11 @@ export class UnreadableImageError extends Error {
 export async function decodeImageFile(path: string): Promise<RgbImage> {
   const { default: sharp } = await import('sharp');
   try {
-    const { data, info } = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(path)
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
     return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
   } catch (e) {

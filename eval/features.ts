@@ -27,7 +27,11 @@ export interface FeatureRequest {
  * A stable short key (FNV-1a 64 of canonical JSON) for a feature cache file. `weightsKey`: the
  * weights file's SHA-256, or `randomWeightsKey(model, seed)` (eval/provenance.ts).
  */
-export function featureCacheKey(r: Pick<FeatureRequest, 'model' | 'datasetKey'> & { weightsKey: string }, p: Preprocess, items: number): string {
+export function featureCacheKey(
+  r: Pick<FeatureRequest, 'model' | 'datasetKey'> & { weightsKey: string },
+  p: Preprocess,
+  items: number,
+): string {
   const text = canonicalJson({ model: r.model, weights: r.weightsKey, data: r.datasetKey, preprocess: p, items });
   let h = 0xcbf29ce484222325n;
   for (let i = 0; i < text.length; i++) h = BigInt.asUintN(64, (h ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n);
@@ -36,16 +40,37 @@ export function featureCacheKey(r: Pick<FeatureRequest, 'model' | 'datasetKey'> 
 
 /** Features [n, D] and labels of every item of `source`, through the model's `features` output. */
 export async function extractFeatures(
-  device: Device, r: FeatureRequest, source: ImageSource, p: Preprocess, progress?: (done: number, total: number) => void,
+  device: Device,
+  r: FeatureRequest,
+  source: ImageSource,
+  p: Preprocess,
+  progress?: (done: number, total: number) => void,
 ): Promise<FeatureSet & { unreadable: { id: string; error: string }[] }> {
   const m = await loadModel(r.model, {
-    weights: r.weights, seed: r.seed, batch: r.batch, size: p.size,
+    weights: r.weights,
+    seed: r.seed,
+    batch: r.batch,
+    size: p.size,
     prelude: (g, s, n) => {
       // [0,1] crops in, normalised here (a batchnorm with γ = 1, β = 0, var = std² − ε).
       const x = g.input('x', [n, s, s, 3]);
       const eps = 1e-12;
       const c = (name: string, v: number[]) => g.constant(name, [3], new Float32Array(v));
-      return g.op('batchnorm', [x, c('one', [1, 1, 1]), c('zero', [0, 0, 0]), c('mean', p.mean), c('var', p.std.map((v) => v * v - eps))], { eps }, 'normalize');
+      return g.op(
+        'batchnorm',
+        [
+          x,
+          c('one', [1, 1, 1]),
+          c('zero', [0, 0, 0]),
+          c('mean', p.mean),
+          c(
+            'var',
+            p.std.map((v) => v * v - eps),
+          ),
+        ],
+        { eps },
+        'normalize',
+      );
     },
   });
   const plan = await compile(device, optimize(m.graph).graph);

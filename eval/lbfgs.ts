@@ -28,7 +28,9 @@ export interface LbfgsResult {
  * writes ∇f(x) into g.
  */
 export function lbfgs(
-  fg: (x: Float64Array, g: Float64Array) => number, x0: Float64Array, o: LbfgsOptions = {},
+  fg: (x: Float64Array, g: Float64Array) => number,
+  x0: Float64Array,
+  o: LbfgsOptions = {},
 ): LbfgsResult {
   const maxIter = o.maxIter ?? 300;
   const m = o.memory ?? 10;
@@ -48,7 +50,10 @@ export function lbfgs(
   for (; iters < maxIter; iters++) {
     let gmax = 0;
     for (let i = 0; i < P; i++) gmax = Math.max(gmax, Math.abs(g[i]));
-    if (gmax <= gtol) { converged = true; break; }
+    if (gmax <= gtol) {
+      converged = true;
+      break;
+    }
 
     // dir = −H·g (two-loop recursion).
     for (let i = 0; i < P; i++) dir[i] = -g[i];
@@ -86,15 +91,30 @@ export function lbfgs(
 
     const s = new Float64Array(P);
     const yv = new Float64Array(P);
-    for (let i = 0; i < P; i++) { s[i] = xn[i] - x[i]; yv[i] = gn[i] - g[i]; }
+    for (let i = 0; i < P; i++) {
+      s[i] = xn[i] - x[i];
+      yv[i] = gn[i] - g[i];
+    }
     const sy = dot(s, yv);
     if (sy > 1e-10 * dot(yv, yv)) {
-      S.push(s); Yh.push(yv); rho.push(1 / sy);
-      if (S.length > m) { S.shift(); Yh.shift(); rho.shift(); }
+      S.push(s);
+      Yh.push(yv);
+      rho.push(1 / sy);
+      if (S.length > m) {
+        S.shift();
+        Yh.shift();
+        rho.shift();
+      }
     }
     const decrease = f - fn;
-    x = xn; g = gn; f = fn;
-    if (decrease <= ftol * Math.max(Math.abs(f), 1)) { converged = true; iters++; break; }
+    x = xn;
+    g = gn;
+    f = fn;
+    if (decrease <= ftol * Math.max(Math.abs(f), 1)) {
+      converged = true;
+      iters++;
+      break;
+    }
   }
   return { x, f, iters, converged };
 }

@@ -11,7 +11,13 @@
  *   ∂L/∂W = Xᵀ(P − Y)/n + l2·W,  ∂L/∂b = Σ_i (p_i − y_i)/n.
  */
 export function softmaxLoss(
-  theta: Float64Array, x: Float64Array, y: Int32Array, n: number, d: number, c: number, l2: number,
+  theta: Float64Array,
+  x: Float64Array,
+  y: Int32Array,
+  n: number,
+  d: number,
+  c: number,
+  l2: number,
   grad?: Float64Array,
 ): number {
   const wEnd = d * c;

@@ -63,9 +63,7 @@ export const NLL_EPS = 1e-12;
  * logits[labelSet] only (= renormalising the full softmax over the subset), and top5 and label
  * stay in the model's class ids; the label must be in the set.
  */
-export function summarizeLogits(
-  logits: Float32Array, label: number, labelSet?: readonly number[],
-): ImageResult {
+export function summarizeLogits(logits: Float32Array, label: number, labelSet?: readonly number[]): ImageResult {
   const classes = checkInputs(logits, label, labelSet, 'logits');
   let max = -Infinity;
   for (const c of classes) max = Math.max(max, logits[c]);
@@ -77,9 +75,7 @@ export function summarizeLogits(
 }
 
 /** The record from probabilities the model already normalised (used as given, not renormalised). */
-export function summarizeProbs(
-  probs: Float32Array, label: number, labelSet?: readonly number[],
-): ImageResult {
+export function summarizeProbs(probs: Float32Array, label: number, labelSet?: readonly number[]): ImageResult {
   const classes = checkInputs(probs, label, labelSet, 'probs');
   const p = new Float64Array(classes.length);
   let sum = 0;
@@ -96,7 +92,10 @@ export function summarize(pred: Prediction, labelSet?: readonly number[]): Image
 }
 
 function checkInputs(
-  v: Float32Array, label: number, labelSet: readonly number[] | undefined, what: string,
+  v: Float32Array,
+  label: number,
+  labelSet: readonly number[] | undefined,
+  what: string,
 ): readonly number[] {
   for (let i = 0; i < v.length; i++) {
     if (!Number.isFinite(v[i])) throw new Error(`${what}[${i}] = ${v[i]} is not finite`);
@@ -117,9 +116,7 @@ function checkInputs(
 /** p[i] is the probability of class classes[i]. */
 function fromProbs(p: Float64Array, classes: readonly number[], label: number): ImageResult {
   // Best first; equal probabilities keep the lower class id first (argmax convention).
-  const order = Array.from(classes.keys()).sort(
-    (a, b) => p[b] - p[a] || classes[a] - classes[b],
-  );
+  const order = Array.from(classes.keys()).sort((a, b) => p[b] - p[a] || classes[a] - classes[b]);
   const best = order.slice(0, 5).map((i) => classes[i]);
   let sq = 0;
   let pLabel = 0;
@@ -144,12 +141,10 @@ function meanOf(results: readonly ImageResult[], f: (r: ImageResult) => number):
 }
 
 /** Top-1 accuracy in [0, 1]. */
-export const top1 = (results: readonly ImageResult[]): number =>
-  meanOf(results, (r) => (correct1(r) ? 1 : 0));
+export const top1 = (results: readonly ImageResult[]): number => meanOf(results, (r) => (correct1(r) ? 1 : 0));
 
 /** Top-5 accuracy in [0, 1]. */
-export const top5 = (results: readonly ImageResult[]): number =>
-  meanOf(results, (r) => (correct5(r) ? 1 : 0));
+export const top5 = (results: readonly ImageResult[]): number => meanOf(results, (r) => (correct5(r) ? 1 : 0));
 
 /** Mean −log max(p_label, 1e-12), in nats. */
 export const nll = (results: readonly ImageResult[]): number =>
@@ -187,9 +182,7 @@ export interface ReliabilityBin {
  * `bins` entries, plus an entry {lo: 1, hi: 1} when some confidences are ≥ 1 (numpy.digitize's
  * overflow bin, see header); lo/hi are the bin's edges taken from the data.
  */
-export function reliability(
-  results: readonly ImageResult[], bins: number, scheme: BinScheme,
-): ReliabilityBin[] {
+export function reliability(results: readonly ImageResult[], bins: number, scheme: BinScheme): ReliabilityBin[] {
   if (!Number.isInteger(bins) || bins < 1) throw new Error(`bins must be a positive integer, got ${bins}`);
   // Sorting first makes every sum below independent of record order (equal confidences are
   // equal numbers), so merged shards give bit-identical ECE whatever the order.
@@ -204,9 +197,10 @@ export function reliability(
     binOf = (c) => Math.min(Math.max(Math.floor(c * bins), 0), bins - 1);
   } else if (scheme === 'adaptive') {
     // Upper bounds as robustness_metrics' _get_adaptive_bins; with no data, equal width.
-    const edges = n === 0
-      ? Array.from({ length: bins }, (_, m) => m / bins)
-      : Array.from({ length: bins }, (_, m) => sorted[Math.min(roundHalfEven(m * (n / bins)), n - 1)].conf);
+    const edges =
+      n === 0
+        ? Array.from({ length: bins }, (_, m) => m / bins)
+        : Array.from({ length: bins }, (_, m) => sorted[Math.min(roundHalfEven(m * (n / bins)), n - 1)].conf);
     const bounds = [...edges.slice(1), 1];
     lower = [0, ...bounds];
     upper = [...bounds, 1];
@@ -265,10 +259,21 @@ function countAtMost(bounds: readonly number[], x: number): number {
 
 /** The 15 corruptions that enter mCE, named as in hendrycks/robustness (and eval/corruptions). */
 export const IMAGENET_C_CORRUPTIONS = [
-  'gaussian_noise', 'shot_noise', 'impulse_noise',
-  'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
-  'snow', 'frost', 'fog', 'brightness',
-  'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression',
+  'gaussian_noise',
+  'shot_noise',
+  'impulse_noise',
+  'defocus_blur',
+  'glass_blur',
+  'motion_blur',
+  'zoom_blur',
+  'snow',
+  'frost',
+  'fog',
+  'brightness',
+  'contrast',
+  'elastic_transform',
+  'pixelate',
+  'jpeg_compression',
 ] as const;
 export type ImageNetCCorruption = (typeof IMAGENET_C_CORRUPTIONS)[number];
 
@@ -279,10 +284,21 @@ export type ImageNetCCorruption = (typeof IMAGENET_C_CORRUPTIONS)[number];
  * = mean_s E(s,c) / ALEXNET_ERR[c], which is how it is computed here.
  */
 export const ALEXNET_ERR: Readonly<Record<ImageNetCCorruption, number>> = {
-  gaussian_noise: 0.886428, shot_noise: 0.894468, impulse_noise: 0.922640,
-  defocus_blur: 0.819880, glass_blur: 0.826268, motion_blur: 0.785948, zoom_blur: 0.798360,
-  snow: 0.866816, frost: 0.826572, fog: 0.819324, brightness: 0.564592,
-  contrast: 0.853204, elastic_transform: 0.646056, pixelate: 0.717840, jpeg_compression: 0.606500,
+  gaussian_noise: 0.886428,
+  shot_noise: 0.894468,
+  impulse_noise: 0.92264,
+  defocus_blur: 0.81988,
+  glass_blur: 0.826268,
+  motion_blur: 0.785948,
+  zoom_blur: 0.79836,
+  snow: 0.866816,
+  frost: 0.826572,
+  fog: 0.819324,
+  brightness: 0.564592,
+  contrast: 0.853204,
+  elastic_transform: 0.646056,
+  pixelate: 0.71784,
+  jpeg_compression: 0.6065,
 };
 export const ALEXNET_CLEAN_ERR = 0.4348;
 
@@ -315,8 +331,7 @@ export function ce(errBySeverity: readonly number[], corruption: string): number
 export function relativeCe(errBySeverity: readonly number[], cleanErr: number, corruption: string): number {
   checkCorruption(corruption);
   if (!(cleanErr >= 0 && cleanErr <= 1)) throw new Error(`clean error ${cleanErr} outside [0, 1]`);
-  return (meanSeverityErr(errBySeverity, corruption) - cleanErr) /
-    (ALEXNET_ERR[corruption] - ALEXNET_CLEAN_ERR);
+  return (meanSeverityErr(errBySeverity, corruption) - cleanErr) / (ALEXNET_ERR[corruption] - ALEXNET_CLEAN_ERR);
 }
 
 export interface MceResult {
@@ -367,9 +382,7 @@ export function mce(errors: Readonly<Record<string, readonly number[]>>): MceRes
 }
 
 /** Relative mCE (mean relative CE); `ce` in the result holds the relative CEs. */
-export function relativeMce(
-  errors: Readonly<Record<string, readonly number[]>>, cleanErr: number,
-): MceResult {
+export function relativeMce(errors: Readonly<Record<string, readonly number[]>>, cleanErr: number): MceResult {
   return meanOverCorruptions(errors, (e, c) => relativeCe(e, cleanErr, c));
 }
 
@@ -395,7 +408,8 @@ export interface GroupAccuracy {
 
 /** Top-1/top-5 accuracy per key (per corruption × severity, per factor value…). */
 export function accuracyByKey<T extends ImageResult>(
-  results: readonly T[], key: (r: T) => string | number,
+  results: readonly T[],
+  key: (r: T) => string | number,
 ): Map<string, GroupAccuracy> {
   const out = new Map<string, GroupAccuracy>();
   for (const [k, g] of groupBy(results, key)) out.set(k, { n: g.length, top1: top1(g), top5: top5(g) });

@@ -34,12 +34,14 @@ export async function folderKey(dir: string): Promise<FolderKey> {
   const sizes = new Float64Array(rel.length);
   // Bounded concurrency: a 50,000-image folder is 50,000 stats.
   let next = 0;
-  await Promise.all(Array.from({ length: 32 }, async () => {
-    while (next < rel.length) {
-      const i = next++;
-      sizes[i] = (await fs.stat(path.join(ds.root, rel[i]))).size;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < rel.length) {
+        const i = next++;
+        sizes[i] = (await fs.stat(path.join(ds.root, rel[i]))).size;
+      }
+    }),
+  );
   const h = createHash('sha256');
   let bytes = 0;
   rel.forEach((p, i) => {
@@ -51,7 +53,10 @@ export async function folderKey(dir: string): Promise<FolderKey> {
 
 /** The content-key fields of a robustness run's settings (RunSettings). */
 export async function runProvenance(o: { weightsPath: string | null; data: string | null; perClass: number }): Promise<{
-  weights_sha256: string | null; weights_path: string | null; data_key: string; labels: string;
+  weights_sha256: string | null;
+  weights_path: string | null;
+  data_key: string;
+  labels: string;
 }> {
   const folder = o.data ? await folderKey(o.data) : null;
   return {

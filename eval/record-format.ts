@@ -58,10 +58,13 @@ const DESCRIPTIVE: ReadonlySet<string> = new Set(['weights', 'weights_path', 'da
 
 /** Each identity field that differs, as 'field: there X, now Y' (empty when the runs belong together). */
 export function settingsMismatch(there: RunSettings, now: RunSettings): string[] {
-  const a = there as unknown as Record<string, unknown>, b = now as unknown as Record<string, unknown>;
+  const a = there as unknown as Record<string, unknown>,
+    b = now as unknown as Record<string, unknown>;
   const fields = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => !DESCRIPTIVE.has(k));
   const show = (v: unknown) => (v === undefined ? '(absent)' : JSON.stringify(v));
-  return fields.filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).map((k) => `${k}: there ${show(a[k])}, now ${show(b[k])}`);
+  return fields
+    .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+    .map((k) => `${k}: there ${show(a[k])}, now ${show(b[k])}`);
 }
 
 export class ResumeError extends Error {

@@ -50,7 +50,8 @@ export async function readRecordFile(file: string, onRecord: (r: RunRecord) => v
       let pos = 0;
       for (let nl = buf.indexOf(10, pos); nl >= 0; nl = buf.indexOf(10, pos)) {
         st.lines++;
-        let a = pos, b = nl;
+        let a = pos,
+          b = nl;
         while (a < b && (buf[a] === 32 || buf[a] === 9 || buf[a] === 13)) a++;
         while (b > a && (buf[b - 1] === 32 || buf[b - 1] === 9 || buf[b - 1] === 13)) b--;
         if (a < b) {
@@ -100,7 +101,9 @@ export async function readLock(dir: string): Promise<{ info: LockInfo | null; al
   try {
     const o = JSON.parse(text) as LockInfo;
     if (Number.isInteger(o.pid) && typeof o.host === 'string') info = o;
-  } catch { /* a lock file torn mid-write: holder unknown */ }
+  } catch {
+    /* a lock file torn mid-write: holder unknown */
+  }
   if (!info || info.host !== os.hostname()) return { info, alive: null };
   try {
     process.kill(info.pid, 0);
@@ -110,7 +113,8 @@ export async function readLock(dir: string): Promise<{ info: LockInfo | null; al
   }
 }
 
-const describe = (i: LockInfo | null) => (i ? `pid ${i.pid} on ${i.host} since ${i.started}` : 'an unknown process (unreadable lock file)');
+const describe = (i: LockInfo | null) =>
+  i ? `pid ${i.pid} on ${i.host} since ${i.started}` : 'an unknown process (unreadable lock file)';
 
 /**
  * Exclusive use of an output folder by this process: run.lock, created atomically, holds the
@@ -127,7 +131,10 @@ export class DirLock {
     process.kill(process.pid, sig); // our handlers are gone now: the default action ends the process
   };
 
-  private constructor(readonly file: string, readonly info: LockInfo) {
+  private constructor(
+    readonly file: string,
+    readonly info: LockInfo,
+  ) {
     process.on('exit', this.onExit);
     process.once('SIGINT', this.onSignal);
     process.once('SIGTERM', this.onSignal);
@@ -135,7 +142,12 @@ export class DirLock {
 
   static async acquire(dir: string, o: { forceUnlock?: boolean; log?: (s: string) => void } = {}): Promise<DirLock> {
     const file = lockFile(dir);
-    const info: LockInfo = { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), token: randomUUID() };
+    const info: LockInfo = {
+      pid: process.pid,
+      host: os.hostname(),
+      started: new Date().toISOString(),
+      token: randomUUID(),
+    };
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         await fs.writeFile(file, `${JSON.stringify(info)}\n`, { flag: 'wx' });
@@ -147,9 +159,16 @@ export class DirLock {
       if (!held) continue; // released meanwhile
       const who = describe(held.info);
       if (held.alive) throw new LockError(`${dir} is in use: locked by running process ${who} (${file})`);
-      const why = held.alive === false ? `a stale lock: ${who}, and that process is gone`
-        : held.info ? `locked by ${who}, which cannot be checked from ${os.hostname()}` : `locked by ${who}`;
-      if (!o.forceUnlock) throw new LockError(`${dir}: ${why} (${file}); if no process writes there any more, pass --force-unlock to take it over`);
+      const why =
+        held.alive === false
+          ? `a stale lock: ${who}, and that process is gone`
+          : held.info
+            ? `locked by ${who}, which cannot be checked from ${os.hostname()}`
+            : `locked by ${who}`;
+      if (!o.forceUnlock)
+        throw new LockError(
+          `${dir}: ${why} (${file}); if no process writes there any more, pass --force-unlock to take it over`,
+        );
       o.log?.(`${dir}: ${why}; taking it over (--force-unlock)`);
       // Remove only the lock we judged, not one another process took meanwhile.
       const again = await readLock(dir);
@@ -167,7 +186,9 @@ export class DirLock {
     process.off('SIGTERM', this.onSignal);
     try {
       if ((JSON.parse(readFileSync(this.file, 'utf8')) as LockInfo).token === this.info.token) unlinkSync(this.file);
-    } catch { /* gone or replaced (--force-unlock by another process): not ours to remove */ }
+    } catch {
+      /* gone or replaced (--force-unlock by another process): not ours to remove */
+    }
   }
 }
 
@@ -212,10 +233,15 @@ export class RecordLog {
       const file = RecordLog.file(dir);
       const existing = await readSettings(dir, false);
       if (existing && !o.resume) {
-        throw new ResumeError(`${dir} already holds a run of ${existing.model}: pass --resume to continue it, or choose another --out`);
+        throw new ResumeError(
+          `${dir} already holds a run of ${existing.model}: pass --resume to continue it, or choose another --out`,
+        );
       }
       const diff = existing ? settingsMismatch(existing, settings) : [];
-      if (diff.length) throw new ResumeError(`${dir} holds a run with other settings; resume needs the same ones:\n  ${diff.join('\n  ')}`);
+      if (diff.length)
+        throw new ResumeError(
+          `${dir} holds a run with other settings; resume needs the same ones:\n  ${diff.join('\n  ')}`,
+        );
       await fs.writeFile(runFile, JSON.stringify(settings, null, 1));
       const acc = new SummaryAccumulator();
       const st = await readRecordFile(file, (r) => acc.add(r));
@@ -287,8 +313,12 @@ export async function readRuns(dirs: string[], log?: (s: string) => void): Promi
     const s = (await readSettings(dir, true))!;
     if (base) {
       const diff = settingsMismatch(base, s);
-      if (diff.length) throw new ResumeError(`${dir}: its run settings differ from ${dirs[0]}'s; only shards of one run merge:\n  ${diff.join('\n  ')}`);
-      if (s.shard?.n !== base.shard?.n) throw new ResumeError(`${dir}: shard count ${s.shard?.n ?? 1} differs from ${base.shard?.n ?? 1}`);
+      if (diff.length)
+        throw new ResumeError(
+          `${dir}: its run settings differ from ${dirs[0]}'s; only shards of one run merge:\n  ${diff.join('\n  ')}`,
+        );
+      if (s.shard?.n !== base.shard?.n)
+        throw new ResumeError(`${dir}: shard count ${s.shard?.n ?? 1} differs from ${base.shard?.n ?? 1}`);
     } else {
       base = s;
     }
@@ -296,11 +326,17 @@ export async function readRuns(dirs: string[], log?: (s: string) => void): Promi
     if (shards.includes(k)) throw new ResumeError(`${dir}: shard ${k} given twice`);
     shards.push(k);
     const held = await readLock(dir);
-    if (held?.alive) log?.(`warning: ${dir} is locked by running process ${describe(held.info)}: merging what it has written so far`);
+    if (held?.alive)
+      log?.(`warning: ${dir} is locked by running process ${describe(held.info)}: merging what it has written so far`);
     await readRecordFile(RecordLog.file(dir), (r) => acc.add(r));
   }
   if (!base) throw new ResumeError('no run folders given');
-  return { settings: { ...base, shard: null }, summary: acc, shards: shards.sort((a, b) => a - b), of: base.shard?.n ?? 1 };
+  return {
+    settings: { ...base, shard: null },
+    summary: acc,
+    shards: shards.sort((a, b) => a - b),
+    of: base.shard?.n ?? 1,
+  };
 }
 
 /** Every record of a results.jsonl, in memory: for tests and small files only. */

@@ -59,7 +59,11 @@ function transferOf(s: Summary, given: TransferSummary | undefined): { t?: Trans
     for (const [k, r] of Object.entries(o.fewshot as Record<string, unknown>)) {
       const e = r as { mean?: unknown; std?: unknown; per_seed?: unknown } | null;
       if (e && isNum(e.mean)) {
-        fs[k] = { mean: e.mean, std: isNum(e.std) ? e.std : NaN, per_seed: Array.isArray(e.per_seed) ? e.per_seed.filter(isNum) : [] };
+        fs[k] = {
+          mean: e.mean,
+          std: isNum(e.std) ? e.std : NaN,
+          per_seed: Array.isArray(e.per_seed) ? e.per_seed.filter(isNum) : [],
+        };
       }
     }
     if (Object.keys(fs).length) t.fewshot = fs;
@@ -76,12 +80,16 @@ function transferOf(s: Summary, given: TransferSummary | undefined): { t?: Trans
 
 /** Clean metrics, one row per corruption (top-1 per severity, CE, relative CE), mCE, sweeps, resolutions, unreadable. */
 export function formatRobustnessTable(s: Summary): string {
-  const out = [`${s.model} · weights ${s.weights} · data ${s.data} · ${s.created}${s.shards ? ` · shards ${s.shards.merged.join(',')} of ${s.shards.of}` : ''}`];
+  const out = [
+    `${s.model} · weights ${s.weights} · data ${s.data} · ${s.created}${s.shards ? ` · shards ${s.shards.merged.join(',')} of ${s.shards.of}` : ''}`,
+  ];
   const c = s.clean;
-  out.push(c
-    ? `clean (n=${c.n}): top-1 ${pct(c.top1, 2)}  top-5 ${pct(c.top5, 2)}  ECE (100 adaptive bins) ${fix(c.ece?.adaptive_100, 4)}  ` +
-      `ECE (15 equal-width bins) ${fix(c.ece?.equal_width_15, 4)}  NLL ${fix(c.nll, 3)}  Brier ${fix(c.brier, 4)}`
-    : 'clean: not run');
+  out.push(
+    c
+      ? `clean (n=${c.n}): top-1 ${pct(c.top1, 2)}  top-5 ${pct(c.top5, 2)}  ECE (100 adaptive bins) ${fix(c.ece?.adaptive_100, 4)}  ` +
+          `ECE (15 equal-width bins) ${fix(c.ece?.equal_width_15, 4)}  NLL ${fix(c.nll, 3)}  Brier ${fix(c.brier, 4)}`
+      : 'clean: not run',
+  );
   const names = corruptionOrder(Object.keys(s.corruptions));
   if (names.length) {
     const sevs = severitiesOf(s);
@@ -98,12 +106,16 @@ export function formatRobustnessTable(s: Summary): string {
     if (names.some((n) => !isMceCorruption(n))) out.push('* extra corruption, not part of mCE');
   }
   if (s.mce || s.relative_mce) {
-    out.push(`mCE ${pct(s.mce?.value)}${incompleteNote(s.mce)} · relative mCE ${pct(s.relative_mce?.value)}${incompleteNote(s.relative_mce)}`);
+    out.push(
+      `mCE ${pct(s.mce?.value)}${incompleteNote(s.mce)} · relative mCE ${pct(s.relative_mce?.value)}${incompleteNote(s.relative_mce)}`,
+    );
   }
   const sweeps = (['size', 'location', 'rotation'] as const).filter((k) => s.sweeps[k]);
-  if (sweeps.length) out.push(`SI-Score sweep means: ${sweeps.map((k) => `${k} ${pct(s.sweeps[k]!.mean)}`).join(' · ')}`);
+  if (sweeps.length)
+    out.push(`SI-Score sweep means: ${sweeps.map((k) => `${k} ${pct(s.sweeps[k]!.mean)}`).join(' · ')}`);
   const res = numericKeys(Object.keys(s.resolutions));
-  if (res.length) out.push(`top-1 by test resolution: ${res.map((r) => `${r} ${pct(s.resolutions[r].top1)}`).join(' · ')}`);
+  if (res.length)
+    out.push(`top-1 by test resolution: ${res.map((r) => `${r} ${pct(s.resolutions[r].top1)}`).join(' · ')}`);
   const { t } = transferOf(s, undefined);
   if (t) {
     const parts = [
@@ -116,7 +128,6 @@ export function formatRobustnessTable(s: Summary): string {
   out.push(`unreadable images: ${s.unreadable.length}`);
   return out.join('\n');
 }
-
 
 // ---- chart series (computed here, drawn by the page) ---------------------------------------
 
@@ -134,7 +145,10 @@ function chartData(s: Summary, t: TransferSummary | undefined): RobustnessCharts
     const sevs = severitiesOf(s).filter((k) => names.some((n) => s.corruptions[n][k]));
     d.severity = {
       labels: ['clean', ...sevs],
-      series: names.map((n) => ({ label: n, data: [toPct(s.clean?.top1), ...sevs.map((k) => toPct(s.corruptions[n][k]?.top1))] })),
+      series: names.map((n) => ({
+        label: n,
+        data: [toPct(s.clean?.top1), ...sevs.map((k) => toPct(s.corruptions[n][k]?.top1))],
+      })),
     };
   }
   const ceNames = corruptionOrder(Object.keys(s.mce?.per_corruption ?? {}));
@@ -143,7 +157,9 @@ function chartData(s: Summary, t: TransferSummary | undefined): RobustnessCharts
     d.ce = {
       labels: ceNames,
       ce: ceNames.map((n) => toPct(s.mce!.per_corruption[n])),
-      ...(rel && Object.keys(rel.per_corruption).length ? { rel: ceNames.map((n) => toPct(rel.per_corruption[n])) } : {}),
+      ...(rel && Object.keys(rel.per_corruption).length
+        ? { rel: ceNames.map((n) => toPct(rel.per_corruption[n])) }
+        : {}),
       mce: toPct(s.mce.value),
     };
   }
@@ -160,7 +176,9 @@ function chartData(s: Summary, t: TransferSummary | undefined): RobustnessCharts
   }
   const size = s.sweeps.size?.accuracy;
   if (size && Object.keys(size).length) {
-    d.size = numericKeys(Object.keys(size)).filter((k) => isNum(Number(k))).map((k) => ({ x: 100 * Number(k), y: toPct(size[k]) }));
+    d.size = numericKeys(Object.keys(size))
+      .filter((k) => isNum(Number(k)))
+      .map((k) => ({ x: 100 * Number(k), y: toPct(size[k]) }));
   }
   const rot = s.sweeps.rotation?.accuracy;
   if (rot && Object.keys(rot).length) {
@@ -171,9 +189,12 @@ function chartData(s: Summary, t: TransferSummary | undefined): RobustnessCharts
       if (!byArea.has(p[0])) byArea.set(p[0], []);
       byArea.get(p[0])!.push({ x: p[1], y: toPct(v) });
     }
-    d.rotation = [...byArea.keys()].sort((a, b) => a - b).map((a) => ({
-      label: `area ${(100 * a).toFixed(0)}%`, data: byArea.get(a)!.sort((p, q) => p.x - q.x),
-    }));
+    d.rotation = [...byArea.keys()]
+      .sort((a, b) => a - b)
+      .map((a) => ({
+        label: `area ${(100 * a).toFixed(0)}%`,
+        data: byArea.get(a)!.sort((p, q) => p.x - q.x),
+      }));
   }
   const loc = s.sweeps.location?.accuracy;
   if (loc && Object.keys(loc).length) {
@@ -184,10 +205,19 @@ function chartData(s: Summary, t: TransferSummary | undefined): RobustnessCharts
     if (cells.length) {
       const xs = [...new Set(cells.map((c) => c.x))].sort((a, b) => a - b);
       const ys = [...new Set(cells.map((c) => c.y))].sort((a, b) => a - b);
-      const dx = step(xs), dy = step(ys);
+      const dx = step(xs),
+        dy = step(ys);
       const { lo, hi } = locationRange(cells.map((c) => c.v / 100));
       for (const c of cells) c.c = viridis(hi > lo ? (c.v / 100 - lo) / (hi - lo) : 0.5);
-      d.location = { cells, xs, ys, dx, dy, xr: [xs[0] - dx / 2, xs[xs.length - 1] + dx / 2], yr: [ys[0] - dy / 2, ys[ys.length - 1] + dy / 2] };
+      d.location = {
+        cells,
+        xs,
+        ys,
+        dx,
+        dy,
+        xr: [xs[0] - dx / 2, xs[xs.length - 1] + dx / 2],
+        yr: [ys[0] - dy / 2, ys[ys.length - 1] + dy / 2],
+      };
     }
   }
   const res = numericKeys(Object.keys(s.resolutions)).filter((k) => isNum(Number(k)));
@@ -217,15 +247,21 @@ function chartData(s: Summary, t: TransferSummary | undefined): RobustnessCharts
  * (inlined from `o.chartJs`) and the report chart module (`o.charts`; read from its bundle in
  * dist/ when not given, as in Node).
  */
-export function renderRobustnessReport(s: Summary, o: { chartJs: string; charts?: string; transfer?: TransferSummary }): string {
+export function renderRobustnessReport(
+  s: Summary,
+  o: { chartJs: string; charts?: string; transfer?: TransferSummary },
+): string {
   const transfer = transferOf(s, o.transfer);
   const names = corruptionOrder(Object.keys(s.corruptions));
-  return robustnessHtml({
-    summary: s,
-    transferData: o.transfer,
-    transfer,
-    corruptions: names.map((name) => ({ name, mce: isMceCorruption(name) })),
-    severities: severitiesOf(s),
-    charts: chartData(s, transfer.t),
-  }, { chartJs: o.chartJs, charts: o.charts ?? chartsBundle() });
+  return robustnessHtml(
+    {
+      summary: s,
+      transferData: o.transfer,
+      transfer,
+      corruptions: names.map((name) => ({ name, mce: isMceCorruption(name) })),
+      severities: severitiesOf(s),
+      charts: chartData(s, transfer.t),
+    },
+    { chartJs: o.chartJs, charts: o.charts ?? chartsBundle() },
+  );
 }

@@ -50,8 +50,10 @@ fn rng_normal(seed: u32, id: u32, stream: u32, i: u32) -> f32 {
 
 function mix(h: number): number {
   let x = h >>> 0;
-  x ^= x >>> 16; x = Math.imul(x, 0x7feb352d) >>> 0;
-  x ^= x >>> 15; x = Math.imul(x, 0x846ca68b) >>> 0;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d) >>> 0;
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b) >>> 0;
   x ^= x >>> 16;
   return x >>> 0;
 }

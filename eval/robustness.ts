@@ -33,7 +33,10 @@ export interface LabeledImage {
 export interface ImageSource {
   items: LabeledImage[];
   /** Crops [S,S,3] in [0,1] for `p` (resize, crop, no normalisation), and what failed to decode. */
-  load(items: LabeledImage[], p: Preprocess): Promise<{ crops: Float32Array[]; ok: LabeledImage[]; unreadable: { id: string; error: string }[] }>;
+  load(
+    items: LabeledImage[],
+    p: Preprocess,
+  ): Promise<{ crops: Float32Array[]; ok: LabeledImage[]; unreadable: { id: string; error: string }[] }>;
 }
 
 /** SI-Score sweep images, already composed at the model's input size, in [0,1]. */
@@ -77,7 +80,10 @@ export interface RunSink {
   log?(s: string): void;
 }
 
-export function conditionNames(o: Pick<RobustnessOptions, 'corruptions' | 'severities' | 'resolutions' | 'noClean'>, defaultSize: number): string[] {
+export function conditionNames(
+  o: Pick<RobustnessOptions, 'corruptions' | 'severities' | 'resolutions' | 'noClean'>,
+  defaultSize: number,
+): string[] {
   return [
     ...(o.noClean ? [] : ['clean']),
     ...o.corruptions.flatMap((c) => o.severities.map((s) => `c/${c}/${s}`)),
@@ -88,7 +94,10 @@ export function conditionNames(o: Pick<RobustnessOptions, 'corruptions' | 'sever
 /** The model's plan at `size` for a batch, reading normalised NHWC input 'x'. */
 async function modelPlan(device: Device, o: RobustnessOptions, size: number) {
   const m = await loadModel(o.model, {
-    weights: o.weights, seed: o.seed, batch: o.batch, size,
+    weights: o.weights,
+    seed: o.seed,
+    batch: o.batch,
+    size,
     prelude: (g, s, n) => g.input('x', [n, s, s, 3]),
   });
   const plan = await compile(device, optimize(m.graph).graph);
@@ -108,7 +117,11 @@ export function cropSize(modelSize: number, corrupted: boolean): number {
  * normalised (a batchnorm with γ = 1, β = 0, var = std² − ε).
  */
 export async function inputPlan(
-  device: Device, p: Preprocess, batch: number, corruption: { name: string; severity: number; seed: number } | null, crop: number,
+  device: Device,
+  p: Preprocess,
+  batch: number,
+  corruption: { name: string; severity: number; seed: number } | null,
+  crop: number,
   store = false,
 ): Promise<Plan> {
   const g = new Graph();
@@ -124,7 +137,21 @@ export async function inputPlan(
   }
   const eps = 1e-12;
   const c = (name: string, v: number[]) => g.constant(name, [3], new Float32Array(v));
-  x = g.op('batchnorm', [x, c('one', [1, 1, 1]), c('zero', [0, 0, 0]), c('mean', p.mean), c('var', p.std.map((v) => v * v - eps))], { eps }, 'normalize');
+  x = g.op(
+    'batchnorm',
+    [
+      x,
+      c('one', [1, 1, 1]),
+      c('zero', [0, 0, 0]),
+      c('mean', p.mean),
+      c(
+        'var',
+        p.std.map((v) => v * v - eps),
+      ),
+    ],
+    { eps },
+    'normalize',
+  );
   g.markOutputs(x);
   return compile(device, g);
 }
@@ -132,13 +159,22 @@ export async function inputPlan(
 const quantize = (crop: Float32Array) => Uint8Array.from(crop, (v) => Math.round(Math.min(1, Math.max(0, v)) * 255));
 const dequantize = (q: Uint8Array) => Float32Array.from(q, (v) => v / 255);
 
-export async function runRobustness(device: Device, o: RobustnessOptions, source: ImageSource | null, sweeps: SweepImage[], sink: RunSink): Promise<void> {
+export async function runRobustness(
+  device: Device,
+  o: RobustnessOptions,
+  source: ImageSource | null,
+  sweeps: SweepImage[],
+  sink: RunSink,
+): Promise<void> {
   const def = getModel(o.model);
   const base = def.preprocess;
   const conds = source ? conditionNames(o, base.size) : [];
   const sweepConds = [...new Set(sweeps.map((s) => `si/${s.sweep}/${s.factor}`))];
-  const todo = (cond: string, items: LabeledImage[]) => items.filter((it) => !sink.done.has(recordKey({ cond, id: it.id })));
-  const total = conds.reduce((a, c) => a + todo(c, source!.items).length, 0) + sweeps.filter((s) => !sink.done.has(recordKey({ cond: `si/${s.sweep}/${s.factor}`, id: s.id }))).length;
+  const todo = (cond: string, items: LabeledImage[]) =>
+    items.filter((it) => !sink.done.has(recordKey({ cond, id: it.id })));
+  const total =
+    conds.reduce((a, c) => a + todo(c, source!.items).length, 0) +
+    sweeps.filter((s) => !sink.done.has(recordKey({ cond: `si/${s.sweep}/${s.factor}`, id: s.id }))).length;
   let done = 0;
   const t0 = performance.now();
   const tick = (cond: string, n: number) => {
@@ -147,7 +183,9 @@ export async function runRobustness(device: Device, o: RobustnessOptions, source
     const ips = done / Math.max(secs, 1e-9);
     sink.progress?.({ cond, done, total, imagesPerSecond: ips, etaSeconds: ips > 0 ? (total - done) / ips : Infinity });
   };
-  sink.log?.(`${o.model}: ${conds.length + sweepConds.length} conditions, ${total} image evaluations to do${sink.done.size ? ` (${sink.done.size} already recorded)` : ''}`);
+  sink.log?.(
+    `${o.model}: ${conds.length + sweepConds.length} conditions, ${total} image evaluations to do${sink.done.size ? ` (${sink.done.size} already recorded)` : ''}`,
+  );
 
   const models = new Map<number, Awaited<ReturnType<typeof modelPlan>>>();
   const modelAt = async (size: number) => {
@@ -157,7 +195,13 @@ export async function runRobustness(device: Device, o: RobustnessOptions, source
   };
 
   /** Run crops (each S×S×3) through input plan and model; record results under `cond` (one per image, or one for all). */
-  const evaluate = async (cond: string | string[], p: Preprocess, inPlan: Plan, batch: LabeledImage[], crops: Float32Array[]) => {
+  const evaluate = async (
+    cond: string | string[],
+    p: Preprocess,
+    inPlan: Plan,
+    batch: LabeledImage[],
+    crops: Float32Array[],
+  ) => {
     const m = await modelAt(p.size);
     const px = crops[0].length;
     const x = new Float32Array(o.batch * px);
@@ -167,9 +211,14 @@ export async function runRobustness(device: Device, o: RobustnessOptions, source
     const feed: Record<string, Float32Array> = inPlan.graph.values.has('ids') ? { x, ids } : { x };
     const normalized = (await inPlan.run(feed)).outputs[inPlan.graph.outputs[0]].data;
     const logits = (await m.plan.run({ x: normalized }, { outputs: [m.logits] })).outputs[m.logits].data;
-    const recs: ImageRecord[] = batch.map((it, i) => ({
-      cond: typeof cond === 'string' ? cond : cond[i], id: it.id, ...summarizeLogits(logits.subarray(i * m.classes, (i + 1) * m.classes), it.label),
-    }) as ImageRecord);
+    const recs: ImageRecord[] = batch.map(
+      (it, i) =>
+        ({
+          cond: typeof cond === 'string' ? cond : cond[i],
+          id: it.id,
+          ...summarizeLogits(logits.subarray(i * m.classes, (i + 1) * m.classes), it.label),
+        }) as ImageRecord,
+    );
     await sink.append(recs);
     tick(typeof cond === 'string' ? cond : cond[0], batch.length);
   };
@@ -224,14 +273,21 @@ export async function runRobustness(device: Device, o: RobustnessOptions, source
 
     if (sweeps.length) {
       const crop = Math.round(Math.sqrt(sweeps[0].crop.length / 3));
-      if (crop !== base.size && crop !== cropSize(base.size, true)) throw new Error(`sweep images are ${crop}px; ${o.model} reads ${base.size}px`);
+      if (crop !== base.size && crop !== cropSize(base.size, true))
+        throw new Error(`sweep images are ${crop}px; ${o.model} reads ${base.size}px`);
       const inPlan = await inputPlan(device, base, o.batch, null, crop);
       try {
         const condOf = (s: SweepImage) => `si/${s.sweep}/${s.factor}`;
         const left = sweeps.filter((s) => !sink.done.has(recordKey({ cond: condOf(s), id: s.id })));
         for (let i = 0; i < left.length; i += o.batch) {
           const chunk = left.slice(i, i + o.batch);
-          await evaluate(chunk.map(condOf), base, inPlan, chunk, chunk.map((s) => s.crop));
+          await evaluate(
+            chunk.map(condOf),
+            base,
+            inPlan,
+            chunk,
+            chunk.map((s) => s.crop),
+          );
         }
       } finally {
         inPlan.dispose();

@@ -52,7 +52,12 @@ export interface Summary {
   mce: MceSummary | null;
   relative_mce: MceSummary | null;
   /** SI-Score sweeps: accuracy per factor value ('0.37'; '0.25,0.50'; '0.50@21') and the sweep mean. */
-  sweeps: Partial<Record<'size' | 'location' | 'rotation', { accuracy: Record<string, number>; n: Record<string, number>; mean: number }>>;
+  sweeps: Partial<
+    Record<
+      'size' | 'location' | 'rotation',
+      { accuracy: Record<string, number>; n: Record<string, number>; mean: number }
+    >
+  >;
   /** Clean top-1 per test resolution. */
   resolutions: Record<string, ConditionMetrics>;
   unreadable: { id: string; error: string }[];

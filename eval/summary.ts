@@ -8,8 +8,16 @@
 
 import type { Preprocess } from '../models/registry.js';
 import {
-  ECE_ADAPTIVE_100, ECE_EQUAL_WIDTH_15, ece, type ImageResult, IMAGENET_C_CORRUPTIONS, mce, type MceResult, NLL_EPS,
-  reliability, relativeMce,
+  ECE_ADAPTIVE_100,
+  ECE_EQUAL_WIDTH_15,
+  ece,
+  type ImageResult,
+  IMAGENET_C_CORRUPTIONS,
+  mce,
+  type MceResult,
+  NLL_EPS,
+  reliability,
+  relativeMce,
 } from './metrics.js';
 import { LIMIT_SAMPLING } from './data.js';
 import { type Bitset, isUnreadable, KeySet, type RunRecord, type RunSettings } from './record-format.js';
@@ -113,7 +121,8 @@ export class SummaryAccumulator {
       this.nll.add(-Math.log(Math.max(r.p_label, NLL_EPS)));
       this.brier.add(r.sq);
       if (this.clean === this.conf.length) {
-        const conf = new Float64Array(this.clean * 2), correct = new Uint8Array(this.clean * 2);
+        const conf = new Float64Array(this.clean * 2),
+          correct = new Uint8Array(this.clean * 2);
         conf.set(this.conf);
         correct.set(this.correct);
         this.conf = conf;
@@ -131,14 +140,24 @@ export class SummaryAccumulator {
     let clean: Summary['clean'] = null;
     if (cleanStats) {
       // ECE reads only confidence and correctness: stand-in results carry exactly those.
-      const rs: ImageResult[] = Array.from({ length: this.clean }, (_, i) =>
-        ({ label: 0, top5: [this.correct[i] ? 0 : 1], conf: this.conf[i], p_label: 0, sq: 0 }));
+      const rs: ImageResult[] = Array.from({ length: this.clean }, (_, i) => ({
+        label: 0,
+        top5: [this.correct[i] ? 0 : 1],
+        conf: this.conf[i],
+        p_label: 0,
+        sq: 0,
+      }));
       const n = cleanStats.n;
       clean = {
-        ...cm(cleanStats), nll: this.nll.value() / n, brier: this.brier.value() / n,
+        ...cm(cleanStats),
+        nll: this.nll.value() / n,
+        brier: this.brier.value() / n,
         ece: { adaptive_100: ece(rs, ECE_ADAPTIVE_100), equal_width_15: ece(rs, ECE_EQUAL_WIDTH_15) },
-        reliability: reliability(rs, ECE_EQUAL_WIDTH_15.bins, ECE_EQUAL_WIDTH_15.scheme)
-          .map((b) => ({ conf: b.count ? b.conf : null, acc: b.count ? b.acc : null, count: b.count })),
+        reliability: reliability(rs, ECE_EQUAL_WIDTH_15.bins, ECE_EQUAL_WIDTH_15.scheme).map((b) => ({
+          conf: b.count ? b.conf : null,
+          acc: b.count ? b.acc : null,
+          count: b.count,
+        })),
       };
     }
 
@@ -154,7 +173,8 @@ export class SummaryAccumulator {
     }
 
     // The model's own resolution is the clean condition.
-    if (clean && !resolutions[String(preprocessing.size)]) resolutions[String(preprocessing.size)] = { n: clean.n, top1: clean.top1, top5: clean.top5 };
+    if (clean && !resolutions[String(preprocessing.size)])
+      resolutions[String(preprocessing.size)] = { n: clean.n, top1: clean.top1, top5: clean.top5 };
 
     // mCE needs all five severities of a corruption; partial ones are reported as incomplete.
     const errs: Record<string, number[]> = {};
@@ -166,16 +186,21 @@ export class SummaryAccumulator {
     const sets = this.sameImagesAsClean(standard);
     const m = standard.length ? mce(errs) : null;
     const rm = standard.length && clean ? relativeMce(errs, 1 - clean.top1) : null;
-    const pack = (r: MceResult | null): MceSummary | null => r && {
-      value: r.mce, complete: r.complete && !sets.length, missing: [...r.missing, ...r.incomplete],
-      per_corruption: r.ce as Record<string, number>, reasons: mceReasons(r, sets),
-    };
+    const pack = (r: MceResult | null): MceSummary | null =>
+      r && {
+        value: r.mce,
+        complete: r.complete && !sets.length,
+        missing: [...r.missing, ...r.incomplete],
+        per_corruption: r.ce as Record<string, number>,
+        reasons: mceReasons(r, sets),
+      };
 
     const sweeps: Summary['sweeps'] = {};
     for (const [name, groups] of Object.entries(sweepGroups)) {
-      const accuracy: Record<string, number> = {}, n: Record<string, number> = {};
+      const accuracy: Record<string, number> = {},
+        n: Record<string, number> = {};
       let sum = 0;
-      for (const [v, s] of groups) sum += accuracy[v] = s.top1 / s.n, n[v] = s.n;
+      for (const [v, s] of groups) (sum += accuracy[v] = s.top1 / s.n), (n[v] = s.n);
       sweeps[name as 'size'] = { accuracy, n, mean: sum / groups.length };
     }
 
@@ -236,25 +261,38 @@ function mceReasons(r: MceResult, sets: string[]): string[] {
  * and the released data set's storage step (8-bit, JPEG quality 85); otherwise why not.
  */
 export function imagenetCComparability(
-  s: RunSettings, clean: Summary['clean'], m: MceSummary | null, unreadable: number,
+  s: RunSettings,
+  clean: Summary['clean'],
+  m: MceSummary | null,
+  unreadable: number,
 ): { imagenet_c: boolean; reasons: string[] } {
   const reasons: string[] = [];
   if (s.labels === 'synthetic') reasons.push('the data is the built-in synthetic set, not ImageNet');
-  else if (s.labels !== 'imagenet-synsets') reasons.push(`the labels are not ImageNet-1k's (class folders labelled by ${s.labels})`);
+  else if (s.labels !== 'imagenet-synsets')
+    reasons.push(`the labels are not ImageNet-1k's (class folders labelled by ${s.labels})`);
   if (s.weights_sha256 === null) reasons.push('random weights');
   if (!m) reasons.push('no mCE: no ImageNet-C corruption has all 5 severities');
   else if (!m.complete) reasons.push(`mCE is incomplete (${(m.reasons ?? m.missing).join('; ')})`);
   if (s.limit !== null) reasons.push(`--limit ${s.limit}: a subset of the images`);
   if (!clean) reasons.push('no clean condition');
-  else if (clean.n !== IMAGENET_VAL_IMAGES) reasons.push(`${clean.n} clean images, not the full ${IMAGENET_VAL_IMAGES.toLocaleString('en')}-image validation set`);
+  else if (clean.n !== IMAGENET_VAL_IMAGES)
+    reasons.push(
+      `${clean.n} clean images, not the full ${IMAGENET_VAL_IMAGES.toLocaleString('en')}-image validation set`,
+    );
   if (unreadable) reasons.push(`${unreadable} unreadable images`);
-  if (!s.imagenet_c_protocol) reasons.push('corrupted images are not stored as 8-bit JPEG (quality 85) as in the released ImageNet-C (--imagenet-c-protocol)');
+  if (!s.imagenet_c_protocol)
+    reasons.push(
+      'corrupted images are not stored as 8-bit JPEG (quality 85) as in the released ImageNet-C (--imagenet-c-protocol)',
+    );
   return { imagenet_c: reasons.length === 0, reasons };
 }
 
 /** The summary of `records` (any order, duplicates counted once): one run, or the shards of one. */
 export function summarizeRun(
-  settings: RunSettings, preprocessing: Preprocess, records: Iterable<RunRecord>, shards: Summary['shards'] = null,
+  settings: RunSettings,
+  preprocessing: Preprocess,
+  records: Iterable<RunRecord>,
+  shards: Summary['shards'] = null,
 ): Summary {
   const acc = new SummaryAccumulator();
   for (const r of records) acc.add(r);

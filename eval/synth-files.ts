@@ -11,8 +11,16 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  type ImageFolderOptions, type RgbImage, type RgbaImage, type SynthSource, classOf, proceduralSource, renderSynthImage,
-  SYNTH_CLASSES, SYNTH_TRAIN_CLASSES, trimAlpha,
+  type ImageFolderOptions,
+  type RgbImage,
+  type RgbaImage,
+  type SynthSource,
+  classOf,
+  proceduralSource,
+  renderSynthImage,
+  SYNTH_CLASSES,
+  SYNTH_TRAIN_CLASSES,
+  trimAlpha,
 } from './synth.js';
 
 async function sharpModule() {
@@ -21,7 +29,9 @@ async function sharpModule() {
 
 async function writePng(path: string, img: RgbImage | RgbaImage, channels: 3 | 4): Promise<void> {
   const sharp = await sharpModule();
-  await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.length), { raw: { width: img.width, height: img.height, channels } })
+  await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.length), {
+    raw: { width: img.width, height: img.height, channels },
+  })
     .png({ compressionLevel: 6 })
     .toFile(path);
 }
@@ -41,9 +51,11 @@ class Pending {
 /** A classification set of renderSynthImage()s in ImageFolder layout. Returns the files written. */
 export async function writeSynthImageFolder(dir: string, o: ImageFolderOptions): Promise<string[]> {
   const split = o.split ?? 'train';
-  const files: string[] = [], pending = new Pending();
+  const files: string[] = [],
+    pending = new Pending();
   for (const c of o.classes ?? SYNTH_TRAIN_CLASSES) {
-    const name = classOf(c).name, folder = join(dir, name);
+    const name = classOf(c).name,
+      folder = join(dir, name);
     await mkdir(folder, { recursive: true });
     for (let k = 0; k < o.perClass; k++) {
       const file = join(folder, `${split}-${String(k).padStart(5, '0')}.png`);
@@ -67,9 +79,14 @@ export interface CutoutOptions {
 }
 
 /** Writes procedural cut-outs and backgrounds in the layout loadCutouts (and SI-Score) reads. */
-export async function writeCutouts(dir: string, o: CutoutOptions): Promise<{ foregrounds: string[]; backgrounds: string[] }> {
-  const src = proceduralSource(o.seed, o.size), pending = new Pending();
-  const foregrounds: string[] = [], backgrounds: string[] = [];
+export async function writeCutouts(
+  dir: string,
+  o: CutoutOptions,
+): Promise<{ foregrounds: string[]; backgrounds: string[] }> {
+  const src = proceduralSource(o.seed, o.size),
+    pending = new Pending();
+  const foregrounds: string[] = [],
+    backgrounds: string[] = [];
   for (const c of o.classes ?? SYNTH_CLASSES.map((_, i) => i)) {
     const folder = join(dir, 'foregrounds', classOf(c).name);
     await mkdir(folder, { recursive: true });
@@ -102,15 +119,31 @@ export interface LoadedCutouts extends SynthSource {
  */
 export async function loadCutouts(dir: string, o: { trim?: boolean } = {}): Promise<LoadedCutouts> {
   const sharp = await sharpModule();
-  const list = async (d: string, re: RegExp) => (await readdir(d, { withFileTypes: true })).filter((e) => e.isFile() && re.test(e.name)).map((e) => e.name).sort();
-  const fgDir = join(dir, 'foregrounds'), bgDir = join(dir, 'backgrounds');
-  const classNames = (await readdir(fgDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const list = async (d: string, re: RegExp) =>
+    (await readdir(d, { withFileTypes: true }))
+      .filter((e) => e.isFile() && re.test(e.name))
+      .map((e) => e.name)
+      .sort();
+  const fgDir = join(dir, 'foregrounds'),
+    bgDir = join(dir, 'backgrounds');
+  const classNames = (await readdir(fgDir, { withFileTypes: true }))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
   const foregrounds: RgbaImage[][] = [];
   for (const name of classNames) {
     const imgs: RgbaImage[] = [];
     for (const f of await list(join(fgDir, name), /\.(png|webp|tiff?)$/i)) {
-      const { data, info } = await sharp(join(fgDir, name, f)).ensureAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-      const img = { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+      const { data, info } = await sharp(join(fgDir, name, f))
+        .ensureAlpha()
+        .toColourspace('srgb')
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      const img = {
+        width: info.width,
+        height: info.height,
+        data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+      };
       imgs.push(o.trim === false ? img : trimAlpha(img));
     }
     if (imgs.length === 0) throw new Error(`${join(fgDir, name)}: no cut-outs (.png/.webp)`);
@@ -119,12 +152,22 @@ export async function loadCutouts(dir: string, o: { trim?: boolean } = {}): Prom
   if (classNames.length === 0) throw new Error(`${fgDir}: no class folders`);
   const backgrounds: RgbImage[] = [];
   for (const f of await list(bgDir, /\.(png|jpe?g|webp)$/i)) {
-    const { data, info } = await sharp(join(bgDir, f)).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    backgrounds.push({ width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) });
+    const { data, info } = await sharp(join(bgDir, f))
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    backgrounds.push({
+      width: info.width,
+      height: info.height,
+      data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+    });
   }
   if (backgrounds.length === 0) throw new Error(`${bgDir}: no backgrounds (.png/.jpg/.webp)`);
   return {
-    classNames, foregrounds, backgrounds,
+    classNames,
+    foregrounds,
+    backgrounds,
     objects: (c, i) => foregrounds[c][(i >>> 0) % foregrounds[c].length],
     background: (i) => backgrounds[(i >>> 0) % backgrounds.length],
   };

@@ -27,11 +27,14 @@ function keys(x: number): number {
 }
 
 function resizeAxisCoeffs(inSize: number, outSize: number): { start: number; w: Float64Array }[] {
-  const scale = inSize / outSize, fs = Math.max(scale, 1), support = 2 * fs;
+  const scale = inSize / outSize,
+    fs = Math.max(scale, 1),
+    support = 2 * fs;
   const out: { start: number; w: Float64Array }[] = [];
   for (let i = 0; i < outSize; i++) {
     const centre = (i + 0.5) * scale;
-    const start = Math.max(0, Math.floor(centre - support + 0.5)), end = Math.min(inSize, Math.floor(centre + support + 0.5));
+    const start = Math.max(0, Math.floor(centre - support + 0.5)),
+      end = Math.min(inSize, Math.floor(centre + support + 0.5));
     const w = new Float64Array(Math.max(0, end - start));
     let sum = 0;
     for (let j = start; j < end; j++) sum += w[j - start] = keys((j - centre + 0.5) / fs);
@@ -43,7 +46,8 @@ function resizeAxisCoeffs(inSize: number, outSize: number): { start: number; w: 
 
 /** Separable resize of a float image [h, w, c] to [oh, ow, c]. */
 export function resizeFloat(src: Float32Array, w: number, h: number, c: number, ow: number, oh: number): Float32Array {
-  const cx = resizeAxisCoeffs(w, ow), cy = resizeAxisCoeffs(h, oh);
+  const cx = resizeAxisCoeffs(w, ow),
+    cy = resizeAxisCoeffs(h, oh);
   const tmp = new Float32Array(h * ow * c);
   for (let y = 0; y < h; y++)
     for (let x = 0; x < ow; x++) {
@@ -70,7 +74,9 @@ export function resizeFloat(src: Float32Array, w: number, h: number, c: number, 
 /** A background of any size as size×size: centre square crop, then antialiased bicubic resize. */
 export function fitBackground(bg: RgbImage, size: number): RgbImage {
   if (bg.width === size && bg.height === size) return bg;
-  const s = Math.min(bg.width, bg.height), ox = Math.floor((bg.width - s) / 2), oy = Math.floor((bg.height - s) / 2);
+  const s = Math.min(bg.width, bg.height),
+    ox = Math.floor((bg.width - s) / 2),
+    oy = Math.floor((bg.height - s) / 2);
   const sq = new Float32Array(s * s * 3);
   for (let y = 0; y < s; y++)
     for (let x = 0; x < s * 3; x++) sq[y * s * 3 + x] = bg.data[((y + oy) * bg.width + ox) * 3 + x];
@@ -109,10 +115,15 @@ export interface PasteGeometry {
 export function pasteGeometry(imgW: number, imgH: number, objW: number, objH: number, o: PasteOptions): PasteGeometry {
   if (!(o.area > 0)) throw new RangeError(`paste area ${o.area} must be > 0`);
   const s = Math.sqrt((o.area * imgW * imgH) / (objW * objH));
-  const w = objW * s, h = objH * s, t = ((o.angleDeg ?? 0) * Math.PI) / 180;
-  const c = Math.abs(Math.cos(t)), sn = Math.abs(Math.sin(t));
-  const boxW = w * c + h * sn, boxH = w * sn + h * c;
-  const X = o.cx * imgW, Y = o.cy * imgH;
+  const w = objW * s,
+    h = objH * s,
+    t = ((o.angleDeg ?? 0) * Math.PI) / 180;
+  const c = Math.abs(Math.cos(t)),
+    sn = Math.abs(Math.sin(t));
+  const boxW = w * c + h * sn,
+    boxH = w * sn + h * c;
+  const X = o.cx * imgW,
+    Y = o.cy * imgH;
   const ix = Math.max(0, Math.min(imgW, X + boxW / 2) - Math.max(0, X - boxW / 2));
   const iy = Math.max(0, Math.min(imgH, Y + boxH / 2) - Math.max(0, Y - boxH / 2));
   return { w, h, boxW, boxH, insideFrac: (ix * iy) / (boxW * boxH) };
@@ -120,7 +131,10 @@ export function pasteGeometry(imgW: number, imgH: number, objW: number, objH: nu
 
 /** Keys cubic weights for the 4 taps around a fractional offset t ∈ [0,1). */
 function cubicWeights(t: number, w: Float64Array): void {
-  w[0] = keys(t + 1); w[1] = keys(t); w[2] = keys(1 - t); w[3] = keys(2 - t);
+  w[0] = keys(t + 1);
+  w[1] = keys(t);
+  w[2] = keys(1 - t);
+  w[3] = keys(2 - t);
 }
 
 export function paste(bg: RgbImage, obj: RgbaImage, o: PasteOptions): RgbImage {
@@ -128,30 +142,47 @@ export function paste(bg: RgbImage, obj: RgbaImage, o: PasteOptions): RgbImage {
   const g = pasteGeometry(W, H, obj.width, obj.height, o);
   // 1. Resize, premultiplied, with the antialiased filter (a plain bicubic lookup would alias
   //    when a 224-pixel cut-out lands on 1% of the image).
-  const rw = Math.max(1, Math.round(g.w)), rh = Math.max(1, Math.round(g.h));
+  const rw = Math.max(1, Math.round(g.w)),
+    rh = Math.max(1, Math.round(g.h));
   const pm = new Float32Array(obj.width * obj.height * 4);
   for (let i = 0; i < pm.length; i += 4) {
     const a = obj.data[i + 3] / 255;
-    pm[i] = obj.data[i] * a; pm[i + 1] = obj.data[i + 1] * a; pm[i + 2] = obj.data[i + 2] * a; pm[i + 3] = a;
+    pm[i] = obj.data[i] * a;
+    pm[i + 1] = obj.data[i + 1] * a;
+    pm[i + 2] = obj.data[i + 2] * a;
+    pm[i + 3] = a;
   }
   const r = resizeFloat(pm, obj.width, obj.height, 4, rw, rh);
   // 2. Rotate and place in one inverse mapping: each image pixel looks up the resized object
   //    (bicubic, transparent outside it), so the canvas is implicitly expanded and the subpixel
   //    size w×h (not the rounded rw×rh) and centre are kept.
-  const t = ((o.angleDeg ?? 0) * Math.PI) / 180, ct = Math.cos(t), st = Math.sin(t);
-  const X = o.cx * W, Y = o.cy * H, kx = rw / g.w, ky = rh / g.h;
-  const xa = Math.max(0, Math.floor(X - g.boxW / 2 - 2)), xb = Math.min(W, Math.ceil(X + g.boxW / 2 + 2));
-  const ya = Math.max(0, Math.floor(Y - g.boxH / 2 - 2)), yb = Math.min(H, Math.ceil(Y + g.boxH / 2 + 2));
+  const t = ((o.angleDeg ?? 0) * Math.PI) / 180,
+    ct = Math.cos(t),
+    st = Math.sin(t);
+  const X = o.cx * W,
+    Y = o.cy * H,
+    kx = rw / g.w,
+    ky = rh / g.h;
+  const xa = Math.max(0, Math.floor(X - g.boxW / 2 - 2)),
+    xb = Math.min(W, Math.ceil(X + g.boxW / 2 + 2));
+  const ya = Math.max(0, Math.floor(Y - g.boxH / 2 - 2)),
+    yb = Math.min(H, Math.ceil(Y + g.boxH / 2 + 2));
   const out = new Uint8Array(bg.data);
-  const wx = new Float64Array(4), wy = new Float64Array(4), acc = new Float64Array(4);
+  const wx = new Float64Array(4),
+    wy = new Float64Array(4),
+    acc = new Float64Array(4);
   for (let y = ya; y < yb; y++)
     for (let x = xa; x < xb; x++) {
-      const dx = x + 0.5 - X, dy = y + 0.5 - Y;
+      const dx = x + 0.5 - X,
+        dy = y + 0.5 - Y;
       // Inverse of a counter-clockwise turn on screen (y down).
-      const sx = (dx * ct - dy * st) * kx + rw / 2 - 0.5, sy = (dx * st + dy * ct) * ky + rh / 2 - 0.5;
+      const sx = (dx * ct - dy * st) * kx + rw / 2 - 0.5,
+        sy = (dx * st + dy * ct) * ky + rh / 2 - 0.5;
       if (sx < -2 || sy < -2 || sx > rw + 1 || sy > rh + 1) continue;
-      const ix = Math.floor(sx), iy = Math.floor(sy);
-      cubicWeights(sx - ix, wx); cubicWeights(sy - iy, wy);
+      const ix = Math.floor(sx),
+        iy = Math.floor(sy);
+      cubicWeights(sx - ix, wx);
+      cubicWeights(sy - iy, wy);
       acc.fill(0);
       for (let j = 0; j < 4; j++) {
         const yy = iy - 1 + j;
@@ -159,14 +190,19 @@ export function paste(bg: RgbImage, obj: RgbaImage, o: PasteOptions): RgbImage {
         for (let i = 0; i < 4; i++) {
           const xx = ix - 1 + i;
           if (xx < 0 || xx >= rw) continue;
-          const wgt = wx[i] * wy[j], p = (yy * rw + xx) * 4;
-          acc[0] += wgt * r[p]; acc[1] += wgt * r[p + 1]; acc[2] += wgt * r[p + 2]; acc[3] += wgt * r[p + 3];
+          const wgt = wx[i] * wy[j],
+            p = (yy * rw + xx) * 4;
+          acc[0] += wgt * r[p];
+          acc[1] += wgt * r[p + 1];
+          acc[2] += wgt * r[p + 2];
+          acc[3] += wgt * r[p + 3];
         }
       }
       const a = clamp(acc[3]);
       if (a <= 0) continue;
       const q = (y * W + x) * 3;
-      for (let ch = 0; ch < 3; ch++) out[q + ch] = Math.round(clamp(out[q + ch] * (1 - a) + clamp(acc[ch], 0, 255 * a), 0, 255));
+      for (let ch = 0; ch < 3; ch++)
+        out[q + ch] = Math.round(clamp(out[q + ch] * (1 - a) + clamp(acc[ch], 0, 255 * a), 0, 255));
     }
   return { width: W, height: H, data: out };
 }

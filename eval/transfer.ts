@@ -138,7 +138,11 @@ export interface Standardizer {
  * omitted), two-pass in f64.
  */
 export function fitStandardizer(
-  x: Float32Array | Float64Array, n: number, d: number, rows?: ArrayLike<number>, eps = STD_EPS,
+  x: Float32Array | Float64Array,
+  n: number,
+  d: number,
+  rows?: ArrayLike<number>,
+  eps = STD_EPS,
 ): Standardizer {
   const idx = rows ?? Int32Array.from({ length: n }, (_, i) => i);
   const m = idx.length;
@@ -166,7 +170,10 @@ export function fitStandardizer(
  * last column of that constant is appended (width d + 1).
  */
 export function standardize(
-  x: Float32Array | Float64Array, n: number, d: number, st: Standardizer,
+  x: Float32Array | Float64Array,
+  n: number,
+  d: number,
+  st: Standardizer,
   o: { rows?: ArrayLike<number>; bias?: number } = {},
 ): Float64Array {
   const idx = o.rows ?? Int32Array.from({ length: n }, (_, i) => i);
@@ -225,7 +232,12 @@ export function linearAccuracy(s: FeatureSet, st: Standardizer, w: Float64Array,
  * for l2 ≈ 0).
  */
 export function ridgeSolve(
-  x: ArrayLike<number>, y: ArrayLike<number>, n: number, d: number, c: number, l2: number,
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  n: number,
+  d: number,
+  c: number,
+  l2: number,
   form: 'auto' | 'primal' | 'dual' = 'auto',
 ): Float64Array {
   if (x.length !== n * d) throw new Error(`ridgeSolve: X has ${x.length} values, expected ${n}×${d}`);
@@ -274,8 +286,10 @@ export function fewshotLsr(train: FeatureSet, test: FeatureSet, o: FewshotOption
   const shots = [...(o.shots ?? FEWSHOT_DEFAULTS.shots)];
   const seeds = o.seeds ?? FEWSHOT_DEFAULTS.seeds;
   const l2 = o.l2 ?? FEWSHOT_DEFAULTS.l2;
-  for (const k of shots) if (!Number.isInteger(k) || k < 1) throw new Error(`fewshotLsr: shots must be positive integers, got ${k}`);
-  if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`fewshotLsr: seeds must be a positive integer, got ${seeds}`);
+  for (const k of shots)
+    if (!Number.isInteger(k) || k < 1) throw new Error(`fewshotLsr: shots must be positive integers, got ${k}`);
+  if (!Number.isInteger(seeds) || seeds < 1)
+    throw new Error(`fewshotLsr: seeds must be a positive integer, got ${seeds}`);
   const C = classCount([train, test], o.classes);
   const d = train.d;
 
@@ -348,11 +362,20 @@ export interface ProbeResult {
   converged: boolean;
 }
 
-interface SoftmaxFit { theta: Float64Array; converged: boolean }
+interface SoftmaxFit {
+  theta: Float64Array;
+  converged: boolean;
+}
 
 function fitSoftmax(
-  X: Float64Array, y: Int32Array, n: number, d: number, c: number, l2: number,
-  init: Float64Array, maxIter: number,
+  X: Float64Array,
+  y: Int32Array,
+  n: number,
+  d: number,
+  c: number,
+  l2: number,
+  init: Float64Array,
+  maxIter: number,
 ): SoftmaxFit {
   const r = lbfgs((t, g) => softmaxLoss(t, X, y, n, d, c, l2, g), init, { maxIter });
   return { theta: r.x, converged: r.converged };
@@ -439,20 +462,31 @@ export interface Vtab1kSplits {
  * `note`).
  */
 export function vtab1kSplits(
-  n: number, labels: ArrayLike<number>, seed: number, o: { allowFewer?: boolean } = {},
+  n: number,
+  labels: ArrayLike<number>,
+  seed: number,
+  o: { allowFewer?: boolean } = {},
 ): Vtab1kSplits {
   if (labels.length !== n) throw new Error(`vtab1kSplits: ${labels.length} labels for a pool of ${n}`);
   let nTrain = 800;
   let nVal = 200;
   let note: string | undefined;
   if (n < 1000) {
-    if (!o.allowFewer) throw new Error(`vtab1kSplits: VTAB-1k needs 1000 examples, the pool has ${n} (pass allowFewer to split all of them 80/20)`);
+    if (!o.allowFewer)
+      throw new Error(
+        `vtab1kSplits: VTAB-1k needs 1000 examples, the pool has ${n} (pass allowFewer to split all of them 80/20)`,
+      );
     if (n < 2) throw new Error(`vtab1kSplits: a pool of ${n} cannot be split`);
     nTrain = Math.max(1, Math.round(0.8 * n));
     nVal = n - nTrain;
     note = `pool of ${n} < 1000: used all of it, ${nTrain} train + ${nVal} val`;
   }
-  const perm = seededPermutation(Int32Array.from({ length: n }, (_, i) => i), seed, 0, VTAB_STREAM);
+  const perm = seededPermutation(
+    Int32Array.from({ length: n }, (_, i) => i),
+    seed,
+    0,
+    VTAB_STREAM,
+  );
   const train = perm.slice(0, nTrain).sort();
   const val = perm.slice(nTrain, nTrain + nVal).sort();
   const inTrain = new Set<number>();
@@ -460,7 +494,10 @@ export function vtab1kSplits(
   const missing = new Set<number>();
   for (const i of val) if (!inTrain.has(labels[i])) missing.add(labels[i]);
   return {
-    train, val, complete: n >= 1000, missing_in_train: [...missing].sort((a, b) => a - b),
+    train,
+    val,
+    complete: n >= 1000,
+    missing_in_train: [...missing].sort((a, b) => a - b),
     ...(note ? { note } : {}),
   };
 }
@@ -492,7 +529,11 @@ export function vtab1k(trainPool: FeatureSet, test: FeatureSet, o: Vtab1kOptions
   const C = classCount([trainPool, test], o.classes);
   const r = linearProbe(subset(trainPool, sp.train), subset(trainPool, sp.val), test, { ...o, classes: C });
   return {
-    accuracy: r.accuracy, l2: r.l2, n_train: sp.train.length + sp.val.length, val: r.val,
-    complete: sp.complete, ...(sp.note ? { note: sp.note } : {}),
+    accuracy: r.accuracy,
+    l2: r.l2,
+    n_train: sp.train.length + sp.val.length,
+    val: r.val,
+    complete: sp.complete,
+    ...(sp.note ? { note: sp.note } : {}),
   };
 }

@@ -22,8 +22,22 @@
 // unset fields keep the heuristic.
 
 import {
-  type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
-  ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
+  type HostTensor,
+  type KernelFamily,
+  type LowerContext,
+  type OpDef,
+  type Shape,
+  ceilDiv,
+  expectRank,
+  f32Lit,
+  fmtShape,
+  grid,
+  input,
+  makeDispatch,
+  numel,
+  output,
+  ShapeError,
+  temp,
 } from './kernel.js';
 import { flatMain, range, vecType } from './wgsl.js';
 import { defineVariant } from './variant.js';
@@ -36,7 +50,11 @@ export interface AttentionAttrs {
 
 /** The problem, shared by both paths' configs. */
 export interface AttentionShape {
-  B: number; Tq: number; Tk: number; heads: number; dh: number;
+  B: number;
+  Tq: number;
+  Tk: number;
+  heads: number;
+  dh: number;
   /** One qkv input [B, T, 3D] (else q, k, v). */
   packed: boolean;
   scale: number;
@@ -45,13 +63,18 @@ export interface AttentionShape {
 }
 
 export interface FusedAttentionConfig extends AttentionShape {
-  keyTile: number; rows: number; wg: number; gridX: number;
+  keyTile: number;
+  rows: number;
+  wg: number;
+  gridX: number;
   /** Unroll the head dimension: q and o in named registers instead of loop-indexed private arrays. */
   unroll: boolean;
 }
 
 export interface NaiveAttentionConfig extends AttentionShape {
-  stage: 'scores' | 'softmax' | 'pv'; wg: number; gridX: number;
+  stage: 'scores' | 'softmax' | 'pv';
+  wg: number;
+  gridX: number;
 }
 
 /** Addressing in units of the row element type (vec4 or f32), baked into WGSL. */
@@ -61,25 +84,44 @@ function addressing(c: AttentionShape) {
   return {
     T: vecType(c.vec),
     /** Elements (of type T) per head row, per token row of the inputs, of the output. */
-    C: c.dh / W, RS: (c.packed ? 3 * D : D) / W, OS: D / W,
+    C: c.dh / W,
+    RS: (c.packed ? 3 * D : D) / W,
+    OS: D / W,
     /** Where k and v start within a token row. */
-    kOff: c.packed ? D / W : 0, vOff: c.packed ? (2 * D) / W : 0,
-    dotv: c.vec ? 'fn dotv(a: vec4<f32>, b: vec4<f32>) -> f32 { return dot(a, b); }' : 'fn dotv(a: f32, b: f32) -> f32 { return a * b; }',
-    Q: c.packed ? 'QKV' : 'Q', K: c.packed ? 'QKV' : 'K', V: c.packed ? 'QKV' : 'V',
+    kOff: c.packed ? D / W : 0,
+    vOff: c.packed ? (2 * D) / W : 0,
+    dotv: c.vec
+      ? 'fn dotv(a: vec4<f32>, b: vec4<f32>) -> f32 { return dot(a, b); }'
+      : 'fn dotv(a: f32, b: f32) -> f32 { return a * b; }',
+    Q: c.packed ? 'QKV' : 'Q',
+    K: c.packed ? 'QKV' : 'K',
+    V: c.packed ? 'QKV' : 'V',
   };
 }
 
-function inputDecls(c: AttentionShape, use: { q?: boolean; k?: boolean; v?: boolean }, first: number): { decls: string[]; next: number } {
+function inputDecls(
+  c: AttentionShape,
+  use: { q?: boolean; k?: boolean; v?: boolean },
+  first: number,
+): { decls: string[]; next: number } {
   const { T } = addressing(c);
   const D = c.heads * c.dh;
   if (c.packed) {
-    return { decls: [`@group(0) @binding(${first}) var<storage, read> QKV: array<${T}>;   // input  qkv [${c.B}, ${c.Tq}, ${3 * D}]`], next: first + 1 };
+    return {
+      decls: [
+        `@group(0) @binding(${first}) var<storage, read> QKV: array<${T}>;   // input  qkv [${c.B}, ${c.Tq}, ${3 * D}]`,
+      ],
+      next: first + 1,
+    };
   }
   const decls: string[] = [];
   let b = first;
-  if (use.q) decls.push(`@group(0) @binding(${b++}) var<storage, read> Q: array<${T}>;   // input  q [${c.B}, ${c.Tq}, ${D}]`);
-  if (use.k) decls.push(`@group(0) @binding(${b++}) var<storage, read> K: array<${T}>;   // input  k [${c.B}, ${c.Tk}, ${D}]`);
-  if (use.v) decls.push(`@group(0) @binding(${b++}) var<storage, read> V: array<${T}>;   // input  v [${c.B}, ${c.Tk}, ${D}]`);
+  if (use.q)
+    decls.push(`@group(0) @binding(${b++}) var<storage, read> Q: array<${T}>;   // input  q [${c.B}, ${c.Tq}, ${D}]`);
+  if (use.k)
+    decls.push(`@group(0) @binding(${b++}) var<storage, read> K: array<${T}>;   // input  k [${c.B}, ${c.Tk}, ${D}]`);
+  if (use.v)
+    decls.push(`@group(0) @binding(${b++}) var<storage, read> V: array<${T}>;   // input  v [${c.B}, ${c.Tk}, ${D}]`);
   return { decls, next: b };
 }
 
@@ -90,10 +132,12 @@ export const fusedAttentionFamily: KernelFamily<FusedAttentionConfig> = {
   wgsl(c) {
     const a = addressing(c);
     const { C, RS, OS } = a;
-    const R = c.rows, KT = c.keyTile;
+    const R = c.rows,
+      KT = c.keyTile;
     const QB = ceilDiv(c.Tq, R);
     const total = c.B * c.heads * QB;
-    const full = Math.floor(c.Tk / KT), rem = c.Tk % KT;
+    const full = Math.floor(c.Tk / KT),
+      rem = c.Tk % KT;
     const { decls, next } = inputDecls(c, { q: true, k: true, v: true }, 0);
     const rs = range(R);
 
@@ -112,10 +156,12 @@ export const fusedAttentionFamily: KernelFamily<FusedAttentionConfig> = {
       const js = range(n);
       const L: string[] = [];
       for (const r of rs) for (const j of js) L.push(`${ind}var s${r}_${j} = 0.0;`);
-      L.push(...overC(ind, (tag, ix, i2) => [
-        ...js.map((j) => `${i2}let k${j}${tag} = ${a.K}[kb + (j0 + ${j}u) * ${RS}u + ${ix}];`),
-        ...rs.flatMap((r) => js.map((j) => `${i2}s${r}_${j} += dotv(${qv(r, tag, ix)}, k${j}${tag});`)),
-      ]));
+      L.push(
+        ...overC(ind, (tag, ix, i2) => [
+          ...js.map((j) => `${i2}let k${j}${tag} = ${a.K}[kb + (j0 + ${j}u) * ${RS}u + ${ix}];`),
+          ...rs.flatMap((r) => js.map((j) => `${i2}s${r}_${j} += dotv(${qv(r, tag, ix)}, k${j}${tag});`)),
+        ]),
+      );
       for (const r of rs) {
         const mx = js.reduce((e, j) => (e ? `max(${e}, s${r}_${j})` : `s${r}_${j}`), '');
         L.push(`${ind}let mn${r} = max(m${r}, ${mx});`);
@@ -124,17 +170,24 @@ export const fusedAttentionFamily: KernelFamily<FusedAttentionConfig> = {
         L.push(`${ind}l${r} = l${r} * al${r} + ${js.map((j) => `p${r}_${j}`).join(' + ')};`);
         L.push(`${ind}m${r} = mn${r};`);
       }
-      L.push(...overC(ind, (tag, ix, i2) => [
-        ...js.map((j) => `${i2}let v${j}${tag} = ${a.V}[vb + (j0 + ${j}u) * ${RS}u + ${ix}];`),
-        ...rs.map((r) => `${i2}${ov(r, tag, ix)} = ${ov(r, tag, ix)} * al${r} + ${js.map((j) => `p${r}_${j} * v${j}${tag}`).join(' + ')};`),
-      ]));
+      L.push(
+        ...overC(ind, (tag, ix, i2) => [
+          ...js.map((j) => `${i2}let v${j}${tag} = ${a.V}[vb + (j0 + ${j}u) * ${RS}u + ${ix}];`),
+          ...rs.map(
+            (r) =>
+              `${i2}${ov(r, tag, ix)} = ${ov(r, tag, ix)} * al${r} + ${js.map((j) => `p${r}_${j} * v${j}${tag}`).join(' + ')};`,
+          ),
+        ]),
+      );
       return L.join('\n');
     };
 
     const L: string[] = [];
     L.push(a.dotv);
     L.push(...decls);
-    L.push(`@group(0) @binding(${next}) var<storage, read_write> Out: array<${a.T}>;   // output [${c.B}, ${c.Tq}, ${c.heads * c.dh}]`);
+    L.push(
+      `@group(0) @binding(${next}) var<storage, read_write> Out: array<${a.T}>;   // output [${c.B}, ${c.Tq}, ${c.heads * c.dh}]`,
+    );
     L.push('');
     L.push(flatMain(c.wg, c.gridX));
     L.push(`  if (t >= ${total}u) { return; }`);
@@ -225,7 +278,9 @@ export const naiveAttentionFamily: KernelFamily<NaiveAttentionConfig> = {
       // One invocation per output element (vec4 when dh % 4 == 0) out[b, i, h, c] (t is its flat index).
       const { decls, next } = inputDecls(c, { v: true }, 1);
       L.push(S.replace('%', '0'), ...decls);
-      L.push(`@group(0) @binding(${next}) var<storage, read_write> Out: array<${a.T}>;   // output [${B}, ${Tq}, ${H * c.dh}]`);
+      L.push(
+        `@group(0) @binding(${next}) var<storage, read_write> Out: array<${a.T}>;   // output [${B}, ${Tq}, ${H * c.dh}]`,
+      );
       head(B * Tq * OS);
       L.push(`  let c = t % ${C}u;`);
       L.push(`  let h = (t / ${C}u) % ${H}u;`);
@@ -260,18 +315,29 @@ function geometry(attrs: AttentionAttrs, inputs: Shape[]): Omit<AttentionShape, 
     expectRank('attention: k', k, 3);
     expectRank('attention: v', v, 3);
     if (k[0] !== q[0] || v[0] !== q[0] || k[2] !== q[2] || v[2] !== q[2] || v[1] !== k[1]) {
-      throw new ShapeError(`attention: q ${fmtShape(q)}, k ${fmtShape(k)}, v ${fmtShape(v)} must be [B, Tq, D], [B, Tk, D], [B, Tk, D]`);
+      throw new ShapeError(
+        `attention: q ${fmtShape(q)}, k ${fmtShape(k)}, v ${fmtShape(v)} must be [B, Tq, D], [B, Tk, D], [B, Tk, D]`,
+      );
     }
     [B, Tq, Tk, D] = [q[0], q[1], k[1], q[2]];
   } else {
-    throw new ShapeError(`attention: takes qkv or q, k, v; got ${inputs.length} inputs ${inputs.map(fmtShape).join(', ')}`);
+    throw new ShapeError(
+      `attention: takes qkv or q, k, v; got ${inputs.length} inputs ${inputs.map(fmtShape).join(', ')}`,
+    );
   }
-  if (D % H !== 0) throw new ShapeError(`attention: D = ${D} of ${inputs.map(fmtShape).join(', ')} is not divisible by heads = ${H}`);
+  if (D % H !== 0)
+    throw new ShapeError(`attention: D = ${D} of ${inputs.map(fmtShape).join(', ')} is not divisible by heads = ${H}`);
   const dh = D / H;
   return { B, Tq, Tk, heads: H, dh, packed: inputs.length === 1, scale: attrs.scale ?? 1 / Math.sqrt(dh) };
 }
 
-export interface AttentionChoice { path: 'fused' | 'naive'; keyTile: number; rows: number; wg: number; unroll: boolean }
+export interface AttentionChoice {
+  path: 'fused' | 'naive';
+  keyTile: number;
+  rows: number;
+  wg: number;
+  unroll: boolean;
+}
 
 /** ctx.prefer.attention; unset fields are the heuristic's. */
 export interface AttentionVariant {
@@ -294,7 +360,11 @@ export const attentionVariant = defineVariant<AttentionVariant>('attention', [
 
 /** ctx.prefer.attention values covering both paths (tests and tuners iterate these). */
 export const ATTENTION_VARIANTS = [
-  'naive', 'fused', 'fused,ktile=4,rows=2', 'fused,ktile=3,rows=3,head=loop', 'fused,ktile=8,rows=1,wg=32,head=loop',
+  'naive',
+  'fused',
+  'fused,ktile=4,rows=2',
+  'fused,ktile=3,rows=3,head=loop',
+  'fused,ktile=8,rows=1,wg=32,head=loop',
 ] as const;
 
 /** Register budget of the fused path: q and o of every row live in registers. */
@@ -309,7 +379,9 @@ function choose(g: Omit<AttentionShape, 'vec'>, ctx: LowerContext): AttentionCho
   const rows = p.rows ?? Math.max(1, Math.min(8, Math.floor(512 / g.dh)));
   const wg = p.wg ?? 64;
   if (wg > ctx.limits.maxComputeInvocationsPerWorkgroup) {
-    throw new Error(`attention variant: workgroup ${wg} exceeds maxComputeInvocationsPerWorkgroup ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
+    throw new Error(
+      `attention variant: workgroup ${wg} exceeds maxComputeInvocationsPerWorkgroup ${ctx.limits.maxComputeInvocationsPerWorkgroup}`,
+    );
   }
   return { path, keyTile: Math.min(p.ktile ?? 1, g.Tk), rows: Math.min(rows, g.Tq), wg, unroll: p.head !== 'loop' };
 }
@@ -335,21 +407,40 @@ export const attentionOp: OpDef<AttentionAttrs> = {
     const v = g.packed ? input(0) : input(2);
     if (ch.path === 'fused') {
       const wgs = grid(ceilDiv(B * H * ceilDiv(Tq, ch.rows), ch.wg), maxDim);
-      const cfg: FusedAttentionConfig = { ...shape, keyTile: ch.keyTile, rows: ch.rows, wg: ch.wg, unroll: ch.unroll, gridX: wgs[0] };
-      return { dispatches: [makeDispatch(fusedAttentionFamily, cfg, wgs, [...qk, ...(g.packed ? [] : [v]), output(0)], { flops, bytes: ioBytes })] };
+      const cfg: FusedAttentionConfig = {
+        ...shape,
+        keyTile: ch.keyTile,
+        rows: ch.rows,
+        wg: ch.wg,
+        unroll: ch.unroll,
+        gridX: wgs[0],
+      };
+      return {
+        dispatches: [
+          makeDispatch(fusedAttentionFamily, cfg, wgs, [...qk, ...(g.packed ? [] : [v]), output(0)], {
+            flops,
+            bytes: ioBytes,
+          }),
+        ],
+      };
     }
     const scores = B * H * Tq * Tk;
     const stage = (st: NaiveAttentionConfig['stage'], count: number) => {
       const wgs = grid(ceilDiv(count, ch.wg), maxDim);
       return { cfg: { ...shape, stage: st, wg: ch.wg, gridX: wgs[0] } as NaiveAttentionConfig, wgs };
     };
-    const s1 = stage('scores', scores), s2 = stage('softmax', B * H * Tq), s3 = stage('pv', B * Tq * H * (shape.vec ? dh / 4 : dh));
+    const s1 = stage('scores', scores),
+      s2 = stage('softmax', B * H * Tq),
+      s3 = stage('pv', B * Tq * H * (shape.vec ? dh / 4 : dh));
     return {
       temps: [scores],
       dispatches: [
         makeDispatch(naiveAttentionFamily, s1.cfg, s1.wgs, [...qk, temp(0)], { flops: flops / 2, bytes: 4 * scores }),
         makeDispatch(naiveAttentionFamily, s2.cfg, s2.wgs, [temp(0)], { flops: 3 * scores, bytes: 8 * scores }),
-        makeDispatch(naiveAttentionFamily, s3.cfg, s3.wgs, [temp(0), v, output(0)], { flops: flops / 2, bytes: 4 * scores }),
+        makeDispatch(naiveAttentionFamily, s3.cfg, s3.wgs, [temp(0), v, output(0)], {
+          flops: flops / 2,
+          bytes: 4 * scores,
+        }),
       ],
     };
   },
@@ -361,7 +452,10 @@ export const attentionOp: OpDef<AttentionAttrs> = {
 
 /** Plain-TS attention: explicit scores, a max-subtracted softmax, then @ v (double precision). */
 export function attentionRef(attrs: AttentionAttrs, inputs: HostTensor[]): HostTensor {
-  const g = geometry(attrs, inputs.map((t) => t.shape));
+  const g = geometry(
+    attrs,
+    inputs.map((t) => t.shape),
+  );
   const { B, Tq, Tk, heads: H, dh, scale } = g;
   const D = H * dh;
   const rs = g.packed ? 3 * D : D;
@@ -382,7 +476,7 @@ export function attentionRef(attrs: AttentionAttrs, inputs: HostTensor[]): HostT
         let m = -Infinity;
         for (let j = 0; j < Tk; j++) m = Math.max(m, s[j]);
         let l = 0;
-        for (let j = 0; j < Tk; j++) l += (s[j] = Math.exp(s[j] - m));
+        for (let j = 0; j < Tk; j++) l += s[j] = Math.exp(s[j] - m);
         for (let c = 0; c < dh; c++) {
           let acc = 0;
           for (let j = 0; j < Tk; j++) acc += s[j] * vd[(b * Tk + j) * rs + vo + h * dh + c];

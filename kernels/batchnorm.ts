@@ -11,16 +11,38 @@
 // invocation: 4 loads and a sqrt, cheaper than a second dispatch for a memory-bound kernel.
 
 import {
-  type Activation, type HostTensor, type KernelFamily, type OpDef,
-  activationRef, activationWgsl, ceilDiv, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output,
+  type Activation,
+  type HostTensor,
+  type KernelFamily,
+  type OpDef,
+  activationRef,
+  activationWgsl,
+  ceilDiv,
+  expectVector,
+  f32Lit,
+  fmtShape,
+  grid,
+  input,
+  makeDispatch,
+  numel,
+  output,
   ShapeError,
 } from './kernel.js';
 import { actTWgsl, flatMain, vecType, wgsl } from './wgsl.js';
 
-export interface BatchNormAttrs { eps?: number; act?: Activation }
+export interface BatchNormAttrs {
+  eps?: number;
+  act?: Activation;
+}
 
 interface BatchNormConfig {
-  n: number; C: number; eps: number; act: Activation; vec4: boolean; wg: number; gridX: number;
+  n: number;
+  C: number;
+  eps: number;
+  act: Activation;
+  vec4: boolean;
+  wg: number;
+  gridX: number;
 }
 
 const batchnorm: KernelFamily<BatchNormConfig> = {
@@ -75,9 +97,12 @@ export const batchNormOp: OpDef<BatchNormAttrs> = {
     const g = grid(ceilDiv(ceilDiv(n, 4), wg), ctx.limits.maxComputeWorkgroupsPerDimension);
     const cfg: BatchNormConfig = { n, C, eps: a.eps ?? 1e-5, act: a.act ?? 'none', vec4: C % 4 === 0, wg, gridX: g[0] };
     return {
-      dispatches: [makeDispatch(batchnorm, cfg, g, [input(0), input(1), input(2), input(3), input(4), output(0)], {
-        flops: 2 * n, bytes: 4 * (2 * n + 4 * C),
-      })],
+      dispatches: [
+        makeDispatch(batchnorm, cfg, g, [input(0), input(1), input(2), input(3), input(4), output(0)], {
+          flops: 2 * n,
+          bytes: 4 * (2 * n + 4 * C),
+        }),
+      ],
     };
   },
   ref(a, [x, gamma, beta, mean, variance]) {
@@ -98,11 +123,17 @@ export const batchNormOp: OpDef<BatchNormAttrs> = {
  * scale = gamma / sqrt(var + eps), shift = beta - mean * scale. Computed in double, rounded once.
  */
 export function foldBatchNormParams(
-  gamma: Float32Array, beta: Float32Array, mean: Float32Array, variance: Float32Array, eps: number,
+  gamma: Float32Array,
+  beta: Float32Array,
+  mean: Float32Array,
+  variance: Float32Array,
+  eps: number,
 ): { scale: Float32Array; shift: Float32Array } {
   const C = gamma.length;
   if (beta.length !== C || mean.length !== C || variance.length !== C) {
-    throw new ShapeError(`batchnorm parameters differ in length: gamma [${C}], beta [${beta.length}], mean [${mean.length}], var [${variance.length}]`);
+    throw new ShapeError(
+      `batchnorm parameters differ in length: gamma [${C}], beta [${beta.length}], mean [${mean.length}], var [${variance.length}]`,
+    );
   }
   const scale = new Float32Array(C);
   const shift = new Float32Array(C);

@@ -39,8 +39,25 @@
 // flag; the workgroup shape `wg` is already a config field).
 
 import {
-  type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type OpDef, type Shape, type TuneSpace,
-  activationRef, activationWgsl, ceilDiv, expectRank, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  type Activation,
+  type HostTensor,
+  type KernelFamily,
+  type LowerContext,
+  type Lowering,
+  type OpDef,
+  type Shape,
+  type TuneSpace,
+  activationRef,
+  activationWgsl,
+  ceilDiv,
+  expectRank,
+  fmtShape,
+  grid,
+  input,
+  makeDispatch,
+  numel,
+  output,
+  ShapeError,
 } from './kernel.js';
 import { DEPTHWISE_TUNE_CANDIDATES, lowerDepthwise } from './depthwise.js';
 import { XYZW, actTWgsl, ceilPow2, range, u, vecType, wgsl, workgroupIndex } from './wgsl.js';
@@ -57,16 +74,25 @@ export interface Conv2dAttrs {
 
 /** Everything about one conv's shapes, attrs resolved to their defaults. */
 export interface Conv2dGeometry {
-  n: number; h: number; w: number; cin: number;
-  oh: number; ow: number; cout: number;
-  kh: number; kw: number;
-  sh: number; sw: number;
+  n: number;
+  h: number;
+  w: number;
+  cin: number;
+  oh: number;
+  ow: number;
+  cout: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
   /** [top, left, bottom, right] */
   pad: [number, number, number, number];
-  dh: number; dw: number;
+  dh: number;
+  dw: number;
   groups: number;
   /** Channels per group, in and out. */
-  cig: number; cog: number;
+  cig: number;
+  cog: number;
   bias: boolean;
   /** A residual input [N,OH,OW,Cout] (4th) is added before the activation. */
   residual: boolean;
@@ -84,19 +110,28 @@ export function conv2dGeometry(a: Conv2dAttrs, inputs: Shape[]): Conv2dGeometry 
   const pad = a.pad ?? [0, 0, 0, 0];
   const [dh, dw] = a.dilation ?? [1, 1];
   const groups = a.groups ?? 1;
-  if (!isPosInt(sh) || !isPosInt(sw)) throw new ShapeError(`conv2d stride must be positive integers, got ${JSON.stringify(a.stride)}`);
-  if (!isPosInt(dh) || !isPosInt(dw)) throw new ShapeError(`conv2d dilation must be positive integers, got ${JSON.stringify(a.dilation)}`);
+  if (!isPosInt(sh) || !isPosInt(sw))
+    throw new ShapeError(`conv2d stride must be positive integers, got ${JSON.stringify(a.stride)}`);
+  if (!isPosInt(dh) || !isPosInt(dw))
+    throw new ShapeError(`conv2d dilation must be positive integers, got ${JSON.stringify(a.dilation)}`);
   if (pad.length !== 4 || !pad.every((p) => Number.isInteger(p) && p >= 0)) {
-    throw new ShapeError(`conv2d pad must be [top, left, bottom, right] of integers >= 0, got ${JSON.stringify(a.pad)}`);
+    throw new ShapeError(
+      `conv2d pad must be [top, left, bottom, right] of integers >= 0, got ${JSON.stringify(a.pad)}`,
+    );
   }
   if (!isPosInt(groups)) throw new ShapeError(`conv2d groups must be a positive integer, got ${groups}`);
-  if (![...x, ...w].every(isPosInt)) throw new ShapeError(`conv2d needs positive dims, got input ${fmtShape(x)} and weights ${fmtShape(w)}`);
+  if (![...x, ...w].every(isPosInt))
+    throw new ShapeError(`conv2d needs positive dims, got input ${fmtShape(x)} and weights ${fmtShape(w)}`);
   const [n, h, wd, cin] = x;
   const [kh, kw, wcin, cout] = w;
-  if (cin % groups !== 0) throw new ShapeError(`conv2d input ${fmtShape(x)}: Cin = ${cin} is not divisible by groups = ${groups}`);
-  if (cout % groups !== 0) throw new ShapeError(`conv2d weights ${fmtShape(w)}: Cout = ${cout} is not divisible by groups = ${groups}`);
+  if (cin % groups !== 0)
+    throw new ShapeError(`conv2d input ${fmtShape(x)}: Cin = ${cin} is not divisible by groups = ${groups}`);
+  if (cout % groups !== 0)
+    throw new ShapeError(`conv2d weights ${fmtShape(w)}: Cout = ${cout} is not divisible by groups = ${groups}`);
   if (wcin !== cin / groups) {
-    throw new ShapeError(`conv2d weights ${fmtShape(w)} need dim 2 = Cin/groups = ${cin}/${groups} = ${cin / groups} for input ${fmtShape(x)}`);
+    throw new ShapeError(
+      `conv2d weights ${fmtShape(w)} need dim 2 = Cin/groups = ${cin}/${groups} = ${cin / groups} for input ${fmtShape(x)}`,
+    );
   }
   if (b !== undefined && (b.length !== 1 || b[0] !== cout)) {
     throw new ShapeError(`conv2d bias ${fmtShape(b)} must be [${cout}] (Cout of weights ${fmtShape(w)})`);
@@ -113,8 +148,26 @@ export function conv2dGeometry(a: Conv2dAttrs, inputs: Shape[]): Conv2dGeometry 
     throw new ShapeError(`conv2d residual ${fmtShape(r)} must have the output's shape ${fmtShape([n, oh, ow, cout])}`);
   }
   return {
-    n, h, w: wd, cin, oh, ow, cout, kh, kw, sh, sw, pad: [pad[0], pad[1], pad[2], pad[3]], dh, dw, groups,
-    cig: cin / groups, cog: cout / groups, bias: b !== undefined, residual: r !== undefined, act: a.act ?? 'none',
+    n,
+    h,
+    w: wd,
+    cin,
+    oh,
+    ow,
+    cout,
+    kh,
+    kw,
+    sh,
+    sw,
+    pad: [pad[0], pad[1], pad[2], pad[3]],
+    dh,
+    dw,
+    groups,
+    cig: cin / groups,
+    cog: cout / groups,
+    bias: b !== undefined,
+    residual: r !== undefined,
+    act: a.act ?? 'none',
   };
 }
 
@@ -169,7 +222,9 @@ function conv2dWgsl(c: Conv2dConfig): string {
   const T = vecType(c.vec4);
   const XT = vecType(c.xVec4);
   const nAcc = c.tn / V;
-  const I = range(c.tm), J = range(nAcc), S = range(XV);
+  const I = range(c.tm),
+    J = range(nAcc),
+    S = range(XV);
   const padded = c.pad.some((p) => p > 0);
   const direct = c.path === 'direct';
   const m = c.n * c.oh * c.ow;
@@ -179,15 +234,27 @@ function conv2dWgsl(c: Conv2dConfig): string {
   // Pixel rows of the tile: `q{i}` is the (clamped, always valid) output pixel it reads for,
   // `live{i}` whether row i exists, `o{i}` its output pixel index.
   if (direct) {
-    L.push(`  let ox0 = (mb % ${u(pb)}) * ${u(c.tm)};`, `  let r = mb / ${u(pb)};`, `  let oy = r % ${u(c.oh)};`, `  let img = r / ${u(c.oh)};`);
+    L.push(
+      `  let ox0 = (mb % ${u(pb)}) * ${u(c.tm)};`,
+      `  let r = mb / ${u(pb)};`,
+      `  let oy = r % ${u(c.oh)};`,
+      `  let img = r / ${u(c.oh)};`,
+    );
     L.push(`  let iy0 = i32(oy * ${u(c.sh)}) - ${c.pad[0]};`);
     for (const i of I) {
       L.push(`  let ix${i}0 = i32(min(ox0 + ${u(i)}, ${u(c.ow - 1)}) * ${u(c.sw)}) - ${c.pad[1]};`);
-      L.push(`  let live${i} = ox0 + ${u(i)} < ${u(c.ow)};`, `  let o${i} = (img * ${u(c.oh)} + oy) * ${u(c.ow)} + ox0 + ${u(i)};`);
+      L.push(
+        `  let live${i} = ox0 + ${u(i)} < ${u(c.ow)};`,
+        `  let o${i} = (img * ${u(c.oh)} + oy) * ${u(c.ow)} + ox0 + ${u(i)};`,
+      );
     }
   } else {
     for (const i of I) {
-      L.push(`  let o${i} = mb * ${u(c.tm)} + ${u(i)};`, `  let live${i} = o${i} < ${u(m)};`, `  let q${i} = min(o${i}, ${u(m - 1)});`);
+      L.push(
+        `  let o${i} = mb * ${u(c.tm)} + ${u(i)};`,
+        `  let live${i} = o${i} < ${u(m)};`,
+        `  let q${i} = min(o${i}, ${u(m - 1)});`,
+      );
       if (!c.pointwise) {
         L.push(`  let ix${i}0 = i32((q${i} % ${u(c.ow)}) * ${u(c.sw)}) - ${c.pad[1]};`);
         L.push(`  let iy${i}0 = i32((q${i} / ${u(c.ow)} % ${u(c.oh)}) * ${u(c.sh)}) - ${c.pad[0]};`);
@@ -217,9 +284,11 @@ function conv2dWgsl(c: Conv2dConfig): string {
     }
     for (const s of S) {
       for (const j of J) {
-        R.push(c.sg
-          ? `${ind}  let b${s}_${j} = subgroupBroadcast(wl${j}, ${u(s)});`
-          : `${ind}  let b${s}_${j} = w[wr + ${u(s * coutV)} + col${j}${V > 1 ? ' / 4u' : ''}];`);
+        R.push(
+          c.sg
+            ? `${ind}  let b${s}_${j} = subgroupBroadcast(wl${j}, ${u(s)});`
+            : `${ind}  let b${s}_${j} = w[wr + ${u(s * coutV)} + col${j}${V > 1 ? ' / 4u' : ''}];`,
+        );
       }
       for (const i of I) {
         const xs = XV > 1 ? `xa${i}.${XYZW[s]}` : `xa${i}`;
@@ -280,9 +349,16 @@ function conv2dWgsl(c: Conv2dConfig): string {
   // With sg every lane must reach the broadcasts: pixel blocks past the end are clamped and
   // their stores skipped (mLive) instead of returning early.
   const head = c.sg
-    ? [`  let mb0 = (f / ${u(wgx)}) * ${u(c.wg[1])} + lid.y;  // pixel block`, `  if (nb >= ${u(nb)}) { return; }`,
-      `  let mLive = mb0 < ${u(mb)};`, `  let mb = min(mb0, ${u(mb - 1)});`]
-    : [`  let mb = (f / ${u(wgx)}) * ${u(c.wg[1])} + lid.y;  // pixel block`, `  if (nb >= ${u(nb)} || mb >= ${u(mb)}) { return; }`];
+    ? [
+        `  let mb0 = (f / ${u(wgx)}) * ${u(c.wg[1])} + lid.y;  // pixel block`,
+        `  if (nb >= ${u(nb)}) { return; }`,
+        `  let mLive = mb0 < ${u(mb)};`,
+        `  let mb = min(mb0, ${u(mb - 1)});`,
+      ]
+    : [
+        `  let mb = (f / ${u(wgx)}) * ${u(c.wg[1])} + lid.y;  // pixel block`,
+        `  if (nb >= ${u(nb)} || mb >= ${u(mb)}) { return; }`,
+      ];
   return wgsl`// conv2d ${c.path}${c.pointwise ? ' pointwise' : ''}: ${c.tm} pixels x ${c.tn} channels per invocation${c.sg ? ', w shared by subgroup broadcasts' : ''}
 #if ${c.sg}
 enable subgroups;
@@ -346,7 +422,9 @@ export interface Conv2dTiling extends Conv2dVariant {
  */
 export function conv2dConfig(geo: Conv2dGeometry, t0: Conv2dTiling, maxPerDim: number, subgroupSize = 0): Conv2dConfig {
   const t = { ...sgDefault(geo, t0, subgroupSize), ...t0 };
-  for (const v of [t.tm, t.tn, ...(t.wg ?? [])]) if (v !== undefined && !isPosInt(v)) throw new Error(`conv2d tiling ${JSON.stringify(t)}: sizes must be positive integers`);
+  for (const v of [t.tm, t.tn, ...(t.wg ?? [])])
+    if (v !== undefined && !isPosInt(v))
+      throw new Error(`conv2d tiling ${JSON.stringify(t)}: sizes must be positive integers`);
   const path = t.path ?? (geo.groups === 1 ? 'gemm' : 'direct');
   const pointwise = path === 'gemm' && isPointwise(geo);
   const wide = path === 'gemm' && geo.cog % 8 === 0;
@@ -357,10 +435,24 @@ export function conv2dConfig(geo: Conv2dGeometry, t0: Conv2dTiling, maxPerDim: n
   const wgx = Math.min(16, ceilPow2(nbCount));
   const xVec4 = geo.cig % 4 === 0;
   if (t.sg && !(subgroupSize === 4 && vec4 && xVec4 && path === 'gemm')) {
-    throw new Error(`conv2d 'sg' needs the gemm path, a device subgroup size of 4 (this one: ${subgroupSize || 'none'}), Cin/groups and the channel tile multiples of 4`);
+    throw new Error(
+      `conv2d 'sg' needs the gemm path, a device subgroup size of 4 (this one: ${subgroupSize || 'none'}), Cin/groups and the channel tile multiples of 4`,
+    );
   }
-  const wg = t.sg ? [1, 64] as [number, number] : t.wg ?? [wgx, 64 / wgx];
-  const cfg: Conv2dConfig = { ...geo, pad: [...geo.pad], path, tm, tn, wg, vec4, xVec4, pointwise, sg: t.sg ? subgroupSize : 0, gridX: 1 };
+  const wg = t.sg ? ([1, 64] as [number, number]) : (t.wg ?? [wgx, 64 / wgx]);
+  const cfg: Conv2dConfig = {
+    ...geo,
+    pad: [...geo.pad],
+    path,
+    tm,
+    tn,
+    wg,
+    vec4,
+    xVec4,
+    pointwise,
+    sg: t.sg ? subgroupSize : 0,
+    gridX: 1,
+  };
   const b = blocks(cfg);
   cfg.gridX = grid(b.wgx * b.wgy, maxPerDim)[0];
   return cfg;
@@ -374,8 +466,16 @@ export function conv2dConfig(geo: Conv2dGeometry, t0: Conv2dTiling, maxPerDim: n
  * while on 7×7 and 14×14 maps the plain tiles mostly held on.
  */
 function sgDefault(geo: Conv2dGeometry, t: Conv2dTiling, subgroupSize: number): Conv2dTiling {
-  if (t.path !== undefined || t.tm !== undefined || t.tn !== undefined || t.wg !== undefined || t.sg !== undefined) return {};
-  if (subgroupSize !== 4 || geo.groups !== 1 || geo.cig % 4 !== 0 || geo.cog % 16 !== 0 || geo.n * geo.oh * geo.ow < 784) return {};
+  if (t.path !== undefined || t.tm !== undefined || t.tn !== undefined || t.wg !== undefined || t.sg !== undefined)
+    return {};
+  if (
+    subgroupSize !== 4 ||
+    geo.groups !== 1 ||
+    geo.cig % 4 !== 0 ||
+    geo.cog % 16 !== 0 ||
+    geo.n * geo.oh * geo.ow < 784
+  )
+    return {};
   return isPointwise(geo)
     ? { path: 'gemm', tm: 8, tn: 16, sg: true }
     : { path: 'gemm', tm: 4, tn: geo.cog % 32 === 0 ? 32 : 16, sg: true };
@@ -396,13 +496,25 @@ function lowerConv2d(a: Conv2dAttrs, inputs: Shape[], outputs: Shape[], ctx: Low
   // Depthwise (one input channel per group) has its own kernel unless a path is forced; that
   // kernel has no residual epilogue, so a depthwise conv with a residual stays here (direct path,
   // the default for grouped convs).
-  if (!tiling && !geo.residual && geo.groups > 1 && geo.groups === geo.cin) return lowerDepthwise(a, inputs, outputs, ctx);
+  if (!tiling && !geo.residual && geo.groups > 1 && geo.groups === geo.cin)
+    return lowerDepthwise(a, inputs, outputs, ctx);
   const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;
   const cfg = conv2dConfig(geo, tiling ?? {}, maxPerDim, ctx.subgroupSize ?? 0);
-  const bindings = [input(0), input(1), ...(geo.bias ? [input(2)] : []), ...(geo.residual ? [input(3)] : []), output(0)];
+  const bindings = [
+    input(0),
+    input(1),
+    ...(geo.bias ? [input(2)] : []),
+    ...(geo.residual ? [input(3)] : []),
+    output(0),
+  ];
   const ysize = geo.n * geo.oh * geo.ow * geo.cout;
-  const bytes = 4 * (numel(inputs[0]) + numel(inputs[1]) + (geo.bias ? geo.cout : 0) + (geo.residual ? ysize : 0) + ysize);
-  return { dispatches: [makeDispatch(conv2dFamily, cfg, conv2dDispatchGrid(cfg, maxPerDim), bindings, { flops: conv2dFlops(geo), bytes })] };
+  const bytes =
+    4 * (numel(inputs[0]) + numel(inputs[1]) + (geo.bias ? geo.cout : 0) + (geo.residual ? ysize : 0) + ysize);
+  return {
+    dispatches: [
+      makeDispatch(conv2dFamily, cfg, conv2dDispatchGrid(cfg, maxPerDim), bindings, { flops: conv2dFlops(geo), bytes }),
+    ],
+  };
 }
 
 // ---- reference ---------------------------------------------------------------------------------
@@ -411,8 +523,17 @@ function lowerConv2d(a: Conv2dAttrs, inputs: Shape[], outputs: Shape[], ctx: Low
  * Plain 7-loop convolution (double accumulation): the oracle for both paths. The residual, when
  * given (bias then required, as in the op), is added before the activation.
  */
-export function conv2dRef(a: Conv2dAttrs, x: HostTensor, w: HostTensor, bias?: HostTensor, residual?: HostTensor): HostTensor {
-  if (residual && !bias) throw new ShapeError(`conv2d residual ${fmtShape(residual.shape)} needs a bias input before it (a zero one will do)`);
+export function conv2dRef(
+  a: Conv2dAttrs,
+  x: HostTensor,
+  w: HostTensor,
+  bias?: HostTensor,
+  residual?: HostTensor,
+): HostTensor {
+  if (residual && !bias)
+    throw new ShapeError(
+      `conv2d residual ${fmtShape(residual.shape)} needs a bias input before it (a zero one will do)`,
+    );
   const g = conv2dGeometry(a, [x.shape, w.shape, ...(bias ? [bias.shape] : []), ...(residual ? [residual.shape] : [])]);
   const f = activationRef(g.act);
   const y = new Float32Array(g.n * g.oh * g.ow * g.cout);
@@ -429,7 +550,9 @@ export function conv2dRef(a: Conv2dAttrs, x: HostTensor, w: HostTensor, bias?: H
               const ix = ox * g.sw - g.pad[1] + kx * g.dw;
               if (ix < 0 || ix >= g.w) continue;
               for (let ci = 0; ci < g.cig; ci++) {
-                s += x.data[((n * g.h + iy) * g.w + ix) * g.cin + grp * g.cig + ci] * w.data[((ky * g.kw + kx) * g.cig + ci) * g.cout + co];
+                s +=
+                  x.data[((n * g.h + iy) * g.w + ix) * g.cin + grp * g.cig + ci] *
+                  w.data[((ky * g.kw + kx) * g.cig + ci) * g.cout + co];
               }
             }
           }
@@ -463,13 +586,18 @@ export const conv2dOp: OpDef<Conv2dAttrs> = {
 function conv2dTuneSpace(a: Conv2dAttrs, inputs: Shape[], ctx: LowerContext): TuneSpace {
   const g = conv2dGeometry(a, inputs);
   // A depthwise conv with a residual is lowered here (direct), not by kernels/depthwise.ts.
-  if (!g.residual && g.groups > 1 && g.groups === g.cin) return { family: 'depthwise', candidates: [...DEPTHWISE_TUNE_CANDIDATES] };
+  if (!g.residual && g.groups > 1 && g.groups === g.cin)
+    return { family: 'depthwise', candidates: [...DEPTHWISE_TUNE_CANDIDATES] };
   if (g.groups > 1) return { family: 'conv2d', candidates: ['direct,tile=4x4', 'direct,tile=8x4', 'direct,tile=4x8'] };
   const pointwise = isPointwise(g);
   const c = ['gemm,tile=4x8', 'gemm,tile=4x16', 'direct,tile=4x8', 'direct,tile=8x8', 'direct,tile=4x16'];
   if (pointwise) c.push('gemm,tile=8x8', 'gemm,tile=8x4');
   if (ctx.subgroupSize === 4 && g.cig % 4 === 0 && g.cog % 16 === 0) {
-    c.push('gemm,tile=4x16,sg', 'gemm,tile=4x32,sg', ...(pointwise ? ['gemm,tile=8x16,sg', ...(g.cog % 32 === 0 ? ['gemm,tile=8x32,sg'] : [])] : []));
+    c.push(
+      'gemm,tile=4x16,sg',
+      'gemm,tile=4x32,sg',
+      ...(pointwise ? ['gemm,tile=8x16,sg', ...(g.cog % 32 === 0 ? ['gemm,tile=8x32,sg'] : [])] : []),
+    );
   }
   return { family: 'conv2d', candidates: c };
 }

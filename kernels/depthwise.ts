@@ -37,8 +37,23 @@
 // block (~0.3–2 s for 4×4), hence 4×2 for 7×7 and the loop beyond.
 
 import {
-  type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type Shape,
-  activationRef, activationWgsl, ceilDiv, expectRank, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  type Activation,
+  type HostTensor,
+  type KernelFamily,
+  type LowerContext,
+  type Lowering,
+  type Shape,
+  activationRef,
+  activationWgsl,
+  ceilDiv,
+  expectRank,
+  fmtShape,
+  grid,
+  input,
+  makeDispatch,
+  numel,
+  output,
+  ShapeError,
 } from './kernel.js';
 import { XYZW, actTWgsl, flatMain, range, vecType, wgsl } from './wgsl.js';
 import { defineVariant } from './variant.js';
@@ -58,12 +73,26 @@ export const DEPTHWISE_MODES: readonly DepthwiseMode[] = ['unrolled', 'loop'];
 
 export interface DepthwiseConfig {
   // Shapes (baked into the WGSL).
-  n: number; h: number; w: number; c: number; cout: number;
-  kh: number; kw: number; oh: number; ow: number;
-  sh: number; sw: number; dh: number; dw: number; padTop: number; padLeft: number;
-  bias: boolean; act: Activation;
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  cout: number;
+  kh: number;
+  kw: number;
+  oh: number;
+  ow: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
+  padTop: number;
+  padLeft: number;
+  bias: boolean;
+  act: Activation;
   // Channel access, from the shapes.
-  xVec4: boolean; yVec4: boolean;
+  xVec4: boolean;
+  yVec4: boolean;
   // Mapping.
   variant: DepthwiseMode;
   /** Output pixels per invocation along W and H (register block of pw·ph vec4 accumulators). */
@@ -92,8 +121,19 @@ export const depthwiseVariant = defineVariant<DepthwiseVariant>('depthwise', [
 ]);
 
 interface Geometry {
-  n: number; h: number; w: number; c: number; cout: number; kh: number; kw: number;
-  oh: number; ow: number; sh: number; sw: number; dh: number; dw: number;
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  cout: number;
+  kh: number;
+  kw: number;
+  oh: number;
+  ow: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
   pad: readonly [number, number, number, number];
 }
 
@@ -119,12 +159,16 @@ function geometry(a: DepthwiseAttrs, inputs: Shape[]): Geometry {
   const pad = a.pad ?? [0, 0, 0, 0];
   const posInt = (v: number) => Number.isInteger(v) && v >= 1;
   if (![sh, sw, dh, dw].every(posInt) || pad.length !== 4 || !pad.every((p) => Number.isInteger(p) && p >= 0)) {
-    throw new ShapeError(`depthwise: bad stride [${sh},${sw}], dilation [${dh},${dw}] or pad [${pad.join(',')}] (shapes ${shapes})`);
+    throw new ShapeError(
+      `depthwise: bad stride [${sh},${sw}], dilation [${dh},${dw}] or pad [${pad.join(',')}] (shapes ${shapes})`,
+    );
   }
   const oh = Math.floor((h + pad[0] + pad[2] - dh * (kh - 1) - 1) / sh) + 1;
   const ow = Math.floor((w + pad[1] + pad[3] - dw * (kw - 1) - 1) / sw) + 1;
   if (oh < 1 || ow < 1 || n < 1 || c < 1 || kh < 1 || kw < 1) {
-    throw new ShapeError(`depthwise: kernel ${fmtShape(wt)} with dilation [${dh},${dw}] does not fit input ${fmtShape(x)} padded by [${pad.join(',')}] (output ${oh}×${ow})`);
+    throw new ShapeError(
+      `depthwise: kernel ${fmtShape(wt)} with dilation [${dh},${dw}] does not fit input ${fmtShape(x)} padded by [${pad.join(',')}] (output ${oh}×${ow})`,
+    );
   }
   return { n, h, w, c, cout, kh, kw, oh, ow, sh, sw, dh, dw, pad };
 }
@@ -158,7 +202,8 @@ export const depthwise: KernelFamily<DepthwiseConfig> = {
       `vec4<f32>(${XYZW.map((l) => `${arr}[${base} + ${lanes}.${l}]`).join(', ')})`;
     // This invocation's 4 channels of input pixel `pix` (lane: channel block or input channels),
     // of weight tap `tap`, of the bias.
-    const ldx = (pix: string, lane: string) => (c.xVec4 ? `x[${pix} * ${c.c / 4}u + ${lane}]` : gather('x', `${pix} * ${c.c}u`, lane));
+    const ldx = (pix: string, lane: string) =>
+      c.xVec4 ? `x[${pix} * ${c.c / 4}u + ${lane}]` : gather('x', `${pix} * ${c.c}u`, lane);
     const ldw = (tap: string) => (c.yVec4 ? `w[${tap} * ${cb}u + cb]` : gather('w', `${tap} * ${c.cout}u`, 'cc'));
     const ldb = c.yVec4 ? 'b[cb]' : gather('b', '0u', 'cc');
     const lane = c.xVec4 ? 'cb' : 'ci';
@@ -171,7 +216,9 @@ export const depthwise: KernelFamily<DepthwiseConfig> = {
     if (c.variant === 'unrolled') {
       // All taps' weights once, then each input row of the block once: its columns are loaded
       // once and feed every (output row, kernel row) pair that reads that input row.
-      body += range(c.kh * c.kw).map((t) => `  let w${t} = ${ldw(`${t}u`)};\n`).join('');
+      body += range(c.kh * c.kw)
+        .map((t) => `  let w${t} = ${ldw(`${t}u`)};\n`)
+        .join('');
       const cols = offsets(c.pw, c.sw, c.kw, c.dw);
       for (const ro of offsets(c.ph, c.sh, c.kh, c.dh)) {
         body += `  {
@@ -184,7 +231,9 @@ ${cols.map((o) => `      let c${o} = col(row, iw0 + ${o}, ${lane});`).join('\n')
           const kh = (ro - q * c.sh) / c.dh;
           if (!Number.isInteger(kh) || kh < 0 || kh >= c.kh) continue;
           for (const kw of range(c.kw)) {
-            body += range(c.pw).map((p) => `      acc${q}_${p} += c${p * c.sw + kw * c.dw} * w${kh * c.kw + kw};\n`).join('');
+            body += range(c.pw)
+              .map((p) => `      acc${q}_${p} += c${p * c.sw + kw * c.dw} * w${kh * c.kw + kw};\n`)
+              .join('');
           }
         }
         body += '    }\n  }\n';
@@ -194,13 +243,19 @@ ${cols.map((o) => `      let c${o} = col(row, iw0 + ${o}, ${lane});`).join('\n')
     for (var kw = 0u; kw < ${c.kw}u; kw++) {
       let wk = ${ldw(`(kh * ${c.kw}u + kw)`)};
       let iwk = iw0 + i32(kw * ${c.dw}u);
-${range(c.ph).map((q) => `      {
+${range(c.ph)
+  .map(
+    (q) => `      {
         let ih = ih0 + ${q * c.sh} + i32(kh * ${c.dh}u);
         if (u32(ih) < ${c.h}u) {
           let row = ${rowOf('ih')};
-${range(c.pw).map((p) => `          acc${q}_${p} += col(row, iwk + ${p * c.sw}, ${lane}) * wk;`).join('\n')}
+${range(c.pw)
+  .map((p) => `          acc${q}_${p} += col(row, iwk + ${p * c.sw}, ${lane}) * wk;`)
+  .join('\n')}
         }
-      }`).join('\n')}
+      }`,
+  )
+  .join('\n')}
     }
   }
 `;
@@ -264,14 +319,28 @@ ${blk.map(store).join('\n')}
 // ---- lowering --------------------------------------------------------------------------------
 
 /** Tuner candidates (besides the heuristic): smaller unrolled blocks trade run time for compile time. */
-export const DEPTHWISE_TUNE_CANDIDATES = ['unrolled', 'unrolled,block=2x4', 'unrolled,block=2x2', 'loop', 'loop,block=2x4'];
+export const DEPTHWISE_TUNE_CANDIDATES = [
+  'unrolled',
+  'unrolled,block=2x4',
+  'unrolled,block=2x2',
+  'loop',
+  'loop,block=2x4',
+];
 
 /** Like lowerDepthwise, with variant fields forced over ctx.prefer's (benchmarks, tests). */
-export function planDepthwise(a: DepthwiseAttrs, inputs: Shape[], outputs: Shape[], ctx: LowerContext, tune: DepthwiseVariant = {}): Lowering {
+export function planDepthwise(
+  a: DepthwiseAttrs,
+  inputs: Shape[],
+  outputs: Shape[],
+  ctx: LowerContext,
+  tune: DepthwiseVariant = {},
+): Lowering {
   const g = geometry(a, inputs);
   const out = outputs[0];
   if (out && fmtShape(out) !== fmtShape([g.n, g.oh, g.ow, g.cout])) {
-    throw new ShapeError(`depthwise output ${fmtShape(out)} does not match inputs ${inputs.map(fmtShape).join(', ')} (expected ${fmtShape([g.n, g.oh, g.ow, g.cout])})`);
+    throw new ShapeError(
+      `depthwise output ${fmtShape(out)} does not match inputs ${inputs.map(fmtShape).join(', ')} (expected ${fmtShape([g.n, g.oh, g.ow, g.cout])})`,
+    );
   }
   const bias = inputs.length > 2;
   const pref = depthwiseVariant.of(ctx.prefer) ?? {};
@@ -283,19 +352,40 @@ export function planDepthwise(a: DepthwiseAttrs, inputs: Shape[], outputs: Shape
   const count = g.n * ceilDiv(g.oh, ph) * ceilDiv(g.ow, pw) * ceilDiv(g.cout, 4);
   const groups = grid(ceilDiv(count, wg), ctx.limits.maxComputeWorkgroupsPerDimension);
   const cfg: DepthwiseConfig = {
-    n: g.n, h: g.h, w: g.w, c: g.c, cout: g.cout, kh: g.kh, kw: g.kw, oh: g.oh, ow: g.ow,
-    sh: g.sh, sw: g.sw, dh: g.dh, dw: g.dw, padTop: g.pad[0], padLeft: g.pad[1],
-    bias, act: a.act ?? 'none',
-    xVec4: g.cout === g.c && g.c % 4 === 0, yVec4: g.cout % 4 === 0,
-    variant, pw, ph, wg, gridX: groups[0],
+    n: g.n,
+    h: g.h,
+    w: g.w,
+    c: g.c,
+    cout: g.cout,
+    kh: g.kh,
+    kw: g.kw,
+    oh: g.oh,
+    ow: g.ow,
+    sh: g.sh,
+    sw: g.sw,
+    dh: g.dh,
+    dw: g.dw,
+    padTop: g.pad[0],
+    padLeft: g.pad[1],
+    bias,
+    act: a.act ?? 'none',
+    xVec4: g.cout === g.c && g.c % 4 === 0,
+    yVec4: g.cout % 4 === 0,
+    variant,
+    pw,
+    ph,
+    wg,
+    gridX: groups[0],
   };
   const outN = g.n * g.oh * g.ow * g.cout;
   const bindings = bias ? [input(0), input(1), input(2), output(0)] : [input(0), input(1), output(0)];
   return {
-    dispatches: [makeDispatch(depthwise, cfg, groups, bindings, {
-      flops: 2 * outN * g.kh * g.kw,
-      bytes: 4 * (numel(inputs[0]) + numel(inputs[1]) + (bias ? g.cout : 0) + outN),
-    })],
+    dispatches: [
+      makeDispatch(depthwise, cfg, groups, bindings, {
+        flops: 2 * outN * g.kh * g.kw,
+        bytes: 4 * (numel(inputs[0]) + numel(inputs[1]) + (bias ? g.cout : 0) + outN),
+      }),
+    ],
   };
 }
 
@@ -308,7 +398,10 @@ export function lowerDepthwise(a: DepthwiseAttrs, inputs: Shape[], outputs: Shap
 
 export function depthwiseRef(a: DepthwiseAttrs, inputs: HostTensor[]): HostTensor[] {
   const [x, wt, b] = inputs;
-  const g = geometry(a, inputs.map((t) => t.shape));
+  const g = geometry(
+    a,
+    inputs.map((t) => t.shape),
+  );
   const { n, h, w, c, cout, kh, kw, oh, ow, sh, sw, dh, dw, pad } = g;
   const m = cout / c;
   const f = activationRef(a.act ?? 'none');

@@ -6,15 +6,31 @@
 // unravels its indices against the broadcast strides baked into the shader.
 
 import {
-  type Activation, type HostTensor, type KernelFamily, type OpDef, type Shape,
-  activationRef, activationWgsl, broadcastShapes, ceilDiv, grid, input, makeDispatch, numel, output,
+  type Activation,
+  type HostTensor,
+  type KernelFamily,
+  type OpDef,
+  type Shape,
+  activationRef,
+  activationWgsl,
+  broadcastShapes,
+  ceilDiv,
+  grid,
+  input,
+  makeDispatch,
+  numel,
+  output,
 } from './kernel.js';
 import { actTWgsl, flatMain, vecType, wgsl } from './wgsl.js';
 
 // ---- activation ------------------------------------------------------------------------------
 
 interface UnaryConfig {
-  n: number; act: Activation; vec4: boolean; wg: number; gridX: number;
+  n: number;
+  act: Activation;
+  vec4: boolean;
+  wg: number;
+  gridX: number;
 }
 
 const unary: KernelFamily<UnaryConfig> = {
@@ -38,7 +54,9 @@ ${flatMain(c.wg, c.gridX)}
 }`,
 };
 
-export interface ActivationAttrs { act: Activation }
+export interface ActivationAttrs {
+  act: Activation;
+}
 
 export const activationOp: OpDef<ActivationAttrs> = {
   op: 'activation',
@@ -73,9 +91,14 @@ function broadcastStrides(s: Shape, out: Shape): number[] {
 }
 
 interface AddConfig {
-  n: number; act: Activation; wg: number; gridX: number;
+  n: number;
+  act: Activation;
+  wg: number;
+  gridX: number;
   /** Output shape and operand strides; empty when both operands match the output (fast path). */
-  shape: readonly number[]; aStrides: readonly number[]; bStrides: readonly number[];
+  shape: readonly number[];
+  aStrides: readonly number[];
+  bStrides: readonly number[];
   vec4: boolean;
 }
 
@@ -114,7 +137,9 @@ ${same ? '    let ia = i;\n    let ib = i;\n' : unravel}    y[i] = actT(a[ia] + 
   },
 };
 
-export interface AddAttrs { act?: Activation }
+export interface AddAttrs {
+  act?: Activation;
+}
 
 export const addOp: OpDef<AddAttrs> = {
   op: 'add',
@@ -127,10 +152,20 @@ export const addOp: OpDef<AddAttrs> = {
     const wg = 64;
     const g = grid(ceilDiv(ceilDiv(n, 4), wg), ctx.limits.maxComputeWorkgroupsPerDimension);
     const cfg: AddConfig = {
-      n, act: a.act ?? 'none', wg, gridX: g[0], vec4,
-      shape: same ? [] : [...out], aStrides: same ? [] : broadcastStrides(x, out), bStrides: same ? [] : broadcastStrides(y, out),
+      n,
+      act: a.act ?? 'none',
+      wg,
+      gridX: g[0],
+      vec4,
+      shape: same ? [] : [...out],
+      aStrides: same ? [] : broadcastStrides(x, out),
+      bStrides: same ? [] : broadcastStrides(y, out),
     };
-    return { dispatches: [makeDispatch(add, cfg, g, [input(0), input(1), output(0)], { flops: n, bytes: 4 * (numel(x) + numel(y) + n) })] };
+    return {
+      dispatches: [
+        makeDispatch(add, cfg, g, [input(0), input(1), output(0)], { flops: n, bytes: 4 * (numel(x) + numel(y) + n) }),
+      ],
+    };
   },
   ref(a, [x, y]) {
     const shape = broadcastShapes(x.shape, y.shape);
@@ -140,7 +175,9 @@ export const addOp: OpDef<AddAttrs> = {
     const f = activationRef(a.act ?? 'none');
     const data = new Float32Array(n);
     for (let i = 0; i < n; i++) {
-      let r = i, ia = 0, ib = 0;
+      let r = i,
+        ia = 0,
+        ib = 0;
       for (let d = shape.length - 1; d >= 0; d--) {
         const q = r % shape[d];
         r = Math.floor(r / shape[d]);

@@ -29,18 +29,45 @@
 // addresses. Its input is a graph constant, so this runs once at compile time.
 
 import {
-  type Activation, type HostTensor, type KernelFamily, type OpDef,
-  activationRef, activationWgsl, ceilDiv, expectRank, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output,
-  ShapeError, temp,
+  type Activation,
+  type HostTensor,
+  type KernelFamily,
+  type OpDef,
+  activationRef,
+  activationWgsl,
+  ceilDiv,
+  expectRank,
+  expectVector,
+  f32Lit,
+  fmtShape,
+  grid,
+  input,
+  makeDispatch,
+  numel,
+  output,
+  ShapeError,
+  temp,
 } from './kernel.js';
 import {
-  actTWgsl, flatMain, floorPow2, foldWgsl, mainWgsl, vecType, wgsl, workgroupIndex, workgroupReduceWgsl,
+  actTWgsl,
+  flatMain,
+  floorPow2,
+  foldWgsl,
+  mainWgsl,
+  vecType,
+  wgsl,
+  workgroupIndex,
+  workgroupReduceWgsl,
 } from './wgsl.js';
 import { defineVariant } from './variant.js';
 
 // ---- group_norm --------------------------------------------------------------------------------
 
-export interface GroupNormAttrs { groups: number; eps?: number; act?: Activation }
+export interface GroupNormAttrs {
+  groups: number;
+  eps?: number;
+  act?: Activation;
+}
 
 export type GroupNormMode = 'fused' | 'split';
 
@@ -56,7 +83,12 @@ export const groupNormVariant = defineVariant<GroupNormVariant>('group_norm', [
 ]);
 
 interface GroupStatsConfig {
-  N: number; HW: number; C: number; G: number; eps: number; act: Activation;
+  N: number;
+  HW: number;
+  C: number;
+  G: number;
+  eps: number;
+  act: Activation;
   /** 'fused' writes y; 'stats' writes (K, mu, rstd, 0) per (n, group) for group_norm_apply. */
   out: 'y' | 'stats';
   /** Reduction width: lanes per (n, group). */
@@ -71,8 +103,9 @@ const groupNormStats: KernelFamily<GroupStatsConfig> = {
   wgsl(c) {
     const T = vecType(c.vec4);
     const v = c.vec4 ? 4 : 1;
-    const CV = c.C / v, CgV = c.C / c.G / v; // channels and group width in loads
-    const M = c.HW * CgV;                    // loads per group
+    const CV = c.C / v,
+      CgV = c.C / c.G / v; // channels and group width in loads
+    const M = c.HW * CgV; // loads per group
     const fused = c.out === 'y';
     const loop = (body: string) => `for (var k = lid; k < ${M}u; k += ${c.wg}u) {
     let j = k % ${CgV}u;
@@ -115,10 +148,15 @@ ${mainWgsl(c.wg)}
 };
 
 interface GroupApplyConfig {
-  N: number; HW: number; C: number; G: number; act: Activation;
+  N: number;
+  HW: number;
+  C: number;
+  G: number;
+  act: Activation;
   /** C % 4 == 0: read x as vec4 (its 4 channels may span several groups when Cg < 4). */
   vec4: boolean;
-  wg: number; gridX: number;
+  wg: number;
+  gridX: number;
 }
 
 const groupNormApply: KernelFamily<GroupApplyConfig> = {
@@ -175,9 +213,12 @@ ${flatMain(c.wg, c.gridX)}${body}
 
 function checkGroups(groups: unknown, C: number, x: readonly number[]): number {
   if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) {
-    throw new ShapeError(`group_norm needs a positive integer attr groups, got ${String(groups)} for input ${fmtShape(x)}`);
+    throw new ShapeError(
+      `group_norm needs a positive integer attr groups, got ${String(groups)} for input ${fmtShape(x)}`,
+    );
   }
-  if (C % groups !== 0) throw new ShapeError(`group_norm: channels C=${C} of input ${fmtShape(x)} are not divisible by groups=${groups}`);
+  if (C % groups !== 0)
+    throw new ShapeError(`group_norm: channels C=${C} of input ${fmtShape(x)} are not divisible by groups=${groups}`);
   return groups;
 }
 
@@ -194,22 +235,41 @@ export const groupNormOp: OpDef<GroupNormAttrs> = {
   },
   lower(a, [x], _o, ctx) {
     const [N, H, W, C] = x;
-    const G = a.groups, HW = H * W, Cg = C / G;
+    const G = a.groups,
+      HW = H * W,
+      Cg = C / G;
     const elems = N * HW * C;
     const p = groupNormVariant.of(ctx.prefer) ?? {};
     // Default 'fused,wg=16', measured best or near it on SwiftShader for BiT's shapes (56x56x64 to
     // 7x7x2048, 32 groups, batch 1 and 8); real GPUs likely want 'split,wg=256' at batch 1.
     const mode = p.mode ?? 'fused';
     const M = HW * Cg;
-    const wg = floorPow2(Math.min(p.wg ?? 16, ctx.limits.maxComputeInvocationsPerWorkgroup, p.wg !== undefined ? Infinity : M));
-    const eps = a.eps ?? 1e-5, act = a.act ?? 'none';
+    const wg = floorPow2(
+      Math.min(p.wg ?? 16, ctx.limits.maxComputeInvocationsPerWorkgroup, p.wg !== undefined ? Infinity : M),
+    );
+    const eps = a.eps ?? 1e-5,
+      act = a.act ?? 'none';
     const g = grid(N * G, ctx.limits.maxComputeWorkgroupsPerDimension);
-    const stats: GroupStatsConfig = { N, HW, C, G, eps, act, out: mode === 'fused' ? 'y' : 'stats', wg, vec4: Cg % 4 === 0, gridX: g[0] };
+    const stats: GroupStatsConfig = {
+      N,
+      HW,
+      C,
+      G,
+      eps,
+      act,
+      out: mode === 'fused' ? 'y' : 'stats',
+      wg,
+      vec4: Cg % 4 === 0,
+      gridX: g[0],
+    };
     if (mode === 'fused') {
       return {
-        dispatches: [makeDispatch(groupNormStats, stats, g, [input(0), input(1), input(2), output(0)], {
-          flops: 8 * elems, bytes: 4 * (2 * elems + 2 * C),
-        })],
+        dispatches: [
+          makeDispatch(groupNormStats, stats, g, [input(0), input(1), input(2), output(0)], {
+            flops: 8 * elems,
+            bytes: 4 * (2 * elems + 2 * C),
+          }),
+        ],
       };
     }
     const awg = 64;
@@ -218,14 +278,23 @@ export const groupNormOp: OpDef<GroupNormAttrs> = {
     return {
       temps: [4 * N * G],
       dispatches: [
-        makeDispatch(groupNormStats, { ...stats, act: 'none' }, g, [input(0), temp(0)], { flops: 5 * elems, bytes: 4 * elems }),
-        makeDispatch(groupNormApply, apply, ag, [input(0), input(1), input(2), temp(0), output(0)], { flops: 4 * elems, bytes: 4 * (2 * elems + 2 * C) }),
+        makeDispatch(groupNormStats, { ...stats, act: 'none' }, g, [input(0), temp(0)], {
+          flops: 5 * elems,
+          bytes: 4 * elems,
+        }),
+        makeDispatch(groupNormApply, apply, ag, [input(0), input(1), input(2), temp(0), output(0)], {
+          flops: 4 * elems,
+          bytes: 4 * (2 * elems + 2 * C),
+        }),
       ],
     };
   },
   ref(a, [x, gamma, beta]) {
     const [N, H, W, C] = x.shape;
-    const G = a.groups, HW = H * W, Cg = C / G, M = HW * Cg;
+    const G = a.groups,
+      HW = H * W,
+      Cg = C / G,
+      M = HW * Cg;
     const eps = a.eps ?? 1e-5;
     const f = activationRef(a.act ?? 'none');
     const y = new Float32Array(x.data.length);
@@ -240,7 +309,8 @@ export const groupNormOp: OpDef<GroupNormAttrs> = {
         const rstd = 1 / Math.sqrt(v / M + eps);
         for (let p = 0; p < HW; p++) {
           for (let j = 0; j < Cg; j++) {
-            const i = idx(p, j), c = g * Cg + j;
+            const i = idx(p, j),
+              c = g * Cg + j;
             y[i] = f((x.data[i] - mean) * rstd * gamma.data[c] + beta.data[c]);
           }
         }
@@ -252,14 +322,19 @@ export const groupNormOp: OpDef<GroupNormAttrs> = {
 
 // ---- weight_standardize ------------------------------------------------------------------------
 
-export interface WeightStandardizeAttrs { eps?: number }
+export interface WeightStandardizeAttrs {
+  eps?: number;
+}
 
 interface WeightStdConfig {
   /** Rows KH*KW*Cin and columns Cout of the weight viewed as a matrix. */
-  K: number; Cout: number; eps: number;
+  K: number;
+  Cout: number;
+  eps: number;
   /** Cout % 4 == 0: each invocation owns 4 adjacent columns. */
   vec4: boolean;
-  wg: number; gridX: number;
+  wg: number;
+  gridX: number;
 }
 
 const weightStd: KernelFamily<WeightStdConfig> = {
@@ -297,15 +372,21 @@ export const weightStandardizeOp: OpDef<WeightStandardizeAttrs> = {
     return [w];
   },
   lower(a, [w], _o, ctx) {
-    const Cout = w[3], K = numel(w) / Cout;
+    const Cout = w[3],
+      K = numel(w) / Cout;
     const vec4 = Cout % 4 === 0;
     const wg = 64;
     const g = grid(ceilDiv(vec4 ? Cout / 4 : Cout, wg), ctx.limits.maxComputeWorkgroupsPerDimension);
     const cfg: WeightStdConfig = { K, Cout, eps: a.eps ?? 1e-8, vec4, wg, gridX: g[0] };
-    return { dispatches: [makeDispatch(weightStd, cfg, g, [input(0), output(0)], { flops: 7 * K * Cout, bytes: 8 * K * Cout })] };
+    return {
+      dispatches: [
+        makeDispatch(weightStd, cfg, g, [input(0), output(0)], { flops: 7 * K * Cout, bytes: 8 * K * Cout }),
+      ],
+    };
   },
   ref(a, [w]) {
-    const Cout = w.shape[3], K = w.data.length / Cout;
+    const Cout = w.shape[3],
+      K = w.data.length / Cout;
     const eps = a.eps ?? 1e-8;
     const y = new Float32Array(w.data.length);
     for (let o = 0; o < Cout; o++) {

@@ -38,8 +38,22 @@
 // over a 2-D grid; each invocation computes its own taps and weight sum.
 
 import {
-  type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
-  ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError, temp,
+  type HostTensor,
+  type KernelFamily,
+  type LowerContext,
+  type OpDef,
+  type Shape,
+  ceilDiv,
+  expectRank,
+  f32Lit,
+  fmtShape,
+  grid,
+  input,
+  makeDispatch,
+  numel,
+  output,
+  ShapeError,
+  temp,
 } from './kernel.js';
 import { XYZW, flatMain, wgsl } from './wgsl.js';
 
@@ -51,7 +65,9 @@ const loadRgb = (arr: string, at: string) => `vec3<f32>(${arr}[${at}], ${arr}[${
 
 /** WGSL: vec3 `v` stored as pixel `t` of f32 array `arr` ([.., 3]). */
 const storeRgb = (arr: string, v: string) =>
-  XYZW.slice(0, 3).map((l, k) => `  ${arr}[t * 3u${k ? ` + ${k}u` : ''}] = ${v}.${l};`).join('\n');
+  XYZW.slice(0, 3)
+    .map((l, k) => `  ${arr}[t * 3u${k ? ` + ${k}u` : ''}] = ${v}.${l};`)
+    .join('\n');
 
 /** WGSL: RGB `v` minus `mean`, over `std`. */
 const normalizeRgb = (v: string, mean: readonly number[], std: readonly number[]) =>
@@ -82,13 +98,17 @@ const SUPPORT: Record<Interpolation, number> = { bilinear: 1, bicubic: 2 };
 
 export interface PreprocessGeometry {
   /** Source size. */
-  h: number; w: number;
+  h: number;
+  w: number;
   /** Resized size, before the crop. */
-  rh: number; rw: number;
+  rh: number;
+  rw: number;
   /** Crop offset in the resized image (negative: the crop is larger than the image). */
-  top: number; left: number;
+  top: number;
+  left: number;
   /** Source rows [rowLo, rowHi) the vertical pass reads (at least one row). */
-  rowLo: number; rowHi: number;
+  rowLo: number;
+  rowHi: number;
 }
 
 /** The integer constants of one axis: n source → m resized pixels. */
@@ -113,7 +133,7 @@ function span(i: number, a: { n: number; m: number; den: number }, support: numb
 export function centerCropOffset(size: number, crop: number): number {
   if (crop > size) return -Math.floor((crop - size) / 2);
   const d = size - crop;
-  return d % 2 === 0 ? d / 2 : (Math.floor(d / 2) % 2 === 0 ? Math.floor(d / 2) : Math.ceil(d / 2));
+  return d % 2 === 0 ? d / 2 : Math.floor(d / 2) % 2 === 0 ? Math.floor(d / 2) : Math.ceil(d / 2);
 }
 
 export function preprocessGeometry(h: number, w: number, a: ImagePreprocessAttrs): PreprocessGeometry {
@@ -123,24 +143,38 @@ export function preprocessGeometry(h: number, w: number, a: ImagePreprocessAttrs
   } else {
     const t = Math.floor(a.size / a.cropPct);
     // torchvision Resize(int): int(t * long / short) for the long side.
-    if (w <= h) { rw = t; rh = Math.floor((t * h) / w); } else { rh = t; rw = Math.floor((t * w) / h); }
+    if (w <= h) {
+      rw = t;
+      rh = Math.floor((t * h) / w);
+    } else {
+      rh = t;
+      rw = Math.floor((t * w) / h);
+    }
   }
-  const top = centerCropOffset(rh, a.size), left = centerCropOffset(rw, a.size);
+  const top = centerCropOffset(rh, a.size),
+    left = centerCropOffset(rw, a.size);
   const ay = axis(h, rh, a.antialias !== false);
-  let rowLo = h, rowHi = 0;
+  let rowLo = h,
+    rowHi = 0;
   for (let y = Math.max(0, top); y < Math.min(rh, top + a.size); y++) {
     const [s, e] = span(y, ay, SUPPORT[a.interpolation]);
     rowLo = Math.min(rowLo, s);
     rowHi = Math.max(rowHi, e);
   }
-  if (rowHi <= rowLo) { rowLo = 0; rowHi = 1; } // the crop misses the image: nothing is read
+  if (rowHi <= rowLo) {
+    rowLo = 0;
+    rowHi = 1;
+  } // the crop misses the image: nothing is read
   return { h, w, rh, rw, top, left, rowLo, rowHi };
 }
 
 function checkAttrs(a: ImagePreprocessAttrs): void {
-  if (!Number.isInteger(a.size) || a.size < 1) throw new ShapeError(`image_preprocess: size must be a positive integer, got ${a.size}`);
-  if (a.resizeMode !== 'short' && a.resizeMode !== 'squash') throw new ShapeError(`image_preprocess: resizeMode must be 'short' or 'squash', got ${a.resizeMode}`);
-  if (!(a.interpolation in SUPPORT)) throw new ShapeError(`image_preprocess: interpolation must be 'bilinear' or 'bicubic', got ${a.interpolation}`);
+  if (!Number.isInteger(a.size) || a.size < 1)
+    throw new ShapeError(`image_preprocess: size must be a positive integer, got ${a.size}`);
+  if (a.resizeMode !== 'short' && a.resizeMode !== 'squash')
+    throw new ShapeError(`image_preprocess: resizeMode must be 'short' or 'squash', got ${a.resizeMode}`);
+  if (!(a.interpolation in SUPPORT))
+    throw new ShapeError(`image_preprocess: interpolation must be 'bilinear' or 'bicubic', got ${a.interpolation}`);
   if (a.resizeMode === 'short' && !(a.cropPct > 0 && Math.floor(a.size / a.cropPct) >= 1)) {
     throw new ShapeError(`image_preprocess: cropPct ${a.cropPct} gives no resize target for size ${a.size}`);
   }
@@ -148,8 +182,15 @@ function checkAttrs(a: ImagePreprocessAttrs): void {
 }
 
 function checkMeanStd(op: string, mean: readonly number[], std: readonly number[]): void {
-  if (mean?.length !== 3 || std?.length !== 3 || ![...mean, ...std].every(Number.isFinite) || std.some((s) => s === 0)) {
-    throw new ShapeError(`${op}: mean and std must be 3 finite numbers each, std non-zero; got mean ${JSON.stringify(mean)}, std ${JSON.stringify(std)}`);
+  if (
+    mean?.length !== 3 ||
+    std?.length !== 3 ||
+    ![...mean, ...std].every(Number.isFinite) ||
+    std.some((s) => s === 0)
+  ) {
+    throw new ShapeError(
+      `${op}: mean and std must be 3 finite numbers each, std non-zero; got mean ${JSON.stringify(mean)}, std ${JSON.stringify(std)}`,
+    );
   }
 }
 
@@ -167,7 +208,12 @@ function filterWgsl(f: Interpolation): string {
 }
 
 /** Integer constants of one resize axis, baked into the WGSL. */
-interface AxisConfig { n: number; m: number; den: number; support: number }
+interface AxisConfig {
+  n: number;
+  m: number;
+  den: number;
+  support: number;
+}
 
 /** WGSL `fn <p>_span(i) -> vec2<i32>` (taps [start, end)) and `fn <p>_arg(i, j) -> f32` (f's argument). */
 function axisWgsl(p: string, a: AxisConfig): string {
@@ -180,10 +226,16 @@ fn ${p}_arg(i: i32, j: i32) -> f32 { return f32((2 * j + 1) * ${a.m} - (2 * i + 
 }
 
 interface HorizontalConfig {
-  filter: Interpolation; x: AxisConfig;
+  filter: Interpolation;
+  x: AxisConfig;
   /** Source width, output (crop) width, crop's left offset, first source row, rows computed. */
-  srcW: number; size: number; left: number; rowLo: number; rows: number;
-  wg: number; gridX: number;
+  srcW: number;
+  size: number;
+  left: number;
+  rowLo: number;
+  rows: number;
+  wg: number;
+  gridX: number;
 }
 
 const horizontal: KernelFamily<HorizontalConfig> = {
@@ -216,11 +268,19 @@ ${storeRgb('tmp', 'acc')}
 };
 
 interface VerticalConfig {
-  filter: Interpolation; y: AxisConfig;
+  filter: Interpolation;
+  y: AxisConfig;
   /** Crop size, crop offsets, resized width (for the column bound), first source row in tmp. */
-  size: number; top: number; left: number; rw: number; rowLo: number;
-  normalize: boolean; mean: readonly number[]; std: readonly number[];
-  wg: number; gridX: number;
+  size: number;
+  top: number;
+  left: number;
+  rw: number;
+  rowLo: number;
+  normalize: boolean;
+  mean: readonly number[];
+  std: readonly number[];
+  wg: number;
+  gridX: number;
 }
 
 const vertical: KernelFamily<VerticalConfig> = {
@@ -265,12 +325,16 @@ export const imagePreprocessOp: OpDef<ImagePreprocessAttrs> = {
   arity: [1, 1],
   infer(a, [src]) {
     expectRank('image_preprocess source', src, 3);
-    if (src[2] !== 3 || src[0] < 1 || src[1] < 1) throw new ShapeError(`image_preprocess needs an RGB image [H,W,3], got ${fmtShape(src)}`);
+    if (src[2] !== 3 || src[0] < 1 || src[1] < 1)
+      throw new ShapeError(`image_preprocess needs an RGB image [H,W,3], got ${fmtShape(src)}`);
     checkAttrs(a);
     const g = preprocessGeometry(src[0], src[1], a);
     // The taps' integer arithmetic runs in i32: (2i+1)·n + F·den + m must stay below 2³¹.
     const worst = Math.max(2 * g.rw * g.w, 2 * g.rh * g.h) + 8 * Math.max(g.w, g.h, g.rw, g.rh);
-    if (worst >= 2 ** 31) throw new ShapeError(`image_preprocess: ${fmtShape(src)} resized to ${g.rh}×${g.rw} is too large for 32-bit tap arithmetic`);
+    if (worst >= 2 ** 31)
+      throw new ShapeError(
+        `image_preprocess: ${fmtShape(src)} resized to ${g.rh}×${g.rw} is too large for 32-bit tap arithmetic`,
+      );
     return [[1, a.size, a.size, 3]];
   },
   lower(a, [src], _o, ctx: LowerContext) {
@@ -285,19 +349,44 @@ export const imagePreprocessOp: OpDef<ImagePreprocessAttrs> = {
     const xAxis = { ...axis(g.w, g.rw, aa), support };
     const yAxis = { ...axis(g.h, g.rh, aa), support };
     const h: HorizontalConfig = {
-      filter: a.interpolation, x: xAxis, srcW: g.w, size: s, left: g.left, rowLo: g.rowLo, rows, wg: WG, gridX: gh[0],
+      filter: a.interpolation,
+      x: xAxis,
+      srcW: g.w,
+      size: s,
+      left: g.left,
+      rowLo: g.rowLo,
+      rows,
+      wg: WG,
+      gridX: gh[0],
     };
     const v: VerticalConfig = {
-      filter: a.interpolation, y: yAxis, size: s, top: g.top, left: g.left, rw: g.rw, rowLo: g.rowLo,
-      normalize: a.normalize !== false, mean: [...a.mean], std: [...a.std], wg: WG, gridX: gv[0],
+      filter: a.interpolation,
+      y: yAxis,
+      size: s,
+      top: g.top,
+      left: g.left,
+      rw: g.rw,
+      rowLo: g.rowLo,
+      normalize: a.normalize !== false,
+      mean: [...a.mean],
+      std: [...a.std],
+      wg: WG,
+      gridX: gv[0],
     };
     // Taps per output: 2·F·max(1, n/m) + 1 at most.
-    const tapsX = 2 * support * Math.max(1, g.w / g.rw) + 1, tapsY = 2 * support * Math.max(1, g.h / g.rh) + 1;
+    const tapsX = 2 * support * Math.max(1, g.w / g.rw) + 1,
+      tapsY = 2 * support * Math.max(1, g.h / g.rh) + 1;
     return {
       temps: [rows * s * 3],
       dispatches: [
-        makeDispatch(horizontal, h, gh, [input(0), temp(0)], { flops: 6 * rows * s * tapsX, bytes: 4 * (3 * rows * g.w + 3 * rows * s) }),
-        makeDispatch(vertical, v, gv, [temp(0), output(0)], { flops: 6 * s * s * tapsY, bytes: 4 * (3 * rows * s + 3 * s * s) }),
+        makeDispatch(horizontal, h, gh, [input(0), temp(0)], {
+          flops: 6 * rows * s * tapsX,
+          bytes: 4 * (3 * rows * g.w + 3 * rows * s),
+        }),
+        makeDispatch(vertical, v, gv, [temp(0), output(0)], {
+          flops: 6 * s * s * tapsY,
+          bytes: 4 * (3 * rows * s + 3 * s * s),
+        }),
       ],
     };
   },
@@ -356,7 +445,8 @@ export function preprocessRef(src: Float32Array, h: number, w: number, a: ImageP
   const out = new Float32Array(S * S * 3);
   for (let y = 0; y < S; y++)
     for (let x = 0; x < S; x++) {
-      const ry = y + g.top, rx = x + g.left;
+      const ry = y + g.top,
+        rx = x + g.left;
       const inside = ry >= 0 && ry < g.rh && rx >= 0 && rx < g.rw;
       for (let c = 0; c < 3; c++) {
         let v = 0;
@@ -378,7 +468,13 @@ export interface ImageNormalizeAttrs {
   std: readonly [number, number, number];
 }
 
-interface NormalizeConfig { pixels: number; mean: readonly number[]; std: readonly number[]; wg: number; gridX: number }
+interface NormalizeConfig {
+  pixels: number;
+  mean: readonly number[];
+  std: readonly number[];
+  wg: number;
+  gridX: number;
+}
 
 const normalize: KernelFamily<NormalizeConfig> = {
   name: 'image_normalize',
@@ -397,7 +493,8 @@ export const imageNormalizeOp: OpDef<ImageNormalizeAttrs> = {
   op: 'image_normalize',
   arity: [1, 1],
   infer(a, [x]) {
-    if (x.length < 1 || x[x.length - 1] !== 3) throw new ShapeError(`image_normalize needs RGB [..., 3], got ${fmtShape(x)}`);
+    if (x.length < 1 || x[x.length - 1] !== 3)
+      throw new ShapeError(`image_normalize needs RGB [..., 3], got ${fmtShape(x)}`);
     checkMeanStd('image_normalize', a.mean, a.std);
     return [x];
   },
@@ -405,7 +502,9 @@ export const imageNormalizeOp: OpDef<ImageNormalizeAttrs> = {
     const pixels = numel(x) / 3;
     const g = grid(ceilDiv(pixels, WG), ctx.limits.maxComputeWorkgroupsPerDimension);
     const cfg: NormalizeConfig = { pixels, mean: [...a.mean], std: [...a.std], wg: WG, gridX: g[0] };
-    return { dispatches: [makeDispatch(normalize, cfg, g, [input(0), output(0)], { flops: 6 * pixels, bytes: 24 * pixels })] };
+    return {
+      dispatches: [makeDispatch(normalize, cfg, g, [input(0), output(0)], { flops: 6 * pixels, bytes: 24 * pixels })],
+    };
   },
   ref(a, [x]) {
     const data = new Float32Array(x.data.length);

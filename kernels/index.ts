@@ -13,9 +13,28 @@ import { avgpoolOp, globalAvgpoolOp, maxpoolOp } from './pool.js';
 import { softmaxOp } from './softmax.js';
 import { imageNormalizeOp, imagePreprocessOp } from './image.js';
 
-const ops: OpDef[] = [activationOp, addOp, conv2dOp, batchNormOp, groupNormOp, weightStandardizeOp, layerNormOp, softmaxOp,
-  maxpoolOp, avgpoolOp, globalAvgpoolOp, reshapeOp, transposeOp, concatOp, sliceOp, padOp,
-  matmulOp, attentionOp, imagePreprocessOp, imageNormalizeOp];
+const ops: OpDef[] = [
+  activationOp,
+  addOp,
+  conv2dOp,
+  batchNormOp,
+  groupNormOp,
+  weightStandardizeOp,
+  layerNormOp,
+  softmaxOp,
+  maxpoolOp,
+  avgpoolOp,
+  globalAvgpoolOp,
+  reshapeOp,
+  transposeOp,
+  concatOp,
+  sliceOp,
+  padOp,
+  matmulOp,
+  attentionOp,
+  imagePreprocessOp,
+  imageNormalizeOp,
+];
 
 const registry = new Map<string, OpDef>(ops.map((o) => [o.op, o]));
 export const OPS: ReadonlyMap<string, OpDef> = registry;

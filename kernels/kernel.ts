@@ -72,7 +72,10 @@ export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   if (v && typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v);
 }
@@ -176,7 +179,8 @@ export const ceilDiv = (a: number, b: number): number => Math.ceil(a / b);
 export function grid(count: number, maxPerDim: number): [number, number, number] {
   if (count <= maxPerDim) return [Math.max(1, count), 1, 1];
   const y = Math.ceil(count / maxPerDim);
-  if (y > maxPerDim) throw new ShapeError(`dispatch of ${count} workgroups exceeds ${maxPerDim}² (maxComputeWorkgroupsPerDimension)`);
+  if (y > maxPerDim)
+    throw new ShapeError(`dispatch of ${count} workgroups exceeds ${maxPerDim}² (maxComputeWorkgroupsPerDimension)`);
   return [Math.ceil(count / y), y, 1];
 }
 
@@ -235,12 +239,18 @@ fn erf_approx(x: f32) -> f32 {
 /** WGSL for `fn act(x: f32) -> f32` implementing `a` (plus helpers it needs). */
 export function activationWgsl(a: Activation): string {
   switch (a) {
-    case 'none': return 'fn act(x: f32) -> f32 { return x; }';
-    case 'relu': return 'fn act(x: f32) -> f32 { return max(x, 0.0); }';
-    case 'relu6': return 'fn act(x: f32) -> f32 { return clamp(x, 0.0, 6.0); }';
-    case 'gelu': return `${ERF_WGSL}\nfn act(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752)); }`;
-    case 'hardswish': return 'fn act(x: f32) -> f32 { return x * clamp(x + 3.0, 0.0, 6.0) / 6.0; }';
-    case 'silu': return 'fn act(x: f32) -> f32 { return x / (1.0 + exp(-x)); }';
+    case 'none':
+      return 'fn act(x: f32) -> f32 { return x; }';
+    case 'relu':
+      return 'fn act(x: f32) -> f32 { return max(x, 0.0); }';
+    case 'relu6':
+      return 'fn act(x: f32) -> f32 { return clamp(x, 0.0, 6.0); }';
+    case 'gelu':
+      return `${ERF_WGSL}\nfn act(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752)); }`;
+    case 'hardswish':
+      return 'fn act(x: f32) -> f32 { return x * clamp(x + 3.0, 0.0, 6.0) / 6.0; }';
+    case 'silu':
+      return 'fn act(x: f32) -> f32 { return x / (1.0 + exp(-x)); }';
   }
 }
 
@@ -262,18 +272,24 @@ export function erf(x: number): number {
   }
   // erfc by continued fraction for a ≥ 3.
   let f = 0;
-  for (let k = 60; k >= 1; k--) f = (k / 2) / (a + f);
+  for (let k = 60; k >= 1; k--) f = k / 2 / (a + f);
   const erfc = Math.exp(-a * a) / Math.sqrt(Math.PI) / (a + f);
   return Math.sign(x) * (1 - erfc);
 }
 
 export function activationRef(a: Activation): (x: number) => number {
   switch (a) {
-    case 'none': return (x) => x;
-    case 'relu': return (x) => Math.max(x, 0);
-    case 'relu6': return (x) => Math.min(Math.max(x, 0), 6);
-    case 'gelu': return (x) => 0.5 * x * (1 + erf(x / Math.SQRT2));
-    case 'hardswish': return (x) => (x * Math.min(Math.max(x + 3, 0), 6)) / 6;
-    case 'silu': return (x) => x / (1 + Math.exp(-x));
+    case 'none':
+      return (x) => x;
+    case 'relu':
+      return (x) => Math.max(x, 0);
+    case 'relu6':
+      return (x) => Math.min(Math.max(x, 0), 6);
+    case 'gelu':
+      return (x) => 0.5 * x * (1 + erf(x / Math.SQRT2));
+    case 'hardswish':
+      return (x) => (x * Math.min(Math.max(x + 3, 0), 6)) / 6;
+    case 'silu':
+      return (x) => x / (1 + Math.exp(-x));
   }
 }

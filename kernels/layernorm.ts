@@ -21,25 +21,54 @@
 // foldWgsl, workgroupReduceWgsl) is in wgsl.ts.
 
 import {
-  type Activation, type HostTensor, type KernelFamily, type LowerContext, type OpDef,
-  activationRef, activationWgsl, ceilDiv, expectVector, f32Lit, fmtShape, grid, input, makeDispatch, numel, output,
+  type Activation,
+  type HostTensor,
+  type KernelFamily,
+  type LowerContext,
+  type OpDef,
+  activationRef,
+  activationWgsl,
+  ceilDiv,
+  expectVector,
+  f32Lit,
+  fmtShape,
+  grid,
+  input,
+  makeDispatch,
+  numel,
+  output,
   ShapeError,
 } from './kernel.js';
 import {
-  type RowMapping, actTWgsl, floorPow2, foldWgsl, rowLanes, rowLoop, rowMain, vecType, workgroupReduceWgsl,
+  type RowMapping,
+  actTWgsl,
+  floorPow2,
+  foldWgsl,
+  rowLanes,
+  rowLoop,
+  rowMain,
+  vecType,
+  workgroupReduceWgsl,
 } from './wgsl.js';
 import { type VariantField, type VariantSchema, defineVariant } from './variant.js';
 
-export interface LayerNormAttrs { eps?: number; act?: Activation }
+export interface LayerNormAttrs {
+  eps?: number;
+  act?: Activation;
+}
 
 export type RowMode = 'thread' | 'workgroup';
 
 interface LayerNormConfig {
-  rows: number; D: number; eps: number; act: Activation;
+  rows: number;
+  D: number;
+  eps: number;
+  act: Activation;
   mode: RowMode;
   /** Workgroup size: rows per workgroup (thread mode) or reduction width (workgroup mode). */
   wg: number;
-  vec4: boolean; gridX: number;
+  vec4: boolean;
+  gridX: number;
 }
 
 const layernorm: KernelFamily<LayerNormConfig> = {
@@ -93,13 +122,23 @@ export const layerNormOp: OpDef<LayerNormAttrs> = {
     const count = mode === 'thread' ? ceilDiv(rows, wg) : rows;
     const g = grid(count, ctx.limits.maxComputeWorkgroupsPerDimension);
     const cfg: LayerNormConfig = {
-      rows, D, eps: a.eps ?? 1e-6, act: a.act ?? 'none', mode, wg, vec4: D % 4 === 0, gridX: g[0],
+      rows,
+      D,
+      eps: a.eps ?? 1e-6,
+      act: a.act ?? 'none',
+      mode,
+      wg,
+      vec4: D % 4 === 0,
+      gridX: g[0],
     };
     const n = rows * D;
     return {
-      dispatches: [makeDispatch(layernorm, cfg, g, [input(0), input(1), input(2), output(0)], {
-        flops: 8 * n, bytes: 4 * (2 * n + 2 * D),
-      })],
+      dispatches: [
+        makeDispatch(layernorm, cfg, g, [input(0), input(1), input(2), output(0)], {
+          flops: 8 * n,
+          bytes: 4 * (2 * n + 2 * D),
+        }),
+      ],
     };
   },
   tuneSpace: () => ({ family: 'layernorm', candidates: ['thread', 'workgroup,wg=64', 'workgroup,wg=32'] }),
@@ -147,7 +186,12 @@ export const layernormVariant = defineVariant<RowVariant>('layernorm', ROW_VARIA
  * vs ~50 ms; attention's [2364,197] softmax: ~25 ms vs ~560 ms).
  * The tree reduction needs a power-of-two width, capped by the device's invocations per workgroup.
  */
-export function rowVariant(ctx: LowerContext, schema: VariantSchema<RowVariant>, rows: number, len: number): { mode: RowMode; wg: number } {
+export function rowVariant(
+  ctx: LowerContext,
+  schema: VariantSchema<RowVariant>,
+  rows: number,
+  len: number,
+): { mode: RowMode; wg: number } {
   const p = schema.of(ctx.prefer) ?? {};
   const mode = p.mode ?? (rows < 16 && len >= 1024 ? 'workgroup' : 'thread');
   const cap = ctx.limits.maxComputeInvocationsPerWorkgroup;

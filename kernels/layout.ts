@@ -19,8 +19,20 @@
 // C % 4 == 0; cells outside the input get `value`.
 
 import {
-  type HostTensor, type KernelFamily, type OpDef, type Shape,
-  ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  type HostTensor,
+  type KernelFamily,
+  type OpDef,
+  type Shape,
+  ceilDiv,
+  expectRank,
+  f32Lit,
+  fmtShape,
+  grid,
+  input,
+  makeDispatch,
+  numel,
+  output,
+  ShapeError,
 } from './kernel.js';
 import { XYZW, flatMain, range, vecType, wgsl } from './wgsl.js';
 import { defineVariant } from './variant.js';
@@ -49,12 +61,18 @@ function normAxis(axis: unknown, rank: number, what: string, s: Shape): number {
 
 /** A copy walk: for idx over `shape`, out[Σ idx·outStrides + outOffset] = in[Σ idx·inStrides + inOffset]. */
 export interface Walk {
-  shape: number[]; inStrides: number[]; outStrides: number[]; inOffset: number; outOffset: number;
+  shape: number[];
+  inStrides: number[];
+  outStrides: number[];
+  inOffset: number;
+  outOffset: number;
 }
 
 /** Drop size-1 dims and merge neighbours contiguous in both tensors; a 0-D walk becomes [1]. */
 export function simplifyWalk(w: Walk): Walk {
-  const shape: number[] = [], ins: number[] = [], outs: number[] = [];
+  const shape: number[] = [],
+    ins: number[] = [],
+    outs: number[] = [];
   w.shape.forEach((d, i) => {
     if (d === 1) return;
     const k = shape.length - 1;
@@ -68,7 +86,8 @@ export function simplifyWalk(w: Walk): Walk {
       outs.push(w.outStrides[i]);
     }
   });
-  if (!shape.length) return { shape: [1], inStrides: [1], outStrides: [1], inOffset: w.inOffset, outOffset: w.outOffset };
+  if (!shape.length)
+    return { shape: [1], inStrides: [1], outStrides: [1], inOffset: w.inOffset, outOffset: w.outOffset };
   return { shape, inStrides: ins, outStrides: outs, inOffset: w.inOffset, outOffset: w.outOffset };
 }
 
@@ -77,7 +96,8 @@ interface CopyConfig extends Walk {
   n: number;
   /** Walk in units of vec4: innermost dim contiguous in both, all else 4-aligned (already divided by 4). */
   vec4: boolean;
-  wg: number; gridX: number;
+  wg: number;
+  gridX: number;
 }
 
 const stridedCopy: KernelFamily<CopyConfig> = {
@@ -110,14 +130,22 @@ function copyDispatch(walk: Walk, inIndex: number, maxPerDim: number) {
   let w = simplifyWalk(walk);
   const r = w.shape.length - 1;
   const aligned = (v: number) => v % 4 === 0;
-  const vec4 = w.inStrides[r] === 1 && w.outStrides[r] === 1 && aligned(w.shape[r]) && aligned(w.inOffset) && aligned(w.outOffset) &&
-    w.inStrides.slice(0, r).every(aligned) && w.outStrides.slice(0, r).every(aligned);
+  const vec4 =
+    w.inStrides[r] === 1 &&
+    w.outStrides[r] === 1 &&
+    aligned(w.shape[r]) &&
+    aligned(w.inOffset) &&
+    aligned(w.outOffset) &&
+    w.inStrides.slice(0, r).every(aligned) &&
+    w.outStrides.slice(0, r).every(aligned);
   const elems = numel(w.shape);
   if (vec4) {
     w = {
       shape: [...w.shape.slice(0, r), w.shape[r] / 4],
-      inStrides: [...w.inStrides.slice(0, r).map((s) => s / 4), 1], outStrides: [...w.outStrides.slice(0, r).map((s) => s / 4), 1],
-      inOffset: w.inOffset / 4, outOffset: w.outOffset / 4,
+      inStrides: [...w.inStrides.slice(0, r).map((s) => s / 4), 1],
+      outStrides: [...w.outStrides.slice(0, r).map((s) => s / 4), 1],
+      inOffset: w.inOffset / 4,
+      outOffset: w.outOffset / 4,
     };
   }
   const n = vec4 ? elems / 4 : elems;
@@ -130,7 +158,9 @@ function copyDispatch(walk: Walk, inIndex: number, maxPerDim: number) {
 function copyRef(w: Walk, src: Float32Array, dst: Float32Array): void {
   const n = numel(w.shape);
   for (let i = 0; i < n; i++) {
-    let r = i, ia = w.inOffset, ib = w.outOffset;
+    let r = i,
+      ia = w.inOffset,
+      ib = w.outOffset;
     for (let d = w.shape.length - 1; d >= 0; d--) {
       const q = r % w.shape[d];
       r = Math.floor(r / w.shape[d]);
@@ -150,14 +180,22 @@ export interface ReshapeAttrs {
 
 function reshapeInfer(a: ReshapeAttrs, x: Shape): number[] {
   const s = a.shape;
-  if (!Array.isArray(s) || !s.every((d) => Number.isInteger(d) && (d >= 1 || d === -1)) || s.filter((d) => d === -1).length > 1) {
-    throw new ShapeError(`reshape of ${fmtShape(x)}: target shape ${JSON.stringify(s)} must be positive integers with at most one -1`);
+  if (
+    !Array.isArray(s) ||
+    !s.every((d) => Number.isInteger(d) && (d >= 1 || d === -1)) ||
+    s.filter((d) => d === -1).length > 1
+  ) {
+    throw new ShapeError(
+      `reshape of ${fmtShape(x)}: target shape ${JSON.stringify(s)} must be positive integers with at most one -1`,
+    );
   }
   const n = numel(x);
   const known = s.filter((d) => d !== -1).reduce((p, d) => p * d, 1);
   const out = s.map((d) => (d === -1 ? n / known : d));
   if (numel(out) !== n || !out.every(Number.isInteger)) {
-    throw new ShapeError(`cannot reshape ${fmtShape(x)} (${n} elements) to ${fmtShape(s)}${s.includes(-1) ? '' : ` (${numel(s)} elements)`}`);
+    throw new ShapeError(
+      `cannot reshape ${fmtShape(x)} (${n} elements) to ${fmtShape(s)}${s.includes(-1) ? '' : ` (${numel(s)} elements)`}`,
+    );
   }
   return out;
 }
@@ -183,7 +221,9 @@ function transposeInfer(a: TransposeAttrs, x: Shape): number[] {
   const p = a.perm;
   if (x.length > MAX_RANK) throw new ShapeError(`transpose supports rank ≤ ${MAX_RANK}, got ${fmtShape(x)}`);
   if (!Array.isArray(p) || p.length !== x.length || [...p].sort((u, v) => u - v).some((v, i) => v !== i)) {
-    throw new ShapeError(`transpose perm ${JSON.stringify(p)} is not a permutation of the ${x.length} dims of ${fmtShape(x)}`);
+    throw new ShapeError(
+      `transpose perm ${JSON.stringify(p)} is not a permutation of the ${x.length} dims of ${fmtShape(x)}`,
+    );
   }
   return p.map((d) => x[d]);
 }
@@ -208,16 +248,21 @@ function asTranspose2d(w: Walk): { b: number; r: number; s: number } | undefined
 
 interface Transpose2dConfig {
   /** Input [b,r,s] -> output [b,s,r]. */
-  b: number; r: number; s: number;
+  b: number;
+  r: number;
+  s: number;
   /** Input rows read as vec4 (s % 4 == 0); output rows written as vec4 (r % 4 == 0). */
-  vec4In: boolean; vec4Out: boolean;
-  wg: number; gridX: number;
+  vec4In: boolean;
+  vec4Out: boolean;
+  wg: number;
+  gridX: number;
 }
 
 const transpose2d: KernelFamily<Transpose2dConfig> = {
   name: 'transpose2d',
   wgsl(c) {
-    const rt = ceilDiv(c.r, 4), st = ceilDiv(c.s, 4);
+    const rt = ceilDiv(c.r, 4),
+      st = ceilDiv(c.s, 4);
     // m[i] holds input row r0+i, columns s0..s0+3 (zeros past the edge).
     let loads = '';
     for (let i = 0; i < 4; i++) {
@@ -228,7 +273,9 @@ const transpose2d: KernelFamily<Transpose2dConfig> = {
     // Output row s0+j is lane j of m0..m3.
     let stores = '';
     for (let j = 0; j < 4; j++) {
-      const v = `vec4<f32>(${range(4).map((i) => `m${i}.${XYZW[j]}`).join(', ')})`;
+      const v = `vec4<f32>(${range(4)
+        .map((i) => `m${i}.${XYZW[j]}`)
+        .join(', ')})`;
       stores += c.vec4Out
         ? `  if (s0 + ${j}u < ${c.s}u) { y[(b * ${c.s}u + s0 + ${j}u) * ${c.r / 4}u + rt] = ${v}; }\n`
         : `  if (s0 + ${j}u < ${c.s}u) { let v = ${v}; for (var i = 0u; i < 4u; i++) { if (r0 + i < ${c.r}u) { y[(b * ${c.s}u + s0 + ${j}u) * ${c.r}u + r0 + i] = v[i]; } } }\n`;
@@ -309,7 +356,8 @@ function concatInfer(a: ConcatAttrs, xs: Shape[]): number[] {
       continue;
     }
     const size = Math.max(...xs.map((s) => s[d]));
-    if (xs.some((s) => s[d] !== size && s[d] !== 1)) throw new ShapeError(`concat along axis ${axis}: inputs ${all} differ in dim ${d}`);
+    if (xs.some((s) => s[d] !== size && s[d] !== 1))
+      throw new ShapeError(`concat along axis ${axis}: inputs ${all} differ in dim ${d}`);
     out.push(size);
   }
   return out;
@@ -317,11 +365,14 @@ function concatInfer(a: ConcatAttrs, xs: Shape[]): number[] {
 
 /** The walk writing input `x` at `offset` along `axis` of `out` (stride 0 on broadcast dims). */
 function concatWalk(x: Shape, out: Shape, axis: number, offset: number): Walk {
-  const xs = rowMajorStrides(x), os = rowMajorStrides(out);
+  const xs = rowMajorStrides(x),
+    os = rowMajorStrides(out);
   return {
     shape: out.map((d, i) => (i === axis ? x[i] : d)),
     inStrides: x.map((d, i) => (d === 1 && out[i] !== 1 && i !== axis ? 0 : xs[i])),
-    outStrides: os, inOffset: 0, outOffset: offset * os[axis],
+    outStrides: os,
+    inOffset: 0,
+    outOffset: offset * os[axis],
   };
 }
 
@@ -340,7 +391,10 @@ export const concatOp: OpDef<ConcatAttrs> = {
     return { dispatches };
   },
   ref(a, xs) {
-    const shape = concatInfer(a, xs.map((x) => x.shape));
+    const shape = concatInfer(
+      a,
+      xs.map((x) => x.shape),
+    );
     const axis = normAxis(a.axis, shape.length, 'concat', shape);
     const data = new Float32Array(numel(shape));
     let offset = 0;
@@ -364,9 +418,11 @@ export interface SliceAttrs {
 function sliceRange(a: SliceAttrs, x: Shape): { axis: number; start: number; len: number } {
   const axis = normAxis(a.axis, x.length, 'slice', x);
   const L = x[axis];
-  if (!Number.isInteger(a.start) || !Number.isInteger(a.end)) throw new ShapeError(`slice of ${fmtShape(x)}: start/end must be integers`);
+  if (!Number.isInteger(a.start) || !Number.isInteger(a.end))
+    throw new ShapeError(`slice of ${fmtShape(x)}: start/end must be integers`);
   const norm = (i: number) => Math.min(Math.max(i < 0 ? i + L : i, 0), L);
-  const start = norm(a.start), end = norm(a.end);
+  const start = norm(a.start),
+    end = norm(a.end);
   if (end <= start) throw new ShapeError(`slice ${a.start}:${a.end} along axis ${axis} of ${fmtShape(x)} is empty`);
   return { axis, start, len: end - start };
 }
@@ -386,7 +442,9 @@ export const sliceOp: OpDef<SliceAttrs> = {
   },
   lower(a, [x], _o, ctx) {
     const { axis, start, len } = sliceRange(a, x);
-    return { dispatches: [copyDispatch(sliceWalk(x, axis, start, len), 0, ctx.limits.maxComputeWorkgroupsPerDimension)] };
+    return {
+      dispatches: [copyDispatch(sliceWalk(x, axis, start, len), 0, ctx.limits.maxComputeWorkgroupsPerDimension)],
+    };
   },
   ref(a, [x]) {
     const { axis, start, len } = sliceRange(a, x.shape);
@@ -410,18 +468,27 @@ function padInfer(a: PadAttrs, x: Shape): number[] {
   expectRank('pad input (NHWC)', x, 4);
   const p = a.pad;
   if (!Array.isArray(p) || p.length !== 4 || !p.every((v) => Number.isInteger(v) && v >= 0)) {
-    throw new ShapeError(`pad of ${fmtShape(x)}: pad ${JSON.stringify(p)} must be [top,left,bottom,right] integers ≥ 0`);
+    throw new ShapeError(
+      `pad of ${fmtShape(x)}: pad ${JSON.stringify(p)} must be [top,left,bottom,right] integers ≥ 0`,
+    );
   }
   return [x[0], x[1] + p[0] + p[2], x[2] + p[1] + p[3], x[3]];
 }
 
 interface PadConfig {
-  n: number; h: number; w: number; c: number; oh: number; ow: number;
-  top: number; left: number;
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  oh: number;
+  ow: number;
+  top: number;
+  left: number;
   value: number;
   /** Read/write along C as vec4 (C % 4 == 0); else 4 scalar channels per invocation. */
   vec4: boolean;
-  wg: number; gridX: number;
+  wg: number;
+  gridX: number;
 }
 
 const padFamily: KernelFamily<PadConfig> = {
@@ -466,8 +533,23 @@ export const padOp: OpDef<PadAttrs> = {
     const [n, h, w, c] = x;
     const [, oh, ow] = out;
     const g = grid(ceilDiv(n * oh * ow * ceilDiv(c, 4), WG), ctx.limits.maxComputeWorkgroupsPerDimension);
-    const cfg: PadConfig = { n, h, w, c, oh, ow, top: a.pad[0], left: a.pad[1], value: a.value ?? 0, vec4: c % 4 === 0, wg: WG, gridX: g[0] };
-    return { dispatches: [makeDispatch(padFamily, cfg, g, [input(0), output(0)], { bytes: 4 * (numel(x) + numel(out)) })] };
+    const cfg: PadConfig = {
+      n,
+      h,
+      w,
+      c,
+      oh,
+      ow,
+      top: a.pad[0],
+      left: a.pad[1],
+      value: a.value ?? 0,
+      vec4: c % 4 === 0,
+      wg: WG,
+      gridX: g[0],
+    };
+    return {
+      dispatches: [makeDispatch(padFamily, cfg, g, [input(0), output(0)], { bytes: 4 * (numel(x) + numel(out)) })],
+    };
   },
   ref(a, [x]) {
     const shape = padInfer(a, x.shape);
@@ -475,9 +557,12 @@ export const padOp: OpDef<PadAttrs> = {
     const [, oh, ow] = shape;
     const [top, left] = a.pad;
     const data = new Float32Array(numel(shape)).fill(a.value ?? 0);
-    for (let b = 0; b < n; b++) for (let iy = 0; iy < h; iy++) for (let ix = 0; ix < w; ix++) for (let ch = 0; ch < c; ch++) {
-      data[((b * oh + iy + top) * ow + ix + left) * c + ch] = x.data[((b * h + iy) * w + ix) * c + ch];
-    }
+    for (let b = 0; b < n; b++)
+      for (let iy = 0; iy < h; iy++)
+        for (let ix = 0; ix < w; ix++)
+          for (let ch = 0; ch < c; ch++) {
+            data[((b * oh + iy + top) * ow + ix + left) * c + ch] = x.data[((b * h + iy) * w + ix) * c + ch];
+          }
     return [{ shape, data }];
   },
 };

@@ -30,8 +30,24 @@
 
 import { defineVariant } from './variant.js';
 import {
-  type Activation, type HostTensor, type KernelFamily, type LowerContext, type Lowering, type OpDef, type Shape,
-  activationRef, activationWgsl, broadcastShapes, ceilDiv, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  type Activation,
+  type HostTensor,
+  type KernelFamily,
+  type LowerContext,
+  type Lowering,
+  type OpDef,
+  type Shape,
+  activationRef,
+  activationWgsl,
+  broadcastShapes,
+  ceilDiv,
+  fmtShape,
+  grid,
+  input,
+  makeDispatch,
+  numel,
+  output,
+  ShapeError,
   temp,
 } from './kernel.js';
 import { XYZW, actTWgsl, ceilPow2, flatMain, range, vecType, wgsl, workgroupIndex } from './wgsl.js';
@@ -44,15 +60,25 @@ export interface MatmulAttrs {
 
 export interface MatmulConfig {
   /** One output matrix is M × N, summed over K; `batch` matrices in all. */
-  M: number; N: number; K: number; batch: number;
+  M: number;
+  N: number;
+  K: number;
+  batch: number;
   /** Output batch dims and element strides of a and b over them (0 where broadcast); [] when batch = 1. */
-  batchShape: readonly number[]; aBatchStrides: readonly number[]; bBatchStrides: readonly number[];
+  batchShape: readonly number[];
+  aBatchStrides: readonly number[];
+  bBatchStrides: readonly number[];
   transB: boolean;
   /** Epilogue (off in the split-K partial pass, where the reduce applies it). */
-  bias: boolean; act: Activation;
+  bias: boolean;
+  act: Activation;
   kind: 'reg' | 'wgmem';
   /** Outputs per invocation (TN a multiple of 4), invocations per workgroup, K tile of 'wgmem' (0 for 'reg'). */
-  TM: number; TN: number; wgX: number; wgY: number; TK: number;
+  TM: number;
+  TN: number;
+  wgX: number;
+  wgY: number;
+  TK: number;
   /**
    * Subgroup sharing of b ('reg' only; 0 = off, else the device's fixed subgroup size S, with
    * wgX = 1 so a subgroup's invocations share their columns): per step of S along K, lane l
@@ -62,9 +88,12 @@ export interface MatmulConfig {
    */
   sg: number;
   /** K is cut into splitK slices of kChunk; > 1 writes partial sums to the scratch buffer. */
-  splitK: number; kChunk: number;
+  splitK: number;
+  kChunk: number;
   /** vec4 loads of a (along K), of b (along its contiguous dim), vec4 stores of y and bias. */
-  vecA: boolean; vecB: boolean; vecY: boolean;
+  vecA: boolean;
+  vecB: boolean;
+  vecY: boolean;
   /**
    * b (a [K, N] weight) is read in the packed layout [⌈N/TN⌉, K, TN] made at compile time
    * (Lowering.constLayouts; zero-padded past N): a tile's TN columns of consecutive k are
@@ -97,9 +126,11 @@ function regLoop(c: MatmulConfig): string {
   const J4 = TN / 4;
   const L: string[] = [];
   // Row bases of a (clamped rows), in vec4 units when vecA.
-  for (const i of range(TM)) L.push(`  let ra${i} = (aOff + min(row0 + ${i}u, ${M - 1}u) * ${K}u)${c.vecA ? ' / 4u' : ''};`);
+  for (const i of range(TM))
+    L.push(`  let ra${i} = (aOff + min(row0 + ${i}u, ${M - 1}u) * ${K}u)${c.vecA ? ' / 4u' : ''};`);
   if (c.transB) {
-    for (const j of range(TN)) L.push(`  let rb${j} = (bOff + min(col0 + ${j}u, ${N - 1}u) * ${K}u)${c.vecB ? ' / 4u' : ''};`);
+    for (const j of range(TN))
+      L.push(`  let rb${j} = (bOff + min(col0 + ${j}u, ${N - 1}u) * ${K}u)${c.vecB ? ' / 4u' : ''};`);
   } else if (c.packB) {
     L.push(`  let pb = (col0 / ${TN}u) * ${K}u;  // this tile's block of the packed b`);
   } else if (c.vecB) {
@@ -117,20 +148,33 @@ function regLoop(c: MatmulConfig): string {
     for (const i of range(TM)) {
       for (const jj of range(J4)) {
         const js = range(4).map((e) => 4 * jj + e);
-        L.push(c.vecA
-          ? `    acc${i}_${jj} += vec4<f32>(${js.map((j) => `dot(a${i}, b${j})`).join(', ')});`
-          : `    acc${i}_${jj} += a${i} * vec4<f32>(${js.map((j) => `b${j}`).join(', ')});`);
+        L.push(
+          c.vecA
+            ? `    acc${i}_${jj} += vec4<f32>(${js.map((j) => `dot(a${i}, b${j})`).join(', ')});`
+            : `    acc${i}_${jj} += a${i} * vec4<f32>(${js.map((j) => `b${j}`).join(', ')});`,
+        );
       }
     }
   } else {
     // b row k + kk, as TN/4 vec4s.
     for (const kk of range(step)) {
-      L.push(c.packB ? `    let rk${kk} = (pb + k + ${kk}u) * ${TN / 4}u;`
-        : c.vecB ? `    let rk${kk} = (bOff + (k + ${kk}u) * ${N}u) / 4u;` : `    let rk${kk} = bOff + (k + ${kk}u) * ${N}u;`);
+      L.push(
+        c.packB
+          ? `    let rk${kk} = (pb + k + ${kk}u) * ${TN / 4}u;`
+          : c.vecB
+            ? `    let rk${kk} = (bOff + (k + ${kk}u) * ${N}u) / 4u;`
+            : `    let rk${kk} = bOff + (k + ${kk}u) * ${N}u;`,
+      );
       for (const jj of range(J4)) {
-        L.push(c.packB ? `    let b${kk}_${jj} = B[rk${kk} + ${jj}u];` : c.vecB
-          ? `    let b${kk}_${jj} = B[rk${kk} + cb${jj}];`
-          : `    let b${kk}_${jj} = vec4<f32>(${range(4).map((e) => `B[rk${kk} + cb${4 * jj + e}]`).join(', ')});`);
+        L.push(
+          c.packB
+            ? `    let b${kk}_${jj} = B[rk${kk} + ${jj}u];`
+            : c.vecB
+              ? `    let b${kk}_${jj} = B[rk${kk} + cb${jj}];`
+              : `    let b${kk}_${jj} = vec4<f32>(${range(4)
+                  .map((e) => `B[rk${kk} + cb${4 * jj + e}]`)
+                  .join(', ')});`,
+        );
       }
       for (const i of range(TM)) {
         const a = c.vecA ? `a${i}.${XYZW[kk]}` : `a${i}`;
@@ -151,12 +195,14 @@ function sgLoop(c: MatmulConfig, L: string[]): string {
   const J4 = TN / 4;
   L.push(`  for (var k = kBegin; k < kEnd; k += ${S}u) {`);
   L.push(c.packB ? `    let rl = (pb + k + sl) * ${TN / 4}u;` : `    let rl = (bOff + (k + sl) * ${N}u) / 4u;`);
-  for (const jj of range(J4)) L.push(c.packB ? `    let bl${jj} = B[rl + ${jj}u];` : `    let bl${jj} = B[rl + cb${jj}];`);
+  for (const jj of range(J4))
+    L.push(c.packB ? `    let bl${jj} = B[rl + ${jj}u];` : `    let bl${jj} = B[rl + cb${jj}];`);
   for (let k4 = 0; k4 < S; k4 += 4) {
     for (const i of range(TM)) L.push(`    let a${i}_${k4} = A[ra${i} + (k + ${k4}u) / 4u];`);
     for (const kk of range(4)) {
       for (const jj of range(J4)) L.push(`    let b${kk}_${jj} = subgroupBroadcast(bl${jj}, ${k4 + kk}u);`);
-      for (const i of range(TM)) for (const jj of range(J4)) L.push(`    acc${i}_${jj} += a${i}_${k4}.${XYZW[kk]} * b${kk}_${jj};`);
+      for (const i of range(TM))
+        for (const jj of range(J4)) L.push(`    acc${i}_${jj} += a${i}_${k4}.${XYZW[kk]} * b${kk}_${jj};`);
     }
   }
   L.push('  }');
@@ -166,15 +212,21 @@ function sgLoop(c: MatmulConfig, L: string[]): string {
 /** The workgroup-memory inner loop: stage TK-deep slabs of a and b, then multiply from them. */
 function wgmemLoop(c: MatmulConfig): string {
   const { M, N, K, TM, TN, TK } = c;
-  const BM = c.wgY * TM, BN = c.wgX * TN, WG = c.wgX * c.wgY;
+  const BM = c.wgY * TM,
+    BN = c.wgX * TN,
+    WG = c.wgX * c.wgY;
   const J4 = TN / 4;
-  const bAt = c.transB ? `bOff + min(gn, ${N - 1}u) * ${K}u + min(gk, ${K - 1}u)` : `bOff + min(gk, ${K - 1}u) * ${N}u + min(gn, ${N - 1}u)`;
+  const bAt = c.transB
+    ? `bOff + min(gn, ${N - 1}u) * ${K}u + min(gk, ${K - 1}u)`
+    : `bOff + min(gk, ${K - 1}u) * ${N}u + min(gn, ${N - 1}u)`;
   const L: string[] = [];
   L.push(`  for (var k0 = kBegin; k0 < kEnd; k0 += ${TK}u) {`);
   L.push(`    for (var e = li; e < ${BM * TK}u; e += ${WG}u) {`);
   L.push(`      let gr = m0 + e / ${TK}u;`);
   L.push(`      let gk = k0 + e % ${TK}u;`);
-  L.push(`      As[e] = select(0.0, A[aOff + min(gr, ${M - 1}u) * ${K}u + min(gk, ${K - 1}u)], gr < ${M}u && gk < kEnd);`);
+  L.push(
+    `      As[e] = select(0.0, A[aOff + min(gr, ${M - 1}u) * ${K}u + min(gk, ${K - 1}u)], gr < ${M}u && gk < kEnd);`,
+  );
   L.push('    }');
   L.push(`    for (var e = li; e < ${TK * BN}u; e += ${WG}u) {`);
   L.push(`      let gk = k0 + e / ${BN}u;`);
@@ -220,7 +272,9 @@ export const matmulFamily: KernelFamily<MatmulConfig> = {
         } else {
           for (const e of range(4)) {
             const ce = `${col} + ${e}u`;
-            epi.push(`    if (${ce} < ${N}u) { Y[yr + ${ce}] = act(acc${i}_${jj}.${XYZW[e]}${c.bias ? ` + bias[${ce}]` : ''}); }`);
+            epi.push(
+              `    if (${ce} < ${N}u) { Y[yr + ${ce}] = act(acc${i}_${jj}.${XYZW[e]}${c.bias ? ` + bias[${ce}]` : ''}); }`,
+            );
           }
         }
       }
@@ -276,8 +330,14 @@ ${epi.join('\n')}
 
 export interface SplitKReduceConfig {
   /** Output elements (batch·M·N), the row length N, the number of slices. */
-  n: number; N: number; splitK: number;
-  bias: boolean; act: Activation; vec4: boolean; wg: number; gridX: number;
+  n: number;
+  N: number;
+  splitK: number;
+  bias: boolean;
+  act: Activation;
+  vec4: boolean;
+  wg: number;
+  gridX: number;
 }
 
 export const splitKReduceFamily: KernelFamily<SplitKReduceConfig> = {
@@ -287,7 +347,10 @@ export const splitKReduceFamily: KernelFamily<SplitKReduceConfig> = {
     const n4 = c.n / 4;
     // The other slices' partial sums of output element `i` (an expression).
     const rest = (i: string, stride: number, ind: string) =>
-      range(c.splitK).slice(1).map((k) => `${ind}s += P[${i} + ${k * stride}u];`).join('\n');
+      range(c.splitK)
+        .slice(1)
+        .map((k) => `${ind}s += P[${i} + ${k * stride}u];`)
+        .join('\n');
     return wgsl`
 ${activationWgsl(c.act)}
 ${actTWgsl(c.vec4)}
@@ -325,28 +388,38 @@ ${rest('i', c.n, '    ')}
 // ---- shapes ----------------------------------------------------------------------------------
 
 interface MatmulGeometry {
-  M: number; N: number; K: number;
+  M: number;
+  N: number;
+  K: number;
   /** Output batch dims (the leading dims of the output). */
   outBatch: number[];
   /** Whether b is one shared matrix (a's batch folds into M). */
   shared: boolean;
-  aBatch: number[]; bBatch: number[];
+  aBatch: number[];
+  bBatch: number[];
 }
 
 function geometry(attrs: MatmulAttrs, inputs: Shape[]): MatmulGeometry {
   const [a, b, bias] = inputs;
   if (a.length < 2) throw new ShapeError(`matmul: a must be [..., M, K], got ${fmtShape(a)}`);
-  if (b.length < 2) throw new ShapeError(`matmul: b must be ${attrs.transB ? '[N, K] or [..., N, K]' : '[K, N] or [..., K, N]'}, got ${fmtShape(b)}`);
-  const M = a[a.length - 2], K = a[a.length - 1];
+  if (b.length < 2)
+    throw new ShapeError(
+      `matmul: b must be ${attrs.transB ? '[N, K] or [..., N, K]' : '[K, N] or [..., K, N]'}, got ${fmtShape(b)}`,
+    );
+  const M = a[a.length - 2],
+    K = a[a.length - 1];
   const [bK, N] = attrs.transB ? [b[b.length - 1], b[b.length - 2]] : [b[b.length - 2], b[b.length - 1]];
   if (bK !== K) {
     throw new ShapeError(
       `matmul: inner dimensions differ: a ${fmtShape(a)} has K = ${K}, b ${fmtShape(b)}${attrs.transB ? ' (transB, [..., N, K])' : ''} has K = ${bK}`,
     );
   }
-  if (bias && (bias.length !== 1 || bias[0] !== N)) throw new ShapeError(`matmul: bias must be [${N}] for b ${fmtShape(b)}, got ${fmtShape(bias)}`);
-  const aBatch = a.slice(0, -2), bBatch = b.slice(0, -2);
-  if (numel(bBatch) === 1 && bBatch.length <= aBatch.length) return { M, N, K, outBatch: aBatch, shared: true, aBatch, bBatch };
+  if (bias && (bias.length !== 1 || bias[0] !== N))
+    throw new ShapeError(`matmul: bias must be [${N}] for b ${fmtShape(b)}, got ${fmtShape(bias)}`);
+  const aBatch = a.slice(0, -2),
+    bBatch = b.slice(0, -2);
+  if (numel(bBatch) === 1 && bBatch.length <= aBatch.length)
+    return { M, N, K, outBatch: aBatch, shared: true, aBatch, bBatch };
   let outBatch: number[];
   try {
     outBatch = broadcastShapes(aBatch, bBatch);
@@ -373,7 +446,12 @@ function batchStrides(s: Shape, out: Shape, size: number): number[] {
 
 export interface MatmulChoice {
   kind: 'reg' | 'wgmem';
-  TM: number; TN: number; wgX: number; wgY: number; TK: number; splitK: number;
+  TM: number;
+  TN: number;
+  wgX: number;
+  wgY: number;
+  TK: number;
+  splitK: number;
   /** Share b across a subgroup (see MatmulConfig.sg); the size comes from the device. */
   sg: boolean;
   /** Read b packed (MatmulConfig.packB); needs b a constant [K, N] weight. */
@@ -384,9 +462,11 @@ export interface MatmulChoice {
 export interface MatmulVariant {
   kind?: 'reg' | 'wgmem';
   /** Register tile: outputs per invocation, tn a multiple of 4. */
-  tm?: number; tn?: number;
+  tm?: number;
+  tn?: number;
   /** Workgroup shape in invocations. */
-  wgx?: number; wgy?: number;
+  wgx?: number;
+  wgy?: number;
   /** K tile of 'wgmem'. */
   tk?: number;
   /** K slices (1: no split). */
@@ -409,10 +489,15 @@ export const matmulVariant = defineVariant<MatmulVariant>('matmul', [
 
 /** Examples of ctx.prefer.matmul values covering every variant (tests iterate these). */
 export const MATMUL_VARIANTS = [
-  'reg,tile=4x4', 'reg,tile=8x8', 'reg,tile=1x4', 'reg,tile=4x8', 'wgmem,tile=4x4', 'wgmem,tile=8x8,wg=4x4,tk=8',
-  'reg,tile=4x4,splitk=3', 'wgmem,tile=4x4,splitk=2',
+  'reg,tile=4x4',
+  'reg,tile=8x8',
+  'reg,tile=1x4',
+  'reg,tile=4x8',
+  'wgmem,tile=4x4',
+  'wgmem,tile=8x8,wg=4x4,tk=8',
+  'reg,tile=4x4,splitk=3',
+  'wgmem,tile=4x4,splitk=2',
 ] as const;
-
 
 /** Whether the subgroup-shared variant can run this product on this device. */
 export function matmulSgOk(N: number, K: number, transB: boolean, ctx: LowerContext): boolean {
@@ -424,18 +509,28 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
   const p: MatmulVariant = { ...matmulVariant.of(ctx.prefer) };
   const kind = p.kind ?? 'reg';
   if (p.sg && (kind !== 'reg' || !matmulSgOk(N, K, transB, ctx))) {
-    throw new Error(`matmul variant "${matmulVariant.format(p)}": 'sg' needs kind reg, b as [K, N], K a multiple of the subgroup size (${ctx.subgroupSize ?? 0}) and N of 4`);
+    throw new Error(
+      `matmul variant "${matmulVariant.format(p)}": 'sg' needs kind reg, b as [K, N], K a multiple of the subgroup size (${ctx.subgroupSize ?? 0}) and N of 4`,
+    );
   }
   // The heuristic shares b by subgroup broadcasts where it can and nothing else was asked for:
   // 'tile=8x16,wg=1x8,sg' won 1.1-1.3× on every ViT-B linear layer in Chromium's SwiftShader.
-  const sgAuto = p.sg === undefined && p.kind === undefined && p.tm === undefined && p.wgx === undefined &&
-    M >= 64 && N % 16 === 0 && matmulSgOk(N, K, transB, ctx) && ctx.subgroupSize === 4;
+  const sgAuto =
+    p.sg === undefined &&
+    p.kind === undefined &&
+    p.tm === undefined &&
+    p.wgx === undefined &&
+    M >= 64 &&
+    N % 16 === 0 &&
+    matmulSgOk(N, K, transB, ctx) &&
+    ctx.subgroupSize === 4;
   const sg = !!p.sg || sgAuto;
   if (sgAuto) Object.assign(p, { tm: 8, tn: 16, wgy: 8 });
   // Bigger register tiles pay off once both sides have the rows and columns to fill them.
   const TM = p.tm ?? (M >= 32 && N >= 32 ? 8 : M >= 4 ? 4 : M);
   const TN = p.tn ?? (TM === 8 ? 8 : 4);
-  const Mt = ceilDiv(M, TM), Nt = ceilDiv(N, TN);
+  const Mt = ceilDiv(M, TM),
+    Nt = ceilDiv(N, TN);
   let wgX: number, wgY: number;
   if (sg) {
     // A subgroup's lanes must share their columns: the workgroup spans rows only.
@@ -449,12 +544,16 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
     wgY = Math.max(1, Math.min(64 / wgX, ceilPow2(Mt)));
   }
   if (wgX * wgY > ctx.limits.maxComputeInvocationsPerWorkgroup) {
-    throw new Error(`matmul variant: workgroup ${wgX}x${wgY} exceeds maxComputeInvocationsPerWorkgroup ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
+    throw new Error(
+      `matmul variant: workgroup ${wgX}x${wgY} exceeds maxComputeInvocationsPerWorkgroup ${ctx.limits.maxComputeInvocationsPerWorkgroup}`,
+    );
   }
   const TK = kind === 'wgmem' ? (p.tk ?? 16) : 0;
   const wgBytes = 4 * TK * (wgY * TM + wgX * TN);
   if (wgBytes > ctx.limits.maxComputeWorkgroupStorageSize) {
-    throw new Error(`matmul variant: wgmem slabs need ${wgBytes} bytes of workgroup memory, over maxComputeWorkgroupStorageSize ${ctx.limits.maxComputeWorkgroupStorageSize}`);
+    throw new Error(
+      `matmul variant: wgmem slabs need ${wgBytes} bytes of workgroup memory, over maxComputeWorkgroupStorageSize ${ctx.limits.maxComputeWorkgroupStorageSize}`,
+    );
   }
   // Split K when there are few output tiles to go round and a long K to share out.
   const tiles = batch * Mt * Nt;
@@ -483,10 +582,13 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     const M = g.shared ? numel(g.outBatch) * g.M : g.M;
     const batch = g.shared ? 1 : numel(g.outBatch);
     const ch = choose(M, N, K, batch, transB, ctx);
-    const vecK = K % 4 === 0, vecN = N % 4 === 0;
+    const vecK = K % 4 === 0,
+      vecN = N % 4 === 0;
     const reg = ch.kind === 'reg';
     if (ch.pk && !(reg && !transB && g.shared && g.bBatch.length === 0 && ctx.constInputs?.[1])) {
-      throw new Error(`matmul variant "${matmulVariant.format(matmulVariant.of(ctx.prefer) ?? {})}": 'pk' needs kind reg and b a constant [K, N] weight`);
+      throw new Error(
+        `matmul variant "${matmulVariant.format(matmulVariant.of(ctx.prefer) ?? {})}": 'pk' needs kind reg and b a constant [K, N] weight`,
+      );
     }
     // Each slice but the last covers kChunk (a multiple of 4 so vec4 reads of a stay aligned,
     // and of the subgroup size for 'sg').
@@ -495,18 +597,42 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     const splitK = ceilDiv(K, kChunk);
     const partial = splitK > 1;
     const cfg: MatmulConfig = {
-      M, N, K, batch,
+      M,
+      N,
+      K,
+      batch,
       batchShape: batch > 1 ? g.outBatch : [],
       aBatchStrides: batch > 1 ? batchStrides(g.aBatch, g.outBatch, g.M * K) : [],
       bBatchStrides: batch > 1 ? batchStrides(g.bBatch, g.outBatch, K * N) : [],
-      transB, bias: hasBias && !partial, act: partial ? 'none' : act,
-      kind: ch.kind, TM: ch.TM, TN: ch.TN, wgX: ch.wgX, wgY: ch.wgY, TK: ch.TK, sg: ch.sg ? ctx.subgroupSize! : 0,
-      splitK, kChunk,
-      vecA: reg && vecK, vecB: reg && (ch.pk || (transB ? vecK : vecN)), vecY: vecN, packB: ch.pk,
+      transB,
+      bias: hasBias && !partial,
+      act: partial ? 'none' : act,
+      kind: ch.kind,
+      TM: ch.TM,
+      TN: ch.TN,
+      wgX: ch.wgX,
+      wgY: ch.wgY,
+      TK: ch.TK,
+      sg: ch.sg ? ctx.subgroupSize! : 0,
+      splitK,
+      kChunk,
+      vecA: reg && vecK,
+      vecB: reg && (ch.pk || (transB ? vecK : vecN)),
+      vecY: vecN,
+      packB: ch.pk,
       gridX: 0,
     };
     const { TN } = ch;
-    const constLayouts = ch.pk ? [{ input: 1, layout: `kn-tiles${TN}`, elements: ceilDiv(N, TN) * TN * K, apply: (b: Float32Array) => packKN(b, K, N, TN) }] : undefined;
+    const constLayouts = ch.pk
+      ? [
+          {
+            input: 1,
+            layout: `kn-tiles${TN}`,
+            elements: ceilDiv(N, TN) * TN * K,
+            apply: (b: Float32Array) => packKN(b, K, N, TN),
+          },
+        ]
+      : undefined;
     const wgs = grid(tiling(cfg).total, ctx.limits.maxComputeWorkgroupsPerDimension);
     cfg.gridX = wgs[0];
     const flops = 2 * batch * M * N * K;
@@ -523,9 +649,14 @@ export const matmulOp: OpDef<MatmulAttrs> = {
       constLayouts,
       temps: [splitK * outElems],
       dispatches: [
-        makeDispatch(matmulFamily, cfg, wgs, [input(0), input(1), temp(0)], { flops, bytes: bytes + 4 * (splitK - 1) * outElems }),
-        makeDispatch(splitKReduceFamily, red, rg, hasBias ? [temp(0), input(2), output(0)] : [temp(0), output(0)],
-          { flops: splitK * outElems, bytes: 4 * (splitK + 1) * outElems }),
+        makeDispatch(matmulFamily, cfg, wgs, [input(0), input(1), temp(0)], {
+          flops,
+          bytes: bytes + 4 * (splitK - 1) * outElems,
+        }),
+        makeDispatch(splitKReduceFamily, red, rg, hasBias ? [temp(0), input(2), output(0)] : [temp(0), output(0)], {
+          flops: splitK * outElems,
+          bytes: 4 * (splitK + 1) * outElems,
+        }),
       ],
     };
   },
@@ -539,7 +670,13 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     const c = ['reg,tile=4x8', 'reg,tile=8x8', 'wgmem,tile=4x4'];
     if (g.N >= 16 && M >= 8) c.push('reg,tile=8x16', 'reg,tile=4x16');
     const sg = matmulSgOk(g.N, g.K, transB, ctx) && M >= 8;
-    if (sg) c.push('tile=4x16,wg=1x16,sg', 'tile=8x16,wg=1x8,sg', 'tile=4x8,wg=1x32,sg', ...(g.N % 32 === 0 && M >= 64 ? ['tile=8x32,wg=1x8,sg'] : []));
+    if (sg)
+      c.push(
+        'tile=4x16,wg=1x16,sg',
+        'tile=8x16,wg=1x8,sg',
+        'tile=4x8,wg=1x32,sg',
+        ...(g.N % 32 === 0 && M >= 64 ? ['tile=8x32,wg=1x8,sg'] : []),
+      );
     // Packed b: only for a constant weight, which the compile-time relayout needs.
     if (!transB && g.shared && g.bBatch.length === 0 && ctx.constInputs?.[1] && M >= 8) {
       c.push(sg ? 'tile=8x16,wg=1x8,sg,pk' : 'reg,tile=8x8,pk', 'reg,tile=8x16,pk');
@@ -571,7 +708,9 @@ export function matmulRef(attrs: MatmulAttrs, a: HostTensor, b: HostTensor, bias
   const bStr = g.shared ? g.outBatch.map(() => 0) : batchStrides(g.bBatch, g.outBatch, K * N);
   const out = new Float32Array(batch * M * N);
   for (let bi = 0; bi < batch; bi++) {
-    let r = bi, ao = 0, bo = 0;
+    let r = bi,
+      ao = 0,
+      bo = 0;
     for (let d = g.outBatch.length - 1; d >= 0; d--) {
       const q = r % g.outBatch[d];
       r = Math.floor(r / g.outBatch[d]);

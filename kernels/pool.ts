@@ -23,8 +23,21 @@
 //               'workgroup'), else by that size heuristic.
 
 import {
-  type HostTensor, type KernelFamily, type LowerContext, type OpDef, type Shape,
-  ceilDiv, expectRank, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError,
+  type HostTensor,
+  type KernelFamily,
+  type LowerContext,
+  type OpDef,
+  type Shape,
+  ceilDiv,
+  expectRank,
+  f32Lit,
+  fmtShape,
+  grid,
+  input,
+  makeDispatch,
+  numel,
+  output,
+  ShapeError,
 } from './kernel.js';
 import { ceilPow2, flatMain, mainWgsl, vecType, wgsl, workgroupIndex } from './wgsl.js';
 import { defineVariant } from './variant.js';
@@ -56,7 +69,15 @@ fn store4(pix: u32, c4: u32, v: vec4<f32>) {
 // ---- output size ------------------------------------------------------------------------------
 
 /** PyTorch's pooling_output_shape for one spatial axis (may return ≤ 0: the caller throws). */
-export function poolOutSize(inp: number, k: number, s: number, p0: number, p1: number, d: number, ceilMode: boolean): number {
+export function poolOutSize(
+  inp: number,
+  k: number,
+  s: number,
+  p0: number,
+  p1: number,
+  d: number,
+  ceilMode: boolean,
+): number {
   const num = inp + p0 + p1 - d * (k - 1) - 1 + (ceilMode ? s - 1 : 0);
   let out = Math.floor(num / s) + 1;
   if (ceilMode && out > 0 && (out - 1) * s >= inp + p0) out--;
@@ -81,8 +102,16 @@ export interface AvgPoolAttrs extends PoolAttrs {
 }
 
 interface PoolGeom {
-  kh: number; kw: number; sh: number; sw: number;
-  pt: number; pl: number; pb: number; pr: number; dh: number; dw: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  pt: number;
+  pl: number;
+  pb: number;
+  pr: number;
+  dh: number;
+  dw: number;
   ceilMode: boolean;
 }
 
@@ -100,13 +129,32 @@ function poolGeom(a: PoolAttrs): PoolGeom {
   const dil = a.dilation ?? [1, 1];
   if (!isIntArray(dil, 2, 1)) throw what('dilation (want [dh,dw] ≥ 1)', a.dilation);
   return {
-    kh: a.kernel[0], kw: a.kernel[1], sh: stride[0], sw: stride[1],
-    pt: pad[0], pl: pad[1], pb: pad[2], pr: pad[3], dh: dil[0], dw: dil[1], ceilMode: !!a.ceilMode,
+    kh: a.kernel[0],
+    kw: a.kernel[1],
+    sh: stride[0],
+    sw: stride[1],
+    pt: pad[0],
+    pl: pad[1],
+    pb: pad[2],
+    pr: pad[3],
+    dh: dil[0],
+    dw: dil[1],
+    ceilMode: !!a.ceilMode,
   };
 }
 
 /** Output size along one axis; throws if it is empty or some window has no tap inside the input. */
-function axisOut(axis: string, x: Shape, inp: number, k: number, s: number, p0: number, p1: number, d: number, ceilMode: boolean): number {
+function axisOut(
+  axis: string,
+  x: Shape,
+  inp: number,
+  k: number,
+  s: number,
+  p0: number,
+  p1: number,
+  d: number,
+  ceilMode: boolean,
+): number {
   const out = poolOutSize(inp, k, s, p0, p1, d, ceilMode);
   const geom = `kernel ${k}, stride ${s}, pad ${p0}+${p1}, dilation ${d}${ceilMode ? ', ceil mode' : ''}`;
   if (out <= 0) throw new ShapeError(`pooling input ${fmtShape(x)} is too small along ${axis} for ${geom}`);
@@ -116,7 +164,10 @@ function axisOut(axis: string, x: Shape, inp: number, k: number, s: number, p0: 
       const i = o * s - p0 + j * d;
       hit = i >= 0 && i < inp;
     }
-    if (!hit) throw new ShapeError(`pooling input ${fmtShape(x)}: window ${o} along ${axis} lies entirely in padding (${geom})`);
+    if (!hit)
+      throw new ShapeError(
+        `pooling input ${fmtShape(x)}: window ${o} along ${axis} lies entirely in padding (${geom})`,
+      );
   }
   return out;
 }
@@ -125,16 +176,27 @@ function poolInfer(a: PoolAttrs, x: Shape): number[] {
   expectRank('pooling input (NHWC)', x, 4);
   const g = poolGeom(a);
   const [n, h, w, c] = x;
-  return [n, axisOut('H', x, h, g.kh, g.sh, g.pt, g.pb, g.dh, g.ceilMode), axisOut('W', x, w, g.kw, g.sw, g.pl, g.pr, g.dw, g.ceilMode), c];
+  return [
+    n,
+    axisOut('H', x, h, g.kh, g.sh, g.pt, g.pb, g.dh, g.ceilMode),
+    axisOut('W', x, w, g.kw, g.sw, g.pl, g.pr, g.dw, g.ceilMode),
+    c,
+  ];
 }
 
 interface Pool2dConfig extends Omit<PoolGeom, 'ceilMode'> {
   mode: 'max' | 'avg';
   countIncludePad: boolean;
-  n: number; h: number; w: number; c: number; oh: number; ow: number;
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  oh: number;
+  ow: number;
   /** Read/write along C as vec4 (C % 4 == 0). */
   vec4: boolean;
-  wg: number; gridX: number;
+  wg: number;
+  gridX: number;
 }
 
 const pool2d: KernelFamily<Pool2dConfig> = {
@@ -206,11 +268,25 @@ function poolLower(mode: 'max' | 'avg', a: AvgPoolAttrs, x: Shape, out: Shape, c
   const wg = WG;
   const gr = grid(ceilDiv(invocations, wg), ctx.limits.maxComputeWorkgroupsPerDimension);
   const cfg: Pool2dConfig = {
-    mode, countIncludePad: mode === 'avg' && (a.countIncludePad ?? true),
-    n, h, w, c, oh, ow, ...g, vec4: c % 4 === 0, wg, gridX: gr[0],
+    mode,
+    countIncludePad: mode === 'avg' && (a.countIncludePad ?? true),
+    n,
+    h,
+    w,
+    c,
+    oh,
+    ow,
+    ...g,
+    vec4: c % 4 === 0,
+    wg,
+    gridX: gr[0],
   };
   const taps = numel(out) * g.kh * g.kw;
-  return { dispatches: [makeDispatch(pool2d, cfg, gr, [input(0), output(0)], { flops: taps, bytes: 4 * (numel(x) + numel(out)) })] };
+  return {
+    dispatches: [
+      makeDispatch(pool2d, cfg, gr, [input(0), output(0)], { flops: taps, bytes: 4 * (numel(x) + numel(out)) }),
+    ],
+  };
 }
 
 /** Plain loops over every output element and window tap (double-precision sums). */
@@ -221,20 +297,27 @@ function poolRef(mode: 'max' | 'avg', a: AvgPoolAttrs, x: HostTensor): HostTenso
   const [, oh, ow] = shape;
   const includePad = a.countIncludePad ?? true;
   const data = new Float32Array(numel(shape));
-  for (let b = 0; b < n; b++) for (let oy = 0; oy < oh; oy++) for (let ox = 0; ox < ow; ox++) for (let ch = 0; ch < c; ch++) {
-    let best = -Infinity, sum = 0, inside = 0, padded = 0;
-    for (let ky = 0; ky < g.kh; ky++) for (let kx = 0; kx < g.kw; kx++) {
-      const iy = oy * g.sh - g.pt + ky * g.dh;
-      const ix = ox * g.sw - g.pl + kx * g.dw;
-      if (iy >= -g.pt && iy < h + g.pb && ix >= -g.pl && ix < w + g.pr) padded++;
-      if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-      const v = x.data[((b * h + iy) * w + ix) * c + ch];
-      best = Math.max(best, v);
-      sum += v;
-      inside++;
-    }
-    data[((b * oh + oy) * ow + ox) * c + ch] = mode === 'max' ? best : sum / (includePad ? padded : inside);
-  }
+  for (let b = 0; b < n; b++)
+    for (let oy = 0; oy < oh; oy++)
+      for (let ox = 0; ox < ow; ox++)
+        for (let ch = 0; ch < c; ch++) {
+          let best = -Infinity,
+            sum = 0,
+            inside = 0,
+            padded = 0;
+          for (let ky = 0; ky < g.kh; ky++)
+            for (let kx = 0; kx < g.kw; kx++) {
+              const iy = oy * g.sh - g.pt + ky * g.dh;
+              const ix = ox * g.sw - g.pl + kx * g.dw;
+              if (iy >= -g.pt && iy < h + g.pb && ix >= -g.pl && ix < w + g.pr) padded++;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+              const v = x.data[((b * h + iy) * w + ix) * c + ch];
+              best = Math.max(best, v);
+              sum += v;
+              inside++;
+            }
+          data[((b * oh + oy) * ow + ox) * c + ch] = mode === 'max' ? best : sum / (includePad ? padded : inside);
+        }
   return { shape, data };
 }
 
@@ -259,7 +342,9 @@ export const avgpoolOp: OpDef<AvgPoolAttrs> = {
 export type GapPartition = 'serial' | 'workgroup';
 
 interface GapConfig {
-  n: number; hw: number; c: number;
+  n: number;
+  hw: number;
+  c: number;
   vec4: boolean;
   partition: GapPartition;
   /** Threads per workgroup: any size for 'serial'; a power of two for 'workgroup' (the tree). */
@@ -345,16 +430,24 @@ export const globalAvgpoolOp: OpDef<GlobalAvgpoolAttrs> = {
     }
     const gr = grid(count, ctx.limits.maxComputeWorkgroupsPerDimension);
     const cfg: GapConfig = { n, hw, c, vec4: c % 4 === 0, partition, wg, gridX: gr[0] };
-    return { dispatches: [makeDispatch(globalAvgpool, cfg, gr, [input(0), output(0)], { flops: numel(x), bytes: 4 * (numel(x) + numel(out)) })] };
+    return {
+      dispatches: [
+        makeDispatch(globalAvgpool, cfg, gr, [input(0), output(0)], {
+          flops: numel(x),
+          bytes: 4 * (numel(x) + numel(out)),
+        }),
+      ],
+    };
   },
   ref(_a, [x]) {
     const [n, h, w, c] = x.shape;
     const data = new Float32Array(n * c);
-    for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
-      let s = 0;
-      for (let i = 0; i < h * w; i++) s += x.data[(b * h * w + i) * c + ch];
-      data[b * c + ch] = s / (h * w);
-    }
+    for (let b = 0; b < n; b++)
+      for (let ch = 0; ch < c; ch++) {
+        let s = 0;
+        for (let i = 0; i < h * w; i++) s += x.data[(b * h * w + i) * c + ch];
+        data[b * c + ch] = s / (h * w);
+      }
     return [{ shape: [n, c], data }];
   },
 };

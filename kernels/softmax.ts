@@ -9,7 +9,20 @@
 //             tree reduction in workgroup memory.
 // Three passes over the row: max, Σ exp, write. When L % 4 == 0 rows are read as vec4.
 
-import { type HostTensor, type KernelFamily, type OpDef, ceilDiv, f32Lit, fmtShape, grid, input, makeDispatch, numel, output, ShapeError } from './kernel.js';
+import {
+  type HostTensor,
+  type KernelFamily,
+  type OpDef,
+  ceilDiv,
+  f32Lit,
+  fmtShape,
+  grid,
+  input,
+  makeDispatch,
+  numel,
+  output,
+  ShapeError,
+} from './kernel.js';
 import { ROW_VARIANT_FIELDS, type RowMode, type RowVariant, rowVariant } from './layernorm.js';
 import { defineVariant } from './variant.js';
 import { type RowMapping, foldWgsl, rowLanes, rowLoop, rowMain, vecType, workgroupReduceWgsl } from './wgsl.js';
@@ -19,11 +32,13 @@ export const softmaxVariant = defineVariant<RowVariant>('softmax', ROW_VARIANT_F
 export type SoftmaxAttrs = Record<string, never>;
 
 interface SoftmaxConfig {
-  rows: number; L: number;
+  rows: number;
+  L: number;
   mode: RowMode;
   /** Workgroup size: rows per workgroup (thread mode) or reduction width (workgroup mode). */
   wg: number;
-  vec4: boolean; gridX: number;
+  vec4: boolean;
+  gridX: number;
 }
 
 const softmax: KernelFamily<SoftmaxConfig> = {
@@ -54,7 +69,8 @@ export const softmaxOp: OpDef<SoftmaxAttrs> = {
   op: 'softmax',
   arity: [1, 1],
   infer(_a, [x]) {
-    if (x.length < 1 || x[x.length - 1] < 1) throw new ShapeError(`softmax input must have rank >= 1 and a non-empty last axis, got ${fmtShape(x)}`);
+    if (x.length < 1 || x[x.length - 1] < 1)
+      throw new ShapeError(`softmax input must have rank >= 1 and a non-empty last axis, got ${fmtShape(x)}`);
     return [x];
   },
   lower(_a, [x], _o, ctx) {

@@ -15,8 +15,15 @@ import { type VariantObject, type VariantSchema, VariantError } from './variant.
 
 export const VARIANT_FAMILIES: ReadonlyMap<string, VariantSchema<VariantObject>> = new Map(
   [
-    conv2dVariant, depthwiseVariant, matmulVariant, attentionVariant, layernormVariant, softmaxVariant,
-    groupNormVariant, globalAvgpoolVariant, transposeVariant,
+    conv2dVariant,
+    depthwiseVariant,
+    matmulVariant,
+    attentionVariant,
+    layernormVariant,
+    softmaxVariant,
+    groupNormVariant,
+    globalAvgpoolVariant,
+    transposeVariant,
   ].map((s) => [s.family, s as unknown as VariantSchema<VariantObject>]),
 );
 

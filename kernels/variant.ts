@@ -47,9 +47,12 @@ export type VariantField<V> =
   | { kind: 'int'; key: Key<V>; name?: string; min: number; max?: number }
   /** Two integers written AxB into two keys, each ≥ min[i] and a multiple of multipleOf[i]. */
   | {
-    kind: 'pair'; keys: readonly [Key<V>, Key<V>]; name: string;
-    min: readonly [number, number]; multipleOf?: readonly [number, number];
-  };
+      kind: 'pair';
+      keys: readonly [Key<V>, Key<V>];
+      name: string;
+      min: readonly [number, number];
+      multipleOf?: readonly [number, number];
+    };
 
 export interface VariantSchema<V extends object> {
   readonly family: string;
@@ -66,14 +69,18 @@ export interface VariantSchema<V extends object> {
   readonly syntax: string;
 }
 
-const fieldName = <V>(f: VariantField<V>): string => (f.kind === 'pair' ? f.name : f.name ?? f.key);
+const fieldName = <V>(f: VariantField<V>): string => (f.kind === 'pair' ? f.name : (f.name ?? f.key));
 
 function fieldSyntax<V>(f: VariantField<V>): string {
   switch (f.kind) {
-    case 'enum': return f.bare ? f.values.join('|') : `${fieldName(f)}=${f.values.join('|')}`;
-    case 'flag': return fieldName(f);
-    case 'int': return `${fieldName(f)}=<${f.max !== undefined ? `${f.min}..${f.max}` : `≥${f.min}`}>`;
-    case 'pair': return `${f.name}=<${f.keys[0]}>x<${f.keys[1]}>`;
+    case 'enum':
+      return f.bare ? f.values.join('|') : `${fieldName(f)}=${f.values.join('|')}`;
+    case 'flag':
+      return fieldName(f);
+    case 'int':
+      return `${fieldName(f)}=<${f.max !== undefined ? `${f.min}..${f.max}` : `≥${f.min}`}>`;
+    case 'pair':
+      return `${f.name}=<${f.keys[0]}>x<${f.keys[1]}>`;
   }
 }
 
@@ -132,8 +139,10 @@ export function defineVariant<V extends object>(family: string, fields: readonly
     switch (f.kind) {
       case 'enum':
         return o[f.key] === undefined ? undefined : f.bare ? String(o[f.key]) : `${fieldName(f)}=${o[f.key]}`;
-      case 'flag': return o[f.key] ? fieldName(f) : undefined;
-      case 'int': return o[f.key] === undefined ? undefined : `${fieldName(f)}=${o[f.key]}`;
+      case 'flag':
+        return o[f.key] ? fieldName(f) : undefined;
+      case 'int':
+        return o[f.key] === undefined ? undefined : `${fieldName(f)}=${o[f.key]}`;
       case 'pair':
         if (o[f.keys[0]] === undefined && o[f.keys[1]] === undefined) return undefined;
         return `${f.name}=${o[f.keys[0]]}x${o[f.keys[1]]}`;
@@ -164,10 +173,13 @@ export function defineVariant<V extends object>(family: string, fields: readonly
       const eq = tok.indexOf('=');
       const name = eq < 0 ? tok : tok.slice(0, eq);
       const val = eq < 0 ? undefined : tok.slice(eq + 1);
-      const f = eq < 0
-        ? fields.find((x) =>
-          (x.kind === 'enum' && x.bare && x.values.includes(tok)) || (x.kind === 'flag' && fieldName(x) === tok))
-        : fields.find((x) => !(x.kind === 'enum' && x.bare) && x.kind !== 'flag' && fieldName(x) === name);
+      const f =
+        eq < 0
+          ? fields.find(
+              (x) =>
+                (x.kind === 'enum' && x.bare && x.values.includes(tok)) || (x.kind === 'flag' && fieldName(x) === tok),
+            )
+          : fields.find((x) => !(x.kind === 'enum' && x.bare) && x.kind !== 'flag' && fieldName(x) === name);
       if (!f) {
         const asName = fields.find((x) => fieldName(x) === name);
         const why = asName ? `"${tok}" is malformed (${fieldSyntax(asName)})` : `unknown token "${tok}"`;
@@ -176,9 +188,15 @@ export function defineVariant<V extends object>(family: string, fields: readonly
       if (seen.has(f!)) fail(what, `"${fieldName(f!)}" given twice`);
       seen.add(f!);
       switch (f!.kind) {
-        case 'enum': o[f!.key] = f!.bare ? tok : val; break;
-        case 'flag': o[f!.key] = true; break;
-        case 'int': o[f!.key] = int(val!); break;
+        case 'enum':
+          o[f!.key] = f!.bare ? tok : val;
+          break;
+        case 'flag':
+          o[f!.key] = true;
+          break;
+        case 'int':
+          o[f!.key] = int(val!);
+          break;
         case 'pair': {
           const m = /^(\d+)x(\d+)$/.exec(val!);
           if (!m) fail(what, `"${tok}" is malformed (${fieldSyntax(f!)})`);
@@ -192,11 +210,19 @@ export function defineVariant<V extends object>(family: string, fields: readonly
 
   const format = (v: V): string => {
     const o = check(v) as Record<string, unknown>;
-    return fields.map((f) => formatField(f, o)).filter((t): t is string => t !== undefined).join(',');
+    return fields
+      .map((f) => formatField(f, o))
+      .filter((t): t is string => t !== undefined)
+      .join(',');
   };
 
   return {
-    family, fields, parse, format, check, syntax,
+    family,
+    fields,
+    parse,
+    format,
+    check,
+    syntax,
     of(prefer) {
       const p = prefer?.[family];
       if (p === undefined || p === '') return undefined;

@@ -21,7 +21,8 @@ export class Rng {
       this.spare = null;
       return v;
     }
-    const u = Math.max(this.uniform(), 1e-12), v = this.uniform();
+    const u = Math.max(this.uniform(), 1e-12),
+      v = this.uniform();
     const r = Math.sqrt(-2 * Math.log(u));
     this.spare = r * Math.sin(2 * Math.PI * v);
     return r * Math.cos(2 * Math.PI * v);
@@ -44,7 +45,10 @@ export function heNormal(rng: Rng, n: number, fanIn: number): Float32Array {
 }
 
 /** Batch-norm statistics near identity: γ≈1, β≈0, mean≈0, var≈1, with a little spread. */
-export function bnParams(rng: Rng, c: number): { gamma: Float32Array; beta: Float32Array; mean: Float32Array; variance: Float32Array } {
+export function bnParams(
+  rng: Rng,
+  c: number,
+): { gamma: Float32Array; beta: Float32Array; mean: Float32Array; variance: Float32Array } {
   return {
     gamma: rng.uniforms(c, 0.8, 1.2),
     beta: rng.normals(c, 0.05),

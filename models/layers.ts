@@ -28,14 +28,22 @@ export class RandomWeights implements WeightSource {
     const bn = () => bnParams(this.rng, n);
     switch (kind) {
       case 'conv':
-      case 'linear': return heNormal(this.rng, n, fanIn);
-      case 'bias': return this.rng.normals(n, 0.02);
-      case 'gamma': return bn().gamma;
-      case 'gamma_last': return bn().gamma.map((v) => 0.1 * v);
-      case 'beta': return bn().beta;
-      case 'mean': return bn().mean;
-      case 'var': return bn().variance;
-      case 'embed': return this.rng.normals(n, 0.02);
+      case 'linear':
+        return heNormal(this.rng, n, fanIn);
+      case 'bias':
+        return this.rng.normals(n, 0.02);
+      case 'gamma':
+        return bn().gamma;
+      case 'gamma_last':
+        return bn().gamma.map((v) => 0.1 * v);
+      case 'beta':
+        return bn().beta;
+      case 'mean':
+        return bn().mean;
+      case 'var':
+        return bn().variance;
+      case 'embed':
+        return this.rng.normals(n, 0.02);
     }
   }
 }
@@ -50,7 +58,10 @@ export interface ConvOpts {
 }
 
 export class NetBuilder {
-  constructor(readonly g: Graph, readonly w: WeightSource) {}
+  constructor(
+    readonly g: Graph,
+    readonly w: WeightSource,
+  ) {}
 
   param(name: string, shape: number[], kind: ParamKind, fanIn = 1): string {
     return this.g.constant(name, shape, this.w.get(name, shape, kind, fanIn));
@@ -68,30 +79,56 @@ export class NetBuilder {
     const w = this.param(`${name}.weight`, [k, k, cin / groups, cout], 'conv', k * k * (cin / groups));
     const inputs = [x, w];
     if (o.bias) inputs.push(this.param(`${name}.bias`, [cout], 'bias'));
-    return this.g.op('conv2d', inputs, {
-      stride: [o.stride ?? 1, o.stride ?? 1],
-      pad: typeof pad === 'number' ? [pad, pad, pad, pad] : pad,
-      dilation: [o.dilation ?? 1, o.dilation ?? 1],
-      groups,
-      act: o.act ?? 'none',
-    }, name);
+    return this.g.op(
+      'conv2d',
+      inputs,
+      {
+        stride: [o.stride ?? 1, o.stride ?? 1],
+        pad: typeof pad === 'number' ? [pad, pad, pad, pad] : pad,
+        dilation: [o.dilation ?? 1, o.dilation ?? 1],
+        groups,
+        act: o.act ?? 'none',
+      },
+      name,
+    );
   }
 
   /** `residualLast`: this BN ends a residual branch (affects random init only). */
   batchnorm(name: string, x: string, act: Activation = 'none', eps = 1e-5, residualLast = false): string {
     const c = this.channels(x);
     const p = (n: string, kind: ParamKind) => this.param(`${name}.${n}`, [c], kind);
-    return this.g.op('batchnorm', [x, p('weight', residualLast ? 'gamma_last' : 'gamma'), p('bias', 'beta'), p('running_mean', 'mean'), p('running_var', 'var')], { eps, act }, name);
+    return this.g.op(
+      'batchnorm',
+      [
+        x,
+        p('weight', residualLast ? 'gamma_last' : 'gamma'),
+        p('bias', 'beta'),
+        p('running_mean', 'mean'),
+        p('running_var', 'var'),
+      ],
+      { eps, act },
+      name,
+    );
   }
 
   groupnorm(name: string, x: string, groups: number, act: Activation = 'none', eps = 1e-5): string {
     const c = this.channels(x);
-    return this.g.op('group_norm', [x, this.param(`${name}.weight`, [c], 'gamma'), this.param(`${name}.bias`, [c], 'beta')], { groups, eps, act }, name);
+    return this.g.op(
+      'group_norm',
+      [x, this.param(`${name}.weight`, [c], 'gamma'), this.param(`${name}.bias`, [c], 'beta')],
+      { groups, eps, act },
+      name,
+    );
   }
 
   layernorm(name: string, x: string, eps = 1e-6): string {
     const d = this.channels(x);
-    return this.g.op('layernorm', [x, this.param(`${name}.weight`, [d], 'gamma'), this.param(`${name}.bias`, [d], 'beta')], { eps }, name);
+    return this.g.op(
+      'layernorm',
+      [x, this.param(`${name}.weight`, [d], 'gamma'), this.param(`${name}.bias`, [d], 'beta')],
+      { eps },
+      name,
+    );
   }
 
   linear(name: string, x: string, out: number, o: { bias?: boolean; act?: Activation } = {}): string {

@@ -18,7 +18,13 @@ export interface MobileNetV2Config {
 }
 
 export const MOBILENETV2_TABLE: InvertedResidualRow[] = [
-  [1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1],
+  [1, 16, 1, 1],
+  [6, 24, 2, 2],
+  [6, 32, 3, 2],
+  [6, 64, 4, 2],
+  [6, 96, 3, 1],
+  [6, 160, 3, 2],
+  [6, 320, 1, 1],
 ];
 
 export const MOBILENETV2_CONFIGS: Record<string, MobileNetV2Config> = {
@@ -27,7 +33,12 @@ export const MOBILENETV2_CONFIGS: Record<string, MobileNetV2Config> = {
 
 /** torchvision's eval transform, as ResNet's: short side to 256, centre-crop 224, bilinear. */
 export const MOBILENETV2_PREPROCESS: Preprocess = {
-  size: 224, resizeMode: 'short', cropPct: 0.875, interpolation: 'bilinear', mean: IMAGENET_MEAN, std: IMAGENET_STD,
+  size: 224,
+  resizeMode: 'short',
+  cropPct: 0.875,
+  interpolation: 'bilinear',
+  mean: IMAGENET_MEAN,
+  std: IMAGENET_STD,
 };
 
 const STEM_CHANNELS = 32;
@@ -41,7 +52,15 @@ export function makeDivisible(v: number, divisor = 8): number {
 }
 
 /** conv (no bias) + BN, as torchvision's Conv2dNormActivation at `name` (`name.0`, `name.1`). */
-function convBn(b: NetBuilder, name: string, x: string, cout: number, k: number, act: 'relu6' | 'none', o: { stride?: number; groups?: number } = {}): string {
+function convBn(
+  b: NetBuilder,
+  name: string,
+  x: string,
+  cout: number,
+  k: number,
+  act: 'relu6' | 'none',
+  o: { stride?: number; groups?: number } = {},
+): string {
   return b.batchnorm(`${name}.1`, b.conv(`${name}.0`, x, cout, k, o), act);
 }
 
@@ -82,4 +101,6 @@ export function makeMobileNetV2(name: string, cfg: MobileNetV2Config): ModelDef 
 }
 
 /** Every MobileNetV2 in MOBILENETV2_CONFIGS, for the registry. */
-export const MOBILENETV2_MODELS: ModelDef[] = Object.entries(MOBILENETV2_CONFIGS).map(([name, cfg]) => makeMobileNetV2(name, cfg));
+export const MOBILENETV2_MODELS: ModelDef[] = Object.entries(MOBILENETV2_CONFIGS).map(([name, cfg]) =>
+  makeMobileNetV2(name, cfg),
+);

@@ -49,7 +49,15 @@ function coefficients(inSize: number, outSize: number, box0: number, box1: numbe
 }
 
 /** Resize a float image [h, w, 3] (0..255) to [oh, ow, 3] over the source box, separably. */
-function resize(src: Float32Array, w: number, h: number, ow: number, oh: number, box: [number, number, number, number], filter: Filter): Float32Array {
+function resize(
+  src: Float32Array,
+  w: number,
+  h: number,
+  ow: number,
+  oh: number,
+  box: [number, number, number, number],
+  filter: Filter,
+): Float32Array {
   const cx = coefficients(w, ow, box[0], box[2], filter);
   const tmp = new Float32Array(h * ow * 3);
   for (let y = 0; y < h; y++)
@@ -79,7 +87,8 @@ function resize(src: Float32Array, w: number, h: number, ow: number, oh: number,
 /** Resize + crop + normalise one image to NCHW [3, p.size, p.size]. */
 export function preprocessImage(img: RgbImage, p: Preprocess): Float32Array {
   const { width: w, height: h } = img;
-  if (w < 1 || h < 1 || img.data.length !== w * h * 3) throw new Error(`image data of ${img.data.length} bytes does not match ${w}×${h} RGB`);
+  if (w < 1 || h < 1 || img.data.length !== w * h * 3)
+    throw new Error(`image data of ${img.data.length} bytes does not match ${w}×${h} RGB`);
   const src = Float32Array.from(img.data);
   const filter = FILTERS[p.interpolation];
   let rw: number, rh: number;
@@ -88,16 +97,24 @@ export function preprocessImage(img: RgbImage, p: Preprocess): Float32Array {
   } else {
     const t = resizeTarget(p);
     // torchvision Resize(int): the short side becomes t, the long side int(t * long / short).
-    if (w <= h) { rw = t; rh = Math.floor((t * h) / w); } else { rh = t; rw = Math.floor((t * w) / h); }
+    if (w <= h) {
+      rw = t;
+      rh = Math.floor((t * h) / w);
+    } else {
+      rh = t;
+      rw = Math.floor((t * w) / h);
+    }
   }
   const resized = resize(src, w, h, rw, rh, [0, 0, w, h], filter);
   // torchvision CenterCrop: top = round((rh − size) / 2) with Python's round-half-to-even.
-  const top = centerCropOffset(rh, p.size), left = centerCropOffset(rw, p.size);
+  const top = centerCropOffset(rh, p.size),
+    left = centerCropOffset(rw, p.size);
   const s = p.size;
   const out = new Float32Array(3 * s * s);
   for (let y = 0; y < s; y++)
     for (let x = 0; x < s; x++) {
-      const sy = y + top, sx = x + left;
+      const sy = y + top,
+        sx = x + left;
       const inside = sy >= 0 && sy < rh && sx >= 0 && sx < rw;
       for (let c = 0; c < 3; c++) {
         const v = inside ? resized[(sy * rw + sx) * 3 + c] / 255 : 0;

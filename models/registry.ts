@@ -19,7 +19,11 @@ export type { BuiltModel, ModelDef, Preprocess } from './types.js';
 
 /** Every model, in the order `npx cnnlab models` lists them. */
 const MODELS: readonly ModelDef[] = [
-  ...RESNETV2_MODELS, ...VIT_MODELS, ...RESNET_MODELS, ...MOBILENETV2_MODELS, SYNTH_MODEL,
+  ...RESNETV2_MODELS,
+  ...VIT_MODELS,
+  ...RESNET_MODELS,
+  ...MOBILENETV2_MODELS,
+  SYNTH_MODEL,
 ];
 
 export function listModels(): ModelDef[] {
@@ -28,7 +32,12 @@ export function listModels(): ModelDef[] {
 
 export function getModel(name: string): ModelDef {
   const d = listModels().find((m) => m.name === name);
-  if (!d) throw new Error(`unknown model "${name}"; known: ${listModels().map((m) => m.name).join(', ')}`);
+  if (!d)
+    throw new Error(
+      `unknown model "${name}"; known: ${listModels()
+        .map((m) => m.name)
+        .join(', ')}`,
+    );
   return d;
 }
 
@@ -62,7 +71,13 @@ export interface LoadedModel {
   features: string;
 }
 
-function buildGraph(def: ModelDef, w: WeightSource, o: LoadOptions, size: number, classes: number): { graph: Graph } & BuiltModel {
+function buildGraph(
+  def: ModelDef,
+  w: WeightSource,
+  o: LoadOptions,
+  size: number,
+  classes: number,
+): { graph: Graph } & BuiltModel {
   const g = new Graph();
   const n = o.batch ?? 1;
   let x: string;
@@ -92,8 +107,10 @@ export async function loadModel(name: string | ModelDef, o: LoadOptions): Promis
     const file = o.weights;
     const head = file.tensors.get(def.headWeight);
     if (!head) {
-      throw new WeightFileError(`${file.name ?? 'weight file'} has no "${def.headWeight}", the head of ${def.name}: is it a ${def.family} checkpoint?` +
-        ` It holds e.g. ${[...file.tensors.keys()].slice(0, 5).join(', ')}`);
+      throw new WeightFileError(
+        `${file.name ?? 'weight file'} has no "${def.headWeight}", the head of ${def.name}: is it a ${def.family} checkpoint?` +
+          ` It holds e.g. ${[...file.tensors.keys()].slice(0, 5).join(', ')}`,
+      );
     }
     classes = head.shape[0];
     const rec = new RecordingWeights();
@@ -102,14 +119,26 @@ export async function loadModel(name: string | ModelDef, o: LoadOptions): Promis
     weights = file.name ?? 'weight file';
   }
   const { graph, logits, features } = buildGraph(def, source, o, size, classes);
-  return { def, graph, classes, preprocess: atResolution(def.preprocess, size), weights, input: 'image', logits, features };
+  return {
+    def,
+    graph,
+    classes,
+    preprocess: atResolution(def.preprocess, size),
+    weights,
+    input: 'image',
+    logits,
+    features,
+  };
 }
 
 /**
  * A model's seeded random weights as a PyTorch-style checkpoint (timm/torchvision names and
  * layouts), e.g. to check cnnlab against PyTorch at full size with the same weights.
  */
-export function randomCheckpoint(name: string, o: { seed?: number; classes?: number } = {}): Record<string, HostTensor> {
+export function randomCheckpoint(
+  name: string,
+  o: { seed?: number; classes?: number } = {},
+): Record<string, HostTensor> {
   const def = getModel(name);
   const rnd = new RandomWeights(o.seed ?? 0);
   const out: Record<string, HostTensor> = {};

@@ -84,22 +84,53 @@ function antialiasAxis(inSize: number, outSize: number): AxisWeights {
  * on the NCHW view of the same values.
  */
 export function resampleBicubic(
-  data: Float32Array, channels: number, inH: number, inW: number, outH: number, outW: number, o: ResampleOptions = {},
+  data: Float32Array,
+  channels: number,
+  inH: number,
+  inW: number,
+  outH: number,
+  outW: number,
+  o: ResampleOptions = {},
 ): Float32Array {
-  for (const [what, v] of [['channels', channels], ['inH', inH], ['inW', inW], ['outH', outH], ['outW', outW]] as const) {
+  for (const [what, v] of [
+    ['channels', channels],
+    ['inH', inH],
+    ['inW', inW],
+    ['outH', outH],
+    ['outW', outW],
+  ] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`resampleBicubic: ${what} must be a positive integer, got ${v}`);
   }
   if (data.length !== inH * inW * channels) {
     throw new Error(`resampleBicubic: ${data.length} values do not make a ${inH}×${inW}×${channels} grid`);
   }
   const axis = o.antialias ? antialiasAxis : cubicAxis;
-  const wx = axis(inW, outW), wy = axis(inH, outH);
+  const wx = axis(inW, outW),
+    wy = axis(inH, outH);
   if (o.antialias) {
     // Width first into a float32 [inH, outW, C] (as PyTorch), then height.
     const tmp = new Float32Array(inH * outW * channels);
-    for (let y = 0; y < inH; y++) sweep(data, tmp, wx, outW, channels, (i) => (y * inW + i) * channels, (i) => (y * outW + i) * channels);
+    for (let y = 0; y < inH; y++)
+      sweep(
+        data,
+        tmp,
+        wx,
+        outW,
+        channels,
+        (i) => (y * inW + i) * channels,
+        (i) => (y * outW + i) * channels,
+      );
     const out = new Float32Array(outH * outW * channels);
-    for (let x = 0; x < outW; x++) sweep(tmp, out, wy, outH, channels, (i) => (i * outW + x) * channels, (i) => (i * outW + x) * channels);
+    for (let x = 0; x < outW; x++)
+      sweep(
+        tmp,
+        out,
+        wy,
+        outH,
+        channels,
+        (i) => (i * outW + x) * channels,
+        (i) => (i * outW + x) * channels,
+      );
     return out;
   }
   // Not separable in PyTorch's rounding, but 4×4 taps with both weights: sum_j wy_j · sum_k wx_k · v.
@@ -109,9 +140,11 @@ export function resampleBicubic(
     for (let ox = 0; ox < outW; ox++) {
       acc.fill(0);
       for (let j = 0; j < 4; j++) {
-        const y = wy.index[oy * 4 + j], ay = wy.weight[oy * 4 + j];
+        const y = wy.index[oy * 4 + j],
+          ay = wy.weight[oy * 4 + j];
         for (let k = 0; k < 4; k++) {
-          const x = wx.index[ox * 4 + k], w = ay * wx.weight[ox * 4 + k];
+          const x = wx.index[ox * 4 + k],
+            w = ay * wx.weight[ox * 4 + k];
           const base = (y * inW + x) * channels;
           for (let c = 0; c < channels; c++) acc[c] += w * data[base + c];
         }
@@ -124,8 +157,13 @@ export function resampleBicubic(
 
 /** One separable pass along an axis: out[at(i)] = Σ_j w_ij · src[from(index_ij)], per channel. */
 function sweep(
-  src: Float32Array, dst: Float32Array, a: AxisWeights, outSize: number, channels: number,
-  from: (i: number) => number, to: (i: number) => number,
+  src: Float32Array,
+  dst: Float32Array,
+  a: AxisWeights,
+  outSize: number,
+  channels: number,
+  from: (i: number) => number,
+  to: (i: number) => number,
 ): void {
   for (let i = 0; i < outSize; i++) {
     const o = to(i);
@@ -146,11 +184,19 @@ function sweep(
  * `posEmbed` is [1, prefix + gs², D] row-major; returns [1, prefix + newGrid², D].
  * Returns the input itself when the grid already has the size, as timm does.
  */
-export function resamplePosEmbed(posEmbed: Float32Array, dim: number, newGrid: number, prefix = 1, o: ResampleOptions = {}): Float32Array {
+export function resamplePosEmbed(
+  posEmbed: Float32Array,
+  dim: number,
+  newGrid: number,
+  prefix = 1,
+  o: ResampleOptions = {},
+): Float32Array {
   const tokens = posEmbed.length / dim;
   const gs = Math.round(Math.sqrt(tokens - prefix));
   if (!Number.isInteger(tokens) || gs * gs !== tokens - prefix) {
-    throw new Error(`resamplePosEmbed: ${posEmbed.length} values are not [1, ${prefix} + gs², ${dim}] for a square grid gs`);
+    throw new Error(
+      `resamplePosEmbed: ${posEmbed.length} values are not [1, ${prefix} + gs², ${dim}] for a square grid gs`,
+    );
   }
   if (gs === newGrid) return posEmbed;
   const grid = resampleBicubic(posEmbed.subarray(prefix * dim), dim, gs, gs, newGrid, newGrid, o);

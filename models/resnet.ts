@@ -27,13 +27,25 @@ export const RESNET_CONFIGS: Record<string, ResNetConfig> = {
 
 /** torchvision's eval transform: resize the short side to 256, centre-crop 224, bilinear. */
 export const RESNET_PREPROCESS: Preprocess = {
-  size: 224, resizeMode: 'short', cropPct: 0.875, interpolation: 'bilinear', mean: IMAGENET_MEAN, std: IMAGENET_STD,
+  size: 224,
+  resizeMode: 'short',
+  cropPct: 0.875,
+  interpolation: 'bilinear',
+  mean: IMAGENET_MEAN,
+  std: IMAGENET_STD,
 };
 
 const EXPANSION = { basic: 1, bottleneck: 4 } as const;
 
 /** One block; `name` is e.g. `layer2.0`. Returns the block's output. */
-function block(b: NetBuilder, name: string, x: string, kind: ResNetConfig['block'], planes: number, stride: number): string {
+function block(
+  b: NetBuilder,
+  name: string,
+  x: string,
+  kind: ResNetConfig['block'],
+  planes: number,
+  stride: number,
+): string {
   const out = planes * EXPANSION[kind];
   let shortcut = x;
   if (stride !== 1 || b.channels(x) !== out) {

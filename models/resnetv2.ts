@@ -61,7 +61,11 @@ export function resnetv2Widths(cfg: ResNetV2Config): { stem: number; out: number
   return { stem, out, mid: out.map((o) => makeDivisible(o * 0.25)) };
 }
 
-interface StdConvOpts { stride?: number; pad?: number; wsEps: number }
+interface StdConvOpts {
+  stride?: number;
+  pad?: number;
+  wsEps: number;
+}
 
 /** timm StdConv2d: the weight is standardised per output channel (a compile-time node), no bias. */
 function stdConv(b: NetBuilder, name: string, x: string, cout: number, k: number, o: StdConvOpts): string {
@@ -70,13 +74,29 @@ function stdConv(b: NetBuilder, name: string, x: string, cout: number, k: number
   const ws = b.g.op('weight_standardize', [w], { eps: o.wsEps }, `${name}.std`);
   const p = o.pad ?? Math.floor((k - 1) / 2);
   const s = o.stride ?? 1;
-  return b.g.op('conv2d', [x, ws], { stride: [s, s], pad: [p, p, p, p], dilation: [1, 1], groups: 1, act: 'none' }, name);
+  return b.g.op(
+    'conv2d',
+    [x, ws],
+    { stride: [s, s], pad: [p, p, p, p], dilation: [1, 1], groups: 1, act: 'none' },
+    name,
+  );
 }
 
 /** timm PreActBottleneck: x + conv3(gn3(conv2(gn2(conv1(gn1(x)))))) with the projection, if any,
  *  on gn1(x). No activation after the add: the next block's norm1 (or the final norm) has it. */
-function preActBottleneck(b: NetBuilder, p: string, x: string, mid: number, out: number, stride: number, project: boolean, cfg: ResNetV2Config): string {
-  const groups = cfg.gnGroups ?? 32, gnEps = cfg.gnEps ?? 1e-5, wsEps = cfg.wsEps ?? 1e-8;
+function preActBottleneck(
+  b: NetBuilder,
+  p: string,
+  x: string,
+  mid: number,
+  out: number,
+  stride: number,
+  project: boolean,
+  cfg: ResNetV2Config,
+): string {
+  const groups = cfg.gnGroups ?? 32,
+    gnEps = cfg.gnEps ?? 1e-5,
+    wsEps = cfg.wsEps ?? 1e-8;
   const gn = (n: string, v: string, act: Activation = 'relu') => b.groupnorm(`${p}.${n}`, v, groups, act, gnEps);
   const pre = gn('norm1', x);
   const shortcut = project ? stdConv(b, `${p}.downsample.conv`, pre, out, 1, { stride, pad: 0, wsEps }) : x;
@@ -86,7 +106,12 @@ function preActBottleneck(b: NetBuilder, p: string, x: string, mid: number, out:
   return b.add(y, shortcut, 'none', `${p}.add`);
 }
 
-export function buildResNetV2(b: NetBuilder, x: string, classes: number, cfg: ResNetV2Config): { logits: string; features: string } {
+export function buildResNetV2(
+  b: NetBuilder,
+  x: string,
+  classes: number,
+  cfg: ResNetV2Config,
+): { logits: string; features: string } {
   const { g } = b;
   const w = resnetv2Widths(cfg);
   const wsEps = cfg.wsEps ?? 1e-8;
@@ -121,4 +146,6 @@ export function makeResNetV2(name: string, cfg: ResNetV2Config, preprocess: Prep
 }
 
 /** Every BiT model in RESNETV2_CONFIGS, for the registry. */
-export const RESNETV2_MODELS: ModelDef[] = Object.entries(RESNETV2_CONFIGS).map(([name, cfg]) => makeResNetV2(name, cfg));
+export const RESNETV2_MODELS: ModelDef[] = Object.entries(RESNETV2_CONFIGS).map(([name, cfg]) =>
+  makeResNetV2(name, cfg),
+);

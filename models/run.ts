@@ -40,12 +40,20 @@ export async function infer(device: Device, o: InferOptions): Promise<InferResul
   const { graph } = optimize(m.graph);
   const plan = await compile(device, graph);
   const compileMs = performance.now() - t0;
-  log(`compiled ${plan.dispatchCount} dispatches in ${compileMs.toFixed(0)} ms (weights ${(plan.memory.weightBytes / 2 ** 20).toFixed(1)} MiB, peak ${(plan.memory.peakBytes / 2 ** 20).toFixed(1)} MiB)`);
+  log(
+    `compiled ${plan.dispatchCount} dispatches in ${compileMs.toFixed(0)} ms (weights ${(plan.memory.weightBytes / 2 ** 20).toFixed(1)} MiB, peak ${(plan.memory.peakBytes / 2 ** 20).toFixed(1)} MiB)`,
+  );
   try {
     const r = await plan.run({ [m.input]: o.input.data }, { outputs: [m.logits] });
     return {
-      model: m.def.name, weights: m.weights, device: describeDevice(device), classes: m.classes, preprocess: m.preprocess,
-      logits: r.outputs[m.logits], compileMs, runMs: r.ms,
+      model: m.def.name,
+      weights: m.weights,
+      device: describeDevice(device),
+      classes: m.classes,
+      preprocess: m.preprocess,
+      logits: r.outputs[m.logits],
+      compileMs,
+      runMs: r.ms,
     };
   } finally {
     plan.dispose();
@@ -59,5 +67,8 @@ export function topK(logits: HostTensor, k = 5, row = 0): { cls: number; p: numb
   const max = z.reduce((a, b) => Math.max(a, b), -Infinity);
   const e = Array.from(z, (v) => Math.exp(v - max));
   const sum = e.reduce((a, b) => a + b, 0);
-  return e.map((v, cls) => ({ cls, p: v / sum })).sort((a, b) => b.p - a.p).slice(0, k);
+  return e
+    .map((v, cls) => ({ cls, p: v / sum }))
+    .sort((a, b) => b.p - a.p)
+    .slice(0, k);
 }

@@ -26,7 +26,14 @@ export interface ViTConfig {
   imgSize: number;
 }
 
-const vit = (patch: number, dim: number, depth: number, heads: number): ViTConfig => ({ patch, dim, depth, heads, mlpRatio: 4, imgSize: 224 });
+const vit = (patch: number, dim: number, depth: number, heads: number): ViTConfig => ({
+  patch,
+  dim,
+  depth,
+  heads,
+  mlpRatio: 4,
+  imgSize: 224,
+});
 
 export const VIT_CONFIGS: Record<string, ViTConfig> = {
   vit_tiny_patch16_224: vit(16, 192, 12, 3),
@@ -38,7 +45,12 @@ export const VIT_CONFIGS: Record<string, ViTConfig> = {
 
 /** timm's default_cfg for the augreg ViTs: resize 248, centre crop 224, bicubic, mean = std = 0.5. */
 export const VIT_PREPROCESS: Preprocess = {
-  size: 224, resizeMode: 'short', cropPct: 0.9, interpolation: 'bicubic', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5],
+  size: 224,
+  resizeMode: 'short',
+  cropPct: 0.9,
+  interpolation: 'bicubic',
+  mean: [0.5, 0.5, 0.5],
+  std: [0.5, 0.5, 0.5],
 };
 
 const LN_EPS = 1e-6;
@@ -47,7 +59,9 @@ const LN_EPS = 1e-6;
 export function vitGrid(cfg: ViTConfig, h: number, w: number): number {
   for (const s of [h, w]) {
     if (s % cfg.patch !== 0) {
-      throw new Error(`ViT input side ${s} is not a multiple of the patch size ${cfg.patch}: use a side like ${Math.max(1, Math.round(s / cfg.patch)) * cfg.patch}`);
+      throw new Error(
+        `ViT input side ${s} is not a multiple of the patch size ${cfg.patch}: use a side like ${Math.max(1, Math.round(s / cfg.patch)) * cfg.patch}`,
+      );
     }
   }
   if (h !== w) throw new Error(`ViT input must be square, got ${h}×${w}`);
@@ -69,12 +83,18 @@ function block(b: NetBuilder, cfg: ViTConfig, x: string, i: number): string {
 }
 
 /** The ViT graph on NHWC `x` [B, S, S, 3]; S must be a multiple of the patch size. */
-export function buildViT(b: NetBuilder, cfg: ViTConfig, x: string, classes: number): { logits: string; features: string } {
+export function buildViT(
+  b: NetBuilder,
+  cfg: ViTConfig,
+  x: string,
+  classes: number,
+): { logits: string; features: string } {
   const [B, H, W] = b.g.shape(x);
   const D = cfg.dim;
   const grid = vitGrid(cfg, H, W);
   const ckptGrid = cfg.imgSize / cfg.patch;
-  if (!Number.isInteger(ckptGrid)) throw new Error(`ViT imgSize ${cfg.imgSize} is not a multiple of the patch size ${cfg.patch}`);
+  if (!Number.isInteger(ckptGrid))
+    throw new Error(`ViT imgSize ${cfg.imgSize} is not a multiple of the patch size ${cfg.patch}`);
 
   let t = b.conv('patch_embed.proj', x, D, cfg.patch, { stride: cfg.patch, pad: 0, bias: true });
   t = b.g.op('reshape', [t], { shape: [B, grid * grid, D] }, 'patch_embed.tokens');

@@ -29,7 +29,8 @@ export class MapWeights implements WeightSource {
   get(name: string, shape: number[]): Float32Array {
     const t = this.tensors.get(name);
     if (!t) throw new WeightFileError(`no weight "${name}" ${fmtShape(shape)} was loaded`);
-    if (t.length !== numel(shape)) throw new WeightFileError(`weight "${name}" has ${t.length} values, the model needs ${fmtShape(shape)}`);
+    if (t.length !== numel(shape))
+      throw new WeightFileError(`weight "${name}" has ${t.length} values, the model needs ${fmtShape(shape)}`);
     return t;
   }
 }
@@ -64,7 +65,8 @@ function relayout(r: ParamRequest, data: Float32Array, toOurs: boolean): Float32
   for (let o = 0; o < co; o++)
     for (let i = 0; i < ci; i++)
       for (let t = 0; t < taps; t++) {
-        const ours = (t * ci + i) * co + o, torch = (o * ci + i) * taps + t;
+        const ours = (t * ci + i) * co + o,
+          torch = (o * ci + i) * taps + t;
         if (toOurs) out[ours] = data[torch];
         else out[torch] = data[ours];
       }
@@ -86,7 +88,9 @@ export class WeightMismatchError extends WeightFileError {
     readonly unexpected: { name: string; shape: number[] }[],
     readonly misshaped: { name: string; expected: number[]; found: number[] }[],
   ) {
-    const lines = [`${file} does not fit ${model}: ${missing.length} missing, ${unexpected.length} unexpected, ${misshaped.length} mis-shaped tensors`];
+    const lines = [
+      `${file} does not fit ${model}: ${missing.length} missing, ${unexpected.length} unexpected, ${misshaped.length} mis-shaped tensors`,
+    ];
     const list = <T>(title: string, xs: T[], f: (x: T) => string) => {
       if (!xs.length) return;
       lines.push(`${title}:`);
@@ -94,14 +98,23 @@ export class WeightMismatchError extends WeightFileError {
       if (xs.length > 40) lines.push(`  … and ${xs.length - 40} more`);
     };
     list('missing (the model needs them, the file lacks them)', missing, (m) => `${m.name} ${fmtShape(m.shape)}`);
-    list('mis-shaped', misshaped, (m) => `${m.name}: file has ${fmtShape(m.found)}, model needs ${fmtShape(m.expected)}`);
+    list(
+      'mis-shaped',
+      misshaped,
+      (m) => `${m.name}: file has ${fmtShape(m.found)}, model needs ${fmtShape(m.expected)}`,
+    );
     list('unexpected (in the file, unused by the model)', unexpected, (m) => `${m.name} ${fmtShape(m.shape)}`);
     super(lines.join('\n'));
   }
 }
 
 /** Check `requests` against `file` in full, then read and convert every tensor. */
-export async function loadWeights(file: SafetensorsFile, requests: ParamRequest[], mapping: WeightMapping, model: string): Promise<MapWeights> {
+export async function loadWeights(
+  file: SafetensorsFile,
+  requests: ParamRequest[],
+  mapping: WeightMapping,
+  model: string,
+): Promise<MapWeights> {
   const fileName = (n: string) => mapping.fileName?.(n) ?? n;
   const missing: { name: string; shape: number[] }[] = [];
   const misshaped: { name: string; expected: number[]; found: number[] }[] = [];

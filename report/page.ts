@@ -82,6 +82,8 @@ export const headRow = (labels: string[]) =>
 
 /** A chart's figure: the caption (HTML), a fixed-height box with the canvas the chart module draws into, `extra`. */
 export function figure(id: string, caption: string, height: number, o: { extra?: string; cls?: string } = {}): string {
-  return `<figure${o.cls ? ` class="${o.cls}"` : ''}><figcaption>${caption}</figcaption>` +
-    `<div class="chart" style="height:${height}px"><canvas id="${id}"></canvas></div>${o.extra ?? ''}</figure>`;
+  return (
+    `<figure${o.cls ? ` class="${o.cls}"` : ''}><figcaption>${caption}</figcaption>` +
+    `<div class="chart" style="height:${height}px"><canvas id="${id}"></canvas></div>${o.extra ?? ''}</figure>`
+  );
 }

@@ -65,18 +65,28 @@ function headerHtml(s: Summary): string {
     ['data', `<code>${escapeHtml(s.data)}</code>`],
     ['created', escapeHtml(s.created)],
     ['shards merged', shardsHtml(s)],
-    ...(comparableNote(s) ? [['comparable with published ImageNet-C', escapeHtml(comparableNote(s))] as [string, string]] : []),
+    ...(comparableNote(s)
+      ? [['comparable with published ImageNet-C', escapeHtml(comparableNote(s))] as [string, string]]
+      : []),
   ])}</section>
-<section><h2>Preprocessing</h2>${p ? dl([
-    ['size', `${escapeHtml(p.size)}×${escapeHtml(p.size)}`],
-    ['resize', p.resizeMode === 'squash' ? 'squash both sides to the size, no crop'
-      : `short side to ⌊size / cropPct⌋${isNum(p.size) && isNum(p.cropPct) && p.cropPct > 0 ? ` = ${Math.floor(p.size / p.cropPct)}` : ''}, then centre crop`],
-    ['resizeMode', escapeHtml(p.resizeMode)],
-    ['cropPct', escapeHtml(p.cropPct)],
-    ['interpolation', escapeHtml(p.interpolation)],
-    ['mean', escapeHtml(list(p.mean))],
-    ['std', escapeHtml(list(p.std))],
-  ]) : `<p>${DASH}</p>`}</section>
+<section><h2>Preprocessing</h2>${
+    p
+      ? dl([
+          ['size', `${escapeHtml(p.size)}×${escapeHtml(p.size)}`],
+          [
+            'resize',
+            p.resizeMode === 'squash'
+              ? 'squash both sides to the size, no crop'
+              : `short side to ⌊size / cropPct⌋${isNum(p.size) && isNum(p.cropPct) && p.cropPct > 0 ? ` = ${Math.floor(p.size / p.cropPct)}` : ''}, then centre crop`,
+          ],
+          ['resizeMode', escapeHtml(p.resizeMode)],
+          ['cropPct', escapeHtml(p.cropPct)],
+          ['interpolation', escapeHtml(p.interpolation)],
+          ['mean', escapeHtml(list(p.mean))],
+          ['std', escapeHtml(list(p.std))],
+        ])
+      : `<p>${DASH}</p>`
+  }</section>
 </div>
 </header>`;
 }
@@ -86,28 +96,43 @@ const tile = (label: string, value: string, note = '', warn = false) =>
 
 function headlineHtml(s: Summary, t: TransferSummary | undefined): string {
   const groups: string[] = [];
-  const group = (title: string, tiles: string[]) => groups.push(`<div class="group"><h3>${title}</h3><div class="tiles">${tiles.join('')}</div></div>`);
+  const group = (title: string, tiles: string[]) =>
+    groups.push(`<div class="group"><h3>${title}</h3><div class="tiles">${tiles.join('')}</div></div>`);
   const c = s.clean;
   if (c) {
     group(`Clean · ${escapeHtml(c.n)} images`, [
-      tile('top-1', pct(c.top1, 2)), tile('top-5', pct(c.top5, 2)),
-      tile('ECE (100 adaptive bins)', fix(c.ece?.adaptive_100, 4)), tile('ECE (15 equal-width bins)', fix(c.ece?.equal_width_15, 4)),
-      tile('NLL', fix(c.nll, 3)), tile('Brier', fix(c.brier, 4)),
+      tile('top-1', pct(c.top1, 2)),
+      tile('top-5', pct(c.top5, 2)),
+      tile('ECE (100 adaptive bins)', fix(c.ece?.adaptive_100, 4)),
+      tile('ECE (15 equal-width bins)', fix(c.ece?.equal_width_15, 4)),
+      tile('NLL', fix(c.nll, 3)),
+      tile('Brier', fix(c.brier, 4)),
     ]);
   }
   if (s.mce || s.relative_mce) {
     group('ImageNet-C', [
       ...(s.mce ? [tile('mCE', pct(s.mce.value), incompleteNote(s.mce).trim(), true)] : []),
-      ...(s.relative_mce ? [tile('relative mCE', pct(s.relative_mce.value), incompleteNote(s.relative_mce).trim(), true)] : []),
+      ...(s.relative_mce
+        ? [tile('relative mCE', pct(s.relative_mce.value), incompleteNote(s.relative_mce).trim(), true)]
+        : []),
     ]);
   }
   const sweeps = (['size', 'location', 'rotation'] as const).filter((k) => s.sweeps[k]);
   if (sweeps.length) {
-    group('SI-Score sweep means', sweeps.map((k) => tile(k, pct(s.sweeps[k]!.mean), `${Object.keys(s.sweeps[k]!.accuracy).length} factor values`)));
+    group(
+      'SI-Score sweep means',
+      sweeps.map((k) => tile(k, pct(s.sweeps[k]!.mean), `${Object.keys(s.sweeps[k]!.accuracy).length} factor values`)),
+    );
   }
   if (t) {
     group('Transfer (same backbone)', [
-      ...numericKeys(Object.keys(t.fewshot ?? {})).map((k) => tile(`${k}-shot linear`, pct(t.fewshot![k].mean), isNum(t.fewshot![k].std) ? `± ${pct(t.fewshot![k].std)}` : '')),
+      ...numericKeys(Object.keys(t.fewshot ?? {})).map((k) =>
+        tile(
+          `${k}-shot linear`,
+          pct(t.fewshot![k].mean),
+          isNum(t.fewshot![k].std) ? `± ${pct(t.fewshot![k].std)}` : '',
+        ),
+      ),
       ...(t.probe ? [tile('linear probe', pct(t.probe.accuracy))] : []),
       ...(t.vtab1k ? [tile('VTAB-1k', pct(t.vtab1k.accuracy))] : []),
     ]);
@@ -117,7 +142,8 @@ function headlineHtml(s: Summary, t: TransferSummary | undefined): string {
 }
 
 function corruptionTableHtml(v: RobustnessView): string {
-  const s = v.summary, sevs = v.severities;
+  const s = v.summary,
+    sevs = v.severities;
   const head = ['corruption', ...sevs.map((k) => `severity ${k}`), 'mean', 'CE', 'relative CE'];
   const cell = (m: ConditionMetrics | undefined) =>
     `<td class="num"${m ? ` title="n = ${escapeHtml(m.n)} · top-5 ${pct(m.top5)}"` : ''}>${pct(m?.top1)}</td>`;
@@ -125,14 +151,23 @@ function corruptionTableHtml(v: RobustnessView): string {
     const ms = sevs.map((k) => s.corruptions[n][k]);
     const present = ms.filter((m): m is ConditionMetrics => !!m && isNum(m.top1));
     const mean = present.length ? present.reduce((a, m) => a + m.top1, 0) / present.length : undefined;
-    return `<tr><td>${escapeHtml(n)}${mce ? '' : '<span>extra: not in mCE</span>'}</td>${ms.map(cell).join('')}` +
-      `<td class="num">${pct(mean)}</td><td class="num">${pct(s.mce?.per_corruption[n])}</td><td class="num">${pct(s.relative_mce?.per_corruption[n])}</td></tr>`;
+    return (
+      `<tr><td>${escapeHtml(n)}${mce ? '' : '<span>extra: not in mCE</span>'}</td>${ms.map(cell).join('')}` +
+      `<td class="num">${pct(mean)}</td><td class="num">${pct(s.mce?.per_corruption[n])}</td><td class="num">${pct(s.relative_mce?.per_corruption[n])}</td></tr>`
+    );
   });
-  const foot = s.mce || s.relative_mce
-    ? `<tfoot><tr><th colspan="${sevs.length + 2}">mean over the 15 ImageNet-C corruptions</th><td class="num">${pct(s.mce?.value)}</td><td class="num">${pct(s.relative_mce?.value)}</td></tr></tfoot>`
-    : '';
-  const missing = s.mce && !s.mce.complete ? ` mCE is incomplete: ${!s.mce.missing.length && s.mce.reasons?.length ? escapeHtml(s.mce.reasons.join('; '))
-    : `missing ${escapeHtml(s.mce.missing.join(', ') || 'some severities')}`}.` : '';
+  const foot =
+    s.mce || s.relative_mce
+      ? `<tfoot><tr><th colspan="${sevs.length + 2}">mean over the 15 ImageNet-C corruptions</th><td class="num">${pct(s.mce?.value)}</td><td class="num">${pct(s.relative_mce?.value)}</td></tr></tfoot>`
+      : '';
+  const missing =
+    s.mce && !s.mce.complete
+      ? ` mCE is incomplete: ${
+          !s.mce.missing.length && s.mce.reasons?.length
+            ? escapeHtml(s.mce.reasons.join('; '))
+            : `missing ${escapeHtml(s.mce.missing.join(', ') || 'some severities')}`
+        }.`
+      : '';
   return `<section><h2>ImageNet-C</h2>
 <table class="corruptions"><caption>Top-1 accuracy per corruption and severity (clean top-1 ${pct(s.clean?.top1)}); CE and relative CE are AlexNet-normalised errors, lower is better.${missing}</caption>
 ${headRow(head)}
@@ -146,9 +181,11 @@ function resolutionTableHtml(s: Summary): string {
   const rows = numericKeys(Object.keys(s.resolutions)).map((k) => {
     const m = s.resolutions[k];
     const d = s.clean && isNum(s.clean.top1) && isNum(m.top1) ? 100 * (m.top1 - s.clean.top1) : undefined;
-    return `<tr${Number(k) === native ? ' class="native"' : ''}><td>${escapeHtml(k)}×${escapeHtml(k)}${Number(k) === native ? '<span>the model\'s own size</span>' : ''}</td>` +
+    return (
+      `<tr${Number(k) === native ? ' class="native"' : ''}><td>${escapeHtml(k)}×${escapeHtml(k)}${Number(k) === native ? "<span>the model's own size</span>" : ''}</td>` +
       `<td class="num">${escapeHtml(m.n)}</td><td class="num">${pct(m.top1)}</td><td class="num">${pct(m.top5)}</td>` +
-      `<td class="num">${d === undefined ? DASH : `${d >= 0 ? '+' : '−'}${Math.abs(d).toFixed(1)}`}</td></tr>`;
+      `<td class="num">${d === undefined ? DASH : `${d >= 0 ? '+' : '−'}${Math.abs(d).toFixed(1)}`}</td></tr>`
+    );
   });
   return `<section><h2>Test resolution</h2>
 <table class="resolutions"><caption>The same preprocessing at other input sizes (the resize target scales with the size).</caption>
@@ -177,13 +214,23 @@ function transferHtml(tr: { t?: TransferSummary; raw?: unknown }, fig: string): 
     ? `<table class="fewshot"><caption>Few-shot linear transfer on frozen features: accuracy per shots per class, mean ± std over seeds.</caption>
 <thead><tr><th>shots per class</th><th>mean</th><th>std</th><th>per seed</th></tr></thead>
 <tbody>
-${shots.map((k) => { const r = t.fewshot![k]; return `<tr><td>${escapeHtml(k)}</td><td class="num">${pct(r.mean)}</td><td class="num">${pct(r.std)}</td><td class="num">${r.per_seed.map((a) => pct(a)).join(', ') || DASH}</td></tr>`; }).join('\n')}
+${shots
+  .map((k) => {
+    const r = t.fewshot![k];
+    return `<tr><td>${escapeHtml(k)}</td><td class="num">${pct(r.mean)}</td><td class="num">${pct(r.std)}</td><td class="num">${r.per_seed.map((a) => pct(a)).join(', ') || DASH}</td></tr>`;
+  })
+  .join('\n')}
 </tbody></table>`
     : '';
   const rows: [string, string][] = [];
   if (t.features) rows.push(['features', escapeHtml(t.features)]);
-  if (t.probe) rows.push(['linear probe', `${pct(t.probe.accuracy)} (L2 ${escapeHtml(isNum(t.probe.l2) ? t.probe.l2 : DASH)})`]);
-  if (t.vtab1k) rows.push(['VTAB-1k', `${pct(t.vtab1k.accuracy)}${t.vtab1k.l2 === undefined ? '' : ` (L2 ${escapeHtml(t.vtab1k.l2)})`}`]);
+  if (t.probe)
+    rows.push(['linear probe', `${pct(t.probe.accuracy)} (L2 ${escapeHtml(isNum(t.probe.l2) ? t.probe.l2 : DASH)})`]);
+  if (t.vtab1k)
+    rows.push([
+      'VTAB-1k',
+      `${pct(t.vtab1k.accuracy)}${t.vtab1k.l2 === undefined ? '' : ` (L2 ${escapeHtml(t.vtab1k.l2)})`}`,
+    ]);
   return `<section><h2>Transfer</h2>
 <div class="transfer">${rows.length ? `<div class="cards"><section>${dl(rows)}</section></div>` : ''}${fig ? `<div class="charts">${fig}</div>` : ''}${table}</div>
 </section>`;
@@ -215,13 +262,16 @@ and <b>rotation</b> (angles 1°, 21°, …, 341° at several object areas). A sw
   }
   if (Object.keys(s.resolutions).length) {
     const size = escapeHtml(s.preprocessing?.size ?? DASH);
-    ps.push(`<p><b>Test resolution</b> runs the clean set at other input sizes with the same preprocessing (the resize target scales with the size); the model's own size is ${size}×${size}.</p>`);
+    ps.push(
+      `<p><b>Test resolution</b> runs the clean set at other input sizes with the same preprocessing (the resize target scales with the size); the model's own size is ${size}×${size}.</p>`,
+    );
   }
   if (transfer) {
     ps.push(`<p><b>Transfer</b> fits a linear classifier on the frozen features of the same backbone: few-shot is closed-form ridge regression (big_vision's <code>fewshot_lsr</code>, λ = 2¹⁰, targets ±1)
 on k images per class, mean ± std over seeds. Reading it beside mCE, ECE and the sweeps shows whether the representation that transfers well is also the robust one.</p>`);
   }
-  if (s.unreadable.length) ps.push('<p>Unreadable images are left out of every metric; the table lists them with the decoder\'s error.</p>');
+  if (s.unreadable.length)
+    ps.push("<p>Unreadable images are left out of every metric; the table lists them with the decoder's error.</p>");
   return `<section class="read"><h2>How to read this</h2>\n${ps.join('\n')}\n</section>`;
 }
 
@@ -237,8 +287,13 @@ function robustnessFigures(d: RobustnessCharts): string[] {
   if (d.location) {
     const { lo, hi } = locationRange(d.location.cells.map((c) => c.v / 100));
     const legend = `<div class="scale"><span>${pct(lo)}</span><i style="background:linear-gradient(to right, ${VIRIDIS.join(', ')})"></i><span>${pct(hi)}</span></div>`;
-    const xs = new Set(d.location.cells.map((c) => c.x)).size, ys = new Set(d.location.cells.map((c) => c.y)).size;
-    figs.push(figure('chart-location', `SI-Score location: accuracy by object centre (${xs}×${ys} grid)`, 380, { extra: legend }));
+    const xs = new Set(d.location.cells.map((c) => c.x)).size,
+      ys = new Set(d.location.cells.map((c) => c.y)).size;
+    figs.push(
+      figure('chart-location', `SI-Score location: accuracy by object centre (${xs}×${ys} grid)`, 380, {
+        extra: legend,
+      }),
+    );
   }
   if (d.resolution) figs.push(figure('chart-resolution', 'Clean accuracy vs test resolution', 320));
   return figs;
@@ -267,9 +322,13 @@ figure.wide { grid-column: 1 / -1; }
 
 /** The report page: static tables and text; charts drawn by the chart module when there is a series to draw. */
 export function robustnessHtml(v: RobustnessView, scripts: ChartScripts): string {
-  const s = v.summary, d = v.charts, tr = v.transfer;
+  const s = v.summary,
+    d = v.charts,
+    tr = v.transfer;
   const figs = robustnessFigures(d);
-  const fewshotFig = d.fewshot ? figure('chart-fewshot', 'Few-shot linear transfer: accuracy vs examples per class', 300) : '';
+  const fewshotFig = d.fewshot
+    ? figure('chart-fewshot', 'Few-shot linear transfer: accuracy vs examples per class', 300)
+    : '';
   const anyChart = figs.length > 0 || fewshotFig !== '';
   const hasTransfer = tr.t !== undefined || tr.raw !== undefined;
   return htmlPage({

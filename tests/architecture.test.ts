@@ -57,8 +57,10 @@ function importGraph(files: string[]): ImportGraph {
 /** Strongly connected components of more than one file (or a file importing itself), each with one cycle through it. */
 function cycles(edges: Map<string, string[]>): { files: string[]; cycle: string[] }[] {
   let next = 0;
-  const index = new Map<string, number>(), low = new Map<string, number>();
-  const stack: string[] = [], onStack = new Set<string>();
+  const index = new Map<string, number>(),
+    low = new Map<string, number>();
+  const stack: string[] = [],
+    onStack = new Set<string>();
   const sccs: string[][] = [];
   const visit = (v: string) => {
     index.set(v, next);
@@ -87,7 +89,8 @@ function cycles(edges: Map<string, string[]>): { files: string[]; cycle: string[
   for (const v of edges.keys()) if (!index.has(v)) visit(v);
   // One concrete cycle per component: breadth-first from its first file back to itself, inside the component.
   return sccs.map((files) => {
-    const inScc = new Set(files), start = files[0];
+    const inScc = new Set(files),
+      start = files[0];
     const prev = new Map<string, string>();
     const queue = [start];
     let last: string | undefined;
@@ -130,7 +133,10 @@ const graph = importGraph(files);
 describe('the import graph', () => {
   it('covers every folder, and every relative import resolves to a source file', () => {
     for (const folder of ['kernels', 'engine', 'models', 'eval', 'bench', 'report', 'web', 'cli']) {
-      expect(files.some((f) => f.startsWith(`${folder}/`)), folder).toBe(true);
+      expect(
+        files.some((f) => f.startsWith(`${folder}/`)),
+        folder,
+      ).toBe(true);
     }
     expect(graph.unresolved).toEqual([]);
   });
@@ -151,7 +157,11 @@ describe('the import graph', () => {
 
   it('finds a cycle when there is one (the checker itself)', () => {
     const g = new Map([
-      ['a.ts', ['b.ts']], ['b.ts', ['c.ts']], ['c.ts', ['a.ts', 'd.ts']], ['d.ts', []], ['e.ts', ['e.ts']],
+      ['a.ts', ['b.ts']],
+      ['b.ts', ['c.ts']],
+      ['c.ts', ['a.ts', 'd.ts']],
+      ['d.ts', []],
+      ['e.ts', ['e.ts']],
     ]);
     expect(cycles(g)).toEqual([
       { files: ['a.ts', 'b.ts', 'c.ts'], cycle: ['a.ts', 'b.ts', 'c.ts', 'a.ts'] },

@@ -27,7 +27,10 @@ export function randTensor(shape: Shape, seed: number, lo = -1, hi = 1): HostTen
   return { shape: [...shape], data: rand(numel(shape), seed, lo, hi) };
 }
 
-export interface Tol { atol: number; rtol: number }
+export interface Tol {
+  atol: number;
+  rtol: number;
+}
 
 /** Asserts |got − want| ≤ atol + rtol·|want| elementwise, reporting the worst element. */
 export function expectClose(got: HostTensor, want: HostTensor, tol: Tol, what = 'output'): void {
@@ -35,7 +38,8 @@ export function expectClose(got: HostTensor, want: HostTensor, tol: Tol, what = 
   let worst = -1;
   let worstExcess = 0;
   for (let i = 0; i < want.data.length; i++) {
-    const g = got.data[i], w = want.data[i];
+    const g = got.data[i],
+      w = want.data[i];
     const excess = Math.abs(g - w) - (tol.atol + tol.rtol * Math.abs(w));
     if (!(excess <= 0) && (worst < 0 || !(excess <= worstExcess))) {
       worst = i;
@@ -55,17 +59,25 @@ export function expectClose(got: HostTensor, want: HostTensor, tol: Tol, what = 
  * constants (as weights are), the rest graph inputs; `prefer` forces kernel variants.
  */
 export async function runOp(
-  op: string, attrs: Record<string, unknown>, inputs: HostTensor[], constants: number[] = [], prefer?: Record<string, string>,
+  op: string,
+  attrs: Record<string, unknown>,
+  inputs: HostTensor[],
+  constants: number[] = [],
+  prefer?: Record<string, string>,
 ): Promise<HostTensor[]> {
   const dev = await testDevice();
   const g = new Graph();
-  const names = inputs.map((t, i) => (constants.includes(i) ? g.constant(`c${i}`, t.shape, t.data) : g.input(`x${i}`, t.shape)));
+  const names = inputs.map((t, i) =>
+    constants.includes(i) ? g.constant(`c${i}`, t.shape, t.data) : g.input(`x${i}`, t.shape),
+  );
   const outs = g.add(op, names, attrs, 'op');
   g.markOutputs(...outs);
   const plan = await compile(dev, g, { prefer });
   try {
     const feed: Record<string, Float32Array> = {};
-    inputs.forEach((t, i) => { if (!constants.includes(i)) feed[`x${i}`] = t.data; });
+    inputs.forEach((t, i) => {
+      if (!constants.includes(i)) feed[`x${i}`] = t.data;
+    });
     const { outputs } = await plan.run(feed);
     return outs.map((o) => outputs[o]);
   } finally {

@@ -10,7 +10,13 @@ import { pathToFileURL } from 'node:url';
 import { chromiumPath, launchChromium } from '../cli/chromium.js';
 
 /** Whether Chromium is installed (the browser checks are skipped without it). */
-export const haveChromium = (() => { try { return existsSync(chromiumPath()); } catch { return false; } })();
+export const haveChromium = (() => {
+  try {
+    return existsSync(chromiumPath());
+  } catch {
+    return false;
+  }
+})();
 
 /** The real Chart.js UMD build, as the CLI inlines it. */
 export function chartJsSource(): string {
@@ -34,9 +40,13 @@ export async function openReport<T>(html: string, inspect: () => T): Promise<Ope
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+    });
     const requests: string[] = [];
-    page.on('request', (r) => { if (!r.url().startsWith('file:')) requests.push(r.url()); });
+    page.on('request', (r) => {
+      if (!r.url().startsWith('file:')) requests.push(r.url());
+    });
     await page.goto(pathToFileURL(file).href);
     await page.waitForFunction(() => document.body.hasAttribute('data-charts'), undefined, { timeout: 10_000 });
     return { errors, requests, result: await page.evaluate(inspect) };

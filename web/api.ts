@@ -16,7 +16,11 @@ let device: Promise<Device> | undefined;
 
 /** The functions the CLI exposes to the page (progress, partial results, the tuning file). */
 const pageHooks = () =>
-  window as unknown as { cnnlabLog?: (s: string) => void; cnnlabResult?: (json: string) => void; cnnlabTuning?: (json: string) => void };
+  window as unknown as {
+    cnnlabLog?: (s: string) => void;
+    cnnlabResult?: (json: string) => void;
+    cnnlabTuning?: (json: string) => void;
+  };
 
 /** The page's one device, created on first use. */
 export function getDevice(): Promise<Device> {
@@ -24,7 +28,10 @@ export function getDevice(): Promise<Device> {
 }
 
 /** Run a graph built by `build` on the GPU and return its outputs as plain arrays (for automation). */
-export async function runGraph(build: () => Graph, inputs: Record<string, number[]>): Promise<Record<string, { shape: number[]; data: number[] }>> {
+export async function runGraph(
+  build: () => Graph,
+  inputs: Record<string, number[]>,
+): Promise<Record<string, { shape: number[]; data: number[] }>> {
   const g = build();
   const plan = await compile(await getDevice(), g);
   try {
@@ -44,8 +51,18 @@ async function fetchBlob(url: string): Promise<Blob> {
 }
 
 export const api = {
-  getDevice, describeDevice, createDevice, Graph, compile, optimize, runReference, formatProfile,
-  demoNetwork, runDemo, formatDemo, runGraph,
+  getDevice,
+  describeDevice,
+  createDevice,
+  Graph,
+  compile,
+  optimize,
+  runReference,
+  formatProfile,
+  demoNetwork,
+  runDemo,
+  formatDemo,
+  runGraph,
   /** Run a graph serialised with graphToJSON (how tests and the CLI hand graphs to the page). */
   runGraphJSON: (j: GraphJSON, inputs: Record<string, number[]>) => runGraph(() => graphFromJSON(j), inputs),
   listModels: () => listModels().map((m) => ({ name: m.name, family: m.family, preprocess: m.preprocess })),
@@ -53,9 +70,17 @@ export const api = {
   async inferFromUrls(o: { model: string; weightsUrl?: string; seed?: number; inputUrl: string }) {
     const input = await decodeNpy(new Uint8Array(await (await fetchBlob(o.inputUrl)).arrayBuffer()), o.inputUrl);
     const weights = o.weightsUrl
-      ? await openSafetensors(blobSource(await fetchBlob(o.weightsUrl), decodeURIComponent(o.weightsUrl.split('/').pop()!)))
+      ? await openSafetensors(
+          blobSource(await fetchBlob(o.weightsUrl), decodeURIComponent(o.weightsUrl.split('/').pop()!)),
+        )
       : 'random';
-    const r = await infer(await getDevice(), { model: o.model, weights, seed: o.seed, input, log: (s) => window.cnnlabLog?.(s) });
+    const r = await infer(await getDevice(), {
+      model: o.model,
+      weights,
+      seed: o.seed,
+      input,
+      log: (s) => window.cnnlabLog?.(s),
+    });
     return { ...r, logits: { shape: r.logits.shape, data: [...r.logits.data] } };
   },
   /**
@@ -67,40 +92,71 @@ export const api = {
    */
   async bench(o: Omit<import('../bench/run.js').BenchOptions, 'log' | 'onPartial' | 'onTuning'>) {
     const [{ runBench, benchSetup }, { benchEngine }, store] = await Promise.all([
-      import('../bench/run.js'), import('../bench/models.js'), import('./tune-store.js'),
+      import('../bench/run.js'),
+      import('../bench/models.js'),
+      import('./tune-store.js'),
     ]);
     const log = (s: string) => pageHooks().cnnlabLog?.(s);
-    return runBench({
-      isolation: 'one page',
-      setup: async (so) => benchSetup(await getDevice(), so),
-      engine: (job, c) => benchEngine(job, { ...c, log }),
-    }, {
-      ...o, tuningFile: o.tuningFile ?? (await store.loadStoredTuning()),
-      log, onPartial: (b) => pageHooks().cnnlabResult?.(JSON.stringify(b)),
-      onTuning: (f) => { pageHooks().cnnlabTuning?.(JSON.stringify(f)); void store.storeTuning(f); },
-    });
+    return runBench(
+      {
+        isolation: 'one page',
+        setup: async (so) => benchSetup(await getDevice(), so),
+        engine: (job, c) => benchEngine(job, { ...c, log }),
+      },
+      {
+        ...o,
+        tuningFile: o.tuningFile ?? (await store.loadStoredTuning()),
+        log,
+        onPartial: (b) => pageHooks().cnnlabResult?.(JSON.stringify(b)),
+        onTuning: (f) => {
+          pageHooks().cnnlabTuning?.(JSON.stringify(f));
+          void store.storeTuning(f);
+        },
+      },
+    );
   },
   /** `npx cnnlab bench`'s setup page: adapter, roofline, tuning (--tune), kernels (bench/run.ts benchSetup). */
   async benchSetup(o: Omit<import('../bench/run.js').SetupOptions, 'log' | 'onTuning'>) {
     const [{ benchSetup }, store] = await Promise.all([import('../bench/run.js'), import('./tune-store.js')]);
     return benchSetup(await getDevice(), {
-      ...o, log: (s) => pageHooks().cnnlabLog?.(s),
-      onTuning: (f) => { pageHooks().cnnlabTuning?.(JSON.stringify(f)); void store.storeTuning(f); },
+      ...o,
+      log: (s) => pageHooks().cnnlabLog?.(s),
+      onTuning: (f) => {
+        pageHooks().cnnlabTuning?.(JSON.stringify(f));
+        void store.storeTuning(f);
+      },
     });
   },
   /** `npx cnnlab bench`: one engine on one model, in a page opened for it alone (bench/models.ts). */
-  async benchEngine(job: import('../bench/harness.js').EngineJob, c: Omit<import('../bench/models.js').EngineContext, 'log'>) {
+  async benchEngine(
+    job: import('../bench/harness.js').EngineJob,
+    c: Omit<import('../bench/models.js').EngineContext, 'log'>,
+  ) {
     const { benchEngine } = await import('../bench/models.js');
     return benchEngine(job, { ...c, log: (s) => pageHooks().cnnlabLog?.(s) });
   },
   /** `npx cnnlab tune`: tune the models' layers on this adapter (bench/tune.ts); see bench() for the callbacks. */
-  async tune(o: { models: string[]; size: number; batch: number; reps?: number; force?: boolean; amortizeRuns?: number; coldCache?: boolean; checkRuns?: number; tuningFile?: import('../engine/tuning.js').TuningFile }) {
+  async tune(o: {
+    models: string[];
+    size: number;
+    batch: number;
+    reps?: number;
+    force?: boolean;
+    amortizeRuns?: number;
+    coldCache?: boolean;
+    checkRuns?: number;
+    tuningFile?: import('../engine/tuning.js').TuningFile;
+  }) {
     const [{ tuneModels }, store] = await Promise.all([import('../bench/tune.js'), import('./tune-store.js')]);
     const w = window as unknown as { cnnlabLog?: (s: string) => void; cnnlabTuning?: (json: string) => void };
     return tuneModels(await getDevice(), {
-      ...o, tuningFile: o.tuningFile ?? (await store.loadStoredTuning()),
+      ...o,
+      tuningFile: o.tuningFile ?? (await store.loadStoredTuning()),
       log: (s) => w.cnnlabLog?.(s),
-      onTuning: (f) => { w.cnnlabTuning?.(JSON.stringify(f)); void store.storeTuning(f); },
+      onTuning: (f) => {
+        w.cnnlabTuning?.(JSON.stringify(f));
+        void store.storeTuning(f);
+      },
     });
   },
   /** `npx cnnlab robustness --runtime chrome` (web/robustness-page.ts). */

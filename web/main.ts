@@ -29,7 +29,9 @@ async function runDemoFromPage(): Promise<void> {
     const r = await api.runDemo(await api.getDevice(), {
       size: Number($<HTMLInputElement>('demo-size').value),
       batch: Number($<HTMLInputElement>('demo-batch').value),
-      log: (s) => { out.textContent += `${s}\n`; },
+      log: (s) => {
+        out.textContent += `${s}\n`;
+      },
     });
     out.textContent = api.formatDemo(r);
   } catch (e) {
@@ -53,7 +55,11 @@ function checkboxes(id: string, names: string[], checked: (n: string) => boolean
   return () => [...box.querySelectorAll('input')].filter((i) => i.checked).map((i) => i.value);
 }
 
-const benchModels = checkboxes('bench-models', api.listModels().map((m) => m.name), (n) => n === 'mobilenet_v2');
+const benchModels = checkboxes(
+  'bench-models',
+  api.listModels().map((m) => m.name),
+  (n) => n === 'mobilenet_v2',
+);
 const benchPeers = checkboxes('bench-peers', ['ort-webgpu', 'tfjs-webgpu', 'ort-wasm', 'ort-wasm-1t'], () => true);
 let lastBench: unknown;
 
@@ -62,14 +68,22 @@ async function runBenchFromPage(): Promise<void> {
   const button = $<HTMLButtonElement>('bench-run');
   button.disabled = true;
   log.textContent = '';
-  window.cnnlabLog = (s) => { log.textContent += `${s}\n`; };
+  window.cnnlabLog = (s) => {
+    log.textContent += `${s}\n`;
+  };
   try {
     const { formatBenchTable } = await import('../bench/report.js');
     const b = await api.bench({
-      models: benchModels(), peers: benchPeers() as never, quick: false,
+      models: benchModels(),
+      peers: benchPeers() as never,
+      quick: false,
       batches: $<HTMLInputElement>('bench-batch').value.split(',').map(Number),
-      size: Number($<HTMLInputElement>('bench-size').value), iters: Number($<HTMLInputElement>('bench-iters').value),
-      warmup: 1, kernels: $<HTMLInputElement>('bench-kernels').checked, command: 'web page', ortWasmPaths: '/vendor/ort/',
+      size: Number($<HTMLInputElement>('bench-size').value),
+      iters: Number($<HTMLInputElement>('bench-iters').value),
+      warmup: 1,
+      kernels: $<HTMLInputElement>('bench-kernels').checked,
+      command: 'web page',
+      ortWasmPaths: '/vendor/ort/',
       tune: $<HTMLInputElement>('bench-tune').checked,
     });
     lastBench = b;

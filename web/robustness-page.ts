@@ -28,15 +28,31 @@ export interface PageRunOptions {
   imagenetCProtocol: boolean;
 }
 
-type Hooks = { cnnlabRecords?: (json: string) => Promise<void>; cnnlabProgress?: (json: string) => void; cnnlabLog?: (s: string) => void };
+type Hooks = {
+  cnnlabRecords?: (json: string) => Promise<void>;
+  cnnlabProgress?: (json: string) => void;
+  cnnlabLog?: (s: string) => void;
+};
 
-export async function runRobustnessInPage(device: Device, o: PageRunOptions & { weightsUrl: string | null; dataIndexUrl: string | null; done: string[] }): Promise<void> {
+export async function runRobustnessInPage(
+  device: Device,
+  o: PageRunOptions & { weightsUrl: string | null; dataIndexUrl: string | null; done: string[] },
+): Promise<void> {
   const w = window as unknown as Hooks;
   const def = getModel(o.model);
   const weights = o.weightsUrl
-    ? await openSafetensors(blobSource(await (await fetch(o.weightsUrl)).blob(), decodeURIComponent(o.weightsUrl.split('/').pop()!)))
+    ? await openSafetensors(
+        blobSource(await (await fetch(o.weightsUrl)).blob(), decodeURIComponent(o.weightsUrl.split('/').pop()!)),
+      )
     : 'random';
-  const synth = syntheticRunSources(def, { perClass: o.perClass, seed: o.seed, sweeps: o.sweeps as SweepName[], limit: o.limit, shard: o.shard, noTestSet: !!o.dataIndexUrl });
+  const synth = syntheticRunSources(def, {
+    perClass: o.perClass,
+    seed: o.seed,
+    sweeps: o.sweeps as SweepName[],
+    limit: o.limit,
+    shard: o.shard,
+    noTestSet: !!o.dataIndexUrl,
+  });
   let source = synth.source;
   if (o.dataIndexUrl) {
     const index = await (await fetch(o.dataIndexUrl)).json();
@@ -44,13 +60,27 @@ export async function runRobustnessInPage(device: Device, o: PageRunOptions & { 
     const items = selectItems(ds, { limit: o.limit ?? undefined, seed: o.seed, shard: o.shard ?? undefined });
     source = datasetSource(device, ds, items, decodeImageUrl, { loadBatch, preprocessOnGpu });
   }
-  await runRobustness(device, {
-    model: def.name, weights, seed: o.seed, corruptions: o.corruptions, severities: o.severities, resolutions: o.resolutions, batch: o.batch,
-    imagenetCProtocol: o.imagenetCProtocol,
-  }, source, synth.sweeps, {
-    done: new Set(o.done),
-    append: async (recs: RunRecord[]) => { await w.cnnlabRecords?.(JSON.stringify(recs)); },
-    progress: (p: Progress) => w.cnnlabProgress?.(JSON.stringify(p)),
-    log: (s) => w.cnnlabLog?.(s),
-  });
+  await runRobustness(
+    device,
+    {
+      model: def.name,
+      weights,
+      seed: o.seed,
+      corruptions: o.corruptions,
+      severities: o.severities,
+      resolutions: o.resolutions,
+      batch: o.batch,
+      imagenetCProtocol: o.imagenetCProtocol,
+    },
+    source,
+    synth.sweeps,
+    {
+      done: new Set(o.done),
+      append: async (recs: RunRecord[]) => {
+        await w.cnnlabRecords?.(JSON.stringify(recs));
+      },
+      progress: (p: Progress) => w.cnnlabProgress?.(JSON.stringify(p)),
+      log: (s) => w.cnnlabLog?.(s),
+    },
+  );
 }

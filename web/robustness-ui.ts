@@ -18,8 +18,14 @@ import { getModel, listModels } from '../models/registry.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
-const sha256Hex = async (data: BufferSource | string) => [...new Uint8Array(await crypto.subtle.digest('SHA-256',
-  typeof data === 'string' ? new TextEncoder().encode(data) : data))].map((b) => b.toString(16).padStart(2, '0')).join('');
+const sha256Hex = async (data: BufferSource | string) =>
+  [
+    ...new Uint8Array(
+      await crypto.subtle.digest('SHA-256', typeof data === 'string' ? new TextEncoder().encode(data) : data),
+    ),
+  ]
+    .map((b) => b.toString(16).padStart(2, '0'))
+    .join('');
 
 /** A folder picked with <input webkitdirectory> as an ImageFolder dataset: <class>/<file>. */
 function folderDataset(files: File[]): { ds: Dataset; byPath: Map<string, File> } {
@@ -35,7 +41,13 @@ function folderDataset(files: File[]): { ds: Dataset; byPath: Map<string, File> 
   const labelOf = new Map(classes.map((c, i) => [c, labels[i]]));
   return {
     byPath,
-    ds: { root: '', source: 'url', classes, labelSource, items: paths.map((p) => ({ path: p, label: labelOf.get(p.split('/')[0])!, classFolder: p.split('/')[0] })) },
+    ds: {
+      root: '',
+      source: 'url',
+      classes,
+      labelSource,
+      items: paths.map((p) => ({ path: p, label: labelOf.get(p.split('/')[0])!, classFolder: p.split('/')[0] })),
+    },
   };
 }
 
@@ -55,39 +67,80 @@ export function setupRobustnessUi(getDevice: () => Promise<Device>): void {
       const def = getModel(select.value);
       const wFile = $<HTMLInputElement>('rob-weights').files?.[0];
       const wBlob = wFile ?? (def.builtinWeights ? await (await fetch(`/${def.builtinWeights}`)).blob() : null);
-      const weights = wBlob ? await openSafetensors(wFile ? blobSource(wFile) : blobSource(wBlob, def.builtinWeights)) : 'random' as const;
+      const weights = wBlob
+        ? await openSafetensors(wFile ? blobSource(wFile) : blobSource(wBlob, def.builtinWeights))
+        : ('random' as const);
       const files = [...($<HTMLInputElement>('rob-folder').files ?? [])];
       const severities = $<HTMLInputElement>('rob-severities').value.split(',').map(Number);
-      const corruptions = corr.value.split(',').map((s) => s.trim()).filter(Boolean);
+      const corruptions = corr.value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       const sweeps = files.length ? [] : [...SWEEPS];
-      const synth = syntheticRunSources(def, { perClass: Number($<HTMLInputElement>('rob-per-class').value), seed: 0, sweeps, limit: null, shard: null, noTestSet: files.length > 0 });
+      const synth = syntheticRunSources(def, {
+        perClass: Number($<HTMLInputElement>('rob-per-class').value),
+        seed: 0,
+        sweeps,
+        limit: null,
+        shard: null,
+        noTestSet: files.length > 0,
+      });
       let source = synth.source;
-      let data = { data_key: `synthetic:test:per-class=${$<HTMLInputElement>('rob-per-class').value}`, labels: 'synthetic' };
+      let data = {
+        data_key: `synthetic:test:per-class=${$<HTMLInputElement>('rob-per-class').value}`,
+        labels: 'synthetic',
+      };
       if (files.length) {
         const { ds, byPath } = folderDataset(files);
         // The same content key as the CLI's (eval/provenance.ts): sorted relative paths and sizes.
         const list = ds.items.map((it) => `${it.path}\t${byPath.get(it.path)!.size}\n`).join('');
         data = { data_key: `files-sha256:${await sha256Hex(list)}`, labels: ds.labelSource };
-        source = datasetSource(device, ds, selectItems(ds), (p) => decodeImageBlob(byPath.get(p)!), { loadBatch, preprocessOnGpu });
+        source = datasetSource(device, ds, selectItems(ds), (p) => decodeImageBlob(byPath.get(p)!), {
+          loadBatch,
+          preprocessOnGpu,
+        });
       }
       const records: RunRecord[] = [];
       const settings: RunSettings = {
-        model: def.name, weights: wFile?.name ?? (def.builtinWeights ? 'builtin' : 'random'), data: files.length ? `${files.length} picked files` : 'built-in synthetic test set',
-        weights_sha256: wBlob ? await sha256Hex(await wBlob.arrayBuffer()) : null, weights_path: null, ...data,
-        corruptions, severities, sweeps, resolutions: [def.preprocess.size], limit: null, seed: 0, imagenet_c_protocol: false, shard: null,
+        model: def.name,
+        weights: wFile?.name ?? (def.builtinWeights ? 'builtin' : 'random'),
+        data: files.length ? `${files.length} picked files` : 'built-in synthetic test set',
+        weights_sha256: wBlob ? await sha256Hex(await wBlob.arrayBuffer()) : null,
+        weights_path: null,
+        ...data,
+        corruptions,
+        severities,
+        sweeps,
+        resolutions: [def.preprocess.size],
+        limit: null,
+        seed: 0,
+        imagenet_c_protocol: false,
+        shard: null,
       };
-      await runRobustness(device, { model: def.name, weights, seed: 0, corruptions, severities, resolutions: [def.preprocess.size], batch: 8 }, source, synth.sweeps, {
-        done: new Set(),
-        append: async (r) => { records.push(...r); },
-        progress: (p) => { out.textContent = `${p.done}/${p.total} · ${p.imagesPerSecond.toFixed(1)} img/s · ETA ${p.etaSeconds.toFixed(0)} s · ${p.cond}`; },
-      });
+      await runRobustness(
+        device,
+        { model: def.name, weights, seed: 0, corruptions, severities, resolutions: [def.preprocess.size], batch: 8 },
+        source,
+        synth.sweeps,
+        {
+          done: new Set(),
+          append: async (r) => {
+            records.push(...r);
+          },
+          progress: (p) => {
+            out.textContent = `${p.done}/${p.total} · ${p.imagesPerSecond.toFixed(1)} img/s · ETA ${p.etaSeconds.toFixed(0)} s · ${p.cond}`;
+          },
+        },
+      );
       const summary = summarizeRun(settings, def.preprocess, records);
       last = { records, summary };
-      const [chartJs, charts] = await Promise.all(['/vendor/chart/chart.umd.js', '/report-charts.js'].map(async (u) => {
-        const r = await fetch(u);
-        if (!r.ok) throw new Error(`${u}: ${r.status} ${r.statusText}`);
-        return r.text();
-      }));
+      const [chartJs, charts] = await Promise.all(
+        ['/vendor/chart/chart.umd.js', '/report-charts.js'].map(async (u) => {
+          const r = await fetch(u);
+          if (!r.ok) throw new Error(`${u}: ${r.status} ${r.statusText}`);
+          return r.text();
+        }),
+      );
       $<HTMLIFrameElement>('rob-report').srcdoc = renderRobustnessReport(summary, { chartJs, charts });
       $<HTMLButtonElement>('rob-save').disabled = false;
       out.textContent += ' · done';

@@ -15,7 +15,11 @@ import { getModel } from '../models/registry.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
-function folderSource(device: Device, files: File[], labelOf?: Map<string, number>): { source: ImageSource; labels: Map<string, number> } {
+function folderSource(
+  device: Device,
+  files: File[],
+  labelOf?: Map<string, number>,
+): { source: ImageSource; labels: Map<string, number> } {
   const byPath = new Map<string, File>();
   for (const f of files) {
     const parts = (f.webkitRelativePath || f.name).split('/');
@@ -30,7 +34,13 @@ function folderSource(device: Device, files: File[], labelOf?: Map<string, numbe
     return { path: p, label, classFolder: p.split('/')[0] };
   });
   const ds = { root: '', source: 'url' as const, classes, labelSource: 'sorted' as const, items };
-  return { source: datasetSource(device, ds, selectItems(ds), (p) => decodeImageBlob(byPath.get(p)!), { loadBatch, preprocessOnGpu }), labels };
+  return {
+    source: datasetSource(device, ds, selectItems(ds), (p) => decodeImageBlob(byPath.get(p)!), {
+      loadBatch,
+      preprocessOnGpu,
+    }),
+    labels,
+  };
 }
 
 export function setupTransferUi(getDevice: () => Promise<Device>): void {
@@ -39,14 +49,20 @@ export function setupTransferUi(getDevice: () => Promise<Device>): void {
     const button = $<HTMLButtonElement>('tr-run');
     button.disabled = true;
     out.textContent = '';
-    const log = (s: string) => { out.textContent += `${s}\n`; };
+    const log = (s: string) => {
+      out.textContent += `${s}\n`;
+    };
     try {
       const device = await getDevice();
       const def = getModel($<HTMLSelectElement>('rob-model').value);
       const wFile = $<HTMLInputElement>('rob-weights').files?.[0];
-      const weights = wFile ? await openSafetensors(blobSource(wFile)) : def.builtinWeights
-        ? await openSafetensors(blobSource(await (await fetch(`/${def.builtinWeights}`)).blob(), def.builtinWeights)) : 'random' as const;
-      const trainFiles = [...($<HTMLInputElement>('tr-train').files ?? [])], testFiles = [...($<HTMLInputElement>('tr-test').files ?? [])];
+      const weights = wFile
+        ? await openSafetensors(blobSource(wFile))
+        : def.builtinWeights
+          ? await openSafetensors(blobSource(await (await fetch(`/${def.builtinWeights}`)).blob(), def.builtinWeights))
+          : ('random' as const);
+      const trainFiles = [...($<HTMLInputElement>('tr-train').files ?? [])],
+        testFiles = [...($<HTMLInputElement>('tr-test').files ?? [])];
       let train: ImageSource, test: ImageSource;
       if (trainFiles.length && testFiles.length) {
         const tr = folderSource(device, trainFiles);
@@ -57,12 +73,25 @@ export function setupTransferUi(getDevice: () => Promise<Device>): void {
         train = synthClassSource([...SYNTH_HELDOUT_CLASSES], { perClass, seed: 0, split: 'train' });
         test = synthClassSource([...SYNTH_HELDOUT_CLASSES], { perClass: 20, seed: 0, split: 'test' });
       }
-      const req = { model: def.name, weights, weightsName: wFile?.name ?? 'builtin', seed: 0, datasetKey: 'page', batch: 16 };
-      const trF = await extractFeatures(device, req, train, def.preprocess, (d, t) => { out.textContent = `train features ${d}/${t}`; });
-      const teF = await extractFeatures(device, req, test, def.preprocess, (d, t) => { out.textContent = `test features ${d}/${t}`; });
+      const req = {
+        model: def.name,
+        weights,
+        weightsName: wFile?.name ?? 'builtin',
+        seed: 0,
+        datasetKey: 'page',
+        batch: 16,
+      };
+      const trF = await extractFeatures(device, req, train, def.preprocess, (d, t) => {
+        out.textContent = `train features ${d}/${t}`;
+      });
+      const teF = await extractFeatures(device, req, test, def.preprocess, (d, t) => {
+        out.textContent = `test features ${d}/${t}`;
+      });
       out.textContent = '';
       log(`${def.name}: ${trF.n} train, ${teF.n} test images, ${trF.d} features`);
-      const protocols = [...document.querySelectorAll<HTMLInputElement>('input[name=tr-protocol]:checked')].map((i) => i.value);
+      const protocols = [...document.querySelectorAll<HTMLInputElement>('input[name=tr-protocol]:checked')].map(
+        (i) => i.value,
+      );
       if (protocols.includes('fewshot')) {
         const shots = $<HTMLInputElement>('tr-shots').value.split(',').map(Number);
         for (const [k, r] of Object.entries(fewshotLsr(trF, teF, { shots, seeds: 3 }))) {
@@ -71,7 +100,17 @@ export function setupTransferUi(getDevice: () => Promise<Device>): void {
       }
       if (protocols.includes('probe')) {
         const idx = Array.from({ length: trF.n }, (_, i) => i);
-        const r = linearProbe(subset(trF, idx.filter((i) => i % 5 !== 4)), subset(trF, idx.filter((i) => i % 5 === 4)), teF);
+        const r = linearProbe(
+          subset(
+            trF,
+            idx.filter((i) => i % 5 !== 4),
+          ),
+          subset(
+            trF,
+            idx.filter((i) => i % 5 === 4),
+          ),
+          teF,
+        );
         log(`linear probe: ${(100 * r.accuracy).toFixed(1)}% (L2 ${r.l2})`);
       }
       if (protocols.includes('vtab1k')) {

@@ -23,7 +23,17 @@
 import { type Graph, type Node } from '../../engine/graph.js';
 import { getOp } from '../../kernels/index.js';
 import { type Activation, type HostTensor, numel } from '../../kernels/kernel.js';
-import { type Attr, DataType, encodeModel, f, i, ints, OnnxBuilder, type OnnxModel, type OnnxValueInfo } from './onnx-proto.js';
+import {
+  type Attr,
+  DataType,
+  encodeModel,
+  f,
+  i,
+  ints,
+  OnnxBuilder,
+  type OnnxModel,
+  type OnnxValueInfo,
+} from './onnx-proto.js';
 
 export interface OnnxExportOptions {
   /** ONNX opset, default 13. 14+ uses HardSwish, 17 uses LayerNormalization. */
@@ -60,7 +70,10 @@ function permuteHost(t: HostTensor, perm: number[]): HostTensor {
 
 // ---- the cnnlab side: values, layouts, ops ---------------------------------------------------------
 
-interface Held { onnx: string; layout: Layout }
+interface Held {
+  onnx: string;
+  layout: Layout;
+}
 
 class Exporter {
   readonly b: OnnxBuilder;
@@ -71,7 +84,10 @@ class Exporter {
   /** Converted forms of values and constants, by `${value}|${form}`. */
   private readonly forms = new Map<string, string>();
 
-  constructor(private readonly g: Graph, opset: number) {
+  constructor(
+    private readonly g: Graph,
+    opset: number,
+  ) {
     this.b = new OnnxBuilder(opset);
     for (const v of g.values.values()) {
       if (v.kind === 'const') this.consts.set(v.name, { shape: v.shape, data: v.data! });
@@ -145,7 +161,8 @@ class Exporter {
   /** Value `v` as an ONNX tensor in `layout` (converting once, Reshape when memory order allows). */
   get(v: string, layout: Layout): string {
     const s = this.shape(v);
-    if (layout === 'nchw' && s.length !== 4) throw new Error(`internal: "${v}" ${JSON.stringify(s)} cannot be held as NCHW`);
+    if (layout === 'nchw' && s.length !== 4)
+      throw new Error(`internal: "${v}" ${JSON.stringify(s)} cannot be held as NCHW`);
     if (this.isConst(v)) {
       return this.constForm(v, layout, (t) => (layout === 'nchw' ? permuteHost(t, TO_NCHW) : t));
     }
@@ -179,7 +196,10 @@ class Exporter {
     const lead = t4.findIndex((d) => d !== 1);
     const dims = lead < 0 ? [] : t4.slice(lead);
     if (this.isConst(v)) {
-      return this.constForm(v, 'nchw', (t) => ({ shape: dims, data: permuteHost({ shape: s4, data: t.data }, TO_NCHW).data }));
+      return this.constForm(v, 'nchw', (t) => ({
+        shape: dims,
+        data: permuteHost({ shape: s4, data: t.data }, TO_NCHW).data,
+      }));
     }
     const key = `${v}|bcast-nchw`;
     let name = this.forms.get(key);
@@ -187,7 +207,12 @@ class Exporter {
       const x = this.get(v, 'plain');
       name = memoryOrderKept(s4, TO_NCHW)
         ? this.b.one('Reshape', [x, this.b.int64(t4)], {}, `${v}/nchw`)
-        : this.b.one('Transpose', [this.b.one('Reshape', [x, this.b.int64(s4)], {}, `${v}/4d`)], { perm: ints(TO_NCHW) }, `${v}/nchw`);
+        : this.b.one(
+            'Transpose',
+            [this.b.one('Reshape', [x, this.b.int64(s4)], {}, `${v}/4d`)],
+            { perm: ints(TO_NCHW) },
+            `${v}/nchw`,
+          );
       this.forms.set(key, name);
     }
     return name;
@@ -195,11 +220,15 @@ class Exporter {
 
   /** Apply a fused activation; the last node's output is named `out`. */
   act(x: string, a: Activation | undefined, out: string): string {
-    const b = this.b, one = b.one.bind(b);
+    const b = this.b,
+      one = b.one.bind(b);
     switch (a ?? 'none') {
-      case 'none': return x;
-      case 'relu': return one('Relu', [x], {}, out);
-      case 'relu6': return one('Clip', [x, b.scalar(0), b.scalar(6)], {}, out);
+      case 'none':
+        return x;
+      case 'relu':
+        return one('Relu', [x], {}, out);
+      case 'relu6':
+        return one('Clip', [x, b.scalar(0), b.scalar(6)], {}, out);
       case 'gelu': {
         const e = one('Erf', [one('Div', [x, b.scalar(Math.SQRT2)], {}, `${out}/gelu_div`)], {}, `${out}/gelu_erf`);
         const m = one('Mul', [x, one('Add', [e, b.scalar(1)], {}, `${out}/gelu_add`)], {}, `${out}/gelu_mul`);
@@ -207,11 +236,18 @@ class Exporter {
       }
       case 'hardswish': {
         if (b.opset >= 14) return one('HardSwish', [x], {}, out);
-        const c = one('Clip', [one('Add', [x, b.scalar(3)], {}, `${out}/hs_add`), b.scalar(0), b.scalar(6)], {}, `${out}/hs_clip`);
+        const c = one(
+          'Clip',
+          [one('Add', [x, b.scalar(3)], {}, `${out}/hs_add`), b.scalar(0), b.scalar(6)],
+          {},
+          `${out}/hs_clip`,
+        );
         return one('Div', [one('Mul', [x, c], {}, `${out}/hs_mul`), b.scalar(6)], {}, out);
       }
-      case 'silu': return one('Mul', [x, one('Sigmoid', [x], {}, `${out}/silu_sigmoid`)], {}, out);
-      default: throw new OnnxExportError(`activation "${String(a)}" has no ONNX mapping`);
+      case 'silu':
+        return one('Mul', [x, one('Sigmoid', [x], {}, `${out}/silu_sigmoid`)], {}, out);
+      default:
+        throw new OnnxExportError(`activation "${String(a)}" has no ONNX mapping`);
     }
   }
 
@@ -223,7 +259,10 @@ class Exporter {
   run(): void {
     for (const n of this.g.nodes) {
       if (n.inputs.every((v) => this.isConst(v))) {
-        const res = getOp(n.op).ref(n.attrs, n.inputs.map((v) => this.constant(v)));
+        const res = getOp(n.op).ref(
+          n.attrs,
+          n.inputs.map((v) => this.constant(v)),
+        );
         res.forEach((t, k) => this.consts.set(n.outputs[k], t));
         continue;
       }
@@ -257,7 +296,8 @@ class Exporter {
       named.add(o);
     }
     const info = (name: string, shape: number[]): OnnxValueInfo => ({
-      name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: shape.map((d) => ({ dim_value: d })) } } },
+      name,
+      type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: shape.map((d) => ({ dim_value: d })) } } },
     });
     const inputs = [...this.g.values.values()].filter((v) => v.kind === 'input');
     return {
@@ -285,12 +325,20 @@ const OPS: Record<string, Emit> = {
     if (bias) inputs.push(x.get(bias, 'plain'));
     const out = n.outputs[0];
     const attrs = {
-      kernel_shape: ints([kh, kw]), strides: ints(a.stride ?? [1, 1]), pads: ints(a.pad ?? [0, 0, 0, 0]),
-      dilations: ints(a.dilation ?? [1, 1]), group: i(a.groups ?? 1),
+      kernel_shape: ints([kh, kw]),
+      strides: ints(a.stride ?? [1, 1]),
+      pads: ints(a.pad ?? [0, 0, 0, 0]),
+      dilations: ints(a.dilation ?? [1, 1]),
+      group: i(a.groups ?? 1),
     };
     // A fused residual (engine/passes.ts fuseResidual) is an Add before the activation.
     const y = residual
-      ? x.b.one('Add', [x.b.one('Conv', inputs, attrs, `${out}/conv`), x.get(residual, 'nchw')], {}, x.pre(out, a.act, 'res'))
+      ? x.b.one(
+          'Add',
+          [x.b.one('Conv', inputs, attrs, `${out}/conv`), x.get(residual, 'nchw')],
+          {},
+          x.pre(out, a.act, 'res'),
+        )
       : x.b.one('Conv', inputs, attrs, x.pre(out, a.act, 'conv'));
     x.set(out, x.act(y, a.act, out), 'nchw');
   },
@@ -298,16 +346,24 @@ const OPS: Record<string, Emit> = {
   batchnorm(x, n) {
     const [inp, gamma, beta, mean, variance] = n.inputs;
     const eps = (n.attrs.eps as number | undefined) ?? 1e-5;
-    const rank = x.shape(inp).length, out = n.outputs[0];
+    const rank = x.shape(inp).length,
+      out = n.outputs[0];
     if (rank === 4 || rank === 2) {
       const layout: Layout = rank === 4 ? 'nchw' : 'plain';
       const params = [gamma, beta, mean, variance].map((v) => x.get(v, 'plain'));
-      const y = x.b.one('BatchNormalization', [x.get(inp, layout), ...params], { epsilon: f(eps) }, x.pre(out, actOf(n), 'bn'));
+      const y = x.b.one(
+        'BatchNormalization',
+        [x.get(inp, layout), ...params],
+        { epsilon: f(eps) },
+        x.pre(out, actOf(n), 'bn'),
+      );
       x.set(out, x.act(y, actOf(n), out), layout);
       return;
     }
     // Channels last of another rank: (x - mean) / sqrt(var + eps) * gamma + beta, broadcasting.
-    const b = x.b, X = x.get(inp, 'plain'), p = (v: string) => x.get(v, 'plain');
+    const b = x.b,
+      X = x.get(inp, 'plain'),
+      p = (v: string) => x.get(v, 'plain');
     const d = b.one('Sub', [X, p(mean)], {}, `${out}/bn_sub`);
     const s = b.one('Sqrt', [b.one('Add', [p(variance), b.scalar(eps)], {}, `${out}/bn_var_eps`)], {}, `${out}/bn_std`);
     const m = b.one('Mul', [b.one('Div', [d, s], {}, `${out}/bn_norm`), p(gamma)], {}, `${out}/bn_scale`);
@@ -317,8 +373,11 @@ const OPS: Record<string, Emit> = {
 
   group_norm(x, n) {
     const [inp, gamma, beta] = n.inputs;
-    const G = n.attrs.groups as number, eps = (n.attrs.eps as number | undefined) ?? 1e-5;
-    const [N, H, W, C] = x.shape(inp), out = n.outputs[0], b = x.b;
+    const G = n.attrs.groups as number,
+      eps = (n.attrs.eps as number | undefined) ?? 1e-5;
+    const [N, H, W, C] = x.shape(inp),
+      out = n.outputs[0],
+      b = x.b;
     const ones = b.floats(`${n.name}/in_scale`, [G], new Float32Array(G).fill(1), `ones:${G}`);
     const zeros = b.floats(`${n.name}/in_bias`, [G], new Float32Array(G), `zeros:${G}`);
     const r = b.one('Reshape', [x.get(inp, 'nchw'), b.int64([N, G, (C / G) * H * W])], {}, `${out}/groups`);
@@ -332,57 +391,97 @@ const OPS: Record<string, Emit> = {
   layernorm(x, n) {
     const [inp, gamma, beta] = n.inputs;
     const eps = (n.attrs.eps as number | undefined) ?? 1e-6;
-    const rank = x.shape(inp).length, out = n.outputs[0], b = x.b;
+    const rank = x.shape(inp).length,
+      out = n.outputs[0],
+      b = x.b;
     if (b.opset >= 17) {
-      const y = b.one('LayerNormalization', [x.get(inp, 'plain'), x.get(gamma, 'plain'), x.get(beta, 'plain')],
-        { axis: i(-1), epsilon: f(eps) }, x.pre(out, actOf(n), 'ln'));
+      const y = b.one(
+        'LayerNormalization',
+        [x.get(inp, 'plain'), x.get(gamma, 'plain'), x.get(beta, 'plain')],
+        { axis: i(-1), epsilon: f(eps) },
+        x.pre(out, actOf(n), 'ln'),
+      );
       x.set(out, x.act(y, actOf(n), out), 'plain');
       return;
     }
-    const layout = x.layoutOf(inp), X = x.get(inp, layout);
+    const layout = x.layoutOf(inp),
+      X = x.get(inp, layout);
     const axes = ints([x.axis(-1, rank, layout)]);
     const mean = b.one('ReduceMean', [X], { axes, keepdims: i(1) }, `${out}/ln_mean`);
     const d = b.one('Sub', [X, mean], {}, `${out}/ln_centered`);
-    const v = b.one('ReduceMean', [b.one('Mul', [d, d], {}, `${out}/ln_sq`)], { axes, keepdims: i(1) }, `${out}/ln_var`);
+    const v = b.one(
+      'ReduceMean',
+      [b.one('Mul', [d, d], {}, `${out}/ln_sq`)],
+      { axes, keepdims: i(1) },
+      `${out}/ln_var`,
+    );
     const s = b.one('Sqrt', [b.one('Add', [v, b.scalar(eps)], {}, `${out}/ln_var_eps`)], {}, `${out}/ln_std`);
-    const m = b.one('Mul', [b.one('Div', [d, s], {}, `${out}/ln_norm`), x.operand(gamma, rank, layout)], {}, `${out}/ln_scale`);
+    const m = b.one(
+      'Mul',
+      [b.one('Div', [d, s], {}, `${out}/ln_norm`), x.operand(gamma, rank, layout)],
+      {},
+      `${out}/ln_scale`,
+    );
     const y = b.one('Add', [m, x.operand(beta, rank, layout)], {}, x.pre(out, actOf(n), 'ln'));
     x.set(out, x.act(y, actOf(n), out), layout);
   },
 
   weight_standardize(x, n) {
     // Only reached for a non-constant weight (constants are folded): HWIO, statistics over H, W, I.
-    const [w] = n.inputs, out = n.outputs[0], b = x.b;
+    const [w] = n.inputs,
+      out = n.outputs[0],
+      b = x.b;
     const eps = (n.attrs.eps as number | undefined) ?? 1e-8;
-    const W = x.get(w, 'plain'), axes = ints([0, 1, 2]);
-    const d = b.one('Sub', [W, b.one('ReduceMean', [W], { axes, keepdims: i(1) }, `${out}/mean`)], {}, `${out}/centered`);
+    const W = x.get(w, 'plain'),
+      axes = ints([0, 1, 2]);
+    const d = b.one(
+      'Sub',
+      [W, b.one('ReduceMean', [W], { axes, keepdims: i(1) }, `${out}/mean`)],
+      {},
+      `${out}/centered`,
+    );
     const v = b.one('ReduceMean', [b.one('Mul', [d, d], {}, `${out}/sq`)], { axes, keepdims: i(1) }, `${out}/var`);
     const s = b.one('Sqrt', [b.one('Add', [v, b.scalar(eps)], {}, `${out}/var_eps`)], {}, `${out}/std`);
     x.set(out, b.one('Div', [d, s], {}, out), 'plain');
   },
 
   activation(x, n) {
-    const [inp] = n.inputs, layout = x.layoutOf(inp);
+    const [inp] = n.inputs,
+      layout = x.layoutOf(inp);
     x.set(n.outputs[0], x.act(x.get(inp, layout), actOf(n) ?? 'none', n.outputs[0]), layout);
   },
 
   add(x, n) {
-    const out = n.outputs[0], rank = x.shape(out).length;
+    const out = n.outputs[0],
+      rank = x.shape(out).length;
     const layout = x.common(n.inputs, rank);
-    const y = x.b.one('Add', n.inputs.map((v) => x.operand(v, rank, layout)), {}, x.pre(out, actOf(n), 'add'));
+    const y = x.b.one(
+      'Add',
+      n.inputs.map((v) => x.operand(v, rank, layout)),
+      {},
+      x.pre(out, actOf(n), 'add'),
+    );
     x.set(out, x.act(y, actOf(n), out), layout);
   },
 
   softmax(x, n) {
-    const [inp] = n.inputs, layout = x.layoutOf(inp), rank = x.shape(inp).length;
-    x.set(n.outputs[0], x.b.one('Softmax', [x.get(inp, layout)], { axis: i(x.axis(-1, rank, layout)) }, n.outputs[0]), layout);
+    const [inp] = n.inputs,
+      layout = x.layoutOf(inp),
+      rank = x.shape(inp).length;
+    x.set(
+      n.outputs[0],
+      x.b.one('Softmax', [x.get(inp, layout)], { axis: i(x.axis(-1, rank, layout)) }, n.outputs[0]),
+      layout,
+    );
   },
 
   maxpool: (x, n) => pool(x, n, 'MaxPool'),
   avgpool: (x, n) => pool(x, n, 'AveragePool'),
 
   global_avgpool(x, n) {
-    const [inp] = n.inputs, out = n.outputs[0], b = x.b;
+    const [inp] = n.inputs,
+      out = n.outputs[0],
+      b = x.b;
     if (x.layoutOf(inp) === 'nchw') {
       const g = b.one('GlobalAveragePool', [x.get(inp, 'nchw')], {}, `${out}/gap`);
       x.set(out, b.one('Flatten', [g], { axis: i(1) }, out), 'plain');
@@ -392,16 +491,20 @@ const OPS: Record<string, Emit> = {
   },
 
   reshape(x, n) {
-    const [inp] = n.inputs, out = n.outputs[0], s = x.shape(inp);
+    const [inp] = n.inputs,
+      out = n.outputs[0],
+      s = x.shape(inp);
     // An nchw-held value whose memory order is the NHWC order (H = W = 1, say) reshapes as is.
     const layout: Layout = x.layoutOf(inp) === 'nchw' && memoryOrderKept(s, TO_NCHW) ? 'nchw' : 'plain';
     x.set(out, x.b.one('Reshape', [x.get(inp, layout), x.b.int64(x.shape(out))], {}, out), 'plain');
   },
 
   transpose(x, n) {
-    const [inp] = n.inputs, out = n.outputs[0];
+    const [inp] = n.inputs,
+      out = n.outputs[0];
     const p = n.attrs.perm as number[];
-    const layout = x.layoutOf(inp), X = x.get(inp, layout);
+    const layout = x.layoutOf(inp),
+      X = x.get(inp, layout);
     // cnnlab value = ONNX tensor permuted by r; r = identity or NCHW→NHWC needs no node.
     const r = layout === 'nchw' ? p.map((d) => invert(TO_NCHW)[d]) : [...p];
     if (isIdentity(r)) return x.set(out, X, 'plain');
@@ -410,12 +513,15 @@ const OPS: Record<string, Emit> = {
   },
 
   concat(x, n) {
-    const out = n.outputs[0], os = x.shape(out), rank = os.length;
+    const out = n.outputs[0],
+      os = x.shape(out),
+      rank = os.length;
     const ax = (n.attrs.axis as number) < 0 ? (n.attrs.axis as number) + rank : (n.attrs.axis as number);
     const layout = x.common(n.inputs, rank);
     const hold = (s: number[]) => (layout === 'nchw' ? permuteShape(s, TO_NCHW) : s);
     const parts = n.inputs.map((v) => {
-      const s = x.shape(v), want = os.map((d, k) => (k === ax ? s[k] : d));
+      const s = x.shape(v),
+        want = os.map((d, k) => (k === ax ? s[k] : d));
       const t = x.get(v, layout);
       // Size-1 dims broadcast (a class token [1,1,D] against a batch): Expand, which ORT folds for constants.
       return same(s, want) ? t : x.b.one('Expand', [t, x.b.int64(hold(want))], {}, `${out}/expand_${v}`);
@@ -424,17 +530,29 @@ const OPS: Record<string, Emit> = {
   },
 
   slice(x, n) {
-    const [inp] = n.inputs, out = n.outputs[0], s = x.shape(inp), layout = x.layoutOf(inp);
+    const [inp] = n.inputs,
+      out = n.outputs[0],
+      s = x.shape(inp),
+      layout = x.layoutOf(inp);
     const a = n.attrs as { axis: number; start: number; end: number };
-    const ax = a.axis < 0 ? a.axis + s.length : a.axis, L = s[ax];
+    const ax = a.axis < 0 ? a.axis + s.length : a.axis,
+      L = s[ax];
     const norm = (k: number) => Math.min(Math.max(k < 0 ? k + L : k, 0), L);
     const b = x.b;
-    const y = b.one('Slice', [x.get(inp, layout), b.int64([norm(a.start)]), b.int64([norm(a.end)]), b.int64([x.axis(ax, s.length, layout)])], {}, out);
+    const y = b.one(
+      'Slice',
+      [x.get(inp, layout), b.int64([norm(a.start)]), b.int64([norm(a.end)]), b.int64([x.axis(ax, s.length, layout)])],
+      {},
+      out,
+    );
     x.set(out, y, layout);
   },
 
   pad(x, n) {
-    const [inp] = n.inputs, out = n.outputs[0], layout = x.layoutOf(inp), b = x.b;
+    const [inp] = n.inputs,
+      out = n.outputs[0],
+      layout = x.layoutOf(inp),
+      b = x.b;
     const [t, l, bo, r] = n.attrs.pad as number[];
     const pads = layout === 'nchw' ? [0, 0, t, l, 0, 0, bo, r] : [0, t, l, 0, 0, bo, r, 0];
     let value = (n.attrs.value as number | undefined) ?? 0;
@@ -442,20 +560,30 @@ const OPS: Record<string, Emit> = {
     // MaxPool (its padding is -inf: BiT's stem pad → maxpool) and for AveragePool excluding pads.
     // It only fires on a pad value whose bytes are all 0, so write 0 as -0.0 (same result) there.
     if (value === 0 && x.consumers(out).some((c) => c.op === 'maxpool' || c.op === 'avgpool')) value = -0;
-    x.set(out, b.one('Pad', [x.get(inp, layout), b.int64(pads), b.scalar(value)], { mode: { s: 'constant' } }, out), layout);
+    x.set(
+      out,
+      b.one('Pad', [x.get(inp, layout), b.int64(pads), b.scalar(value)], { mode: { s: 'constant' } }, out),
+      layout,
+    );
   },
 
   matmul(x, n) {
-    const [a, w, bias] = n.inputs, out = n.outputs[0], b = x.b;
-    const transB = !!n.attrs.transB, act = actOf(n);
-    const as = x.shape(a), ws = x.shape(w);
+    const [a, w, bias] = n.inputs,
+      out = n.outputs[0],
+      b = x.b;
+    const transB = !!n.attrs.transB,
+      act = actOf(n);
+    const as = x.shape(a),
+      ws = x.shape(w);
     const A = x.get(a, 'plain');
     const shared = numel(ws.slice(0, -2)) === 1 && ws.length <= as.length;
     let W: string;
     if (x.isConst(w) && shared) {
       // One weight matrix: stored [K, N] (transB undone here), leading 1s dropped.
       const [r, c] = ws.slice(-2);
-      W = x.constForm(w, 'kn', (t) => (transB ? permuteHost({ shape: [r, c], data: t.data }, [1, 0]) : { shape: [r, c], data: t.data }));
+      W = x.constForm(w, 'kn', (t) =>
+        transB ? permuteHost({ shape: [r, c], data: t.data }, [1, 0]) : { shape: [r, c], data: t.data },
+      );
       if (as.length === 2) {
         const inputs = bias ? [A, W, x.get(bias, 'plain')] : [A, W];
         x.set(out, x.act(b.one('Gemm', inputs, {}, x.pre(out, act, 'gemm')), act, out), 'plain');
@@ -474,12 +602,14 @@ const OPS: Record<string, Emit> = {
   },
 
   attention(x, n) {
-    const out = n.outputs[0], b = x.b;
+    const out = n.outputs[0],
+      b = x.b;
     const H = n.attrs.heads as number;
     let q: string, kT: string, v: string;
     if (n.inputs.length === 1) {
       // timm: qkv.reshape(B, T, 3, H, dh).permute(2, 0, 3, 1, 4), then q, k, v = unbind(0).
-      const [B, T, D3] = x.shape(n.inputs[0]), dh = D3 / 3 / H;
+      const [B, T, D3] = x.shape(n.inputs[0]),
+        dh = D3 / 3 / H;
       const r = b.one('Reshape', [x.get(n.inputs[0], 'plain'), b.int64([B, T, 3, H, dh])], {}, `${out}/qkv_heads`);
       const t = b.one('Transpose', [r], { perm: ints([2, 0, 3, 1, 4]) }, `${out}/qkv_t`);
       const parts = b.node('Split', [t], { axis: i(0) }, [`${out}/q5`, `${out}/k5`, `${out}/v5`]);
@@ -496,27 +626,45 @@ const OPS: Record<string, Emit> = {
       kT = split(n.inputs[1], [0, 2, 3, 1], 'k_t');
       v = split(n.inputs[2], [0, 2, 1, 3], 'v');
     }
-    const [B, Tq] = x.shape(n.inputs[0]), D = x.shape(out)[2], dh = D / H;
+    const [B, Tq] = x.shape(n.inputs[0]),
+      D = x.shape(out)[2],
+      dh = D / H;
     const scale = (n.attrs.scale as number | undefined) ?? 1 / Math.sqrt(dh);
     const s = b.one('Mul', [b.one('MatMul', [q, kT], {}, `${out}/scores`), b.scalar(scale)], {}, `${out}/scaled`);
     const p = b.one('Softmax', [s], { axis: i(-1) }, `${out}/probs`);
-    const o = b.one('Transpose', [b.one('MatMul', [p, v], {}, `${out}/heads_out`)], { perm: ints([0, 2, 1, 3]) }, `${out}/merge`);
+    const o = b.one(
+      'Transpose',
+      [b.one('MatMul', [p, v], {}, `${out}/heads_out`)],
+      { perm: ints([0, 2, 1, 3]) },
+      `${out}/merge`,
+    );
     x.set(out, b.one('Reshape', [o, b.int64([B, Tq, D])], {}, out), 'plain');
   },
 };
 
 function pool(x: Exporter, n: Node, op: 'MaxPool' | 'AveragePool'): void {
   const a = n.attrs as {
-    kernel: number[]; stride?: number[]; pad?: number[]; dilation?: number[]; ceilMode?: boolean; countIncludePad?: boolean;
+    kernel: number[];
+    stride?: number[];
+    pad?: number[];
+    dilation?: number[];
+    ceilMode?: boolean;
+    countIncludePad?: boolean;
   };
   const dilation = a.dilation ?? [1, 1];
   const pads = a.pad ?? [0, 0, 0, 0];
-  const attrs: Record<string, Attr> = { kernel_shape: ints(a.kernel), strides: ints(a.stride ?? a.kernel), ceil_mode: i(a.ceilMode ? 1 : 0) };
+  const attrs: Record<string, Attr> = {
+    kernel_shape: ints(a.kernel),
+    strides: ints(a.stride ?? a.kernel),
+    ceil_mode: i(a.ceilMode ? 1 : 0),
+  };
   if (pads.some((p) => p !== 0)) attrs.pads = ints(pads);
   if (op === 'MaxPool') attrs.dilations = ints(dilation);
   else {
     if (dilation.some((d) => d !== 1)) {
-      throw new OnnxExportError(`cannot export node "${n.name}": avgpool with dilation ${JSON.stringify(dilation)} (AveragePool has dilations only from opset 19)`);
+      throw new OnnxExportError(
+        `cannot export node "${n.name}": avgpool with dilation ${JSON.stringify(dilation)} (AveragePool has dilations only from opset 19)`,
+      );
     }
     attrs.count_include_pad = i((a.countIncludePad ?? true) ? 1 : 0);
   }
@@ -540,7 +688,9 @@ export function exportOnnx(graph: Graph, o: OnnxExportOptions = {}): Uint8Array 
     producer_name: 'cnnlab',
     producer_version: '0.1.0',
     graph: { name: o.name ?? 'cnnlab', node: x.b.nodes, initializer: x.b.initializers, input, output },
-    metadata_props: [{ key: 'cnnlab.layout', value: 'inputs as declared in the cnnlab graph; 4-D activations NCHW inside' }],
+    metadata_props: [
+      { key: 'cnnlab.layout', value: 'inputs as declared in the cnnlab graph; 4-D activations NCHW inside' },
+    ],
   };
   return encodeModel(model);
 }

@@ -41,8 +41,19 @@ export const ONNX_DESCRIPTOR = {
           nested: {
             AttributeType: {
               values: {
-                UNDEFINED: 0, FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, SPARSE_TENSOR: 11,
-                FLOATS: 6, INTS: 7, STRINGS: 8, TENSORS: 9, GRAPHS: 10, SPARSE_TENSORS: 12,
+                UNDEFINED: 0,
+                FLOAT: 1,
+                INT: 2,
+                STRING: 3,
+                TENSOR: 4,
+                GRAPH: 5,
+                SPARSE_TENSOR: 11,
+                FLOATS: 6,
+                INTS: 7,
+                STRINGS: 8,
+                TENSORS: 9,
+                GRAPHS: 10,
+                SPARSE_TENSORS: 12,
               },
             },
           },
@@ -217,13 +228,15 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 function f32Bytes(data: Float32Array): Uint8Array {
   if (LITTLE_ENDIAN) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  const out = new Uint8Array(data.length * 4), v = new DataView(out.buffer);
+  const out = new Uint8Array(data.length * 4),
+    v = new DataView(out.buffer);
   data.forEach((x, k) => v.setFloat32(4 * k, x, true));
   return out;
 }
 
 function i64Bytes(values: number[]): Uint8Array {
-  const out = new Uint8Array(values.length * 8), v = new DataView(out.buffer);
+  const out = new Uint8Array(values.length * 8),
+    v = new DataView(out.buffer);
   values.forEach((x, k) => v.setBigInt64(8 * k, BigInt(x), true));
   return out;
 }

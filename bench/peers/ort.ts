@@ -45,7 +45,9 @@ export interface OrtTensor {
 async function loadOrt(ep: OrtEp): Promise<typeof Ort> {
   if (ep === 'wasm') return import('onnxruntime-web/wasm');
   if (typeof navigator === 'undefined' || !('gpu' in navigator)) {
-    throw new Error('ORT execution provider "webgpu" needs navigator.gpu (a WebGPU browser page served from localhost or https)');
+    throw new Error(
+      'ORT execution provider "webgpu" needs navigator.gpu (a WebGPU browser page served from localhost or https)',
+    );
   }
   return import('onnxruntime-web/webgpu');
 }
@@ -57,19 +59,26 @@ export async function createOrtSession(model: Uint8Array, ep: OrtEp, o: OrtOptio
   if (o.wasmPaths !== undefined) ort.env.wasm.wasmPaths = o.wasmPaths;
   let session: Ort.InferenceSession;
   try {
-    const provider = ep === 'webgpu' && o.preferredLayout ? { name: 'webgpu' as const, preferredLayout: o.preferredLayout } : ep;
+    const provider =
+      ep === 'webgpu' && o.preferredLayout ? { name: 'webgpu' as const, preferredLayout: o.preferredLayout } : ep;
     session = await ort.InferenceSession.create(model, {
-      executionProviders: [provider], graphOptimizationLevel: 'all', ...(o.graphCapture ? { enableGraphCapture: true } : {}),
+      executionProviders: [provider],
+      graphOptimizationLevel: 'all',
+      ...(o.graphCapture ? { enableGraphCapture: true } : {}),
     });
   } catch (e) {
-    throw new Error(`ONNX Runtime Web (${ep} EP) could not create a session: ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(
+      `ONNX Runtime Web (${ep} EP) could not create a session: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
   return { ep, session, inputNames: session.inputNames, outputNames: session.outputNames, ort };
 }
 
 /** Run once; every output (or those named in `fetches`) comes back to the CPU as f32. */
 export async function runOrt(
-  s: OrtSession, inputs: Record<string, OrtTensor>, fetches?: readonly string[],
+  s: OrtSession,
+  inputs: Record<string, OrtTensor>,
+  fetches?: readonly string[],
 ): Promise<Record<string, OrtTensor>> {
   const feeds: Record<string, Ort.Tensor> = {};
   for (const name of s.inputNames) {
@@ -78,14 +87,18 @@ export async function runOrt(
     feeds[name] = new s.ort.Tensor('float32', t.data, t.shape);
   }
   for (const name of fetches ?? []) {
-    if (!s.outputNames.includes(name)) throw new Error(`ORT session has no output "${name}" (it has ${s.outputNames.join(', ')})`);
+    if (!s.outputNames.includes(name))
+      throw new Error(`ORT session has no output "${name}" (it has ${s.outputNames.join(', ')})`);
   }
   const res = fetches ? await s.session.run(feeds, [...fetches]) : await s.session.run(feeds);
   const out: Record<string, OrtTensor> = {};
   for (const name of fetches ?? s.outputNames) {
     const t = res[name];
     const data = (await t.getData()) as Float32Array;
-    out[name] = { shape: [...t.dims], data: data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>) };
+    out[name] = {
+      shape: [...t.dims],
+      data: data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>),
+    };
     t.dispose();
   }
   return out;
@@ -105,14 +118,22 @@ export interface OrtGpuRunner {
   dispose(): void;
 }
 
-export async function ortGpuRunner(s: OrtSession, input: OrtTensor['shape'], output: string, outputShape: number[]): Promise<OrtGpuRunner> {
+export async function ortGpuRunner(
+  s: OrtSession,
+  input: OrtTensor['shape'],
+  output: string,
+  outputShape: number[],
+): Promise<OrtGpuRunner> {
   if (s.ep !== 'webgpu') throw new Error('ortGpuRunner needs a WebGPU-EP session');
   const device = (await s.ort.env.webgpu.device) as GPUDevice;
   const bytes = (shape: number[]) => 4 * shape.reduce((a, b) => a * b, 1);
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   const inBuf = device.createBuffer({ size: bytes(input), usage });
   const outBuf = device.createBuffer({ size: bytes(outputShape), usage });
-  const readBuf = device.createBuffer({ size: bytes(outputShape), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const readBuf = device.createBuffer({
+    size: bytes(outputShape),
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
   const feed = s.ort.Tensor.fromGpuBuffer(inBuf, { dataType: 'float32', dims: input });
   const fetch = s.ort.Tensor.fromGpuBuffer(outBuf, { dataType: 'float32', dims: outputShape });
   return {

@@ -32,7 +32,10 @@ type Pad4 = [[number, number], [number, number], [number, number], [number, numb
 
 export interface TfjsModel {
   /** One run; every graph output (or those named in `outputs`) is read back. */
-  run(inputs: Record<string, Float32Array>, outputs?: readonly string[]): Promise<Record<string, { shape: number[]; data: Float32Array }>>;
+  run(
+    inputs: Record<string, Float32Array>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, { shape: number[]; data: Float32Array }>>;
   dispose(): void;
   /** Bytes of the constant tensors the model holds (weights after build-time folding and derived maps). */
   weightBytes: number;
@@ -78,7 +81,9 @@ export function buildTfjsModel(tf: Tf, graph: Graph): TfjsModel {
   for (const node of graph.nodes) {
     if (node.outputs.length !== 1) fail(node, `has ${node.outputs.length} outputs; the peer handles single-output ops`);
     const ctx: Ctx = {
-      tf, node, hold,
+      tf,
+      node,
+      hold,
       inShapes: node.inputs.map((x) => graph.shape(x)),
       outShape: graph.shape(node.outputs[0]),
       constant: (i) => consts.get(node.inputs[i]),
@@ -108,7 +113,8 @@ export function buildTfjsModel(tf: Tf, graph: Graph): TfjsModel {
     weightBytes,
     async run(inputs, wanted = graph.outputs) {
       if (disposed) throw new TfjsPeerError('tfjs peer: run() after dispose()');
-      for (const o of wanted) if (!graph.outputs.includes(o)) throw new TfjsPeerError(`tfjs peer: "${o}" is not a graph output`);
+      for (const o of wanted)
+        if (!graph.outputs.includes(o)) throw new TfjsPeerError(`tfjs peer: "${o}" is not a graph output`);
       const outs = tf.tidy(() => {
         const env = new Map<string, T>(consts);
         for (const v of graph.values.values()) {
@@ -116,7 +122,9 @@ export function buildTfjsModel(tf: Tf, graph: Graph): TfjsModel {
           const d = inputs[v.name];
           if (!d) throw new TfjsPeerError(`tfjs peer: missing input "${v.name}"`);
           if (d.length !== numel(v.shape)) {
-            throw new TfjsPeerError(`tfjs peer: input "${v.name}" needs ${numel(v.shape)} values for [${v.shape.join(',')}], got ${d.length}`);
+            throw new TfjsPeerError(
+              `tfjs peer: input "${v.name}" needs ${numel(v.shape)} values for [${v.shape.join(',')}], got ${d.length}`,
+            );
           }
           env.set(v.name, tf.tensor(d, v.shape, 'float32'));
         }
@@ -126,7 +134,9 @@ export function buildTfjsModel(tf: Tf, graph: Graph): TfjsModel {
       });
       try {
         const data = await Promise.all(outs.map((t) => t.data<'float32'>()));
-        return Object.fromEntries(wanted.map((o, i) => [o, { shape: [...outs[i].shape], data: new Float32Array(data[i]) }]));
+        return Object.fromEntries(
+          wanted.map((o, i) => [o, { shape: [...outs[i].shape], data: new Float32Array(data[i]) }]),
+        );
       } finally {
         outs.forEach((t) => t.dispose());
       }
@@ -147,22 +157,37 @@ function lowerNode(c: Ctx): Lowered {
   const a = n.attrs as Record<string, any>;
   if ('act' in a) checkAct(c, a.act);
   switch (n.op) {
-    case 'conv2d': return lowerConv(c);
-    case 'activation': return ([x]) => act(c, x, a.act);
-    case 'add': return ([x, y]) => act(c, tf.add(x, y), a.act);
+    case 'conv2d':
+      return lowerConv(c);
+    case 'activation':
+      return ([x]) => act(c, x, a.act);
+    case 'add':
+      return ([x, y]) => act(c, tf.add(x, y), a.act);
     case 'batchnorm': {
       const eps = a.eps ?? 1e-5;
-      return ([x, gamma, beta, mean, variance]) => act(c, x.rank <= 4
-        ? tf.batchNorm(x, mean, variance, beta, gamma, eps)
-        : x.sub(mean).mul(gamma.mul(tf.rsqrt(variance.add(eps)))).add(beta), a.act);
+      return ([x, gamma, beta, mean, variance]) =>
+        act(
+          c,
+          x.rank <= 4
+            ? tf.batchNorm(x, mean, variance, beta, gamma, eps)
+            : x
+                .sub(mean)
+                .mul(gamma.mul(tf.rsqrt(variance.add(eps))))
+                .add(beta),
+          a.act,
+        );
     }
     case 'group_norm': {
       const [N, H, W, C] = c.inShapes[0];
-      const G = a.groups as number, eps = a.eps ?? 1e-5;
+      const G = a.groups as number,
+        eps = a.eps ?? 1e-5;
       return ([x, gamma, beta]) => {
         const x5 = x.reshape([N, H, W, G, C / G]);
         const { mean, variance } = tf.moments(x5, [1, 2, 4], true);
-        const y = x5.sub(mean).mul(tf.rsqrt(variance.add(eps))).reshape([N, H, W, C]);
+        const y = x5
+          .sub(mean)
+          .mul(tf.rsqrt(variance.add(eps)))
+          .reshape([N, H, W, C]);
         return act(c, y.mul(gamma).add(beta), a.act);
       };
     }
@@ -177,24 +202,44 @@ function lowerNode(c: Ctx): Lowered {
       const eps = a.eps ?? 1e-6;
       return ([x, gamma, beta]) => {
         const { mean, variance } = tf.moments(x, -1, true);
-        return act(c, x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(gamma).add(beta), a.act);
+        return act(
+          c,
+          x
+            .sub(mean)
+            .mul(tf.rsqrt(variance.add(eps)))
+            .mul(gamma)
+            .add(beta),
+          a.act,
+        );
       };
     }
-    case 'softmax': return ([x]) => tf.softmax(x);
-    case 'matmul': return lowerMatmul(c);
-    case 'attention': return lowerAttention(c);
-    case 'maxpool': return lowerPool(c, 'max');
-    case 'avgpool': return lowerPool(c, 'avg');
-    case 'global_avgpool': return ([x]) => tf.mean(x, [1, 2]);
-    case 'reshape': return ([x]) => x.reshape(c.outShape);
-    case 'transpose': return ([x]) => tf.transpose(x, a.perm);
+    case 'softmax':
+      return ([x]) => tf.softmax(x);
+    case 'matmul':
+      return lowerMatmul(c);
+    case 'attention':
+      return lowerAttention(c);
+    case 'maxpool':
+      return lowerPool(c, 'max');
+    case 'avgpool':
+      return lowerPool(c, 'avg');
+    case 'global_avgpool':
+      return ([x]) => tf.mean(x, [1, 2]);
+    case 'reshape':
+      return ([x]) => x.reshape(c.outShape);
+    case 'transpose':
+      return ([x]) => tf.transpose(x, a.perm);
     case 'concat': {
       const rank = c.outShape.length;
       const axis = a.axis < 0 ? a.axis + rank : a.axis;
-      return (xs) => tf.concat(xs.map((x, i) => {
-        const want = c.outShape.map((d, k) => (k === axis ? c.inShapes[i][k] : d));
-        return want.every((d, k) => d === x.shape[k]) ? x : tf.broadcastTo(x, want);
-      }), axis);
+      return (xs) =>
+        tf.concat(
+          xs.map((x, i) => {
+            const want = c.outShape.map((d, k) => (k === axis ? c.inShapes[i][k] : d));
+            return want.every((d, k) => d === x.shape[k]) ? x : tf.broadcastTo(x, want);
+          }),
+          axis,
+        );
     }
     case 'slice': {
       const x = c.inShapes[0];
@@ -206,7 +251,17 @@ function lowerNode(c: Ctx): Lowered {
     }
     case 'pad': {
       const [t, l, b, r] = a.pad as number[];
-      return ([x]) => tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], a.value ?? 0);
+      return ([x]) =>
+        tf.pad(
+          x,
+          [
+            [0, 0],
+            [t, b],
+            [l, r],
+            [0, 0],
+          ],
+          a.value ?? 0,
+        );
     }
     default:
       return fail(n, 'is not supported by the TF.js peer');
@@ -216,23 +271,34 @@ function lowerNode(c: Ctx): Lowered {
 // ---- activations ---------------------------------------------------------------------------------
 
 /** tf.fused.* activation names for the ones TF.js fuses; others are applied after. */
-const FUSED: Partial<Record<Activation, 'linear' | 'relu' | 'relu6'>> = { none: 'linear', relu: 'relu', relu6: 'relu6' };
+const FUSED: Partial<Record<Activation, 'linear' | 'relu' | 'relu6'>> = {
+  none: 'linear',
+  relu: 'relu',
+  relu6: 'relu6',
+};
 
 function checkAct(c: Ctx, name: unknown): Activation {
   const a = (name ?? 'none') as Activation;
-  if (!ACTIVATIONS.includes(a)) fail(c.node, `activation "${String(name)}" is not supported (known: ${ACTIVATIONS.join(', ')})`);
+  if (!ACTIVATIONS.includes(a))
+    fail(c.node, `activation "${String(name)}" is not supported (known: ${ACTIVATIONS.join(', ')})`);
   return a;
 }
 
 function act(c: Ctx, x: T, name: unknown): T {
   const { tf } = c;
   switch (checkAct(c, name)) {
-    case 'none': return x;
-    case 'relu': return tf.relu(x);
-    case 'relu6': return tf.relu6(x);
-    case 'gelu': return x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5); // exact (erf) GELU
-    case 'hardswish': return x.mul(tf.relu6(x.add(3))).div(6);
-    case 'silu': return x.mul(tf.sigmoid(x));
+    case 'none':
+      return x;
+    case 'relu':
+      return tf.relu(x);
+    case 'relu6':
+      return tf.relu6(x);
+    case 'gelu':
+      return x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5); // exact (erf) GELU
+    case 'hardswish':
+      return x.mul(tf.relu6(x.add(3))).div(6);
+    case 'silu':
+      return x.mul(tf.sigmoid(x));
   }
 }
 
@@ -240,7 +306,13 @@ function act(c: Ctx, x: T, name: unknown): T {
 
 function lowerConv(c: Ctx): Lowered {
   const { tf, node: n } = c;
-  const a = n.attrs as { stride?: [number, number]; pad?: number[]; dilation?: [number, number]; groups?: number; act?: string };
+  const a = n.attrs as {
+    stride?: [number, number];
+    pad?: number[];
+    dilation?: [number, number];
+    groups?: number;
+    act?: string;
+  };
   const [, , , cin] = c.inShapes[0];
   const [kh, kw, wcin, cout] = c.inShapes[1];
   const [sh, sw] = a.stride ?? [1, 1];
@@ -260,10 +332,14 @@ function lowerConv(c: Ctx): Lowered {
   const both = (sh > 1 || sw > 1) && (dh > 1 || dw > 1);
   const strides: [number, number] = both ? [1, 1] : [sh, sw];
   const [, oh, ow, oc] = c.outShape;
-  const subsample = (y: T) => both
-    ? tf.stridedSlice(y, [0, 0, 0, 0], [y.shape[0], (oh - 1) * sh + 1, (ow - 1) * sw + 1, oc], [1, sh, sw, 1])
-    : y;
-  const explicit: Pad4 = [[0, 0], [pt, pb], [pl, pr], [0, 0]];
+  const subsample = (y: T) =>
+    both ? tf.stridedSlice(y, [0, 0, 0, 0], [y.shape[0], (oh - 1) * sh + 1, (ow - 1) * sw + 1, oc], [1, sh, sw, 1]) : y;
+  const explicit: Pad4 = [
+    [0, 0],
+    [pt, pb],
+    [pl, pr],
+    [0, 0],
+  ];
   const dilations: [number, number] = [dh, dw];
 
   if (groups > 1 && groups === cin && wcin === 1) {
@@ -275,30 +351,58 @@ function lowerConv(c: Ctx): Lowered {
       // tf.fused.depthwiseConv2d takes a number pad only; asymmetric pads go through tf.pad.
       const xin = (symmetric ? x : tf.pad(x, explicit)) as T4;
       const y = tf.fused.depthwiseConv2d({
-        x: xin, filter, strides, pad: symmetric ? pt : 'valid', dilations, bias, activation,
+        x: xin,
+        filter,
+        strides,
+        pad: symmetric ? pt : 'valid',
+        dilations,
+        bias,
+        activation,
       });
       return after(subsample(y), r);
     };
   }
   if (groups === 1) {
-    return ([x, w, bias, r]) => after(subsample(tf.fused.conv2d({
-      x: x as T4, filter: w as T4, strides, pad: explicit, dilations, bias, activation,
-    })), r);
+    return ([x, w, bias, r]) =>
+      after(
+        subsample(
+          tf.fused.conv2d({
+            x: x as T4,
+            filter: w as T4,
+            strides,
+            pad: explicit,
+            dilations,
+            bias,
+            activation,
+          }),
+        ),
+        r,
+      );
   }
   // Grouped: one conv per group, concatenated along channels. Constant weights and bias are
   // split once, here.
   const splitW = (w: T) => tf.split(w, groups, 3);
   const splitB = (b: T | undefined) => (b ? tf.split(b, groups, 0) : undefined);
-  const cw = c.constant(1), cb = c.constant(2);
+  const cw = c.constant(1),
+    cb = c.constant(2);
   const ws0 = cw && splitW(cw).map(c.hold);
   const bs0 = cb && splitB(cb)!.map(c.hold);
   if (ws0) c.baked.add(1);
   if (bs0) c.baked.add(2);
   return ([x, w, bias, r]) => {
-    const ws = ws0 ?? splitW(w), bs = bs0 ?? splitB(bias);
-    const ys = tf.split(x, groups, 3).map((xg, g) => tf.fused.conv2d({
-      x: xg as T4, filter: ws[g] as T4, strides, pad: explicit, dilations, bias: bs?.[g], activation,
-    }));
+    const ws = ws0 ?? splitW(w),
+      bs = bs0 ?? splitB(bias);
+    const ys = tf.split(x, groups, 3).map((xg, g) =>
+      tf.fused.conv2d({
+        x: xg as T4,
+        filter: ws[g] as T4,
+        strides,
+        pad: explicit,
+        dilations,
+        bias: bs?.[g],
+        activation,
+      }),
+    );
     return after(subsample(tf.concat(ys, 3)), r);
   };
 }
@@ -311,8 +415,11 @@ function lowerMatmul(c: Ctx): Lowered {
   const transB = !!a.transB;
   const [aS, bS] = c.inShapes;
   const out = c.outShape;
-  const M = aS[aS.length - 2], K = aS[aS.length - 1], N = out[out.length - 1];
-  const aBatch = aS.slice(0, -2), bBatch = bS.slice(0, -2);
+  const M = aS[aS.length - 2],
+    K = aS[aS.length - 1],
+    N = out[out.length - 1];
+  const aBatch = aS.slice(0, -2),
+    bBatch = bS.slice(0, -2);
   const actName = checkAct(c, a.act);
   const fused = FUSED[actName];
   const after = (y: T) => (fused ? y : act(c, y, actName));
@@ -322,8 +429,11 @@ function lowerMatmul(c: Ctx): Lowered {
     // One weight matrix: a's batch folds into M.
     return ([x, w, bias]) => {
       const y = tf.fused.matMul({
-        a: x.reshape([-1, K]) as TF.Tensor2D, b: w.reshape(transB ? [N, K] : [K, N]) as TF.Tensor2D,
-        transposeB: transB, bias, activation,
+        a: x.reshape([-1, K]) as TF.Tensor2D,
+        b: w.reshape(transB ? [N, K] : [K, N]) as TF.Tensor2D,
+        transposeB: transB,
+        bias,
+        activation,
       });
       return after(y).reshape(out);
     };
@@ -369,9 +479,11 @@ function lowerAttention(c: Ctx): Lowered {
 
 /** Per output position along one axis: taps inside the input, and inside the padded extent. */
 function axisCounts(out: number, inp: number, k: number, s: number, p0: number, p1: number, d: number) {
-  const inside: number[] = [], padded: number[] = [];
+  const inside: number[] = [],
+    padded: number[] = [];
   for (let o = 0; o < out; o++) {
-    let i = 0, p = 0;
+    let i = 0,
+      p = 0;
     for (let j = 0; j < k; j++) {
       const at = o * s - p0 + j * d;
       if (at >= 0 && at < inp) i++;
@@ -386,8 +498,12 @@ function axisCounts(out: number, inp: number, k: number, s: number, p0: number, 
 function lowerPool(c: Ctx, mode: 'max' | 'avg'): Lowered {
   const { tf } = c;
   const a = c.node.attrs as {
-    kernel: [number, number]; stride?: [number, number]; pad?: number[]; dilation?: [number, number];
-    ceilMode?: boolean; countIncludePad?: boolean;
+    kernel: [number, number];
+    stride?: [number, number];
+    pad?: number[];
+    dilation?: [number, number];
+    ceilMode?: boolean;
+    countIncludePad?: boolean;
   };
   const [kh, kw] = a.kernel;
   const [sh, sw] = a.stride ?? a.kernel;
@@ -396,11 +512,17 @@ function lowerPool(c: Ctx, mode: 'max' | 'avg'): Lowered {
   const includePad = a.countIncludePad ?? true;
   const [N, h, w, C] = c.inShapes[0];
   const [, oh, ow] = c.outShape;
-  const ys = axisCounts(oh, h, kh, sh, pt, pb, dh), xs = axisCounts(ow, w, kw, sw, pl, pr, dw);
+  const ys = axisCounts(oh, h, kh, sh, pt, pb, dh),
+    xs = axisCounts(ow, w, kw, sw, pl, pr, dw);
   // Bottom/right padding reaching the last (ceil-mode) window; those cells never count.
   const pbx = Math.max(pb, (oh - 1) * sh + dh * (kh - 1) + 1 - h - pt);
   const prx = Math.max(pr, (ow - 1) * sw + dw * (kw - 1) + 1 - w - pl);
-  const explicit: Pad4 = [[0, 0], [pt, pbx], [pl, prx], [0, 0]];
+  const explicit: Pad4 = [
+    [0, 0],
+    [pt, pbx],
+    [pl, prx],
+    [0, 0],
+  ];
   const crop = (y: T) => (y.shape[1] === oh && y.shape[2] === ow ? y : tf.slice(y, [0, 0, 0, 0], [N, oh, ow, C]));
   /** A [1,OH,OW,1] constant from a per-position value, or undefined when it is 1 everywhere. */
   const map = (f: (oy: number, ox: number) => number) => {
@@ -412,26 +534,38 @@ function lowerPool(c: Ctx, mode: 'max' | 'avg'): Lowered {
   if (dh === 1 && dw === 1) {
     if (mode === 'max') return ([x]) => crop(tf.maxPool(x as T4, [kh, kw], [sh, sw], explicit));
     // tf.avgPool with explicit padding divides by the taps inside the input.
-    const rescale = includePad ? map((oy, ox) => (ys.inside[oy] * xs.inside[ox]) / (ys.padded[oy] * xs.padded[ox])) : undefined;
+    const rescale = includePad
+      ? map((oy, ox) => (ys.inside[oy] * xs.inside[ox]) / (ys.padded[oy] * xs.padded[ox]))
+      : undefined;
     return ([x]) => {
       const y = crop(tf.avgPool(x as T4, [kh, kw], [sh, sw], explicit));
       return rescale ? y.mul(rescale) : y;
     };
   }
   // Dilated: one strided slice of the padded input per tap.
-  const divisor = mode === 'avg'
-    ? c.hold(tf.tensor4d(Float32Array.from({ length: oh * ow }, (_, i) => {
-      const oy = Math.floor(i / ow), ox = i % ow;
-      return includePad ? ys.padded[oy] * xs.padded[ox] : ys.inside[oy] * xs.inside[ox];
-    }), [1, oh, ow, 1]))
-    : undefined;
+  const divisor =
+    mode === 'avg'
+      ? c.hold(
+          tf.tensor4d(
+            Float32Array.from({ length: oh * ow }, (_, i) => {
+              const oy = Math.floor(i / ow),
+                ox = i % ow;
+              return includePad ? ys.padded[oy] * xs.padded[ox] : ys.inside[oy] * xs.inside[ox];
+            }),
+            [1, oh, ow, 1],
+          ),
+        )
+      : undefined;
   return ([x]) => {
     const xp = tf.pad(x, explicit, mode === 'max' ? -Infinity : 0);
     const taps: T[] = [];
     for (let ky = 0; ky < kh; ky++) {
       for (let kx = 0; kx < kw; kx++) {
-        const y0 = ky * dh, x0 = kx * dw;
-        taps.push(tf.stridedSlice(xp, [0, y0, x0, 0], [N, y0 + (oh - 1) * sh + 1, x0 + (ow - 1) * sw + 1, C], [1, sh, sw, 1]));
+        const y0 = ky * dh,
+          x0 = kx * dw;
+        taps.push(
+          tf.stridedSlice(xp, [0, y0, x0, 0], [N, y0 + (oh - 1) * sh + 1, x0 + (ow - 1) * sw + 1, C], [1, sh, sw, 1]),
+        );
       }
     }
     return mode === 'max' ? taps.reduce((p, t) => tf.maximum(p, t)) : tf.addN(taps).div(divisor!);

@@ -20,8 +20,17 @@
 // Parameters and their sources: docs/imagenet-c.md.
 
 import {
-  type BindingRef, type Dispatch, type HostTensor, type KernelFamily, type LowerContext, type Shape,
-  ceilDiv, f32Lit, grid, makeDispatch, temp,
+  type BindingRef,
+  type Dispatch,
+  type HostTensor,
+  type KernelFamily,
+  type LowerContext,
+  type Shape,
+  ceilDiv,
+  f32Lit,
+  grid,
+  makeDispatch,
+  temp,
 } from '../../kernels/kernel.js';
 
 // ---- small helpers ---------------------------------------------------------------------------
@@ -58,7 +67,11 @@ export const CORRUPT_WG = 64;
 
 /** The entry point over index < count: `${index}` is the flat invocation index, then `body`. */
 export function computeMain(
-  c: { wg: number; gridX: number }, count: number, index: string, body: string, what = '',
+  c: { wg: number; gridX: number },
+  count: number,
+  index: string,
+  body: string,
+  what = '',
 ): string {
   return `
 @compute @workgroup_size(${c.wg})
@@ -71,9 +84,12 @@ ${body}
 
 /** One invocation per pixel of [N,H,W]: the sizes every per-pixel kernel bakes in. */
 export interface PixelGrid {
-  n: number; h: number; w: number;
+  n: number;
+  h: number;
+  w: number;
   /** Invocations per workgroup, and workgroups along x of the 2-D grid (see grid()). */
-  wg: number; gridX: number;
+  wg: number;
+  gridX: number;
 }
 
 export function pixelGrid(shape: Shape, ctx: LowerContext): { g: PixelGrid; groups: [number, number, number] } {
@@ -92,9 +108,17 @@ export function pixelMain(g: PixelGrid, body: string): string {
   return computeMain(g, g.n * hw, 'p', `${pixel}\n${body}`, '   // flat pixel index over [N,H,W]');
 }
 
-export interface Dims { n: number; h: number; w: number }
+export interface Dims {
+  n: number;
+  h: number;
+  w: number;
+}
 /** A stage: `count` invocations, CORRUPT_WG per workgroup over a grid() of workgroups. */
-export interface Launch { count: number; wg: number; gridX: number }
+export interface Launch {
+  count: number;
+  wg: number;
+  gridX: number;
+}
 
 export function dims(shape: Shape): Dims {
   return { n: shape[0], h: shape[1], w: shape[2] };
@@ -121,7 +145,11 @@ export type DistOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> 
 
 /** A stage's dispatch: `count` invocations over a grid sized for the device. */
 export function stageDispatch<C extends Launch>(
-  family: KernelFamily<C>, cfg: DistOmit<C, keyof Launch>, count: number, bindings: BindingRef[], ctx: LowerContext,
+  family: KernelFamily<C>,
+  cfg: DistOmit<C, keyof Launch>,
+  count: number,
+  bindings: BindingRef[],
+  ctx: LowerContext,
   bytes?: number,
 ): Dispatch {
   const g = grid(ceilDiv(count, CORRUPT_WG), ctx.limits.maxComputeWorkgroupsPerDimension);
@@ -215,13 +243,16 @@ export const blur1dFamily: KernelFamily<Blur1dConfig> = {
     const r = (c.weights.length - 1) / 2;
     const V = `vec${c.ch}<f32>`;
     const load = (o: string) => `${V}(${Array.from({ length: c.ch }, (_, k) => `src[${o} + ${k}u]`).join(', ')})`;
-    const at = c.axis === 0 ? `(b * ${c.h}u + u32(s)) * ${c.w}u + u32(xx)` : `(b * ${c.h}u + u32(yy)) * ${c.w}u + u32(s)`;
+    const at =
+      c.axis === 0 ? `(b * ${c.h}u + u32(s)) * ${c.w}u + u32(xx)` : `(b * ${c.h}u + u32(yy)) * ${c.w}u + u32(s)`;
     return `
 ${BORDER_WGSL}
 ${constArray('WT', 'f32', c.weights)}
 @group(0) @binding(0) var<storage, read> src: array<f32>;        // input  [N,H,W,${c.ch}]
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;  // output [N,H,W,${c.ch}]
-${pixelMain(c, `
+${pixelMain(
+  c,
+  `
   let centre = ${c.axis === 0 ? 'yy' : 'xx'};
   var acc = ${V}(0.0);
   for (var k = 0; k < ${c.weights.length}; k++) {
@@ -230,25 +261,43 @@ ${pixelMain(c, `
     acc += WT[k] * ${load('o')};
   }
   acc *= ${f32Lit(c.scale)};
-${Array.from({ length: c.ch }, (_, k) => `  dst[p * ${c.ch}u + ${k}u] = acc[${k}];`).join('\n')}`)}`;
+${Array.from({ length: c.ch }, (_, k) => `  dst[p * ${c.ch}u + ${k}u] = acc[${k}];`).join('\n')}`,
+)}`;
   },
 };
 
 /** A blur1d dispatch from `from` to `to` over an [N,H,W,ch] tensor. */
 export function blur1d(
-  shape: Shape, ch: number, axis: 0 | 1, weights: readonly number[], border: Border, scale: number,
-  from: BindingRef, to: BindingRef, ctx: LowerContext,
+  shape: Shape,
+  ch: number,
+  axis: 0 | 1,
+  weights: readonly number[],
+  border: Border,
+  scale: number,
+  from: BindingRef,
+  to: BindingRef,
+  ctx: LowerContext,
 ) {
   const { g, groups } = pixelGrid(shape, ctx);
   const cfg: Blur1dConfig = { ...g, ch, axis, weights: weights.map(Math.fround), border, scale };
   const px = g.n * g.h * g.w;
-  return makeDispatch(blur1dFamily, cfg, groups, [from, to], { flops: 2 * px * ch * weights.length, bytes: 8 * px * ch });
+  return makeDispatch(blur1dFamily, cfg, groups, [from, to], {
+    flops: 2 * px * ch * weights.length,
+    bytes: 8 * px * ch,
+  });
 }
 
 /** Reference of blur1d on a flat [N,H,W,ch] array (f64 accumulation). */
 export function blur1dRef(
-  src: Float32Array | Float64Array, n: number, h: number, w: number, ch: number,
-  axis: 0 | 1, weights: readonly number[], border: Border, scale = 1,
+  src: Float32Array | Float64Array,
+  n: number,
+  h: number,
+  w: number,
+  ch: number,
+  axis: 0 | 1,
+  weights: readonly number[],
+  border: Border,
+  scale = 1,
 ): Float64Array {
   const r = (weights.length - 1) / 2;
   const out = new Float64Array(src.length);
@@ -269,16 +318,30 @@ export function blur1dRef(
 }
 
 /** skimage gaussian(σ, multichannel) of [N,H,W,3] images: rows then columns, 'nearest' borders, truncate 4. */
-export function gaussianImageRef(x: Float32Array | Float64Array, shape: readonly number[], sigma: number): Float64Array {
+export function gaussianImageRef(
+  x: Float32Array | Float64Array,
+  shape: readonly number[],
+  sigma: number,
+): Float64Array {
   const [n, h, w] = shape;
   const wt = gaussianWeights(sigma, 4).map(Math.fround);
   return blur1dRef(blur1dRef(x, n, h, w, 3, 0, wt, 'clamp'), n, h, w, 3, 1, wt, 'clamp');
 }
 
 /** gaussianImageRef's two blur1d dispatches, `from` → temp(via) → `to`. */
-export function gaussianImageLower(shape: Shape, sigma: number, from: BindingRef, to: BindingRef, via: number, ctx: LowerContext) {
+export function gaussianImageLower(
+  shape: Shape,
+  sigma: number,
+  from: BindingRef,
+  to: BindingRef,
+  via: number,
+  ctx: LowerContext,
+) {
   const wt = gaussianWeights(sigma, 4);
-  return [blur1d(shape, 3, 0, wt, 'clamp', 1, from, temp(via), ctx), blur1d(shape, 3, 1, wt, 'clamp', 1, temp(via), to, ctx)];
+  return [
+    blur1d(shape, 3, 0, wt, 'clamp', 1, from, temp(via), ctx),
+    blur1d(shape, 3, 1, wt, 'clamp', 1, temp(via), to, ctx),
+  ];
 }
 
 /** Values in an [N,H,W,3] image batch (a temp's size). */
@@ -315,16 +378,23 @@ export function zoomAxis(len: number, z: number): { top: number; ch: number; tri
 
 // ---- image max (fog, spatter): dst[r] = max_k src[r·len + k] ---------------------------------
 
-interface RowMaxConfig extends Launch { len: number }
+interface RowMaxConfig extends Launch {
+  len: number;
+}
 
 const rowMaxFamily: KernelFamily<RowMaxConfig> = {
   name: 'weather-rowmax',
   wgsl: (c) => `
 @group(0) @binding(0) var<storage, read> src: array<f32>;        // input  [rows, ${c.len}]
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;  // output [rows]
-${computeMain(c, c.count, 't', `  var m = src[t * ${c.len}u];
+${computeMain(
+  c,
+  c.count,
+  't',
+  `  var m = src[t * ${c.len}u];
   for (var k = 1u; k < ${c.len}u; k++) { m = max(m, src[t * ${c.len}u + k]); }
-  dst[t] = m;`)}`,
+  dst[t] = m;`,
+)}`,
 };
 
 export function rowMaxRef(src: Float32Array, rows: number, len: number): Float32Array {
@@ -339,7 +409,13 @@ export function rowMaxRef(src: Float32Array, rows: number, len: number): Float32
 
 /** Two dispatches: per-row max of [N, rowsPerImage, len] into temp rowsTemp, then per-image max into temp maxTemp. */
 export function imageMax(
-  src: BindingRef, rowsTemp: number, maxTemp: number, n: number, rowsPerImage: number, len: number, ctx: LowerContext,
+  src: BindingRef,
+  rowsTemp: number,
+  maxTemp: number,
+  n: number,
+  rowsPerImage: number,
+  len: number,
+  ctx: LowerContext,
 ): Dispatch[] {
   const bytes = 4 * n * rowsPerImage * (len + 1);
   return [

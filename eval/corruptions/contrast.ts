@@ -7,28 +7,43 @@
 // (one invocation per pixel, all channels, through pixelMain). No workgroup memory. Deviation:
 // none beyond float (the means are summed in f32 on the GPU, f64 in the reference).
 
-import {
-  type KernelFamily, ceilDiv, f32Lit, grid, input, makeDispatch, output, temp,
-} from '../../kernels/kernel.js';
+import { type KernelFamily, ceilDiv, f32Lit, grid, input, makeDispatch, output, temp } from '../../kernels/kernel.js';
 import { type PixelGrid, computeMain, pixelGrid, pixelMain, storeRgb, toImage } from './common.js';
 import type { CorruptionDef } from './corruption.js';
 
-interface RowSumConfig { n: number; h: number; w: number; wg: number; gridX: number }
+interface RowSumConfig {
+  n: number;
+  h: number;
+  w: number;
+  wg: number;
+  gridX: number;
+}
 
 const rowSumFamily: KernelFamily<RowSumConfig> = {
   name: 'corrupt-rowsum',
   wgsl: (c) => `
 @group(0) @binding(0) var<storage, read> x: array<f32>;          // input  [N,H,W,3]
 @group(0) @binding(1) var<storage, read_write> rows: array<f32>; // output [N,H,3] sums over W per channel
-${computeMain(c, c.n * c.h, 'r', `  var s = vec3<f32>(0.0);
+${computeMain(
+  c,
+  c.n * c.h,
+  'r',
+  `  var s = vec3<f32>(0.0);
   for (var i = 0u; i < ${c.w}u; i++) {
     let o = (r * ${c.w}u + i) * 3u;
     s += vec3<f32>(x[o], x[o + 1u], x[o + 2u]);
   }
-  rows[r * 3u] = s.x; rows[r * 3u + 1u] = s.y; rows[r * 3u + 2u] = s.z;`, '   // image row over [N,H]')}`,
+  rows[r * 3u] = s.x; rows[r * 3u + 1u] = s.y; rows[r * 3u + 2u] = s.z;`,
+  '   // image row over [N,H]',
+)}`,
 };
 
-interface MeanConfig { n: number; h: number; count: number; gridX: number }
+interface MeanConfig {
+  n: number;
+  h: number;
+  count: number;
+  gridX: number;
+}
 
 const meanFamily: KernelFamily<MeanConfig> = {
   name: 'corrupt-mean',
@@ -50,7 +65,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>) {
 }`,
 };
 
-interface ContrastConfig extends PixelGrid { c: number }
+interface ContrastConfig extends PixelGrid {
+  c: number;
+}
 
 const contrastFamily: KernelFamily<ContrastConfig> = {
   name: 'corrupt-contrast',
@@ -58,11 +75,14 @@ const contrastFamily: KernelFamily<ContrastConfig> = {
 @group(0) @binding(0) var<storage, read> x: array<f32>;        // input  [N,H,W,3]
 @group(0) @binding(1) var<storage, read> mean: array<f32>;     // input  [N,3] per-image channel means
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;  // output [N,H,W,3]
-${pixelMain(c, `
+${pixelMain(
+  c,
+  `
   let m = vec3<f32>(mean[b * 3u], mean[b * 3u + 1u], mean[b * 3u + 2u]);
   let v = vec3<f32>(x[p * 3u], x[p * 3u + 1u], x[p * 3u + 2u]);
   let r = clamp((v - m) * ${f32Lit(c.c)} + m, vec3<f32>(0.0), vec3<f32>(1.0));
-${storeRgb('r')}`)}`,
+${storeRgb('r')}`,
+)}`,
 };
 
 export const contrast: CorruptionDef<number> = {
@@ -76,9 +96,15 @@ export const contrast: CorruptionDef<number> = {
     const mg = grid(n, ctx.limits.maxComputeWorkgroupsPerDimension);
     return {
       dispatches: [
-        makeDispatch(rowSumFamily, { n, h, w, wg, gridX: rg[0] }, rg, [input(0), temp(0)], { flops: n * h * w * 3, bytes: 12 * n * h * w }),
+        makeDispatch(rowSumFamily, { n, h, w, wg, gridX: rg[0] }, rg, [input(0), temp(0)], {
+          flops: n * h * w * 3,
+          bytes: 12 * n * h * w,
+        }),
         makeDispatch(meanFamily, { n, h, count: h * w, gridX: mg[0] }, mg, [temp(0), temp(1)], { flops: 3 * n * h }),
-        makeDispatch(contrastFamily, { ...g, c }, groups, [input(0), temp(1), output(0)], { flops: 6 * n * h * w, bytes: 24 * n * h * w }),
+        makeDispatch(contrastFamily, { ...g, c }, groups, [input(0), temp(1), output(0)], {
+          flops: 6 * n * h * w,
+          bytes: 24 * n * h * w,
+        }),
       ],
       temps: [n * h * 3, n * 3],
     };

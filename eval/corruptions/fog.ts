@@ -11,12 +11,19 @@
 // toroidal roll (the fractal wraps, as the reference builds it with np.roll) and one of the 8
 // flips/transposes, then crops H×W; images larger than 256 get a larger fractal.
 
-import {
-  type KernelFamily, type Lowering, f32Lit, input, output, temp,
-} from '../../kernels/kernel.js';
+import { type KernelFamily, type Lowering, f32Lit, input, output, temp } from '../../kernels/kernel.js';
 import { RNG_WGSL, rngU32 } from '../rng.js';
 import {
-  type Dims, type Launch, STAGE_PIXEL, clamp01, dims, five, imageMax, rowMaxRef, stageDispatch, stageShader,
+  type Dims,
+  type Launch,
+  STAGE_PIXEL,
+  clamp01,
+  dims,
+  five,
+  imageMax,
+  rowMaxRef,
+  stageDispatch,
+  stageShader,
 } from './common.js';
 import type { CorruptionDef } from './corruption.js';
 import { fogBank, memoTexture } from './textures.js';
@@ -29,18 +36,30 @@ export const FOG_BANK = 8;
 
 const f = f32Lit;
 
-export interface FogParams { strength: number; decay: number }
+export interface FogParams {
+  strength: number;
+  decay: number;
+}
 
-interface FogConfig extends Dims, Launch { seed: number; strength: number; k: number; m: number }
+interface FogConfig extends Dims, Launch {
+  seed: number;
+  strength: number;
+  k: number;
+  m: number;
+}
 
 const fogFamily: KernelFamily<FogConfig> = {
   name: 'fog',
-  wgsl: (c) => stageShader(c, `
+  wgsl: (c) =>
+    stageShader(
+      c,
+      `
 @group(0) @binding(0) var<storage, read> x: array<f32>;          // input  [N,H,W,3]
 @group(0) @binding(1) var<storage, read> ids: array<f32>;        // input  [N] image ids
 @group(0) @binding(2) var<storage, read> bank: array<f32>;       // input  [K,M,M] plasma fractals
 @group(0) @binding(3) var<storage, read> xmax: array<f32>;       // temp   [N] max of each image
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;    // output [N,H,W,3]`, `
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;    // output [N,H,W,3]`,
+      `
 ${STAGE_PIXEL}
   let id = u32(ids[n]);
   let k = rng_u32(${c.seed}u, id, ${STREAM.fogPick}u, 0u) % ${c.k}u;
@@ -56,7 +75,9 @@ ${STAGE_PIXEL}
   let mx = xmax[n];
   for (var ch = 0u; ch < 3u; ch++) {
     y[t * 3u + ch] = clamp((x[t * 3u + ch] + ${f(c.strength)} * fog) * mx / (mx + ${f(c.strength)}), 0.0, 1.0);
-  }`, RNG_WGSL),
+  }`,
+      RNG_WGSL,
+    ),
 };
 
 /** Fractal side: the reference's 256, or the next power of two that covers the image. */
@@ -64,7 +85,16 @@ const fogMapSize = (h: number, w: number) => Math.max(256, 2 ** Math.ceil(Math.l
 
 export const fog: CorruptionDef<FogParams> = {
   name: 'fog',
-  params: five([[1.5, 2], [2, 2], [2.5, 1.7], [2.5, 1.5], [3, 1.4]] as const, ([strength, decay]) => ({ strength, decay })),
+  params: five(
+    [
+      [1.5, 2],
+      [2, 2],
+      [2.5, 1.7],
+      [2.5, 1.5],
+      [3, 1.4],
+    ] as const,
+    ([strength, decay]) => ({ strength, decay }),
+  ),
   assets(p, seed, shape) {
     const m = fogMapSize(shape[1], shape[2]);
     const data = memoTexture(`fog:${seed}:${m}:${p.decay}`, () => fogBank(FOG_BANK, m, p.decay, seed));
@@ -76,8 +106,14 @@ export const fog: CorruptionDef<FogParams> = {
     return {
       dispatches: [
         ...imageMax(input(0), 0, 1, d.n, d.h, d.w * 3, ctx),
-        stageDispatch(fogFamily, { ...d, seed: seed >>> 0, strength: p.strength, k: FOG_BANK, m: fogMapSize(d.h, d.w) }, px,
-          [input(0), input(1), input(2), temp(1), output(0)], ctx, 4 * px * 7),
+        stageDispatch(
+          fogFamily,
+          { ...d, seed: seed >>> 0, strength: p.strength, k: FOG_BANK, m: fogMapSize(d.h, d.w) },
+          px,
+          [input(0), input(1), input(2), temp(1), output(0)],
+          ctx,
+          4 * px * 7,
+        ),
       ],
       temps: [d.n * d.h, d.n],
     };
@@ -87,13 +123,18 @@ export const fog: CorruptionDef<FogParams> = {
     const m = bank.shape[1];
     const xmax = rowMaxRef(rowMaxRef(x.data, n * h, w * 3), n, h);
     const y = new Float32Array(x.data.length);
-    const s = seed >>> 0, st = STREAM.fogPick;
+    const s = seed >>> 0,
+      st = STREAM.fogPick;
     for (let b = 0; b < n; b++) {
       const id = ids[b] >>> 0;
-      const k = rngU32(s, id, st, 0) % bank.shape[0], oy = rngU32(s, id, st, 1) % m, ox = rngU32(s, id, st, 2) % m, dd = rngU32(s, id, st, 3) % 8;
+      const k = rngU32(s, id, st, 0) % bank.shape[0],
+        oy = rngU32(s, id, st, 1) % m,
+        ox = rngU32(s, id, st, 2) % m,
+        dd = rngU32(s, id, st, 3) % 8;
       for (let i = 0; i < h; i++) {
         for (let j = 0; j < w; j++) {
-          let a = dd & 4 ? j : i, c = dd & 4 ? i : j;
+          let a = dd & 4 ? j : i,
+            c = dd & 4 ? i : j;
           if (dd & 1) a = m - 1 - a;
           if (dd & 2) c = m - 1 - c;
           const fogv = bank.data[(k * m + ((a + oy) % m)) * m + ((c + ox) % m)];

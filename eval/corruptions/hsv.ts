@@ -9,9 +9,7 @@
 // in [0,1]. Mapping: one invocation per pixel (all channels), through pixelMain. Deviation: none
 // beyond f32 arithmetic.
 
-import {
-  type KernelFamily, f32Lit, input, makeDispatch, output,
-} from '../../kernels/kernel.js';
+import { type KernelFamily, f32Lit, input, makeDispatch, output } from '../../kernels/kernel.js';
 import { type PixelGrid, clamp01, pixelGrid, pixelMain, storeRgb, toImage } from './common.js';
 import type { CorruptionDef } from './corruption.js';
 
@@ -60,19 +58,31 @@ export function rgb2hsv(r: number, g: number, b: number): [number, number, numbe
 export function hsv2rgb(h: number, s: number, v: number): [number, number, number] {
   const hi = Math.floor(h * 6);
   const f = h * 6 - hi;
-  const p = v * (1 - s), q = v * (1 - f * s), t = v * (1 - (1 - f) * s);
+  const p = v * (1 - s),
+    q = v * (1 - f * s),
+    t = v * (1 - (1 - f) * s);
   switch (((hi % 6) + 6) % 6) {
-    case 0: return [v, t, p];
-    case 1: return [q, v, p];
-    case 2: return [p, v, t];
-    case 3: return [p, q, v];
-    case 4: return [t, p, v];
-    default: return [v, p, q];
+    case 0:
+      return [v, t, p];
+    case 1:
+      return [q, v, p];
+    case 2:
+      return [p, v, t];
+    case 3:
+      return [p, q, v];
+    case 4:
+      return [t, p, v];
+    default:
+      return [v, p, q];
   }
 }
 
 /** V ← clip(V + add) (brightness) or S ← clip(S·mul + add) (saturate). */
-interface HsvConfig extends PixelGrid { channel: 'v' | 's'; mul: number; add: number }
+interface HsvConfig extends PixelGrid {
+  channel: 'v' | 's';
+  mul: number;
+  add: number;
+}
 
 const hsvFamily: KernelFamily<HsvConfig> = {
   name: 'corrupt-hsv',
@@ -80,21 +90,33 @@ const hsvFamily: KernelFamily<HsvConfig> = {
 ${HSV_WGSL}
 @group(0) @binding(0) var<storage, read> x: array<f32>;        // input  [N,H,W,3]
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;  // output [N,H,W,3]
-${pixelMain(c, `
+${pixelMain(
+  c,
+  `
   var hsv = rgb2hsv(vec3<f32>(x[p * 3u], x[p * 3u + 1u], x[p * 3u + 2u]));
   hsv.${c.channel === 'v' ? 'z' : 'y'} = clamp(hsv.${c.channel === 'v' ? 'z' : 'y'} * ${f32Lit(c.mul)} + ${f32Lit(c.add)}, 0.0, 1.0);
   let r = clamp(hsv2rgb(hsv), vec3<f32>(0.0), vec3<f32>(1.0));
-${storeRgb('r')}`)}`,
+${storeRgb('r')}`,
+)}`,
 };
 
-function hsvDef<P>(name: string, params: [P, P, P, P, P], cfg: (p: P) => { channel: 'v' | 's'; mul: number; add: number }, extra = false): CorruptionDef<P> {
+function hsvDef<P>(
+  name: string,
+  params: [P, P, P, P, P],
+  cfg: (p: P) => { channel: 'v' | 's'; mul: number; add: number },
+  extra = false,
+): CorruptionDef<P> {
   return {
     name,
     extra,
     params,
     lower(p, _seed, shape, ctx) {
       const { g, groups } = pixelGrid(shape, ctx);
-      return { dispatches: [makeDispatch(hsvFamily, { ...g, ...cfg(p) }, groups, [input(0), output(0)], { bytes: 24 * g.n * g.h * g.w })] };
+      return {
+        dispatches: [
+          makeDispatch(hsvFamily, { ...g, ...cfg(p) }, groups, [input(0), output(0)], { bytes: 24 * g.n * g.h * g.w }),
+        ],
+      };
     },
     ref(p, _seed, x) {
       const { channel, mul, add } = cfg(p);
@@ -110,11 +132,24 @@ function hsvDef<P>(name: string, params: [P, P, P, P, P], cfg: (p: P) => { chann
   };
 }
 
-export const brightness = hsvDef('brightness', [0.1, 0.2, 0.3, 0.4, 0.5], (c: number) => ({ channel: 'v', mul: 1, add: c }));
+export const brightness = hsvDef('brightness', [0.1, 0.2, 0.3, 0.4, 0.5], (c: number) => ({
+  channel: 'v',
+  mul: 1,
+  add: c,
+}));
 
 /** saturate's (multiplier, offset) on S. */
 export type SaturateParams = readonly [number, number];
 
 export const saturate = hsvDef<SaturateParams>(
-  'saturate', [[0.3, 0], [0.1, 0], [2, 0], [5, 0.1], [20, 0.2]], ([mul, add]) => ({ channel: 's', mul, add }), true,
+  'saturate',
+  [
+    [0.3, 0],
+    [0.1, 0],
+    [2, 0],
+    [5, 0.1],
+    [20, 0.2],
+  ],
+  ([mul, add]) => ({ channel: 's', mul, add }),
+  true,
 );

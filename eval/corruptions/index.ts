@@ -27,10 +27,25 @@ import type { CorruptAttrs, CorruptionDef } from './corruption.js';
 export type { CorruptAttrs, CorruptionDef } from './corruption.js';
 
 export const CORRUPTIONS: readonly CorruptionDef<any>[] = [
-  gaussianNoise, shotNoise, impulseNoise, speckleNoise,
-  defocusBlur, glassBlur, motionBlur, zoomBlur, gaussianBlur,
-  snow, frost, fog, spatter,
-  contrast, elasticTransform, pixelate, jpegCompression, brightness, saturate,
+  gaussianNoise,
+  shotNoise,
+  impulseNoise,
+  speckleNoise,
+  defocusBlur,
+  glassBlur,
+  motionBlur,
+  zoomBlur,
+  gaussianBlur,
+  snow,
+  frost,
+  fog,
+  spatter,
+  contrast,
+  elasticTransform,
+  pixelate,
+  jpegCompression,
+  brightness,
+  saturate,
 ];
 
 const defs = new Map<string, CorruptionDef>();

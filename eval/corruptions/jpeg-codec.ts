@@ -13,11 +13,43 @@
 
 /** ITU T.81 Annex K tables (libjpeg's std_luminance/chrominance_quant_tbl), natural order. */
 const LUMA_Q = [
-  16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-  18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+  16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51,
+  87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101,
+  72, 92, 95, 98, 112, 100, 103, 99,
 ];
 const CHROMA_Q = [
-  17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99,
+  17,
+  18,
+  24,
+  47,
+  99,
+  99,
+  99,
+  99,
+  18,
+  21,
+  26,
+  66,
+  99,
+  99,
+  99,
+  99,
+  24,
+  26,
+  56,
+  99,
+  99,
+  99,
+  99,
+  99,
+  47,
+  66,
+  99,
+  99,
+  99,
+  99,
+  99,
+  99,
   ...new Array<number>(32).fill(99),
 ];
 
@@ -55,8 +87,18 @@ const FIX = (x: number): number => Math.trunc(x * 65536 + 0.5);
 
 // jfdctint.c / jidctint.c constants (CONST_BITS 13).
 const DCT_K = {
-  c0_298631336: 2446, c0_390180644: 3196, c0_541196100: 4433, c0_765366865: 6270, c0_899976223: 7373, c1_175875602: 9633,
-  c1_501321110: 12299, c1_847759065: 15137, c1_961570560: 16069, c2_053119869: 16819, c2_562915447: 20995, c3_072711026: 25172,
+  c0_298631336: 2446,
+  c0_390180644: 3196,
+  c0_541196100: 4433,
+  c0_765366865: 6270,
+  c0_899976223: 7373,
+  c1_175875602: 9633,
+  c1_501321110: 12299,
+  c1_847759065: 15137,
+  c1_961570560: 16069,
+  c2_053119869: 16819,
+  c2_562915447: 20995,
+  c3_072711026: 25172,
 } as const;
 
 /** WGSL: descale, fdct8, idct8, range_limit and jpeg_block (one 8×8 block through FDCT, quantisation and IDCT, in place). */
@@ -157,14 +199,27 @@ const descale = (x: number, n: number): number => (x + (1 << (n - 1))) >> n;
 
 function fdct8(d: number[], last: boolean): number[] {
   const K = DCT_K;
-  const t0 = d[0] + d[7], t7 = d[0] - d[7], t1 = d[1] + d[6], t6 = d[1] - d[6];
-  const t2 = d[2] + d[5], t5 = d[2] - d[5], t3 = d[3] + d[4], t4 = d[3] - d[4];
-  const t10 = t0 + t3, t13 = t0 - t3, t11 = t1 + t2, t12 = t1 - t2;
+  const t0 = d[0] + d[7],
+    t7 = d[0] - d[7],
+    t1 = d[1] + d[6],
+    t6 = d[1] - d[6];
+  const t2 = d[2] + d[5],
+    t5 = d[2] - d[5],
+    t3 = d[3] + d[4],
+    t4 = d[3] - d[4];
+  const t10 = t0 + t3,
+    t13 = t0 - t3,
+    t11 = t1 + t2,
+    t12 = t1 - t2;
   const n = last ? 15 : 11;
   const z1 = (t12 + t13) * K.c0_541196100;
-  const q3 = t4 + t6, q4 = t5 + t7, z5 = (q3 + q4) * K.c1_175875602;
-  const y1 = (t4 + t7) * -K.c0_899976223, y2 = (t5 + t6) * -K.c2_562915447;
-  const y3 = q3 * -K.c1_961570560 + z5, y4 = q4 * -K.c0_390180644 + z5;
+  const q3 = t4 + t6,
+    q4 = t5 + t7,
+    z5 = (q3 + q4) * K.c1_175875602;
+  const y1 = (t4 + t7) * -K.c0_899976223,
+    y2 = (t5 + t6) * -K.c2_562915447;
+  const y3 = q3 * -K.c1_961570560 + z5,
+    y4 = q4 * -K.c0_390180644 + z5;
   return [
     last ? descale(t10 + t11, 2) : (t10 + t11) * 4,
     descale(t7 * K.c1_501321110 + y1 + y4, n),
@@ -179,14 +234,26 @@ function fdct8(d: number[], last: boolean): number[] {
 
 function idct8(c: number[], last: boolean): number[] {
   const K = DCT_K;
-  const z1 = (c[2] + c[6]) * K.c0_541196100, e2 = z1 - c[6] * K.c1_847759065, e3 = z1 + c[2] * K.c0_765366865;
-  const e0 = (c[0] + c[4]) * 8192, e1 = (c[0] - c[4]) * 8192;
-  const t10 = e0 + e3, t13 = e0 - e3, t11 = e1 + e2, t12 = e1 - e2;
-  const q3 = c[7] + c[3], q4 = c[5] + c[1], z5 = (q3 + q4) * K.c1_175875602;
-  const y1 = (c[7] + c[1]) * -K.c0_899976223, y2 = (c[5] + c[3]) * -K.c2_562915447;
-  const y3 = q3 * -K.c1_961570560 + z5, y4 = q4 * -K.c0_390180644 + z5;
-  const a0 = c[7] * K.c0_298631336 + y1 + y3, a1 = c[5] * K.c2_053119869 + y2 + y4;
-  const a2 = c[3] * K.c3_072711026 + y2 + y3, a3 = c[1] * K.c1_501321110 + y1 + y4;
+  const z1 = (c[2] + c[6]) * K.c0_541196100,
+    e2 = z1 - c[6] * K.c1_847759065,
+    e3 = z1 + c[2] * K.c0_765366865;
+  const e0 = (c[0] + c[4]) * 8192,
+    e1 = (c[0] - c[4]) * 8192;
+  const t10 = e0 + e3,
+    t13 = e0 - e3,
+    t11 = e1 + e2,
+    t12 = e1 - e2;
+  const q3 = c[7] + c[3],
+    q4 = c[5] + c[1],
+    z5 = (q3 + q4) * K.c1_175875602;
+  const y1 = (c[7] + c[1]) * -K.c0_899976223,
+    y2 = (c[5] + c[3]) * -K.c2_562915447;
+  const y3 = q3 * -K.c1_961570560 + z5,
+    y4 = q4 * -K.c0_390180644 + z5;
+  const a0 = c[7] * K.c0_298631336 + y1 + y3,
+    a1 = c[5] * K.c2_053119869 + y2 + y4;
+  const a2 = c[3] * K.c3_072711026 + y2 + y3,
+    a3 = c[1] * K.c1_501321110 + y1 + y4;
   const n = last ? 18 : 11;
   return [t10 + a3, t11 + a2, t12 + a1, t13 + a0, t13 - a0, t12 - a1, t11 - a2, t10 - a3].map((v) => descale(v, n));
 }
@@ -201,31 +268,48 @@ export function jpegBlockRoundTrip(samples: readonly number[], q: readonly numbe
   const d = samples.map((v) => v - 128);
   const col = (k: number) => [0, 1, 2, 3, 4, 5, 6, 7].map((r) => d[r * 8 + k]);
   for (let r = 0; r < 8; r++) d.splice(r * 8, 8, ...fdct8(d.slice(r * 8, r * 8 + 8), false));
-  for (let k = 0; k < 8; k++) fdct8(col(k), true).forEach((v, r) => { d[r * 8 + k] = v; });
+  for (let k = 0; k < 8; k++)
+    fdct8(col(k), true).forEach((v, r) => {
+      d[r * 8 + k] = v;
+    });
   for (let i = 0; i < 64; i++) {
     const { recip, corr, shift } = jpegReciprocal(q[i] * 8);
     const m = Math.floor(((Math.abs(d[i]) + corr) * recip) / 2 ** shift);
     d[i] = (d[i] < 0 ? -m : m) * q[i];
   }
-  for (let k = 0; k < 8; k++) idct8(col(k), false).forEach((v, r) => { d[r * 8 + k] = v; });
+  for (let k = 0; k < 8; k++)
+    idct8(col(k), false).forEach((v, r) => {
+      d[r * 8 + k] = v;
+    });
   for (let r = 0; r < 8; r++) d.splice(r * 8, 8, ...idct8(d.slice(r * 8, r * 8 + 8), true).map(rangeLimit));
   return d;
 }
 
 // jccolor.c (RGB → YCbCr, 16.16 fixed point, Cb/Cr rounded with 0.5 − ε) and jdcolor.c (back).
 export const YCC = {
-  yr: FIX(0.299), yg: FIX(0.587), yb: FIX(0.114),
-  cbr: FIX(0.16874), cbg: FIX(0.33126), half: FIX(0.5), crg: FIX(0.41869), crb: FIX(0.08131),
-  rcr: FIX(1.402), bcb: FIX(1.772), gcb: FIX(0.34414), gcr: FIX(0.71414),
+  yr: FIX(0.299),
+  yg: FIX(0.587),
+  yb: FIX(0.114),
+  cbr: FIX(0.16874),
+  cbg: FIX(0.33126),
+  half: FIX(0.5),
+  crg: FIX(0.41869),
+  crb: FIX(0.08131),
+  rcr: FIX(1.402),
+  bcb: FIX(1.772),
+  gcb: FIX(0.34414),
+  gcr: FIX(0.71414),
 } as const;
 
 /** The 8-bit input libjpeg sees: round(x·255), computed in f32 as the GPU does. */
-export const toU8 = (v: number): number => Math.min(Math.max(Math.floor(Math.fround(Math.fround(v * 255) + 0.5)), 0), 255);
+export const toU8 = (v: number): number =>
+  Math.min(Math.max(Math.floor(Math.fround(Math.fround(v * 255) + 0.5)), 0), 255);
 
 /** Pillow's JPEG save + load at `quality` (4:2:0, islow DCTs, fancy upsampling) on 8-bit RGB [h,w,3]. */
 export function jpegRoundTripU8(rgb: ArrayLike<number>, h: number, w: number, quality: number): Uint8Array {
   const q = jpegQuantTables(quality);
-  const ch = Math.ceil(h / 2), cw = Math.ceil(w / 2);
+  const ch = Math.ceil(h / 2),
+    cw = Math.ceil(w / 2);
   const px = (r: number, c: number) => {
     const o = (Math.min(r, h - 1) * w + Math.min(c, w - 1)) * 3;
     return [rgb[o], rgb[o + 1], rgb[o + 2]];
@@ -234,43 +318,63 @@ export function jpegRoundTripU8(rgb: ArrayLike<number>, h: number, w: number, qu
   const toCb = ([r, g, b]: number[]) => (-YCC.cbr * r - YCC.cbg * g + YCC.half * b + (128 << 16) + 32767) >> 16;
   const toCr = ([r, g, b]: number[]) => (YCC.half * r - YCC.crg * g - YCC.crb * b + (128 << 16) + 32767) >> 16;
   const Y = new Int32Array(h * w);
-  for (let by = 0; by < Math.ceil(h / 8); by++) for (let bx = 0; bx < Math.ceil(w / 8); bx++) {
-    const out = jpegBlockRoundTrip(Array.from({ length: 64 }, (_, i) => toY(px(by * 8 + (i >> 3), bx * 8 + (i & 7)))), q.luma);
-    out.forEach((v, i) => {
-      const r = by * 8 + (i >> 3), c = bx * 8 + (i & 7);
-      if (r < h && c < w) Y[r * w + c] = v;
-    });
-  }
-  const C = [new Int32Array(ch * cw), new Int32Array(ch * cw)];
-  [toCb, toCr].forEach((f, k) => {
-    for (let by = 0; by < Math.ceil(ch / 8); by++) for (let bx = 0; bx < Math.ceil(cw / 8); bx++) {
-      const samples = Array.from({ length: 64 }, (_, i) => {
-        // h2v2_downsample with its 1, 2, 1, 2… rounding bias; rows past the plane repeat its last row.
-        const cy = Math.min(by * 8 + (i >> 3), ch - 1), cx = bx * 8 + (i & 7);
-        return (f(px(2 * cy, 2 * cx)) + f(px(2 * cy, 2 * cx + 1)) + f(px(2 * cy + 1, 2 * cx)) + f(px(2 * cy + 1, 2 * cx + 1)) + 1 + (cx & 1)) >> 2;
-      });
-      jpegBlockRoundTrip(samples, q.chroma).forEach((v, i) => {
-        const r = by * 8 + (i >> 3), c = bx * 8 + (i & 7);
-        if (r < ch && c < cw) C[k][r * cw + c] = v;
+  for (let by = 0; by < Math.ceil(h / 8); by++)
+    for (let bx = 0; bx < Math.ceil(w / 8); bx++) {
+      const out = jpegBlockRoundTrip(
+        Array.from({ length: 64 }, (_, i) => toY(px(by * 8 + (i >> 3), bx * 8 + (i & 7)))),
+        q.luma,
+      );
+      out.forEach((v, i) => {
+        const r = by * 8 + (i >> 3),
+          c = bx * 8 + (i & 7);
+        if (r < h && c < w) Y[r * w + c] = v;
       });
     }
+  const C = [new Int32Array(ch * cw), new Int32Array(ch * cw)];
+  [toCb, toCr].forEach((f, k) => {
+    for (let by = 0; by < Math.ceil(ch / 8); by++)
+      for (let bx = 0; bx < Math.ceil(cw / 8); bx++) {
+        const samples = Array.from({ length: 64 }, (_, i) => {
+          // h2v2_downsample with its 1, 2, 1, 2… rounding bias; rows past the plane repeat its last row.
+          const cy = Math.min(by * 8 + (i >> 3), ch - 1),
+            cx = bx * 8 + (i & 7);
+          return (
+            (f(px(2 * cy, 2 * cx)) +
+              f(px(2 * cy, 2 * cx + 1)) +
+              f(px(2 * cy + 1, 2 * cx)) +
+              f(px(2 * cy + 1, 2 * cx + 1)) +
+              1 +
+              (cx & 1)) >>
+            2
+          );
+        });
+        jpegBlockRoundTrip(samples, q.chroma).forEach((v, i) => {
+          const r = by * 8 + (i >> 3),
+            c = bx * 8 + (i & 7);
+          if (r < ch && c < cw) C[k][r * cw + c] = v;
+        });
+      }
   });
   const out = new Uint8Array(h * w * 3);
   const clampU8 = (v: number) => Math.min(Math.max(v, 0), 255);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const cy = y >> 1, cx = x >> 1;
-    const ny = Math.min(Math.max(y & 1 ? cy + 1 : cy - 1, 0), ch - 1);
-    const nx = Math.min(Math.max(x & 1 ? cx + 1 : cx - 1, 0), cw - 1);
-    const [cb, cr] = C.map((P) => {
-      if (cw <= 2) return P[cy * cw + cx];   // libjpeg upsamples planes this narrow by replication
-      const colsum = (c: number) => 3 * P[cy * cw + c] + P[ny * cw + c];
-      return (3 * colsum(cx) + colsum(nx) + (x & 1 ? 7 : 8)) >> 4;
-    });
-    const l = Y[y * w + x], xb = cb - 128, xr = cr - 128;
-    const o = (y * w + x) * 3;
-    out[o] = clampU8(l + ((YCC.rcr * xr + 32768) >> 16));
-    out[o + 1] = clampU8(l + ((-YCC.gcb * xb + 32768 - YCC.gcr * xr) >> 16));
-    out[o + 2] = clampU8(l + ((YCC.bcb * xb + 32768) >> 16));
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const cy = y >> 1,
+        cx = x >> 1;
+      const ny = Math.min(Math.max(y & 1 ? cy + 1 : cy - 1, 0), ch - 1);
+      const nx = Math.min(Math.max(x & 1 ? cx + 1 : cx - 1, 0), cw - 1);
+      const [cb, cr] = C.map((P) => {
+        if (cw <= 2) return P[cy * cw + cx]; // libjpeg upsamples planes this narrow by replication
+        const colsum = (c: number) => 3 * P[cy * cw + c] + P[ny * cw + c];
+        return (3 * colsum(cx) + colsum(nx) + (x & 1 ? 7 : 8)) >> 4;
+      });
+      const l = Y[y * w + x],
+        xb = cb - 128,
+        xr = cr - 128;
+      const o = (y * w + x) * 3;
+      out[o] = clampU8(l + ((YCC.rcr * xr + 32768) >> 16));
+      out[o + 1] = clampU8(l + ((-YCC.gcb * xb + 32768 - YCC.gcr * xr) >> 16));
+      out[o + 2] = clampU8(l + ((YCC.bcb * xb + 32768) >> 16));
+    }
   return out;
 }

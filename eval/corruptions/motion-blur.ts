@@ -9,9 +9,7 @@
 // Deviations: float in and out (the reference goes through an 8-bit PNG); the angle is drawn from
 // the counter RNG, not numpy's.
 
-import {
-  type KernelFamily, input, makeDispatch, output,
-} from '../../kernels/kernel.js';
+import { type KernelFamily, input, makeDispatch, output } from '../../kernels/kernel.js';
 import { RNG_WGSL, rngUniform } from '../rng.js';
 import { type PixelGrid, constArray, motionKernel, pixelGrid, pixelMain, toImage, u32Seed } from './common.js';
 import type { CorruptionDef } from './corruption.js';
@@ -19,7 +17,10 @@ import type { CorruptionDef } from './corruption.js';
 /** RNG stream of motion_blur's angle (other files use other ranges). */
 const STREAM = { motion: 0x210 } as const;
 
-export interface MotionParams { radius: number; sigma: number }
+export interface MotionParams {
+  radius: number;
+  sigma: number;
+}
 
 /** The kernel's taps in f32: common.ts motionKernel (GetOptimalKernelWidth1D(radius) = 2⌈radius⌉+1 taps). */
 export function motionWeights(p: MotionParams): number[] {
@@ -31,7 +32,10 @@ export function motionAngle(seed: number, id: number): number {
   return rngUniform(u32Seed(seed), id >>> 0, STREAM.motion, 0) * 90 - 45;
 }
 
-interface MotionConfig extends PixelGrid { weights: readonly number[]; seed: number }
+interface MotionConfig extends PixelGrid {
+  weights: readonly number[];
+  seed: number;
+}
 
 const motionFamily: KernelFamily<MotionConfig> = {
   name: 'corrupt-motion',
@@ -41,7 +45,9 @@ ${constArray('MW', 'f32', c.weights)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;        // input  [N,H,W,3]
 @group(0) @binding(1) var<storage, read> ids: array<f32>;      // input  [N] image ids
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;  // output [N,H,W,3]
-${pixelMain(c, `
+${pixelMain(
+  c,
+  `
   let deg = rng_uniform(${c.seed}u, u32(ids[b]), ${STREAM.motion}u, 0u) * 90.0 - 45.0;
   let a = deg * 0.017453292519943295;
   let ca = cos(a);
@@ -54,18 +60,30 @@ ${pixelMain(c, `
     acc += MW[i] * vec3<f32>(x[o], x[o + 1u], x[o + 2u]);
   }
   acc = clamp(acc, vec3<f32>(0.0), vec3<f32>(1.0));
-  y[p * 3u] = acc.x; y[p * 3u + 1u] = acc.y; y[p * 3u + 2u] = acc.z;`)}`,
+  y[p * 3u] = acc.x; y[p * 3u + 1u] = acc.y; y[p * 3u + 2u] = acc.z;`,
+)}`,
 };
 
 export const motionBlur: CorruptionDef<MotionParams> = {
   name: 'motion_blur',
-  params: [{ radius: 10, sigma: 3 }, { radius: 15, sigma: 5 }, { radius: 15, sigma: 8 }, { radius: 15, sigma: 12 }, { radius: 20, sigma: 15 }],
+  params: [
+    { radius: 10, sigma: 3 },
+    { radius: 15, sigma: 5 },
+    { radius: 15, sigma: 8 },
+    { radius: 15, sigma: 12 },
+    { radius: 20, sigma: 15 },
+  ],
   lower(p, seed, shape, ctx) {
     const { g, groups } = pixelGrid(shape, ctx);
     const weights = motionWeights(p);
     const px = g.n * g.h * g.w;
     return {
-      dispatches: [makeDispatch(motionFamily, { ...g, weights, seed: u32Seed(seed) }, groups, [input(0), input(1), output(0)], { flops: 6 * px * weights.length, bytes: 24 * px })],
+      dispatches: [
+        makeDispatch(motionFamily, { ...g, weights, seed: u32Seed(seed) }, groups, [input(0), input(1), output(0)], {
+          flops: 6 * px * weights.length,
+          bytes: 24 * px,
+        }),
+      ],
     };
   },
   ref(p, seed, x, ids) {
@@ -75,16 +93,19 @@ export const motionBlur: CorruptionDef<MotionParams> = {
     for (let b = 0; b < n; b++) {
       // The angle's cosine and sine in f32, as the GPU has them, so tap offsets round alike.
       const a = Math.fround(Math.fround(motionAngle(seed, ids[b])) * Math.fround(Math.PI / 180));
-      const ca = Math.fround(Math.cos(a)), sa = Math.fround(Math.sin(a));
+      const ca = Math.fround(Math.cos(a)),
+        sa = Math.fround(Math.sin(a));
       const off = wt.map((_, i) => [Math.ceil(Math.fround(i * sa) - 0.5), Math.ceil(Math.fround(i * ca) - 0.5)]);
-      for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) {
-        const o = ((b * h + yy) * w + xx) * 3;
-        for (let i = 0; i < wt.length; i++) {
-          const sy = Math.min(Math.max(yy + off[i][0], 0), h - 1), sx = Math.min(Math.max(xx + off[i][1], 0), w - 1);
-          const s = ((b * h + sy) * w + sx) * 3;
-          for (let c = 0; c < 3; c++) out[o + c] += wt[i] * x.data[s + c];
+      for (let yy = 0; yy < h; yy++)
+        for (let xx = 0; xx < w; xx++) {
+          const o = ((b * h + yy) * w + xx) * 3;
+          for (let i = 0; i < wt.length; i++) {
+            const sy = Math.min(Math.max(yy + off[i][0], 0), h - 1),
+              sx = Math.min(Math.max(xx + off[i][1], 0), w - 1);
+            const s = ((b * h + sy) * w + sx) * 3;
+            for (let c = 0; c < 3; c++) out[o + c] += wt[i] * x.data[s + c];
+          }
         }
-      }
     }
     return toImage(x.shape, out);
   },

@@ -27,7 +27,11 @@ type NoiseKind = 'gaussian' | 'shot' | 'impulse' | 'speckle';
 /** RNG streams (other corruption files use other ranges). */
 export const NOISE_STREAM = { gaussian: 0x100, speckle: 0x101, shot: 0x102, flip: 0x103, salt: 0x104 } as const;
 
-interface NoiseConfig extends PixelGrid { kind: NoiseKind; c: number; seed: number }
+interface NoiseConfig extends PixelGrid {
+  kind: NoiseKind;
+  c: number;
+  seed: number;
+}
 
 /** Poisson loop bound for rate c: λ = x·c ≤ c. */
 export const shotKmax = (c: number): number => Math.ceil(c + 10 * Math.sqrt(c) + 10);
@@ -35,10 +39,14 @@ export const shotKmax = (c: number): number => Math.ceil(c + 10 * Math.sqrt(c) +
 function noiseExpr(c: NoiseConfig): string {
   const s = `${c.seed}u, id`;
   switch (c.kind) {
-    case 'gaussian': return `v + ${f32Lit(c.c)} * rng_normal(${s}, ${NOISE_STREAM.gaussian}u, e)`;
-    case 'speckle': return `v + v * (${f32Lit(c.c)} * rng_normal(${s}, ${NOISE_STREAM.speckle}u, e))`;
-    case 'impulse': return `select(v, select(0.0, 1.0, rng_uniform(${s}, ${NOISE_STREAM.salt}u, e) <= 0.5), rng_uniform(${s}, ${NOISE_STREAM.flip}u, e) <= ${f32Lit(c.c)})`;
-    case 'shot': return `poisson(max(v, 0.0) * ${f32Lit(c.c)}, rng_uniform(${s}, ${NOISE_STREAM.shot}u, e)) / ${f32Lit(c.c)}`;
+    case 'gaussian':
+      return `v + ${f32Lit(c.c)} * rng_normal(${s}, ${NOISE_STREAM.gaussian}u, e)`;
+    case 'speckle':
+      return `v + v * (${f32Lit(c.c)} * rng_normal(${s}, ${NOISE_STREAM.speckle}u, e))`;
+    case 'impulse':
+      return `select(v, select(0.0, 1.0, rng_uniform(${s}, ${NOISE_STREAM.salt}u, e) <= 0.5), rng_uniform(${s}, ${NOISE_STREAM.flip}u, e) <= ${f32Lit(c.c)})`;
+    case 'shot':
+      return `poisson(max(v, 0.0) * ${f32Lit(c.c)}, rng_uniform(${s}, ${NOISE_STREAM.shot}u, e)) / ${f32Lit(c.c)}`;
   }
 }
 
@@ -46,7 +54,9 @@ const noiseFamily: KernelFamily<NoiseConfig> = {
   name: 'corrupt-noise',
   wgsl: (c) => `
 ${RNG_WGSL}
-${c.kind === 'shot' ? `
+${
+  c.kind === 'shot'
+    ? `
 // Smallest k with u < P(X ≤ k), X ~ Poisson(lam): the CDF summed upward from k = 0.
 fn poisson(lam: f32, u: f32) -> f32 {
   var pk = exp(-lam);
@@ -58,17 +68,22 @@ fn poisson(lam: f32, u: f32) -> f32 {
     cdf = cdf + pk;
   }
   return f32(k);
-}` : ''}
+}`
+    : ''
+}
 @group(0) @binding(0) var<storage, read> x: array<f32>;        // input  [N,H,W,3]
 @group(0) @binding(1) var<storage, read> ids: array<f32>;      // input  [N] image ids
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;  // output [N,H,W,3]
-${pixelMain(c, `
+${pixelMain(
+  c,
+  `
   let id = u32(ids[b]);
   for (var ch = 0u; ch < 3u; ch++) {
     let e = q * 3u + ch;           // element index within the image
     let v = x[p * 3u + ch];
     y[p * 3u + ch] = clamp(${noiseExpr(c)}, 0.0, 1.0);
-  }`)}`,
+  }`,
+)}`,
 };
 
 /** Reference Poisson inversion in f32 arithmetic, step for step as the WGSL. */
@@ -85,7 +100,12 @@ export function poissonF32(lam: number, u: number, kmax: number): number {
   return k;
 }
 
-function noiseDef(name: string, kind: NoiseKind, params: [number, number, number, number, number], extra = false): CorruptionDef<number> {
+function noiseDef(
+  name: string,
+  kind: NoiseKind,
+  params: [number, number, number, number, number],
+  extra = false,
+): CorruptionDef<number> {
   return {
     name,
     extra,
@@ -93,7 +113,11 @@ function noiseDef(name: string, kind: NoiseKind, params: [number, number, number
     lower(c, seed, shape: Shape, ctx) {
       const { g, groups } = pixelGrid(shape, ctx);
       const cfg: NoiseConfig = { ...g, kind, c, seed: u32Seed(seed) };
-      return { dispatches: [makeDispatch(noiseFamily, cfg, groups, [input(0), input(1), output(0)], { bytes: 24 * g.n * g.h * g.w })] };
+      return {
+        dispatches: [
+          makeDispatch(noiseFamily, cfg, groups, [input(0), input(1), output(0)], { bytes: 24 * g.n * g.h * g.w }),
+        ],
+      };
     },
     ref(c, seed, x, ids) {
       const [n, h, w] = x.shape;
@@ -107,13 +131,23 @@ function noiseDef(name: string, kind: NoiseKind, params: [number, number, number
           const v = x.data[i];
           let r: number;
           switch (kind) {
-            case 'gaussian': r = v + cf * rngNormal(s, id, NOISE_STREAM.gaussian, e); break;
-            case 'speckle': r = v + v * (cf * rngNormal(s, id, NOISE_STREAM.speckle, e)); break;
+            case 'gaussian':
+              r = v + cf * rngNormal(s, id, NOISE_STREAM.gaussian, e);
+              break;
+            case 'speckle':
+              r = v + v * (cf * rngNormal(s, id, NOISE_STREAM.speckle, e));
+              break;
             case 'impulse':
-              r = rngUniform(s, id, NOISE_STREAM.flip, e) <= cf ? (rngUniform(s, id, NOISE_STREAM.salt, e) <= 0.5 ? 1 : 0) : v;
+              r =
+                rngUniform(s, id, NOISE_STREAM.flip, e) <= cf
+                  ? rngUniform(s, id, NOISE_STREAM.salt, e) <= 0.5
+                    ? 1
+                    : 0
+                  : v;
               break;
             case 'shot':
-              r = poissonF32(Math.fround(Math.max(v, 0) * cf), rngUniform(s, id, NOISE_STREAM.shot, e), shotKmax(c)) / cf;
+              r =
+                poissonF32(Math.fround(Math.max(v, 0) * cf), rngUniform(s, id, NOISE_STREAM.shot, e), shotKmax(c)) / cf;
               break;
           }
           out[i] = clamp01(r);

@@ -14,7 +14,8 @@ export const corruptOp: OpDef<CorruptAttrs> = {
   arity: [2, 8],
   infer(a, [x, ids]) {
     if (x.length !== 4 || x[3] !== 3) throw new ShapeError(`corrupt needs RGB images [N,H,W,3], got ${fmtShape(x)}`);
-    if (ids.length !== 1 || ids[0] !== x[0]) throw new ShapeError(`corrupt needs ids [N] = [${x[0]}], got ${fmtShape(ids)}`);
+    if (ids.length !== 1 || ids[0] !== x[0])
+      throw new ShapeError(`corrupt needs ids [N] = [${x[0]}], got ${fmtShape(ids)}`);
     corruptionParams(a);
     return [x];
   },

@@ -11,9 +11,7 @@
 // Layout: x, y [N,H,W,3] NHWC in [0,1]. Mapping: one invocation per output pixel (all channels),
 // through pixelMain. Output k · f32(1/255). Deviation: none.
 
-import {
-  type KernelFamily, f32Lit, input, makeDispatch, output,
-} from '../../kernels/kernel.js';
+import { type KernelFamily, f32Lit, input, makeDispatch, output } from '../../kernels/kernel.js';
 import { type PixelGrid, constArray, pixelGrid, pixelMain, storeRgb } from './common.js';
 import type { CorruptionDef } from './corruption.js';
 import { toU8 } from './jpeg-codec.js';
@@ -24,12 +22,14 @@ export function pilBoxWindows(inSize: number, outSize: number): { start: number[
   const filterscale = Math.max(scale, 1);
   const support = 0.5 * filterscale;
   const ss = 1 / filterscale;
-  const start: number[] = [], count: number[] = [];
+  const start: number[] = [],
+    count: number[] = [];
   for (let xx = 0; xx < outSize; xx++) {
     const center = (xx + 0.5) * scale;
     const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
     const xmax = Math.min(Math.trunc(center + support + 0.5), inSize);
-    let first = -1, n = 0;
+    let first = -1,
+      n = 0;
     for (let x = xmin; x < xmax; x++) {
       const t = (x - center + 0.5) * ss;
       if (t > -0.5 && t <= 0.5) {
@@ -51,7 +51,11 @@ export function pixelateWindows(n: number, c: number): { start: number[]; count:
   return { start: up.start.map((s) => down.start[s]), count: up.start.map((s) => down.count[s]) };
 }
 
-interface PixelateConfig extends PixelGrid { rows: readonly number[]; cols: readonly number[]; kk: readonly number[] }
+interface PixelateConfig extends PixelGrid {
+  rows: readonly number[];
+  cols: readonly number[];
+  kk: readonly number[];
+}
 
 /** Pillow's PRECISION_BITS for 8-bit resampling (32 − 8 − 2). */
 const PRECISION_BITS = 22;
@@ -60,7 +64,8 @@ const PRECISION_BITS = 22;
 export const pilBoxWeight = (count: number): number => Math.trunc(0.5 + (1 / count) * 2 ** PRECISION_BITS);
 
 /** Pillow's rounding and clip8 of a fixed-point sum. */
-const pilClip8 = (acc: number): number => Math.min(Math.floor((acc + 2 ** (PRECISION_BITS - 1)) / 2 ** PRECISION_BITS), 255);
+const pilClip8 = (acc: number): number =>
+  Math.min(Math.floor((acc + 2 ** (PRECISION_BITS - 1)) / 2 ** PRECISION_BITS), 255);
 
 const pack = (w: { start: number[]; count: number[] }) => w.start.map((s, i) => s + w.count[i] * 65536);
 
@@ -79,7 +84,9 @@ ${constArray('KK', 'u32', c.kk)}
 fn clip8(acc: vec3<u32>) -> vec3<u32> {
   return min((acc + vec3<u32>(${2 ** (PRECISION_BITS - 1)}u)) >> vec3<u32>(${PRECISION_BITS}u), vec3<u32>(255u));
 }
-${pixelMain(c, `
+${pixelMain(
+  c,
+  `
   let rw = ROWS[yy];
   let cw = COLS[xx];
   let r0 = rw & 0xffffu;
@@ -97,7 +104,8 @@ ${pixelMain(c, `
     acc += clip8(row) * kr;
   }
   let v = vec3<f32>(clip8(acc)) * ${f32Lit(1 / 255)};   // as the reference: k · f32(1/255)
-${storeRgb('v')}`)}`,
+${storeRgb('v')}`,
+)}`,
 };
 
 export const pixelate: CorruptionDef<number> = {
@@ -105,28 +113,36 @@ export const pixelate: CorruptionDef<number> = {
   params: [0.6, 0.5, 0.4, 0.3, 0.25],
   lower(c, _seed, shape, ctx) {
     const { g, groups } = pixelGrid(shape, ctx);
-    const rows = pixelateWindows(g.h, c), cols = pixelateWindows(g.w, c);
+    const rows = pixelateWindows(g.h, c),
+      cols = pixelateWindows(g.w, c);
     const kk = Array.from({ length: Math.max(...rows.count, ...cols.count) + 1 }, (_, k) => (k ? pilBoxWeight(k) : 0));
     const cfg: PixelateConfig = { ...g, rows: pack(rows), cols: pack(cols), kk };
-    return { dispatches: [makeDispatch(pixelateFamily, cfg, groups, [input(0), output(0)], { bytes: 24 * g.n * g.h * g.w })] };
+    return {
+      dispatches: [makeDispatch(pixelateFamily, cfg, groups, [input(0), output(0)], { bytes: 24 * g.n * g.h * g.w })],
+    };
   },
   ref(c, _seed, x) {
     const [n, h, w] = x.shape;
-    const rows = pixelateWindows(h, c), cols = pixelateWindows(w, c);
+    const rows = pixelateWindows(h, c),
+      cols = pixelateWindows(w, c);
     const out = new Float32Array(x.data.length);
-    for (let b = 0; b < n; b++) for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) {
-      const o = ((b * h + yy) * w + xx) * 3;
-      const kr = pilBoxWeight(rows.count[yy]), kc = pilBoxWeight(cols.count[xx]);
-      for (let k = 0; k < 3; k++) {
-        let acc = 0;
-        for (let r = rows.start[yy]; r < rows.start[yy] + rows.count[yy]; r++) {
-          let row = 0;
-          for (let s = cols.start[xx]; s < cols.start[xx] + cols.count[xx]; s++) row += toU8(x.data[((b * h + r) * w + s) * 3 + k]) * kc;
-          acc += pilClip8(row) * kr;
+    for (let b = 0; b < n; b++)
+      for (let yy = 0; yy < h; yy++)
+        for (let xx = 0; xx < w; xx++) {
+          const o = ((b * h + yy) * w + xx) * 3;
+          const kr = pilBoxWeight(rows.count[yy]),
+            kc = pilBoxWeight(cols.count[xx]);
+          for (let k = 0; k < 3; k++) {
+            let acc = 0;
+            for (let r = rows.start[yy]; r < rows.start[yy] + rows.count[yy]; r++) {
+              let row = 0;
+              for (let s = cols.start[xx]; s < cols.start[xx] + cols.count[xx]; s++)
+                row += toU8(x.data[((b * h + r) * w + s) * 3 + k]) * kc;
+              acc += pilClip8(row) * kr;
+            }
+            out[o + k] = Math.fround(pilClip8(acc) * Math.fround(1 / 255));
+          }
         }
-        out[o + k] = Math.fround(pilClip8(acc) * Math.fround(1 / 255));
-      }
-    }
     return { shape: [...x.shape], data: out };
   },
 };

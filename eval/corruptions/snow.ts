@@ -18,13 +18,21 @@
 // reference round-trips it through PNG); clipped_zoom is applied per axis, so non-square images
 // work (the reference assumes square).
 
-import {
-  type KernelFamily, f32Lit, input, output, temp,
-} from '../../kernels/kernel.js';
+import { type KernelFamily, f32Lit, input, output, temp } from '../../kernels/kernel.js';
 import { RNG_WGSL, rngNormal, rngUniform } from '../rng.js';
 import {
-  type Dims, type Launch, STAGE_BORDER_WGSL, STAGE_PIXEL, borderIndex, clamp01, dims, five, motionKernel, stageDispatch,
-  stageShader, zoomAxis,
+  type Dims,
+  type Launch,
+  STAGE_BORDER_WGSL,
+  STAGE_PIXEL,
+  borderIndex,
+  clamp01,
+  dims,
+  five,
+  motionKernel,
+  stageDispatch,
+  stageShader,
+  zoomAxis,
 } from './common.js';
 import type { CorruptionDef } from './corruption.js';
 
@@ -34,13 +42,31 @@ const STREAM = { snowNoise: 0x736e0001, snowAngle: 0x736e0002 } as const;
 const f = f32Lit;
 const fr = Math.fround;
 
-export interface SnowParams { loc: number; scale: number; zoom: number; threshold: number; radius: number; sigma: number; blend: number }
+export interface SnowParams {
+  loc: number;
+  scale: number;
+  zoom: number;
+  threshold: number;
+  radius: number;
+  sigma: number;
+  blend: number;
+}
 
-type SnowConfig = Dims & Launch & (
-  | { stage: 'layer'; seed: number; loc: number; scale: number; threshold: number; zy: readonly number[]; zx: readonly number[] }
-  | { stage: 'blur'; seed: number; kernel: readonly number[] }
-  | { stage: 'blend'; blend: number }
-);
+type SnowConfig = Dims &
+  Launch &
+  (
+    | {
+        stage: 'layer';
+        seed: number;
+        loc: number;
+        scale: number;
+        threshold: number;
+        zy: readonly number[];
+        zx: readonly number[];
+      }
+    | { stage: 'blur'; seed: number; kernel: readonly number[] }
+    | { stage: 'blend'; blend: number }
+  );
 
 const snowFamily: KernelFamily<SnowConfig> = {
   name: 'snow',
@@ -48,10 +74,14 @@ const snowFamily: KernelFamily<SnowConfig> = {
     switch (c.stage) {
       case 'layer': {
         // zy/zx = [top, ch, trim, ratio]
-        const [ty, chy, ry, ay] = c.zy, [tx, chx, rx, ax] = c.zx;
-        return stageShader(c, `
+        const [ty, chy, ry, ay] = c.zy,
+          [tx, chx, rx, ax] = c.zx;
+        return stageShader(
+          c,
+          `
 @group(0) @binding(0) var<storage, read> ids: array<f32>;          // input  [N] image ids
-@group(0) @binding(1) var<storage, read_write> layer: array<f32>;  // temp   [N,H,W] snow layer`, `
+@group(0) @binding(1) var<storage, read_write> layer: array<f32>;  // temp   [N,H,W] snow layer`,
+          `
 ${STAGE_PIXEL}
   let id = u32(ids[n]);
   let cy = f32(i + ${ry}u) * ${f(ay)};
@@ -66,16 +96,21 @@ ${STAGE_PIXEL}
   let bottom = noise(id, ${ty}u + y1, ${tx}u + x0) * (1.0 - fx) + noise(id, ${ty}u + y1, ${tx}u + x1) * fx;
   var v = top * (1.0 - fy) + bottom * fy;
   if (v < ${f(c.threshold)}) { v = 0.0; }
-  layer[t] = clamp(v, 0.0, 1.0);`, `${RNG_WGSL}
+  layer[t] = clamp(v, 0.0, 1.0);`,
+          `${RNG_WGSL}
 fn noise(id: u32, r: u32, col: u32) -> f32 {
   return ${f(c.loc)} + ${f(c.scale)} * rng_normal(${c.seed}u, id, ${STREAM.snowNoise}u, r * W + col);
-}`);
+}`,
+        );
       }
       case 'blur':
-        return stageShader(c, `
+        return stageShader(
+          c,
+          `
 @group(0) @binding(0) var<storage, read> ids: array<f32>;          // input  [N] image ids
 @group(0) @binding(1) var<storage, read> layer: array<f32>;        // temp   [N,H,W] snow layer
-@group(0) @binding(2) var<storage, read_write> blurred: array<f32>; // temp  [N,H,W] motion-blurred layer`, `
+@group(0) @binding(2) var<storage, read_write> blurred: array<f32>; // temp  [N,H,W] motion-blurred layer`,
+          `
 ${STAGE_PIXEL}
   let id = u32(ids[n]);
   // angle U(−135°, −45°) in turns; cos_2pi rather than the adapter's cos, so taps agree everywhere
@@ -88,13 +123,18 @@ ${STAGE_PIXEL}
     let col = clampi(i32(j) + i32(ceil(f32(k) * ca - 0.5)), W);
     acc += KW[k] * layer[(n * H + r) * W + col];
   }
-  blurred[t] = acc;`, `${RNG_WGSL}${STAGE_BORDER_WGSL}
-var<private> KW: array<f32, ${c.kernel.length}> = array<f32, ${c.kernel.length}>(${c.kernel.map(f).join(', ')});`);
+  blurred[t] = acc;`,
+          `${RNG_WGSL}${STAGE_BORDER_WGSL}
+var<private> KW: array<f32, ${c.kernel.length}> = array<f32, ${c.kernel.length}>(${c.kernel.map(f).join(', ')});`,
+        );
       case 'blend':
-        return stageShader(c, `
+        return stageShader(
+          c,
+          `
 @group(0) @binding(0) var<storage, read> x: array<f32>;          // input  [N,H,W,3]
 @group(0) @binding(1) var<storage, read> snow: array<f32>;       // temp   [N,H,W] blurred snow layer
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;    // output [N,H,W,3]`, `
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;    // output [N,H,W,3]`,
+          `
 ${STAGE_PIXEL}
   let s = snow[t] + snow[(n * H + H - 1u - i) * W + W - 1u - j];
   let gray = 0.299 * x[t * 3u] + 0.587 * x[t * 3u + 1u] + 0.114 * x[t * 3u + 2u];
@@ -102,22 +142,30 @@ ${STAGE_PIXEL}
     let v = x[t * 3u + ch];
     let xb = ${f(c.blend)} * v + ${f(1 - c.blend)} * max(v, gray * 1.5 + 0.5);
     y[t * 3u + ch] = clamp(xb + s, 0.0, 1.0);
-  }`);
+  }`,
+        );
     }
   },
 };
 
 function snowStages(p: SnowParams, h: number, w: number) {
-  const zy = zoomAxis(h, p.zoom), zx = zoomAxis(w, p.zoom);
+  const zy = zoomAxis(h, p.zoom),
+    zx = zoomAxis(w, p.zoom);
   return { zy, zx, kernel: motionKernel(p.radius, p.sigma) };
 }
 
 export const snow: CorruptionDef<SnowParams> = {
   name: 'snow',
-  params: five([
-    [0.1, 0.3, 3, 0.5, 10, 4, 0.8], [0.2, 0.3, 2, 0.5, 12, 4, 0.7], [0.55, 0.3, 4, 0.9, 12, 8, 0.7],
-    [0.55, 0.3, 4.5, 0.85, 12, 8, 0.65], [0.55, 0.3, 2.5, 0.85, 12, 12, 0.55],
-  ] as const, ([loc, scale, zoom, threshold, radius, sigma, blend]) => ({ loc, scale, zoom, threshold, radius, sigma, blend })),
+  params: five(
+    [
+      [0.1, 0.3, 3, 0.5, 10, 4, 0.8],
+      [0.2, 0.3, 2, 0.5, 12, 4, 0.7],
+      [0.55, 0.3, 4, 0.9, 12, 8, 0.7],
+      [0.55, 0.3, 4.5, 0.85, 12, 8, 0.65],
+      [0.55, 0.3, 2.5, 0.85, 12, 12, 0.55],
+    ] as const,
+    ([loc, scale, zoom, threshold, radius, sigma, blend]) => ({ loc, scale, zoom, threshold, radius, sigma, blend }),
+  ),
   lower(p, seed, shape, ctx) {
     const d = dims(shape);
     const px = d.n * d.h * d.w;
@@ -126,9 +174,31 @@ export const snow: CorruptionDef<SnowParams> = {
     const s = seed >>> 0;
     return {
       dispatches: [
-        stageDispatch(snowFamily, { ...d, stage: 'layer', seed: s, loc: p.loc, scale: p.scale, threshold: p.threshold, zy: axis(zy), zx: axis(zx) }, px, [input(1), temp(0)], ctx),
+        stageDispatch(
+          snowFamily,
+          {
+            ...d,
+            stage: 'layer',
+            seed: s,
+            loc: p.loc,
+            scale: p.scale,
+            threshold: p.threshold,
+            zy: axis(zy),
+            zx: axis(zx),
+          },
+          px,
+          [input(1), temp(0)],
+          ctx,
+        ),
         stageDispatch(snowFamily, { ...d, stage: 'blur', seed: s, kernel }, px, [input(1), temp(0), temp(1)], ctx),
-        stageDispatch(snowFamily, { ...d, stage: 'blend', blend: p.blend }, px, [input(0), temp(1), output(0)], ctx, 4 * px * 8),
+        stageDispatch(
+          snowFamily,
+          { ...d, stage: 'blend', blend: p.blend },
+          px,
+          [input(0), temp(1), output(0)],
+          ctx,
+          4 * px * 8,
+        ),
       ],
       temps: [px, px],
     };
@@ -145,10 +215,14 @@ export const snow: CorruptionDef<SnowParams> = {
       const noise = (r: number, c: number) => p.loc + p.scale * rngNormal(s, id, STREAM.snowNoise, r * w + c);
       for (let i = 0; i < h; i++) {
         for (let j = 0; j < w; j++) {
-          const cy = fr((i + zy.trim) * fr(zy.ratio)), cx = fr((j + zx.trim) * fr(zx.ratio));
-          const y0 = Math.min(Math.floor(cy), zy.ch - 1), x0 = Math.min(Math.floor(cx), zx.ch - 1);
-          const y1 = Math.min(y0 + 1, zy.ch - 1), x1 = Math.min(x0 + 1, zx.ch - 1);
-          const fy = cy - y0, fx = cx - x0;
+          const cy = fr((i + zy.trim) * fr(zy.ratio)),
+            cx = fr((j + zx.trim) * fr(zx.ratio));
+          const y0 = Math.min(Math.floor(cy), zy.ch - 1),
+            x0 = Math.min(Math.floor(cx), zx.ch - 1);
+          const y1 = Math.min(y0 + 1, zy.ch - 1),
+            x1 = Math.min(x0 + 1, zx.ch - 1);
+          const fy = cy - y0,
+            fx = cx - x0;
           const top = noise(zy.top + y0, zx.top + x0) * (1 - fx) + noise(zy.top + y0, zx.top + x1) * fx;
           const bottom = noise(zy.top + y1, zx.top + x0) * (1 - fx) + noise(zy.top + y1, zx.top + x1) * fx;
           let v = top * (1 - fy) + bottom * fy;
@@ -157,12 +231,19 @@ export const snow: CorruptionDef<SnowParams> = {
         }
       }
       const turns = fr(-0.375 + 0.25 * rngUniform(s, id, STREAM.snowAngle, 0));
-      const ca = fr(Math.cos(2 * Math.PI * turns)), sa = fr(Math.cos(2 * Math.PI * fr(turns - 0.25)));
+      const ca = fr(Math.cos(2 * Math.PI * turns)),
+        sa = fr(Math.cos(2 * Math.PI * fr(turns - 0.25)));
       const offsets = kernel.map((_, k) => [Math.ceil(fr(fr(k * sa) - 0.5)), Math.ceil(fr(fr(k * ca) - 0.5))]);
       for (let i = 0; i < h; i++) {
         for (let j = 0; j < w; j++) {
           let acc = 0;
-          kernel.forEach((kw, k) => { acc += fr(kw) * layer[(b * h + borderIndex('clamp', i + offsets[k][0], h)) * w + borderIndex('clamp', j + offsets[k][1], w)]; });
+          kernel.forEach((kw, k) => {
+            acc +=
+              fr(kw) *
+              layer[
+                (b * h + borderIndex('clamp', i + offsets[k][0], h)) * w + borderIndex('clamp', j + offsets[k][1], w)
+              ];
+          });
           blurred[(b * h + i) * w + j] = acc;
         }
       }

@@ -26,13 +26,23 @@
 // needs noise > 1, which does not happen in practice); max(m) = 0 gives m = 0 (the reference
 // divides 0 by 0).
 
-import {
-  type BindingRef, type KernelFamily, f32Lit, input, output, temp,
-} from '../../kernels/kernel.js';
+import { type BindingRef, type KernelFamily, f32Lit, input, output, temp } from '../../kernels/kernel.js';
 import { RNG_WGSL, rngNormal } from '../rng.js';
 import {
-  type Dims, type DistOmit, type Launch, STAGE_BORDER_WGSL, STAGE_PIXEL, borderIndex, clamp01, dims, five, gaussianWeights,
-  imageMax, roundHalfEven, stageDispatch, stageShader,
+  type Dims,
+  type DistOmit,
+  type Launch,
+  STAGE_BORDER_WGSL,
+  STAGE_PIXEL,
+  borderIndex,
+  clamp01,
+  dims,
+  five,
+  gaussianWeights,
+  imageMax,
+  roundHalfEven,
+  stageDispatch,
+  stageShader,
 } from './common.js';
 import type { CorruptionDef } from './corruption.js';
 
@@ -42,33 +52,45 @@ const STREAM = { spatterNoise: 0x73700001 } as const;
 const f = f32Lit;
 const fr = Math.fround;
 
-export interface SpatterParams { loc: number; scale: number; sigma: number; threshold: number; intensity: number; mud: boolean }
+export interface SpatterParams {
+  loc: number;
+  scale: number;
+  sigma: number;
+  threshold: number;
+  intensity: number;
+  mud: boolean;
+}
 /** Distance-transform truncation (cv2.threshold(dist, 20, 20, THRESH_TRUNC)); also the histogram's last level. */
 const DIST_MAX = 20;
 const LEVELS = DIST_MAX + 1;
 /** OpenCV Canny: tan 22.5° in 15-bit fixed point; thresholds (low, high) of the reference. */
 const TG22 = 13573;
-const CANNY_LOW = 50, CANNY_HIGH = 150;
+const CANNY_LOW = 50,
+  CANNY_HIGH = 150;
 const EMBOSS = [-2, -1, 0, -1, 1, 1, 0, 1, 2];
 const WATER = [175 / 255, 238 / 255, 238 / 255];
 const MUD = [63 / 255, 42 / 255, 20 / 255];
 
 type GaussPost = 'none' | 'u8' | 'binary';
 
-type SpatterConfig = Dims & Launch & (
-  | { stage: 'noise'; seed: number; loc: number; scale: number }
-  | { stage: 'gauss'; axis: 'h' | 'v'; taps: readonly number[]; post: GaussPost; threshold: number }
-  | { stage: 'mud'; taps: readonly number[] }
-  | { stage: 'sobel' | 'canny' | 'coldist' | 'rowdist' | 'boxfloor' | 'hist' | 'lut' | 'emboss' | 'boxround' }
-  | { stage: 'blend'; intensity: number }
-);
+type SpatterConfig = Dims &
+  Launch &
+  (
+    | { stage: 'noise'; seed: number; loc: number; scale: number }
+    | { stage: 'gauss'; axis: 'h' | 'v'; taps: readonly number[]; post: GaussPost; threshold: number }
+    | { stage: 'mud'; taps: readonly number[] }
+    | { stage: 'sobel' | 'canny' | 'coldist' | 'rowdist' | 'boxfloor' | 'hist' | 'lut' | 'emboss' | 'boxround' }
+    | { stage: 'blend'; intensity: number }
+  );
 
 const tapsWgsl = (taps: readonly number[]) =>
   `var<private> TAPS: array<f32, ${taps.length}> = array<f32, ${taps.length}>(${taps.map(f).join(', ')});`;
 
 /** Binding lines: (name, access, comment). */
 function binds(list: [string, 'read' | 'read_write', string][]): string {
-  return list.map(([name, acc, what], k) => `@group(0) @binding(${k}) var<storage, ${acc}> ${name}: array<f32>;  // ${what}`).join('\n');
+  return list
+    .map(([name, acc, what], k) => `@group(0) @binding(${k}) var<storage, ${acc}> ${name}: array<f32>;  // ${what}`)
+    .join('\n');
 }
 
 const spatterFamily: KernelFamily<SpatterConfig> = {
@@ -76,39 +98,75 @@ const spatterFamily: KernelFamily<SpatterConfig> = {
   wgsl(c) {
     switch (c.stage) {
       case 'noise':
-        return stageShader(c, binds([['ids', 'read', 'input [N] image ids'], ['dst', 'read_write', 'temp [N,H,W] N(loc, scale) noise']]), `
+        return stageShader(
+          c,
+          binds([
+            ['ids', 'read', 'input [N] image ids'],
+            ['dst', 'read_write', 'temp [N,H,W] N(loc, scale) noise'],
+          ]),
+          `
 ${STAGE_PIXEL}
-  dst[t] = ${f(c.loc)} + ${f(c.scale)} * rng_normal(${c.seed}u, u32(ids[n]), ${STREAM.spatterNoise}u, i * W + j);`, RNG_WGSL);
+  dst[t] = ${f(c.loc)} + ${f(c.scale)} * rng_normal(${c.seed}u, u32(ids[n]), ${STREAM.spatterNoise}u, i * W + j);`,
+          RNG_WGSL,
+        );
       case 'gauss': {
         const r = (c.taps.length - 1) / 2;
-        const at = c.axis === 'h' ? `(n * H + i) * W + clampi(i32(j) + i32(k) - ${r}, W)` : `(n * H + clampi(i32(i) + i32(k) - ${r}, H)) * W + j`;
-        const post = c.post === 'u8' ? `
+        const at =
+          c.axis === 'h'
+            ? `(n * H + i) * W + clampi(i32(j) + i32(k) - ${r}, W)`
+            : `(n * H + clampi(i32(i) + i32(k) - ${r}, H)) * W + j`;
+        const post =
+          c.post === 'u8'
+            ? `
   if (v < ${f(c.threshold)}) { v = 0.0; }
-  v = floor(clamp(v, 0.0, 1.0) * 255.0);` : c.post === 'binary' ? `
-  v = select(0.0, 1.0, v > ${f(c.threshold)});` : '';
-        return stageShader(c, binds([['src', 'read', 'temp [N,H,W]'], ['dst', 'read_write', `temp [N,H,W] Gaussian along ${c.axis === 'h' ? 'rows' : 'columns'}, then ${c.post}`]]), `
+  v = floor(clamp(v, 0.0, 1.0) * 255.0);`
+            : c.post === 'binary'
+              ? `
+  v = select(0.0, 1.0, v > ${f(c.threshold)});`
+              : '';
+        return stageShader(
+          c,
+          binds([
+            ['src', 'read', 'temp [N,H,W]'],
+            ['dst', 'read_write', `temp [N,H,W] Gaussian along ${c.axis === 'h' ? 'rows' : 'columns'}, then ${c.post}`],
+          ]),
+          `
 ${STAGE_PIXEL}
   var v = 0.0;
   for (var k = 0u; k < ${c.taps.length}u; k++) { v += TAPS[k] * src[${at}]; }${post}
-  dst[t] = v;`, `${STAGE_BORDER_WGSL}\n${tapsWgsl(c.taps)}`);
+  dst[t] = v;`,
+          `${STAGE_BORDER_WGSL}\n${tapsWgsl(c.taps)}`,
+        );
       }
       case 'mud': {
         const r = (c.taps.length - 1) / 2;
-        return stageShader(c, binds([
-          ['x', 'read', 'input [N,H,W,3]'], ['src', 'read', 'temp [N,H,W] mask blurred along rows'], ['y', 'read_write', 'output [N,H,W,3]'],
-        ]), `
+        return stageShader(
+          c,
+          binds([
+            ['x', 'read', 'input [N,H,W,3]'],
+            ['src', 'read', 'temp [N,H,W] mask blurred along rows'],
+            ['y', 'read_write', 'output [N,H,W,3]'],
+          ]),
+          `
 ${STAGE_PIXEL}
   var m = 0.0;
   for (var k = 0u; k < ${c.taps.length}u; k++) { m += TAPS[k] * src[(n * H + clampi(i32(i) + i32(k) - ${r}, H)) * W + j]; }
   if (m < 0.8) { m = 0.0; }
   let mud = vec3<f32>(${MUD.map(f).join(', ')});
   for (var ch = 0u; ch < 3u; ch++) { y[t * 3u + ch] = clamp(x[t * 3u + ch] * (1.0 - m) + mud[ch] * m, 0.0, 1.0); }`,
-        `${STAGE_BORDER_WGSL}\n${tapsWgsl(c.taps)}`);
+          `${STAGE_BORDER_WGSL}\n${tapsWgsl(c.taps)}`,
+        );
       }
       case 'sobel':
         // Canny's gradients (3×3 Sobel, replicated border, L1 magnitude) and OpenCV's direction
         // sector, packed as mag·4 + sector (exact in f32: mag ≤ 2040).
-        return stageShader(c, binds([['ll', 'read', 'temp [N,H,W] ⌊liquid·255⌋'], ['dst', 'read_write', 'temp [N,H,W] |dx|+|dy| packed with sector']]), `
+        return stageShader(
+          c,
+          binds([
+            ['ll', 'read', 'temp [N,H,W] ⌊liquid·255⌋'],
+            ['dst', 'read_write', 'temp [N,H,W] |dx|+|dy| packed with sector'],
+          ]),
+          `
 ${STAGE_PIXEL}
   var p: array<i32, 9>;
   for (var a = 0u; a < 3u; a++) {
@@ -125,11 +183,19 @@ ${STAGE_PIXEL}
   if (ay >= tg22) {
     if (ay > tg22 + (ax << 16u)) { sector = 1; } else { sector = select(2, 3, (dx ^ dy) < 0); }
   }
-  dst[t] = f32((ax + abs(dy)) * 4 + sector);`, STAGE_BORDER_WGSL);
+  dst[t] = f32((ax + abs(dy)) * 4 + sector);`,
+          STAGE_BORDER_WGSL,
+        );
       case 'canny':
         // Non-maximum suppression as OpenCV (zero magnitude outside the image), thresholds
         // 50/150, and one hysteresis step: weak pixels next to a strong one are edges.
-        return stageShader(c, binds([['grad', 'read', 'temp [N,H,W] packed gradients'], ['edges', 'read_write', 'temp [N,H,W] 1 on Canny edges']]), `
+        return stageShader(
+          c,
+          binds([
+            ['grad', 'read', 'temp [N,H,W] packed gradients'],
+            ['edges', 'read_write', 'temp [N,H,W] 1 on Canny edges'],
+          ]),
+          `
 ${STAGE_PIXEL}
   var e = cls(n, i32(i), i32(j));
   if (e == 1u) {
@@ -137,7 +203,8 @@ ${STAGE_PIXEL}
       for (var b = -1; b <= 1; b++) { if (cls(n, i32(i) + a, i32(j) + b) == 2u) { e = 2u; } }
     }
   }
-  edges[t] = select(0.0, 1.0, e == 2u);`, `
+  edges[t] = select(0.0, 1.0, e == 2u);`,
+          `
 fn mag(n: u32, r: i32, c: i32) -> i32 {
   if (r < 0 || c < 0 || r >= i32(H) || c >= i32(W)) { return 0; }
   return i32(grad[(n * H + u32(r)) * W + u32(c)]) / 4;
@@ -156,46 +223,88 @@ fn cls(n: u32, r: i32, c: i32) -> u32 {
   else { keep = m > mag(n, r - 1, c + 1) && m > mag(n, r + 1, c - 1); }
   if (!keep) { return 0u; }
   return select(1u, 2u, m > ${CANNY_HIGH});
-}`);
+}`,
+        );
       case 'coldist':
-        return stageShader(c, binds([['edges', 'read', 'temp [N,H,W] edges'], ['dst', 'read_write', 'temp [N,H,W] distance to the nearest edge in the column']]), `
+        return stageShader(
+          c,
+          binds([
+            ['edges', 'read', 'temp [N,H,W] edges'],
+            ['dst', 'read_write', 'temp [N,H,W] distance to the nearest edge in the column'],
+          ]),
+          `
 ${STAGE_PIXEL}
   var g = ${DIST_MAX + 1}.0;
   for (var k = -${DIST_MAX}; k <= ${DIST_MAX}; k++) {
     let r = i32(i) + k;
     if (r >= 0 && r < i32(H) && edges[(n * H + u32(r)) * W + j] > 0.5) { g = min(g, f32(abs(k))); }
   }
-  dst[t] = g;`);
+  dst[t] = g;`,
+        );
       case 'rowdist':
-        return stageShader(c, binds([['col', 'read', 'temp [N,H,W] column distances'], ['dst', 'read_write', 'temp [N,H,W] Euclidean distance, ≤ 20']]), `
+        return stageShader(
+          c,
+          binds([
+            ['col', 'read', 'temp [N,H,W] column distances'],
+            ['dst', 'read_write', 'temp [N,H,W] Euclidean distance, ≤ 20'],
+          ]),
+          `
 ${STAGE_PIXEL}
   var d2 = ${(DIST_MAX + 1) ** 2}.0;
   for (var k = -${DIST_MAX}; k <= ${DIST_MAX}; k++) {
     let c = i32(j) + k;
     if (c >= 0 && c < i32(W)) { let g = col[(n * H + i) * W + u32(c)]; d2 = min(d2, f32(k * k) + g * g); }
   }
-  dst[t] = min(sqrt(d2), ${DIST_MAX}.0);`);
+  dst[t] = min(sqrt(d2), ${DIST_MAX}.0);`,
+        );
       case 'boxfloor':
       case 'boxround': {
         const round = c.stage === 'boxround';
-        return stageShader(c, binds(round
-          ? [['src', 'read', 'temp [N,H,W] embossed levels'], ['ll', 'read', 'temp [N,H,W] ⌊liquid·255⌋'], ['dst', 'read_write', 'temp [N,H,W] m = ll·round(box(src))']]
-          : [['src', 'read', 'temp [N,H,W] distances'], ['dst', 'read_write', 'temp [N,H,W] ⌊box(src)⌋ in 0..20']]), `
+        return stageShader(
+          c,
+          binds(
+            round
+              ? [
+                  ['src', 'read', 'temp [N,H,W] embossed levels'],
+                  ['ll', 'read', 'temp [N,H,W] ⌊liquid·255⌋'],
+                  ['dst', 'read_write', 'temp [N,H,W] m = ll·round(box(src))'],
+                ]
+              : [
+                  ['src', 'read', 'temp [N,H,W] distances'],
+                  ['dst', 'read_write', 'temp [N,H,W] ⌊box(src)⌋ in 0..20'],
+                ],
+          ),
+          `
 ${STAGE_PIXEL}
   var s = 0.0;
   for (var a = -1; a <= 1; a++) {
     for (var b = -1; b <= 1; b++) { s += src[(n * H + refl(i32(i) + a, H)) * W + refl(i32(j) + b, W)]; }
   }
-  ${round ? 'dst[t] = ll[t] * floor(s / 9.0 + 0.5);' : `dst[t] = min(floor(s / 9.0 + 1e-3), ${DIST_MAX}.0);`}`, STAGE_BORDER_WGSL);
+  ${round ? 'dst[t] = ll[t] * floor(s / 9.0 + 0.5);' : `dst[t] = min(floor(s / 9.0 + 1e-3), ${DIST_MAX}.0);`}`,
+          STAGE_BORDER_WGSL,
+        );
       }
       case 'hist':
-        return stageShader(c, binds([['src', 'read', 'temp [N,H,W] levels 0..20'], ['dst', 'read_write', `temp [N,H,${LEVELS}] per-row histograms`]]), `
+        return stageShader(
+          c,
+          binds([
+            ['src', 'read', 'temp [N,H,W] levels 0..20'],
+            ['dst', 'read_write', `temp [N,H,${LEVELS}] per-row histograms`],
+          ]),
+          `
   var cnt: array<f32, ${LEVELS}>;
   for (var j = 0u; j < W; j++) { cnt[min(u32(src[t * W + j]), ${DIST_MAX}u)] += 1.0; }
-  for (var b = 0u; b < ${LEVELS}u; b++) { dst[t * ${LEVELS}u + b] = cnt[b]; }`);
+  for (var b = 0u; b < ${LEVELS}u; b++) { dst[t * ${LEVELS}u + b] = cnt[b]; }`,
+        );
       case 'lut':
         // cv2.equalizeHist: LUT from the cumulative histogram, starting at the first used level.
-        return stageShader(c, binds([['rows', 'read', `temp [N,H,${LEVELS}] per-row histograms`], ['lut', 'read_write', `temp [N,${LEVELS}] equalisation LUT`]]), `
+        return stageShader(
+          c,
+          binds([
+            ['rows', 'read', `temp [N,H,${LEVELS}] per-row histograms`],
+            ['lut', 'read_write', `temp [N,${LEVELS}] equalisation LUT`],
+          ]),
+          `
   var hist: array<f32, ${LEVELS}>;
   for (var i = 0u; i < H; i++) {
     for (var b = 0u; b < ${LEVELS}u; b++) { hist[b] += rows[(t * H + i) * ${LEVELS}u + b]; }
@@ -213,11 +322,17 @@ ${STAGE_PIXEL}
     var v = 0.0;
     if (b > i0) { sum += hist[b]; v = min(round(sum * scale), 255.0); }
     lut[t * ${LEVELS}u + b] = v;
-  }`);
+  }`,
+        );
       case 'emboss':
-        return stageShader(c, binds([
-          ['src', 'read', 'temp [N,H,W] levels 0..20'], ['lut', 'read', `temp [N,${LEVELS}] equalisation LUT`], ['dst', 'read_write', 'temp [N,H,W] embossed, 0..255'],
-        ]), `
+        return stageShader(
+          c,
+          binds([
+            ['src', 'read', 'temp [N,H,W] levels 0..20'],
+            ['lut', 'read', `temp [N,${LEVELS}] equalisation LUT`],
+            ['dst', 'read_write', 'temp [N,H,W] embossed, 0..255'],
+          ]),
+          `
 ${STAGE_PIXEL}
   var e = 0.0;
   for (var a = 0u; a < 3u; a++) {
@@ -226,18 +341,27 @@ ${STAGE_PIXEL}
       e += EMBOSS[a * 3u + b] * lut[n * ${LEVELS}u + u32(v)];
     }
   }
-  dst[t] = clamp(e, 0.0, 255.0);`, `${STAGE_BORDER_WGSL}
-var<private> EMBOSS: array<f32, 9> = array<f32, 9>(${EMBOSS.map(f).join(', ')});`);
+  dst[t] = clamp(e, 0.0, 255.0);`,
+          `${STAGE_BORDER_WGSL}
+var<private> EMBOSS: array<f32, 9> = array<f32, 9>(${EMBOSS.map(f).join(', ')});`,
+        );
       case 'blend':
-        return stageShader(c, binds([
-          ['x', 'read', 'input [N,H,W,3]'], ['m', 'read', 'temp [N,H,W] liquid mask'], ['mmax', 'read', 'temp [N] max of m per image'], ['y', 'read_write', 'output [N,H,W,3]'],
-        ]), `
+        return stageShader(
+          c,
+          binds([
+            ['x', 'read', 'input [N,H,W,3]'],
+            ['m', 'read', 'temp [N,H,W] liquid mask'],
+            ['mmax', 'read', 'temp [N] max of m per image'],
+            ['y', 'read_write', 'output [N,H,W,3]'],
+          ]),
+          `
 ${STAGE_PIXEL}
   let mx = mmax[n];
   var v = 0.0;
   if (mx > 0.0) { v = m[t] / mx * ${f(c.intensity)}; }
   let water = vec3<f32>(${WATER.map(f).join(', ')});
-  for (var ch = 0u; ch < 3u; ch++) { y[t * 3u + ch] = clamp(x[t * 3u + ch] + v * water[ch], 0.0, 1.0); }`);
+  for (var ch = 0u; ch < 3u; ch++) { y[t * 3u + ch] = clamp(x[t * 3u + ch] + v * water[ch], 0.0, 1.0); }`,
+        );
     }
   },
 };
@@ -245,14 +369,22 @@ ${STAGE_PIXEL}
 export const spatter: CorruptionDef<SpatterParams> = {
   name: 'spatter',
   extra: true,
-  params: five([
-    [0.65, 0.3, 4, 0.69, 0.6, 0], [0.65, 0.3, 3, 0.68, 0.6, 0], [0.65, 0.3, 2, 0.68, 0.5, 0],
-    [0.65, 0.3, 1, 0.65, 1.5, 1], [0.67, 0.4, 1, 0.65, 1.5, 1],
-  ] as const, ([loc, scale, sigma, threshold, intensity, mud]) => ({ loc, scale, sigma, threshold, intensity, mud: mud === 1 })),
+  params: five(
+    [
+      [0.65, 0.3, 4, 0.69, 0.6, 0],
+      [0.65, 0.3, 3, 0.68, 0.6, 0],
+      [0.65, 0.3, 2, 0.68, 0.5, 0],
+      [0.65, 0.3, 1, 0.65, 1.5, 1],
+      [0.67, 0.4, 1, 0.65, 1.5, 1],
+    ] as const,
+    ([loc, scale, sigma, threshold, intensity, mud]) => ({ loc, scale, sigma, threshold, intensity, mud: mud === 1 }),
+  ),
   lower(p, seed, shape, ctx) {
     const d = dims(shape);
     const px = d.n * d.h * d.w;
-    const A = temp(0), B = temp(1), C = temp(2);
+    const A = temp(0),
+      B = temp(1),
+      C = temp(2);
     const st = (cfg: DistOmit<SpatterConfig, keyof Launch | keyof Dims>, count: number, b: BindingRef[]) =>
       stageDispatch(spatterFamily, { ...d, ...cfg } as DistOmit<SpatterConfig, keyof Launch>, count, b, ctx);
     const taps = gaussianWeights(p.sigma, 4);
@@ -272,7 +404,10 @@ export const spatter: CorruptionDef<SpatterParams> = {
         temps: [px, px],
       };
     }
-    const HIST = temp(3), LUT = temp(4), ROWS = 5, MAX = 6;
+    const HIST = temp(3),
+      LUT = temp(4),
+      ROWS = 5,
+      MAX = 6;
     return {
       dispatches: [
         ...common, // A = ⌊ll·255⌋ from here on
@@ -303,7 +438,14 @@ export const spatter: CorruptionDef<SpatterParams> = {
 };
 
 /** One image of spatter, stage for stage as the GPU (maps [H,W], f32 storage between stages). */
-function spatterImageRef(p: SpatterParams, seed: number, id: number, x: Float32Array, h: number, w: number): Float32Array {
+function spatterImageRef(
+  p: SpatterParams,
+  seed: number,
+  id: number,
+  x: Float32Array,
+  h: number,
+  w: number,
+): Float32Array {
   const hw = h * w;
   const map = (fn: (i: number, j: number) => number) => {
     const o = new Float32Array(hw);
@@ -332,7 +474,8 @@ function spatterImageRef(p: SpatterParams, seed: number, id: number, x: Float32A
       for (let j = 0; j < w; j++) {
         let m = fr(gaussVAt(mh, mudTaps, i, j));
         if (m < 0.8) m = 0;
-        for (let ch = 0; ch < 3; ch++) y[(i * w + j) * 3 + ch] = clamp01(x[(i * w + j) * 3 + ch] * (1 - m) + fr(MUD[ch]) * m);
+        for (let ch = 0; ch < 3; ch++)
+          y[(i * w + j) * 3 + ch] = clamp01(x[(i * w + j) * 3 + ch] * (1 - m) + fr(MUD[ch]) * m);
       }
     }
     return y;
@@ -348,7 +491,9 @@ function spatterImageRef(p: SpatterParams, seed: number, id: number, x: Float32A
     const px = (a: number, b: number) => ll[borderIndex('clamp', i + a, h) * w + borderIndex('clamp', j + b, w)];
     const dx = px(-1, 1) + 2 * px(0, 1) + px(1, 1) - (px(-1, -1) + 2 * px(0, -1) + px(1, -1));
     const dy = px(1, -1) + 2 * px(1, 0) + px(1, 1) - (px(-1, -1) + 2 * px(-1, 0) + px(-1, 1));
-    const ax = Math.abs(dx), ay = Math.abs(dy) * 32768, tg22 = ax * TG22;
+    const ax = Math.abs(dx),
+      ay = Math.abs(dy) * 32768,
+      tg22 = ax * TG22;
     let sector = 0;
     if (ay >= tg22) sector = ay > tg22 + ax * 65536 ? 1 : (dx ^ dy) < 0 ? 3 : 2;
     return (ax + Math.abs(dy)) * 4 + sector;
@@ -357,12 +502,18 @@ function spatterImageRef(p: SpatterParams, seed: number, id: number, x: Float32A
   const mag = (r: number, c: number) => (inside(r, c) ? Math.floor(grad[r * w + c] / 4) : 0);
   const cls = (r: number, c: number): number => {
     if (!inside(r, c)) return 0;
-    const g = grad[r * w + c], m = Math.floor(g / 4), sector = g % 4;
+    const g = grad[r * w + c],
+      m = Math.floor(g / 4),
+      sector = g % 4;
     if (m <= CANNY_LOW) return 0;
-    const keep = sector === 0 ? m > mag(r, c - 1) && m >= mag(r, c + 1)
-      : sector === 1 ? m > mag(r - 1, c) && m >= mag(r + 1, c)
-        : sector === 2 ? m > mag(r - 1, c - 1) && m > mag(r + 1, c + 1)
-          : m > mag(r - 1, c + 1) && m > mag(r + 1, c - 1);
+    const keep =
+      sector === 0
+        ? m > mag(r, c - 1) && m >= mag(r, c + 1)
+        : sector === 1
+          ? m > mag(r - 1, c) && m >= mag(r + 1, c)
+          : sector === 2
+            ? m > mag(r - 1, c - 1) && m > mag(r + 1, c + 1)
+            : m > mag(r - 1, c + 1) && m > mag(r + 1, c - 1);
     return !keep ? 0 : m > CANNY_HIGH ? 2 : 1;
   };
   const edges = map((i, j) => {
@@ -373,17 +524,21 @@ function spatterImageRef(p: SpatterParams, seed: number, id: number, x: Float32A
   // Truncated Euclidean distance to the nearest edge, separably.
   const col = map((i, j) => {
     let g = DIST_MAX + 1;
-    for (let k = -DIST_MAX; k <= DIST_MAX; k++) if (inside(i + k, j) && edges[(i + k) * w + j] > 0.5) g = Math.min(g, Math.abs(k));
+    for (let k = -DIST_MAX; k <= DIST_MAX; k++)
+      if (inside(i + k, j) && edges[(i + k) * w + j] > 0.5) g = Math.min(g, Math.abs(k));
     return g;
   });
   const dist = map((i, j) => {
     let d2 = (DIST_MAX + 1) ** 2;
-    for (let k = -DIST_MAX; k <= DIST_MAX; k++) if (inside(i, j + k)) d2 = Math.min(d2, k * k + col[i * w + j + k] ** 2);
+    for (let k = -DIST_MAX; k <= DIST_MAX; k++)
+      if (inside(i, j + k)) d2 = Math.min(d2, k * k + col[i * w + j + k] ** 2);
     return Math.min(fr(Math.sqrt(d2)), DIST_MAX);
   });
   const box = (src: Float32Array, i: number, j: number) => {
     let s = 0;
-    for (let a = -1; a <= 1; a++) for (let b = -1; b <= 1; b++) s += src[borderIndex('reflect101', i + a, h) * w + borderIndex('reflect101', j + b, w)];
+    for (let a = -1; a <= 1; a++)
+      for (let b = -1; b <= 1; b++)
+        s += src[borderIndex('reflect101', i + a, h) * w + borderIndex('reflect101', j + b, w)];
     return fr(s / 9);
   };
   const level = map((i, j) => Math.min(Math.floor(box(dist, i, j) + 1e-3), DIST_MAX));
@@ -404,7 +559,11 @@ function spatterImageRef(p: SpatterParams, seed: number, id: number, x: Float32A
   }
   const emb = map((i, j) => {
     let e = 0;
-    for (let a = 0; a < 3; a++) for (let b = 0; b < 3; b++) e += EMBOSS[a * 3 + b] * lut[level[borderIndex('reflect101', i + a - 1, h) * w + borderIndex('reflect101', j + b - 1, w)]];
+    for (let a = 0; a < 3; a++)
+      for (let b = 0; b < 3; b++)
+        e +=
+          EMBOSS[a * 3 + b] *
+          lut[level[borderIndex('reflect101', i + a - 1, h) * w + borderIndex('reflect101', j + b - 1, w)]];
     return Math.min(Math.max(e, 0), 255);
   });
   const m = map((i, j) => ll[i * w + j] * Math.floor(box(emb, i, j) + 0.5));

@@ -28,8 +28,10 @@ export const imagenetCStoreOp: OpDef<StoreAttrs> = {
   op: 'imagenet_c_store',
   arity: [1, 1],
   infer(a, [x]) {
-    if (x.length !== 4 || x[3] !== 3) throw new ShapeError(`imagenet_c_store needs RGB images [N,H,W,3], got ${fmtShape(x)}`);
-    if (!Number.isInteger(a.quality) || a.quality < 1 || a.quality > 100) throw new ShapeError(`JPEG quality must be 1..100, got ${a.quality}`);
+    if (x.length !== 4 || x[3] !== 3)
+      throw new ShapeError(`imagenet_c_store needs RGB images [N,H,W,3], got ${fmtShape(x)}`);
+    if (!Number.isInteger(a.quality) || a.quality < 1 || a.quality > 100)
+      throw new ShapeError(`JPEG quality must be 1..100, got ${a.quality}`);
     return [x];
   },
   lower: (a, [x], _o, ctx) => jpegLowering(a.quality, 'trunc', x, ctx),

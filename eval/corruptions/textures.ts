@@ -25,7 +25,10 @@ const STREAM = { plasma: 0x706c0000, haze: 0x66720001, crystals: 0x66720002, gra
 /** Sequential uniform draws in [0,1) from the counter-based RNG: one stream, index counting up. */
 export class Draws {
   private i = 0;
-  constructor(private readonly seed: number, private readonly stream: number) {}
+  constructor(
+    private readonly seed: number,
+    private readonly stream: number,
+  ) {}
   next(): number {
     return rngUniform(this.seed, ASSET_ID, this.stream, this.i++);
   }
@@ -40,7 +43,8 @@ export class Draws {
  * Draws are taken in numpy's row-major order, from `rand` instead of numpy's generator.
  */
 export function plasmaFractal(mapsize: number, wibbleDecay: number, rand: () => number): Float32Array {
-  if (mapsize < 2 || (mapsize & (mapsize - 1)) !== 0) throw new Error(`plasma fractal size must be a power of two, got ${mapsize}`);
+  if (mapsize < 2 || (mapsize & (mapsize - 1)) !== 0)
+    throw new Error(`plasma fractal size must be a power of two, got ${mapsize}`);
   const M = mapsize;
   const a = new Float64Array(M * M); // a[0,0] = 0 as in the reference; every other point is written before it is read
   let step = M;
@@ -52,25 +56,34 @@ export function plasmaFractal(mapsize: number, wibbleDecay: number, rand: () => 
     // Squares: each centre from its four corners (wrapping, as np.roll does).
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < n; j++) {
-        const r0 = i * step, r1 = ((i + 1) % n) * step, c0 = j * step, c1 = ((j + 1) % n) * step;
+        const r0 = i * step,
+          r1 = ((i + 1) % n) * step,
+          c0 = j * step,
+          c1 = ((j + 1) % n) * step;
         a[(r0 + h) * M + c0 + h] = wibbled(a[r0 * M + c0] + a[r1 * M + c0] + a[r0 * M + c1] + a[r1 * M + c1]);
       }
     }
     // Diamonds: the midpoints of horizontal edges (centres above/below, corners left/right)…
     const centre = (i: number, j: number) => a[(((i + n) % n) * step + h) * M + ((j + n) % n) * step + h];
-    const corner = (i: number, j: number) => a[((i % n) * step) * M + (j % n) * step];
+    const corner = (i: number, j: number) => a[(i % n) * step * M + (j % n) * step];
     for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) a[i * step * M + j * step + h] = wibbled(centre(i, j) + centre(i - 1, j) + corner(i, j) + corner(i, j + 1));
+      for (let j = 0; j < n; j++)
+        a[i * step * M + j * step + h] = wibbled(centre(i, j) + centre(i - 1, j) + corner(i, j) + corner(i, j + 1));
     }
     // …then of vertical edges (centres left/right, corners above/below).
     for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) a[(i * step + h) * M + j * step] = wibbled(centre(i, j) + centre(i, j - 1) + corner(i, j) + corner(i + 1, j));
+      for (let j = 0; j < n; j++)
+        a[(i * step + h) * M + j * step] = wibbled(centre(i, j) + centre(i, j - 1) + corner(i, j) + corner(i + 1, j));
     }
     step = h;
     wibble /= wibbleDecay;
   }
-  let lo = Infinity, hi = -Infinity;
-  for (const v of a) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  let lo = Infinity,
+    hi = -Infinity;
+  for (const v of a) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
   const out = new Float32Array(M * M);
   for (let i = 0; i < a.length; i++) out[i] = (a[i] - lo) / (hi - lo);
   return out;
@@ -81,7 +94,10 @@ export function fogBank(count: number, mapsize: number, wibbleDecay: number, see
   const out = new Float32Array(count * mapsize * mapsize);
   for (let k = 0; k < count; k++) {
     const d = new Draws(seed, STREAM.plasma + k);
-    out.set(plasmaFractal(mapsize, wibbleDecay, () => d.next()), k * mapsize * mapsize);
+    out.set(
+      plasmaFractal(mapsize, wibbleDecay, () => d.next()),
+      k * mapsize * mapsize,
+    );
   }
   return out;
 }
@@ -96,9 +112,17 @@ function valueNoise(size: number, cell: number, d: Draws): Float32Array {
   const out = new Float32Array(size * size);
   const s = (t: number) => t * t * (3 - 2 * t);
   for (let y = 0; y < size; y++) {
-    const gy = y / cell, y0 = Math.floor(gy), fy = s(gy - y0), r0 = (y0 % p) * p, r1 = ((y0 + 1) % p) * p;
+    const gy = y / cell,
+      y0 = Math.floor(gy),
+      fy = s(gy - y0),
+      r0 = (y0 % p) * p,
+      r1 = ((y0 + 1) % p) * p;
     for (let x = 0; x < size; x++) {
-      const gx = x / cell, x0 = Math.floor(gx), fx = s(gx - x0), c0 = x0 % p, c1 = (x0 + 1) % p;
+      const gx = x / cell,
+        x0 = Math.floor(gx),
+        fx = s(gx - x0),
+        c0 = x0 % p,
+        c1 = (x0 + 1) % p;
       const top = lattice[r0 + c0] * (1 - fx) + lattice[r0 + c1] * fx;
       const bottom = lattice[r1 + c0] * (1 - fx) + lattice[r1 + c1] * fx;
       out[y * size + x] = top * (1 - fy) + bottom * fy;
@@ -116,8 +140,12 @@ function fbm(size: number, cells: number[], d: Draws): Float32Array {
     for (let i = 0; i < out.length; i++) out[i] += amp * o[i];
     amp /= 2;
   }
-  let lo = Infinity, hi = -Infinity;
-  for (const v of out) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  let lo = Infinity,
+    hi = -Infinity;
+  for (const v of out) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
   for (let i = 0; i < out.length; i++) out[i] = (out[i] - lo) / Math.max(hi - lo, 1e-12);
   return out;
 }
@@ -152,7 +180,8 @@ function boxBlurWrap(src: Float32Array, size: number, r: number): Float32Array {
 function dendrites(size: number, density: Float32Array, d: Draws): Float32Array {
   const lines = new Float32Array(size * size);
   const stamp = (x: number, y: number, r: number, v: number) => {
-    const x0 = Math.floor(x - r - 1), y0 = Math.floor(y - r - 1);
+    const x0 = Math.floor(x - r - 1),
+      y0 = Math.floor(y - r - 1);
     for (let py = y0; py <= y + r + 1; py++) {
       for (let px = x0; px <= x + r + 1; px++) {
         const dd = Math.hypot(px + 0.5 - x, py + 0.5 - y);
@@ -181,7 +210,8 @@ function dendrites(size: number, density: Float32Array, d: Draws): Float32Array 
   };
   const seeds = Math.round((size * size) / 900);
   for (let k = 0; k < seeds; k++) {
-    const x = d.next() * size, y = d.next() * size;
+    const x = d.next() * size,
+      y = d.next() * size;
     const local = density[Math.floor(y) * size + Math.floor(x)];
     const v = 0.35 + 0.65 * local * d.next();
     const len = size * (0.04 + 0.12 * d.next()) * (0.5 + local);
@@ -201,7 +231,11 @@ function dendrites(size: number, density: Float32Array, d: Draws): Float32Array 
  * photographs of frost on glass: hazy film + dendrites + glow + grain. Mean about 0.4.
  */
 export function frostTexture(size: number, seed: number): Float32Array {
-  const haze = fbm(size, [size / 4, size / 8, size / 16, size / 32, size / 64].filter((c) => c >= 2 && size % c === 0), new Draws(seed, STREAM.haze));
+  const haze = fbm(
+    size,
+    [size / 4, size / 8, size / 16, size / 32, size / 64].filter((c) => c >= 2 && size % c === 0),
+    new Draws(seed, STREAM.haze),
+  );
   const lines = dendrites(size, haze, new Draws(seed, STREAM.crystals));
   const glow = boxBlurWrap(boxBlurWrap(lines, size, 2), size, 2);
   const grain = new Draws(seed, STREAM.grain);

@@ -10,9 +10,7 @@
 // Deviation: the reference assumes square images; here rows and columns are cropped
 // independently.
 
-import {
-  type KernelFamily, f32Lit, input, makeDispatch, output,
-} from '../../kernels/kernel.js';
+import { type KernelFamily, f32Lit, input, makeDispatch, output } from '../../kernels/kernel.js';
 import { type PixelGrid, pixelGrid, pixelMain, toImage, zoomAxis } from './common.js';
 import type { CorruptionDef } from './corruption.js';
 
@@ -50,27 +48,42 @@ fn zoomed(b: u32, yy: i32, xx: i32, ry: vec4<f32>, rx: vec4<f32>) -> vec3<f32> {
   let bot = mix(px(b, y1, x0), px(b, y1, x1), fx);
   return mix(top, bot, fy);
 }
-${pixelMain(c, `
+${pixelMain(
+  c,
+  `
   var acc = px(b, yy, xx);
 ${c.axes.map((a) => `  acc += zoomed(b, yy, xx, vec4<f32>(${a.slice(0, 4).map(f32Lit).join(', ')}), vec4<f32>(${a.slice(4).map(f32Lit).join(', ')}));`).join('\n')}
   acc = clamp(acc * ${f32Lit(1 / (c.axes.length + 1))}, vec3<f32>(0.0), vec3<f32>(1.0));
-  y[p * 3u] = acc.x; y[p * 3u + 1u] = acc.y; y[p * 3u + 2u] = acc.z;`)}`,
+  y[p * 3u] = acc.x; y[p * 3u + 1u] = acc.y; y[p * 3u + 2u] = acc.z;`,
+)}`,
 };
 
 const zoomAxesOf = (factors: readonly number[], h: number, w: number): number[][] =>
   factors.map((z) => {
-    const r = zoomAxis(h, z), c = zoomAxis(w, z);
+    const r = zoomAxis(h, z),
+      c = zoomAxis(w, z);
     return [r.top, r.trim, r.ratio, r.top + r.ch - 1, c.top, c.trim, c.ratio, c.top + c.ch - 1];
   });
 
 export const zoomBlur: CorruptionDef<readonly number[]> = {
   name: 'zoom_blur',
-  params: [arange(1, 1.11, 0.01), arange(1, 1.16, 0.01), arange(1, 1.21, 0.02), arange(1, 1.26, 0.02), arange(1, 1.31, 0.03)],
+  params: [
+    arange(1, 1.11, 0.01),
+    arange(1, 1.16, 0.01),
+    arange(1, 1.21, 0.02),
+    arange(1, 1.26, 0.02),
+    arange(1, 1.31, 0.03),
+  ],
   lower(factors, _seed, shape, ctx) {
     const { g, groups } = pixelGrid(shape, ctx);
     const px = g.n * g.h * g.w;
     return {
-      dispatches: [makeDispatch(zoomFamily, { ...g, axes: zoomAxesOf(factors, g.h, g.w) }, groups, [input(0), output(0)], { flops: 30 * px * factors.length, bytes: 24 * px })],
+      dispatches: [
+        makeDispatch(zoomFamily, { ...g, axes: zoomAxesOf(factors, g.h, g.w) }, groups, [input(0), output(0)], {
+          flops: 30 * px * factors.length,
+          bytes: 24 * px,
+        }),
+      ],
     };
   },
   ref(factors, _seed, x) {
@@ -79,18 +92,23 @@ export const zoomBlur: CorruptionDef<readonly number[]> = {
     const out = new Float64Array(x.data);
     const at = (b: number, r: number, s: number, c: number) => x.data[((b * h + r) * w + s) * 3 + c];
     for (const [ty, tr, sc, ly, tx, tc, sx, lx] of axes) {
-      for (let b = 0; b < n; b++) for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) {
-        const cy = Math.min(Math.max(ty + (yy + tr) * sc, ty), ly);
-        const cx = Math.min(Math.max(tx + (xx + tc) * sx, tx), lx);
-        const y0 = Math.floor(cy), x0 = Math.floor(cx);
-        const fy = cy - y0, fx = cx - x0;
-        const y1 = Math.min(y0 + 1, ly), x1 = Math.min(x0 + 1, lx);
-        for (let c = 0; c < 3; c++) {
-          const top = at(b, y0, x0, c) * (1 - fx) + at(b, y0, x1, c) * fx;
-          const bot = at(b, y1, x0, c) * (1 - fx) + at(b, y1, x1, c) * fx;
-          out[((b * h + yy) * w + xx) * 3 + c] += top * (1 - fy) + bot * fy;
-        }
-      }
+      for (let b = 0; b < n; b++)
+        for (let yy = 0; yy < h; yy++)
+          for (let xx = 0; xx < w; xx++) {
+            const cy = Math.min(Math.max(ty + (yy + tr) * sc, ty), ly);
+            const cx = Math.min(Math.max(tx + (xx + tc) * sx, tx), lx);
+            const y0 = Math.floor(cy),
+              x0 = Math.floor(cx);
+            const fy = cy - y0,
+              fx = cx - x0;
+            const y1 = Math.min(y0 + 1, ly),
+              x1 = Math.min(x0 + 1, lx);
+            for (let c = 0; c < 3; c++) {
+              const top = at(b, y0, x0, c) * (1 - fx) + at(b, y0, x1, c) * fx;
+              const bot = at(b, y1, x0, c) * (1 - fx) + at(b, y1, x1, c) * fx;
+              out[((b * h + yy) * w + xx) * 3 + c] += top * (1 - fy) + bot * fy;
+            }
+          }
     }
     for (let i = 0; i < out.length; i++) out[i] /= factors.length + 1;
     return toImage(x.shape, out);

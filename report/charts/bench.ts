@@ -39,17 +39,19 @@ export function drawBenchCharts(): void {
     // Grouped bars: one group per model/batch, one bar per engine.
     const perEngine = (id: string, field: 'median_ms' | 'cold_ms' | 'load_ms', title: string) => {
       const all: number[] = [];
-      const sets = engines.map((e) => {
-        const d = data.models.map((m) => {
-          const r = m.engines[e as keyof ModelBench['engines']];
-          // A cold start taken on a page or device that had compiled before is not drawn.
-          const warm = field === 'cold_ms' && r?.cold_invalid;
-          const v = r && r.status === 'ok' && !warm && typeof r[field] === 'number' ? r[field] : null;
-          if (v !== null) all.push(v);
-          return v;
-        });
-        return { label: e, data: d, backgroundColor: ENGINE_COLORS[e] || '#868e96' };
-      }).filter((s) => s.data.some((v) => v !== null));
+      const sets = engines
+        .map((e) => {
+          const d = data.models.map((m) => {
+            const r = m.engines[e as keyof ModelBench['engines']];
+            // A cold start taken on a page or device that had compiled before is not drawn.
+            const warm = field === 'cold_ms' && r?.cold_invalid;
+            const v = r && r.status === 'ok' && !warm && typeof r[field] === 'number' ? r[field] : null;
+            if (v !== null) all.push(v);
+            return v;
+          });
+          return { label: e, data: d, backgroundColor: ENGINE_COLORS[e] || '#868e96' };
+        })
+        .filter((s) => s.data.some((v) => v !== null));
       add<'bar', (number | null)[]>(id, {
         type: 'bar',
         data: { labels: data.models.map(label), datasets: sets },
@@ -75,8 +77,12 @@ export function drawBenchCharts(): void {
         data: {
           labels: prof.map((m) => `${label(m)} (${fmt(m.profile!.total_ms)} ms)`),
           datasets: fams.map((f, i) => ({
-            label: f, backgroundColor: color(i),
-            data: prof.map((m) => { const r = familyRow(m, f); return r ? 100 * r.share : 0; }),
+            label: f,
+            backgroundColor: color(i),
+            data: prof.map((m) => {
+              const r = familyRow(m, f);
+              return r ? 100 * r.share : 0;
+            }),
           })),
         },
         options: {
@@ -111,11 +117,20 @@ export function drawBenchCharts(): void {
         id: 'peakLine',
         afterDatasetsDraw: (chart: ChartJs) => {
           if (!(peak > 0)) return;
-          const x = chart.scales.x.getPixelForValue(peak), a = chart.chartArea, ctx = chart.ctx;
+          const x = chart.scales.x.getPixelForValue(peak),
+            a = chart.chartArea,
+            ctx = chart.ctx;
           ctx.save();
-          ctx.strokeStyle = '#c92a2a'; ctx.lineWidth = 2; ctx.setLineDash([6, 4]);
-          ctx.beginPath(); ctx.moveTo(x, a.top); ctx.lineTo(x, a.bottom); ctx.stroke();
-          ctx.fillStyle = '#c92a2a'; ctx.textAlign = 'right'; ctx.font = `12px ${Chart.defaults.font.family}`;
+          ctx.strokeStyle = '#c92a2a';
+          ctx.lineWidth = 2;
+          ctx.setLineDash([6, 4]);
+          ctx.beginPath();
+          ctx.moveTo(x, a.top);
+          ctx.lineTo(x, a.bottom);
+          ctx.stroke();
+          ctx.fillStyle = '#c92a2a';
+          ctx.textAlign = 'right';
+          ctx.font = `12px ${Chart.defaults.font.family}`;
           ctx.fillText(`FMA peak ${fmt(peak)} GFLOP/s`, x - 6, a.top + 12);
           ctx.restore();
         },
@@ -125,16 +140,20 @@ export function drawBenchCharts(): void {
         type: 'bar',
         data: {
           labels: ks.map((k) => `${k.model} · ${k.node}`),
-          datasets: [{
-            label: 'GFLOP/s', data: ks.map((k) => k.gflops!),
-            backgroundColor: ks.map((k) => (k.bound === 'compute' ? '#1971c2' : '#74c0fc')),
-          }],
+          datasets: [
+            {
+              label: 'GFLOP/s',
+              data: ks.map((k) => k.gflops!),
+              backgroundColor: ks.map((k) => (k.bound === 'compute' ? '#1971c2' : '#74c0fc')),
+            },
+          ],
         },
         options: {
           indexAxis: 'y',
           scales: {
             x: {
-              min: 0, max: top,
+              min: 0,
+              max: top,
               title: { display: true, text: 'achieved GFLOP/s (dark: compute-bound, light: memory-bound)' },
             },
           },

@@ -34,7 +34,9 @@ export function drawCharts(draw: (add: AddChart, Chart: ChartClass) => void): vo
   window.__charts = [];
   const Chart = (globalThis as { Chart?: ChartClass }).Chart;
   if (!Chart) {
-    document.querySelectorAll('.chart').forEach((el) => { el.textContent = 'Chart.js was not inlined: no charts.'; });
+    document.querySelectorAll('.chart').forEach((el) => {
+      el.textContent = 'Chart.js was not inlined: no charts.';
+    });
     return;
   }
   Chart.defaults.animation = false;

@@ -6,7 +6,9 @@ import { ROBUSTNESS_DATA_ID, drawRobustnessCharts } from './robustness.js';
 import { STUDY_DATA_ID, drawStudyCharts } from './study.js';
 
 const reports: [string, () => void][] = [
-  [ROBUSTNESS_DATA_ID, drawRobustnessCharts], [BENCH_DATA_ID, drawBenchCharts], [STUDY_DATA_ID, drawStudyCharts],
+  [ROBUSTNESS_DATA_ID, drawRobustnessCharts],
+  [BENCH_DATA_ID, drawBenchCharts],
+  [STUDY_DATA_ID, drawStudyCharts],
 ];
 const found = reports.find(([id]) => document.getElementById(id));
 if (!found) {

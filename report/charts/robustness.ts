@@ -30,7 +30,12 @@ export interface RobustnessCharts {
   /** Heat map: one cell per object centre (v: top-1 %, c: its colour); grid steps and axis ranges. */
   location?: {
     cells: { x: number; y: number; v: number; c: string }[];
-    xs: number[]; ys: number[]; dx: number; dy: number; xr: [number, number]; yr: [number, number];
+    xs: number[];
+    ys: number[];
+    dx: number;
+    dy: number;
+    xr: [number, number];
+    yr: [number, number];
   };
   /** Top-1 and top-5 against test resolution; the model's own size. */
   resolution?: { top1: XY[]; top5: XY[]; native: number };
@@ -61,32 +66,54 @@ function ticksAt(values: number[]) {
 
 function line<D>(label: string, data: D[], i: number, extra: { pointRadius?: number } = {}) {
   return {
-    label, data, borderColor: color(i), backgroundColor: color(i), borderDash: dash(i), pointStyle: marker(i),
-    pointRadius: 2.5, borderWidth: 2, spanGaps: true, ...extra,
+    label,
+    data,
+    borderColor: color(i),
+    backgroundColor: color(i),
+    borderDash: dash(i),
+    pointStyle: marker(i),
+    pointRadius: 2.5,
+    borderWidth: 2,
+    spanGaps: true,
+    ...extra,
   };
 }
 
 const pctTip = { callbacks: { label: (c: TooltipItem<'line' | 'bar'>) => `${c.dataset.label}: ${pct(c.parsed.y)}` } };
 
-interface HLine { y: number | null; label: string; color: string; dash?: number[] }
+interface HLine {
+  y: number | null;
+  label: string;
+  color: string;
+  dash?: number[];
+}
 
 /** Horizontal reference lines (value on the y scale, label, colour) drawn over the datasets. */
 function hlines(Chart: ChartClass, lines: HLine[]): Plugin<'bar'> {
   return {
     id: 'hlines',
     afterDatasetsDraw: (chart: ChartJs) => {
-      const a = chart.chartArea, ctx = chart.ctx;
+      const a = chart.chartArea,
+        ctx = chart.ctx;
       for (const l of lines) {
         if (l.y === null || l.y === undefined) continue;
         const y = chart.scales.y.getPixelForValue(l.y);
         if (y < a.top || y > a.bottom) continue;
         ctx.save();
-        ctx.strokeStyle = l.color; ctx.lineWidth = 2; ctx.setLineDash(l.dash ?? [6, 4]);
-        ctx.beginPath(); ctx.moveTo(a.left, y); ctx.lineTo(a.right, y); ctx.stroke();
-        ctx.font = `12px ${Chart.defaults.font.family}`; ctx.textAlign = 'right';
+        ctx.strokeStyle = l.color;
+        ctx.lineWidth = 2;
+        ctx.setLineDash(l.dash ?? [6, 4]);
+        ctx.beginPath();
+        ctx.moveTo(a.left, y);
+        ctx.lineTo(a.right, y);
+        ctx.stroke();
+        ctx.font = `12px ${Chart.defaults.font.family}`;
+        ctx.textAlign = 'right';
         const w = ctx.measureText(l.label).width;
-        ctx.fillStyle = 'rgba(255,255,255,0.85)'; ctx.fillRect(a.right - w - 10, y - 18, w + 8, 15);
-        ctx.fillStyle = l.color; ctx.fillText(l.label, a.right - 6, y - 6);
+        ctx.fillStyle = 'rgba(255,255,255,0.85)';
+        ctx.fillRect(a.right - w - 10, y - 18, w + 8, 15);
+        ctx.fillStyle = l.color;
+        ctx.fillText(l.label, a.right - 6, y - 6);
         ctx.restore();
       }
     },
@@ -117,10 +144,12 @@ export function drawRobustnessCharts(): void {
           scales: { y: axis('% of AlexNet (lower is better)', { beginAtZero: true }) },
           plugins: { tooltip: pctTip },
         },
-        plugins: [hlines(Chart, [
-          { y: 100, label: 'AlexNet = 100%', color: '#c92a2a' },
-          { y: D.ce.mce, label: `mCE ${pct(D.ce.mce)}`, color: '#1971c2', dash: [2, 3] },
-        ])],
+        plugins: [
+          hlines(Chart, [
+            { y: 100, label: 'AlexNet = 100%', color: '#c92a2a' },
+            { y: D.ce.mce, label: `mCE ${pct(D.ce.mce)}`, color: '#1971c2', dash: [2, 3] },
+          ]),
+        ],
       });
     }
 
@@ -132,16 +161,34 @@ export function drawRobustnessCharts(): void {
           labels: R.labels,
           datasets: [
             {
-              type: 'line', label: 'perfect calibration', data: R.diag,
-              borderColor: '#c92a2a', borderDash: [6, 4], borderWidth: 2, pointRadius: 0, order: 0,
+              type: 'line',
+              label: 'perfect calibration',
+              data: R.diag,
+              borderColor: '#c92a2a',
+              borderDash: [6, 4],
+              borderWidth: 2,
+              pointRadius: 0,
+              order: 0,
             },
             {
-              type: 'line', label: 'mean confidence', data: R.conf, showLine: false,
-              borderColor: '#212529', backgroundColor: '#212529', pointRadius: 3, order: 1,
+              type: 'line',
+              label: 'mean confidence',
+              data: R.conf,
+              showLine: false,
+              borderColor: '#212529',
+              backgroundColor: '#212529',
+              pointRadius: 3,
+              order: 1,
             },
             {
-              label: 'accuracy', data: R.acc, backgroundColor: '#74c0fc', borderColor: '#1971c2', borderWidth: 1,
-              barPercentage: 1, categoryPercentage: 0.96, order: 2,
+              label: 'accuracy',
+              data: R.acc,
+              backgroundColor: '#74c0fc',
+              borderColor: '#1971c2',
+              borderWidth: 1,
+              barPercentage: 1,
+              categoryPercentage: 0.96,
+              order: 2,
             },
           ],
         },
@@ -202,11 +249,15 @@ export function drawRobustnessCharts(): void {
       const cells: Plugin<'scatter'> = {
         id: 'cells',
         beforeDatasetsDraw: (chart: ChartJs) => {
-          const xs = chart.scales.x, ys = chart.scales.y, ctx = chart.ctx;
+          const xs = chart.scales.x,
+            ys = chart.scales.y,
+            ctx = chart.ctx;
           ctx.save();
           for (const c of L.cells) {
-            const x0 = xs.getPixelForValue(c.x - L.dx / 2), x1 = xs.getPixelForValue(c.x + L.dx / 2);
-            const y0 = ys.getPixelForValue(c.y - L.dy / 2), y1 = ys.getPixelForValue(c.y + L.dy / 2);
+            const x0 = xs.getPixelForValue(c.x - L.dx / 2),
+              x1 = xs.getPixelForValue(c.x + L.dx / 2);
+            const y0 = ys.getPixelForValue(c.y - L.dy / 2),
+              y1 = ys.getPixelForValue(c.y + L.dy / 2);
             ctx.fillStyle = c.c;
             ctx.fillRect(Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0) + 0.5, Math.abs(y1 - y0) + 0.5);
           }
@@ -216,21 +267,35 @@ export function drawRobustnessCharts(): void {
       add<'scatter', XY[]>('chart-location', {
         type: 'scatter',
         data: {
-          datasets: [{
-            label: 'top-1', data: L.cells.map((c) => ({ x: c.x, y: c.y })), pointRadius: 0,
-            pointHitRadius: (ctx) => {
-              const a = ctx.chart.chartArea, xs = ctx.chart.scales.x;
-              return a && xs ? Math.max(2, Math.abs(xs.getPixelForValue(L.dx) - xs.getPixelForValue(0)) / 2) : 4;
+          datasets: [
+            {
+              label: 'top-1',
+              data: L.cells.map((c) => ({ x: c.x, y: c.y })),
+              pointRadius: 0,
+              pointHitRadius: (ctx) => {
+                const a = ctx.chart.chartArea,
+                  xs = ctx.chart.scales.x;
+                return a && xs ? Math.max(2, Math.abs(xs.getPixelForValue(L.dx) - xs.getPixelForValue(0)) / 2) : 4;
+              },
             },
-          }],
+          ],
         },
         options: {
           scales: {
             x: axis('object centre x', {
-              type: 'linear', min: L.xr[0], max: L.xr[1], grid: { display: false }, ...ticksAt(L.xs),
+              type: 'linear',
+              min: L.xr[0],
+              max: L.xr[1],
+              grid: { display: false },
+              ...ticksAt(L.xs),
             }),
             y: axis('object centre y (down, as in the image)', {
-              type: 'linear', min: L.yr[0], max: L.yr[1], reverse: true, grid: { display: false }, ...ticksAt(L.ys),
+              type: 'linear',
+              min: L.yr[0],
+              max: L.yr[1],
+              reverse: true,
+              grid: { display: false },
+              ...ticksAt(L.ys),
             }),
           },
           plugins: {
@@ -250,7 +315,8 @@ export function drawRobustnessCharts(): void {
     }
 
     if (D.resolution) {
-      const rx = D.resolution.top1.map((p) => p.x), pad = 0.06 * (rx[rx.length - 1] - rx[0]);
+      const rx = D.resolution.top1.map((p) => p.x),
+        pad = 0.06 * (rx[rx.length - 1] - rx[0]);
       add<'line', XY[]>('chart-resolution', {
         type: 'line',
         data: {
@@ -262,7 +328,10 @@ export function drawRobustnessCharts(): void {
         options: {
           scales: {
             x: axis(`test resolution, px (model built for ${D.resolution.native})`, {
-              type: 'linear', min: rx[0] - pad, max: rx[rx.length - 1] + pad, ...ticksAt(rx),
+              type: 'linear',
+              min: rx[0] - pad,
+              max: rx[rx.length - 1] + pad,
+              ...ticksAt(rx),
             }),
             y: axis('accuracy %', { grace: '5%' }),
           },
@@ -281,8 +350,11 @@ export function drawRobustnessCharts(): void {
           datasets: [
             line('mean over seeds', F.mean, 0, { pointRadius: 4 }),
             {
-              type: 'scatter', label: 'each seed', data: F.seeds,
-              backgroundColor: 'rgba(134,142,150,0.7)', pointRadius: 3,
+              type: 'scatter',
+              label: 'each seed',
+              data: F.seeds,
+              backgroundColor: 'rgba(134,142,150,0.7)',
+              pointRadius: 3,
             },
           ],
         },

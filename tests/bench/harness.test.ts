@@ -8,7 +8,15 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { demoNetwork } from '../../bench/demo.js';
 import {
-  type BenchEngine, ColdGuard, type EngineJob, type EngineOutcome, benchModel, compare, speedups, stats, timeEngine,
+  type BenchEngine,
+  ColdGuard,
+  type EngineJob,
+  type EngineOutcome,
+  benchModel,
+  compare,
+  speedups,
+  stats,
+  timeEngine,
 } from '../../bench/harness.js';
 import { makeEngine } from '../../bench/models.js';
 import { targetChecks } from '../../bench/report.js';
@@ -24,7 +32,12 @@ import { testDevice } from '../helpers.js';
 /** A clock that only moves when a fake phase says so. */
 function fakeClock() {
   let t = 1000;
-  return { now: () => t, advance: (ms: number) => { t += ms; } };
+  return {
+    now: () => t,
+    advance: (ms: number) => {
+      t += ms;
+    },
+  };
 }
 
 interface FakePhases {
@@ -49,7 +62,8 @@ function fakeEngine(name: EngineName, clock: ReturnType<typeof fakeClock>, p: Fa
     if (p.failIn === what) throw new Error(`${what} broke`);
   };
   const e: BenchEngine = {
-    name, settings: { fake: true },
+    name,
+    settings: { fake: true },
     load: () => phase('load', p.load ?? 100),
     ...(p.export === undefined ? {} : { export: () => phase('export', p.export!) }),
     prepare: () => phase('prepare', p.prepare ?? 300),
@@ -58,13 +72,21 @@ function fakeEngine(name: EngineName, clock: ReturnType<typeof fakeClock>, p: Fa
       return p.logits ?? new Float32Array([1, 2, 3]);
     },
     ...(p.cached === undefined ? {} : { cachedPipelines: () => p.cached! }),
-    dispose: () => { calls.push('dispose'); },
+    dispose: () => {
+      calls.push('dispose');
+    },
   };
   return { e, calls };
 }
 
-const opts = (clock: ReturnType<typeof fakeClock>, guard = new ColdGuard('p1')) =>
-  ({ iters: 5, warmup: 2, batch: 1, model: 'm', guard, now: clock.now });
+const opts = (clock: ReturnType<typeof fakeClock>, guard = new ColdGuard('p1')) => ({
+  iters: 5,
+  warmup: 2,
+  batch: 1,
+  model: 'm',
+  guard,
+  now: clock.now,
+});
 
 /** A host whose every engine call gets a page (guard) of its own, as the CLI's does; the setup page is another. */
 function fakeHost(medians: Partial<Record<EngineName, number>>, o: { tunedLayers?: number; onePage?: boolean } = {}) {
@@ -77,8 +99,10 @@ function fakeHost(medians: Partial<Record<EngineName, number>>, o: { tunedLayers
     async setup() {
       calls.push('setup');
       return {
-        adapter: { summary: 'fake' } as BenchJson['adapter'], roofline: { fmaGflops: 1, copyGBps: 1 } as BenchJson['roofline'],
-        tuning: { adapter: 'k', layers: o.tunedLayers ?? 0, tuned_now: 0 }, tuningFile: emptyTuningFile(),
+        adapter: { summary: 'fake' } as BenchJson['adapter'],
+        roofline: { fmaGflops: 1, copyGBps: 1 } as BenchJson['roofline'],
+        tuning: { adapter: 'k', layers: o.tunedLayers ?? 0, tuned_now: 0 },
+        tuningFile: emptyTuningFile(),
       };
     },
     async engine(job: EngineJob): Promise<EngineOutcome> {
@@ -86,7 +110,9 @@ function fakeHost(medians: Partial<Record<EngineName, number>>, o: { tunedLayers
       const guard = o.onePage ? shared : new ColdGuard(`page${++pages}`);
       const { e } = fakeEngine(job.engine, clock, { run: medians[job.engine] ?? 10 });
       const t = await timeEngine(e, new Float32Array(3), {
-        ...opts(clock, guard), model: job.model, reference: job.reference ? Float32Array.from(job.reference) : undefined,
+        ...opts(clock, guard),
+        model: job.model,
+        reference: job.reference ? Float32Array.from(job.reference) : undefined,
       });
       return { result: t.result, logits: t.first && [...t.first], flops: 7 };
     },
@@ -101,7 +127,15 @@ describe('bench harness: clocks', () => {
     const clock = fakeClock();
     const { e, calls } = fakeEngine('ort-webgpu', clock, { load: 700, export: 40, prepare: 300, first: 50, run: 10 });
     const { result: r, first } = await timeEngine(e, new Float32Array(3), opts(clock));
-    expect(r).toMatchObject({ status: 'ok', load_ms: 700, export_ms: 40, cold_ms: 350, min_ms: 10, median_ms: 10, p90_ms: 10 });
+    expect(r).toMatchObject({
+      status: 'ok',
+      load_ms: 700,
+      export_ms: 40,
+      cold_ms: 350,
+      min_ms: 10,
+      median_ms: 10,
+      p90_ms: 10,
+    });
     expect(r.runs_ms).toEqual([10, 10, 10, 10, 10]);
     expect(r.throughput_ips).toBe(100);
     expect(r.settings).toEqual({ fake: true });
@@ -120,21 +154,29 @@ describe('bench harness: clocks', () => {
     expect(r.cold_ms).toBe(25);
   });
 
-  it.each(['load', 'export', 'prepare', 'run'] as const)('a failure in %s is an error row naming the phase, and the engine is disposed', async (failIn) => {
-    const clock = fakeClock();
-    const { e, calls } = fakeEngine('tfjs-webgpu', clock, { export: 1, failIn });
-    const { result: r } = await timeEngine(e, new Float32Array(3), opts(clock));
-    expect(r.status).toBe('error');
-    expect(r.error).toMatch(new RegExp(`^${failIn === 'prepare' || failIn === 'run' ? 'cold start' : failIn}: ${failIn} broke$`));
-    expect(calls.at(-1)).toBe('dispose');
-    if (failIn !== 'load') expect(r.load_ms).toBe(100);
-    expect(r.cold_ms).toBeUndefined();
-  });
+  it.each(['load', 'export', 'prepare', 'run'] as const)(
+    'a failure in %s is an error row naming the phase, and the engine is disposed',
+    async (failIn) => {
+      const clock = fakeClock();
+      const { e, calls } = fakeEngine('tfjs-webgpu', clock, { export: 1, failIn });
+      const { result: r } = await timeEngine(e, new Float32Array(3), opts(clock));
+      expect(r.status).toBe('error');
+      expect(r.error).toMatch(
+        new RegExp(`^${failIn === 'prepare' || failIn === 'run' ? 'cold start' : failIn}: ${failIn} broke$`),
+      );
+      expect(calls.at(-1)).toBe('dispose');
+      if (failIn !== 'load') expect(r.load_ms).toBe(100);
+      expect(r.cold_ms).toBeUndefined();
+    },
+  );
 
   it('logits that differ from the reference are an error, and are not timed', async () => {
     const clock = fakeClock();
     const { e, calls } = fakeEngine('ort-wasm', clock, { logits: new Float32Array([1, 2, 3.1]) });
-    const { result: r } = await timeEngine(e, new Float32Array(3), { ...opts(clock), reference: new Float32Array([1, 2, 3]) });
+    const { result: r } = await timeEngine(e, new Float32Array(3), {
+      ...opts(clock),
+      reference: new Float32Array([1, 2, 3]),
+    });
     expect(r).toMatchObject({ status: 'error', logits_match: false, cold_ms: 350 });
     expect(r.max_abs_diff).toBeCloseTo(0.1, 6);
     expect(r.median_ms).toBeUndefined();
@@ -142,7 +184,10 @@ describe('bench harness: clocks', () => {
   });
 
   it('compare and stats: the tolerance is relative to the reference, the median of an even count is the mean of the middle two', () => {
-    expect(compare(new Float32Array([100.09, 1]), new Float32Array([100, 1]))).toEqual({ logits_match: true, max_abs_diff: expect.closeTo(0.09, 5) });
+    expect(compare(new Float32Array([100.09, 1]), new Float32Array([100, 1]))).toEqual({
+      logits_match: true,
+      max_abs_diff: expect.closeTo(0.09, 5),
+    });
     expect(compare(new Float32Array([100.2, 1]), new Float32Array([100, 1])).logits_match).toBe(false);
     expect(compare(new Float32Array(2), new Float32Array(3))).toEqual({ logits_match: false, max_abs_diff: Infinity });
     const s = stats([4, 1, 3, 2, 10, 5, 6, 7, 8, 9], 8);
@@ -155,8 +200,14 @@ describe('bench harness: the fresh-page rule', () => {
   it('the first cold start on a page is valid; a second on the same page is flagged, naming the first', async () => {
     const clock = fakeClock();
     const guard = new ColdGuard('shared');
-    const a = await timeEngine(fakeEngine('cnnlab', clock).e, new Float32Array(3), { ...opts(clock, guard), model: 'resnet50' });
-    const b = await timeEngine(fakeEngine('cnnlab-untuned', clock).e, new Float32Array(3), { ...opts(clock, guard), model: 'resnet50' });
+    const a = await timeEngine(fakeEngine('cnnlab', clock).e, new Float32Array(3), {
+      ...opts(clock, guard),
+      model: 'resnet50',
+    });
+    const b = await timeEngine(fakeEngine('cnnlab-untuned', clock).e, new Float32Array(3), {
+      ...opts(clock, guard),
+      model: 'resnet50',
+    });
     expect(a.result.cold_invalid).toBeUndefined();
     expect(a.result.cold_starts_before).toBe(0);
     expect(b.result.cold_starts_before).toBe(1);
@@ -175,26 +226,52 @@ describe('bench harness: the fresh-page rule', () => {
   });
 
   it('a flagged cold start is left out of the cold-start target', () => {
-    const row = (e: Partial<EngineResult>): EngineResult => ({ status: 'ok', logits_match: true, median_ms: 10, cold_ms: 100, ...e });
+    const row = (e: Partial<EngineResult>): EngineResult => ({
+      status: 'ok',
+      logits_match: true,
+      median_ms: 10,
+      cold_ms: 100,
+      ...e,
+    });
     const b = {
-      models: [{ model: 'resnet50', batch: 1, size: 224, flops: 1, engines: { cnnlab: row({}), 'ort-webgpu': row({ cold_ms: 50, median_ms: 20 }) } }],
+      models: [
+        {
+          model: 'resnet50',
+          batch: 1,
+          size: 224,
+          flops: 1,
+          engines: { cnnlab: row({}), 'ort-webgpu': row({ cold_ms: 50, median_ms: 20 }) },
+        },
+      ],
     } as unknown as BenchJson;
     expect(targetChecks(b).map((c) => c.what)).toEqual([
-      'resnet50 224px: steady state vs the faster WebGPU peer (ort-webgpu)', 'resnet50 224px: cold start vs the faster WebGPU peer (ort-webgpu)',
+      'resnet50 224px: steady state vs the faster WebGPU peer (ort-webgpu)',
+      'resnet50 224px: cold start vs the faster WebGPU peer (ort-webgpu)',
     ]);
     b.models[0].engines.cnnlab!.cold_invalid = 'not a cold start: …';
-    expect(targetChecks(b).map((c) => c.what)).toEqual(['resnet50 224px: steady state vs the faster WebGPU peer (ort-webgpu)']);
+    expect(targetChecks(b).map((c) => c.what)).toEqual([
+      'resnet50 224px: steady state vs the faster WebGPU peer (ort-webgpu)',
+    ]);
     // The CPU target is checked against the threaded ORT-WASM line, and says how many threads it had.
     b.models[0].engines['ort-wasm'] = row({ median_ms: 40, settings: { threads: 6 } });
     b.models[0].engines['ort-wasm-1t'] = row({ median_ms: 200, settings: { threads: 1 } });
-    expect(targetChecks(b).at(-1)).toMatchObject({ what: 'resnet50 224px: cnnlab time ÷ ORT-WASM (CPU, 6 threads) time', value: '0.25', met: true });
+    expect(targetChecks(b).at(-1)).toMatchObject({
+      what: 'resnet50 224px: cnnlab time ÷ ORT-WASM (CPU, 6 threads) time',
+      value: '0.25',
+      met: true,
+    });
   });
 
   it('runBench: setup first, then cnnlab and every other engine once per model and batch, each in a page of its own', async () => {
     const { host, calls } = fakeHost({}, { tunedLayers: 3 });
     const b = await runBench(host, { ...benchOpts, peers: ['ort-webgpu', 'ort-wasm'] });
     expect(calls[0]).toBe('setup');
-    expect(calls.slice(1, 5)).toEqual(['cnnlab a b1', 'cnnlab-untuned a b1 ref', 'ort-webgpu a b1 ref', 'ort-wasm a b1 ref']);
+    expect(calls.slice(1, 5)).toEqual([
+      'cnnlab a b1',
+      'cnnlab-untuned a b1 ref',
+      'ort-webgpu a b1 ref',
+      'ort-wasm a b1 ref',
+    ]);
     expect(calls).toHaveLength(1 + 4 * 4);
     expect(b.settings.isolation).toBe('page per engine and model');
     const rows = b.models.flatMap((m) => Object.values(m.engines));
@@ -220,18 +297,33 @@ describe('bench harness: the fresh-page rule', () => {
 
 describe('bench harness: speed-ups', () => {
   it('each is the other engine median ÷ cnnlab median, for the engines that ran ok', async () => {
-    const { host } = fakeHost({ cnnlab: 4, 'ort-webgpu': 10, 'tfjs-webgpu': 2, 'cnnlab-untuned': 5 }, { tunedLayers: 1 });
+    const { host } = fakeHost(
+      { cnnlab: 4, 'ort-webgpu': 10, 'tfjs-webgpu': 2, 'cnnlab-untuned': 5 },
+      { tunedLayers: 1 },
+    );
     const b = await runBench(host, { ...benchOpts, models: ['a'], batches: [1], peers: ['ort-webgpu', 'tfjs-webgpu'] });
     expect(b.models[0].speedup).toEqual({ 'cnnlab-untuned': 1.25, 'ort-webgpu': 2.5, 'tfjs-webgpu': 0.5 });
     expect(b.models[0].flops).toBe(7);
     const ok = (median_ms: number): EngineResult => ({ status: 'ok', logits_match: true, median_ms });
-    expect(speedups({ cnnlab: ok(2), 'ort-wasm': ok(30), 'ort-webgpu': { status: 'error', error: 'x', logits_match: null } })).toEqual({ 'ort-wasm': 15 });
+    expect(
+      speedups({
+        cnnlab: ok(2),
+        'ort-wasm': ok(30),
+        'ort-webgpu': { status: 'error', error: 'x', logits_match: null },
+      }),
+    ).toEqual({ 'ort-wasm': 15 });
     expect(speedups({ cnnlab: { status: 'error', logits_match: null }, 'ort-wasm': ok(30) })).toEqual({});
   });
 
   it('when cnnlab fails the others are skipped (no reference to check them against)', async () => {
-    const run = vi.fn(async (job: EngineJob): Promise<EngineOutcome> =>
-      ({ result: job.engine === 'cnnlab' ? { status: 'error', error: 'no adapter', logits_match: null } : { status: 'ok', logits_match: true } }));
+    const run = vi.fn(
+      async (job: EngineJob): Promise<EngineOutcome> => ({
+        result:
+          job.engine === 'cnnlab'
+            ? { status: 'error', error: 'no adapter', logits_match: null }
+            : { status: 'ok', logits_match: true },
+      }),
+    );
     const m = await benchModel('a', 1, ['cnnlab', 'ort-wasm'], run, { size: 8, seed: 0, iters: 1, warmup: 0 });
     expect(run).toHaveBeenCalledTimes(1);
     expect(m.engines['ort-wasm']).toMatchObject({ status: 'skipped' });
@@ -243,11 +335,17 @@ describe('bench engines: settings as recorded', () => {
   afterEach(() => vi.unstubAllGlobals());
   const g = demoNetwork({ size: 16, batch: 1, seed: 2 });
   const loaded = { graph: g, logits: g.outputs[0] };
-  const make = (name: EngineName) => makeEngine(name, loaded, new Float32Array(16 * 16 * 3), {}, { result: { status: 'ok', logits_match: null } });
+  const make = (name: EngineName) =>
+    makeEngine(name, loaded, new Float32Array(16 * 16 * 3), {}, { result: { status: 'ok', logits_match: null } });
 
   it('ORT: WASM at every hardware thread, the 1t line at one, WebGPU with NHWC; all read back the logits only', () => {
     vi.stubGlobal('navigator', { hardwareConcurrency: 6 });
-    expect(make('ort-wasm').settings).toMatchObject({ ep: 'wasm', threads: 6, graphOptimizationLevel: 'all', readback: 'logits' });
+    expect(make('ort-wasm').settings).toMatchObject({
+      ep: 'wasm',
+      threads: 6,
+      graphOptimizationLevel: 'all',
+      readback: 'logits',
+    });
     expect(make('ort-wasm-1t').settings).toMatchObject({ ep: 'wasm', threads: 1, readback: 'logits' });
     expect(make('ort-webgpu').settings).toMatchObject({ ep: 'webgpu', preferredLayout: 'NHWC', readback: 'logits' });
     expect(make('ort-webgpu').settings.threads).toBeUndefined();
@@ -265,7 +363,14 @@ describe('bench engines: settings as recorded', () => {
     const x = new Rng(5).uniforms(16 * 16 * 3, -2, 2);
     const want = runReference(g, { image: x }, [loaded.logits])[loaded.logits].data;
     const e = make('ort-wasm-1t');
-    const { result: r } = await timeEngine(e, x, { iters: 2, warmup: 1, batch: 1, model: 'demo', guard: new ColdGuard('node'), reference: want });
+    const { result: r } = await timeEngine(e, x, {
+      iters: 2,
+      warmup: 1,
+      batch: 1,
+      model: 'demo',
+      guard: new ColdGuard('node'),
+      reference: want,
+    });
     expect(r.error).toBeUndefined();
     expect(r).toMatchObject({ status: 'ok', logits_match: true, cold_starts_before: 0 });
     for (const k of ['load_ms', 'export_ms', 'cold_ms', 'median_ms'] as const) expect(r[k]).toBeGreaterThan(0);
@@ -278,17 +383,27 @@ describe('bench engines: settings as recorded', () => {
     const o = { iters: 1, warmup: 0, batch: 1, model: 'demo', reference: want };
     const fresh = await timeEngine(make('cnnlab'), x, { ...o, guard: new ColdGuard('fresh') });
     expect(fresh.result.error).toBeUndefined();
-    expect(fresh.result).toMatchObject({ status: 'ok', logits_match: true, pipelines_before: 0, cold_starts_before: 0 });
+    expect(fresh.result).toMatchObject({
+      status: 'ok',
+      logits_match: true,
+      pipelines_before: 0,
+      cold_starts_before: 0,
+    });
     expect(fresh.result.cold_invalid).toBeUndefined();
     // The same graph again on a device that has compiled it: a fresh page, but a warm device.
     const device = await testDevice();
     (await compile(device, optimize(g).graph)).dispose();
     let plan: Plan | undefined;
     const warm: BenchEngine = {
-      name: 'cnnlab', settings: {}, load: async () => {},
+      name: 'cnnlab',
+      settings: {},
+      load: async () => {},
       cachedPipelines: () => cachedPipelineCount(device.gpu),
-      async prepare() { plan = await compile(device, optimize(g).graph); },
-      run: async (input) => (await plan!.run({ image: input }, { outputs: [loaded.logits] })).outputs[loaded.logits].data,
+      async prepare() {
+        plan = await compile(device, optimize(g).graph);
+      },
+      run: async (input) =>
+        (await plan!.run({ image: input }, { outputs: [loaded.logits] })).outputs[loaded.logits].data,
       dispose: () => plan?.dispose(),
     };
     const r = (await timeEngine(warm, x, { ...o, guard: new ColdGuard('second') })).result;

@@ -4,7 +4,15 @@
 // Validation tolerance (bench/kernels.ts): max|Δ| ≤ 1e-3·max|ref| + 1e-4 over the output.
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ATOL, HEAVY_OPS, type Layer, RTOL, benchKernels, collectLayers, formatKernelTable } from '../../bench/kernels.js';
+import {
+  ATOL,
+  HEAVY_OPS,
+  type Layer,
+  RTOL,
+  benchKernels,
+  collectLayers,
+  formatKernelTable,
+} from '../../bench/kernels.js';
 import { type Roofline, measureRoofline } from '../../bench/roofline.js';
 import type { Device } from '../../engine/device.js';
 import { Graph } from '../../engine/graph.js';
@@ -51,7 +59,11 @@ describe('collectLayers', () => {
         expect(kinds.slice(3).every((k) => k === 'input')).toBe(true);
       }
       // One layer per tuning-table key: the key the tuner stores its choice under.
-      const key = layerKey(n.op, n.attrs, n.inputs.map((x) => l.graph.shape(x)));
+      const key = layerKey(
+        n.op,
+        n.attrs,
+        n.inputs.map((x) => l.graph.shape(x)),
+      );
       expect(keys.has(key), `duplicate layer ${l.node}`).toBe(false);
       keys.add(key);
     }
@@ -114,14 +126,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       lower(_a, [x], _o, ctx) {
         const n = x.reduce((a, b) => a * b, 1);
         const g = grid(ceilDiv(n, 64), ctx.limits.maxComputeWorkgroupsPerDimension);
-        return { dispatches: [makeDispatch(family, { n, gridX: g[0] }, g, [input(0), output(0)], { flops: n, bytes: 8 * n })] };
+        return {
+          dispatches: [makeDispatch(family, { n, gridX: g[0] }, g, [input(0), output(0)], { flops: n, bytes: 8 * n })],
+        };
       },
       ref: (_a, [x]) => [{ shape: x.shape, data: x.data.map((v) => 2 * v + 0.01) }],
     };
     if (!OPS.has(wrong.op)) registerOp(wrong);
     const g = new Graph();
     g.markOutputs(g.op('bench_test_wrong', [g.input('x', [1, 64, 64, 64])], {}, 'fake'));
-    const fake: Layer = { model: 'test', node: 'fake', op: 'bench_test_wrong', models: ['test'], count: 1, shape: '[1,64,64,64]', graph: g, feeds: {} };
+    const fake: Layer = {
+      model: 'test',
+      node: 'fake',
+      op: 'bench_test_wrong',
+      models: ['test'],
+      count: 1,
+      shape: '[1,64,64,64]',
+      graph: g,
+      feeds: {},
+    };
     const good = layers.find((l) => l.op === 'global_avgpool')!;
 
     const rows = await benchKernels(device, [fake, good], { roofline, reps: 1 });

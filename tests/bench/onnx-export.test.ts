@@ -17,15 +17,23 @@ import { expectClose, rand, type Tol } from '../helpers.js';
 const TOL: Tol = { atol: 1e-4, rtol: 1e-4 };
 
 let seed = 1;
-const konst = (g: Graph, name: string, shape: number[], lo = -1, hi = 1) => g.constant(name, shape, rand(numel(shape), seed++, lo, hi));
+const konst = (g: Graph, name: string, shape: number[], lo = -1, hi = 1) =>
+  g.constant(name, shape, rand(numel(shape), seed++, lo, hi));
 
 /** Export, run in ORT (wasm EP), compare every output with the reference; returns the decoded model. */
-async function check(g: Graph, o: { opset?: 13 | 14 | 17; tol?: Tol; range?: [number, number] } = {}): Promise<OnnxModel> {
+async function check(
+  g: Graph,
+  o: { opset?: 13 | 14 | 17; tol?: Tol; range?: [number, number] } = {},
+): Promise<OnnxModel> {
   const inputs: Record<string, Float32Array> = {};
-  for (const v of g.values.values()) if (v.kind === 'input') inputs[v.name] = rand(numel(v.shape), seed++, ...(o.range ?? [-1, 1]));
+  for (const v of g.values.values())
+    if (v.kind === 'input') inputs[v.name] = rand(numel(v.shape), seed++, ...(o.range ?? [-1, 1]));
   const bytes = exportOnnx(g, { opset: o.opset });
   const s = await createOrtSession(bytes, 'wasm');
-  const got = await runOrt(s, Object.fromEntries(Object.entries(inputs).map(([k, d]) => [k, { shape: g.shape(k), data: d }])));
+  const got = await runOrt(
+    s,
+    Object.fromEntries(Object.entries(inputs).map(([k, d]) => [k, { shape: g.shape(k), data: d }])),
+  );
   await s.session.release();
   const want = runReference(g, inputs);
   for (const out of g.outputs) expectClose(got[out], want[out], o.tol ?? TOL, out);
@@ -36,14 +44,55 @@ const opTypes = (m: OnnxModel) => m.graph.node.map((n) => n.op_type);
 const count = (m: OnnxModel, op: string) => opTypes(m).filter((t) => t === op).length;
 
 describe('conv2d', () => {
-  const cases: { name: string; x: number[]; k: number; cout: number; attrs: Record<string, unknown>; bias?: boolean }[] = [
+  const cases: {
+    name: string;
+    x: number[];
+    k: number;
+    cout: number;
+    attrs: Record<string, unknown>;
+    bias?: boolean;
+  }[] = [
     { name: 'plain 3x3', x: [1, 7, 6, 5], k: 3, cout: 6, attrs: {} },
-    { name: 'stride 2, asymmetric pad, bias, relu', x: [2, 9, 8, 3], k: 3, cout: 7, attrs: { stride: [2, 2], pad: [1, 0, 2, 1], act: 'relu' }, bias: true },
-    { name: 'dilation 2, pad 2, relu6', x: [1, 9, 9, 4], k: 3, cout: 4, attrs: { dilation: [2, 2], pad: [2, 2, 2, 2], act: 'relu6' }, bias: true },
+    {
+      name: 'stride 2, asymmetric pad, bias, relu',
+      x: [2, 9, 8, 3],
+      k: 3,
+      cout: 7,
+      attrs: { stride: [2, 2], pad: [1, 0, 2, 1], act: 'relu' },
+      bias: true,
+    },
+    {
+      name: 'dilation 2, pad 2, relu6',
+      x: [1, 9, 9, 4],
+      k: 3,
+      cout: 4,
+      attrs: { dilation: [2, 2], pad: [2, 2, 2, 2], act: 'relu6' },
+      bias: true,
+    },
     { name: 'groups 2, 1x1 stride 2', x: [1, 5, 5, 6], k: 1, cout: 4, attrs: { groups: 2, stride: [2, 1] } },
-    { name: 'groups 3, stride [1,2], gelu', x: [2, 6, 7, 6], k: 3, cout: 9, attrs: { groups: 3, stride: [1, 2], pad: [1, 1, 1, 1], act: 'gelu' }, bias: true },
-    { name: 'depthwise 3x3, hardswish', x: [1, 8, 7, 5], k: 3, cout: 5, attrs: { groups: 5, pad: [1, 1, 1, 1], act: 'hardswish' }, bias: true },
-    { name: 'depthwise 5x5 stride 2, silu', x: [1, 9, 9, 8], k: 5, cout: 8, attrs: { groups: 8, stride: [2, 2], pad: [2, 2, 2, 2], act: 'silu' } },
+    {
+      name: 'groups 3, stride [1,2], gelu',
+      x: [2, 6, 7, 6],
+      k: 3,
+      cout: 9,
+      attrs: { groups: 3, stride: [1, 2], pad: [1, 1, 1, 1], act: 'gelu' },
+      bias: true,
+    },
+    {
+      name: 'depthwise 3x3, hardswish',
+      x: [1, 8, 7, 5],
+      k: 3,
+      cout: 5,
+      attrs: { groups: 5, pad: [1, 1, 1, 1], act: 'hardswish' },
+      bias: true,
+    },
+    {
+      name: 'depthwise 5x5 stride 2, silu',
+      x: [1, 9, 9, 8],
+      k: 5,
+      cout: 8,
+      attrs: { groups: 8, stride: [2, 2], pad: [2, 2, 2, 2], act: 'silu' },
+    },
   ];
   test.each(cases)('$name', async (c) => {
     const g = new Graph();
@@ -72,8 +121,12 @@ describe('norms', () => {
     const g = new Graph();
     const x = g.input('x', [2, 5, 6, 3]);
     const c = g.op('conv2d', [x, konst(g, 'w', [3, 3, 3, 6])], { pad: [1, 1, 1, 1] }, 'conv');
-    const bn = g.op('batchnorm', [c, konst(g, 'gamma', [6]), konst(g, 'beta', [6]), konst(g, 'mean', [6]), konst(g, 'var', [6], 0.5, 2)],
-      { eps: 1e-3, act: 'relu' }, 'bn');
+    const bn = g.op(
+      'batchnorm',
+      [c, konst(g, 'gamma', [6]), konst(g, 'beta', [6]), konst(g, 'mean', [6]), konst(g, 'var', [6], 0.5, 2)],
+      { eps: 1e-3, act: 'relu' },
+      'bn',
+    );
     g.markOutputs(bn);
     const m = await check(g);
     expect(count(m, 'BatchNormalization')).toBe(1);
@@ -84,7 +137,14 @@ describe('norms', () => {
     const g = new Graph();
     const x = g.input('x', shape);
     const C = shape[shape.length - 1];
-    g.markOutputs(g.op('batchnorm', [x, konst(g, 'g', [C]), konst(g, 'b', [C]), konst(g, 'm', [C]), konst(g, 'v', [C], 0.5, 2)], { act: 'silu' }, 'bn'));
+    g.markOutputs(
+      g.op(
+        'batchnorm',
+        [x, konst(g, 'g', [C]), konst(g, 'b', [C]), konst(g, 'm', [C]), konst(g, 'v', [C], 0.5, 2)],
+        { act: 'silu' },
+        'bn',
+      ),
+    );
     await check(g);
   });
 
@@ -92,7 +152,14 @@ describe('norms', () => {
     const g = new Graph();
     const x = g.input('x', [2, 5, 4, 3]);
     const c = g.op('conv2d', [x, konst(g, 'w', [1, 1, 3, 12])], {}, 'conv');
-    g.markOutputs(g.op('group_norm', [c, konst(g, 'gamma', [12]), konst(g, 'beta', [12])], { groups: 4, eps: 1e-5, act: 'relu' }, 'gn'));
+    g.markOutputs(
+      g.op(
+        'group_norm',
+        [c, konst(g, 'gamma', [12]), konst(g, 'beta', [12])],
+        { groups: 4, eps: 1e-5, act: 'relu' },
+        'gn',
+      ),
+    );
     const m = await check(g);
     expect(count(m, 'InstanceNormalization')).toBe(1);
   });
@@ -107,7 +174,9 @@ describe('norms', () => {
   test.each([13, 17] as const)('layernorm on tokens, opset %i', async (opset) => {
     const g = new Graph();
     const x = g.input('x', [2, 5, 12]);
-    g.markOutputs(g.op('layernorm', [x, konst(g, 'gamma', [12]), konst(g, 'beta', [12])], { eps: 1e-6, act: 'gelu' }, 'ln'));
+    g.markOutputs(
+      g.op('layernorm', [x, konst(g, 'gamma', [12]), konst(g, 'beta', [12])], { eps: 1e-6, act: 'gelu' }, 'ln'),
+    );
     const m = await check(g, { opset });
     expect(count(m, 'LayerNormalization')).toBe(opset >= 17 ? 1 : 0);
   });
@@ -169,14 +238,20 @@ describe('matmul and attention', () => {
     const a = g.input('a', [2, 3, 4, 6]);
     const b = g.input('b', [3, 6, 5]);
     const k = g.input('k', [2, 3, 7, 6]);
-    g.markOutputs(g.op('matmul', [a, b], {}, 'ab'), g.op('matmul', [a, k, konst(g, 'bias', [7])], { transB: true, act: 'silu' }, 'akt'));
+    g.markOutputs(
+      g.op('matmul', [a, b], {}, 'ab'),
+      g.op('matmul', [a, k, konst(g, 'bias', [7])], { transB: true, act: 'silu' }, 'akt'),
+    );
     await check(g);
   });
 
   test('attention on packed qkv, default and explicit scale', async () => {
     const g = new Graph();
     const qkv = g.input('qkv', [2, 7, 3 * 12]);
-    g.markOutputs(g.op('attention', [qkv], { heads: 3 }, 'attn'), g.op('attention', [qkv], { heads: 2, scale: 0.3 }, 'attn2'));
+    g.markOutputs(
+      g.op('attention', [qkv], { heads: 3 }, 'attn'),
+      g.op('attention', [qkv], { heads: 2, scale: 0.3 }, 'attn2'),
+    );
     const m = await check(g);
     expect(count(m, 'Softmax')).toBe(2);
   });
@@ -193,15 +268,55 @@ describe('matmul and attention', () => {
 
 describe('pooling', () => {
   const cases: { name: string; op: string; x: number[]; attrs: Record<string, unknown> }[] = [
-    { name: 'maxpool 3/2 pad 1', op: 'maxpool', x: [1, 9, 8, 5], attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1] } },
-    { name: 'maxpool 3/2 ceil mode', op: 'maxpool', x: [2, 8, 10, 3], attrs: { kernel: [3, 3], stride: [2, 2], ceilMode: true } },
-    { name: 'maxpool 2x3 dilation 2, asymmetric pad', op: 'maxpool', x: [1, 9, 9, 2], attrs: { kernel: [2, 3], stride: [1, 2], pad: [1, 0, 0, 2], dilation: [2, 2] } },
+    {
+      name: 'maxpool 3/2 pad 1',
+      op: 'maxpool',
+      x: [1, 9, 8, 5],
+      attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1] },
+    },
+    {
+      name: 'maxpool 3/2 ceil mode',
+      op: 'maxpool',
+      x: [2, 8, 10, 3],
+      attrs: { kernel: [3, 3], stride: [2, 2], ceilMode: true },
+    },
+    {
+      name: 'maxpool 2x3 dilation 2, asymmetric pad',
+      op: 'maxpool',
+      x: [1, 9, 9, 2],
+      attrs: { kernel: [2, 3], stride: [1, 2], pad: [1, 0, 0, 2], dilation: [2, 2] },
+    },
     { name: 'avgpool 2/2', op: 'avgpool', x: [1, 8, 6, 4], attrs: { kernel: [2, 2] } },
-    { name: 'avgpool 3/2 pad 1 countIncludePad', op: 'avgpool', x: [1, 7, 7, 3], attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1] } },
-    { name: 'avgpool 3/2 pad 1 excluding pad', op: 'avgpool', x: [1, 7, 7, 3], attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1], countIncludePad: false } },
-    { name: 'avgpool 3/2 ceil mode excluding pad', op: 'avgpool', x: [1, 8, 8, 3], attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1], ceilMode: true, countIncludePad: false } },
-    { name: 'avgpool 3/2 ceil mode, countIncludePad', op: 'avgpool', x: [1, 8, 8, 3], attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1], ceilMode: true } },
-    { name: 'avgpool 2/2 ceil mode, odd size', op: 'avgpool', x: [1, 7, 5, 2], attrs: { kernel: [2, 2], stride: [2, 2], ceilMode: true } },
+    {
+      name: 'avgpool 3/2 pad 1 countIncludePad',
+      op: 'avgpool',
+      x: [1, 7, 7, 3],
+      attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1] },
+    },
+    {
+      name: 'avgpool 3/2 pad 1 excluding pad',
+      op: 'avgpool',
+      x: [1, 7, 7, 3],
+      attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1], countIncludePad: false },
+    },
+    {
+      name: 'avgpool 3/2 ceil mode excluding pad',
+      op: 'avgpool',
+      x: [1, 8, 8, 3],
+      attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1], ceilMode: true, countIncludePad: false },
+    },
+    {
+      name: 'avgpool 3/2 ceil mode, countIncludePad',
+      op: 'avgpool',
+      x: [1, 8, 8, 3],
+      attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1], ceilMode: true },
+    },
+    {
+      name: 'avgpool 2/2 ceil mode, odd size',
+      op: 'avgpool',
+      x: [1, 7, 5, 2],
+      attrs: { kernel: [2, 2], stride: [2, 2], ceilMode: true },
+    },
   ];
   test.each(cases)('$name', async (c) => {
     const g = new Graph();
@@ -214,7 +329,11 @@ describe('pooling', () => {
   test.each([
     { name: 'pad 1 → maxpool 3/2 (BiT stem)', op: 'maxpool', attrs: { kernel: [3, 3], stride: [2, 2] } },
     { name: 'pad 1 → maxpool 3/2 pad 1', op: 'maxpool', attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1] } },
-    { name: 'pad 1 → avgpool 3/2 pad 1 excluding pad', op: 'avgpool', attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1], countIncludePad: false } },
+    {
+      name: 'pad 1 → avgpool 3/2 pad 1 excluding pad',
+      op: 'avgpool',
+      attrs: { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1], countIncludePad: false },
+    },
   ])('$name, on negative inputs', async (cs) => {
     const g = new Graph();
     const x = g.input('x', [1, 6, 7, 3]);
@@ -350,7 +469,12 @@ describe('whole networks', () => {
     g.input('image', [1, 3, 12, 12]);
     let x = g.op('transpose', ['image'], { perm: [0, 2, 3, 1] }, 'to_nhwc');
     x = g.op('conv2d', [x, konst(g, 'w1', [3, 3, 3, 8])], { stride: [2, 2], pad: [1, 1, 1, 1] }, 'conv1');
-    x = g.op('batchnorm', [x, konst(g, 'g', [8]), konst(g, 'b', [8]), konst(g, 'm', [8]), konst(g, 'v', [8], 0.5, 2)], {}, 'bn');
+    x = g.op(
+      'batchnorm',
+      [x, konst(g, 'g', [8]), konst(g, 'b', [8]), konst(g, 'm', [8]), konst(g, 'v', [8], 0.5, 2)],
+      {},
+      'bn',
+    );
     x = g.op('activation', [x], { act: 'relu' }, 'relu');
     x = g.op('conv2d', [x, konst(g, 'w2', [3, 3, 8, 8])], { pad: [1, 1, 1, 1] }, 'conv2');
     x = g.op('maxpool', [x], { kernel: [2, 2] }, 'pool');

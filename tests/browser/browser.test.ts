@@ -42,7 +42,10 @@ describe('browser', () => {
   it('runs a small graph through navigator.gpu and matches the Node result', async () => {
     const g = smallGraph();
     const x = rand(2 * 5 * 7 * 3, 12, -3, 3);
-    const inBrowser = await page.evaluate(({ j, xs }) => window.cnnlab.runGraphJSON(j, { x: xs }), { j: graphToJSON(g), xs: [...x] });
+    const inBrowser = await page.evaluate(({ j, xs }) => window.cnnlab.runGraphJSON(j, { x: xs }), {
+      j: graphToJSON(g),
+      xs: [...x],
+    });
     const plan = await compile(await testDevice(), g);
     const { outputs } = await plan.run({ x });
     plan.dispose();

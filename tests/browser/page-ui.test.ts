@@ -32,7 +32,9 @@ describe('the page, interactively', () => {
     await page.fill('#rob-corruption-list', 'contrast');
     await page.fill('#rob-severities', '2');
     await page.click('#rob-run');
-    await page.waitForFunction(() => /done|error/.test(document.getElementById('rob-progress')!.textContent!), null, { timeout: 240_000 });
+    await page.waitForFunction(() => /done|error/.test(document.getElementById('rob-progress')!.textContent!), null, {
+      timeout: 240_000,
+    });
     expect(await page.textContent('#rob-progress')).toMatch(/^\d+\/\d+ · [\d.]+ img\/s .* done$/);
     const report = await page.$eval('#rob-report', (f) => (f as HTMLIFrameElement).srcdoc);
     expect(report).toMatch(/mobilenet_v2_synth/);
@@ -44,7 +46,13 @@ describe('the page, interactively', () => {
     await page.fill('#tr-per-class', '5');
     await page.fill('#tr-shots', '1,5');
     await page.click('#tr-run');
-    await page.waitForFunction(() => /shot|error/.test(document.getElementById('tr-out')!.textContent!) && !(document.getElementById('tr-run') as HTMLButtonElement).disabled, null, { timeout: 240_000 });
+    await page.waitForFunction(
+      () =>
+        /shot|error/.test(document.getElementById('tr-out')!.textContent!) &&
+        !(document.getElementById('tr-run') as HTMLButtonElement).disabled,
+      null,
+      { timeout: 240_000 },
+    );
     const text = await page.textContent('#tr-out');
     expect(text).toMatch(/40 train, 160 test images, 1280 features/);
     expect(text).toMatch(/ 5-shot: [\d.]+%/);

@@ -119,9 +119,15 @@ describe('a quiet terminal', () => {
     await build({
       stdin: {
         contents: "import { main } from './cli/main.ts'; process.exitCode = await main(process.argv.slice(2));",
-        resolveDir: process.cwd(), loader: 'ts',
+        resolveDir: process.cwd(),
+        loader: 'ts',
       },
-      bundle: true, platform: 'node', format: 'esm', target: 'es2022', packages: 'external', logLevel: 'warning',
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'es2022',
+      packages: 'external',
+      logLevel: 'warning',
       outfile: path.join(outDir, 'cli.mjs'),
     });
   }, 120_000);
@@ -130,7 +136,11 @@ describe('a quiet terminal', () => {
   it('a run that starts Dawn prints nothing on stderr (no XDG_RUNTIME_DIR complaint)', () => {
     const env = { ...process.env };
     delete env.XDG_RUNTIME_DIR;
-    const r = spawnSync(process.execPath, [path.join(outDir, 'cli.mjs'), 'info'], { env, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, [path.join(outDir, 'cli.mjs'), 'info'], {
+      env,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/"runtime": "node"/);
     expect(r.stderr).not.toMatch(/XDG_RUNTIME_DIR/);

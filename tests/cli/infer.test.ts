@@ -37,11 +37,31 @@ describe('cnnlab infer', () => {
   it('gives the same logits in Node and in headless Chromium', async () => {
     const x = path.join(dir, 'x.npy');
     writeFileSync(x, encodeNpy({ shape: [2, 3, 64, 64], data: rand(2 * 3 * 64 * 64, 5) }));
-    const yn = path.join(dir, 'y-node.npy'), yc = path.join(dir, 'y-chrome.npy');
-    expect(await run('infer', '--model', 'resnet18', '--weights', 'random', '--seed', '3', '--input', x, '--output', yn)).toBe(0);
+    const yn = path.join(dir, 'y-node.npy'),
+      yc = path.join(dir, 'y-chrome.npy');
+    expect(
+      await run('infer', '--model', 'resnet18', '--weights', 'random', '--seed', '3', '--input', x, '--output', yn),
+    ).toBe(0);
     expect(out.join('\n')).toMatch(/logits \[2,1000\]/);
-    expect(await run('infer', '--model', 'resnet18', '--weights', 'random', '--seed', '3', '--input', x, '--output', yc, '--runtime', 'chrome')).toBe(0);
-    const a = await decodeNpy(readFileSync(yn)), b = await decodeNpy(readFileSync(yc));
+    expect(
+      await run(
+        'infer',
+        '--model',
+        'resnet18',
+        '--weights',
+        'random',
+        '--seed',
+        '3',
+        '--input',
+        x,
+        '--output',
+        yc,
+        '--runtime',
+        'chrome',
+      ),
+    ).toBe(0);
+    const a = await decodeNpy(readFileSync(yn)),
+      b = await decodeNpy(readFileSync(yc));
     expect(a.shape).toEqual([2, 1000]);
     // Same WGSL on the same SwiftShader adapter.
     expectClose(b, a, { atol: 1e-5, rtol: 1e-5 }, 'chrome vs node');
@@ -51,7 +71,9 @@ describe('cnnlab infer', () => {
 
   it('preprocesses an image and prints the top-5 with ImageNet class names', async () => {
     const img = path.join(dir, 'img.png');
-    await sharp({ create: { width: 97, height: 61, channels: 3, background: { r: 200, g: 30, b: 90 } } }).png().toFile(img);
+    await sharp({ create: { width: 97, height: 61, channels: 3, background: { r: 200, g: 30, b: 90 } } })
+      .png()
+      .toFile(img);
     expect(await run('infer', '--model', 'mobilenet_v2', '--weights', 'random', '--image', img)).toBe(0);
     const text = out.join('\n');
     expect(text).toMatch(/97×61 → short side resize, bilinear, crop 224/);

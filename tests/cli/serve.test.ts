@@ -37,11 +37,13 @@ const get = async (p: string, headers: Record<string, string> = {}) => {
   // fetch() normalises '..' in URLs; send the raw path with node:http instead.
   const http = await import('node:http');
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: new URL(s.url).port, path: p, headers }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port: new URL(s.url).port, path: p, headers }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      })
+      .on('error', reject);
   });
 };
 
@@ -59,8 +61,19 @@ describe('serve', () => {
   });
 
   it('refuses paths that escape a root', async () => {
-    for (const p of ['/../secret.txt', '/sub/../../secret.txt', '/%2e%2e/secret.txt', '/%2E%2E%2Fsecret.txt', '/data/..%2fsecret.txt',
-      '/data/%2e%2e/root/index.html', '/..%5csecret.txt', '/link.txt', '/updir/secret.txt', '/%c0%ae%c0%ae/secret.txt', '/a%00b']) {
+    for (const p of [
+      '/../secret.txt',
+      '/sub/../../secret.txt',
+      '/%2e%2e/secret.txt',
+      '/%2E%2E%2Fsecret.txt',
+      '/data/..%2fsecret.txt',
+      '/data/%2e%2e/root/index.html',
+      '/..%5csecret.txt',
+      '/link.txt',
+      '/updir/secret.txt',
+      '/%c0%ae%c0%ae/secret.txt',
+      '/a%00b',
+    ]) {
       const r = await get(p);
       expect(r.status, p).toBe(403);
       expect(r.body).not.toBe('secret');
@@ -95,8 +108,13 @@ describe('serve', () => {
     const port = new URL(s.url).port;
     expect((await get('/', { host: `localhost:${port}` })).status).toBe(200);
     expect((await get('/', { host: `127.0.0.1:${port}` })).status).toBe(200);
-    const forged = [`evil.example:${port}`, 'evil.example', `localhost:${Number(port) + 1}`, 'localhost',
-      `127.0.0.1.nip.io:${port}`];
+    const forged = [
+      `evil.example:${port}`,
+      'evil.example',
+      `localhost:${Number(port) + 1}`,
+      'localhost',
+      `127.0.0.1.nip.io:${port}`,
+    ];
     for (const host of forged) {
       const r = await get('/', { host });
       expect(r.status, host).toBe(403);
@@ -104,10 +122,13 @@ describe('serve', () => {
     }
   });
 
-  it("`npx cnnlab serve` mounts each built-in weights file, not the weights folder", () => {
+  it('`npx cnnlab serve` mounts each built-in weights file, not the weights folder', () => {
     const weightMounts = Object.entries(pageMounts()).filter(([url]) => url.startsWith('/models/'));
     expect(weightMounts).toEqual([
-      ['/models/weights/mobilenet_v2_synth.safetensors', path.join(REPO_ROOT, 'models/weights/mobilenet_v2_synth.safetensors')],
+      [
+        '/models/weights/mobilenet_v2_synth.safetensors',
+        path.join(REPO_ROOT, 'models/weights/mobilenet_v2_synth.safetensors'),
+      ],
     ]);
   });
 });

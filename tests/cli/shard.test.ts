@@ -4,8 +4,12 @@ import { parseShard } from '../../cli/common.js';
 
 /** A Slurm array task's variables, as sbatch --array=MIN-MAX sets them. */
 const slurm = (id: number, min: number, max: number) => ({
-  SLURM_ARRAY_JOB_ID: '4242', SLURM_ARRAY_TASK_ID: String(id), SLURM_ARRAY_TASK_MIN: String(min),
-  SLURM_ARRAY_TASK_MAX: String(max), SLURM_ARRAY_TASK_COUNT: String(max - min + 1), SLURM_ARRAY_TASK_STEP: '1',
+  SLURM_ARRAY_JOB_ID: '4242',
+  SLURM_ARRAY_TASK_ID: String(id),
+  SLURM_ARRAY_TASK_MIN: String(min),
+  SLURM_ARRAY_TASK_MAX: String(max),
+  SLURM_ARRAY_TASK_COUNT: String(max - min + 1),
+  SLURM_ARRAY_TASK_STEP: '1',
 });
 
 describe('parseShard', () => {
@@ -48,7 +52,11 @@ describe('parseShard', () => {
       ['auto/5', slurm(1, 0, 3), /auto\/5: \$SLURM_ARRAY_TASK_COUNT says 4/],
       ['auto', { ...slurm(1, 0, 3), JOB_COMPLETION_INDEX: '1' }, /both/],
       // --array=0-6:2 and --array=1,3,5: not one contiguous range, so ID − MIN is no shard index.
-      ['auto', { ...slurm(2, 0, 6), SLURM_ARRAY_TASK_COUNT: '4', SLURM_ARRAY_TASK_STEP: '2' }, /not one contiguous range/],
+      [
+        'auto',
+        { ...slurm(2, 0, 6), SLURM_ARRAY_TASK_COUNT: '4', SLURM_ARRAY_TASK_STEP: '2' },
+        /not one contiguous range/,
+      ],
       ['auto', { ...slurm(3, 1, 5), SLURM_ARRAY_TASK_COUNT: '3' }, /not one contiguous range/],
       ['auto', slurm(7, 0, 3), /outside 0-3/],
       ['auto', { ...slurm(1, 0, 3), SLURM_ARRAY_TASK_MIN: '-1' }, /SLURM_ARRAY_TASK_MIN must be an integer/],

@@ -7,8 +7,22 @@ import { transferCmd } from '../../cli/transfer.js';
 describe('cnnlab transfer', () => {
   it('extracts and caches features, runs few-shot transfer and writes the summary and report', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'cnnlab-transfer-'));
-    const out = path.join(dir, 'out'), cache = path.join(dir, 'cache');
-    const args = ['--weights', 'builtin', '--per-class', '5', '--shots', '1,5', '--seeds', '2', '--cache', cache, '--out', out];
+    const out = path.join(dir, 'out'),
+      cache = path.join(dir, 'cache');
+    const args = [
+      '--weights',
+      'builtin',
+      '--per-class',
+      '5',
+      '--shots',
+      '1,5',
+      '--seeds',
+      '2',
+      '--cache',
+      cache,
+      '--out',
+      out,
+    ];
     const lines: string[] = [];
     const log = console.log;
     console.log = (...a: unknown[]) => void lines.push(a.join(' '));

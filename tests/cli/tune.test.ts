@@ -12,7 +12,9 @@ const FIXTURES = path.join('tests', 'fixtures', 'tuning');
 
 async function run(args: string[]): Promise<{ code: number; err: string }> {
   const err: string[] = [];
-  const spy = vi.spyOn(console, 'error').mockImplementation((...a) => { err.push(a.join(' ')); });
+  const spy = vi.spyOn(console, 'error').mockImplementation((...a) => {
+    err.push(a.join(' '));
+  });
   try {
     return { code: await main(args), err: err.join('\n') };
   } finally {
@@ -24,7 +26,15 @@ describe('tuning files at the CLI', () => {
   afterEach(() => vi.restoreAllMocks());
   const dir = mkdtempSync(path.join(tmpdir(), 'cnnlab-tune-cli-'));
   it('bench --tuning with a missing file says so', async () => {
-    const r = await run(['bench', '--out', path.join(dir, 'b'), '--peers', 'none', '--tuning', path.join(dir, 'nope.json')]);
+    const r = await run([
+      'bench',
+      '--out',
+      path.join(dir, 'b'),
+      '--peers',
+      'none',
+      '--tuning',
+      path.join(dir, 'nope.json'),
+    ]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/--tuning .*nope\.json: no such file/);
   });
@@ -60,9 +70,19 @@ describe('tuning files at the CLI', () => {
   });
   it('tune refuses a version 1 file it cannot convert, saying how to regenerate it', async () => {
     const p = path.join(dir, 'stale.json');
-    writeFileSync(p, JSON.stringify({ version: 1, adapters: { a: { updated: 'x', layers: { k: { family: 'matmul', prefer: 'reg4x4-splitk', ms: 1, heuristicMs: 1 } } } } }));
+    writeFileSync(
+      p,
+      JSON.stringify({
+        version: 1,
+        adapters: {
+          a: { updated: 'x', layers: { k: { family: 'matmul', prefer: 'reg4x4-splitk', ms: 1, heuristicMs: 1 } } },
+        },
+      }),
+    );
     const t = await run(['tune', '--runtime', 'node', '--models', 'resnet18', '--table', p]);
     expect(t.code).toBe(1);
-    expect(t.err).toMatch(/stale\.json: adapter "a", layer k: version 1 choice cannot be converted: .*npx cnnlab tune --force regenerates it/);
+    expect(t.err).toMatch(
+      /stale\.json: adapter "a", layer k: version 1 choice cannot be converted: .*npx cnnlab tune --force regenerates it/,
+    );
   });
 });

@@ -76,7 +76,8 @@ describe('executor', () => {
   it('gives bit-identical outputs on the same inputs, and new results on new inputs', async () => {
     const g = chain(5);
     const plan = await compile(await testDevice(), g);
-    const x1 = rand(150, 4), x2 = rand(150, 5);
+    const x1 = rand(150, 4),
+      x2 = rand(150, 5);
     const a = await plan.run({ x: x1 });
     const b = await plan.run({ x: x2 });
     const c = await plan.run({ x: x1 });
@@ -151,25 +152,52 @@ describe('errors', () => {
   it('bad inputs name what is wrong', async () => {
     const plan = await compile(await testDevice(), chain(4));
     await expect(plan.run({})).rejects.toThrow(/missing input "x" \[2,3,5,4\]/);
-    await expect(plan.run({ x: new Float32Array(3) })).rejects.toThrow(/input "x" has 3 values but the graph expects \[2,3,5,4\] = 120/);
+    await expect(plan.run({ x: new Float32Array(3) })).rejects.toThrow(
+      /input "x" has 3 values but the graph expects \[2,3,5,4\] = 120/,
+    );
     await expect(plan.run({ x: new Float32Array(120), y: new Float32Array(1) })).rejects.toThrow(InputError);
     plan.dispose();
   });
 
   // Two deliberately broken kernels, registered only here.
   const badWgsl: OpDef = {
-    op: 'test_bad_wgsl', arity: [1, 1], infer: (_a, [x]) => [x], ref: (_a, [x]) => [x],
-    lower: () => ({ dispatches: [makeDispatch({ name: 'broken_family', wgsl: () => '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }' }, {}, [1, 1, 1], [])] }),
+    op: 'test_bad_wgsl',
+    arity: [1, 1],
+    infer: (_a, [x]) => [x],
+    ref: (_a, [x]) => [x],
+    lower: () => ({
+      dispatches: [
+        makeDispatch(
+          {
+            name: 'broken_family',
+            wgsl: () => '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }',
+          },
+          {},
+          [1, 1, 1],
+          [],
+        ),
+      ],
+    }),
   };
   const tooManyGroups: OpDef = {
-    op: 'test_too_many_groups', arity: [1, 1], infer: (_a, [x]) => [x], ref: (_a, [x]) => [x],
+    op: 'test_too_many_groups',
+    arity: [1, 1],
+    infer: (_a, [x]) => [x],
+    ref: (_a, [x]) => [x],
     lower: (_a, _i, _o, ctx) => ({
-      dispatches: [makeDispatch({
-        name: 'oversized_dispatch',
-        wgsl: () => `@group(0) @binding(0) var<storage, read> x: array<f32>;
+      dispatches: [
+        makeDispatch(
+          {
+            name: 'oversized_dispatch',
+            wgsl: () => `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(1) fn main(@builtin(global_invocation_id) g: vec3<u32>) { if (g.x < 4u) { y[g.x] = x[g.x]; } }`,
-      }, {}, [ctx.limits.maxComputeWorkgroupsPerDimension + 1, 1, 1], [input(0), output(0)])],
+          },
+          {},
+          [ctx.limits.maxComputeWorkgroupsPerDimension + 1, 1, 1],
+          [input(0), output(0)],
+        ),
+      ],
     }),
   };
   registerOp(badWgsl);

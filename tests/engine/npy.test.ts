@@ -116,20 +116,31 @@ describe('files written by numpy', () => {
   });
 
   it('refuses float64 and Fortran order', async () => {
-    await expect(fixture('f8.npy')).rejects.toThrow(/f8\.npy: dtype '<f8' \(float64\); cnnlab needs float32 \('<f4'\): convert with x\.astype\(np\.float32\)/);
-    await expect(fixture('fortran.npy')).rejects.toThrow(/fortran\.npy: fortran_order is True \(column-major\); cnnlab needs C order: save np\.ascontiguousarray\(x\)/);
+    await expect(fixture('f8.npy')).rejects.toThrow(
+      /f8\.npy: dtype '<f8' \(float64\); cnnlab needs float32 \('<f4'\): convert with x\.astype\(np\.float32\)/,
+    );
+    await expect(fixture('fortran.npy')).rejects.toThrow(
+      /fortran\.npy: fortran_order is True \(column-major\); cnnlab needs C order: save np\.ascontiguousarray\(x\)/,
+    );
   });
 });
 
 describe('headers', () => {
   it('reads version 2 headers and Python 2 long ints', async () => {
-    expect(await decodeNpy(rawNpy(f4('(2, 1)'), floats(1, 2), 2))).toEqual({ shape: [2, 1], data: new Float32Array([1, 2]) });
+    expect(await decodeNpy(rawNpy(f4('(2, 1)'), floats(1, 2), 2))).toEqual({
+      shape: [2, 1],
+      data: new Float32Array([1, 2]),
+    });
     expect((await decodeNpy(rawNpy(f4('(2L, 1L)'), floats(1, 2)))).shape).toEqual([2, 1]);
-    expect((await decodeNpy(rawNpy(`{"shape":(1,),"fortran_order":False,"descr":"<f4"}`, floats(3)))).data).toEqual(new Float32Array([3]));
+    expect((await decodeNpy(rawNpy(`{"shape":(1,),"fortran_order":False,"descr":"<f4"}`, floats(3)))).data).toEqual(
+      new Float32Array([3]),
+    );
   });
 
   it('parses the Python literals numpy writes', () => {
-    const d = parsePyLiteral("{'descr': [('a', '<f4'), ('b', '<i8')], 'x': (), 'y': (3,), 'z': (4), 't': True, 'n': None, }");
+    const d = parsePyLiteral(
+      "{'descr': [('a', '<f4'), ('b', '<i8')], 'x': (), 'y': (3,), 'z': (4), 't': True, 'n': None, }",
+    );
     expect(d).toBeInstanceOf(Map);
     const m = d as Map<string, unknown>;
     expect(m.get('z')).toBe(4);
@@ -143,36 +154,110 @@ describe('headers', () => {
 
 describe('refusals', () => {
   const cases: [string, string, Uint8Array, RegExp][] = [
-    ['float64', "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", new Uint8Array(8), /x\.npy: dtype '<f8' \(float64\); cnnlab needs float32 \('<f4'\): convert with x\.astype\(np\.float32\)/],
-    ['float16', "{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }", new Uint8Array(4), /dtype '<f2' \(float16\)/],
-    ['int64', "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", new Uint8Array(8), /dtype '<i8' \(int64\); cnnlab needs float32/],
+    [
+      'float64',
+      "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }",
+      new Uint8Array(8),
+      /x\.npy: dtype '<f8' \(float64\); cnnlab needs float32 \('<f4'\): convert with x\.astype\(np\.float32\)/,
+    ],
+    [
+      'float16',
+      "{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }",
+      new Uint8Array(4),
+      /dtype '<f2' \(float16\)/,
+    ],
+    [
+      'int64',
+      "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }",
+      new Uint8Array(8),
+      /dtype '<i8' \(int64\); cnnlab needs float32/,
+    ],
     ['uint8', "{'descr': '|u1', 'fortran_order': False, 'shape': (4,), }", new Uint8Array(4), /dtype '\|u1' \(uint8\)/],
     ['bool', "{'descr': '|b1', 'fortran_order': False, 'shape': (4,), }", new Uint8Array(4), /dtype '\|b1' \(bool\)/],
     ['object', "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", new Uint8Array(8), /dtype '\|O' \(object\)/],
-    ['big-endian', "{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", floats(1), /dtype '>f4' \(big-endian float32\); cnnlab needs little-endian float32 \('<f4'\): convert with x\.astype\('<f4'\)/],
-    ['structured', "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", floats(1), /structured dtype \[\('a', '<f4'\)\]; cnnlab needs a plain float32 array/],
-    ['fortran order', "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", floats(1, 2, 3, 4), /fortran_order is True \(column-major\); cnnlab needs C order: save np\.ascontiguousarray\(x\)/],
-    ['fortran_order not a bool', "{'descr': '<f4', 'fortran_order': 0, 'shape': (1,), }", floats(1), /fortran_order is 0, not True or False/],
-    ['shape not a tuple', "{'descr': '<f4', 'fortran_order': False, 'shape': [1], }", floats(1), /shape \[1\] is not a tuple of non-negative integers/],
-    ['negative dimension', "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", floats(1), /shape \(-1,\) is not a tuple of non-negative integers/],
-    ['missing key', "{'descr': '<f4', 'shape': (1,), }", floats(1), /header keys are \[descr, shape\]; expected descr, fortran_order, shape/],
-    ['extra key', "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1}", floats(1), /header keys are \[descr, fortran_order, shape, x\]/],
-    ['unparseable header', "{'descr': '<f4', 'fortran_order': False, 'shape': (1,", floats(1), /x\.npy: header is not a Python dict literal/],
+    [
+      'big-endian',
+      "{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }",
+      floats(1),
+      /dtype '>f4' \(big-endian float32\); cnnlab needs little-endian float32 \('<f4'\): convert with x\.astype\('<f4'\)/,
+    ],
+    [
+      'structured',
+      "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }",
+      floats(1),
+      /structured dtype \[\('a', '<f4'\)\]; cnnlab needs a plain float32 array/,
+    ],
+    [
+      'fortran order',
+      "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+      floats(1, 2, 3, 4),
+      /fortran_order is True \(column-major\); cnnlab needs C order: save np\.ascontiguousarray\(x\)/,
+    ],
+    [
+      'fortran_order not a bool',
+      "{'descr': '<f4', 'fortran_order': 0, 'shape': (1,), }",
+      floats(1),
+      /fortran_order is 0, not True or False/,
+    ],
+    [
+      'shape not a tuple',
+      "{'descr': '<f4', 'fortran_order': False, 'shape': [1], }",
+      floats(1),
+      /shape \[1\] is not a tuple of non-negative integers/,
+    ],
+    [
+      'negative dimension',
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }",
+      floats(1),
+      /shape \(-1,\) is not a tuple of non-negative integers/,
+    ],
+    [
+      'missing key',
+      "{'descr': '<f4', 'shape': (1,), }",
+      floats(1),
+      /header keys are \[descr, shape\]; expected descr, fortran_order, shape/,
+    ],
+    [
+      'extra key',
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1}",
+      floats(1),
+      /header keys are \[descr, fortran_order, shape, x\]/,
+    ],
+    [
+      'unparseable header',
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,",
+      floats(1),
+      /x\.npy: header is not a Python dict literal/,
+    ],
     ['header not a dict', '(1, 2)', floats(1), /header is not a dict/],
-    ['truncated data', f4('(2, 3)'), floats(1, 2, 3, 4, 5), /x\.npy: truncated: shape \(2, 3\) float32 needs 24 bytes of data, the file has 20/],
-    ['extra data', f4('(1,)'), floats(1, 2), /shape \(1,\) float32 needs 4 bytes of data but the file has 8 \(4 extra\)/],
+    [
+      'truncated data',
+      f4('(2, 3)'),
+      floats(1, 2, 3, 4, 5),
+      /x\.npy: truncated: shape \(2, 3\) float32 needs 24 bytes of data, the file has 20/,
+    ],
+    [
+      'extra data',
+      f4('(1,)'),
+      floats(1, 2),
+      /shape \(1,\) float32 needs 4 bytes of data but the file has 8 \(4 extra\)/,
+    ],
   ];
   it.each(cases)('%s', async (_, header, data, re) => {
     expect(await npyError(rawNpy(header, data))).toMatch(re);
   });
 
   it('bad magic, bad version, short files, header past the end', async () => {
-    expect(await npyError(new TextEncoder().encode('PK\x03\x04 this is a zip file'))).toMatch(/x\.npy: not a \.npy file \(bad magic: expected \\x93NUMPY, found 50 4b 03 04/);
+    expect(await npyError(new TextEncoder().encode('PK\x03\x04 this is a zip file'))).toMatch(
+      /x\.npy: not a \.npy file \(bad magic: expected \\x93NUMPY, found 50 4b 03 04/,
+    );
     const v = rawNpy(f4('(1,)'), floats(1));
     v[6] = 4;
     expect(await npyError(v)).toMatch(/\.npy format version 4\.0 is not one of 1\.0, 2\.0, 3\.0/);
     expect(await npyError(new Uint8Array([0x93, 0x4e, 0x55]))).toMatch(/x\.npy: 3 bytes is too short for a \.npy file/);
-    expect(await npyError(rawNpy(f4('(1,)'), floats(1)).subarray(0, 50))).toMatch(/header length 118 runs past the end of the file \(50 bytes\)/);
+    expect(await npyError(rawNpy(f4('(1,)'), floats(1)).subarray(0, 50))).toMatch(
+      /header length 118 runs past the end of the file \(50 bytes\)/,
+    );
     const v3 = rawNpy(f4('(1,)'), floats(1), 3);
     v3.set([0xc3, 0x28], 20);
     expect(await npyError(v3)).toMatch(/header is not valid UTF-8/);

@@ -40,7 +40,7 @@ async function runGpu(graph: Graph, feed: Record<string, Float32Array>) {
 const tol = { atol: 1e-5, rtol: 1e-4 };
 
 describe('fuseResidual', () => {
-  it('fuses a bottleneck\'s residual add + ReLU into conv3; the downsample conv is untouched', async () => {
+  it("fuses a bottleneck's residual add + ReLU into conv3; the downsample conv is untouched", async () => {
     const g = bottleneck();
     const { graph: opt, report } = optimize(g);
     expect(report.counts.fuseResidual).toBe(1);
@@ -68,7 +68,7 @@ describe('fuseResidual', () => {
     fused.dispose();
   });
 
-  it('gives a conv without a bias a zero one; the add\'s act moves over; the later conv wins', async () => {
+  it("gives a conv without a bias a zero one; the add's act moves over; the later conv wins", async () => {
     // Two convs of the same input added: both operands are ready before the later conv (c2).
     const g = new Graph();
     const b = new NetBuilder(g, new RandomWeights(3));
@@ -104,7 +104,7 @@ describe('fuseResidual', () => {
     expectClose(runReference(opt, { x: xd })[opt.outputs[0]], runReference(g, { x: xd })[g.outputs[0]], tol, 'CPU');
   });
 
-  it('does not fuse when the conv\'s output has another reader or is a graph output', () => {
+  it("does not fuse when the conv's output has another reader or is a graph output", () => {
     const make = () => {
       const g = new Graph();
       const b = new NetBuilder(g, new RandomWeights(5));
@@ -179,7 +179,12 @@ describe('fuseResidual', () => {
     expect(node(fb, 'c').inputs).toHaveLength(4);
     expect(node(fb, 'c').inputs[3]).toBe('x');
     const xd = rand(64, 14);
-    expectClose(runReference(fb, { x: xd })[fb.outputs[0]], runReference(ba, { x: xd })[ba.outputs[0]], tol, 'bias merged');
+    expectClose(
+      runReference(fb, { x: xd })[fb.outputs[0]],
+      runReference(ba, { x: xd })[ba.outputs[0]],
+      tol,
+      'bias merged',
+    );
     // optimize is idempotent on its own output.
     const once = optimize(g).graph;
     expect(optimize(once).report.after).toBe(once.nodes.length);

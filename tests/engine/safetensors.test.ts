@@ -93,7 +93,9 @@ describe('safetensors round trip', () => {
     const f = encodeSafetensors({ v: { shape: [2, 2], data: big.subarray(3, 7) } });
     return openSafetensors(bufferSource(f)).then(async (file) => {
       expect((await file.read('v')).data).toEqual(big.subarray(3, 7));
-      expect(() => encodeSafetensors({ v: { shape: [3], data: new Float32Array(2) } })).toThrow(/shape \[3\].*3 elements.*2 values/);
+      expect(() => encodeSafetensors({ v: { shape: [3], data: new Float32Array(2) } })).toThrow(
+        /shape \[3\].*3 elements.*2 values/,
+      );
       expect(() => encodeSafetensors({ __metadata__: { shape: [0], data: new Float32Array(0) } })).toThrow(/reserved/);
     });
   });
@@ -123,14 +125,18 @@ describe('safetensors round trip', () => {
     it('names the path in errors', async () => {
       const path = join(dir, 'short.safetensors');
       await writeFile(path, new Uint8Array(5));
-      await expect(openSafetensorsPath(path)).rejects.toThrow(new RegExp(`${path.replace(/[.]/g, '\\.')}: 5 bytes is too short`));
+      await expect(openSafetensorsPath(path)).rejects.toThrow(
+        new RegExp(`${path.replace(/[.]/g, '\\.')}: 5 bytes is too short`),
+      );
     });
   });
 
   it('reads one tensor without reading the others', async () => {
     const a = rand(1000, 3);
     const b = rand(5000, 4);
-    const src = counting(bufferSource(encodeSafetensors({ a: { shape: [1000], data: a }, b: { shape: [5000], data: b } })));
+    const src = counting(
+      bufferSource(encodeSafetensors({ a: { shape: [1000], data: a }, b: { shape: [5000], data: b } })),
+    );
     const f = await openSafetensors(src);
     const afterHeader = src.bytesRead;
     expect(afterHeader).toBeLessThan(200); // 8 + the JSON header only
@@ -141,7 +147,9 @@ describe('safetensors round trip', () => {
 
   it('reports a missing tensor with the names it has', async () => {
     const f = await openSafetensors(bufferSource(encodeSafetensors(tensors), 'w.safetensors'));
-    await expect(f.read('fc.weight')).rejects.toThrow(/w\.safetensors: no tensor 'fc\.weight' \(the file has 4: conv1\.weight/);
+    await expect(f.read('fc.weight')).rejects.toThrow(
+      /w\.safetensors: no tensor 'fc\.weight' \(the file has 4: conv1\.weight/,
+    );
   });
 });
 
@@ -221,7 +229,12 @@ describe('dtype conversion', () => {
   });
 
   it('lists tensors of other safetensors dtypes but refuses to read them', async () => {
-    const f = await openSafetensors(bufferSource(rawFile({ m: { dtype: 'BOOL', shape: [3], data_offsets: [0, 3] } }, new Uint8Array(3)), 'm.safetensors'));
+    const f = await openSafetensors(
+      bufferSource(
+        rawFile({ m: { dtype: 'BOOL', shape: [3], data_offsets: [0, 3] } }, new Uint8Array(3)),
+        'm.safetensors',
+      ),
+    );
     expect(f.tensors.get('m')).toEqual({ dtype: 'BOOL', shape: [3], begin: 0, end: 3 });
     await expect(f.read('m')).rejects.toThrow(WeightFileError);
     await expect(f.read('m')).rejects.toThrow(/m\.safetensors: tensor 'm' has dtype BOOL; cnnlab reads F32, F16, BF16/);
@@ -254,11 +267,15 @@ describe('malformed files', () => {
     expect((await openError(rawFile(null, data8, '{"w": {'))).message).toMatch(/header is not valid JSON/);
     expect((await openError(rawFile([1, 2]))).message).toMatch(/header must be a JSON object, found array/);
     expect((await openError(rawFile(null))).message).toMatch(/header must be a JSON object, found null/);
-    expect((await openError(rawFile(null, data8, '7'))).message).toMatch(/header must be a JSON object, found number 7/);
+    expect((await openError(rawFile(null, data8, '7'))).message).toMatch(
+      /header must be a JSON object, found number 7/,
+    );
   });
 
   it('bad __metadata__', async () => {
-    expect((await openError(rawFile({ __metadata__: { a: 1 } }))).message).toMatch(/__metadata__ value 'a' must be a string, found number 1/);
+    expect((await openError(rawFile({ __metadata__: { a: 1 } }))).message).toMatch(
+      /__metadata__ value 'a' must be a string, found number 1/,
+    );
     expect((await openError(rawFile({ __metadata__: 'x' }))).message).toMatch(/__metadata__ must be an object/);
   });
 
@@ -286,14 +303,18 @@ describe('malformed files', () => {
   });
 
   it('offsets reversed, past the data, or of the wrong length', async () => {
-    expect((await openError(rawFile({ w: { ...ok, data_offsets: [8, 0] } }, data8))).message).toMatch(/tensor 'w': data_offsets \[8, 0\] has begin > end/);
+    expect((await openError(rawFile({ w: { ...ok, data_offsets: [8, 0] } }, data8))).message).toMatch(
+      /tensor 'w': data_offsets \[8, 0\] has begin > end/,
+    );
     expect((await openError(rawFile({ w: { ...ok, shape: [3], data_offsets: [0, 12] } }, data8))).message).toMatch(
       /tensor 'w': data_offsets end 12 is past the end of the data section \(8 bytes\)/,
     );
     expect((await openError(rawFile({ w: { ...ok, shape: [3] } }, data8))).message).toMatch(
       /tensor 'w': shape \[3\] of F32 needs 12 bytes but data_offsets \[0, 8\] hold 8/,
     );
-    expect((await openError(rawFile({ w: { ...ok, dtype: 'F16' } }, data8))).message).toMatch(/shape \[2\] of F16 needs 4 bytes/);
+    expect((await openError(rawFile({ w: { ...ok, dtype: 'F16' } }, data8))).message).toMatch(
+      /shape \[2\] of F16 needs 4 bytes/,
+    );
   });
 
   it('overlapping tensors', async () => {
@@ -310,7 +331,13 @@ describe('malformed files', () => {
     expect(e.message).toMatch(/tensors 'a' \[0, 8\) and 'b' \[4, 12\) overlap/);
     // An empty tensor inside another one's bytes counts too.
     const e2 = await openError(
-      rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, z: { dtype: 'F32', shape: [0], data_offsets: [4, 4] } }, data8),
+      rawFile(
+        {
+          a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+          z: { dtype: 'F32', shape: [0], data_offsets: [4, 4] },
+        },
+        data8,
+      ),
     );
     expect(e2.message).toMatch(/'a' \[0, 8\) and 'z' \[4, 4\) overlap/);
   });
@@ -321,9 +348,14 @@ describe('malformed files', () => {
   });
 
   it('truncated file: data shorter than the header says', async () => {
-    const full = encodeSafetensors({ a: { shape: [4], data: new Float32Array(4) }, b: { shape: [4], data: new Float32Array(4) } });
+    const full = encodeSafetensors({
+      a: { shape: [4], data: new Float32Array(4) },
+      b: { shape: [4], data: new Float32Array(4) },
+    });
     const e = await openError(full.subarray(0, full.byteLength - 3));
-    expect(e.message).toMatch(/tensor 'b': data_offsets end 32 is past the end of the data section \(29 bytes\); the file is truncated/);
+    expect(e.message).toMatch(
+      /tensor 'b': data_offsets end 32 is past the end of the data section \(29 bytes\); the file is truncated/,
+    );
   });
 
   it('uses a generic label when the source has no name', async () => {

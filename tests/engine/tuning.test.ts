@@ -6,8 +6,17 @@ import { tuneLayers, tuneModels } from '../../bench/tune.js';
 import { compile } from '../../engine/executor.js';
 import { Graph, runReference } from '../../engine/graph.js';
 import {
-  TUNING_VERSION, TuningFileError, TuningTable, TuningVersionError, adapterKey, emptyTuningFile, layerKey, mergeTable, parseTuningFile,
-  readTuningText, tableFor,
+  TUNING_VERSION,
+  TuningFileError,
+  TuningTable,
+  TuningVersionError,
+  adapterKey,
+  emptyTuningFile,
+  layerKey,
+  mergeTable,
+  parseTuningFile,
+  readTuningText,
+  tableFor,
 } from '../../engine/tuning.js';
 import { registerOp, OPS } from '../../kernels/index.js';
 import { type OpDef, input, makeDispatch, output } from '../../kernels/kernel.js';
@@ -16,7 +25,10 @@ import { expectClose, rand, testDevice } from '../helpers.js';
 
 describe('tuning file', () => {
   it('round-trips, merges per adapter, and keys layers by op, attrs and shapes', () => {
-    const key = layerKey('matmul', { act: 'relu' }, [[5, 8], [8, 4]]);
+    const key = layerKey('matmul', { act: 'relu' }, [
+      [5, 8],
+      [8, 4],
+    ]);
     expect(key).toBe('matmul{"act":"relu"}[5,8][8,4]');
     expect(layerKey('matmul', { b: 1, a: 2 }, [])).toBe(layerKey('matmul', { a: 2, b: 1 }, []));
     const t = new TuningTable('node/v/a/d');
@@ -28,58 +40,106 @@ describe('tuning file', () => {
     expect(tableFor(back, 'node/v/a/d').get(key)?.prefer).toBe('reg,tile=4x4');
     expect(tableFor(back, 'browser/v/a/d').size).toBe(1);
     expect(tableFor(back, 'unknown').size).toBe(0);
-    expect(adapterKey({ runtime: 'node', vendor: '', architecture: 'swiftshader', description: 'x' })).toBe('node/?/swiftshader/x');
+    expect(adapterKey({ runtime: 'node', vendor: '', architecture: 'swiftshader', description: 'x' })).toBe(
+      'node/?/swiftshader/x',
+    );
   });
   it('names the file and what is wrong in a malformed one', () => {
     expect(() => parseTuningFile('{', 'bad.json')).toThrow(TuningFileError);
     expect(() => parseTuningFile('{', 'bad.json')).toThrow(/bad\.json: not JSON/);
     expect(() => parseTuningFile('{"version": 3, "adapters": {}}', 'v.json')).toThrow(TuningVersionError);
-    expect(() => parseTuningFile('{"version": 3, "adapters": {}}', 'v.json')).toThrow(/v\.json: .*"version": 2 .*npx cnnlab tune --force/);
-    expect(() => parseTuningFile('{"version": 2, "adapters": {"a": {"layers": {"k": {"family": 3}}}}}', 'l.json'))
-      .toThrow(/l\.json: adapter "a", layer k/);
+    expect(() => parseTuningFile('{"version": 3, "adapters": {}}', 'v.json')).toThrow(
+      /v\.json: .*"version": 2 .*npx cnnlab tune --force/,
+    );
+    expect(() =>
+      parseTuningFile('{"version": 2, "adapters": {"a": {"layers": {"k": {"family": 3}}}}}', 'l.json'),
+    ).toThrow(/l\.json: adapter "a", layer k/);
   });
-  const file = (version: number, layers: Record<string, [string, string]>) => JSON.stringify({
-    version,
-    adapters: { a: { updated: 'x', layers: Object.fromEntries(Object.entries(layers).map(([k, [family, prefer]]) => [k, { family, prefer, ms: 1, heuristicMs: 2 }])) } },
-  });
-  it('checks every stored choice with its family\'s parser: old grammar, unknown fields and non-canonical order are refused', () => {
+  const file = (version: number, layers: Record<string, [string, string]>) =>
+    JSON.stringify({
+      version,
+      adapters: {
+        a: {
+          updated: 'x',
+          layers: Object.fromEntries(
+            Object.entries(layers).map(([k, [family, prefer]]) => [k, { family, prefer, ms: 1, heuristicMs: 2 }]),
+          ),
+        },
+      },
+    });
+  it("checks every stored choice with its family's parser: old grammar, unknown fields and non-canonical order are refused", () => {
     expect(TUNING_VERSION).toBe(2);
-    expect(() => parseTuningFile(file(2, { k: ['conv2d', 'gemm:4x16:sg'] }), 'f.json'))
-      .toThrow(/f\.json: adapter "a", layer k: conv2d variant "gemm:4x16:sg": unknown token "gemm:4x16:sg"; valid fields: direct\|gemm, tile=<tm>x<tn>, sg/);
-    expect(() => parseTuningFile(file(2, { k: ['matmul', 'reg,tiles=4x8'] }), 'f.json')).toThrow(/unknown token "tiles=4x8"/);
-    expect(() => parseTuningFile(file(2, { k: ['matmul', 'sg,tile=4x8'] }), 'f.json')).toThrow(/not in canonical form \("tile=4x8,sg"\)/);
+    expect(() => parseTuningFile(file(2, { k: ['conv2d', 'gemm:4x16:sg'] }), 'f.json')).toThrow(
+      /f\.json: adapter "a", layer k: conv2d variant "gemm:4x16:sg": unknown token "gemm:4x16:sg"; valid fields: direct\|gemm, tile=<tm>x<tn>, sg/,
+    );
+    expect(() => parseTuningFile(file(2, { k: ['matmul', 'reg,tiles=4x8'] }), 'f.json')).toThrow(
+      /unknown token "tiles=4x8"/,
+    );
+    expect(() => parseTuningFile(file(2, { k: ['matmul', 'sg,tile=4x8'] }), 'f.json')).toThrow(
+      /not in canonical form \("tile=4x8,sg"\)/,
+    );
     expect(() => parseTuningFile(file(2, { k: ['flash', 'fast'] }), 'f.json')).toThrow(/unknown kernel family "flash"/);
     const ok = parseTuningFile(file(2, { k: ['matmul', 'tile=8x16,wg=1x8,sg,pk'], h: ['conv2d', ''] }), 'f.json');
     expect(ok.adapters.a.layers.k.prefer).toBe('tile=8x16,wg=1x8,sg,pk');
   });
   it('converts a version 1 file once: every old-grammar choice to the canonical form', () => {
     const old: Record<string, [string, string]> = {
-      c1: ['conv2d', 'gemm:4x16:sg'], c2: ['conv2d', 'direct:4x8'], c3: ['conv2d', 'gemm'],
-      m1: ['matmul', 'sg-8x16-wg1x8-pk'], m2: ['matmul', 'reg4x8-splitk4'], m3: ['matmul', 'wgmem8x8-wg4x4-tk8'],
-      d1: ['depthwise', 'unrolled:2x4'], d2: ['depthwise', 'loop'],
-      a1: ['attention', 'fused-k3-r3-loop'], a2: ['attention', 'naive'], a3: ['attention', 'fused-k8-r1-unroll-wg32'],
-      l1: ['layernorm', 'workgroup:64'], s1: ['softmax', 'thread'], g1: ['group_norm', 'split:256'],
-      p1: ['global_avgpool', 'serial'], t1: ['transpose', 'generic'], h1: ['conv2d', ''],
+      c1: ['conv2d', 'gemm:4x16:sg'],
+      c2: ['conv2d', 'direct:4x8'],
+      c3: ['conv2d', 'gemm'],
+      m1: ['matmul', 'sg-8x16-wg1x8-pk'],
+      m2: ['matmul', 'reg4x8-splitk4'],
+      m3: ['matmul', 'wgmem8x8-wg4x4-tk8'],
+      d1: ['depthwise', 'unrolled:2x4'],
+      d2: ['depthwise', 'loop'],
+      a1: ['attention', 'fused-k3-r3-loop'],
+      a2: ['attention', 'naive'],
+      a3: ['attention', 'fused-k8-r1-unroll-wg32'],
+      l1: ['layernorm', 'workgroup:64'],
+      s1: ['softmax', 'thread'],
+      g1: ['group_norm', 'split:256'],
+      p1: ['global_avgpool', 'serial'],
+      t1: ['transpose', 'generic'],
+      h1: ['conv2d', ''],
     };
     const { file: f, convertedFrom } = readTuningText(file(1, old), 'old.json');
     expect(convertedFrom).toBe(1);
     expect(f.version).toBe(2);
     expect(Object.fromEntries(Object.entries(f.adapters.a.layers).map(([k, c]) => [k, c.prefer]))).toEqual({
-      c1: 'gemm,tile=4x16,sg', c2: 'direct,tile=4x8', c3: 'gemm',
-      m1: 'tile=8x16,wg=1x8,sg,pk', m2: 'reg,tile=4x8,splitk=4', m3: 'wgmem,tile=8x8,wg=4x4,tk=8',
-      d1: 'unrolled,block=2x4', d2: 'loop',
-      a1: 'fused,ktile=3,rows=3,head=loop', a2: 'naive', a3: 'fused,ktile=8,rows=1,wg=32,head=unrolled',
-      l1: 'workgroup,wg=64', s1: 'thread', g1: 'split,wg=256', p1: 'serial', t1: 'generic', h1: '',
+      c1: 'gemm,tile=4x16,sg',
+      c2: 'direct,tile=4x8',
+      c3: 'gemm',
+      m1: 'tile=8x16,wg=1x8,sg,pk',
+      m2: 'reg,tile=4x8,splitk=4',
+      m3: 'wgmem,tile=8x8,wg=4x4,tk=8',
+      d1: 'unrolled,block=2x4',
+      d2: 'loop',
+      a1: 'fused,ktile=3,rows=3,head=loop',
+      a2: 'naive',
+      a3: 'fused,ktile=8,rows=1,wg=32,head=unrolled',
+      l1: 'workgroup,wg=64',
+      s1: 'thread',
+      g1: 'split,wg=256',
+      p1: 'serial',
+      t1: 'generic',
+      h1: '',
     });
     expect(f.adapters.a.layers.m1).toMatchObject({ family: 'matmul', ms: 1, heuristicMs: 2 });
     // The converted file reads back as a current one, unchanged.
     expect(readTuningText(JSON.stringify(f), 'new.json')).toEqual({ file: f });
   });
   it('refuses a version 1 choice it cannot convert, saying how to regenerate the file', () => {
-    for (const [family, prefer] of [['matmul', 'reg4x4-splitk'], ['conv2d', 'gemm:4x8:fast'], ['layernorm', 'warp:32'], ['matmul', 'reg4x3']]) {
+    for (const [family, prefer] of [
+      ['matmul', 'reg4x4-splitk'],
+      ['conv2d', 'gemm:4x8:fast'],
+      ['layernorm', 'warp:32'],
+      ['matmul', 'reg4x3'],
+    ]) {
       const read = () => parseTuningFile(file(1, { k: [family, prefer] }), 'old.json');
       expect(read).toThrow(TuningVersionError);
-      expect(read).toThrow(/old\.json: adapter "a", layer k: version 1 choice cannot be converted: .*npx cnnlab tune --force regenerates it/);
+      expect(read).toThrow(
+        /old\.json: adapter "a", layer k: version 1 choice cannot be converted: .*npx cnnlab tune --force regenerates it/,
+      );
     }
   });
 });
@@ -96,10 +156,15 @@ describe('compile with a tuning table', () => {
   it("uses a layer's tuned variant, and falls back to the heuristic (with a note) when the choice does not lower", async () => {
     const dev = await testDevice();
     const g = matmulGraph(9, 12, 20, 1);
-    const key = layerKey('matmul', { act: 'relu' }, [[9, 12], [12, 20]]);
+    const key = layerKey('matmul', { act: 'relu' }, [
+      [9, 12],
+      [12, 20],
+    ]);
     const x = rand(9 * 12, 2);
     const want = runReference(g, { x });
-    const table = new TuningTable(adapterKey(dev.info), { [key]: { family: 'matmul', prefer: 'reg,tile=1x4', ms: 1, heuristicMs: 2 } });
+    const table = new TuningTable(adapterKey(dev.info), {
+      [key]: { family: 'matmul', prefer: 'reg,tile=1x4', ms: 1, heuristicMs: 2 },
+    });
     const plan = await compile(dev, g, { tuning: table });
     try {
       expect(plan.kernels[0]).toContain('"TM":1,"TN":4');
@@ -129,7 +194,10 @@ describe('compile with a tuning table', () => {
 // 2x (and does no work, so it is the fastest), 'broken' is invalid WGSL.
 const probeFamily = {
   name: 'tune_probe',
-  wgsl: (c: { variant: string; n: number }) => c.variant === 'broken' ? 'this is not wgsl' : `
+  wgsl: (c: { variant: string; n: number }) =>
+    c.variant === 'broken'
+      ? 'this is not wgsl'
+      : `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(64)
@@ -150,7 +218,11 @@ const probeOp: OpDef<Record<string, never>> = {
   lower(_a, [x], _o, ctx) {
     const n = x[0];
     const variant = probeVariant.of(ctx.prefer)?.variant ?? 'slow';
-    return { dispatches: [makeDispatch(probeFamily, { variant, n }, [Math.ceil(n / 64), 1, 1], [input(0), output(0)], { flops: n })] };
+    return {
+      dispatches: [
+        makeDispatch(probeFamily, { variant, n }, [Math.ceil(n / 64), 1, 1], [input(0), output(0)], { flops: n }),
+      ],
+    };
   },
   ref: (_a, [x]) => [{ shape: x.shape, data: x.data.map((v) => 2 * v) }],
   tuneSpace: () => ({ family: 'tune_probe', candidates: ['good', 'wrong', 'broken', 'slow'] }),
@@ -163,7 +235,16 @@ describe('tuner', () => {
     const g = new Graph();
     g.input('in0', [1 << 14]);
     g.markOutputs(g.op('tune_probe', ['in0'], {}, 'p'));
-    const layer: Layer = { model: 'test', node: 'p', op: 'tune_probe', models: ['test'], count: 1, shape: '[16384]', graph: g, feeds: {} };
+    const layer: Layer = {
+      model: 'test',
+      node: 'p',
+      op: 'tune_probe',
+      models: ['test'],
+      count: 1,
+      shape: '[16384]',
+      graph: g,
+      feeds: {},
+    };
     const table = new TuningTable(adapterKey(dev.info));
     const [row] = await tuneLayers(dev, [layer], table, { reps: 2, minGain: 0 });
     const status = Object.fromEntries(row.candidates.map((c) => [c.prefer, c.status]));
@@ -179,7 +260,10 @@ describe('tuner', () => {
   it('tunes a real small conv and matmul; every choice computes the reference', async () => {
     const dev = await testDevice();
     const all = await collectLayers(['resnet18'], { batch: 1, size: 32 });
-    const layers = [all.find((l) => l.op === 'conv2d' && l.shape.includes('3x3→64 /1'))!, all.find((l) => l.op === 'matmul')!];
+    const layers = [
+      all.find((l) => l.op === 'conv2d' && l.shape.includes('3x3→64 /1'))!,
+      all.find((l) => l.op === 'matmul')!,
+    ];
     expect(layers.every(Boolean)).toBe(true);
     const table = new TuningTable(adapterKey(dev.info));
     const rows = await tuneLayers(dev, layers, table, { reps: 1 });

@@ -26,11 +26,19 @@ const meta = JSON.parse(readFileSync(`${DIR}stats.json`, 'utf8'));
 
 async function png(file: string): Promise<Uint8Array> {
   const { data, info } = await sharp(`${DIR}${file}`).raw().toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3 || info.width !== 224 || info.height !== 224) throw new Error(`${file}: ${info.width}×${info.height}×${info.channels}`);
+  if (info.channels !== 3 || info.width !== 224 || info.height !== 224)
+    throw new Error(`${file}: ${info.width}×${info.height}×${info.channels}`);
   return new Uint8Array(data);
 }
 
-async function run(x: HostTensor, ids: number[], name: string | null, severity: number, seed: number, store = false): Promise<Float32Array> {
+async function run(
+  x: HostTensor,
+  ids: number[],
+  name: string | null,
+  severity: number,
+  seed: number,
+  store = false,
+): Promise<Float32Array> {
   const g = new Graph();
   let y = g.input('x', x.shape);
   g.input('ids', [ids.length]);
@@ -62,17 +70,34 @@ const psnr = (y: Float32Array, off: number, ref: Uint8Array): number => {
 function stats(x: Uint8Array, y: Float32Array, off: number) {
   const n = x.length;
   const mean = [0, 0, 0];
-  let s = 0, s2 = 0, mad = 0, om = 0, os2 = 0, gr = 0, gc = 0;
+  let s = 0,
+    s2 = 0,
+    mad = 0,
+    om = 0,
+    os2 = 0,
+    gr = 0,
+    gc = 0;
   for (let i = 0; i < n; i++) {
-    const v = y[off + i], d = v - x[i] / 255;
-    mean[i % 3] += d; s += d; s2 += d * d; mad += Math.abs(d); om += v; os2 += v * v;
+    const v = y[off + i],
+      d = v - x[i] / 255;
+    mean[i % 3] += d;
+    s += d;
+    s2 += d * d;
+    mad += Math.abs(d);
+    om += v;
+    os2 += v * v;
     if (i >= 224 * 3) gr += Math.abs(v - y[off + i - 224 * 3]);
     if (i % (224 * 3) >= 3) gc += Math.abs(v - y[off + i - 3]);
   }
-  const m = s / n, omean = om / n;
+  const m = s / n,
+    omean = om / n;
   return {
-    mean: mean.map((v) => v / (n / 3)), sd: Math.sqrt(s2 / n - m * m), mad: mad / n,
-    grad: (gr / (223 * 224 * 3) + gc / (224 * 223 * 3)) / 2, out_mean: omean, out_sd: Math.sqrt(os2 / n - omean * omean),
+    mean: mean.map((v) => v / (n / 3)),
+    sd: Math.sqrt(s2 / n - m * m),
+    mad: mad / n,
+    grad: (gr / (223 * 224 * 3) + gc / (224 * 223 * 3)) / 2,
+    out_mean: omean,
+    out_sd: Math.sqrt(os2 / n - omean * omean),
   };
 }
 
@@ -81,20 +106,22 @@ const DRAWS = 4;
 type Stats = ReturnType<typeof stats>;
 const STAT_KEYS = ['sd', 'mad', 'grad', 'out_sd', 'mean0', 'mean1', 'mean2'] as const;
 const pick = (r: Stats | Record<string, any>, k: (typeof STAT_KEYS)[number]): number =>
-  (k === 'mean0' || k === 'mean1' || k === 'mean2' ? r.mean[Number(k[4])] : (r as Record<string, number>)[k]);
+  k === 'mean0' || k === 'mean1' || k === 'mean2' ? r.mean[Number(k[4])] : (r as Record<string, number>)[k];
 const meanSd = (v: number[]) => {
   const m = v.reduce((a, b) => a + b, 0) / v.length;
   return { m, sd: Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1)) };
 };
 
 /** Factor on the seed-to-seed spread, and an absolute floor (1/1000 of the range, f32 vs f64 and storage rounding). */
-const F = 3, FLOOR = 1e-3;
+const F = 3,
+  FLOOR = 1e-3;
 
 describe('every deterministic corruption against hendrycks/robustness (tests/fixtures/make_imagenet_c.py)', () => {
-  const EXACT = new Set(['pixelate', 'jpeg_compression']);   // integer pipelines (Pillow): bit for bit
+  const EXACT = new Set(['pixelate', 'jpeg_compression']); // integer pipelines (Pillow): bit for bit
   for (const name of meta.deterministic.corruptions as string[]) {
     it(`${name}: ${EXACT.has(name) ? 'bit-exact' : '≥ 50 dB PSNR'} at every severity`, async () => {
-      const A = await png('input-astronaut.png'), B = await png('input-chelsea.png');
+      const A = await png('input-astronaut.png'),
+        B = await png('input-chelsea.png');
       const x = batchOf([A, B]);
       const got: string[] = [];
       for (let s = 1; s <= 5; s++) {
@@ -139,7 +166,8 @@ describe('every stochastic corruption against hendrycks/robustness in distributi
         const ours = Array.from({ length: DRAWS }, (_, k) => stats(A, y, k * A.length));
         const ref = meta.stochastic.stats[name][String(s)] as Record<string, any>[];
         for (const key of STAT_KEYS) {
-          const o = meanSd(ours.map((r) => pick(r, key))), r = meanSd(ref.map((q) => pick(q, key)));
+          const o = meanSd(ours.map((r) => pick(r, key))),
+            r = meanSd(ref.map((q) => pick(q, key)));
           const tol = F * Math.max(o.sd, r.sd) + FLOOR;
           const show = (v: { m: number; sd: number }) => `${v.m.toFixed(4)}±${v.sd.toFixed(4)}`;
           if (!(Math.abs(o.m - r.m) <= tol)) bad.push(`severity ${s} ${key}: ours ${show(o)}, reference ${show(r)}`);
@@ -151,7 +179,7 @@ describe('every stochastic corruption against hendrycks/robustness in distributi
 });
 
 describe('ImageNet-C storage step (--imagenet-c-protocol): np.uint8 truncation, then Pillow JPEG quality 85', () => {
-  it('on the reference\'s own 8-bit outputs, our codec gives Pillow\'s decoded pixels bit for bit', async () => {
+  it("on the reference's own 8-bit outputs, our codec gives Pillow's decoded pixels bit for bit", async () => {
     for (const p of meta.protocol) {
       const u8 = await png(`protocol/${p.corruption}-${p.severity}-u8.png`);
       const q85 = await png(`protocol/${p.corruption}-${p.severity}-q85.png`);
@@ -178,10 +206,17 @@ describe('ImageNet-C storage step (--imagenet-c-protocol): np.uint8 truncation, 
     console.log('protocol end to end PSNR', measured);
   }, 120_000);
 
-  it('the robustness run\'s input plan adds the stage after the corruption only when the protocol is on', async () => {
+  it("the robustness run's input plan adds the stage after the corruption only when the protocol is on", async () => {
     const A = await png('input-astronaut.png');
     // Identity normalisation (mean 0, std 1), so the plan's output is the stored image itself.
-    const p: Preprocess = { size: 224, resizeMode: 'short', cropPct: 0.875, interpolation: 'bilinear', mean: [0, 0, 0], std: [1, 1, 1] };
+    const p: Preprocess = {
+      size: 224,
+      resizeMode: 'short',
+      cropPct: 0.875,
+      interpolation: 'bilinear',
+      mean: [0, 0, 0],
+      std: [1, 1, 1],
+    };
     const x = batchOf([A]).data as Float32Array;
     const out = async (store: boolean) => {
       const plan = await inputPlan(await testDevice(), p, 1, { name: 'contrast', severity: 3, seed: 0 }, 224, store);
@@ -193,12 +228,14 @@ describe('ImageNet-C storage step (--imagenet-c-protocol): np.uint8 truncation, 
         plan.dispose();
       }
     };
-    const stored = await out(true), plain = await out(false);
+    const stored = await out(true),
+      plain = await out(false);
     const q85 = await png('protocol/contrast-3-q85.png');
-    let wrong = 0, integral = 0;
+    let wrong = 0,
+      integral = 0;
     for (let i = 0; i < q85.length; i++) if (Math.abs(stored[i] * 255 - q85[i]) > 1e-3) wrong++;
     for (let i = 0; i < plain.length; i++) if (Math.abs(plain[i] * 255 - Math.round(plain[i] * 255)) < 1e-3) integral++;
-    expect(wrong).toBe(0);   // contrast then the stage: the released file's pixels, bit for bit
-    expect(integral / plain.length).toBeLessThan(0.1);   // without it: floats, no 8-bit step
+    expect(wrong).toBe(0); // contrast then the stage: the released file's pixels, bit for bit
+    expect(integral / plain.length).toBeLessThan(0.1); // without it: floats, no 8-bit step
   }, 120_000);
 });

@@ -23,7 +23,8 @@ function naturalImages(n: number, h: number, w: number, seed: number): HostTenso
     const q = (k: number) => r[b * 16 + k];
     for (let i = 0; i < h; i++) {
       for (let j = 0; j < w; j++) {
-        const u = i / h, v = j / w;
+        const u = i / h,
+          v = j / w;
         const blob1 = Math.exp(-((u - q(0)) ** 2 + (v - q(1)) ** 2) / (0.02 + 0.05 * q(2)));
         const blob2 = Math.exp(-((u - q(3)) ** 2 + (v - q(4)) ** 2) / (0.01 + 0.03 * q(5)));
         const tex = 0.08 * Math.sin(20 * u * (1 + q(6)) + 13 * v * q(7)) * Math.cos(17 * v);
@@ -40,10 +41,21 @@ function naturalImages(n: number, h: number, w: number, seed: number): HostTenso
   return { shape: [n, h, w, 3], data };
 }
 
-interface Run { gpu: HostTensor; ref: HostTensor; ms: number }
+interface Run {
+  gpu: HostTensor;
+  ref: HostTensor;
+  ms: number;
+}
 
 /** One `corrupt` node: x and ids are graph inputs, the corruption's textures graph constants. */
-async function corrupt(name: string, severity: number, seed: number, x: HostTensor, ids: number[], withRef = true): Promise<Run> {
+async function corrupt(
+  name: string,
+  severity: number,
+  seed: number,
+  x: HostTensor,
+  ids: number[],
+  withRef = true,
+): Promise<Run> {
   const def = getCorruption(name);
   const p = def.params[severity - 1];
   const assets = def.assets?.(p, seed, x.shape) ?? [];
@@ -67,14 +79,19 @@ async function corrupt(name: string, severity: number, seed: number, x: HostTens
 }
 
 function expectInRange(t: HostTensor, what: string): void {
-  let lo = Infinity, hi = -Infinity;
-  for (const v of t.data) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  let lo = Infinity,
+    hi = -Infinity;
+  for (const v of t.data) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
   expect(Number.isNaN(lo) || Number.isNaN(hi), `${what}: NaN`).toBe(false);
   expect(lo, `${what}: min`).toBeGreaterThanOrEqual(0);
   expect(hi, `${what}: max`).toBeLessThanOrEqual(1);
 }
 
-const meanAbsDiff = (a: HostTensor, b: HostTensor) => a.data.reduce((s, v, i) => s + Math.abs(v - b.data[i]), 0) / a.data.length;
+const meanAbsDiff = (a: HostTensor, b: HostTensor) =>
+  a.data.reduce((s, v, i) => s + Math.abs(v - b.data[i]), 0) / a.data.length;
 
 /**
  * GPU against reference: |gpu − ref| ≤ 1e-5 everywhere (measured on SwiftShader: ≤ 1.5e-7). The
@@ -85,7 +102,10 @@ const meanAbsDiff = (a: HostTensor, b: HostTensor) => a.data.reduce((s, v, i) =>
 const TOL = { atol: 1e-5, rtol: 0 };
 
 describe('weather corruptions: GPU against the reference', () => {
-  for (const [h, w] of [[32, 32], [37, 29]] as const) {
+  for (const [h, w] of [
+    [32, 32],
+    [37, 29],
+  ] as const) {
     for (const name of NAMES) {
       it(`${name} ${h}×${w}, severities 1-5`, async () => {
         const x = naturalImages(2, h, w, 7);
@@ -106,7 +126,13 @@ describe('weather corruptions: randomness', () => {
     const x2 = naturalImages(2, 32, 32, 11);
     const x1: HostTensor = { shape: [1, 32, 32, 3], data: x2.data.slice(32 * 32 * 3) };
     // spatter 2 takes the liquid path, 5 the mud path
-    for (const [name, s] of [['snow', 3], ['frost', 3], ['fog', 3], ['spatter', 2], ['spatter', 5]] as const) {
+    for (const [name, s] of [
+      ['snow', 3],
+      ['frost', 3],
+      ['fog', 3],
+      ['spatter', 2],
+      ['spatter', 5],
+    ] as const) {
       const a = await corrupt(name, s, 5, x2, [3, 9], false);
       const b = await corrupt(name, s, 5, x2, [3, 9], false);
       expect(Buffer.from(a.gpu.data.buffer).equals(Buffer.from(b.gpu.data.buffer)), `${name}: same seed`).toBe(true);
@@ -138,24 +164,67 @@ describe('weather corruptions: severity', () => {
   };
   const corr = (a: HostTensor, b: HostTensor) => {
     const n = a.data.length;
-    const ma = a.data.reduce((s, v) => s + v, 0) / n, mb = b.data.reduce((s, v) => s + v, 0) / n;
-    let ab = 0, aa = 0, bb = 0;
-    for (let i = 0; i < n; i++) { const da = a.data[i] - ma, db = b.data[i] - mb; ab += da * db; aa += da * da; bb += db * db; }
+    const ma = a.data.reduce((s, v) => s + v, 0) / n,
+      mb = b.data.reduce((s, v) => s + v, 0) / n;
+    let ab = 0,
+      aa = 0,
+      bb = 0;
+    for (let i = 0; i < n; i++) {
+      const da = a.data[i] - ma,
+        db = b.data[i] - mb;
+      ab += da * db;
+      aa += da * da;
+      bb += db * db;
+    }
     return ab / Math.sqrt(aa * bb);
   };
   const increasing = (e: number[], steps: [number, number][]) => {
-    for (const [a, b] of steps) expect(e[b - 1], `severity ${b} (${e[b - 1]}) vs ${a} (${e[a - 1]})`).toBeGreaterThan(e[a - 1]);
+    for (const [a, b] of steps)
+      expect(e[b - 1], `severity ${b} (${e[b - 1]}) vs ${a} (${e[a - 1]})`).toBeGreaterThan(e[a - 1]);
   };
-  const chain: [number, number][] = [[1, 2], [2, 3], [3, 4], [4, 5]];
-  it('snow: mean |y − x|', () => increasing(outputs('snow').map((y) => meanAbsDiff(y, x)), [[1, 2], [1, 3], [3, 4], [4, 5]]));
-  it('fog: mean |y − x|', () => increasing(outputs('fog').map((y) => meanAbsDiff(y, x)), chain));
-  it('spatter: mean |y − x|', () => increasing(outputs('spatter').map((y) => meanAbsDiff(y, x)), [[1, 2], [2, 3], [4, 5]]));
-  it('frost: 1 − corr(y, x)', () => increasing(outputs('frost').map((y) => 1 - corr(y, x)), chain));
+  const chain: [number, number][] = [
+    [1, 2],
+    [2, 3],
+    [3, 4],
+    [4, 5],
+  ];
+  it('snow: mean |y − x|', () =>
+    increasing(
+      outputs('snow').map((y) => meanAbsDiff(y, x)),
+      [
+        [1, 2],
+        [1, 3],
+        [3, 4],
+        [4, 5],
+      ],
+    ));
+  it('fog: mean |y − x|', () =>
+    increasing(
+      outputs('fog').map((y) => meanAbsDiff(y, x)),
+      chain,
+    ));
+  it('spatter: mean |y − x|', () =>
+    increasing(
+      outputs('spatter').map((y) => meanAbsDiff(y, x)),
+      [
+        [1, 2],
+        [2, 3],
+        [4, 5],
+      ],
+    ));
+  it('frost: 1 − corr(y, x)', () =>
+    increasing(
+      outputs('frost').map((y) => 1 - corr(y, x)),
+      chain,
+    ));
 });
 
 describe('weather textures and helpers', () => {
   it('plasma fractal, fog bank and frost texture are deterministic, seeded and in [0,1]', () => {
-    const draws = (seed: number) => { const d = new Draws(seed, 1); return () => d.next(); };
+    const draws = (seed: number) => {
+      const d = new Draws(seed, 1);
+      return () => d.next();
+    };
     const p1 = plasmaFractal(64, 1.7, draws(1));
     expect([...p1]).toEqual([...plasmaFractal(64, 1.7, draws(1))]);
     expect(Math.min(...p1)).toBe(0);
@@ -171,7 +240,8 @@ describe('weather textures and helpers', () => {
     expect(Math.min(...f1)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...f1)).toBeLessThanOrEqual(1);
     // the corruptions' assets: shapes, and the same object for the same key
-    const fogDef = getCorruption('fog'), frostDef = getCorruption('frost');
+    const fogDef = getCorruption('fog'),
+      frostDef = getCorruption('frost');
     const fa = fogDef.assets!(fogDef.params[0], 1, [2, 224, 224, 3]);
     expect(fa[0].shape).toEqual([8, 256, 256]);
     expect(fogDef.assets!(fogDef.params[0], 1, [2, 224, 224, 3])[0].data).toBe(fa[0].data);
@@ -196,7 +266,13 @@ describe('weather corruptions at 224×224', () => {
   it('severity 5 (and spatter 3, the water path) in range, no NaN', async () => {
     const x = naturalImages(1, 224, 224, 31);
     const times: string[] = [];
-    for (const [name, s] of [['snow', 5], ['frost', 5], ['fog', 5], ['spatter', 5], ['spatter', 3]] as const) {
+    for (const [name, s] of [
+      ['snow', 5],
+      ['frost', 5],
+      ['fog', 5],
+      ['spatter', 5],
+      ['spatter', 3],
+    ] as const) {
       const { gpu, ms } = await corrupt(name, s, 1, x, [17], false);
       expectInRange(gpu, `${name} ${s} at 224`);
       expect(meanAbsDiff(gpu, x)).toBeGreaterThan(1e-3);

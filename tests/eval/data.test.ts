@@ -4,8 +4,18 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type Dataset, batches, buildIndex, clearPreprocessPlans, datasetFromIndex, itemLocation, loadBatch, preprocessOnGpu,
-  preprocessPlanCount, scanImageFolder, selectItems, stratifiedSample,
+  type Dataset,
+  batches,
+  buildIndex,
+  clearPreprocessPlans,
+  datasetFromIndex,
+  itemLocation,
+  loadBatch,
+  preprocessOnGpu,
+  preprocessPlanCount,
+  scanImageFolder,
+  selectItems,
+  stratifiedSample,
 } from '../../eval/data.js';
 import { decodeImageFile } from '../../eval/decode-node.js';
 import { IMAGENET_SYNSETS, imagenetClassIndex } from '../../eval/imagenet-synsets.js';
@@ -15,15 +25,24 @@ import type { Preprocess } from '../../models/registry.js';
 import { expectClose, rand, testDevice } from '../helpers.js';
 
 let tmp: string;
-beforeAll(async () => { tmp = await mkdtemp(join(tmpdir(), 'cnnlab-data-')); });
-afterAll(async () => { await rm(tmp, { recursive: true, force: true }); });
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'cnnlab-data-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
 
 /** A tiny image file whose pixels encode `seed`, in the format its extension names. */
 async function writeImage(path: string, seed = 1, w = 4, h = 3): Promise<void> {
   const px = Buffer.from(rand(w * h * 3, seed, 0, 255).map(Math.round));
   const img = sharp(px, { raw: { width: w, height: h, channels: 3 } });
   const ext = path.split('.').pop()!.toLowerCase();
-  const buf = ext === 'png' ? await img.png().toBuffer() : ext === 'webp' ? await img.webp({ lossless: true }).toBuffer() : await img.jpeg().toBuffer();
+  const buf =
+    ext === 'png'
+      ? await img.png().toBuffer()
+      : ext === 'webp'
+        ? await img.webp({ lossless: true }).toBuffer()
+        : await img.jpeg().toBuffer();
   await writeFile(path, buf);
 }
 
@@ -32,7 +51,10 @@ async function tree(name: string, files: string[]): Promise<string> {
   const root = join(tmp, name);
   for (const f of files) {
     const p = join(root, f);
-    if (f.endsWith('/')) { await mkdir(p, { recursive: true }); continue; }
+    if (f.endsWith('/')) {
+      await mkdir(p, { recursive: true });
+      continue;
+    }
     await mkdir(join(p, '..'), { recursive: true });
     if (/\.(png|jpe?g|webp)$/i.test(f)) await writeImage(p, f.length);
     else await writeFile(p, 'not an image');
@@ -49,8 +71,16 @@ describe('ImageNet-1k synset table', () => {
     expect(IMAGENET_SYNSETS[0]).toBe('n01440764'); // tench
     expect(IMAGENET_SYNSETS[999]).toBe('n15075141'); // toilet tissue
     // Known indices: goldfish, golden retriever, tabby, both "crane"s, both "maillot"s, Granny Smith.
-    expect([1, 207, 281, 134, 517, 638, 639, 948].map((i) => IMAGENET_SYNSETS[i])).toEqual(
-      ['n01443537', 'n02099601', 'n02123045', 'n02012849', 'n03126707', 'n03710637', 'n03710721', 'n07742313']);
+    expect([1, 207, 281, 134, 517, 638, 639, 948].map((i) => IMAGENET_SYNSETS[i])).toEqual([
+      'n01443537',
+      'n02099601',
+      'n02123045',
+      'n02012849',
+      'n03126707',
+      'n03710637',
+      'n03710721',
+      'n07742313',
+    ]);
     expect(imagenetClassIndex('n02099601')).toBe(207);
     expect(imagenetClassIndex('n99999999')).toBeUndefined();
   });
@@ -59,8 +89,14 @@ describe('ImageNet-1k synset table', () => {
 describe('scanImageFolder', () => {
   it('labels ImageNet wnid folders by the ImageNet-1k index, finds nested files, skips the rest', async () => {
     const root = await tree('synsets', [
-      'n15075141/b.png', 'n15075141/a.JPEG', 'n01440764/x/deep.webp', 'n01440764/c.Jpg',
-      'n02099601/z.png', 'n02099601/notes.txt', 'n02099601/.hidden.png', 'README.md',
+      'n15075141/b.png',
+      'n15075141/a.JPEG',
+      'n01440764/x/deep.webp',
+      'n01440764/c.Jpg',
+      'n02099601/z.png',
+      'n02099601/notes.txt',
+      'n02099601/.hidden.png',
+      'README.md',
     ]);
     const ds = await scanImageFolder(root, { classes: 1000 });
     expect(ds.labelSource).toBe('imagenet-synsets');
@@ -77,7 +113,8 @@ describe('scanImageFolder', () => {
     expect(sorted.labelSource).toBe('sorted');
     expect(sorted.items.map((i) => i.label)).toEqual([0, 0, 1, 2, 2]);
     await expect(scanImageFolder(root, { classes: 10 })).rejects.toThrow(
-      /mislabelled dataset: folder n02099601 maps to label 207 but the model has 10 classes \(1 more folder\(s\) too: n15075141\).*labels: 'sorted'/);
+      /mislabelled dataset: folder n02099601 maps to label 207 but the model has 10 classes \(1 more folder\(s\) too: n15075141\).*labels: 'sorted'/,
+    );
   });
 
   it('sorts other folder names as Python does, or follows a label map', async () => {
@@ -85,14 +122,23 @@ describe('scanImageFolder', () => {
     const ds = await scanImageFolder(root);
     expect(ds.labelSource).toBe('sorted');
     expect(ds.classes).toEqual(['Zebra', 'cat', 'dog']); // upper case sorts first, as sorted() does
-    expect(ds.items.map((i) => [i.path, i.label])).toEqual([['Zebra/1.png', 0], ['cat/0.png', 1], ['cat/1.png', 1], ['dog/1.png', 2]]);
+    expect(ds.items.map((i) => [i.path, i.label])).toEqual([
+      ['Zebra/1.png', 0],
+      ['cat/0.png', 1],
+      ['cat/1.png', 1],
+      ['dog/1.png', 2],
+    ]);
 
     const mapped = await scanImageFolder(root, { labelMap: { cat: 281, dog: 207, Zebra: 340 }, classes: 1000 });
     expect(mapped.labelSource).toBe('map');
     expect(mapped.items.map((i) => i.label)).toEqual([340, 281, 281, 207]);
-    await expect(scanImageFolder(root, { labelMap: { cat: 1 } })).rejects.toThrow(/label map has no label for 2 class folder\(s\): Zebra, dog/);
+    await expect(scanImageFolder(root, { labelMap: { cat: 1 } })).rejects.toThrow(
+      /label map has no label for 2 class folder\(s\): Zebra, dog/,
+    );
     await expect(scanImageFolder(root, { labelMap: { cat: 1, dog: -1, Zebra: 0.5 } })).rejects.toThrow(/Zebra, dog/);
-    await expect(scanImageFolder(root, { classes: 2 })).rejects.toThrow(/mislabelled dataset: folder dog maps to label 2 but the model has 2 classes/);
+    await expect(scanImageFolder(root, { classes: 2 })).rejects.toThrow(
+      /mislabelled dataset: folder dog maps to label 2 but the model has 2 classes/,
+    );
   });
 
   it('reports a missing folder, no class folders, and every class folder without images', async () => {
@@ -101,13 +147,18 @@ describe('scanImageFolder', () => {
     await expect(scanImageFolder(flat)).rejects.toThrow(/has no class folders/);
     await expect(scanImageFolder(join(flat, 'a.png'))).rejects.toThrow(/is not a folder/);
     const empty = await tree('empty', ['a/1.png', 'b/', 'c/readme.txt', 'd/2.jpeg']);
-    await expect(scanImageFolder(empty)).rejects.toThrow(/2 class folder\(s\) in .* have no images \(jpg, jpeg, png, webp\): b, c$/);
+    await expect(scanImageFolder(empty)).rejects.toThrow(
+      /2 class folder\(s\) in .* have no images \(jpg, jpeg, png, webp\): b, c$/,
+    );
   });
 });
 
 /** An in-memory dataset of n items over 3 classes (no files needed to batch). */
 function fake(n: number): Dataset {
-  const items = Array.from({ length: n }, (_, i) => ({ path: `c${i % 3}/img ${String(i).padStart(3, '0')}.png`, label: i % 3 }));
+  const items = Array.from({ length: n }, (_, i) => ({
+    path: `c${i % 3}/img ${String(i).padStart(3, '0')}.png`,
+    label: i % 3,
+  }));
   return datasetFromIndex({ classes: ['c0', 'c1', 'c2'], items }, { root: '/data' });
 }
 
@@ -131,22 +182,29 @@ describe('batches', () => {
 
   it('applies limit before sharding, so shards of a limited run still partition the same N', async () => {
     const ds = fake(20);
-    const ids = (await Promise.all([0, 1, 2].map((k) => collect(ds, { batchSize: 2, limit: 7, seed: 3, shard: { k, n: 3 } }))))
-      .map((s) => s.flat().map((x) => x.id));
+    const ids = (
+      await Promise.all([0, 1, 2].map((k) => collect(ds, { batchSize: 2, limit: 7, seed: 3, shard: { k, n: 3 } })))
+    ).map((s) => s.flat().map((x) => x.id));
     expect(ids.map((s) => s.length)).toEqual([3, 2, 2]);
-    expect(ids.flat().sort()).toEqual(selectItems(ds, { limit: 7, seed: 3 }).map((i) => i.id).sort());
+    expect(ids.flat().sort()).toEqual(
+      selectItems(ds, { limit: 7, seed: 3 })
+        .map((i) => i.id)
+        .sort(),
+    );
     expect((await collect(ds, { batchSize: 100, limit: 0, seed: 3 })).length).toBe(0);
   });
 
   it('limit samples stratified over classes with the seed: proportional, reproducible, seed-dependent', () => {
     // Class-folder order, unequal classes (as a scanned ImageFolder): 40, 30, 20, 10 items.
     const sizes = [40, 30, 20, 10];
-    const items = sizes.flatMap((m, c) => Array.from({ length: m }, (_, j) => ({ path: `c${c}/${String(j).padStart(3, '0')}.png`, label: c })));
+    const items = sizes.flatMap((m, c) =>
+      Array.from({ length: m }, (_, j) => ({ path: `c${c}/${String(j).padStart(3, '0')}.png`, label: c })),
+    );
     const ds = datasetFromIndex({ classes: ['c0', 'c1', 'c2', 'c3'], items }, { root: '/data' });
     const count = (sel: { label: number }[]) => sizes.map((_, c) => sel.filter((i) => i.label === c).length);
     const a = selectItems(ds, { limit: 10, seed: 1 });
-    expect(count(a)).toEqual([4, 3, 2, 1]);   // exactly proportional
-    expect(a.map((i) => i.index)).toEqual([...a.map((i) => i.index)].sort((x, y) => x - y));   // dataset order
+    expect(count(a)).toEqual([4, 3, 2, 1]); // exactly proportional
+    expect(a.map((i) => i.index)).toEqual([...a.map((i) => i.index)].sort((x, y) => x - y)); // dataset order
     a.forEach((i) => expect(ds.items[i.index].path).toBe(i.id));
     expect(selectItems(ds, { limit: 10, seed: 1 })).toEqual(a);
     const b = selectItems(ds, { limit: 10, seed: 2 });
@@ -154,10 +212,13 @@ describe('batches', () => {
     expect(b.map((i) => i.id)).not.toEqual(a.map((i) => i.id));
     // Not the first N of the first class (the old behaviour), and leftovers go to the largest remainders.
     expect(a.every((i) => i.label === 0)).toBe(false);
-    const r = count(selectItems(ds, { limit: 7, seed: 5 }));   // quotas 2.8, 2.1, 1.4, 0.7 → 3, 2, 1, 1
+    const r = count(selectItems(ds, { limit: 7, seed: 5 })); // quotas 2.8, 2.1, 1.4, 0.7 → 3, 2, 1, 1
     expect(r).toEqual([3, 2, 1, 1]);
     // Within a class the sample spreads over the whole class, not its first files (seeds 0..19, class 0).
-    const firstHalf = Array.from({ length: 20 }, (_, s) => selectItems(ds, { limit: 50, seed: s }).filter((i) => i.label === 0 && i.index < 20).length);
+    const firstHalf = Array.from(
+      { length: 20 },
+      (_, s) => selectItems(ds, { limit: 50, seed: s }).filter((i) => i.label === 0 && i.index < 20).length,
+    );
     expect(Math.min(...firstHalf)).toBeGreaterThan(4);
     expect(Math.max(...firstHalf)).toBeLessThan(16);
     expect(stratifiedSample([0, 0, 1], 5, 0)).toEqual([0, 1, 2]);
@@ -189,12 +250,18 @@ describe('index for the browser', () => {
     expect(web.items).toEqual(ds.items);
     expect(web.labelSource).toBe('sorted');
     const o = { shard: { k: 1, n: 2 }, limit: 4, seed: 0 };
-    expect(selectItems(web, o).map((i) => [i.id, i.label, i.index])).toEqual(selectItems(ds, o).map((i) => [i.id, i.label, i.index]));
+    expect(selectItems(web, o).map((i) => [i.id, i.label, i.index])).toEqual(
+      selectItems(ds, o).map((i) => [i.id, i.label, i.index]),
+    );
     expect(itemLocation(web, 'b b/1.png')).toBe('/data/b%20b/1.png');
     expect(itemLocation(web, 'a#/x.png')).toBe('/data/a%23/x.png');
     expect(itemLocation(ds, 'b b/1.png')).toBe(`${root}/b b/1.png`);
-    expect(() => datasetFromIndex({ classes: ['a'], items: [{ path: '../etc/passwd', label: 0 }] })).toThrow(/not a relative path/);
-    expect(() => datasetFromIndex({ classes: ['a'], items: [{ path: 'a/1.png', label: 5 }] }, { classes: 3 })).toThrow(/mislabelled/);
+    expect(() => datasetFromIndex({ classes: ['a'], items: [{ path: '../etc/passwd', label: 0 }] })).toThrow(
+      /not a relative path/,
+    );
+    expect(() => datasetFromIndex({ classes: ['a'], items: [{ path: 'a/1.png', label: 5 }] }, { classes: 3 })).toThrow(
+      /mislabelled/,
+    );
   });
 });
 
@@ -208,7 +275,11 @@ describe('loadBatch', () => {
     const items = selectItems(ds);
     const loaded = await loadBatch(ds, items, decodeImageFile);
     expect(loaded.items.map((i) => i.id)).toEqual(['a/1.png', 'a/2.jpg', 'b/3.webp']);
-    expect(loaded.images.map((im) => [im.width, im.height])).toEqual([[4, 3], [4, 3], [4, 3]]);
+    expect(loaded.images.map((im) => [im.width, im.height])).toEqual([
+      [4, 3],
+      [4, 3],
+      [4, 3],
+    ]);
     expect(loaded.unreadable.length).toBe(1);
     expect(loaded.unreadable[0].id).toBe('a/garbage.jpg');
     expect(loaded.unreadable[0].error).toMatch(/cannot decode/);
@@ -218,10 +289,23 @@ describe('loadBatch', () => {
 });
 
 describe('preprocessOnGpu', () => {
-  const img = (w: number, h: number, seed: number): RgbImage => ({ width: w, height: h, data: Uint8Array.from(rand(w * h * 3, seed, 0, 255).map(Math.round)) });
-  const p: Preprocess = { size: 16, resizeMode: 'short', cropPct: 0.875, interpolation: 'bicubic', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+  const img = (w: number, h: number, seed: number): RgbImage => ({
+    width: w,
+    height: h,
+    data: Uint8Array.from(rand(w * h * 3, seed, 0, 255).map(Math.round)),
+  });
+  const p: Preprocess = {
+    size: 16,
+    resizeMode: 'short',
+    cropPct: 0.875,
+    interpolation: 'bicubic',
+    mean: [0.485, 0.456, 0.406],
+    std: [0.229, 0.224, 0.225],
+  };
   const ref = (im: RgbImage, normalize: boolean) =>
-    imagePreprocessOp.ref({ ...p, normalize }, [{ shape: [im.height, im.width, 3], data: Float32Array.from(im.data) }])[0].data;
+    imagePreprocessOp.ref({ ...p, normalize }, [
+      { shape: [im.height, im.width, 3], data: Float32Array.from(im.data) },
+    ])[0].data;
 
   it('batches images of different sizes into [N,S,S,3], caching one plan per size (LRU)', async () => {
     const dev = await testDevice();
@@ -230,7 +314,12 @@ describe('preprocessOnGpu', () => {
       const got = await preprocessOnGpu(dev, images, p, { normalize, cacheSize: 4 });
       const want = new Float32Array(3 * 16 * 16 * 3);
       images.forEach((im, i) => want.set(ref(im, normalize), i * 768));
-      expectClose({ shape: [3, 16, 16, 3], data: got }, { shape: [3, 16, 16, 3], data: want }, { atol: 1e-4, rtol: 0 }, `normalize ${normalize}`);
+      expectClose(
+        { shape: [3, 16, 16, 3], data: got },
+        { shape: [3, 16, 16, 3], data: want },
+        { atol: 1e-4, rtol: 0 },
+        `normalize ${normalize}`,
+      );
     }
     expect(preprocessPlanCount(dev)).toBe(4); // 2 sizes × normalise or not
     // A smaller cache evicts the least recently used plans once the batch is done.

@@ -1,16 +1,41 @@
 import { describe, expect, it } from 'vitest';
 import { uniforms } from '../helpers.js';
 import {
-  ALEXNET_CLEAN_ERR, ALEXNET_ERR, ECE_ADAPTIVE_100, ECE_EQUAL_WIDTH_15, IMAGENET_C_CORRUPTIONS,
-  type ImageResult, accuracyByKey, brier, ce, ece, groupBy, mce, nll, relativeCe, relativeMce,
-  reliability, siScoreSweep, summarize, summarizeLogits, summarizeProbs, summarizeResults, top1, top5,
+  ALEXNET_CLEAN_ERR,
+  ALEXNET_ERR,
+  ECE_ADAPTIVE_100,
+  ECE_EQUAL_WIDTH_15,
+  IMAGENET_C_CORRUPTIONS,
+  type ImageResult,
+  accuracyByKey,
+  brier,
+  ce,
+  ece,
+  groupBy,
+  mce,
+  nll,
+  relativeCe,
+  relativeMce,
+  reliability,
+  siScoreSweep,
+  summarize,
+  summarizeLogits,
+  summarizeProbs,
+  summarizeResults,
+  top1,
+  top5,
 } from '../../eval/metrics.js';
 
 const f32 = (a: number[]): Float32Array => new Float32Array(a);
 
 /** A record with a given confidence and correctness (top5 [label] if correct, else [label+1]). */
-const rec = (conf: number, correct: boolean, label = 0): ImageResult =>
-  ({ label, top5: correct ? [label] : [label + 1], conf, p_label: correct ? conf : 0, sq: 0 });
+const rec = (conf: number, correct: boolean, label = 0): ImageResult => ({
+  label,
+  top5: correct ? [label] : [label + 1],
+  conf,
+  p_label: correct ? conf : 0,
+  sq: 0,
+});
 
 /** Seeded uniforms in [0,1) (tests/helpers.ts), so the synthetic sets are the same on every run. */
 const rng = uniforms;
@@ -90,9 +115,7 @@ describe('accuracy, NLL, Brier', () => {
     expect(brier([summarizeProbs(f32([0, 1, 0]), 1)])).toBe(0);
     expect(brier([summarizeLogits(f32([0, 0, 0, 0]), 2)])).toBeCloseTo(0.75, 12);
     expect(brier([summarizeProbs(f32([1, 0, 0]), 1)])).toBe(2);
-    expect(brier([
-      summarizeProbs(f32([0, 1, 0]), 1), summarizeLogits(f32([0, 0, 0, 0]), 2),
-    ])).toBeCloseTo(0.375, 12);
+    expect(brier([summarizeProbs(f32([0, 1, 0]), 1), summarizeLogits(f32([0, 0, 0, 0]), 2)])).toBeCloseTo(0.375, 12);
   });
   it('means over no images are NaN', () => {
     for (const f of [top1, top5, nll, brier, (r: ImageResult[]) => ece(r)]) expect(f([])).toBeNaN();
@@ -149,7 +172,13 @@ describe('ECE', () => {
   it('a perfectly calibrated set gives ECE 0', () => {
     // Groups of equal confidence whose accuracy equals the confidence; ties keep groups whole, so
     // any union of groups in a bin is calibrated too, for both schemes and any bin count.
-    const groups: [number, number, number][] = [[0.2, 5, 1], [0.5, 2, 1], [0.75, 4, 3], [0.9, 10, 9], [1, 3, 3]];
+    const groups: [number, number, number][] = [
+      [0.2, 5, 1],
+      [0.5, 2, 1],
+      [0.75, 4, 3],
+      [0.9, 10, 9],
+      [1, 3, 3],
+    ];
     const rs = groups.flatMap(([c, n, k]) => Array.from({ length: n }, (_, i) => rec(c, i < k)));
     for (const opts of [ECE_EQUAL_WIDTH_15, ECE_ADAPTIVE_100, { bins: 3, scheme: 'adaptive' as const }]) {
       expect(ece(rs, opts)).toBeCloseTo(0, 12);
@@ -237,9 +266,12 @@ describe('ImageNet-C', () => {
 describe('SI-Score and aggregation', () => {
   it('sweep: accuracy per factor value and the unweighted mean over values', () => {
     const rs = [
-      { ...rec(0.9, true), area: 0.1 }, { ...rec(0.9, false), area: 0.1 },
+      { ...rec(0.9, true), area: 0.1 },
+      { ...rec(0.9, false), area: 0.1 },
       { ...rec(0.9, true), area: 0.2 },
-      { ...rec(0.9, false), area: 1 }, { ...rec(0.9, false), area: 1 }, { ...rec(0.9, true), area: 1 },
+      { ...rec(0.9, false), area: 1 },
+      { ...rec(0.9, false), area: 1 },
+      { ...rec(0.9, true), area: 1 },
       { ...rec(0.9, true), area: 1 },
     ];
     const groups = groupBy(rs, (r) => r.area);
@@ -253,7 +285,8 @@ describe('SI-Score and aggregation', () => {
 
   it('accuracyByKey', () => {
     const rs = [
-      { ...rec(0.9, true), sev: 1 }, { ...rec(0.9, false), sev: 1 },
+      { ...rec(0.9, true), sev: 1 },
+      { ...rec(0.9, false), sev: 1 },
       { label: 0, top5: [1, 0], conf: 0.5, p_label: 0.4, sq: 0, sev: 2 },
     ];
     const a = accuracyByKey(rs, (r) => `fog/${r.sev}`);

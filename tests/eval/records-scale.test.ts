@@ -100,10 +100,15 @@ describe('records at scale', () => {
     expect(small.records).toBe(50_000);
     expect(large.records).toBe(200_000);
     const perRecord = (m: Measured, k: 'parse' | 'parseText' | 'resume' | 'merge') => m[k] / m.records;
-    const report = (['parse', 'parseText', 'resume', 'merge'] as const).map((k) =>
-      `${k}: ${(1e6 * perRecord(small, k)).toFixed(2)} → ${(1e6 * perRecord(large, k)).toFixed(2)} µs/record`).join('; ');
+    const report = (['parse', 'parseText', 'resume', 'merge'] as const)
+      .map(
+        (k) => `${k}: ${(1e6 * perRecord(small, k)).toFixed(2)} → ${(1e6 * perRecord(large, k)).toFixed(2)} µs/record`,
+      )
+      .join('; ');
     const mb = (b: number) => (b / 2 ** 20).toFixed(2);
-    console.log(`${report}; heap held: resume ${mb(small.resumeHeap)} → ${mb(large.resumeHeap)} MB, merge ${mb(small.mergeHeap)} → ${mb(large.mergeHeap)} MB`);
+    console.log(
+      `${report}; heap held: resume ${mb(small.resumeHeap)} → ${mb(large.resumeHeap)} MB, merge ${mb(small.mergeHeap)} → ${mb(large.mergeHeap)} MB`,
+    );
     for (const k of ['parse', 'resume', 'merge'] as const) {
       expect(perRecord(large, k) / perRecord(small, k), k).toBeLessThan(2.5);
     }

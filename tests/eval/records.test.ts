@@ -10,10 +10,28 @@ import { featureCacheKey } from '../../eval/features.js';
 import { IMAGENET_C_CORRUPTIONS } from '../../eval/metrics.js';
 import { folderKey, randomWeightsKey, runProvenance, sha256File } from '../../eval/provenance.js';
 import {
-  DirLock, type ImageRecord, KeySet, LockError, lockFile, parseRecords, readAllRecords, readRecordFile, readRuns, RecordLog,
-  ResumeError, type RunRecord, type RunSettings, settingsMismatch,
+  DirLock,
+  type ImageRecord,
+  KeySet,
+  LockError,
+  lockFile,
+  parseRecords,
+  readAllRecords,
+  readRecordFile,
+  readRuns,
+  RecordLog,
+  ResumeError,
+  type RunRecord,
+  type RunSettings,
+  settingsMismatch,
 } from '../../eval/records.js';
-import { ExactSum, IMAGENET_VAL_IMAGES, imagenetCComparability, SummaryAccumulator, summarizeRun } from '../../eval/summary.js';
+import {
+  ExactSum,
+  IMAGENET_VAL_IMAGES,
+  imagenetCComparability,
+  SummaryAccumulator,
+  summarizeRun,
+} from '../../eval/summary.js';
 import { getModel } from '../../models/registry.js';
 import { IMAGENET_C_CONDITIONS, syntheticSettings, writeSyntheticRun } from '../../bench/records.js';
 import { mergeCmd } from '../../cli/robustness.js';
@@ -22,8 +40,15 @@ import type { Summary } from '../../eval/summary-schema.js';
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'cnnlab-records-'));
 const P = getModel('mobilenet_v2_synth').preprocess;
 
-const rec = (cond: string, id: string, right = true, conf = 0.7): ImageRecord =>
-  ({ cond, id, label: 1, top5: right ? [1, 2] : [2, 1], conf, p_label: right ? conf : 0.1, sq: 0.2 });
+const rec = (cond: string, id: string, right = true, conf = 0.7): ImageRecord => ({
+  cond,
+  id,
+  label: 1,
+  top5: right ? [1, 2] : [2, 1],
+  conf,
+  p_label: right ? conf : 0.1,
+  sq: 0.2,
+});
 const line = (r: RunRecord) => `${JSON.stringify(r)}\n`;
 
 /** A run folder with run.json and the given results.jsonl text. */
@@ -101,10 +126,16 @@ describe('resume', () => {
     const dir = runDir('');
     await expect(RecordLog.open(dir, syntheticSettings(), { resume: false })).rejects.toThrow(/--resume/);
     const other = { ...syntheticSettings(), weights_sha256: 'f'.repeat(64) };
-    await expect(RecordLog.open(dir, other, { resume: true }))
-      .rejects.toThrow(`weights_sha256: there "${'0'.repeat(64)}", now "${'f'.repeat(64)}"`);
+    await expect(RecordLog.open(dir, other, { resume: true })).rejects.toThrow(
+      `weights_sha256: there "${'0'.repeat(64)}", now "${'f'.repeat(64)}"`,
+    );
     // Names for humans may differ: a moved weights file or data folder resumes.
-    const moved = { ...syntheticSettings(), weights: 'renamed.safetensors', weights_path: '/elsewhere/renamed.safetensors', data: '/mnt/other' };
+    const moved = {
+      ...syntheticSettings(),
+      weights: 'renamed.safetensors',
+      weights_path: '/elsewhere/renamed.safetensors',
+      data: '/mnt/other',
+    };
     const log = await RecordLog.open(dir, moved, { resume: true });
     await log.close();
   });
@@ -129,8 +160,13 @@ describe('the folder lock', () => {
   it('a stale lock is reported; --force-unlock takes it over', async () => {
     const dir = tmp();
     const pid = deadPid();
-    writeFileSync(lockFile(dir), JSON.stringify({ pid, host: hostname(), started: '2026-01-01T00:00:00Z', token: 'x' }));
-    await expect(DirLock.acquire(dir)).rejects.toThrow(new RegExp(`stale lock: pid ${pid} on .*process is gone.*--force-unlock`));
+    writeFileSync(
+      lockFile(dir),
+      JSON.stringify({ pid, host: hostname(), started: '2026-01-01T00:00:00Z', token: 'x' }),
+    );
+    await expect(DirLock.acquire(dir)).rejects.toThrow(
+      new RegExp(`stale lock: pid ${pid} on .*process is gone.*--force-unlock`),
+    );
     const notes: string[] = [];
     const lock = await DirLock.acquire(dir, { forceUnlock: true, log: (s) => notes.push(s) });
     expect(notes[0]).toMatch(/stale lock.*taking it over/);
@@ -141,7 +177,10 @@ describe('the folder lock', () => {
 
   it("another host's lock cannot be checked: refused unless --force-unlock", async () => {
     const dir = tmp();
-    writeFileSync(lockFile(dir), JSON.stringify({ pid: 1, host: 'node-17.cluster', started: '2026-01-01T00:00:00Z', token: 'y' }));
+    writeFileSync(
+      lockFile(dir),
+      JSON.stringify({ pid: 1, host: 'node-17.cluster', started: '2026-01-01T00:00:00Z', token: 'y' }),
+    );
     await expect(DirLock.acquire(dir)).rejects.toThrow(/pid 1 on node-17\.cluster.*cannot be checked/);
     (await DirLock.acquire(dir, { forceUnlock: true })).release();
   });
@@ -161,25 +200,29 @@ describe('provenance by content', () => {
     writeFileSync(path.join(d1, 'model.safetensors'), 'weights one');
     writeFileSync(path.join(d2, 'model.safetensors'), 'weights two');
     writeFileSync(path.join(d3, 'model.safetensors'), 'weights one');
-    const prov = (d: string) => runProvenance({ weightsPath: path.join(d, 'model.safetensors'), data: null, perClass: 2 });
+    const prov = (d: string) =>
+      runProvenance({ weightsPath: path.join(d, 'model.safetensors'), data: null, perClass: 2 });
     const [p1, p2, p3] = await Promise.all([prov(d1), prov(d2), prov(d3)]);
     expect(p1.weights_sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(p1.weights_sha256).not.toBe(p2.weights_sha256);
     expect(p1.weights_sha256).toBe(p3.weights_sha256);
     const base = syntheticSettings();
-    const s1 = { ...base, ...p1, weights: 'model.safetensors' }, s2 = { ...base, ...p2, weights: 'model.safetensors' };
+    const s1 = { ...base, ...p1, weights: 'model.safetensors' },
+      s2 = { ...base, ...p2, weights: 'model.safetensors' };
     const s3 = { ...base, ...p3, weights: 'model.safetensors' };
 
     const run = runDir(line(rec('clean', 'a')), s1);
-    await expect(RecordLog.open(run, s2, { resume: true }))
-      .rejects.toThrow(`weights_sha256: there "${p1.weights_sha256}", now "${p2.weights_sha256}"`);
+    await expect(RecordLog.open(run, s2, { resume: true })).rejects.toThrow(
+      `weights_sha256: there "${p1.weights_sha256}", now "${p2.weights_sha256}"`,
+    );
     await (await RecordLog.open(run, s3, { resume: true })).close();
 
     const a = runDir(line(rec('clean', 'a')), { ...s1, shard: { k: 0, n: 2 } });
     const b = runDir(line(rec('clean', 'b')), { ...s2, shard: { k: 1, n: 2 } });
     await expect(readRuns([a, b])).rejects.toThrow(/weights_sha256: there "[0-9a-f]{64}", now "[0-9a-f]{64}"/);
 
-    const key = (weightsKey: string) => featureCacheKey({ model: 'mobilenet_v2_synth', weightsKey, datasetKey: 'd' }, P, 10);
+    const key = (weightsKey: string) =>
+      featureCacheKey({ model: 'mobilenet_v2_synth', weightsKey, datasetKey: 'd' }, P, 10);
     expect(key(`sha256:${p1.weights_sha256}`)).not.toBe(key(`sha256:${p2.weights_sha256}`));
     expect(key(`sha256:${p1.weights_sha256}`)).toBe(key(`sha256:${p3.weights_sha256}`));
     expect(key(randomWeightsKey('mobilenet_v2_synth', 0))).not.toBe(key(randomWeightsKey('mobilenet_v2_synth', 1)));
@@ -188,7 +231,9 @@ describe('provenance by content', () => {
   it('hashes files streamed, and a data folder by its sorted paths and sizes', async () => {
     const d = tmp();
     writeFileSync(path.join(d, 'f'), 'abc');
-    expect(await sha256File(path.join(d, 'f'))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(await sha256File(path.join(d, 'f'))).toBe(
+      'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
     const folder = (files: Record<string, string>) => {
       const root = tmp();
       for (const [p, text] of Object.entries(files)) {
@@ -201,7 +246,9 @@ describe('provenance by content', () => {
     expect(k1).toMatchObject({ images: 2, bytes: 5, labels: 'imagenet-synsets' });
     expect(k1.key).toMatch(/^files-sha256:[0-9a-f]{64}$/);
     // The same list elsewhere: the same key; one size or one name different: another key.
-    expect((await folderKey(folder({ 'n01443537/b.png': 'yyy', 'n01440764/a.jpg': 'xx', 'n01440764/.hidden': '' }))).key).toBe(k1.key);
+    expect(
+      (await folderKey(folder({ 'n01443537/b.png': 'yyy', 'n01440764/a.jpg': 'xx', 'n01440764/.hidden': '' }))).key,
+    ).toBe(k1.key);
     expect((await folderKey(folder({ 'n01440764/a.jpg': 'xxx', 'n01443537/b.png': 'yyy' }))).key).not.toBe(k1.key);
     expect((await folderKey(folder({ 'n01440764/c.jpg': 'xx', 'n01443537/b.png': 'yyy' }))).key).not.toBe(k1.key);
     expect((await folderKey(folder({ 'cat/a.jpg': 'x' }))).labels).toBe('sorted');
@@ -209,9 +256,13 @@ describe('provenance by content', () => {
 
   it('settingsMismatch ignores names for humans and the shard, names every other difference', () => {
     const s = syntheticSettings();
-    expect(settingsMismatch(s, { ...s, weights: 'x', weights_path: '/x', data: '/y', shard: { k: 1, n: 2 } })).toEqual([]);
-    expect(settingsMismatch(s, { ...s, data_key: 'files-sha256:1', limit: 5 }))
-      .toEqual(['data_key: there "synthetic:bench", now "files-sha256:1"', 'limit: there null, now 5']);
+    expect(settingsMismatch(s, { ...s, weights: 'x', weights_path: '/x', data: '/y', shard: { k: 1, n: 2 } })).toEqual(
+      [],
+    );
+    expect(settingsMismatch(s, { ...s, data_key: 'files-sha256:1', limit: 5 })).toEqual([
+      'data_key: there "synthetic:bench", now "files-sha256:1"',
+      'limit: there null, now 5',
+    ]);
     const { imagenet_c_protocol: _, ...old } = s;
     expect(settingsMismatch(old as RunSettings, s)).toEqual(['imagenet_c_protocol: there (absent), now false']);
   });
@@ -274,7 +325,9 @@ describe('honest mCE', () => {
   const all = (ids: string[], drop?: { cond: string; id: string }) => {
     const out: RunRecord[] = ids.map((id) => rec('clean', id));
     for (const c of IMAGENET_C_CORRUPTIONS) {
-      for (let s = 1; s <= 5; s++) for (const id of ids) if (!(drop?.cond === `c/${c}/${s}` && drop.id === id)) out.push(rec(`c/${c}/${s}`, id, id !== 'i0'));
+      for (let s = 1; s <= 5; s++)
+        for (const id of ids)
+          if (!(drop?.cond === `c/${c}/${s}` && drop.id === id)) out.push(rec(`c/${c}/${s}`, id, id !== 'i0'));
     }
     return out;
   };
@@ -289,14 +342,18 @@ describe('honest mCE', () => {
     expect(killed.mce!.complete).toBe(false);
     expect(killed.relative_mce!.complete).toBe(false);
     expect(killed.mce!.missing).toEqual([]);
-    expect(killed.mce!.reasons).toEqual(['contrast severity 4 covers 19 images, clean 20 (1 of clean\'s missing, 0 not in clean)']);
+    expect(killed.mce!.reasons).toEqual([
+      "contrast severity 4 covers 19 images, clean 20 (1 of clean's missing, 0 not in clean)",
+    ]);
     // Same count, other images: still not complete.
     const swapped = all(ids, { cond: 'c/fog/1', id: 'i3' });
     swapped.push(rec('c/fog/1', 'other'));
     const sw = summarizeRun(syntheticSettings(), P, swapped);
     expect(sw.corruptions.fog['1'].n).toBe(20);
     expect(sw.mce!.complete).toBe(false);
-    expect(sw.mce!.reasons![0]).toMatch(/fog severity 1 covers 20 images, clean 20 \(1 of clean's missing, 1 not in clean\)/);
+    expect(sw.mce!.reasons![0]).toMatch(
+      /fog severity 1 covers 20 images, clean 20 \(1 of clean's missing, 1 not in clean\)/,
+    );
   });
 
   it('says whether the numbers compare with published ImageNet-C, and why not', () => {
@@ -306,19 +363,26 @@ describe('honest mCE', () => {
       `20 clean images, not the full ${IMAGENET_VAL_IMAGES.toLocaleString('en')}-image validation set`,
       'corrupted images are not stored as 8-bit JPEG (quality 85) as in the released ImageNet-C (--imagenet-c-protocol)',
     ]);
-    const synth = summarizeRun({ ...syntheticSettings(), labels: 'synthetic', weights_sha256: null, limit: 20, imagenet_c_protocol: true }, P,
-      all(ids, { cond: 'c/fog/5', id: 'i1' }));
+    const synth = summarizeRun(
+      { ...syntheticSettings(), labels: 'synthetic', weights_sha256: null, limit: 20, imagenet_c_protocol: true },
+      P,
+      all(ids, { cond: 'c/fog/5', id: 'i1' }),
+    );
     expect(synth.comparable!.reasons).toEqual([
-      'the data is the built-in synthetic set, not ImageNet', 'random weights',
-      expect.stringMatching(/^mCE is incomplete \(fog severity 5 covers 19 images/), '--limit 20: a subset of the images',
+      'the data is the built-in synthetic set, not ImageNet',
+      'random weights',
+      expect.stringMatching(/^mCE is incomplete \(fog severity 5 covers 19 images/),
+      '--limit 20: a subset of the images',
       '20 clean images, not the full 50,000-image validation set',
     ]);
     // What a comparable run looks like: 50,000 clean images, a complete mCE, ImageNet labels, the storage protocol.
     const clean = { ...s.clean!, n: IMAGENET_VAL_IMAGES };
     const settings = { ...syntheticSettings(), imagenet_c_protocol: true };
     expect(imagenetCComparability(settings, clean, s.mce, 0)).toEqual({ imagenet_c: true, reasons: [] });
-    expect(imagenetCComparability({ ...settings, labels: 'sorted' }, clean, s.mce, 1).reasons)
-      .toEqual(["the labels are not ImageNet-1k's (class folders labelled by sorted)", '1 unreadable images']);
+    expect(imagenetCComparability({ ...settings, labels: 'sorted' }, clean, s.mce, 1).reasons).toEqual([
+      "the labels are not ImageNet-1k's (class folders labelled by sorted)",
+      '1 unreadable images',
+    ]);
     const ok = summarizeRun(settings, P, all(ids));
     expect(ok.settings!.weights_sha256).toBe('0'.repeat(64));
   });
@@ -348,7 +412,9 @@ describe('npx cnnlab merge', () => {
       expect(await mergeCmd([b, a, '--out', out])).toBe(0);
       const m = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')) as Summary;
       expect(m.shards).toEqual({ merged: [0, 1], of: 2 });
-      expect({ ...m, created: null, shards: null }).toEqual(JSON.parse(JSON.stringify({ ...one, created: null, shards: null })));
+      expect({ ...m, created: null, shards: null }).toEqual(
+        JSON.parse(JSON.stringify({ ...one, created: null, shards: null })),
+      );
       expect(m.mce!.complete).toBe(true);
       expect(existsSync(lockFile(out))).toBe(false);
       // Shard 1 killed part-way through its last corruption: counts differ from clean's only there.
@@ -357,8 +423,12 @@ describe('npx cnnlab merge', () => {
       expect(await mergeCmd([a, b, '--out', out2])).toBe(0);
       const k = JSON.parse(readFileSync(path.join(out2, 'summary.json'), 'utf8')) as Summary;
       expect(k.mce!.complete).toBe(false);
-      expect(k.mce!.reasons).toEqual(["jpeg_compression severity 5 covers 27 images, clean 30 (3 of clean's missing, 0 not in clean)"]);
-      expect(readFileSync(path.join(out2, 'report.html'), 'utf8')).toContain('jpeg_compression severity 5 covers 27 images');
+      expect(k.mce!.reasons).toEqual([
+        "jpeg_compression severity 5 covers 27 images, clean 30 (3 of clean's missing, 0 not in clean)",
+      ]);
+      expect(readFileSync(path.join(out2, 'report.html'), 'utf8')).toContain(
+        'jpeg_compression severity 5 covers 27 images',
+      );
     } finally {
       console.log = log;
     }

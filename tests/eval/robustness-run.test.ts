@@ -12,8 +12,24 @@ import type { Summary } from '../../eval/summary-schema.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'cnnlab-rob-'));
 // A small run: random weights on the built-in model, 1 image per class, 2 corruptions, 1 sweep.
-const ARGS = ['--runtime', 'node', '--weights', 'random', '--per-class', '1', '--corruptions', 'gaussian_noise,contrast', '--severities', '1,3',
-  '--sweeps', 'size', '--resolutions', '96', '--batch', '8'];
+const ARGS = [
+  '--runtime',
+  'node',
+  '--weights',
+  'random',
+  '--per-class',
+  '1',
+  '--corruptions',
+  'gaussian_noise,contrast',
+  '--severities',
+  '1,3',
+  '--sweeps',
+  'size',
+  '--resolutions',
+  '96',
+  '--batch',
+  '8',
+];
 
 const records = (dir: string) => parseRecords(readFileSync(path.join(dir, 'results.jsonl'), 'utf8')).records;
 const summary = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'summary.json'), 'utf8')) as Summary;
@@ -46,10 +62,17 @@ describe('robustness runs', () => {
     expect(Object.keys(s.sweeps.size!.accuracy).length).toBe(10);
     expect(s.resolutions['96'].n).toBe(10);
     expect(s.mce).toBeNull(); // no corruption has all five severities
-    expect(s.settings).toMatchObject({ weights_sha256: null, labels: 'synthetic', data_key: 'synthetic:test:per-class=1', imagenet_c_protocol: false });
+    expect(s.settings).toMatchObject({
+      weights_sha256: null,
+      labels: 'synthetic',
+      data_key: 'synthetic:test:per-class=1',
+      imagenet_c_protocol: false,
+    });
     expect(s.comparable!.imagenet_c).toBe(false);
     expect(s.comparable!.reasons.slice(0, 3)).toEqual([
-      'the data is the built-in synthetic set, not ImageNet', 'random weights', 'no mCE: no ImageNet-C corruption has all 5 severities',
+      'the data is the built-in synthetic set, not ImageNet',
+      'random weights',
+      'no mCE: no ImageNet-C corruption has all 5 severities',
     ]);
     expect(readFileSync(path.join(full, 'report.html'), 'utf8')).toContain('comparable with published ImageNet-C');
     expect(existsSync(path.join(full, 'run.lock'))).toBe(false); // released when the run ends
@@ -59,7 +82,8 @@ describe('robustness runs', () => {
   it('runs the same in the page in headless Chromium (the default runtime)', async () => {
     const dir = tmp();
     expect(await quiet(() => robustnessCmd([...ARGS.slice(2), '--out', dir]))).toBe(0);
-    const a = summary(dir), b = summary(full);
+    const a = summary(dir),
+      b = summary(full);
     expect(records(dir).length).toBe(160);
     // Same WGSL on the same SwiftShader adapter: the same predictions.
     expect(a.clean!.top1).toBe(b.clean!.top1);
@@ -98,7 +122,9 @@ describe('robustness runs', () => {
     expect(partial).toBeGreaterThan(0);
     expect(partial).toBeLessThan(160);
     // The killed process left its lock: reported as stale, taken over with --force-unlock.
-    await expect(quiet(() => robustnessCmd([...ARGS, '--out', dir, '--resume']))).rejects.toThrow(/stale lock: pid \d+ .*--force-unlock/);
+    await expect(quiet(() => robustnessCmd([...ARGS, '--out', dir, '--resume']))).rejects.toThrow(
+      /stale lock: pid \d+ .*--force-unlock/,
+    );
     expect(await quiet(() => robustnessCmd([...ARGS, '--out', dir, '--resume', '--force-unlock']))).toBe(0);
     const recs = records(dir);
     expect(recs.length).toBe(160);
@@ -108,20 +134,25 @@ describe('robustness runs', () => {
 
   it('a run stopped by SIGTERM releases its folder; a running one holds it', async () => {
     const dir = tmp();
-    const child = spawn(process.execPath, [path.resolve('bin/cnnlab.mjs'), 'robustness', ...ARGS, '--out', dir], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [path.resolve('bin/cnnlab.mjs'), 'robustness', ...ARGS, '--out', dir], {
+      stdio: 'ignore',
+    });
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
     const lock = path.join(dir, 'run.lock');
     while (!existsSync(lock) || !readFileSync(lock, 'utf8').endsWith('\n')) await new Promise((r) => setTimeout(r, 20));
     expect(JSON.parse(readFileSync(lock, 'utf8')).pid).toBe(child.pid);
-    await expect(quiet(() => robustnessCmd([...ARGS, '--out', dir, '--resume', '--force-unlock'])))
-      .rejects.toThrow(new RegExp(`locked by running process pid ${child.pid}`));
+    await expect(quiet(() => robustnessCmd([...ARGS, '--out', dir, '--resume', '--force-unlock']))).rejects.toThrow(
+      new RegExp(`locked by running process pid ${child.pid}`),
+    );
     child.kill('SIGTERM');
     expect(await exited).toBe('SIGTERM');
     expect(existsSync(lock)).toBe(false);
   }, 120_000);
 
   it('shards merge into the summary of a single run', async () => {
-    const a = tmp(), b = tmp(), out = tmp();
+    const a = tmp(),
+      b = tmp(),
+      out = tmp();
     expect(await quiet(() => robustnessCmd([...ARGS, '--shard', '0/2', '--out', a]))).toBe(0);
     expect(await quiet(() => robustnessCmd([...ARGS, '--shard', '1/2', '--out', b]))).toBe(0);
     expect(records(a).length + records(b).length).toBe(160);

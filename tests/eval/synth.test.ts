@@ -4,8 +4,17 @@ import { join, relative, sep } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  SYNTH_CLASSES, SYNTH_HELDOUT_CLASSES, SYNTH_TRAIN_CLASSES, proceduralSource, renderBackground, renderObject,
-  siScoreSweepCount, siScoreSweeps, sweepFactors, type RgbImage, type RgbaImage,
+  SYNTH_CLASSES,
+  SYNTH_HELDOUT_CLASSES,
+  SYNTH_TRAIN_CLASSES,
+  proceduralSource,
+  renderBackground,
+  renderObject,
+  siScoreSweepCount,
+  siScoreSweeps,
+  sweepFactors,
+  type RgbImage,
+  type RgbaImage,
 } from '../../eval/synth.js';
 import { loadCutouts, writeCutouts, writeSynthImageFolder } from '../../eval/synth-files.js';
 import { fitBackground, paste, pasteGeometry } from '../../eval/synth-paste.js';
@@ -16,25 +25,49 @@ async function tmp(): Promise<string> {
   tmpDirs.push(d);
   return d;
 }
-afterAll(async () => { for (const d of tmpDirs) await rm(d, { recursive: true, force: true }); });
+afterAll(async () => {
+  for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
+});
 
 const black = (n: number): RgbImage => ({ width: n, height: n, data: new Uint8Array(n * n * 3) });
-function opaque(w: number, h: number, rgb: (x: number, y: number) => [number, number, number] = () => [255, 255, 255]): RgbaImage {
+function opaque(
+  w: number,
+  h: number,
+  rgb: (x: number, y: number) => [number, number, number] = () => [255, 255, 255],
+): RgbaImage {
   const data = new Uint8Array(w * h * 4);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) data.set([...rgb(x, y), 255], (y * w + x) * 4);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data.set([...rgb(x, y), 255], (y * w + x) * 4);
   return { width: w, height: h, data };
 }
 /** Coverage (mean of the red channel / 255), centroid in [0,1]² and the box of pixels over half on. */
 function stats(img: RgbImage, ch = 0) {
-  let sum = 0, sx = 0, sy = 0, x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  let sum = 0,
+    sx = 0,
+    sy = 0,
+    x0 = Infinity,
+    x1 = -Infinity,
+    y0 = Infinity,
+    y1 = -Infinity;
   for (let y = 0; y < img.height; y++)
     for (let x = 0; x < img.width; x++) {
       const v = img.data[(y * img.width + x) * 3 + ch] / 255;
-      sum += v; sx += v * (x + 0.5); sy += v * (y + 0.5);
-      if (v > 0.5) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
+      sum += v;
+      sx += v * (x + 0.5);
+      sy += v * (y + 0.5);
+      if (v > 0.5) {
+        x0 = Math.min(x0, x);
+        x1 = Math.max(x1, x);
+        y0 = Math.min(y0, y);
+        y1 = Math.max(y1, y);
+      }
     }
-  return { cover: sum / (img.width * img.height), cx: sx / sum / img.width, cy: sy / sum / img.height, boxW: x1 - x0 + 1, boxH: y1 - y0 + 1 };
+  return {
+    cover: sum / (img.width * img.height),
+    cx: sx / sum / img.width,
+    cy: sy / sum / img.height,
+    boxW: x1 - x0 + 1,
+    boxH: y1 - y0 + 1,
+  };
 }
 
 describe('classes', () => {
@@ -48,16 +81,26 @@ describe('classes', () => {
   });
 
   it('is deterministic from the seed', () => {
-    const a = renderObject(3, 7, 48), b = renderObject(3, 7, 48), c = renderObject(3, 8, 48);
+    const a = renderObject(3, 7, 48),
+      b = renderObject(3, 7, 48),
+      c = renderObject(3, 8, 48);
     expect([a.width, a.height]).toEqual([b.width, b.height]);
     expect(Buffer.from(a.data).equals(Buffer.from(b.data))).toBe(true);
     expect(Buffer.from(a.data).equals(Buffer.from(c.data))).toBe(false);
-    expect(Buffer.from(renderBackground(5, 40, 30).data).equals(Buffer.from(renderBackground(5, 40, 30).data))).toBe(true);
-    expect(Buffer.from(renderBackground(5, 40, 30).data).equals(Buffer.from(renderBackground(6, 40, 30).data))).toBe(false);
-    const run = () => [...siScoreSweeps({ size: 32, classes: [1], instancesPerClass: 1, seed: 3, sweeps: ['rotation'], quick: true })];
-    const r1 = run(), r2 = run();
+    expect(Buffer.from(renderBackground(5, 40, 30).data).equals(Buffer.from(renderBackground(5, 40, 30).data))).toBe(
+      true,
+    );
+    expect(Buffer.from(renderBackground(5, 40, 30).data).equals(Buffer.from(renderBackground(6, 40, 30).data))).toBe(
+      false,
+    );
+    const run = () => [
+      ...siScoreSweeps({ size: 32, classes: [1], instancesPerClass: 1, seed: 3, sweeps: ['rotation'], quick: true }),
+    ];
+    const r1 = run(),
+      r2 = run();
     expect(r1.map((x) => x.id)).toEqual(r2.map((x) => x.id));
-    for (let i = 0; i < r1.length; i++) expect(Buffer.from(r1[i].image.data).equals(Buffer.from(r2[i].image.data))).toBe(true);
+    for (let i = 0; i < r1.length; i++)
+      expect(Buffer.from(r1[i].image.data).equals(Buffer.from(r2[i].image.data))).toBe(true);
   });
 
   it('cut-outs are tight with antialiased edges and fill the requested size', () => {
@@ -65,7 +108,9 @@ describe('classes', () => {
       const o = renderObject(c, 1, 64);
       expect(Math.max(o.width, o.height)).toBeGreaterThan(56);
       expect(Math.max(o.width, o.height)).toBeLessThanOrEqual(64);
-      let partial = 0, top = 0, left = 0;
+      let partial = 0,
+        top = 0,
+        left = 0;
       for (let i = 3; i < o.data.length; i += 4) if (o.data[i] > 0 && o.data[i] < 255) partial++;
       for (let x = 0; x < o.width; x++) top = Math.max(top, o.data[x * 4 + 3]);
       for (let y = 0; y < o.height; y++) left = Math.max(left, o.data[y * o.width * 4 + 3]);
@@ -78,18 +123,39 @@ describe('classes', () => {
   it('classes are distinguishable by colour and shape statistics (nearest centroid)', () => {
     // Features: alpha-weighted mean RGB, colour spread (texture), fill of the box, box aspect.
     const feat = (o: RgbaImage) => {
-      let a = 0, r = 0, g = 0, b = 0, r2 = 0, g2 = 0, b2 = 0;
+      let a = 0,
+        r = 0,
+        g = 0,
+        b = 0,
+        r2 = 0,
+        g2 = 0,
+        b2 = 0;
       for (let i = 0; i < o.data.length; i += 4) {
-        const w = o.data[i + 3] / 255, [R, G, B] = [o.data[i] / 255, o.data[i + 1] / 255, o.data[i + 2] / 255];
-        a += w; r += w * R; g += w * G; b += w * B; r2 += w * R * R; g2 += w * G * G; b2 += w * B * B;
+        const w = o.data[i + 3] / 255,
+          [R, G, B] = [o.data[i] / 255, o.data[i + 1] / 255, o.data[i + 2] / 255];
+        a += w;
+        r += w * R;
+        g += w * G;
+        b += w * B;
+        r2 += w * R * R;
+        g2 += w * G * G;
+        b2 += w * B * B;
       }
-      r /= a; g /= a; b /= a;
+      r /= a;
+      g /= a;
+      b /= a;
       const spread = Math.sqrt(Math.max(0, r2 / a - r * r) + Math.max(0, g2 / a - g * g) + Math.max(0, b2 / a - b * b));
       return [r, g, b, 2 * spread, a / (o.width * o.height), 0.5 * Math.log(o.width / o.height)];
     };
-    const K = SYNTH_CLASSES.length, nTrain = 5, nTest = 4;
-    const feats = SYNTH_CLASSES.map((_, c) => Array.from({ length: nTrain + nTest }, (_, i) => feat(renderObject(c, 100 + i, 40))));
-    const centroids = feats.map((fs) => fs.slice(0, nTrain).reduce((m, f) => m.map((v, d) => v + f[d] / nTrain), [0, 0, 0, 0, 0, 0]));
+    const K = SYNTH_CLASSES.length,
+      nTrain = 5,
+      nTest = 4;
+    const feats = SYNTH_CLASSES.map((_, c) =>
+      Array.from({ length: nTrain + nTest }, (_, i) => feat(renderObject(c, 100 + i, 40))),
+    );
+    const centroids = feats.map((fs) =>
+      fs.slice(0, nTrain).reduce((m, f) => m.map((v, d) => v + f[d] / nTrain), [0, 0, 0, 0, 0, 0]),
+    );
     let correct = 0;
     for (let c = 0; c < K; c++)
       for (const f of feats[c].slice(nTrain)) {
@@ -122,8 +188,10 @@ describe('paste', () => {
   });
 
   it('rotation keeps the area; 45° expands the box by √2; the turn is counter-clockwise', () => {
-    const sq = opaque(24, 24), o = { area: 0.16, cx: 0.5, cy: 0.5 };
-    const r0 = stats(paste(black(80), sq, o)), r90 = stats(paste(black(80), sq, { ...o, angleDeg: 90 }));
+    const sq = opaque(24, 24),
+      o = { area: 0.16, cx: 0.5, cy: 0.5 };
+    const r0 = stats(paste(black(80), sq, o)),
+      r90 = stats(paste(black(80), sq, { ...o, angleDeg: 90 }));
     const r45 = stats(paste(black(80), sq, { ...o, angleDeg: 45 }));
     expect(r90.cover).toBeCloseTo(r0.cover, 3);
     expect(r45.cover).toBeCloseTo(r0.cover, 2);
@@ -161,7 +229,9 @@ describe('sweeps', () => {
     expect(siScoreSweepCount({ classes: [0, 1, 2], instancesPerClass: 2 })).toBe(3 * 2 * 613);
     expect(siScoreSweepCount({ classes: [0, 1, 2], instancesPerClass: 2, quick: true })).toBe(3 * 2 * 47);
     expect(siScoreSweepCount({ classes: [0], instancesPerClass: 1, sweeps: ['rotation'] })).toBe(72);
-    const size = sweepFactors('size'), loc = sweepFactors('location'), rot = sweepFactors('rotation');
+    const size = sweepFactors('size'),
+      loc = sweepFactors('location'),
+      rot = sweepFactors('rotation');
     expect([size[0].factor, size[36].factor, size[99].factor]).toEqual(['0.01', '0.37', '1.00']);
     expect(loc.map((f) => f.factor)).toContain('0.25,0.50');
     expect(loc.every((f) => f.area === 0.2 && f.angleDeg === 0)).toBe(true);
@@ -180,7 +250,9 @@ describe('sweeps', () => {
     // 'inside' location grid: the object's box stays in the image; corners touch the border.
     const loc = items.filter((x) => x.sweep === 'location');
     expect(loc.every((x) => x.insideFrac > 0.999)).toBe(true);
-    const quick = [...siScoreSweeps({ size: 24, classes: [0, 1], instancesPerClass: 2, seed: 1, quick: true, location: 'full' })];
+    const quick = [
+      ...siScoreSweeps({ size: 24, classes: [0, 1], instancesPerClass: 2, seed: 1, quick: true, location: 'full' }),
+    ];
     expect(quick.length).toBe(siScoreSweepCount({ classes: [0, 1], instancesPerClass: 2, quick: true }));
     const corner = quick.find((x) => x.sweep === 'location' && x.factor === '0.00,0.00')!;
     expect([corner.cx, corner.cy]).toEqual([0, 0]);
@@ -192,14 +264,25 @@ describe('files', () => {
   it('writes a readable ImageFolder with class-name folders', async () => {
     const dir = await tmp();
     const files = await writeSynthImageFolder(dir, { classes: [0, 3], perClass: 2, size: 32, seed: 9 });
-    expect(files.map((f) => relative(dir, f).split(sep).join('/'))).toEqual(['circle/train-00000.png', 'circle/train-00001.png', 'star/train-00000.png', 'star/train-00001.png']);
+    expect(files.map((f) => relative(dir, f).split(sep).join('/'))).toEqual([
+      'circle/train-00000.png',
+      'circle/train-00001.png',
+      'star/train-00000.png',
+      'star/train-00001.png',
+    ]);
     for (const f of files) {
       const m = await sharp(f).metadata();
       expect([m.format, m.width, m.height, m.channels]).toEqual(['png', 32, 32, 3]);
     }
     const again = await writeSynthImageFolder(await tmp(), { classes: [0, 3], perClass: 2, size: 32, seed: 9 });
     expect((await readFile(again[3])).equals(await readFile(files[3]))).toBe(true);
-    const val = await writeSynthImageFolder(await tmp(), { classes: [0], perClass: 1, size: 32, seed: 9, split: 'val' });
+    const val = await writeSynthImageFolder(await tmp(), {
+      classes: [0],
+      perClass: 1,
+      size: 32,
+      seed: 9,
+      split: 'val',
+    });
     expect(val[0].endsWith('val-00000.png')).toBe(true);
     expect((await readFile(val[0])).equals(await readFile(files[0]))).toBe(false);
     const dflt = await writeSynthImageFolder(await tmp(), { perClass: 1, size: 16, seed: 1 });
@@ -210,20 +293,37 @@ describe('files', () => {
     const dir = await tmp();
     const w = await writeCutouts(dir, { classes: [4, 1], perClass: 2, size: 40, seed: 5, backgrounds: 3 });
     expect([w.foregrounds.length, w.backgrounds.length]).toEqual([4, 3]);
-    await sharp({ create: { width: 50, height: 30, channels: 3, background: '#336699' } }).jpeg().toFile(join(dir, 'backgrounds', 'zz-photo.jpg'));
+    await sharp({ create: { width: 50, height: 30, channels: 3, background: '#336699' } })
+      .jpeg()
+      .toFile(join(dir, 'backgrounds', 'zz-photo.jpg'));
     const src = await loadCutouts(dir);
     expect(src.classNames).toEqual(['ring', 'square']); // sorted, as SI-Score
     const proc = proceduralSource(5, 40);
-    for (const [k, c] of [[0, 4], [1, 1]])
+    for (const [k, c] of [
+      [0, 4],
+      [1, 1],
+    ])
       for (let i = 0; i < 2; i++) {
-        const a = src.objects(k, i), b = proc.objects(c, i);
+        const a = src.objects(k, i),
+          b = proc.objects(c, i);
         expect([a.width, a.height]).toEqual([b.width, b.height]);
         expect(Buffer.from(a.data).equals(Buffer.from(b.data))).toBe(true);
       }
     expect(src.backgrounds.length).toBe(4);
-    for (let i = 0; i < 3; i++) expect(Buffer.from(src.backgrounds[i].data).equals(Buffer.from(proc.background(i).data))).toBe(true);
+    for (let i = 0; i < 3; i++)
+      expect(Buffer.from(src.backgrounds[i].data).equals(Buffer.from(proc.background(i).data))).toBe(true);
     expect([src.backgrounds[3].width, src.backgrounds[3].height]).toEqual([50, 30]);
-    const items = [...siScoreSweeps({ size: 32, classes: [0, 1], instancesPerClass: 3, seed: 2, quick: true, sweeps: ['size'], source: src })];
+    const items = [
+      ...siScoreSweeps({
+        size: 32,
+        classes: [0, 1],
+        instancesPerClass: 3,
+        seed: 2,
+        quick: true,
+        sweeps: ['size'],
+        source: src,
+      }),
+    ];
     expect(items.length).toBe(2 * 3 * 10);
     expect(items[0].className).toBe('ring');
     expect(items.every((x) => x.image.width === 32)).toBe(true);

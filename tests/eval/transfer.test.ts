@@ -1,13 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { uniforms } from '../helpers.js';
-import {
-  addDiagonal, cholesky, choleskySolve, gram, matmul, matmulTN, transpose,
-} from '../../eval/linalg.js';
+import { addDiagonal, cholesky, choleskySolve, gram, matmul, matmulTN, transpose } from '../../eval/linalg.js';
 import { lbfgs } from '../../eval/lbfgs.js';
 import { softmaxLoss } from '../../eval/logistic.js';
 import {
-  BIAS_CONSTANT, type FeatureSet, fewshotLsr, fitStandardizer, linearProbe, ridgeSolve,
-  seededPermutation, standardize, vtab1k, vtab1kSplits,
+  BIAS_CONSTANT,
+  type FeatureSet,
+  fewshotLsr,
+  fitStandardizer,
+  linearProbe,
+  ridgeSolve,
+  seededPermutation,
+  standardize,
+  vtab1k,
+  vtab1kSplits,
 } from '../../eval/transfer.js';
 
 /** Seeded uniforms in [0,1) (tests/helpers.ts), so the synthetic sets are the same on every run. */
@@ -137,7 +143,8 @@ describe('linalg', () => {
   });
 
   it('Cholesky solve matches Gaussian elimination on an SPD system', () => {
-    const n = 37, c = 4;
+    const n = 37,
+      c = 4;
     const x = randMat(n, 50, 4);
     const a = addDiagonal(gram(x, n, 50), n, 0.5);
     const b = randMat(n, c, 5);
@@ -158,7 +165,9 @@ describe('linalg', () => {
     expect(r.jitter).toBeGreaterThan(0);
     const aj = addDiagonal(Float64Array.from(a), n, r.jitter);
     expect(relErr(naiveMatmul(aj, r.x, n, n, 2), b)).toBeLessThan(1e-8);
-    expect(() => choleskySolve(Float64Array.from([1, 0, 0, -1]), Float64Array.from([1, 1]), 2, 1)).toThrow(/not positive definite/);
+    expect(() => choleskySolve(Float64Array.from([1, 0, 0, -1]), Float64Array.from([1, 1]), 2, 1)).toThrow(
+      /not positive definite/,
+    );
   });
 });
 
@@ -166,7 +175,12 @@ describe('ridgeSolve', () => {
   const spec: Clusters = { classes: 4, d: 12, sep: 3, noise: 1 };
 
   it('matches the naively solved normal equations to 1e-8 (primal N ≥ D, dual N < D)', () => {
-    for (const [perClass, l2] of [[10, 1024], [2, 1024], [10, 0.3], [2, 0.3]] as const) {
+    for (const [perClass, l2] of [
+      [10, 1024],
+      [2, 1024],
+      [10, 0.3],
+      [2, 0.3],
+    ] as const) {
       const s = clusters(spec, perClass, 20 + perClass);
       const { X, Y } = lsrDesign(s, 4);
       const d = s.d + 1;
@@ -177,7 +191,8 @@ describe('ridgeSolve', () => {
   });
 
   it('primal and dual agree when both apply', () => {
-    for (const perClass of [2, 10]) { // N = 8 < D = 13 and N = 40 > D
+    for (const perClass of [2, 10]) {
+      // N = 8 < D = 13 and N = 40 > D
       const s = clusters(spec, perClass, 30 + perClass);
       const { X, Y } = lsrDesign(s, 4);
       for (const l2 of [1024, 1, 1e-3]) {
@@ -189,7 +204,9 @@ describe('ridgeSolve', () => {
   });
 
   it('dual solve for N = 1000, D = 2048, 10 classes is fast enough (prints the time)', () => {
-    const n = 1000, d = 2048, c = 10;
+    const n = 1000,
+      d = 2048,
+      c = 10;
     const s = clusters({ classes: c, d, sep: 1, noise: 1 }, n / c, 40);
     const { X, Y } = lsrDesign(s, c); // D = 2049 with the bias column: dual form
     const t0 = performance.now();
@@ -218,11 +235,17 @@ describe('fewshotLsr', () => {
     expect(Object.keys(r)).toEqual(['1', '5', '25']);
     // Rebuild seed 1, k = 5 by hand: per class a seeded shuffle of its indices, the first 5.
     const byClass = Array.from({ length: 5 }, (_, c) => Array.from(train.y.keys()).filter((i) => train.y[i] === c));
-    for (const [k, seed] of [[5, 1], [25, 0], [1, 1]] as const) {
+    for (const [k, seed] of [
+      [5, 1],
+      [25, 0],
+      [1, 1],
+    ] as const) {
       const rows = byClass.flatMap((idx, c) => Array.from(seededPermutation(idx, seed, c, 0x5107).subarray(0, k)));
       const sel: FeatureSet = {
         x: Float32Array.from(rows.flatMap((i) => Array.from(train.x.subarray(i * 16, i * 16 + 16)))),
-        y: Int32Array.from(rows.map((i) => train.y[i])), n: rows.length, d: 16,
+        y: Int32Array.from(rows.map((i) => train.y[i])),
+        n: rows.length,
+        d: 16,
       };
       const { X, Y } = lsrDesign(sel, 5);
       const W = naiveRidge(X, Y, sel.n, 17, 5, 2 ** 10);
@@ -272,7 +295,10 @@ describe('fewshotLsr', () => {
 
 describe('linear probe', () => {
   it('softmaxLoss gradient matches central finite differences', () => {
-    const n = 9, d = 4, c = 3, l2 = 0.37;
+    const n = 9,
+      d = 4,
+      c = 3,
+      l2 = 0.37;
     const x = randMat(n, d, 60);
     const y = Int32Array.from({ length: n }, (_, i) => (i * 7) % c);
     const theta = randMat(1, d * c + c, 61);
@@ -280,8 +306,10 @@ describe('linear probe', () => {
     softmaxLoss(theta, x, y, n, d, c, l2, g);
     const h = 1e-5;
     for (let i = 0; i < theta.length; i++) {
-      const tp = Float64Array.from(theta); tp[i] += h;
-      const tm = Float64Array.from(theta); tm[i] -= h;
+      const tp = Float64Array.from(theta);
+      tp[i] += h;
+      const tm = Float64Array.from(theta);
+      tm[i] -= h;
       const fd = (softmaxLoss(tp, x, y, n, d, c, l2) - softmaxLoss(tm, x, y, n, d, c, l2)) / (2 * h);
       expect(Math.abs(g[i] - fd), `θ[${i}]`).toBeLessThan(1e-8 + 1e-6 * Math.abs(fd));
     }
@@ -293,11 +321,19 @@ describe('linear probe', () => {
     const P = 20;
     const diag = Float64Array.from({ length: P }, (_, i) => 10 ** ((2 * i) / (P - 1)));
     const opt = randMat(1, P, 62);
-    const r = lbfgs((t, g) => {
-      let f = 0;
-      for (let i = 0; i < P; i++) { const e = t[i] - opt[i]; f += 0.5 * diag[i] * e * e; g[i] = diag[i] * e; }
-      return f;
-    }, new Float64Array(P), { maxIter: 500, gtol: 1e-9, ftol: 0 });
+    const r = lbfgs(
+      (t, g) => {
+        let f = 0;
+        for (let i = 0; i < P; i++) {
+          const e = t[i] - opt[i];
+          f += 0.5 * diag[i] * e * e;
+          g[i] = diag[i] * e;
+        }
+        return f;
+      },
+      new Float64Array(P),
+      { maxIter: 500, gtol: 1e-9, ftol: 0 },
+    );
     expect(r.converged).toBe(true);
     expect(relErr(r.x, opt)).toBeLessThan(1e-8);
   });
@@ -314,8 +350,12 @@ describe('linear probe', () => {
     const clean: Clusters = { classes: 3, d: 40, sep: 3, noise: 1 };
     const noisy: Clusters = { classes: 3, d: 40, sep: 0.6, noise: 1, signalDims: 2 };
     const grid = [1e-4, 1e-3, 1e-2, 1e-1, 1, 10];
-    const a = linearProbe(clusters(clean, 10, 80), clusters(clean, 100, 81), clusters(clean, 100, 82), { l2Grid: grid });
-    const b = linearProbe(clusters(noisy, 10, 80), clusters(noisy, 100, 81), clusters(noisy, 100, 82), { l2Grid: grid });
+    const a = linearProbe(clusters(clean, 10, 80), clusters(clean, 100, 81), clusters(clean, 100, 82), {
+      l2Grid: grid,
+    });
+    const b = linearProbe(clusters(noisy, 10, 80), clusters(noisy, 100, 81), clusters(noisy, 100, 82), {
+      l2Grid: grid,
+    });
     console.log(`probe L2: clean ${a.l2} (acc ${a.accuracy.toFixed(3)}), noisy ${b.l2} (acc ${b.accuracy.toFixed(3)})`);
     expect(b.l2).toBeGreaterThan(a.l2);
     expect(a.accuracy).toBeGreaterThan(b.accuracy);

@@ -1,12 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
-import { ATTENTION_VARIANTS, type AttentionAttrs, attentionOp, attentionRef, attentionVariant } from '../../kernels/attention.js';
+import {
+  ATTENTION_VARIANTS,
+  type AttentionAttrs,
+  attentionOp,
+  attentionRef,
+  attentionVariant,
+} from '../../kernels/attention.js';
 import type { HostTensor } from '../../kernels/kernel.js';
 import { expectClose, randTensor, testDevice } from '../helpers.js';
 
 /** One attention node through the executor with prefer.attention; returns y and the kernel keys. */
-async function run(attrs: AttentionAttrs, inputs: HostTensor[], prefer?: string): Promise<{ y: HostTensor; kernels: string[] }> {
+async function run(
+  attrs: AttentionAttrs,
+  inputs: HostTensor[],
+  prefer?: string,
+): Promise<{ y: HostTensor; kernels: string[] }> {
   const dev = await testDevice();
   const g = new Graph();
   const names = inputs.map((t, i) => g.input(`x${i}`, t.shape));
@@ -15,7 +25,9 @@ async function run(attrs: AttentionAttrs, inputs: HostTensor[], prefer?: string)
   const plan = await compile(dev, g, { prefer: prefer ? { attention: prefer } : undefined });
   try {
     const feed: Record<string, Float32Array> = {};
-    inputs.forEach((t, i) => { feed[`x${i}`] = t.data; });
+    inputs.forEach((t, i) => {
+      feed[`x${i}`] = t.data;
+    });
     const { outputs } = await plan.run(feed);
     return { y: outputs[y], kernels: plan.kernels };
   } finally {
@@ -53,15 +65,25 @@ describe('attentionRef', () => {
 describe('attention shapes', () => {
   it('infers [B, Tq, D]', () => {
     expect(attentionOp.infer({ heads: 3 }, [[2, 7, 3 * 15]])).toEqual([[2, 7, 15]]);
-    expect(attentionOp.infer({ heads: 2 }, [[2, 5, 16], [2, 9, 16], [2, 9, 16]])).toEqual([[2, 5, 16]]);
+    expect(
+      attentionOp.infer({ heads: 2 }, [
+        [2, 5, 16],
+        [2, 9, 16],
+        [2, 9, 16],
+      ]),
+    ).toEqual([[2, 5, 16]]);
   });
   it('throws ShapeErrors naming the shapes', () => {
     const g = new Graph();
     const qkv = g.input('qkv', [2, 7, 3 * 10]);
-    expect(() => g.op('attention', [qkv], { heads: 3 }, 'attn')).toThrow(/node "attn" \(attention\).*D = 10.*\[2,7,30\].*heads = 3/);
+    expect(() => g.op('attention', [qkv], { heads: 3 }, 'attn')).toThrow(
+      /node "attn" \(attention\).*D = 10.*\[2,7,30\].*heads = 3/,
+    );
     const bad = g.input('bad', [2, 7, 31]);
     expect(() => g.op('attention', [bad], { heads: 1 })).toThrow(/\[2,7,31\].*3·D/);
-    const q = g.input('q', [2, 5, 16]), k = g.input('k', [2, 9, 16]), v = g.input('v', [2, 8, 16]);
+    const q = g.input('q', [2, 5, 16]),
+      k = g.input('k', [2, 9, 16]),
+      v = g.input('v', [2, 8, 16]);
     expect(() => g.op('attention', [q, k, v], { heads: 2 })).toThrow(/q \[2,5,16\], k \[2,9,16\], v \[2,8,16\]/);
     expect(() => g.op('attention', [q, k], { heads: 2 })).toThrow(/ShapeError|got 2 inputs/);
     try {
@@ -71,24 +93,43 @@ describe('attention shapes', () => {
     }
   });
   it('prefer parsing, default path, fallback, flops', async () => {
-    expect(attentionVariant.parse('fused,ktile=16,rows=2,wg=32,head=loop')).toEqual({ path: 'fused', ktile: 16, rows: 2, wg: 32, head: 'loop' });
+    expect(attentionVariant.parse('fused,ktile=16,rows=2,wg=32,head=loop')).toEqual({
+      path: 'fused',
+      ktile: 16,
+      rows: 2,
+      wg: 32,
+      head: 'loop',
+    });
     expect(() => attentionVariant.parse('flash')).toThrow(/attention variant "flash": unknown token "flash"/);
     const { info } = await testDevice();
     const ctx = { limits: info.limits };
     const fused = attentionOp.lower({ heads: 12 }, [[1, 197, 3 * 768]], [[1, 197, 768]], ctx);
     expect(fused.dispatches.map((d) => d.family)).toEqual(['attention']);
     expect(fused.dispatches[0].flops).toBe(4 * 12 * 197 * 197 * 64);
-    const naive = attentionOp.lower({ heads: 12 }, [[1, 197, 3 * 768]], [[1, 197, 768]], { ...ctx, prefer: { attention: 'naive' } });
+    const naive = attentionOp.lower({ heads: 12 }, [[1, 197, 3 * 768]], [[1, 197, 768]], {
+      ...ctx,
+      prefer: { attention: 'naive' },
+    });
     expect(naive.dispatches.map((d) => d.family)).toEqual(['attention-naive', 'attention-naive', 'attention-naive']);
     expect(naive.temps).toEqual([12 * 197 * 197]);
     expect(naive.dispatches.reduce((s, d) => s + (d.flops ?? 0), 0)).toBeGreaterThanOrEqual(4 * 12 * 197 * 197 * 64);
     // dh beyond the fused path's register budget falls back to naive.
-    expect(attentionOp.lower({ heads: 1 }, [[1, 3, 3 * 512]], [[1, 3, 512]], ctx).dispatches[0].family).toBe('attention-naive');
+    expect(attentionOp.lower({ heads: 1 }, [[1, 3, 3 * 512]], [[1, 3, 512]], ctx).dispatches[0].family).toBe(
+      'attention-naive',
+    );
   });
 });
 
-interface Case { B: number; Tq: number; Tk?: number; heads: number; dh: number; qScale?: number }
-const label = (c: Case) => `B=${c.B} Tq=${c.Tq}${c.Tk !== undefined ? ` Tk=${c.Tk}` : ''} heads=${c.heads} dh=${c.dh}${c.qScale ? ` q×${c.qScale}` : ''}`;
+interface Case {
+  B: number;
+  Tq: number;
+  Tk?: number;
+  heads: number;
+  dh: number;
+  qScale?: number;
+}
+const label = (c: Case) =>
+  `B=${c.B} Tq=${c.Tq}${c.Tk !== undefined ? ` Tk=${c.Tk}` : ''} heads=${c.heads} dh=${c.dh}${c.qScale ? ` q×${c.qScale}` : ''}`;
 
 /** Packed qkv when Tk is undefined, else separate q, k, v. qScale blows up the scores. */
 function inputsFor(c: Case, seed: number): HostTensor[] {
@@ -99,7 +140,10 @@ function inputsFor(c: Case, seed: number): HostTensor[] {
     return [qkv];
   }
   const q = randTensor([c.B, c.Tq, D], seed);
-  if (c.qScale) q.data.forEach((x, i) => { q.data[i] = x * c.qScale!; });
+  if (c.qScale)
+    q.data.forEach((x, i) => {
+      q.data[i] = x * c.qScale!;
+    });
   return [q, randTensor([c.B, c.Tk, D], seed + 1), randTensor([c.B, c.Tk, D], seed + 2)];
 }
 
@@ -129,7 +173,10 @@ describe('attention vs ref, fused vs naive', () => {
     });
   }
   it('fused and naive agree on the GPU (default path, explicit scale, large scores)', async () => {
-    const cs: Case[] = [{ B: 2, Tq: 50, heads: 2, dh: 16, qScale: 30 }, { B: 1, Tq: 7, Tk: 13, heads: 3, dh: 5 }];
+    const cs: Case[] = [
+      { B: 2, Tq: 50, heads: 2, dh: 16, qScale: 30 },
+      { B: 1, Tq: 7, Tk: 13, heads: 3, dh: 5 },
+    ];
     let seed = 900;
     for (const c of cs) {
       const ins = inputsFor(c, (seed += 3));

@@ -1,12 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
-import { type Conv2dAttrs, conv2dConfig, conv2dDispatchGrid, conv2dFamily, conv2dGeometry, conv2dOp, conv2dRef } from '../../kernels/conv2d.js';
+import {
+  type Conv2dAttrs,
+  conv2dConfig,
+  conv2dDispatchGrid,
+  conv2dFamily,
+  conv2dGeometry,
+  conv2dOp,
+  conv2dRef,
+} from '../../kernels/conv2d.js';
 import { type HostTensor, ShapeError, input, output } from '../../kernels/kernel.js';
 import { expectClose, randTensor, testDevice } from '../helpers.js';
 
 /** Like runOp, with ctx.prefer; w and bias are graph constants. Returns the output and kernel keys. */
-async function runConv(attrs: Conv2dAttrs, inputs: HostTensor[], prefer?: Record<string, string>): Promise<{ y: HostTensor; kernels: string[] }> {
+async function runConv(
+  attrs: Conv2dAttrs,
+  inputs: HostTensor[],
+  prefer?: Record<string, string>,
+): Promise<{ y: HostTensor; kernels: string[] }> {
   const dev = await testDevice();
   const g = new Graph();
   const x = g.input('x', inputs[0].shape);
@@ -35,27 +47,134 @@ interface Case {
 
 const cases: Case[] = [
   { name: '7x7 input, 3x3 pad 1, Cin 3 -> Cout 5', x: [1, 7, 7, 3], w: [3, 3, 3, 5], attrs: { pad: [1, 1, 1, 1] } },
-  { name: '9x5 input, 3x3 valid, Cin 5 -> Cout 7, bias, relu', x: [1, 9, 5, 5], w: [3, 3, 5, 7], attrs: { act: 'relu' }, bias: true },
-  { name: 'stem: Cin 3, 7x7 stride 2 pad 3, bias, relu', x: [1, 17, 15, 3], w: [7, 7, 3, 8], attrs: { stride: [2, 2], pad: [3, 3, 3, 3], act: 'relu' }, bias: true },
-  { name: 'stride 2, 3x3 pad 1, Cin 8 -> Cout 8, batch 2', x: [2, 9, 9, 8], w: [3, 3, 8, 8], attrs: { stride: [2, 2], pad: [1, 1, 1, 1] } },
-  { name: 'stride [1,2], even input, pad [0,1,1,0]', x: [1, 6, 8, 4], w: [3, 3, 4, 4], attrs: { stride: [1, 2], pad: [0, 1, 1, 0] }, bias: true },
-  { name: 'asymmetric pad [0,1,2,1], Cin 4 -> Cout 6', x: [1, 5, 6, 4], w: [3, 2, 4, 6], attrs: { pad: [0, 1, 2, 1] }, bias: true },
-  { name: 'dilation 2, pad 2, Cin 4 -> Cout 8, relu6', x: [1, 7, 9, 4], w: [3, 3, 4, 8], attrs: { dilation: [2, 2], pad: [2, 2, 2, 2], act: 'relu6' } },
-  { name: 'dilation [2,1], stride 2, Cin 7 -> Cout 3', x: [2, 9, 7, 7], w: [3, 3, 7, 3], attrs: { dilation: [2, 1], stride: [2, 2], pad: [1, 0, 1, 2] }, bias: true },
-  { name: 'groups 2, Cin 6 -> Cout 4 (3 and 2 per group)', x: [1, 6, 5, 6], w: [3, 3, 3, 4], attrs: { groups: 2, pad: [1, 1, 1, 1] }, bias: true },
-  { name: 'groups 2, Cin 8 -> Cout 16 (vec4 per group), relu', x: [2, 5, 5, 8], w: [3, 3, 4, 16], attrs: { groups: 2, pad: [1, 1, 1, 1], act: 'relu' }, bias: true },
-  { name: 'groups 4, Cin 16 -> Cout 16, stride 2', x: [1, 7, 7, 16], w: [3, 3, 4, 16], attrs: { groups: 4, stride: [2, 2], pad: [1, 1, 1, 1] } },
-  { name: 'groups 4, Cin 8 -> Cout 12 (2 and 3 per group)', x: [1, 5, 4, 8], w: [1, 3, 2, 12], attrs: { groups: 4, pad: [0, 1, 0, 1] }, bias: true },
-  { name: 'depthwise groups = Cin = Cout = 8, 3x3 pad 1, relu6', x: [2, 6, 5, 8], w: [3, 3, 1, 8], attrs: { groups: 8, pad: [1, 1, 1, 1], act: 'relu6' }, bias: true },
-  { name: 'depthwise with multiplier 2, groups = Cin = 3, stride 2', x: [1, 7, 7, 3], w: [3, 3, 1, 6], attrs: { groups: 3, stride: [2, 2], pad: [1, 1, 1, 1] } },
+  {
+    name: '9x5 input, 3x3 valid, Cin 5 -> Cout 7, bias, relu',
+    x: [1, 9, 5, 5],
+    w: [3, 3, 5, 7],
+    attrs: { act: 'relu' },
+    bias: true,
+  },
+  {
+    name: 'stem: Cin 3, 7x7 stride 2 pad 3, bias, relu',
+    x: [1, 17, 15, 3],
+    w: [7, 7, 3, 8],
+    attrs: { stride: [2, 2], pad: [3, 3, 3, 3], act: 'relu' },
+    bias: true,
+  },
+  {
+    name: 'stride 2, 3x3 pad 1, Cin 8 -> Cout 8, batch 2',
+    x: [2, 9, 9, 8],
+    w: [3, 3, 8, 8],
+    attrs: { stride: [2, 2], pad: [1, 1, 1, 1] },
+  },
+  {
+    name: 'stride [1,2], even input, pad [0,1,1,0]',
+    x: [1, 6, 8, 4],
+    w: [3, 3, 4, 4],
+    attrs: { stride: [1, 2], pad: [0, 1, 1, 0] },
+    bias: true,
+  },
+  {
+    name: 'asymmetric pad [0,1,2,1], Cin 4 -> Cout 6',
+    x: [1, 5, 6, 4],
+    w: [3, 2, 4, 6],
+    attrs: { pad: [0, 1, 2, 1] },
+    bias: true,
+  },
+  {
+    name: 'dilation 2, pad 2, Cin 4 -> Cout 8, relu6',
+    x: [1, 7, 9, 4],
+    w: [3, 3, 4, 8],
+    attrs: { dilation: [2, 2], pad: [2, 2, 2, 2], act: 'relu6' },
+  },
+  {
+    name: 'dilation [2,1], stride 2, Cin 7 -> Cout 3',
+    x: [2, 9, 7, 7],
+    w: [3, 3, 7, 3],
+    attrs: { dilation: [2, 1], stride: [2, 2], pad: [1, 0, 1, 2] },
+    bias: true,
+  },
+  {
+    name: 'groups 2, Cin 6 -> Cout 4 (3 and 2 per group)',
+    x: [1, 6, 5, 6],
+    w: [3, 3, 3, 4],
+    attrs: { groups: 2, pad: [1, 1, 1, 1] },
+    bias: true,
+  },
+  {
+    name: 'groups 2, Cin 8 -> Cout 16 (vec4 per group), relu',
+    x: [2, 5, 5, 8],
+    w: [3, 3, 4, 16],
+    attrs: { groups: 2, pad: [1, 1, 1, 1], act: 'relu' },
+    bias: true,
+  },
+  {
+    name: 'groups 4, Cin 16 -> Cout 16, stride 2',
+    x: [1, 7, 7, 16],
+    w: [3, 3, 4, 16],
+    attrs: { groups: 4, stride: [2, 2], pad: [1, 1, 1, 1] },
+  },
+  {
+    name: 'groups 4, Cin 8 -> Cout 12 (2 and 3 per group)',
+    x: [1, 5, 4, 8],
+    w: [1, 3, 2, 12],
+    attrs: { groups: 4, pad: [0, 1, 0, 1] },
+    bias: true,
+  },
+  {
+    name: 'depthwise groups = Cin = Cout = 8, 3x3 pad 1, relu6',
+    x: [2, 6, 5, 8],
+    w: [3, 3, 1, 8],
+    attrs: { groups: 8, pad: [1, 1, 1, 1], act: 'relu6' },
+    bias: true,
+  },
+  {
+    name: 'depthwise with multiplier 2, groups = Cin = 3, stride 2',
+    x: [1, 7, 7, 3],
+    w: [3, 3, 1, 6],
+    attrs: { groups: 3, stride: [2, 2], pad: [1, 1, 1, 1] },
+  },
   { name: 'batch 2, Cin 5 -> Cout 6, no bias', x: [2, 5, 7, 5], w: [3, 3, 5, 6], attrs: { pad: [1, 1, 1, 1] } },
   { name: '1x1 spatial input, 3x3 pad 1', x: [2, 1, 1, 5], w: [3, 3, 5, 8], attrs: { pad: [1, 1, 1, 1] }, bias: true },
-  { name: '1x1 spatial input, 1x1 conv (classifier-like)', x: [2, 1, 1, 12], w: [1, 1, 12, 10], attrs: {}, bias: true, pointwise: true },
-  { name: '1x1 conv, Cin 8 -> Cout 12, bias, relu', x: [2, 5, 3, 8], w: [1, 1, 8, 12], attrs: { act: 'relu' }, bias: true, pointwise: true },
+  {
+    name: '1x1 spatial input, 1x1 conv (classifier-like)',
+    x: [2, 1, 1, 12],
+    w: [1, 1, 12, 10],
+    attrs: {},
+    bias: true,
+    pointwise: true,
+  },
+  {
+    name: '1x1 conv, Cin 8 -> Cout 12, bias, relu',
+    x: [2, 5, 3, 8],
+    w: [1, 1, 8, 12],
+    attrs: { act: 'relu' },
+    bias: true,
+    pointwise: true,
+  },
   { name: '1x1 conv, Cin 5 -> Cout 7', x: [1, 7, 7, 5], w: [1, 1, 5, 7], attrs: {}, pointwise: true },
-  { name: '1x1 conv, Cin 12 -> Cout 3, relu6', x: [1, 3, 5, 12], w: [1, 1, 12, 3], attrs: { act: 'relu6' }, bias: true, pointwise: true },
-  { name: '1x1 conv, stride 2 (not the plain GEMM)', x: [1, 7, 9, 4], w: [1, 1, 4, 8], attrs: { stride: [2, 2] }, bias: true },
-  { name: 'Cout 6 not a multiple of the 4-wide tile', x: [1, 5, 5, 4], w: [3, 3, 4, 6], attrs: { pad: [1, 1, 1, 1] }, bias: true },
+  {
+    name: '1x1 conv, Cin 12 -> Cout 3, relu6',
+    x: [1, 3, 5, 12],
+    w: [1, 1, 12, 3],
+    attrs: { act: 'relu6' },
+    bias: true,
+    pointwise: true,
+  },
+  {
+    name: '1x1 conv, stride 2 (not the plain GEMM)',
+    x: [1, 7, 9, 4],
+    w: [1, 1, 4, 8],
+    attrs: { stride: [2, 2] },
+    bias: true,
+  },
+  {
+    name: 'Cout 6 not a multiple of the 4-wide tile',
+    x: [1, 5, 5, 4],
+    w: [3, 3, 4, 6],
+    attrs: { pad: [1, 1, 1, 1] },
+    bias: true,
+  },
 ];
 
 // |d| ≤ 2e-5 + 1e-4·|ref|: f32 sums of up to 147 products of values in [-1, 1].
@@ -86,11 +205,29 @@ describe('conv2d', () => {
   // Register tiles other than the default, so vec4 and scalar tiles hang over both edges.
   const tiles: [string, Case][] = [
     ['gemm,tile=3x8', cases[3]], // Cout 8, vec4 ×2, M = 2·5·5 = 50 not a multiple of 3
-    ['gemm,tile=5x8', { name: 'Cout 12 with an 8-wide vec4 tile', x: [1, 5, 5, 4], w: [3, 3, 4, 12], attrs: { pad: [1, 1, 1, 1], act: 'relu' }, bias: true }],
+    [
+      'gemm,tile=5x8',
+      {
+        name: 'Cout 12 with an 8-wide vec4 tile',
+        x: [1, 5, 5, 4],
+        w: [3, 3, 4, 12],
+        attrs: { pad: [1, 1, 1, 1], act: 'relu' },
+        bias: true,
+      },
+    ],
     ['gemm,tile=8x8', cases[17]], // pointwise, Cout 12 with 8-wide tile
     ['gemm,tile=2x3', cases[1]], // scalar Cout 7 with 3-wide tile
     ['direct,tile=3x8', cases[9]], // groups 2, 8 channels per group
-    ['direct,tile=4x8', { name: 'groups 2, Cout/group 12 with an 8-wide tile', x: [1, 5, 7, 4], w: [3, 3, 2, 24], attrs: { groups: 2, pad: [1, 1, 1, 1] }, bias: true }],
+    [
+      'direct,tile=4x8',
+      {
+        name: 'groups 2, Cout/group 12 with an 8-wide tile',
+        x: [1, 5, 7, 4],
+        w: [3, 3, 2, 24],
+        attrs: { groups: 2, pad: [1, 1, 1, 1] },
+        bias: true,
+      },
+    ],
     ['direct,tile=2x2', cases[12]], // depthwise, 1 channel per group
     ['direct,tile=1x1', cases[2]], // stem, one output per invocation
   ];
@@ -125,21 +262,36 @@ describe('conv2d', () => {
     const ins = inputsFor(c, 99);
     const { gpu } = await testDevice();
     for (const path of ['direct', 'gemm'] as const) {
-      const geo = conv2dGeometry(attrs, ins.map((t) => t.shape));
+      const geo = conv2dGeometry(
+        attrs,
+        ins.map((t) => t.shape),
+      );
       const cfg = conv2dConfig(geo, { path, tm: 2, tn: 4, wg: [1, 2] }, 8);
       const workgroups = conv2dDispatchGrid(cfg, 8);
       expect(workgroups[1]).toBeGreaterThan(1);
       const outShape = [geo.n, geo.oh, geo.ow, geo.cout];
       const buf = (data: Float32Array) => {
-        const b = gpu.createBuffer({ size: Math.ceil((data.length * 4) / 16) * 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+        const b = gpu.createBuffer({
+          size: Math.ceil((data.length * 4) / 16) * 16,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+        });
         gpu.queue.writeBuffer(b, 0, data as Float32Array<ArrayBuffer>);
         return b;
       };
       const outLen = outShape.reduce((a, b) => a * b);
       const bufs = [...ins.map((t) => buf(t.data)), buf(new Float32Array(outLen).fill(NaN))];
-      const pipeline = gpu.createComputePipeline({ layout: 'auto', compute: { module: gpu.createShaderModule({ code: conv2dFamily.wgsl(cfg) }), entryPoint: 'main' } });
-      const bind = gpu.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: bufs.map((buffer, binding) => ({ binding, resource: { buffer } })) });
-      const read = gpu.createBuffer({ size: bufs[bufs.length - 1].size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const pipeline = gpu.createComputePipeline({
+        layout: 'auto',
+        compute: { module: gpu.createShaderModule({ code: conv2dFamily.wgsl(cfg) }), entryPoint: 'main' },
+      });
+      const bind = gpu.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: bufs.map((buffer, binding) => ({ binding, resource: { buffer } })),
+      });
+      const read = gpu.createBuffer({
+        size: bufs[bufs.length - 1].size,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
       const enc = gpu.createCommandEncoder();
       const pass = enc.beginComputePass();
       pass.setPipeline(pipeline);
@@ -158,7 +310,12 @@ describe('conv2d', () => {
 
   it('flops and bytes', () => {
     const limits = { maxComputeWorkgroupsPerDimension: 65535 } as Parameters<typeof conv2dOp.lower>[3]['limits'];
-    const [d] = conv2dOp.lower({ groups: 2, stride: [2, 2], pad: [1, 1, 1, 1] }, [[2, 8, 8, 6], [3, 3, 3, 4], [4]], [[2, 4, 4, 4]], { limits }).dispatches;
+    const [d] = conv2dOp.lower(
+      { groups: 2, stride: [2, 2], pad: [1, 1, 1, 1] },
+      [[2, 8, 8, 6], [3, 3, 3, 4], [4]],
+      [[2, 4, 4, 4]],
+      { limits },
+    ).dispatches;
     expect(d.flops).toBe(2 * 2 * 4 * 4 * 4 * 3 * 3 * 3);
     expect(d.bytes).toBe(4 * (2 * 8 * 8 * 6 + 3 * 3 * 3 * 4 + 4 + 2 * 4 * 4 * 4));
   });
@@ -172,7 +329,12 @@ describe('conv2dRef by hand', () => {
     // y[oy,ox] = 0.5 + Σ x[2oy−1+ky, 2ox−1+kx]·w[ky,kx]
     const y = conv2dRef({ stride: [2, 2], pad: [1, 1, 0, 0] }, x, w, b);
     expect(y.shape).toEqual([1, 2, 2, 1]);
-    expect([...y.data]).toEqual([0.5 + 1 * 4, 0.5 + 2 * 3 + 3 * 4, 0.5 + 4 * 2 + 7 * 4, 0.5 + 5 * 1 + 6 * 2 + 8 * 3 + 9 * 4]);
+    expect([...y.data]).toEqual([
+      0.5 + 1 * 4,
+      0.5 + 2 * 3 + 3 * 4,
+      0.5 + 4 * 2 + 7 * 4,
+      0.5 + 5 * 1 + 6 * 2 + 8 * 3 + 9 * 4,
+    ]);
   });
 
   it('groups 2 read their own input channels; dilation skips columns; relu6 clamps', () => {
@@ -199,7 +361,9 @@ describe('conv2d shape errors', () => {
   it('names the shapes', () => {
     expect(build([1, 5, 5, 4], [3, 3, 3, 8])).toThrow(ShapeError);
     expect(build([1, 5, 5, 4], [3, 3, 3, 8])).toThrow(/weights \[3,3,3,8\].*Cin\/groups = 4\/1 = 4.*\[1,5,5,4\]/);
-    expect(build([1, 5, 5, 6], [3, 3, 3, 8], { groups: 4 })).toThrow(/\[1,5,5,6\].*Cin = 6 is not divisible by groups = 4/);
+    expect(build([1, 5, 5, 6], [3, 3, 3, 8], { groups: 4 })).toThrow(
+      /\[1,5,5,6\].*Cin = 6 is not divisible by groups = 4/,
+    );
     expect(build([1, 5, 5, 4], [3, 3, 2, 6], { groups: 2 }, [8])).toThrow(/bias \[8\] must be \[6\]/);
     expect(build([1, 2, 2, 4], [3, 3, 4, 8])).toThrow(/output would be 0x0.*\[1,2,2,4\].*\[3,3,4,8\]/);
     expect(build([1, 5, 5, 4], [3, 3, 4, 8], { stride: [0, 1] })).toThrow(/stride/);
@@ -211,7 +375,11 @@ describe('conv2d shape errors', () => {
 // ---- residual (4th input): y = act(conv(x, w) + bias + residual) ----------------------------------
 
 /** x and the residual are graph inputs (activations), w and bias constants. Returns y and the kernel keys. */
-async function runConvResidual(attrs: Conv2dAttrs, ins: HostTensor[], prefer?: Record<string, string>): Promise<{ y: HostTensor; kernels: string[] }> {
+async function runConvResidual(
+  attrs: Conv2dAttrs,
+  ins: HostTensor[],
+  prefer?: Record<string, string>,
+): Promise<{ y: HostTensor; kernels: string[] }> {
   const dev = await testDevice();
   const g = new Graph();
   const x = g.input('x', ins[0].shape);
@@ -234,7 +402,8 @@ function residualInputs(c: Case, seed: number, zeroBias = false): HostTensor[] {
   const geo = conv2dGeometry(c.attrs, [c.x, c.w]);
   const cout = c.w[3];
   return [
-    randTensor(c.x, seed), randTensor(c.w, seed + 1),
+    randTensor(c.x, seed),
+    randTensor(c.w, seed + 1),
     zeroBias ? { shape: [cout], data: new Float32Array(cout) } : randTensor([cout], seed + 2),
     randTensor([geo.n, geo.oh, geo.ow, cout], seed + 3),
   ];
@@ -242,13 +411,51 @@ function residualInputs(c: Case, seed: number, zeroBias = false): HostTensor[] {
 
 describe('conv2d with a residual', () => {
   const resCases: Case[] = [
-    { name: '3x3 pad 1, odd 7x5, batch 2, Cin 5 -> Cout 7 (scalar), relu', x: [2, 7, 5, 5], w: [3, 3, 5, 7], attrs: { pad: [1, 1, 1, 1], act: 'relu' } },
-    { name: '3x3 pad 1, 9x7, Cin 4 -> Cout 8 (vec4), none', x: [1, 9, 7, 4], w: [3, 3, 4, 8], attrs: { pad: [1, 1, 1, 1] } },
-    { name: '3x3 stride 2, asymmetric pad, 9x11, Cin 3 -> Cout 12, relu', x: [1, 9, 11, 3], w: [3, 3, 3, 12], attrs: { stride: [2, 2], pad: [1, 0, 1, 2], act: 'relu' } },
-    { name: '1x1 stride 2 (downsample-like), Cin 8 -> Cout 6', x: [2, 7, 5, 8], w: [1, 1, 8, 6], attrs: { stride: [2, 2] } },
-    { name: 'pointwise 1x1, 7x5, Cin 6 -> Cout 7 (scalar), relu', x: [1, 7, 5, 6], w: [1, 1, 6, 7], attrs: { act: 'relu' }, pointwise: true },
-    { name: 'pointwise 1x1, batch 2, 5x3, Cin 8 -> Cout 12 (vec4, 8-wide tile overhangs)', x: [2, 5, 3, 8], w: [1, 1, 8, 12], attrs: {}, pointwise: true },
-    { name: 'pointwise 1x1, 3x3, Cin 5 -> Cout 16 (vec4, scalar x), relu6', x: [1, 3, 3, 5], w: [1, 1, 5, 16], attrs: { act: 'relu6' }, pointwise: true },
+    {
+      name: '3x3 pad 1, odd 7x5, batch 2, Cin 5 -> Cout 7 (scalar), relu',
+      x: [2, 7, 5, 5],
+      w: [3, 3, 5, 7],
+      attrs: { pad: [1, 1, 1, 1], act: 'relu' },
+    },
+    {
+      name: '3x3 pad 1, 9x7, Cin 4 -> Cout 8 (vec4), none',
+      x: [1, 9, 7, 4],
+      w: [3, 3, 4, 8],
+      attrs: { pad: [1, 1, 1, 1] },
+    },
+    {
+      name: '3x3 stride 2, asymmetric pad, 9x11, Cin 3 -> Cout 12, relu',
+      x: [1, 9, 11, 3],
+      w: [3, 3, 3, 12],
+      attrs: { stride: [2, 2], pad: [1, 0, 1, 2], act: 'relu' },
+    },
+    {
+      name: '1x1 stride 2 (downsample-like), Cin 8 -> Cout 6',
+      x: [2, 7, 5, 8],
+      w: [1, 1, 8, 6],
+      attrs: { stride: [2, 2] },
+    },
+    {
+      name: 'pointwise 1x1, 7x5, Cin 6 -> Cout 7 (scalar), relu',
+      x: [1, 7, 5, 6],
+      w: [1, 1, 6, 7],
+      attrs: { act: 'relu' },
+      pointwise: true,
+    },
+    {
+      name: 'pointwise 1x1, batch 2, 5x3, Cin 8 -> Cout 12 (vec4, 8-wide tile overhangs)',
+      x: [2, 5, 3, 8],
+      w: [1, 1, 8, 12],
+      attrs: {},
+      pointwise: true,
+    },
+    {
+      name: 'pointwise 1x1, 3x3, Cin 5 -> Cout 16 (vec4, scalar x), relu6',
+      x: [1, 3, 3, 5],
+      w: [1, 1, 5, 16],
+      attrs: { act: 'relu6' },
+      pointwise: true,
+    },
   ];
   for (const path of ['direct', 'gemm'] as const) {
     describe(path, () => {
@@ -295,12 +502,18 @@ describe('conv2d with a residual', () => {
     const p = await runConvResidual(resCases[0].attrs, plain);
     expect(p.kernels[0]).toContain('"path":"gemm"');
     expectClose(p.y, conv2dOp.ref(resCases[0].attrs, plain)[0], tol, 'gemm, zero bias');
-    const grouped: Case = { name: 'groups 2', x: [1, 6, 5, 6], w: [3, 3, 3, 4], attrs: { groups: 2, pad: [1, 1, 1, 1], act: 'relu' } };
+    const grouped: Case = {
+      name: 'groups 2',
+      x: [1, 6, 5, 6],
+      w: [3, 3, 3, 4],
+      attrs: { groups: 2, pad: [1, 1, 1, 1], act: 'relu' },
+    };
     const gi = residualInputs(grouped, 502);
     const gr = await runConvResidual(grouped.attrs, gi);
     expect(gr.kernels[0]).toContain('"path":"direct"');
     expectClose(gr.y, conv2dOp.ref(grouped.attrs, gi)[0], tol, 'grouped');
-    for (const dw of [cases[12], cases[13]]) { // depthwise 8 -> 8, relu6; multiplier 2, stride 2
+    for (const dw of [cases[12], cases[13]]) {
+      // depthwise 8 -> 8, relu6; multiplier 2, stride 2
       const di = residualInputs(dw, 503);
       const d = await runConvResidual(dw.attrs, di);
       expect(d.kernels).toHaveLength(1);
@@ -322,7 +535,12 @@ describe('conv2d with a residual', () => {
 
   it('bytes count the residual read', () => {
     const limits = { maxComputeWorkgroupsPerDimension: 65535 } as Parameters<typeof conv2dOp.lower>[3]['limits'];
-    const [d] = conv2dOp.lower({ stride: [2, 2], pad: [1, 1, 1, 1] }, [[2, 8, 8, 6], [3, 3, 6, 4], [4], [2, 4, 4, 4]], [[2, 4, 4, 4]], { limits }).dispatches;
+    const [d] = conv2dOp.lower(
+      { stride: [2, 2], pad: [1, 1, 1, 1] },
+      [[2, 8, 8, 6], [3, 3, 6, 4], [4], [2, 4, 4, 4]],
+      [[2, 4, 4, 4]],
+      { limits },
+    ).dispatches;
     expect(d.flops).toBe(2 * 2 * 4 * 4 * 4 * 3 * 3 * 6);
     expect(d.bytes).toBe(4 * (2 * 8 * 8 * 6 + 3 * 3 * 6 * 4 + 4 + 2 * (2 * 4 * 4 * 4)));
     expect(d.bindings).toEqual([input(0), input(1), input(2), input(3), output(0)]);
@@ -335,13 +553,25 @@ describe('conv2d with a residual', () => {
       return () => g.op('conv2d', ins, { pad: [1, 1, 1, 1] }, 'c1');
     };
     expect(build([1, 5, 5, 8])).not.toThrow();
-    for (const r of [[1, 5, 5, 4], [1, 3, 3, 8], [2, 5, 5, 8], [5, 5, 8], [1, 5, 5, 8, 1]]) {
+    for (const r of [
+      [1, 5, 5, 4],
+      [1, 3, 3, 8],
+      [2, 5, 5, 8],
+      [5, 5, 8],
+      [1, 5, 5, 8, 1],
+    ]) {
       expect(build(r)).toThrow(ShapeError);
       expect(build(r)).toThrow(new RegExp(`residual \\[${r.join(',')}\\] must have the output's shape \\[1,5,5,8\\]`));
     }
     // More than 4 inputs is an arity error.
     const g = new Graph();
-    const ins = [g.input('x', [1, 5, 5, 4]), g.input('w', [3, 3, 4, 8]), g.input('b', [8]), g.input('r', [1, 5, 5, 8]), g.input('e', [1])];
+    const ins = [
+      g.input('x', [1, 5, 5, 4]),
+      g.input('w', [3, 3, 4, 8]),
+      g.input('b', [8]),
+      g.input('r', [1, 5, 5, 8]),
+      g.input('e', [1]),
+    ];
     expect(() => g.op('conv2d', ins, { pad: [1, 1, 1, 1] }, 'c2')).toThrow(/takes 2\.\.4 inputs, got 5/);
   });
 });
@@ -350,11 +580,57 @@ describe('conv2d gemm with subgroup-shared weights (sg)', () => {
   // Cin/groups and the channel tile multiples of 4; M not a multiple of the pixel tile or of
   // the 64-invocation workgroup, so clamped pixel blocks (mLive) are exercised.
   const sgCases: [string, Case][] = [
-    ['gemm,tile=4x8,sg', { name: '3x3 pad 1, batch 2, 9x7, Cin 8 -> Cout 16, relu', x: [2, 9, 7, 8], w: [3, 3, 8, 16], attrs: { pad: [1, 1, 1, 1], act: 'relu' }, bias: true }],
-    ['gemm,tile=4x16,sg', { name: '3x3 stride 2, asymmetric pad, 11x9, Cin 4 -> Cout 32', x: [1, 11, 9, 4], w: [3, 3, 4, 32], attrs: { stride: [2, 2], pad: [1, 0, 1, 2] }, bias: true }],
-    ['gemm,tile=3x8,sg', { name: 'Cout 12 with an 8-wide tile, 7x7 pad 3 stem-like, Cin 4', x: [1, 13, 11, 4], w: [7, 7, 4, 12], attrs: { stride: [2, 2], pad: [3, 3, 3, 3], act: 'relu6' } }],
-    ['gemm,tile=8x16,sg', { name: 'pointwise 1x1, 15x13, Cin 12 -> Cout 48', x: [1, 15, 13, 12], w: [1, 1, 12, 48], attrs: {}, bias: true, pointwise: true }],
-    ['gemm,tile=8x32,sg', { name: 'pointwise 1x1, 9x11, Cin 8 -> Cout 40 (32-wide tile overhangs)', x: [1, 9, 11, 8], w: [1, 1, 8, 40], attrs: { act: 'relu' }, bias: true, pointwise: true }],
+    [
+      'gemm,tile=4x8,sg',
+      {
+        name: '3x3 pad 1, batch 2, 9x7, Cin 8 -> Cout 16, relu',
+        x: [2, 9, 7, 8],
+        w: [3, 3, 8, 16],
+        attrs: { pad: [1, 1, 1, 1], act: 'relu' },
+        bias: true,
+      },
+    ],
+    [
+      'gemm,tile=4x16,sg',
+      {
+        name: '3x3 stride 2, asymmetric pad, 11x9, Cin 4 -> Cout 32',
+        x: [1, 11, 9, 4],
+        w: [3, 3, 4, 32],
+        attrs: { stride: [2, 2], pad: [1, 0, 1, 2] },
+        bias: true,
+      },
+    ],
+    [
+      'gemm,tile=3x8,sg',
+      {
+        name: 'Cout 12 with an 8-wide tile, 7x7 pad 3 stem-like, Cin 4',
+        x: [1, 13, 11, 4],
+        w: [7, 7, 4, 12],
+        attrs: { stride: [2, 2], pad: [3, 3, 3, 3], act: 'relu6' },
+      },
+    ],
+    [
+      'gemm,tile=8x16,sg',
+      {
+        name: 'pointwise 1x1, 15x13, Cin 12 -> Cout 48',
+        x: [1, 15, 13, 12],
+        w: [1, 1, 12, 48],
+        attrs: {},
+        bias: true,
+        pointwise: true,
+      },
+    ],
+    [
+      'gemm,tile=8x32,sg',
+      {
+        name: 'pointwise 1x1, 9x11, Cin 8 -> Cout 40 (32-wide tile overhangs)',
+        x: [1, 9, 11, 8],
+        w: [1, 1, 8, 40],
+        attrs: { act: 'relu' },
+        bias: true,
+        pointwise: true,
+      },
+    ],
   ];
   for (const [pref, c] of sgCases) {
     it(`${pref}: ${c.name}`, async () => {
@@ -378,17 +654,31 @@ describe('conv2d gemm with subgroup-shared weights (sg)', () => {
   });
   it('is refused with a reason where it cannot run', async () => {
     const ins = inputsFor(cases[0], 1); // Cin 3: no vec4 x
-    await expect(runConv(cases[0].attrs, ins, { conv2d: 'gemm,tile=4x8,sg' })).rejects.toThrow(/'sg' needs the gemm path/);
-    await expect(runConv(cases[9].attrs, inputsFor(cases[9], 1), { conv2d: 'direct,tile=4x8,sg' })).rejects.toThrow(/'sg' needs the gemm path/);
+    await expect(runConv(cases[0].attrs, ins, { conv2d: 'gemm,tile=4x8,sg' })).rejects.toThrow(
+      /'sg' needs the gemm path/,
+    );
+    await expect(runConv(cases[9].attrs, inputsFor(cases[9], 1), { conv2d: 'direct,tile=4x8,sg' })).rejects.toThrow(
+      /'sg' needs the gemm path/,
+    );
   });
 });
 
 describe('conv2d heuristic on a subgroup-4 device', () => {
   const limits = { maxComputeWorkgroupsPerDimension: 65535 } as never;
   const lower = (x: number[], w: number[], attrs: Conv2dAttrs, subgroupSize: number) =>
-    conv2dOp.lower(attrs, [x, w, [w[3]]], [], { limits, subgroupSize }).dispatches[0].config as { path: string; sg: number; tm: number; tn: number };
+    conv2dOp.lower(attrs, [x, w, [w[3]]], [], { limits, subgroupSize }).dispatches[0].config as {
+      path: string;
+      sg: number;
+      tm: number;
+      tn: number;
+    };
   it('shares weights by subgroup broadcasts on gemm convs over ≥ 28×28 pixels, not elsewhere', () => {
-    expect(lower([1, 28, 28, 64], [3, 3, 64, 64], { pad: [1, 1, 1, 1] }, 4)).toMatchObject({ path: 'gemm', sg: 4, tm: 4, tn: 32 });
+    expect(lower([1, 28, 28, 64], [3, 3, 64, 64], { pad: [1, 1, 1, 1] }, 4)).toMatchObject({
+      path: 'gemm',
+      sg: 4,
+      tm: 4,
+      tn: 32,
+    });
     expect(lower([1, 56, 56, 64], [1, 1, 64, 256], {}, 4)).toMatchObject({ path: 'gemm', sg: 4, tm: 8, tn: 16 });
     expect(lower([1, 56, 56, 64], [1, 1, 64, 256], {}, 0)).toMatchObject({ sg: 0 }); // no subgroups
     expect(lower([1, 14, 14, 64], [3, 3, 64, 64], { pad: [1, 1, 1, 1] }, 4)).toMatchObject({ sg: 0 }); // small map

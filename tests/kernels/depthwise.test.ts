@@ -4,7 +4,13 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  DEPTHWISE_MODES, type DepthwiseAttrs, type DepthwiseMode, type DepthwiseVariant, depthwiseInfer, depthwiseRef, planDepthwise,
+  DEPTHWISE_MODES,
+  type DepthwiseAttrs,
+  type DepthwiseMode,
+  type DepthwiseVariant,
+  depthwiseInfer,
+  depthwiseRef,
+  planDepthwise,
 } from '../../kernels/depthwise.js';
 import { type Conv2dAttrs, conv2dOp, conv2dRef } from '../../kernels/conv2d.js';
 import { type HostTensor, type Lowering, numel, ShapeError } from '../../kernels/kernel.js';
@@ -32,9 +38,13 @@ async function runLowering(low: Lowering, inputs: HostTensor[], outShape: number
     const enc = gpu.createCommandEncoder();
     for (const d of low.dispatches) {
       const module = gpu.createShaderModule({ code: d.wgsl() });
-      const pipeline = await gpu.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const pipeline = await gpu.createComputePipelineAsync({
+        layout: 'auto',
+        compute: { module, entryPoint: 'main' },
+      });
       const entries = d.bindings.map((r, binding) => ({
-        binding, resource: { buffer: r.kind === 'input' ? ins[r.index] : r.kind === 'output' ? out : temps[r.index] },
+        binding,
+        resource: { buffer: r.kind === 'input' ? ins[r.index] : r.kind === 'output' ? out : temps[r.index] },
       }));
       const pass = enc.beginComputePass();
       pass.setPipeline(pipeline);
@@ -55,7 +65,11 @@ async function runLowering(low: Lowering, inputs: HostTensor[], outShape: number
   }
 }
 
-async function runDepthwise(attrs: DepthwiseAttrs, inputs: HostTensor[], tune: DepthwiseVariant = {}): Promise<HostTensor> {
+async function runDepthwise(
+  attrs: DepthwiseAttrs,
+  inputs: HostTensor[],
+  tune: DepthwiseVariant = {},
+): Promise<HostTensor> {
   const { info } = await testDevice();
   const shapes = inputs.map((t) => t.shape);
   const [outShape] = depthwiseInfer(attrs, shapes);
@@ -75,24 +89,72 @@ function tensors(x: number[], kh: number, kw: number, mult: number, bias: boolea
 const tol = { atol: 2e-6, rtol: 1e-5 };
 
 interface Case {
-  name: string; x: number[]; k: [number, number]; mult?: number; bias?: boolean; attrs: DepthwiseAttrs;
+  name: string;
+  x: number[];
+  k: [number, number];
+  mult?: number;
+  bias?: boolean;
+  attrs: DepthwiseAttrs;
   /** Variants to run (default: all). */
   variants?: readonly DepthwiseMode[];
 }
 const cases: Case[] = [
   { name: '3x3 s1 p1 C8 7x9 bias', x: [1, 7, 9, 8], k: [3, 3], bias: true, attrs: { pad: [1, 1, 1, 1] } },
-  { name: '3x3 s2 p1 C32 relu6', x: [1, 8, 8, 32], k: [3, 3], bias: true, attrs: { stride: [2, 2], pad: [1, 1, 1, 1], act: 'relu6' } },
+  {
+    name: '3x3 s2 p1 C32 relu6',
+    x: [1, 8, 8, 32],
+    k: [3, 3],
+    bias: true,
+    attrs: { stride: [2, 2], pad: [1, 1, 1, 1], act: 'relu6' },
+  },
   { name: '3x3 s1 p1 C3 batch 2', x: [2, 7, 9, 3], k: [3, 3], bias: true, attrs: { pad: [1, 1, 1, 1] } },
   { name: '3x3 s2 p1 C5 7x9 no bias', x: [1, 7, 9, 5], k: [3, 3], attrs: { stride: [2, 2], pad: [1, 1, 1, 1] } },
   { name: '5x5 s1 p2 C5 relu6', x: [1, 7, 9, 5], k: [5, 5], bias: true, attrs: { pad: [2, 2, 2, 2], act: 'relu6' } },
-  { name: '5x5 s2 p2 C8 batch 2', x: [2, 7, 9, 8], k: [5, 5], bias: true, attrs: { stride: [2, 2], pad: [2, 2, 2, 2] } },
+  {
+    name: '5x5 s2 p2 C8 batch 2',
+    x: [2, 7, 9, 8],
+    k: [5, 5],
+    bias: true,
+    attrs: { stride: [2, 2], pad: [2, 2, 2, 2] },
+  },
   { name: '5x5 s1 no pad C8', x: [1, 7, 9, 8], k: [5, 5], attrs: {} },
-  { name: '3x3 s2 asymmetric pad [0,0,1,1] C8', x: [1, 8, 8, 8], k: [3, 3], bias: true, attrs: { stride: [2, 2], pad: [0, 0, 1, 1] } },
+  {
+    name: '3x3 s2 asymmetric pad [0,0,1,1] C8',
+    x: [1, 8, 8, 8],
+    k: [3, 3],
+    bias: true,
+    attrs: { stride: [2, 2], pad: [0, 0, 1, 1] },
+  },
   { name: '3x3 asymmetric pad [2,0,0,1] C3', x: [1, 7, 9, 3], k: [3, 3], attrs: { pad: [2, 0, 0, 1] } },
-  { name: '3x3 dilation 2 pad 2 C8', x: [1, 7, 9, 8], k: [3, 3], bias: true, attrs: { pad: [2, 2, 2, 2], dilation: [2, 2] } },
-  { name: '3x3 dilation [2,1] stride [1,2] C5', x: [1, 9, 7, 5], k: [3, 3], attrs: { pad: [1, 0, 1, 1], dilation: [2, 1], stride: [1, 2] } },
-  { name: 'multiplier 2, C3', x: [1, 7, 9, 3], k: [3, 3], mult: 2, bias: true, attrs: { pad: [1, 1, 1, 1], groups: 3 } },
-  { name: 'multiplier 2, C4 (vec4 out)', x: [2, 5, 6, 4], k: [3, 3], mult: 2, bias: true, attrs: { stride: [2, 2], pad: [1, 1, 1, 1], act: 'relu6' } },
+  {
+    name: '3x3 dilation 2 pad 2 C8',
+    x: [1, 7, 9, 8],
+    k: [3, 3],
+    bias: true,
+    attrs: { pad: [2, 2, 2, 2], dilation: [2, 2] },
+  },
+  {
+    name: '3x3 dilation [2,1] stride [1,2] C5',
+    x: [1, 9, 7, 5],
+    k: [3, 3],
+    attrs: { pad: [1, 0, 1, 1], dilation: [2, 1], stride: [1, 2] },
+  },
+  {
+    name: 'multiplier 2, C3',
+    x: [1, 7, 9, 3],
+    k: [3, 3],
+    mult: 2,
+    bias: true,
+    attrs: { pad: [1, 1, 1, 1], groups: 3 },
+  },
+  {
+    name: 'multiplier 2, C4 (vec4 out)',
+    x: [2, 5, 6, 4],
+    k: [3, 3],
+    mult: 2,
+    bias: true,
+    attrs: { stride: [2, 2], pad: [1, 1, 1, 1], act: 'relu6' },
+  },
   { name: '1x1 output, 3x3 no pad', x: [2, 3, 3, 8], k: [3, 3], bias: true, attrs: {} },
   { name: '1x1 output, 1x1 input pad 1', x: [1, 1, 1, 5], k: [3, 3], bias: true, attrs: { pad: [1, 1, 1, 1] } },
   { name: '1x3 kernel', x: [1, 4, 9, 8], k: [1, 3], attrs: { pad: [0, 1, 0, 1] } },
@@ -113,16 +175,32 @@ describe('depthwise', () => {
   }
 
   // Register blocks that do not divide OH/OW, the one-pixel (naive) mapping, both variants.
-  const blocks: [number, number][] = [[1, 1], [3, 2], [8, 1], [2, 3], [4, 4]];
+  const blocks: [number, number][] = [
+    [1, 1],
+    [3, 2],
+    [8, 1],
+    [2, 3],
+    [4, 4],
+  ];
   for (const [pw, ph] of blocks) {
     for (const variant of DEPTHWISE_MODES) {
       it(`register block ${pw}x${ph} (${variant}): 3x3 s2 p1 OH=OW=5 and 3x3 dilation 2 C3`, async () => {
         const a1: DepthwiseAttrs = { stride: [2, 2], pad: [1, 1, 1, 1], act: 'relu6' };
         const in1 = tensors([1, 9, 9, 12], 3, 3, 1, true, 5);
-        expectClose(await runDepthwise(a1, in1, { variant, pw, ph, wg: 32 }), depthwiseRef(a1, in1)[0], tol, `s2 ${pw}x${ph}`);
+        expectClose(
+          await runDepthwise(a1, in1, { variant, pw, ph, wg: 32 }),
+          depthwiseRef(a1, in1)[0],
+          tol,
+          `s2 ${pw}x${ph}`,
+        );
         const a2: DepthwiseAttrs = { pad: [2, 1, 1, 2], dilation: [2, 2] };
         const in2 = tensors([2, 7, 9, 3], 3, 3, 1, false, 6);
-        expectClose(await runDepthwise(a2, in2, { variant, pw, ph }), depthwiseRef(a2, in2)[0], tol, `dil2 ${pw}x${ph}`);
+        expectClose(
+          await runDepthwise(a2, in2, { variant, pw, ph }),
+          depthwiseRef(a2, in2)[0],
+          tol,
+          `dil2 ${pw}x${ph}`,
+        );
       });
     }
   }
@@ -130,16 +208,50 @@ describe('depthwise', () => {
   it('default choices: unrolled 4x4 for 3x3, 4x2 for 7x7, loop for 9x9, prefer overrides, flops', async () => {
     const { info } = await testDevice();
     const ctx = { limits: info.limits };
-    const s3 = [[1, 8, 8, 8], [3, 3, 1, 8]];
+    const s3 = [
+      [1, 8, 8, 8],
+      [3, 3, 1, 8],
+    ];
     const low = planDepthwise({ pad: [1, 1, 1, 1] }, s3, [[1, 8, 8, 8]], ctx);
     expect(low.dispatches[0].config).toMatchObject({ variant: 'unrolled', pw: 4, ph: 4, xVec4: true, yVec4: true });
-    expect(planDepthwise({}, [[1, 16, 16, 8], [7, 7, 1, 8]], [[1, 10, 10, 8]], ctx).dispatches[0].config).toMatchObject({ variant: 'unrolled', pw: 4, ph: 2 });
+    expect(
+      planDepthwise(
+        {},
+        [
+          [1, 16, 16, 8],
+          [7, 7, 1, 8],
+        ],
+        [[1, 10, 10, 8]],
+        ctx,
+      ).dispatches[0].config,
+    ).toMatchObject({ variant: 'unrolled', pw: 4, ph: 2 });
     // Blocks never exceed the output: a 1×3 output gets a 3×1 block.
-    expect(planDepthwise({}, [[1, 3, 5, 8], [3, 3, 1, 8]], [[1, 1, 3, 8]], ctx).dispatches[0].config).toMatchObject({ pw: 3, ph: 1 });
+    expect(
+      planDepthwise(
+        {},
+        [
+          [1, 3, 5, 8],
+          [3, 3, 1, 8],
+        ],
+        [[1, 1, 3, 8]],
+        ctx,
+      ).dispatches[0].config,
+    ).toMatchObject({ pw: 3, ph: 1 });
     expect(low.dispatches[0].flops).toBe(2 * 8 * 8 * 8 * 9);
-    expect(planDepthwise({}, [[1, 9, 9, 3], [9, 9, 1, 3]], [[1, 1, 1, 3]], ctx).dispatches[0].config).toMatchObject({ variant: 'loop', xVec4: false });
-    expect(planDepthwise({}, s3, [[1, 6, 6, 8]], { ...ctx, prefer: { depthwise: 'loop' } }).dispatches[0].config)
-      .toMatchObject({ variant: 'loop' });
+    expect(
+      planDepthwise(
+        {},
+        [
+          [1, 9, 9, 3],
+          [9, 9, 1, 3],
+        ],
+        [[1, 1, 1, 3]],
+        ctx,
+      ).dispatches[0].config,
+    ).toMatchObject({ variant: 'loop', xVec4: false });
+    expect(
+      planDepthwise({}, s3, [[1, 6, 6, 8]], { ...ctx, prefer: { depthwise: 'loop' } }).dispatches[0].config,
+    ).toMatchObject({ variant: 'loop' });
   });
 
   it('ref: hand-computed cases', () => {
@@ -167,11 +279,31 @@ describe('depthwise', () => {
   });
 
   it('bad shapes throw a ShapeError naming them', () => {
-    expect(() => depthwiseInfer({}, [[1, 8, 8, 4], [3, 3, 1, 6]])).toThrow(ShapeError);
-    expect(() => depthwiseInfer({}, [[1, 8, 8, 4], [3, 3, 1, 6]])).toThrow(/\[3,3,1,6\].*\[1,8,8,4\]/);
+    expect(() =>
+      depthwiseInfer({}, [
+        [1, 8, 8, 4],
+        [3, 3, 1, 6],
+      ]),
+    ).toThrow(ShapeError);
+    expect(() =>
+      depthwiseInfer({}, [
+        [1, 8, 8, 4],
+        [3, 3, 1, 6],
+      ]),
+    ).toThrow(/\[3,3,1,6\].*\[1,8,8,4\]/);
     expect(() => depthwiseInfer({}, [[1, 8, 8, 4], [3, 3, 1, 4], [5]])).toThrow(/\[5\].*\[3,3,1,4\]/);
-    expect(() => depthwiseInfer({ groups: 2 }, [[1, 8, 8, 4], [3, 3, 1, 4]])).toThrow(/groups/);
-    expect(() => depthwiseInfer({}, [[1, 2, 2, 4], [3, 3, 1, 4]])).toThrow(/\[1,2,2,4\]/);
+    expect(() =>
+      depthwiseInfer({ groups: 2 }, [
+        [1, 8, 8, 4],
+        [3, 3, 1, 4],
+      ]),
+    ).toThrow(/groups/);
+    expect(() =>
+      depthwiseInfer({}, [
+        [1, 2, 2, 4],
+        [3, 3, 1, 4],
+      ]),
+    ).toThrow(/\[1,2,2,4\]/);
   });
 });
 
@@ -179,9 +311,28 @@ describe('depthwise', () => {
 describe('conv2d groups = C (depthwise through the executor)', () => {
   const conv: Case[] = [
     { name: '3x3 s1 p1 C8 relu6', x: [1, 7, 9, 8], k: [3, 3], bias: true, attrs: { pad: [1, 1, 1, 1], act: 'relu6' } },
-    { name: '3x3 s2 p1 C5 batch 2', x: [2, 7, 9, 5], k: [3, 3], bias: true, attrs: { stride: [2, 2], pad: [1, 1, 1, 1] } },
-    { name: '5x5 s2 asymmetric pad C32', x: [1, 8, 8, 32], k: [5, 5], bias: true, attrs: { stride: [2, 2], pad: [1, 1, 2, 2] } },
-    { name: '3x3 dilation 2 multiplier 2 C3', x: [1, 7, 9, 3], k: [3, 3], mult: 2, bias: true, attrs: { pad: [2, 2, 2, 2], dilation: [2, 2] } },
+    {
+      name: '3x3 s2 p1 C5 batch 2',
+      x: [2, 7, 9, 5],
+      k: [3, 3],
+      bias: true,
+      attrs: { stride: [2, 2], pad: [1, 1, 1, 1] },
+    },
+    {
+      name: '5x5 s2 asymmetric pad C32',
+      x: [1, 8, 8, 32],
+      k: [5, 5],
+      bias: true,
+      attrs: { stride: [2, 2], pad: [1, 1, 2, 2] },
+    },
+    {
+      name: '3x3 dilation 2 multiplier 2 C3',
+      x: [1, 7, 9, 3],
+      k: [3, 3],
+      mult: 2,
+      bias: true,
+      attrs: { pad: [2, 2, 2, 2], dilation: [2, 2] },
+    },
   ];
   for (const cs of conv) {
     it(cs.name, async () => {
@@ -191,7 +342,12 @@ describe('conv2d groups = C (depthwise through the executor)', () => {
       // The two references are written independently; they must agree.
       expectClose(conv2dRef(attrs, inputs[0], inputs[1], inputs[2]), want, { atol: 1e-6, rtol: 1e-6 }, 'conv2dRef');
       const { info } = await testDevice();
-      const low = conv2dOp.lower(attrs, inputs.map((t) => t.shape), [want.shape], { limits: info.limits });
+      const low = conv2dOp.lower(
+        attrs,
+        inputs.map((t) => t.shape),
+        [want.shape],
+        { limits: info.limits },
+      );
       expect(low.dispatches.map((d) => d.family)).toEqual(['depthwise']);
       const [got] = await runOp('conv2d', { ...attrs }, inputs, [1, 2]);
       expectClose(got, want, tol, cs.name);

@@ -29,7 +29,8 @@ describe('add', () => {
   ];
   for (const [a, b, act] of cases) {
     it(`${JSON.stringify(a)} + ${JSON.stringify(b)} act=${act}`, async () => {
-      const x = randTensor(a, 3), y = randTensor(b, 4);
+      const x = randTensor(a, 3),
+        y = randTensor(b, 4);
       const [z] = await runOp('add', { act }, [x, y]);
       expectClose(z, addOp.ref({ act: act as 'none' }, [x, y])[0], tol, 'add');
     });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { type ImagePreprocessAttrs, centerCropOffset, imageNormalizeOp, imagePreprocessOp, preprocessGeometry } from '../../kernels/image.js';
+import {
+  type ImagePreprocessAttrs,
+  centerCropOffset,
+  imageNormalizeOp,
+  imagePreprocessOp,
+  preprocessGeometry,
+} from '../../kernels/image.js';
 import { type HostTensor, ShapeError } from '../../kernels/kernel.js';
 import { type RgbImage, preprocessImage } from '../../models/preprocess.js';
 import type { Preprocess } from '../../models/registry.js';
@@ -19,7 +25,10 @@ function image(width: number, height: number, seed: number): RgbImage {
   return { width, height, data };
 }
 
-const srcTensor = (img: RgbImage): HostTensor => ({ shape: [img.height, img.width, 3], data: Float32Array.from(img.data) });
+const srcTensor = (img: RgbImage): HostTensor => ({
+  shape: [img.height, img.width, 3],
+  data: Float32Array.from(img.data),
+});
 
 /** NCHW [3,S,S] → NHWC [1,S,S,3]. */
 function toNhwc(x: Float32Array, s: number): HostTensor {
@@ -28,7 +37,10 @@ function toNhwc(x: Float32Array, s: number): HostTensor {
   return { shape: [1, s, s, 3], data };
 }
 
-const IMAGENET = { mean: [0.485, 0.456, 0.406] as [number, number, number], std: [0.229, 0.224, 0.225] as [number, number, number] };
+const IMAGENET = {
+  mean: [0.485, 0.456, 0.406] as [number, number, number],
+  std: [0.229, 0.224, 0.225] as [number, number, number],
+};
 // |d| ≤ 1e-4 + 0 · |ref| in normalised units (1 pixel level is 1/255/0.229 ≈ 0.017).
 const TOL = { atol: 1e-4, rtol: 0 };
 
@@ -41,7 +53,11 @@ describe('image_preprocess against models/preprocess.ts (GPU)', () => {
     cases.push([97, 61, { size: 34, resizeMode: 'short', cropPct: 0.875, interpolation, ...IMAGENET }]);
     cases.push([300, 200, { size: 54, resizeMode: 'short', cropPct: 0.9, interpolation, ...IMAGENET }]);
     cases.push([50, 80, { size: 96, resizeMode: 'short', cropPct: 0.92, interpolation, ...IMAGENET }]);
-    cases.push([97, 61, { size: 40, resizeMode: 'squash', cropPct: 1, interpolation, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }]);
+    cases.push([
+      97,
+      61,
+      { size: 40, resizeMode: 'squash', cropPct: 1, interpolation, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+    ]);
   }
   // A crop larger than the resized image (cropPct > 1): zero padding before normalisation.
   cases.push([61, 97, { size: 34, resizeMode: 'short', cropPct: 1.2, interpolation: 'bicubic', ...IMAGENET }]);
@@ -56,7 +72,12 @@ describe('image_preprocess against models/preprocess.ts (GPU)', () => {
       const [got] = await runOp('image_preprocess', { ...p }, [srcTensor(img)]);
       expectClose(got, want, TOL, 'GPU vs preprocessImage');
       // The op's own reference agrees too (it is what the CPU interpreter runs).
-      expectClose(imagePreprocessOp.ref(p, [srcTensor(img)])[0], want, { atol: 1e-5, rtol: 0 }, 'ref vs preprocessImage');
+      expectClose(
+        imagePreprocessOp.ref(p, [srcTensor(img)])[0],
+        want,
+        { atol: 1e-5, rtol: 0 },
+        'ref vs preprocessImage',
+      );
     });
   }
 
@@ -79,13 +100,25 @@ describe('image_preprocess against models/preprocess.ts (GPU)', () => {
     expect(Math.max(...unit.data)).toBeLessThanOrEqual(1);
     const [norm] = await runOp('image_normalize', { mean: p.mean, std: p.std }, [unit]);
     expectClose(norm, imagePreprocessOp.ref(p, [srcTensor(img)])[0], TOL, 'normalised afterwards');
-    expectClose(norm, imageNormalizeOp.ref({ mean: p.mean, std: p.std }, [unit])[0], { atol: 1e-6, rtol: 1e-6 }, 'normalize ref');
+    expectClose(
+      norm,
+      imageNormalizeOp.ref({ mean: p.mean, std: p.std }, [unit])[0],
+      { atol: 1e-6, rtol: 1e-6 },
+      'normalize ref',
+    );
   });
 
   it('antialias: false (support not widened) matches its reference', async () => {
     const img = image(120, 90, 5);
     for (const interpolation of ['bilinear', 'bicubic'] as const) {
-      const p: ImagePreprocessAttrs = { size: 24, resizeMode: 'short', cropPct: 0.875, interpolation, ...IMAGENET, antialias: false };
+      const p: ImagePreprocessAttrs = {
+        size: 24,
+        resizeMode: 'short',
+        cropPct: 0.875,
+        interpolation,
+        ...IMAGENET,
+        antialias: false,
+      };
       const [got] = await runOp('image_preprocess', { ...p }, [srcTensor(img)]);
       expectClose(got, imagePreprocessOp.ref(p, [srcTensor(img)])[0], TOL, `no antialias, ${interpolation}`);
     }
@@ -93,7 +126,13 @@ describe('image_preprocess against models/preprocess.ts (GPU)', () => {
 });
 
 describe('image_preprocess geometry and shapes', () => {
-  const p: ImagePreprocessAttrs = { size: 224, resizeMode: 'short', cropPct: 0.875, interpolation: 'bilinear', ...IMAGENET };
+  const p: ImagePreprocessAttrs = {
+    size: 224,
+    resizeMode: 'short',
+    cropPct: 0.875,
+    interpolation: 'bilinear',
+    ...IMAGENET,
+  };
 
   it('follows torchvision: short side 256, long side int(256·long/short), centre crop offsets', () => {
     const g = preprocessGeometry(375, 500, p); // a typical ImageNet val image, h 375, w 500
@@ -102,7 +141,12 @@ describe('image_preprocess geometry and shapes', () => {
     expect(g.rowLo).toBeGreaterThan(0);
     expect(g.rowHi).toBeLessThan(375);
     expect(preprocessGeometry(500, 375, p).rw).toBe(256);
-    expect(preprocessGeometry(10, 20, { ...p, resizeMode: 'squash' })).toMatchObject({ rh: 224, rw: 224, top: 0, left: 0 });
+    expect(preprocessGeometry(10, 20, { ...p, resizeMode: 'squash' })).toMatchObject({
+      rh: 224,
+      rw: 224,
+      top: 0,
+      left: 0,
+    });
   });
 
   it('centre-crop offsets: half to even, and −⌊pad/2⌋ when the crop is larger', () => {

@@ -41,7 +41,13 @@ describe('layout references, by hand', () => {
 
   it('walk simplification merges NCHW->NHWC into a batched 2-D transpose', () => {
     // [N,C,H,W] = [2,3,4,5] read as NHWC: out [2,4,5,3], input strides [60,5,1,20].
-    const w = simplifyWalk({ shape: [2, 4, 5, 3], inStrides: [60, 5, 1, 20], outStrides: [60, 15, 3, 1], inOffset: 0, outOffset: 0 });
+    const w = simplifyWalk({
+      shape: [2, 4, 5, 3],
+      inStrides: [60, 5, 1, 20],
+      outStrides: [60, 15, 3, 1],
+      inOffset: 0,
+      outOffset: 0,
+    });
     expect(w).toEqual({ shape: [2, 20, 3], inStrides: [60, 1, 20], outStrides: [60, 3, 1], inOffset: 0, outOffset: 0 });
   });
 });
@@ -91,15 +97,42 @@ describe('reshape aliases through the executor', () => {
 
 describe('transpose', () => {
   const cases: [number[], number[]][] = [
-    [[2, 3, 5, 7], [0, 2, 3, 1]], // NCHW -> NHWC, C = 3 (scalar tile rows)
-    [[2, 5, 7, 3], [0, 3, 1, 2]], // NHWC -> NCHW
-    [[1, 8, 4, 12], [0, 2, 3, 1]], // vec4 both ways
-    [[2, 4, 3, 8], [0, 3, 1, 2]],
-    [[5, 7], [1, 0]],
-    [[2, 3, 5], [0, 1, 2]], // identity
-    [[2, 3, 1, 4, 5], [4, 0, 3, 1, 2]], // 5-D
-    [[2, 1, 3, 2, 2, 3], [5, 3, 1, 0, 4, 2]], // 6-D
-    [[3, 4, 5], [1, 0, 2]], // blocks of 5 move: not a 2-D transpose
+    [
+      [2, 3, 5, 7],
+      [0, 2, 3, 1],
+    ], // NCHW -> NHWC, C = 3 (scalar tile rows)
+    [
+      [2, 5, 7, 3],
+      [0, 3, 1, 2],
+    ], // NHWC -> NCHW
+    [
+      [1, 8, 4, 12],
+      [0, 2, 3, 1],
+    ], // vec4 both ways
+    [
+      [2, 4, 3, 8],
+      [0, 3, 1, 2],
+    ],
+    [
+      [5, 7],
+      [1, 0],
+    ],
+    [
+      [2, 3, 5],
+      [0, 1, 2],
+    ], // identity
+    [
+      [2, 3, 1, 4, 5],
+      [4, 0, 3, 1, 2],
+    ], // 5-D
+    [
+      [2, 1, 3, 2, 2, 3],
+      [5, 3, 1, 0, 4, 2],
+    ], // 6-D
+    [
+      [3, 4, 5],
+      [1, 0, 2],
+    ], // blocks of 5 move: not a 2-D transpose
   ];
   for (const variant of ['tile2d', 'generic']) {
     for (const [shape, perm] of cases) {
@@ -121,12 +154,51 @@ describe('transpose', () => {
 
 describe('concat', () => {
   const cases: [number[][], number][] = [
-    [[[1, 1, 8], [2, 5, 8]], 1], // ViT class token + patch tokens (vec4, broadcast batch)
-    [[[1, 1, 6], [2, 5, 6]], -2], // same, D not a multiple of 4, negative axis
-    [[[2, 3, 5], [2, 3, 2], [2, 3, 4]], -1], // 3 inputs on the last axis
-    [[[1, 3, 3, 4], [1, 3, 3, 8], [1, 3, 3, 4]], 3], // NHWC channel concat
-    [[[2, 3, 5], [1, 3, 5]], 0],
-    [[[2, 1, 5], [2, 4, 1], [2, 4, 5]], 2], // broadcast on a middle dim too
+    [
+      [
+        [1, 1, 8],
+        [2, 5, 8],
+      ],
+      1,
+    ], // ViT class token + patch tokens (vec4, broadcast batch)
+    [
+      [
+        [1, 1, 6],
+        [2, 5, 6],
+      ],
+      -2,
+    ], // same, D not a multiple of 4, negative axis
+    [
+      [
+        [2, 3, 5],
+        [2, 3, 2],
+        [2, 3, 4],
+      ],
+      -1,
+    ], // 3 inputs on the last axis
+    [
+      [
+        [1, 3, 3, 4],
+        [1, 3, 3, 8],
+        [1, 3, 3, 4],
+      ],
+      3,
+    ], // NHWC channel concat
+    [
+      [
+        [2, 3, 5],
+        [1, 3, 5],
+      ],
+      0,
+    ],
+    [
+      [
+        [2, 1, 5],
+        [2, 4, 1],
+        [2, 4, 5],
+      ],
+      2,
+    ], // broadcast on a middle dim too
   ];
   for (const [shapes, axis] of cases) {
     it(`${shapes.map((s) => JSON.stringify(s)).join(' + ')} axis ${axis}`, async () => {

@@ -6,16 +6,25 @@ import { MATMUL_VARIANTS, type MatmulAttrs, matmulOp, matmulRef, matmulVariant, 
 import { expectClose, randTensor, testDevice } from '../helpers.js';
 
 /** runOp with prefer.matmul; weights (b, bias) are graph constants when `constB`. Returns y and the kernel keys. */
-async function run(attrs: MatmulAttrs, inputs: HostTensor[], prefer?: string, constB = false): Promise<{ y: HostTensor; kernels: string[] }> {
+async function run(
+  attrs: MatmulAttrs,
+  inputs: HostTensor[],
+  prefer?: string,
+  constB = false,
+): Promise<{ y: HostTensor; kernels: string[] }> {
   const dev = await testDevice();
   const g = new Graph();
-  const names = inputs.map((t, i) => (constB && i > 0 ? g.constant(`c${i}`, t.shape, t.data) : g.input(`x${i}`, t.shape)));
+  const names = inputs.map((t, i) =>
+    constB && i > 0 ? g.constant(`c${i}`, t.shape, t.data) : g.input(`x${i}`, t.shape),
+  );
   const y = g.op('matmul', names, attrs as Record<string, unknown>, 'op');
   g.markOutputs(y);
   const plan = await compile(dev, g, { prefer: prefer ? { matmul: prefer } : undefined });
   try {
     const feed: Record<string, Float32Array> = {};
-    inputs.forEach((t, i) => { if (!(constB && i > 0)) feed[`x${i}`] = t.data; });
+    inputs.forEach((t, i) => {
+      if (!(constB && i > 0)) feed[`x${i}`] = t.data;
+    });
     const { outputs } = await plan.run(feed);
     return { y: outputs[y], kernels: plan.kernels };
   } finally {
@@ -26,7 +35,13 @@ async function run(attrs: MatmulAttrs, inputs: HostTensor[], prefer?: string, co
 // f32 sums of up to K = 197 products of values in [-1, 1]: |d| ≲ K·2⁻²⁴·Σ|terms|.
 const tol = { atol: 2e-5, rtol: 1e-5 };
 
-interface Case { a: number[]; b: number[]; bias?: boolean; transB?: boolean; act?: 'none' | 'relu' | 'gelu' }
+interface Case {
+  a: number[];
+  b: number[];
+  bias?: boolean;
+  transB?: boolean;
+  act?: 'none' | 'relu' | 'gelu';
+}
 
 /** Build inputs for a case; b's shape is given as [.., K, N] and transposed to [.., N, K] for transB. */
 function inputsFor(c: Case, seed: number): HostTensor[] {
@@ -93,14 +108,30 @@ describe('matmul shapes', () => {
   it('heuristic: 8x8 for big problems, split-K for few tiles and long K, flops', async () => {
     const { info } = await testDevice();
     const ctx = { limits: info.limits };
-    const big = matmulOp.lower({}, [[197, 768], [768, 768]], [[197, 768]], ctx).dispatches;
+    const big = matmulOp.lower(
+      {},
+      [
+        [197, 768],
+        [768, 768],
+      ],
+      [[197, 768]],
+      ctx,
+    ).dispatches;
     expect(big).toHaveLength(1);
     expect(big[0].config).toMatchObject({ kind: 'reg', TM: 8, TN: 8, splitK: 1, vecA: true, vecB: true, vecY: true });
     expect(big[0].flops).toBe(2 * 197 * 768 * 768);
     const head = matmulOp.lower({}, [[1, 2048], [2048, 1000], [1000]], [[1, 1000]], ctx);
     expect(head.dispatches.map((d) => d.family)).toEqual(['matmul', 'matmul-splitk-reduce']);
     expect(head.temps?.[0]).toBe((head.dispatches[0].config as { splitK: number }).splitK * 1000);
-    const batched = matmulOp.lower({ transB: true }, [[2, 3, 5, 8], [2, 3, 7, 8]], [[2, 3, 5, 7]], ctx).dispatches[0];
+    const batched = matmulOp.lower(
+      { transB: true },
+      [
+        [2, 3, 5, 8],
+        [2, 3, 7, 8],
+      ],
+      [[2, 3, 5, 7]],
+      ctx,
+    ).dispatches[0];
     expect(batched.flops).toBe(2 * 6 * 5 * 7 * 8);
   });
 });
@@ -121,13 +152,23 @@ describe('matmul vs ref', () => {
     { a: [2, 9, 12], b: [12, 20], bias: true, act: 'relu' },
     { a: [9, 20], b: [20, 12], transB: true },
   ];
-  const name = (c: Case) => `${JSON.stringify(c.a)} @ ${JSON.stringify(c.b)}${c.transB ? ' transB' : ''}${c.bias ? ' +bias' : ''}${c.act ? ` ${c.act}` : ''}`;
+  const name = (c: Case) =>
+    `${JSON.stringify(c.a)} @ ${JSON.stringify(c.b)}${c.transB ? ' transB' : ''}${c.bias ? ' +bias' : ''}${c.act ? ` ${c.act}` : ''}`;
   // Every variant and tile config. Big unrolled tiles and wide K tiles compile slowly on SwiftShader,
   // so those run on a subset (indices into cases) that still covers both b layouts and all edges.
   const variants: [string, number[]?][] = [
-    ['reg,tile=4x4'], ['reg,tile=1x4'], ['reg,tile=2x8'], ['reg,tile=4x4,splitk=3'],
-    ['reg,tile=8x8', [2, 4, 5, 8, 9, 10]], ['reg,tile=4x8', [3, 6, 9, 10]], ['reg,tile=8x8,wg=4x16,splitk=2', [3, 4, 10]],
-    ['wgmem,tile=4x4,tk=4'], ['wgmem,tile=8x8,wg=4x4,tk=4'], ['wgmem,tile=4x4,wg=4x4,tk=4,splitk=2'], ['wgmem,tile=4x4', [3, 5]], ['wgmem', [9]],
+    ['reg,tile=4x4'],
+    ['reg,tile=1x4'],
+    ['reg,tile=2x8'],
+    ['reg,tile=4x4,splitk=3'],
+    ['reg,tile=8x8', [2, 4, 5, 8, 9, 10]],
+    ['reg,tile=4x8', [3, 6, 9, 10]],
+    ['reg,tile=8x8,wg=4x16,splitk=2', [3, 4, 10]],
+    ['wgmem,tile=4x4,tk=4'],
+    ['wgmem,tile=8x8,wg=4x4,tk=4'],
+    ['wgmem,tile=4x4,wg=4x4,tk=4,splitk=2'],
+    ['wgmem,tile=4x4', [3, 5]],
+    ['wgmem', [9]],
   ];
   for (const [v, subset] of variants) {
     const cs = subset ? subset.map((i) => cases[i]) : cases;
@@ -152,7 +193,13 @@ describe('matmul vs ref', () => {
     { a: [2, 9, 16], b: [2, 16, 12] },
     { a: [3, 1100], b: [1100, 12], bias: true },
   ];
-  for (const v of ['tile=4x8,sg', 'tile=4x16,wg=1x16,sg', 'tile=8x8,wg=1x8,sg', 'tile=8x32,wg=1x8,sg', 'tile=4x8,splitk=3,sg']) {
+  for (const v of [
+    'tile=4x8,sg',
+    'tile=4x16,wg=1x16,sg',
+    'tile=8x8,wg=1x8,sg',
+    'tile=8x32,wg=1x8,sg',
+    'tile=4x8,splitk=3,sg',
+  ]) {
     it(`${v} (subgroups): ${sgCases.length} shapes`, async () => {
       const dev = await testDevice();
       if (!dev.info.subgroupSize) return; // no fixed subgroup size on this adapter
@@ -160,7 +207,12 @@ describe('matmul vs ref', () => {
       for (const c of sgCases) {
         const ins = inputsFor(c, (seed += 3));
         const { y, kernels } = await run({ act: c.act }, ins, v);
-        expectClose(y, matmulRef({ act: c.act }, ins[0], ins[1], ins[2]), { atol: 1e-4, rtol: 1e-5 }, `${v} ${name(c)}`);
+        expectClose(
+          y,
+          matmulRef({ act: c.act }, ins[0], ins[1], ins[2]),
+          { atol: 1e-4, rtol: 1e-5 },
+          `${v} ${name(c)}`,
+        );
         expect(kernels[0]).toContain(`"sg":${dev.info.subgroupSize}`);
       }
     });
@@ -168,7 +220,12 @@ describe('matmul vs ref', () => {
   it('the heuristic shares b on a subgroup-4 device for ≥ 64 rows, N % 16 == 0, b as [K, N]', async () => {
     const { info } = await testDevice();
     const cfg = (a: number[], b: number[], transB: boolean, subgroupSize: number) =>
-      matmulOp.lower({ transB }, [a, b], [], { limits: info.limits, subgroupSize }).dispatches[0].config as { sg: number; TM: number; TN: number; wgX: number };
+      matmulOp.lower({ transB }, [a, b], [], { limits: info.limits, subgroupSize }).dispatches[0].config as {
+        sg: number;
+        TM: number;
+        TN: number;
+        wgX: number;
+      };
     expect(cfg([197, 768], [768, 3072], false, 4)).toMatchObject({ sg: 4, TM: 8, TN: 16, wgX: 1 });
     expect(cfg([197, 768], [768, 3072], false, 0)).toMatchObject({ sg: 0 });
     expect(cfg([197, 768], [3072, 768], true, 4)).toMatchObject({ sg: 0 });
@@ -195,7 +252,12 @@ describe('matmul vs ref', () => {
         if (v.includes(',sg') && (!dev.info.subgroupSize || c.b[0] % 4 !== 0 || c.b[1] % 4 !== 0)) continue;
         const ins = inputsFor(c, (seed += 3));
         const { y, kernels } = await run({ act: c.act }, ins, v, true);
-        expectClose(y, matmulRef({ act: c.act }, ins[0], ins[1], ins[2]), { atol: 1e-4, rtol: 1e-5 }, `${v} ${name(c)}`);
+        expectClose(
+          y,
+          matmulRef({ act: c.act }, ins[0], ins[1], ins[2]),
+          { atol: 1e-4, rtol: 1e-5 },
+          `${v} ${name(c)}`,
+        );
         expect(kernels[0]).toContain('"packB":true');
       }
     });
@@ -210,7 +272,9 @@ describe('matmul vs ref', () => {
     expect(plan.memory.weightBytes).toBe(3 * 12 * 8 * 4); // ⌈20/8⌉ blocks × K × 8, not 12 × 20
     plan.dispose();
     expect([...packKN(new Float32Array([1, 2, 3, 4, 5, 6]), 2, 3, 2)]).toEqual([1, 2, 4, 5, 3, 0, 6, 0]);
-    await expect(run({}, inputsFor({ a: [4, 8], b: [8, 8] }, 1), 'reg,tile=4x8,pk')).rejects.toThrow(/'pk' needs kind reg and b a constant/);
+    await expect(run({}, inputsFor({ a: [4, 8], b: [8, 8] }, 1), 'reg,tile=4x8,pk')).rejects.toThrow(
+      /'pk' needs kind reg and b a constant/,
+    );
   });
   it('MATMUL_VARIANTS all parse', () => {
     for (const v of MATMUL_VARIANTS) expect(matmulVariant.parse(v).kind).toBeDefined();

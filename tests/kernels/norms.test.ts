@@ -9,16 +9,26 @@ import { softmaxOp } from '../../kernels/softmax.js';
 import { expectClose, rand, randTensor, testDevice } from '../helpers.js';
 
 /** runOp with variant preferences; also returns the pipeline keys so tests can see the variant ran. */
-async function run(op: string, attrs: Record<string, unknown>, inputs: HostTensor[], constants: number[], prefer?: Record<string, string>) {
+async function run(
+  op: string,
+  attrs: Record<string, unknown>,
+  inputs: HostTensor[],
+  constants: number[],
+  prefer?: Record<string, string>,
+) {
   const dev = await testDevice();
   const g = new Graph();
-  const names = inputs.map((t, i) => (constants.includes(i) ? g.constant(`c${i}`, t.shape, t.data) : g.input(`x${i}`, t.shape)));
+  const names = inputs.map((t, i) =>
+    constants.includes(i) ? g.constant(`c${i}`, t.shape, t.data) : g.input(`x${i}`, t.shape),
+  );
   const out = g.op(op, names, attrs, 'op');
   g.markOutputs(out);
   const plan = await compile(dev, g, { prefer });
   try {
     const feed: Record<string, Float32Array> = {};
-    inputs.forEach((t, i) => { if (!constants.includes(i)) feed[`x${i}`] = t.data; });
+    inputs.forEach((t, i) => {
+      if (!constants.includes(i)) feed[`x${i}`] = t.data;
+    });
     const { outputs } = await plan.run(feed);
     return { y: outputs[out], kernels: plan.kernels };
   } finally {
@@ -39,17 +49,36 @@ function offsetTensor(shape: Shape, seed: number): HostTensor {
 describe('batchnorm', () => {
   it('ref on a hand-computed case', () => {
     // var + eps = 4 and 9: scale 2/2 = 1 and 1/3.
-    const [y] = batchNormOp.ref({ eps: 1 }, [T([2, 2], [1, 2, 3, 4]), T([2], [2, 1]), T([2], [0, 1]), T([2], [1, 2]), T([2], [3, 8])]);
+    const [y] = batchNormOp.ref({ eps: 1 }, [
+      T([2, 2], [1, 2, 3, 4]),
+      T([2], [2, 1]),
+      T([2], [0, 1]),
+      T([2], [1, 2]),
+      T([2], [3, 8]),
+    ]);
     expectClose(y, T([2, 2], [0, 1, 2, 1 + 2 / 3]), { atol: 1e-7, rtol: 1e-6 });
   });
 
   // Scale computed in f32 on the GPU: a few ulp.
   const tol = { atol: 1e-6, rtol: 1e-5 };
-  const cases: [number[], string][] = [[[7], 'none'], [[2, 3, 5, 3], 'relu'], [[1, 1, 1, 4], 'relu6'], [[2, 5, 5, 66], 'none'], [[3, 8], 'relu'], [[2, 3, 3, 5], 'silu']];
+  const cases: [number[], string][] = [
+    [[7], 'none'],
+    [[2, 3, 5, 3], 'relu'],
+    [[1, 1, 1, 4], 'relu6'],
+    [[2, 5, 5, 66], 'none'],
+    [[3, 8], 'relu'],
+    [[2, 3, 3, 5], 'silu'],
+  ];
   for (const [shape, act] of cases) {
     it(`${JSON.stringify(shape)} act=${act}`, async () => {
       const C = shape[shape.length - 1];
-      const ins = [randTensor(shape, 1, -3, 3), randTensor([C], 2, 0.5, 2), randTensor([C], 3), randTensor([C], 4), randTensor([C], 5, 0.1, 2)];
+      const ins = [
+        randTensor(shape, 1, -3, 3),
+        randTensor([C], 2, 0.5, 2),
+        randTensor([C], 3),
+        randTensor([C], 4),
+        randTensor([C], 5, 0.1, 2),
+      ];
       const attrs = { eps: 1e-3, act };
       const { y } = await run('batchnorm', attrs, ins, [1, 2, 3, 4]);
       expectClose(y, batchNormOp.ref(attrs as never, ins)[0], tol, 'batchnorm');
@@ -58,9 +87,18 @@ describe('batchnorm', () => {
 
   it('foldBatchNormParams gives x*scale + shift = batchnorm', () => {
     const C = 5;
-    const [x, gamma, beta, mean, v] = [randTensor([3, C], 6, -2, 2), randTensor([C], 7), randTensor([C], 8), randTensor([C], 9), randTensor([C], 10, 0.1, 1)];
+    const [x, gamma, beta, mean, v] = [
+      randTensor([3, C], 6, -2, 2),
+      randTensor([C], 7),
+      randTensor([C], 8),
+      randTensor([C], 9),
+      randTensor([C], 10, 0.1, 1),
+    ];
     const { scale, shift } = foldBatchNormParams(gamma.data, beta.data, mean.data, v.data, 1e-5);
-    const folded = T([3, C], Array.from(x.data, (xi, i) => xi * scale[i % C] + shift[i % C]));
+    const folded = T(
+      [3, C],
+      Array.from(x.data, (xi, i) => xi * scale[i % C] + shift[i % C]),
+    );
     expectClose(folded, batchNormOp.ref({}, [x, gamma, beta, mean, v])[0], { atol: 1e-5, rtol: 1e-5 }, 'folded');
     expect(() => foldBatchNormParams(gamma.data, beta.data.subarray(1), mean.data, v.data, 1e-5)).toThrow(/\[4\]/);
   });
@@ -78,25 +116,33 @@ describe('group_norm', () => {
   it('ref on hand-computed cases', () => {
     // One pixel row of 2 pixels x 2 channels: [[1, 2], [3, 4]].
     const x = T([1, 1, 2, 2], [1, 2, 3, 4]);
-    const ones = T([2], [1, 1]), zeros = T([2], [0, 0]);
+    const ones = T([2], [1, 1]),
+      zeros = T([2], [0, 0]);
     // groups=2: channel 0 is {1, 3}, channel 1 is {2, 4}: each normalises to ±1.
-    expectClose(groupNormOp.ref({ groups: 2, eps: 0 }, [x, ones, zeros])[0], T([1, 1, 2, 2], [-1, -1, 1, 1]), { atol: 1e-7, rtol: 0 });
+    expectClose(groupNormOp.ref({ groups: 2, eps: 0 }, [x, ones, zeros])[0], T([1, 1, 2, 2], [-1, -1, 1, 1]), {
+      atol: 1e-7,
+      rtol: 0,
+    });
     // groups=1: mean 2.5, var 1.25; then gamma (2, 1), beta (0, 10).
     const s = 1 / Math.sqrt(1.25);
     const want = [-1.5 * s * 2, -0.5 * s + 10, 0.5 * s * 2, 1.5 * s + 10];
-    expectClose(groupNormOp.ref({ groups: 1, eps: 0 }, [x, T([2], [2, 1]), T([2], [0, 10])])[0], T([1, 1, 2, 2], want), { atol: 1e-6, rtol: 1e-6 });
+    expectClose(
+      groupNormOp.ref({ groups: 1, eps: 0 }, [x, T([2], [2, 1]), T([2], [0, 10])])[0],
+      T([1, 1, 2, 2], want),
+      { atol: 1e-6, rtol: 1e-6 },
+    );
   });
 
   // [N,H,W,C], groups, act
   const cases: [number[], number, string][] = [
-    [[2, 5, 3, 6], 3, 'relu'],   // Cg = 2, odd spatial, batch 2
-    [[2, 3, 3, 5], 5, 'none'],   // Cg = 1, C odd
-    [[2, 3, 3, 5], 1, 'relu'],   // one group of all 5 channels
+    [[2, 5, 3, 6], 3, 'relu'], // Cg = 2, odd spatial, batch 2
+    [[2, 3, 3, 5], 5, 'none'], // Cg = 1, C odd
+    [[2, 3, 3, 5], 1, 'relu'], // one group of all 5 channels
     [[1, 1, 1, 64], 32, 'none'], // 1x1 spatial
-    [[2, 1, 1, 12], 3, 'relu'],  // 1x1 spatial, Cg = 4 (vec4)
+    [[2, 1, 1, 12], 3, 'relu'], // 1x1 spatial, Cg = 4 (vec4)
     [[1, 3, 5, 66], 33, 'none'], // C % 4 != 0
-    [[1, 4, 3, 7], 7, 'none'],   // C = 7
-    [[2, 7, 7, 32], 4, 'relu'],  // Cg = 8 (vec4), odd spatial
+    [[1, 4, 3, 7], 7, 'none'], // C = 7
+    [[2, 7, 7, 32], 4, 'relu'], // Cg = 8 (vec4), odd spatial
     [[1, 28, 28, 64], 32, 'relu'], // big groups (1568 elements), C % 4 == 0 but Cg = 2
   ];
   // Variants: default heuristic, both modes with a tree and with no barriers at all.
@@ -147,7 +193,14 @@ describe('weight_standardize', () => {
   });
 
   const tol = { atol: 1e-5, rtol: 1e-5 };
-  for (const shape of [[3, 3, 5, 7], [1, 1, 16, 8], [3, 3, 4, 64], [7, 7, 3, 12], [1, 1, 1, 5], [1, 1, 3, 66]]) {
+  for (const shape of [
+    [3, 3, 5, 7],
+    [1, 1, 16, 8],
+    [3, 3, 4, 64],
+    [7, 7, 3, 12],
+    [1, 1, 1, 5],
+    [1, 1, 3, 66],
+  ]) {
     it(`${JSON.stringify(shape)} at compile time (constant input)`, async () => {
       const w = randTensor(shape, 21, -0.2, 0.3);
       const { y, kernels } = await run('weight_standardize', {}, [w], [0]);
@@ -177,9 +230,20 @@ describe('layernorm', () => {
   });
 
   const cases: [number[], string][] = [
-    [[5, 7], 'none'], [[3, 1], 'none'], [[2, 13, 64], 'gelu'], [[3, 3072], 'none'], [[130, 12], 'relu'], [[2, 3, 5], 'none'],
+    [[5, 7], 'none'],
+    [[3, 1], 'none'],
+    [[2, 13, 64], 'gelu'],
+    [[3, 3072], 'none'],
+    [[130, 12], 'relu'],
+    [[2, 3, 5], 'none'],
   ];
-  const variants: (string | undefined)[] = [undefined, 'thread,wg=64', 'thread,wg=16', 'workgroup,wg=64', 'workgroup,wg=4'];
+  const variants: (string | undefined)[] = [
+    undefined,
+    'thread,wg=64',
+    'thread,wg=16',
+    'workgroup,wg=64',
+    'workgroup,wg=4',
+  ];
   const tol = { atol: 2e-5, rtol: 2e-5 };
   for (const [shape, act] of cases) {
     for (const v of variants) {
@@ -206,10 +270,16 @@ describe('layernorm', () => {
     }
     // The test discriminates: the one-pass formula evaluated in f32 is far outside `tight`.
     const f = Math.fround;
-    let s = 0, sq = 0;
-    for (let i = 0; i < D; i++) { s = f(s + x.data[i]); sq = f(sq + f(x.data[i] * x.data[i])); }
-    const mean = f(s / D), naiveVar = f(f(sq / D) - f(mean * mean));
-    let m = 0, trueVar = 0;
+    let s = 0,
+      sq = 0;
+    for (let i = 0; i < D; i++) {
+      s = f(s + x.data[i]);
+      sq = f(sq + f(x.data[i] * x.data[i]));
+    }
+    const mean = f(s / D),
+      naiveVar = f(f(sq / D) - f(mean * mean));
+    let m = 0,
+      trueVar = 0;
     for (let i = 0; i < D; i++) m += x.data[i] / D;
     for (let i = 0; i < D; i++) trueVar += (x.data[i] - m) ** 2 / D;
     expect(Math.abs(naiveVar - trueVar) / trueVar).toBeGreaterThan(0.01);
@@ -218,7 +288,10 @@ describe('layernorm', () => {
   it('rejects gamma of the wrong length', () => {
     const g = new Graph();
     const x = g.input('x', [2, 5, 8]);
-    shapeError(() => g.op('layernorm', [x, g.input('g', [7]), g.input('b', [8])]), /gamma must be \[8\].*\[2,5,8\].*got \[7\]/);
+    shapeError(
+      () => g.op('layernorm', [x, g.input('g', [7]), g.input('b', [8])]),
+      /gamma must be \[8\].*\[2,5,8\].*got \[7\]/,
+    );
   });
 });
 
@@ -229,8 +302,21 @@ describe('softmax', () => {
     expectClose(y, T([2, 2], [0.25, 0.75, 0.5, 0.5]), { atol: 1e-7, rtol: 1e-6 });
   });
 
-  const cases: number[][] = [[5, 7], [3, 1], [2, 3, 197], [2, 3072], [130, 12], [1, 1, 1, 4]];
-  const variants: (string | undefined)[] = [undefined, 'thread,wg=64', 'thread,wg=8', 'workgroup,wg=64', 'workgroup,wg=2'];
+  const cases: number[][] = [
+    [5, 7],
+    [3, 1],
+    [2, 3, 197],
+    [2, 3072],
+    [130, 12],
+    [1, 1, 1, 4],
+  ];
+  const variants: (string | undefined)[] = [
+    undefined,
+    'thread,wg=64',
+    'thread,wg=8',
+    'workgroup,wg=64',
+    'workgroup,wg=2',
+  ];
   // exp() on the GPU is within a few ulp; outputs are <= 1.
   const tol = { atol: 1e-7, rtol: 2e-5 };
   for (const shape of cases) {
@@ -246,7 +332,8 @@ describe('softmax', () => {
 
   it('is stable on logits of 80..100 (naive exp overflows f32)', async () => {
     const x: HostTensor = { shape: [6, 50], data: rand(300, 42, 80, 100) };
-    x.data[7] = 100; x.data[60] = -100; // a row with an exact max and a row with a tiny term
+    x.data[7] = 100;
+    x.data[60] = -100; // a row with an exact max and a row with a tiny term
     const want = softmaxOp.ref({}, [x])[0];
     expect(Math.fround(Math.exp(100))).toBe(Infinity);
     for (const v of ['thread,wg=64', 'workgroup,wg=32']) {

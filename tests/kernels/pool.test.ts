@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
 import { type HostTensor, ShapeError } from '../../kernels/kernel.js';
-import { type AvgPoolAttrs, type PoolAttrs, avgpoolOp, globalAvgpoolOp, maxpoolOp, poolOutSize } from '../../kernels/pool.js';
+import {
+  type AvgPoolAttrs,
+  type PoolAttrs,
+  avgpoolOp,
+  globalAvgpoolOp,
+  maxpoolOp,
+  poolOutSize,
+} from '../../kernels/pool.js';
 import { expectClose, randTensor, testDevice } from '../helpers.js';
 
 /** One op through the executor with variant preferences; also returns the plan's kernel keys. */
@@ -33,7 +40,9 @@ describe('pooling references, by hand', () => {
     expect([...y.data]).toEqual([6, 8, 14, 16]);
     // Padding never wins, even over negatives.
     const neg = t([1, 2, 2, 1], [-4, -3, -2, -1]);
-    expect([...maxpoolOp.ref({ kernel: [3, 3], pad: [1, 1, 1, 1], stride: [1, 1] }, [neg])[0].data]).toEqual([-1, -1, -1, -1]);
+    expect([...maxpoolOp.ref({ kernel: [3, 3], pad: [1, 1, 1, 1], stride: [1, 1] }, [neg])[0].data]).toEqual([
+      -1, -1, -1, -1,
+    ]);
   });
 
   it('avgpool with and without counting padding', () => {
@@ -78,7 +87,9 @@ describe('pooling shape errors', () => {
     g.input('x', [1, 2, 2, 3]);
     expect(() => g.op('maxpool', ['x'], { kernel: [5, 5] })).toThrow(ShapeError);
     expect(() => g.op('maxpool', ['x'], { kernel: [5, 5] })).toThrow(/\[1,2,2,3\].*too small/);
-    expect(() => g.op('avgpool', ['x'], { kernel: [1, 1], pad: [2, 0, 0, 0] })).toThrow(/\[1,2,2,3\].*entirely in padding/);
+    expect(() => g.op('avgpool', ['x'], { kernel: [1, 1], pad: [2, 0, 0, 0] })).toThrow(
+      /\[1,2,2,3\].*entirely in padding/,
+    );
     const h = new Graph();
     h.input('y', [2, 3, 5]);
     expect(() => h.op('global_avgpool', ['y'])).toThrow(/rank 4.*\[2,3,5\]/);
@@ -101,7 +112,10 @@ describe('maxpool / avgpool on the GPU', () => {
       const variants: AvgPoolAttrs[] = op === 'maxpool' ? [attrs] : [attrs, { ...attrs, countIncludePad: false }];
       for (const a of variants) {
         it(`${op} ${name}${a.countIncludePad === false ? ', exclude pad' : ''}`, async () => {
-          const x = randTensor(shape, shape.reduce((p, d) => p * 7 + d, 3));
+          const x = randTensor(
+            shape,
+            shape.reduce((p, d) => p * 7 + d, 3),
+          );
           const { y, kernels } = await runWith(op, a, x);
           expect(kernels.every((k) => k.startsWith('pool2d'))).toBe(true);
           // max is exact; avg sums in f32 on the GPU vs double in the reference.
@@ -113,7 +127,14 @@ describe('maxpool / avgpool on the GPU', () => {
 });
 
 describe('global_avgpool on the GPU', () => {
-  const shapes = [[2, 7, 7, 64], [2, 5, 3, 3], [1, 1, 1, 7], [2, 4, 4, 5], [1, 33, 35, 8], [3, 2, 2, 4]];
+  const shapes = [
+    [2, 7, 7, 64],
+    [2, 5, 3, 3],
+    [1, 1, 1, 7],
+    [2, 4, 4, 5],
+    [1, 33, 35, 8],
+    [3, 2, 2, 4],
+  ];
   for (const partition of ['serial', 'workgroup']) {
     for (const shape of shapes) {
       it(`${partition} ${JSON.stringify(shape)}`, async () => {

@@ -15,8 +15,12 @@ import { VARIANT_FAMILIES, variantFamily } from '../../kernels/variant-families.
 import { VariantError, defineVariant } from '../../kernels/variant.js';
 
 const limits: Limits = {
-  maxStorageBufferBindingSize: 2 ** 30, maxBufferSize: 2 ** 30, maxComputeWorkgroupsPerDimension: 65535,
-  maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupStorageSize: 16384, maxStorageBuffersPerShaderStage: 8,
+  maxStorageBufferBindingSize: 2 ** 30,
+  maxBufferSize: 2 ** 30,
+  maxComputeWorkgroupsPerDimension: 65535,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxStorageBuffersPerShaderStage: 8,
 };
 
 /** parse and format are inverse on canonical strings. */
@@ -31,7 +35,14 @@ describe('variant syntax', () => {
   it('parses into the typed object and formats back (round trip)', () => {
     expect(conv2dVariant.parse('gemm,tile=4x16,sg')).toEqual({ path: 'gemm', tm: 4, tn: 16, sg: true });
     expect(conv2dVariant.format({ sg: true, tn: 8, tm: 2, path: 'direct' })).toBe('direct,tile=2x8,sg');
-    expect(matmulVariant.parse('tile=8x16,wg=1x8,sg,pk')).toEqual({ tm: 8, tn: 16, wgx: 1, wgy: 8, sg: true, pk: true });
+    expect(matmulVariant.parse('tile=8x16,wg=1x8,sg,pk')).toEqual({
+      tm: 8,
+      tn: 16,
+      wgx: 1,
+      wgy: 8,
+      sg: true,
+      pk: true,
+    });
     expect(depthwiseVariant.parse('loop,block=2x4,wg=32')).toEqual({ variant: 'loop', ph: 2, pw: 4, wg: 32 });
     expect(layernormVariant.parse('workgroup,wg=64')).toEqual({ mode: 'workgroup', wg: 64 });
     expect(conv2dVariant.parse('')).toEqual({});
@@ -40,7 +51,8 @@ describe('variant syntax', () => {
     expect(matmulVariant.format(matmulVariant.parse('pk,sg,wg=1x8,tile=8x16'))).toBe('tile=8x16,wg=1x8,sg,pk');
     expect(conv2dVariant.format({ path: 'gemm', sg: false })).toBe('gemm');
     for (const s of ['gemm', 'direct,tile=1x1', 'tile=3x5', 'sg', 'gemm,tile=8x32,sg']) roundTrips('conv2d', s);
-    for (const s of ['reg', 'wgmem,tile=4x4,wg=16x16,tk=8,splitk=2', 'tile=4x8,splitk=3,sg', 'pk']) roundTrips('matmul', s);
+    for (const s of ['reg', 'wgmem,tile=4x4,wg=16x16,tk=8,splitk=2', 'tile=4x8,splitk=3,sg', 'pk'])
+      roundTrips('matmul', s);
     for (const s of ['naive', 'fused,ktile=16,rows=2,wg=32,head=loop', 'head=unrolled']) roundTrips('attention', s);
     for (const s of ['split,wg=256', 'fused']) roundTrips('group_norm', s);
     for (const s of ['serial', 'workgroup']) roundTrips('global_avgpool', s);
@@ -49,7 +61,10 @@ describe('variant syntax', () => {
 
   it('rejects malformed and unknown fields, naming the family, the token and the valid fields', () => {
     const bad: [string, RegExp][] = [
-      ['gemm:4x16:sg', /^conv2d variant "gemm:4x16:sg": unknown token "gemm:4x16:sg"; valid fields: direct\|gemm, tile=<tm>x<tn>, sg$/],
+      [
+        'gemm:4x16:sg',
+        /^conv2d variant "gemm:4x16:sg": unknown token "gemm:4x16:sg"; valid fields: direct\|gemm, tile=<tm>x<tn>, sg$/,
+      ],
       ['gemm,tiles=4x8', /unknown token "tiles=4x8"/],
       ['gemm,tile=4', /"tile=4" is malformed \(tile=<tm>x<tn>\)/],
       ['gemm,tile=0x8', /"tile=0x8": tm must be an integer ≥ 1/],
@@ -79,9 +94,12 @@ describe('variant syntax', () => {
   });
 
   it('refuses a schema whose words collide', () => {
-    expect(() => defineVariant<{ a?: string; b?: boolean }>('x', [
-      { kind: 'enum', key: 'a', values: ['b', 'c'], bare: true }, { kind: 'flag', key: 'b' },
-    ])).toThrow(/"b" is used twice/);
+    expect(() =>
+      defineVariant<{ a?: string; b?: boolean }>('x', [
+        { kind: 'enum', key: 'a', values: ['b', 'c'], bare: true },
+        { kind: 'flag', key: 'b' },
+      ]),
+    ).toThrow(/"b" is used twice/);
   });
 });
 
@@ -89,7 +107,11 @@ describe('ctx.prefer', () => {
   const attrs = { pad: [1, 1, 1, 1] as [number, number, number, number] };
   const shapes: Shape[] = [[1, 8, 8, 8], [3, 3, 8, 16], [16]];
   const cfg = (prefer: Record<string, unknown>) =>
-    conv2dOp.lower(attrs, shapes, [], { limits, prefer: prefer as never }).dispatches[0].config as { path: string; tm: number; tn: number };
+    conv2dOp.lower(attrs, shapes, [], { limits, prefer: prefer as never }).dispatches[0].config as {
+      path: string;
+      tm: number;
+      tn: number;
+    };
   it('takes the typed object or its string alike', () => {
     expect(cfg({ conv2d: { path: 'direct', tm: 2, tn: 4 } })).toMatchObject({ path: 'direct', tm: 2, tn: 4 });
     expect(cfg({ conv2d: 'direct,tile=2x4' })).toMatchObject({ path: 'direct', tm: 2, tn: 4 });
@@ -115,7 +137,15 @@ describe('every variant string the kernels offer is canonical', () => {
       ['conv2d', { groups: 32, pad: [1, 1, 1, 1] }, [[1, 56, 56, 32], [3, 3, 1, 32], [32]], [false, true, true]],
       ['matmul', {}, [[197, 768], [768, 3072], [3072]], [false, true, true]],
       ['matmul', {}, [[1, 2048], [2048, 1000], [1000]], [false, true, true]],
-      ['matmul', { transB: true }, [[2, 64, 32], [2, 48, 32]], [false, false]],
+      [
+        'matmul',
+        { transB: true },
+        [
+          [2, 64, 32],
+          [2, 48, 32],
+        ],
+        [false, false],
+      ],
       ['attention', { heads: 12 }, [[1, 197, 2304]], [false]],
       ['layernorm', {}, [[1, 197, 768], [768], [768]], [false, true, true]],
       ['softmax', {}, [[12, 197, 197]], [false]],
@@ -138,7 +168,8 @@ describe('every variant string the kernels offer is canonical', () => {
 describe("the README's variant table", () => {
   it('every example parses in its family and is canonical', () => {
     const ticks = (c: string) => [...c.matchAll(/`([^`]*)`/g)].map((m) => m[1]);
-    const rows = readFileSync('README.md', 'utf8').split('\n')
+    const rows = readFileSync('README.md', 'utf8')
+      .split('\n')
       .filter((l) => /^\| `[a-z_0-9]+`(, `[a-z_0-9]+`)* \| `/.test(l))
       .map((l) => l.split(' | ').map(ticks))
       .filter(([families]) => families.every((f) => VARIANT_FAMILIES.has(f)));

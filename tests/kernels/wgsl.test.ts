@@ -2,8 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { getOp } from '../../kernels/index.js';
 import type { LowerContext, Shape } from '../../kernels/kernel.js';
 import {
-  XYZW, actTWgsl, ceilPow2, flatIndex, flatMain, floorPow2, foldWgsl, range, rowLoop, rowMain, u, vecType, wgsl,
-  workgroupIndex, workgroupReduceWgsl,
+  XYZW,
+  actTWgsl,
+  ceilPow2,
+  flatIndex,
+  flatMain,
+  floorPow2,
+  foldWgsl,
+  range,
+  rowLoop,
+  rowMain,
+  u,
+  vecType,
+  wgsl,
+  workgroupIndex,
+  workgroupReduceWgsl,
 } from '../../kernels/wgsl.js';
 import { expectClose, randTensor, runOp } from '../helpers.js';
 
@@ -80,7 +93,8 @@ d ${vec4}`;
   });
 
   it('nests, and refuses unbalanced blocks', () => {
-    const nested = (x: boolean, y: boolean) => wgsl`#if ${x}
+    const nested = (x: boolean, y: boolean) =>
+      wgsl`#if ${x}
 x
 #if ${y}
 y
@@ -89,20 +103,44 @@ y
     expect(nested(true, true).split(/\s+/)).toEqual(['x', 'y']);
     expect(nested(true, false)).toBe('x');
     expect(nested(false, true)).toBe('');
-    expect(() => wgsl`#if ${true}
-x`).toThrow(/Mismatched/);
+    expect(
+      () => wgsl`#if ${true}
+x`,
+    ).toThrow(/Mismatched/);
   });
 
   it('leaves no directive in any family’s shader', () => {
     const limits = {
-      maxComputeWorkgroupsPerDimension: 65535, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupStorageSize: 16384,
+      maxComputeWorkgroupsPerDimension: 65535,
+      maxComputeInvocationsPerWorkgroup: 256,
+      maxComputeWorkgroupStorageSize: 16384,
     };
-    const ctx = (prefer?: Record<string, string>, subgroupSize = 0): LowerContext =>
-      ({ limits: limits as LowerContext['limits'], prefer, subgroupSize, constInputs: [false, true, true] });
+    const ctx = (prefer?: Record<string, string>, subgroupSize = 0): LowerContext => ({
+      limits: limits as LowerContext['limits'],
+      prefer,
+      subgroupSize,
+      constInputs: [false, true, true],
+    });
     const cases: [string, object, Shape[], LowerContext][] = [
       ['conv2d', { pad: [1, 1, 1, 1], act: 'relu' }, [[1, 8, 8, 8], [3, 3, 8, 16], [16], [1, 8, 8, 16]], ctx()],
-      ['conv2d', {}, [[1, 28, 28, 16], [1, 1, 16, 32]], ctx(undefined, 4)],
-      ['conv2d', { groups: 8, pad: [1, 1, 1, 1] }, [[1, 9, 9, 8], [3, 3, 1, 8]], ctx()],
+      [
+        'conv2d',
+        {},
+        [
+          [1, 28, 28, 16],
+          [1, 1, 16, 32],
+        ],
+        ctx(undefined, 4),
+      ],
+      [
+        'conv2d',
+        { groups: 8, pad: [1, 1, 1, 1] },
+        [
+          [1, 9, 9, 8],
+          [3, 3, 1, 8],
+        ],
+        ctx(),
+      ],
       ['conv2d', { groups: 3 }, [[1, 9, 9, 3], [3, 3, 1, 6], [6]], ctx()],
       ['matmul', { act: 'gelu' }, [[2, 17, 32], [32, 12], [12]], ctx({ matmul: 'wgmem,tile=4x4' })],
       ['matmul', {}, [[4, 2048], [2048, 10], [10]], ctx()],
@@ -111,7 +149,15 @@ x`).toThrow(/Mismatched/);
       ['softmax', {}, [[2, 7]], ctx()],
       ['group_norm', { groups: 2 }, [[1, 4, 4, 8], [8], [8]], ctx({ group_norm: 'split,wg=4' })],
       ['batchnorm', {}, [[2, 5], [5], [5], [5], [5]], ctx()],
-      ['add', { act: 'relu' }, [[2, 4], [2, 4]], ctx()],
+      [
+        'add',
+        { act: 'relu' },
+        [
+          [2, 4],
+          [2, 4],
+        ],
+        ctx(),
+      ],
       ['activation', { act: 'silu' }, [[3, 5]], ctx()],
       ['avgpool', { kernel: [3, 3], pad: [1, 1, 1, 1] }, [[1, 7, 7, 8]], ctx()],
       ['maxpool', { kernel: [2, 2] }, [[1, 6, 6, 3]], ctx()],
@@ -134,7 +180,13 @@ x`).toThrow(/Mismatched/);
 describe('workgroup reductions on the GPU', () => {
   const tol = { atol: 2e-6, rtol: 2e-5 };
 
-  const rows = [[37, 'workgroup,wg=16'], [36, 'workgroup,wg=16'], [1030, 'workgroup,wg=64'], [5, 'workgroup,wg=8'], [37, 'thread']] as const;
+  const rows = [
+    [37, 'workgroup,wg=16'],
+    [36, 'workgroup,wg=16'],
+    [1030, 'workgroup,wg=64'],
+    [5, 'workgroup,wg=8'],
+    [37, 'thread'],
+  ] as const;
   for (const [L, pref] of rows) {
     it(`softmax and layernorm, rows of ${L}, ${pref}`, async () => {
       const x = randTensor([3, L], L, -4, 4);

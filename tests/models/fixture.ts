@@ -40,7 +40,8 @@ export async function checkFixture(name: string, def: ModelDef): Promise<{ maxDi
     const got = outputs[m.logits];
     const want = meta.logits.flat();
     expect(got.shape).toEqual([n, meta.logits[0].length]);
-    let maxDiff = 0, maxRef = 0;
+    let maxDiff = 0,
+      maxRef = 0;
     want.forEach((v, i) => {
       maxDiff = Math.max(maxDiff, Math.abs(v - got.data[i]));
       maxRef = Math.max(maxRef, Math.abs(v));

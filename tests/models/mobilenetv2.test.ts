@@ -34,10 +34,19 @@ it(`${FIXTURE} (torchvision mobilenet_v2, width 0.35, table cut after the 96-cha
 
 describe('channel rounding (torchvision _make_divisible)', () => {
   it('rounds to the nearest multiple of 8, never below 8 or 90% of the value', () => {
-    expect([4, 5.6, 11.2, 12, 22.4, 33.6, 56, 112, 1280 * 1.4].map((v) => makeDivisible(v))).toEqual([8, 8, 16, 16, 24, 32, 56, 112, 1792]);
+    expect([4, 5.6, 11.2, 12, 22.4, 33.6, 56, 112, 1280 * 1.4].map((v) => makeDivisible(v))).toEqual([
+      8, 8, 16, 16, 24, 32, 56, 112, 1792,
+    ]);
   });
   // torchvision.models.mobilenet_v2(width_mult=w): sum(p.numel() for p in m.parameters())
-  const counts: [number, number][] = [[0.25, 1_519_112], [0.35, 1_677_128], [0.5, 1_968_680], [0.75, 2_636_424], [1.3, 5_386_792], [1.4, 6_108_776]];
+  const counts: [number, number][] = [
+    [0.25, 1_519_112],
+    [0.35, 1_677_128],
+    [0.5, 1_968_680],
+    [0.75, 2_636_424],
+    [1.3, 5_386_792],
+    [1.4, 6_108_776],
+  ];
   for (const [width, count] of counts) {
     it(`width ${width}: ${count.toLocaleString('en')} parameters, as torchvision`, () => {
       const b = new NetBuilder(new Graph(), new RecordingWeights()); // zeros: only the shapes matter
@@ -82,14 +91,20 @@ describe('checkpoints that do not fit', () => {
 
   it('the fixture at another width: mis-shaped tensors', async () => {
     const file = await openSafetensorsPath(fixturePath(FIXTURE, 'safetensors'));
-    const err = await loadModel(makeMobileNetV2('m', { ...fixtureConfig(), widthMult: 0.5 }), { weights: file }).catch((e: unknown) => e);
+    const err = await loadModel(makeMobileNetV2('m', { ...fixtureConfig(), widthMult: 0.5 }), { weights: file }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(WeightMismatchError);
     const e = err as WeightMismatchError;
     expect(e.missing).toEqual([]);
     expect(e.unexpected).toEqual([]);
     // stem: 32·0.5 = 16 channels wanted, 32·0.35 → 16 as well; features.1 projects to 8 at both
     // widths; features.2 expands 8 → 48 in the file and the model alike, then 24·0.5 → 16 vs 8
-    expect(e.misshaped).toContainEqual({ name: 'features.2.conv.2.weight', expected: [16, 48, 1, 1], found: [8, 48, 1, 1] });
+    expect(e.misshaped).toContainEqual({
+      name: 'features.2.conv.2.weight',
+      expected: [16, 48, 1, 1],
+      found: [8, 48, 1, 1],
+    });
   });
 
   it('one mis-shaped depthwise weight is named with both shapes', async () => {
@@ -102,14 +117,19 @@ describe('checkpoints that do not fit', () => {
     tensors[name] = { shape: [48, 1, 5, 5], data: new Float32Array(48 * 25) };
     const path = join(dir, 'misshaped.safetensors');
     writeFileSync(path, encodeSafetensors(tensors));
-    const err = await loadModel(makeMobileNetV2('m', fixtureConfig()), { weights: await openSafetensorsPath(path) }).catch((e: unknown) => e);
+    const err = await loadModel(makeMobileNetV2('m', fixtureConfig()), {
+      weights: await openSafetensorsPath(path),
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WeightMismatchError);
     expect((err as WeightMismatchError).misshaped).toEqual([{ name, expected: [48, 1, 3, 3], found: [48, 1, 5, 5] }]);
   });
 
   it('a file cut inside its header or its data is refused when opened', async () => {
     const bytes = readFileSync(fixturePath(FIXTURE, 'safetensors'));
-    for (const [cut, msg] of [[100, /header length \d+ runs past the end/], [bytes.length - 4, /truncated/]] as const) {
+    for (const [cut, msg] of [
+      [100, /header length \d+ runs past the end/],
+      [bytes.length - 4, /truncated/],
+    ] as const) {
       const path = join(dir, `cut${cut}.safetensors`);
       writeFileSync(path, bytes.subarray(0, cut));
       const err = await openSafetensorsPath(path).catch((e: unknown) => e);

@@ -37,7 +37,11 @@ describe('resnet fixtures (torchvision, 224×224, batch 2)', () => {
 
 describe('registered resnets (random weights, built not run)', () => {
   const counts: Record<string, number> = {
-    resnet18: 11_689_512, resnet34: 21_797_672, resnet50: 25_557_032, resnet101: 44_549_160, resnet152: 60_192_808,
+    resnet18: 11_689_512,
+    resnet34: 21_797_672,
+    resnet50: 25_557_032,
+    resnet101: 44_549_160,
+    resnet152: 60_192_808,
   };
   it('lists exactly the known names', () => {
     expect(Object.keys(RESNET_CONFIGS)).toEqual(Object.keys(counts));
@@ -52,7 +56,17 @@ describe('registered resnets (random weights, built not run)', () => {
       // v1.5: a bottleneck's stride is on its 3×3 conv (conv2), a basic block's on conv1
       const stride = (conv: string) => m.graph.nodes.find((n) => n.name === `layer2.0.${conv}`)!.attrs.stride;
       const bottleneck = RESNET_CONFIGS[name].block === 'bottleneck';
-      expect([stride('conv1'), stride('conv2')]).toEqual(bottleneck ? [[1, 1], [2, 2]] : [[2, 2], [1, 1]]);
+      expect([stride('conv1'), stride('conv2')]).toEqual(
+        bottleneck
+          ? [
+              [1, 1],
+              [2, 2],
+            ]
+          : [
+              [2, 2],
+              [1, 1],
+            ],
+      );
     });
   }
 });
@@ -67,7 +81,13 @@ describe('checkpoints that do not fit', () => {
     expect(err).toBeInstanceOf(WeightMismatchError);
     const e = err as WeightMismatchError;
     const conv3 = e.missing.map((m) => m.name).filter((n) => n.endsWith('.conv3.weight'));
-    expect(conv3).toEqual(['layer1.0.conv3.weight', 'layer2.0.conv3.weight', 'layer2.1.conv3.weight', 'layer3.0.conv3.weight', 'layer4.0.conv3.weight']);
+    expect(conv3).toEqual([
+      'layer1.0.conv3.weight',
+      'layer2.0.conv3.weight',
+      'layer2.1.conv3.weight',
+      'layer3.0.conv3.weight',
+      'layer4.0.conv3.weight',
+    ]);
     expect(e.message).toContain('\n  layer1.0.conv3.weight [32,8,1,1]\n');
     expect(e.unexpected.map((u) => u.name)).toContain('layer1.1.bn2.running_var'); // the file's layer1 has 2 blocks
     expect(e.misshaped).toContainEqual({ name: 'layer1.0.conv1.weight', expected: [8, 8, 1, 1], found: [8, 8, 3, 3] });
@@ -81,7 +101,9 @@ describe('checkpoints that do not fit', () => {
     tensors['layer3.0.conv2.weight'] = { shape: [16, 15, 3, 3], data: w.data.subarray(0, 16 * 15 * 9) };
     const path = join(dir, 'misshaped.safetensors');
     writeFileSync(path, encodeSafetensors(tensors));
-    const err = await loadModel(fixtureDef('resnet_basic'), { weights: await openSafetensorsPath(path) }).catch((e: unknown) => e);
+    const err = await loadModel(fixtureDef('resnet_basic'), { weights: await openSafetensorsPath(path) }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(WeightMismatchError);
     const e = err as WeightMismatchError;
     expect(e.missing).toEqual([]);
@@ -105,8 +127,9 @@ describe('checkpoints that do not fit', () => {
     expect(err).toBeInstanceOf(WeightFileError);
     expect((err as Error).message).toMatch(/has no "fc\.weight", the head of resnet18.*features\.0\.0\.weight/s);
     // and the other way round
-    const back = await loadModel(makeMobileNetV2('m', {}), { weights: await openSafetensorsPath(fixturePath('resnet_basic', 'safetensors')) })
-      .catch((e: unknown) => e);
+    const back = await loadModel(makeMobileNetV2('m', {}), {
+      weights: await openSafetensorsPath(fixturePath('resnet_basic', 'safetensors')),
+    }).catch((e: unknown) => e);
     expect((back as Error).message).toMatch(/has no "classifier\.1\.weight"/);
   });
 });

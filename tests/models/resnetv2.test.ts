@@ -8,7 +8,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
 import { optimize } from '../../engine/passes.js';
-import { type SafetensorsFile, WeightFileError, encodeSafetensors, openSafetensorsPath } from '../../engine/safetensors.js';
+import {
+  type SafetensorsFile,
+  WeightFileError,
+  encodeSafetensors,
+  openSafetensorsPath,
+} from '../../engine/safetensors.js';
 import type { HostTensor } from '../../kernels/kernel.js';
 import { NetBuilder, type WeightSource } from '../../models/layers.js';
 import { getModel, loadModel } from '../../models/index.js';
@@ -23,10 +28,13 @@ const fixtureDef = (name: string, cfg?: Partial<ResNetV2Config>) =>
 const readFixtureTensorCount = (name: string) => {
   const bytes = readFileSync(fixturePath(name, 'safetensors'));
   const n = Number(bytes.readBigUInt64LE(0));
-  return Object.keys(JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as object).filter((k) => k !== '__metadata__').length;
+  return Object.keys(JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as object).filter(
+    (k) => k !== '__metadata__',
+  ).length;
 };
 
-const constCount = (g: Graph) => [...g.values.values()].filter((v) => v.kind === 'const').reduce((s, v) => s + (v.data?.length ?? 0), 0);
+const constCount = (g: Graph) =>
+  [...g.values.values()].filter((v) => v.kind === 'const').reduce((s, v) => s + (v.data?.length ?? 0), 0);
 
 describe('resnetv2 (BiT) against PyTorch', () => {
   for (const name of ['bit_tiny', 'bit_tiny_wf2_s97']) {
@@ -63,7 +71,14 @@ describe('resnetv2 registered names', () => {
     for (const name of Object.keys(counts)) {
       const def = getModel(name);
       expect(def.family).toBe('resnetv2');
-      expect(def.preprocess).toEqual({ size: 448, resizeMode: 'squash', cropPct: 1, interpolation: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+      expect(def.preprocess).toEqual({
+        size: 448,
+        resizeMode: 'squash',
+        cropPct: 1,
+        interpolation: 'bilinear',
+        mean: [0.5, 0.5, 0.5],
+        std: [0.5, 0.5, 0.5],
+      });
     }
   });
 
@@ -124,13 +139,18 @@ describe('resnetv2 refuses files that do not fit', () => {
   }
 
   async function mismatch(p: Promise<unknown>): Promise<WeightMismatchError> {
-    const e = await p.then(() => undefined, (err: unknown) => err);
+    const e = await p.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(e).toBeInstanceOf(WeightMismatchError);
     return e as WeightMismatchError;
   }
 
   it('a deeper model than the file: lists the missing blocks', async () => {
-    const e = await mismatch(loadModel(fixtureDef('bit_tiny', { layers: [3, 1, 1, 1] }), { weights: await open('bit_tiny'), size: 64 }));
+    const e = await mismatch(
+      loadModel(fixtureDef('bit_tiny', { layers: [3, 1, 1, 1] }), { weights: await open('bit_tiny'), size: 64 }),
+    );
     const missing = e.missing.map((m) => m.name);
     expect(missing).toContain('stages.0.blocks.2.conv2.weight');
     expect(missing).toContain('stages.0.blocks.2.norm1.bias');
@@ -141,16 +161,29 @@ describe('resnetv2 refuses files that do not fit', () => {
   });
 
   it('a shallower model than the file: lists the unexpected blocks', async () => {
-    const e = await mismatch(loadModel(fixtureDef('bit_tiny', { layers: [1, 1, 1, 1] }), { weights: await open('bit_tiny'), size: 64 }));
+    const e = await mismatch(
+      loadModel(fixtureDef('bit_tiny', { layers: [1, 1, 1, 1] }), { weights: await open('bit_tiny'), size: 64 }),
+    );
     expect(e.missing).toEqual([]);
     expect(e.unexpected.map((u) => u.name).sort()).toEqual(
-      ['conv1.weight', 'conv2.weight', 'conv3.weight', 'norm1.bias', 'norm1.weight', 'norm2.bias', 'norm2.weight', 'norm3.bias', 'norm3.weight']
-        .map((s) => `stages.0.blocks.1.${s}`),
+      [
+        'conv1.weight',
+        'conv2.weight',
+        'conv3.weight',
+        'norm1.bias',
+        'norm1.weight',
+        'norm2.bias',
+        'norm2.weight',
+        'norm3.bias',
+        'norm3.weight',
+      ].map((s) => `stages.0.blocks.1.${s}`),
     );
   });
 
   it('a wider model than the file: every tensor is mis-shaped', async () => {
-    const e = await mismatch(loadModel(fixtureDef('bit_tiny', { wf: 2 }), { weights: await open('bit_tiny'), size: 64 }));
+    const e = await mismatch(
+      loadModel(fixtureDef('bit_tiny', { wf: 2 }), { weights: await open('bit_tiny'), size: 64 }),
+    );
     expect(e.missing).toEqual([]);
     expect(e.unexpected).toEqual([]);
     expect(e.misshaped).toHaveLength(readFixtureTensorCount('bit_tiny') - 1); // all but head.fc.bias [10]
@@ -169,15 +202,31 @@ describe('resnetv2 refuses files that do not fit', () => {
   it('a ResNet-v1 (torchvision) checkpoint: names the head it lacks', async () => {
     const t = (shape: number[]): HostTensor => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
     const path = join(dir, 'resnet-v1.safetensors');
-    writeFileSync(path, encodeSafetensors({
-      'conv1.weight': t([16, 3, 7, 7]), 'bn1.weight': t([16]), 'bn1.bias': t([16]), 'bn1.running_mean': t([16]), 'bn1.running_var': t([16]),
-      'layer1.0.conv1.weight': t([8, 16, 1, 1]), 'fc.weight': t([10, 128]), 'fc.bias': t([10]),
-    }));
+    writeFileSync(
+      path,
+      encodeSafetensors({
+        'conv1.weight': t([16, 3, 7, 7]),
+        'bn1.weight': t([16]),
+        'bn1.bias': t([16]),
+        'bn1.running_mean': t([16]),
+        'bn1.running_var': t([16]),
+        'layer1.0.conv1.weight': t([8, 16, 1, 1]),
+        'fc.weight': t([10, 128]),
+        'fc.bias': t([10]),
+      }),
+    );
     const file = await openSafetensorsPath(path);
-    await expect(loadModel(fixtureDef('bit_tiny'), { weights: file })).rejects.toThrow(/no "head\.fc\.weight".*resnetv2 checkpoint/);
+    await expect(loadModel(fixtureDef('bit_tiny'), { weights: file })).rejects.toThrow(
+      /no "head\.fc\.weight".*resnetv2 checkpoint/,
+    );
     // With a BiT head grafted on, the body's names are all reported at once.
     const head = await open('bit_tiny');
-    const tensors: Record<string, HostTensor> = { 'head.fc.weight': await head.read('head.fc.weight'), 'head.fc.bias': await head.read('head.fc.bias'), 'conv1.weight': t([16, 3, 7, 7]), 'fc.weight': t([10, 128]) };
+    const tensors: Record<string, HostTensor> = {
+      'head.fc.weight': await head.read('head.fc.weight'),
+      'head.fc.bias': await head.read('head.fc.bias'),
+      'conv1.weight': t([16, 3, 7, 7]),
+      'fc.weight': t([10, 128]),
+    };
     writeFileSync(path, encodeSafetensors(tensors));
     const e = await mismatch(loadModel(fixtureDef('bit_tiny'), { weights: await openSafetensorsPath(path), size: 64 }));
     expect(e.missing.map((m) => m.name)).toContain('stem.conv.weight');
@@ -193,7 +242,9 @@ describe('resnetv2 refuses files that do not fit', () => {
     const e = await mismatch(loadModel(fixtureDef('bit_tiny'), { weights: file, size: 64 }));
     expect(e.missing).toEqual([]);
     expect(e.unexpected).toEqual([]);
-    expect(e.misshaped).toEqual([{ name: 'stages.1.blocks.0.conv2.weight', expected: [16, 16, 3, 3], found: [16, 16, 1, 1] }]);
+    expect(e.misshaped).toEqual([
+      { name: 'stages.1.blocks.0.conv2.weight', expected: [16, 16, 3, 3], found: [16, 16, 1, 1] },
+    ]);
     expect(e.message).toContain('stages.1.blocks.0.conv2.weight: file has [16,16,1,1], model needs [16,16,3,3]');
   });
 

@@ -22,11 +22,14 @@ describe('ViT against the PyTorch mirror of timm', () => {
     console.log(`${name}: max|Δ| ${r.maxDiff.toExponential(2)}, max|ref| ${r.maxRef.toFixed(3)}`);
   });
 
-  it.each(['vit_small_test_288', 'vit_small_test_160'])('%s: the 224 weights with pos_embed resampled', async (name) => {
-    const meta = readFixture(name);
-    const r = await checkFixture(name, makeViT(meta.weights!, meta.config as unknown as ViTConfig));
-    console.log(`${name}: max|Δ| ${r.maxDiff.toExponential(2)}, max|ref| ${r.maxRef.toFixed(3)}`);
-  });
+  it.each(['vit_small_test_288', 'vit_small_test_160'])(
+    '%s: the 224 weights with pos_embed resampled',
+    async (name) => {
+      const meta = readFixture(name);
+      const r = await checkFixture(name, makeViT(meta.weights!, meta.config as unknown as ViTConfig));
+      console.log(`${name}: max|Δ| ${r.maxDiff.toExponential(2)}, max|ref| ${r.maxRef.toFixed(3)}`);
+    },
+  );
 });
 
 describe('resampleBicubic', () => {
@@ -43,19 +46,33 @@ describe('resampleBicubic', () => {
 
   it('matches F.interpolate(mode=bicubic, align_corners=False) with and without antialias', () => {
     const fx = JSON.parse(readFileSync(fixturePath('resample_bicubic', 'json'), 'utf8')) as {
-      cases: { channels: number; inH: number; inW: number; outH: number; outW: number; antialias: boolean; input: number[]; output: number[] }[];
+      cases: {
+        channels: number;
+        inH: number;
+        inW: number;
+        outH: number;
+        outW: number;
+        antialias: boolean;
+        input: number[];
+        output: number[];
+      }[];
     };
     expect(fx.cases.length).toBeGreaterThanOrEqual(8);
     for (const c of fx.cases) {
-      const got = resampleBicubic(Float32Array.from(c.input), c.channels, c.inH, c.inW, c.outH, c.outW, { antialias: c.antialias });
+      const got = resampleBicubic(Float32Array.from(c.input), c.channels, c.inH, c.inW, c.outH, c.outW, {
+        antialias: c.antialias,
+      });
       const what = `${c.inH}×${c.inW}×${c.channels} → ${c.outH}×${c.outW} antialias ${c.antialias}`;
       expect(got.length, what).toBe(c.output.length);
-      c.output.forEach((v, i) => expect(Math.abs(got[i] - v), `${what} [${i}]`).toBeLessThanOrEqual(1e-5 + 1e-5 * Math.abs(v)));
+      c.output.forEach((v, i) =>
+        expect(Math.abs(got[i] - v), `${what} [${i}]`).toBeLessThanOrEqual(1e-5 + 1e-5 * Math.abs(v)),
+      );
     }
   });
 
   it('resamplePosEmbed keeps the class token, resamples the grid, and checks its input', () => {
-    const D = 3, pos = rand((1 + 4 * 4) * D, 2);
+    const D = 3,
+      pos = rand((1 + 4 * 4) * D, 2);
     expect(resamplePosEmbed(pos, D, 4)).toBe(pos);
     const out = resamplePosEmbed(pos, D, 6);
     expect(out.length).toBe((1 + 36) * D);
@@ -75,13 +92,22 @@ describe('registered ViTs', () => {
     vit_large_patch16_224: 304_326_632,
   };
   const count = (g: { values: Map<string, { kind: string; shape: number[] }> }) =>
-    [...g.values.values()].filter((v) => v.kind === 'const').reduce((s, v) => s + v.shape.reduce((a, b) => a * b, 1), 0);
+    [...g.values.values()]
+      .filter((v) => v.kind === 'const')
+      .reduce((s, v) => s + v.shape.reduce((a, b) => a * b, 1), 0);
 
   it('every name is registered with timm preprocessing', () => {
     for (const name of Object.keys(PARAMS)) {
       const d = getModel(name);
       expect(d.family).toBe('vit');
-      expect(d.preprocess).toEqual({ size: 224, resizeMode: 'short', cropPct: 0.9, interpolation: 'bicubic', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+      expect(d.preprocess).toEqual({
+        size: 224,
+        resizeMode: 'short',
+        cropPct: 0.9,
+        interpolation: 'bicubic',
+        mean: [0.5, 0.5, 0.5],
+        std: [0.5, 0.5, 0.5],
+      });
     }
     expect(Object.keys(VIT_CONFIGS).sort()).toEqual(Object.keys(PARAMS).sort());
   });
@@ -119,8 +145,12 @@ describe('registered ViTs', () => {
   });
 
   it('an input side that is not a multiple of the patch is refused by name', async () => {
-    await expect(loadModel('vit_tiny_patch16_224', { weights: 'random', size: 230 })).rejects.toThrow(/side 230 is not a multiple of the patch size 16/);
-    await expect(loadModel('vit_base_patch32_224', { weights: 'random', size: 240 })).rejects.toThrow(/side 240 .* patch size 32/);
+    await expect(loadModel('vit_tiny_patch16_224', { weights: 'random', size: 230 })).rejects.toThrow(
+      /side 230 is not a multiple of the patch size 16/,
+    );
+    await expect(loadModel('vit_base_patch32_224', { weights: 'random', size: 240 })).rejects.toThrow(
+      /side 240 .* patch size 32/,
+    );
   });
 });
 
@@ -148,9 +178,18 @@ describe('bad ViT weights', () => {
   it('a deeper model than the checkpoint lists every missing tensor', async () => {
     const e = await mismatch(makeViT('vit_depth3', { ...small, depth: 3 }), await open());
     expect(e.missing.map((m) => m.name).sort()).toEqual([
-      'blocks.2.attn.proj.bias', 'blocks.2.attn.proj.weight', 'blocks.2.attn.qkv.bias', 'blocks.2.attn.qkv.weight',
-      'blocks.2.mlp.fc1.bias', 'blocks.2.mlp.fc1.weight', 'blocks.2.mlp.fc2.bias', 'blocks.2.mlp.fc2.weight',
-      'blocks.2.norm1.bias', 'blocks.2.norm1.weight', 'blocks.2.norm2.bias', 'blocks.2.norm2.weight',
+      'blocks.2.attn.proj.bias',
+      'blocks.2.attn.proj.weight',
+      'blocks.2.attn.qkv.bias',
+      'blocks.2.attn.qkv.weight',
+      'blocks.2.mlp.fc1.bias',
+      'blocks.2.mlp.fc1.weight',
+      'blocks.2.mlp.fc2.bias',
+      'blocks.2.mlp.fc2.weight',
+      'blocks.2.norm1.bias',
+      'blocks.2.norm1.weight',
+      'blocks.2.norm2.bias',
+      'blocks.2.norm2.weight',
     ]);
     expect(e.unexpected).toEqual([]);
     expect(e.message).toMatch(/12 missing, 0 unexpected, 0 mis-shaped/);
@@ -163,10 +202,17 @@ describe('bad ViT weights', () => {
     expect(e.unexpected.every((u) => u.name.startsWith('blocks.1.'))).toBe(true);
   });
 
-  it('another ViT\'s checkpoint (patch 32, width 12) is reported as mis-shaped tensors', async () => {
-    const e = await mismatch(makeViT('vit_small_test', small), await openSafetensorsPath(fixturePath('vit_p32_test', 'safetensors')));
+  it("another ViT's checkpoint (patch 32, width 12) is reported as mis-shaped tensors", async () => {
+    const e = await mismatch(
+      makeViT('vit_small_test', small),
+      await openSafetensorsPath(fixturePath('vit_p32_test', 'safetensors')),
+    );
     expect(e.misshaped.map((m) => m.name)).toContain('patch_embed.proj.weight');
-    expect(e.misshaped.find((m) => m.name === 'pos_embed')).toEqual({ name: 'pos_embed', expected: [1, 197, 32], found: [1, 50, 12] });
+    expect(e.misshaped.find((m) => m.name === 'pos_embed')).toEqual({
+      name: 'pos_embed',
+      expected: [1, 197, 32],
+      found: [1, 50, 12],
+    });
   });
 
   it('a pos_embed for another grid is mis-shaped, naming both shapes', async () => {
@@ -185,7 +231,8 @@ describe('bad ViT weights', () => {
     const bytes = readFileSync(fixturePath('vit_small_test', 'safetensors'));
     const path = join(dir, 'short.safetensors');
     await writeFile(path, bytes.subarray(0, bytes.length - 1000));
-    await expect((async () => loadModel(makeViT('vit_small_test', small), { weights: await openSafetensorsPath(path) }))())
-      .rejects.toThrow(WeightFileError);
+    await expect(
+      (async () => loadModel(makeViT('vit_small_test', small), { weights: await openSafetensorsPath(path) }))(),
+    ).rejects.toThrow(WeightFileError);
   });
 });

@@ -30,8 +30,9 @@ describe('chartsBundle', () => {
 
   it('names the command to run when the bundle is missing', () => {
     const nowhere = [new URL('file:///nonexistent/cnnlab/dist/web/report-charts.js')];
-    expect(() => chartsBundle(nowhere))
-      .toThrow(/not built \(no \/nonexistent\/cnnlab\/dist\/web\/report-charts\.js\): run `node build\.mjs`/);
+    expect(() => chartsBundle(nowhere)).toThrow(
+      /not built \(no \/nonexistent\/cnnlab\/dist\/web\/report-charts\.js\): run `node build\.mjs`/,
+    );
   });
 });
 
@@ -39,12 +40,26 @@ describe('reports with the chart module given', () => {
   const charts = 'window.FAKE_REPORT_CHARTS_4b2d = 1;';
   it('inline the given text after Chart.js, as the page renders a report', () => {
     const s = {
-      version: 1, model: 'm', weights: 'w', data: 'd',
+      version: 1,
+      model: 'm',
+      weights: 'w',
+      data: 'd',
       preprocessing: {
-        size: 32, resizeMode: 'squash', cropPct: 1, interpolation: 'bilinear', mean: [0, 0, 0], std: [1, 1, 1],
+        size: 32,
+        resizeMode: 'squash',
+        cropPct: 1,
+        interpolation: 'bilinear',
+        mean: [0, 0, 0],
+        std: [1, 1, 1],
       },
-      created: 'today', shards: null, clean: null, corruptions: {}, mce: null, relative_mce: null,
-      sweeps: {}, resolutions: { '24': { n: 1, top1: 0.5, top5: 1 }, '32': { n: 1, top1: 0.75, top5: 1 } },
+      created: 'today',
+      shards: null,
+      clean: null,
+      corruptions: {},
+      mce: null,
+      relative_mce: null,
+      sweeps: {},
+      resolutions: { '24': { n: 1, top1: 0.5, top5: 1 }, '32': { n: 1, top1: 0.75, top5: 1 } },
       unreadable: [],
     } as Summary;
     const html = renderRobustnessReport(s, { chartJs: 'CHART_JS_UMD', charts });
@@ -54,7 +69,11 @@ describe('reports with the chart module given', () => {
 
   it('leave the scripts out when there is nothing to draw', () => {
     const b = {
-      version: 1, created: 'now', command: 'x', notes: [], models: [],
+      version: 1,
+      created: 'now',
+      command: 'x',
+      notes: [],
+      models: [],
       settings: { models: [], batches: [], peers: [], iters: 1, warmup: 0, quick: true, size: 8 },
       adapter: { runtime: 'node', vendor: 'v', architecture: 'a', description: 'd', features: [], summary: 's' },
       roofline: { fmaGflops: 1, copyGBps: 1, timing: 'wall' },

@@ -16,8 +16,9 @@ function tsFiles(dir: string): string[] {
 
 /** Every import and re-export: its specifier and whether it is type-only. */
 function importsOf(src: string): { from: string; typeOnly: boolean }[] {
-  return [...src.matchAll(/^(import|export)\s+(type\s+)?[^'";]*?\bfrom\s+'([^']+)'|^import\s+'([^']+)'/gm)]
-    .map((m) => ({ from: m[3] ?? m[4], typeOnly: m[2] !== undefined }));
+  return [...src.matchAll(/^(import|export)\s+(type\s+)?[^'";]*?\bfrom\s+'([^']+)'|^import\s+'([^']+)'/gm)].map(
+    (m) => ({ from: m[3] ?? m[4], typeOnly: m[2] !== undefined }),
+  );
 }
 
 describe('report/', () => {
@@ -40,12 +41,10 @@ describe('HTML and chart code', () => {
   it('live in strings only under report/ and web/', () => {
     const tags = '!doctype|html|head|body|main|section|div|table|thead|tr|td|script|style|canvas|figure|dl';
     const markup = new RegExp(`['"\`]\\s*<(${tags})\\b`, 'i');
-    const bad = ['engine', 'kernels', 'models', 'eval', 'bench', 'cli']
-      .flatMap(tsFiles)
-      .filter((f) => {
-        const src = readFileSync(join(ROOT, f), 'utf8');
-        return markup.test(src) || /new Chart\(/.test(src);
-      });
+    const bad = ['engine', 'kernels', 'models', 'eval', 'bench', 'cli'].flatMap(tsFiles).filter((f) => {
+      const src = readFileSync(join(ROOT, f), 'utf8');
+      return markup.test(src) || /new Chart\(/.test(src);
+    });
     expect(bad).toEqual([]);
   });
 });

@@ -10,7 +10,10 @@ describe('htmlPage', () => {
     title: 'a <b> & "c"',
     css: '.x { color: red; }',
     sections: ['<section>one</section>', '', '<section>two</section>'],
-    data: [{ id: 'd1', value: { s: '</script><b>' } }, { id: 'd2', value: [1, 2] }],
+    data: [
+      { id: 'd1', value: { s: '</script><b>' } },
+      { id: 'd2', value: [1, 2] },
+    ],
     charts: { chartJs: 'var C = "</script>";', charts: 'draw();' },
   });
 
@@ -42,8 +45,9 @@ describe('page pieces', () => {
     expect(inlineJs('a</SCRIPT>b</script')).toBe('a<\\/SCRIPT>b<\\/script');
     expect(dl([['<k>', '<b>v</b>']])).toBe('<dl><dt>&lt;k&gt;</dt><dd><b>v</b></dd></dl>');
     expect(headRow(['a<b'])).toBe('<thead><tr><th>a&lt;b</th></tr></thead>');
-    expect(figure('chart-x', 'Cap', 300, { cls: 'wide', extra: '<i></i>' }))
-      .toBe('<figure class="wide"><figcaption>Cap</figcaption>' +
-        '<div class="chart" style="height:300px"><canvas id="chart-x"></canvas></div><i></i></figure>');
+    expect(figure('chart-x', 'Cap', 300, { cls: 'wide', extra: '<i></i>' })).toBe(
+      '<figure class="wide"><figcaption>Cap</figcaption>' +
+        '<div class="chart" style="height:300px"><canvas id="chart-x"></canvas></div><i></i></figure>',
+    );
   });
 });
