@@ -19,7 +19,7 @@
 
 import type { Device } from '../engine/device.js';
 import { type Plan, compile } from '../engine/executor.js';
-import { Graph, runReference } from '../engine/graph.js';
+import { runReference } from '../engine/graph.js';
 import {
   type TuningFile,
   type TuningTable,
@@ -395,7 +395,7 @@ export async function tuneModels(device: Device, o: TuneModelsOptions): Promise<
       if (c.kept) continue;
       for (const key of inModel) {
         const e = table.get(key);
-        if (e && e.prefer) table.set(key, { ...e, prefer: '', ms: e.heuristicMs });
+        if (e?.prefer) table.set(key, { ...e, prefer: '', ms: e.heuristicMs });
       }
       o.onTuning?.(mergeTable(base, table));
     }

@@ -1,7 +1,7 @@
 // `npx cnnlab robustness` and `npx cnnlab merge`: runs that append per-image results as they go,
 // resume after a kill, split into shards for a job runner, and end in summary.json + report.html.
 
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
@@ -201,7 +201,10 @@ async function runLogged(
   );
   let started = false;
   const progress = (p: Progress) => {
-    if (!started) bar.start(p.total, 0, { ips: '-', cond: p.cond }), (started = true);
+    if (!started) {
+      bar.start(p.total, 0, { ips: '-', cond: p.cond });
+      started = true;
+    }
     bar.update(p.done, { ips: p.imagesPerSecond.toFixed(1), cond: p.cond });
   };
   try {
@@ -278,7 +281,10 @@ async function chromeRun(
       await page.exposeFunction('cnnlabRecords', (json: string) => log.append(JSON.parse(json) as RunRecord[]));
       await page.exposeFunction('cnnlabProgress', (json: string) => {
         const pr = JSON.parse(json) as Progress;
-        if (!started) bar.start(pr.total, 0, { ips: '-', cond: pr.cond }), (started = true);
+        if (!started) {
+          bar.start(pr.total, 0, { ips: '-', cond: pr.cond });
+          started = true;
+        }
         bar.update(pr.done, { ips: pr.imagesPerSecond.toFixed(1), cond: pr.cond });
       });
       await page.evaluate((args) => window.cnnlab.robustness(args), {

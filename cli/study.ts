@@ -148,7 +148,7 @@ export async function studyCmd(argv: string[]): Promise<number> {
   const dirs = [...positionals];
   if (values.plan) {
     const planFile = path.resolve(values.plan);
-    let plan;
+    let plan: ReturnType<typeof parsePlan>;
     try {
       plan = parsePlan(JSON.parse(readFileSync(planFile, 'utf8')), path.dirname(planFile));
     } catch (e) {

@@ -249,7 +249,7 @@ function lowerNodes(
     if (def.alias) return { node: n, low: { dispatches: [] } as Lowering };
     const nctx = { ...ctx, constInputs: n.inputs.map((x) => graph.value(x).kind === 'const') };
     const t = opts.tuning?.get(layerKey(n.op, n.attrs, ins));
-    if (t && t.prefer && opts.prefer?.[t.family] === undefined) {
+    if (t?.prefer && opts.prefer?.[t.family] === undefined) {
       try {
         const low = def.lower(n.attrs, ins, outs, { ...nctx, prefer: { ...ctx.prefer, [t.family]: t.prefer } });
         tuning.used++;

@@ -67,7 +67,10 @@ function byBirth(lifetimes: Lifetime[]): MemoryPlan {
       )
         best = s;
     }
-    if (best < 0) slots.push({ bytes: 0, freeAfter: -1 }), (best = slots.length - 1);
+    if (best < 0) {
+      slots.push({ bytes: 0, freeAfter: -1 });
+      best = slots.length - 1;
+    }
     slots[best].bytes = Math.max(slots[best].bytes, t.bytes);
     slots[best].freeAfter = t.last;
     slotOf.set(t.id, best);

@@ -45,8 +45,7 @@ export function foldBatchNorm(input: Graph): Graph {
   for (const bn of [...g.nodes]) {
     if (bn.op !== 'batchnorm') continue;
     const conv = g.producer(bn.inputs[0]);
-    if (!conv || conv.op !== 'conv2d' || !noAct(conv) || hasResidual(conv) || soleConsumer(g, conv.outputs[0]) !== bn)
-      continue;
+    if (conv?.op !== 'conv2d' || !noAct(conv) || hasResidual(conv) || soleConsumer(g, conv.outputs[0]) !== bn) continue;
     if (![conv.inputs[1], conv.inputs[2], ...bn.inputs.slice(1)].every((v) => v === undefined || isConst(g, v)))
       continue;
     const [gamma, beta, mean, variance] = bn.inputs.slice(1).map((v) => g.value(v).data!);
@@ -140,8 +139,7 @@ export function fuseResidual(input: Graph): Graph {
       const conv = g.producer(add.inputs[k]);
       const other = add.inputs[1 - k];
       if (
-        !conv ||
-        conv.op !== 'conv2d' ||
+        conv?.op !== 'conv2d' ||
         !noAct(conv) ||
         hasResidual(conv) ||
         ((conv.attrs.groups as number | undefined) ?? 1) !== 1

@@ -77,7 +77,7 @@ export class TuningTable {
   }
 
   get(key: string): TuneChoice | undefined {
-    return Object.prototype.hasOwnProperty.call(this.layers, key) ? this.layers[key] : undefined;
+    return Object.hasOwn(this.layers, key) ? this.layers[key] : undefined;
   }
 
   set(key: string, c: TuneChoice): void {

@@ -77,11 +77,12 @@ function listSome(names: string[], n = 10): string {
 export function assignLabels(classes: string[], o: LabelOptions = {}): { labels: number[]; labelSource: LabelSource } {
   let labels: number[];
   let labelSource: LabelSource;
-  if (o.labelMap) {
-    const missing = classes.filter((c) => !Object.prototype.hasOwnProperty.call(o.labelMap, c));
+  const labelMap = o.labelMap;
+  if (labelMap) {
+    const missing = classes.filter((c) => !Object.hasOwn(labelMap, c));
     if (missing.length)
       throw new DatasetError(`the label map has no label for ${missing.length} class folder(s): ${listSome(missing)}`);
-    labels = classes.map((c) => o.labelMap![c]);
+    labels = classes.map((c) => labelMap[c]);
     const bad = classes.filter((_, i) => !Number.isInteger(labels[i]) || labels[i] < 0);
     if (bad.length)
       throw new DatasetError(

@@ -86,6 +86,9 @@ export function parseRecordLine(line: string, file: string, lineNo: number): Run
   return r as RunRecord;
 }
 
+// Lines of code points below 128 only: their length in UTF-16 units is their length in bytes.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range is every ASCII character, control characters included
+const ASCII = /^[\x00-\x7f]*$/;
 /**
  * Parse JSONL text, ignoring a torn last line (a run killed mid-write); returns the records and
  * the byte length of the complete lines. Linear: bytes are counted per line. Node code streams
@@ -105,7 +108,7 @@ export function parseRecords(text: string, file = 'results.jsonl'): { records: R
     lineNo++;
     if (line.trim()) records.push(parseRecordLine(line, file, lineNo));
     // Pure ASCII lines (the usual case) are their own byte length; others are encoded once.
-    validBytes += (/^[\x00-\x7f]*$/.test(line) ? line.length : enc.encode(line).length) + 1;
+    validBytes += (ASCII.test(line) ? line.length : enc.encode(line).length) + 1;
   }
   return { records, validBytes };
 }

@@ -102,7 +102,8 @@ export function parsePlan(value: unknown, planDir: string): StudyPlan {
       }
       return vs as string[];
     };
-    const ms = r.model === undefined ? (bad(`${at}.model`, 'missing'), null) : strings('model', r.model);
+    if (r.model === undefined) bad(`${at}.model`, 'missing');
+    const ms = r.model === undefined ? null : strings('model', r.model);
     for (const m of ms ?? [])
       if (!models.has(m)) bad(`${at}.model`, `unknown model "${m}" (npx cnnlab models lists them)`);
     const ws = r.weights === undefined ? null : strings('weights', r.weights);

@@ -454,7 +454,7 @@ export function parseStudyJson(text: string, name = 'study.json'): StudyJson {
     throw new StudyInputError(`${name}: not JSON (${(e as Error).message})`);
   }
   const o = obj(v);
-  if (!o || o.kind !== 'cnnlab-study')
+  if (o?.kind !== 'cnnlab-study')
     throw new StudyInputError(`${name}: not a cnnlab study.json (no "kind": "cnnlab-study")`);
   if (o.version !== 1)
     throw new StudyInputError(`${name}: study.json version ${JSON.stringify(o.version)}; this cnnlab reads version 1`);

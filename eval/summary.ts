@@ -200,7 +200,11 @@ export class SummaryAccumulator {
       const accuracy: Record<string, number> = {},
         n: Record<string, number> = {};
       let sum = 0;
-      for (const [v, s] of groups) (sum += accuracy[v] = s.top1 / s.n), (n[v] = s.n);
+      for (const [v, s] of groups) {
+        accuracy[v] = s.top1 / s.n;
+        n[v] = s.n;
+        sum += accuracy[v];
+      }
       sweeps[name as 'size'] = { accuracy, n, mean: sum / groups.length };
     }
 

@@ -12,7 +12,7 @@ export interface RgbaImage {
   data: Uint8Array;
 }
 
-const clamp = (x: number, lo = 0, hi = 1) => (x < lo ? lo : x > hi ? hi : x);
+const clamp = (x: number, lo = 0, hi = 1) => (x < lo ? lo : Math.min(x, hi));
 
 // ---------------------------------------------------------------------------------------------
 // Resampling: PIL's antialiased convolution resize (bicubic a = −0.5, support widened by the

@@ -46,7 +46,7 @@ function nameId(name: string): number {
   return h;
 }
 
-const clamp = (x: number, lo = 0, hi = 1) => (x < lo ? lo : x > hi ? hi : x);
+const clamp = (x: number, lo = 0, hi = 1) => (x < lo ? lo : Math.min(x, hi));
 
 /** HSL (hue in degrees, s and l in [0,1]) to RGB in [0,255]. */
 function hsl(h: number, s: number, l: number): [number, number, number] {

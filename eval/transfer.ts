@@ -291,7 +291,7 @@ export function fewshotLsr(train: FeatureSet, test: FeatureSet, o: FewshotOption
   if (!Number.isInteger(seeds) || seeds < 1)
     throw new Error(`fewshotLsr: seeds must be a positive integer, got ${seeds}`);
   const C = classCount([train, test], o.classes);
-  const d = train.d;
+  const _d = train.d;
 
   const byClass: number[][] = Array.from({ length: C }, () => []);
   for (let i = 0; i < train.n; i++) byClass[train.y[i]].push(i);

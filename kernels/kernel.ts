@@ -151,6 +151,7 @@ export interface TuneSpace {
   candidates: string[];
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the registry holds ops with different attrs; each op types its own
 export interface OpDef<A = any> {
   op: string;
   /** Allowed number of inputs, inclusive. */

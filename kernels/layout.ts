@@ -19,7 +19,6 @@
 // C % 4 == 0; cells outside the input get `value`.
 
 import {
-  type HostTensor,
   type KernelFamily,
   type OpDef,
   type Shape,

@@ -527,7 +527,7 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
   const sg = !!p.sg || sgAuto;
   if (sgAuto) Object.assign(p, { tm: 8, tn: 16, wgy: 8 });
   // Bigger register tiles pay off once both sides have the rows and columns to fill them.
-  const TM = p.tm ?? (M >= 32 && N >= 32 ? 8 : M >= 4 ? 4 : M);
+  const TM = p.tm ?? (M >= 32 && N >= 32 ? 8 : Math.min(M, 4));
   const TN = p.tn ?? (TM === 8 ? 8 : 4);
   const Mt = ceilDiv(M, TM),
     Nt = ceilDiv(N, TN);

@@ -3,7 +3,7 @@
 // names and shapes (NHWC activations, HWIO conv weights, [in,out] linear weights). A source
 // maps those names to a file's tensors, or makes seeded random ones.
 
-import { Graph } from '../engine/graph.js';
+import type { Graph } from '../engine/graph.js';
 import type { Activation } from '../kernels/kernel.js';
 import { Rng, bnParams, heNormal } from './init.js';
 

@@ -154,7 +154,7 @@ export function setupRobustnessUi(getDevice: () => Promise<Device>): void {
   $('rob-save').addEventListener('click', () => {
     if (!last) return;
     for (const [name, text, type] of [
-      ['results.jsonl', last.records.map((r) => JSON.stringify(r)).join('\n') + '\n', 'application/x-ndjson'],
+      ['results.jsonl', `${last.records.map((r) => JSON.stringify(r)).join('\n')}\n`, 'application/x-ndjson'],
       ['summary.json', JSON.stringify(last.summary, null, 1), 'application/json'],
     ] as const) {
       const a = document.createElement('a');

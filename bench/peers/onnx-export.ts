@@ -20,7 +20,7 @@
 // → Reshape → Mul → Add, LayerNorm decomposed (LayerNormalization from opset 17), exact GELU
 // as Div → Erf → Add → Mul → Mul, HardSwish from opset 14 (Add → Clip → Mul → Div before).
 
-import { type Graph, type Node } from '../../engine/graph.js';
+import type { Graph, Node } from '../../engine/graph.js';
 import { getOp } from '../../kernels/index.js';
 import { type Activation, type HostTensor, numel } from '../../kernels/kernel.js';
 import {
@@ -53,7 +53,11 @@ const TO_NCHW = [0, 3, 1, 2];
 const TO_NHWC = [0, 2, 3, 1];
 
 const permuteShape = (s: readonly number[], p: readonly number[]) => p.map((d) => s[d]);
-const invert = (p: readonly number[]) => p.reduce<number[]>((inv, d, k) => ((inv[d] = k), inv), []);
+const invert = (p: readonly number[]) =>
+  p.reduce<number[]>((inv, d, k) => {
+    inv[d] = k;
+    return inv;
+  }, []);
 const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, k) => v === b[k]);
 const isIdentity = (p: readonly number[]) => p.every((d, k) => d === k);
 

@@ -154,6 +154,7 @@ export function buildTfjsModel(tf: Tf, graph: Graph): TfjsModel {
 
 function lowerNode(c: Ctx): Lowered {
   const { tf, node: n } = c;
+  // biome-ignore lint/suspicious/noExplicitAny: a node's attrs depend on its op; each case below reads its own fields
   const a = n.attrs as Record<string, any>;
   if ('act' in a) checkAct(c, a.act);
   switch (n.op) {

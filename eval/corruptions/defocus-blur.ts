@@ -34,7 +34,7 @@ function cvGaussianKernel(ksize: number, sigma: number): number[] {
 
 /** The reference's disk(radius, alias_blur): a 2-D kernel of side 2L+1, row-major. */
 export function diskKernel(radius: number, alias: number): { size: number; k: Float64Array } {
-  const L = radius <= 8 ? 8 : radius;
+  const L = Math.max(radius, 8);
   const ksize = radius <= 8 ? 3 : 5;
   const size = 2 * L + 1;
   const disk = new Float64Array(size * size);

@@ -26,6 +26,7 @@ import type { CorruptAttrs, CorruptionDef } from './corruption.js';
 
 export type { CorruptAttrs, CorruptionDef } from './corruption.js';
 
+// biome-ignore lint/suspicious/noExplicitAny: each corruption has its own parameter type; the list holds all of them
 export const CORRUPTIONS: readonly CorruptionDef<any>[] = [
   gaussianNoise,
   shotNoise,

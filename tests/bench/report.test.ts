@@ -232,7 +232,7 @@ describe('targets, tuning and untuned rows', () => {
       ['110.0 MiB', false], // > 100 + 9
     ]);
     expect(c[0].what).toContain('tfjs-webgpu');
-    expect(formatTargets(c)).toMatch(/^MISSED  resnet50 224px: steady state/);
+    expect(formatTargets(c)).toMatch(/^MISSED {2}resnet50 224px: steady state/);
   });
   it('the report shows the tuning table, the untuned row and the memory target', () => {
     const html = renderReport(tuned(), { chartJs: FAKE_CHART });

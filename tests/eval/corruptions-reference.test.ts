@@ -105,8 +105,8 @@ function stats(x: Uint8Array, y: Float32Array, off: number) {
 const DRAWS = 4;
 type Stats = ReturnType<typeof stats>;
 const STAT_KEYS = ['sd', 'mad', 'grad', 'out_sd', 'mean0', 'mean1', 'mean2'] as const;
-const pick = (r: Stats | Record<string, any>, k: (typeof STAT_KEYS)[number]): number =>
-  k === 'mean0' || k === 'mean1' || k === 'mean2' ? r.mean[Number(k[4])] : (r as Record<string, number>)[k];
+const pick = (r: Stats, k: (typeof STAT_KEYS)[number]): number =>
+  k === 'mean0' || k === 'mean1' || k === 'mean2' ? r.mean[Number(k[4])] : r[k];
 const meanSd = (v: number[]) => {
   const m = v.reduce((a, b) => a + b, 0) / v.length;
   return { m, sd: Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1)) };
@@ -164,7 +164,7 @@ describe('every stochastic corruption against hendrycks/robustness in distributi
       for (let s = 1; s <= 5; s++) {
         const y = await run(xs, [0, 1, 2, 3], name, s, 0);
         const ours = Array.from({ length: DRAWS }, (_, k) => stats(A, y, k * A.length));
-        const ref = meta.stochastic.stats[name][String(s)] as Record<string, any>[];
+        const ref = meta.stochastic.stats[name][String(s)] as Stats[]; // the fixture script writes the same fields
         for (const key of STAT_KEYS) {
           const o = meanSd(ours.map((r) => pick(r, key))),
             r = meanSd(ref.map((q) => pick(q, key)));

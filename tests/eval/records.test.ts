@@ -20,7 +20,6 @@ import {
   readRecordFile,
   readRuns,
   RecordLog,
-  ResumeError,
   type RunRecord,
   type RunSettings,
   settingsMismatch,
@@ -64,7 +63,7 @@ const deadPid = () => spawnSync(process.execPath, ['-e', '0']).pid!;
 
 describe('reading results.jsonl', () => {
   it('streams records, drops a torn last line and counts bytes', async () => {
-    const text = line(rec('clean', 'a/é.jpg')) + line(rec('clean', 'b')) + '{"cond":"clean","id":"c","lab';
+    const text = `${line(rec('clean', 'a/é.jpg')) + line(rec('clean', 'b'))}{"cond":"clean","id":"c","lab`;
     const dir = runDir(text);
     const got: RunRecord[] = [];
     const st = await readRecordFile(RecordLog.file(dir), (r) => got.push(r));
@@ -76,7 +75,7 @@ describe('reading results.jsonl', () => {
   });
 
   it('a damaged middle line is an error with its file and line number', async () => {
-    const dir = runDir(line(rec('clean', 'a')) + '\n{"cond":"clean",\n' + line(rec('clean', 'b')));
+    const dir = runDir(`${line(rec('clean', 'a'))}\n{"cond":"clean",\n${line(rec('clean', 'b'))}`);
     const f = RecordLog.file(dir);
     await expect(readRecordFile(f, () => {})).rejects.toThrow(`${f}:3: not JSON`);
     expect(() => parseRecords(readFileSync(f, 'utf8'), f)).toThrow(`${f}:3: not JSON`);
@@ -101,7 +100,7 @@ describe('reading results.jsonl', () => {
 
 describe('resume', () => {
   it('counts duplicate lines once, cuts a torn tail and appends only new keys', async () => {
-    const dir = runDir(line(rec('clean', 'a')) + line(rec('clean', 'a', false)) + line(rec('clean', 'b')) + '{"co');
+    const dir = runDir(`${line(rec('clean', 'a')) + line(rec('clean', 'a', false)) + line(rec('clean', 'b'))}{"co`);
     const notes: string[] = [];
     const log = await RecordLog.open(dir, syntheticSettings(), { resume: true, log: (s) => notes.push(s) });
     try {

@@ -3,7 +3,7 @@ import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
 import { batchNormOp, foldBatchNormParams } from '../../kernels/batchnorm.js';
 import { groupNormOp, groupNormVariant, weightStandardizeOp } from '../../kernels/groupnorm.js';
-import { type HostTensor, type Shape } from '../../kernels/kernel.js';
+import type { HostTensor, Shape } from '../../kernels/kernel.js';
 import { layerNormOp } from '../../kernels/layernorm.js';
 import { softmaxOp } from '../../kernels/softmax.js';
 import { expectClose, rand, randTensor, testDevice } from '../helpers.js';
