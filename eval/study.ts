@@ -485,7 +485,8 @@ export function formatStudyTable(st: StudyJson): string {
   const rows = st.runs.map((r) => [
     r.id,
     r.model,
-    short(r.weights_sha256 ? `${r.weights} ${r.weights_sha256.slice(0, 8)}` : r.weights, 32),
+    // The name is shortened, never the hash: two files of one name differ only there.
+    r.weights_sha256 ? `${short(r.weights, 32)} ${r.weights_sha256.slice(0, 8)}` : short(r.weights, 32),
     r.n === null ? DASH : String(r.n),
     pct(r.top1),
     fix(r.ece, 3),
