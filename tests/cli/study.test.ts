@@ -128,7 +128,9 @@ describe('cnnlab study', () => {
     const { rc, text } = await captured(() => studyCmd(['--plan', planFile, r18, bad, '--skip-bad']));
     expect(rc).toBe(0);
     expect(text).toContain(`warning: skipped ${bad}: no summary.json`);
-    expect(text).toMatch(/\nmnv2-mobilenet_v2_synth-builtin +mobilenet_v2_synth +mobilenet_v2_synth\.safetensors [0-9a-f]{8} +1 /);
+    expect(text).toMatch(
+      /\nmnv2-mobilenet_v2_synth-builtin +mobilenet_v2_synth +mobilenet_v2_synth\.safetensors [0-9a-f]{8} +1 /,
+    );
     expect(text).toMatch(/\nr18 +resnet18 +random \(seed 0\) +1 .*mCE, SI-Score sweeps, transfer/);
 
     const st = readStudy();
