@@ -291,7 +291,7 @@ async function chromeRun(
         ...o,
         weightsUrl: o.weightsPath ? weightsUrl(o.weightsPath) : null,
         dataIndexUrl: o.data ? '/job/index.json' : null,
-        done: [...log.done],
+        done: log.done.pack(),
       });
     });
   } finally {

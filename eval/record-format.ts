@@ -148,6 +148,21 @@ export class Bitset {
     return n;
   }
 
+  /** The bits as 32-bit words up to the last one in use (for passing a set between processes). */
+  toWords(): number[] {
+    let n = this.words.length;
+    while (n > 0 && this.words[n - 1] === 0) n--;
+    return Array.from(this.words.subarray(0, n));
+  }
+
+  static fromWords(words: readonly number[]): Bitset {
+    const b = new Bitset();
+    b.words = new Uint32Array(Math.max(64, words.length));
+    b.words.set(words);
+    for (const w of b.words) if (w) b.count += popcount(w);
+    return b;
+  }
+
   equals(other: Bitset): boolean {
     return this.count === other.count && this.missingFrom(other) === 0;
   }
@@ -171,6 +186,12 @@ function popcount(x: number): number {
  * 50,000 images and 76 conditions) takes about 0.5 MB of bits plus the 50,000 id strings,
  * instead of 3.75 M key strings.
  */
+/** A KeySet as plain data (KeySet.pack / KeySet.unpack). */
+export interface PackedKeys {
+  ids: string[];
+  conds: Record<string, number[]>;
+}
+
 export class KeySet {
   private readonly ids = new Map<string, number>();
   private readonly conds = new Map<string, Bitset>();
@@ -205,6 +226,29 @@ export class KeySet {
 
   conditions(): string[] {
     return [...this.conds.keys()];
+  }
+
+  /**
+   * The set in a form that JSON (or a page's evaluate) carries: the image ids once each and one
+   * word array of bits per condition, so its size grows with images, not with records.
+   */
+  pack(): PackedKeys {
+    const ids: string[] = new Array(this.ids.size);
+    for (const [id, i] of this.ids) ids[i] = id;
+    const conds: Record<string, number[]> = {};
+    for (const [cond, b] of this.conds) conds[cond] = b.toWords();
+    return { ids, conds };
+  }
+
+  static unpack(p: PackedKeys): KeySet {
+    const s = new KeySet();
+    p.ids.forEach((id, i) => s.ids.set(id, i));
+    for (const [cond, words] of Object.entries(p.conds)) {
+      const b = Bitset.fromWords(words);
+      s.conds.set(cond, b);
+      s.size += b.count;
+    }
+    return s;
   }
 
   /** Every key in `recordKey` form. */

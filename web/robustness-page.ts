@@ -6,7 +6,7 @@ import type { Device } from '../engine/device.js';
 import { blobSource, openSafetensors } from '../engine/safetensors.js';
 import { datasetFromIndex, loadBatch, preprocessOnGpu, selectItems } from '../eval/data.js';
 import { decodeImageUrl } from '../eval/decode-browser.js';
-import type { RunRecord } from '../eval/record-format.js';
+import { KeySet, type PackedKeys, type RunRecord } from '../eval/record-format.js';
 import { type Progress, runRobustness } from '../eval/robustness.js';
 import { datasetSource, syntheticRunSources } from '../eval/sources.js';
 import type { SweepName } from '../eval/synth.js';
@@ -36,7 +36,7 @@ type Hooks = {
 
 export async function runRobustnessInPage(
   device: Device,
-  o: PageRunOptions & { weightsUrl: string | null; dataIndexUrl: string | null; done: string[] },
+  o: PageRunOptions & { weightsUrl: string | null; dataIndexUrl: string | null; done: PackedKeys },
 ): Promise<void> {
   const w = window as unknown as Hooks;
   const def = getModel(o.model);
@@ -75,7 +75,7 @@ export async function runRobustnessInPage(
     source,
     synth.sweeps,
     {
-      done: new Set(o.done),
+      done: KeySet.unpack(o.done),
       append: async (recs: RunRecord[]) => {
         await w.cnnlabRecords?.(JSON.stringify(recs));
       },

@@ -296,6 +296,22 @@ describe('summary accumulator', () => {
     expect(k.images('c/fog/2')!.count).toBe(5000);
   });
 
+  it('KeySet packs for the page by images, not records, and unpacks to the same keys', () => {
+    const k = new KeySet();
+    const conds = ['clean', ...[1, 2, 3, 4, 5].map((v) => `c/fog/${v}`)];
+    for (let i = 0; i < 1000; i++) for (const c of conds) if ((i + c.length) % 7 !== 0) k.add(c, `n0/img${i}.jpg`);
+    k.add('unreadable', 'n1/bad.jpg');
+    const p = JSON.parse(JSON.stringify(k.pack()));
+    expect(p.ids.length).toBe(1001); // one string per image, however many conditions hold it
+    for (const words of Object.values(p.conds) as number[][]) expect(words.length).toBeLessThanOrEqual(32);
+    const u = KeySet.unpack(p);
+    expect(u.size).toBe(k.size);
+    expect([...u].sort()).toEqual([...k].sort());
+    expect(u.has('c/fog/3\tn0/img5.jpg')).toBe(k.has('c/fog/3\tn0/img5.jpg'));
+    expect(u.has('c/fog/9\tn0/img5.jpg')).toBe(false);
+    expect(KeySet.unpack(new KeySet().pack()).size).toBe(0);
+  });
+
   it('summarizes as before: a merge in any order equals one run', () => {
     const recs: RunRecord[] = [];
     for (let i = 0; i < 300; i++) {
