@@ -6,10 +6,8 @@
 // exponent k of time ∝ Nᵏ between sizes (1 is linear); removes the files after.
 
 import { once } from 'node:events';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createWriteStream, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { IMAGENET_C_CORRUPTIONS } from '../eval/metrics.js';
 import { readRecordFile, readRuns, RecordLog, type RunSettings } from '../eval/records.js';
 import { getModel } from '../models/registry.js';
@@ -164,26 +162,4 @@ export function formatRecordsTable(rs: SizeResult[]): string {
     );
   }
   return lines.join('\n');
-}
-
-export async function recordsBenchCmd(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { sizes: { type: 'string', default: '1e5,1e6,1e7' }, dir: { type: 'string' } },
-  });
-  const sizes = values.sizes!.split(',').map((s) => Math.round(Number(s)));
-  for (const n of sizes)
-    if (!Number.isInteger(n) || n < 1000) throw new Error(`--sizes: ${n} is not a record count ≥ 1000`);
-  const root = mkdtempSync(path.join(values.dir ?? tmpdir(), 'cnnlab-bench-records-'));
-  const results: SizeResult[] = [];
-  try {
-    for (const n of sizes) {
-      console.log(`${n.toLocaleString('en')} records…`);
-      results.push(await measureRecords(root, n));
-    }
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-  console.log(`\n${formatRecordsTable(results)}`);
-  return 0;
 }

@@ -3,7 +3,8 @@
 // browser; the roofline, tuning and kernels run on a setup page, and every engine on every model
 // and batch in a page (browser context, GPU device) opened for it alone (bench/harness.ts).
 
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { formatKernelTable } from '../bench/kernels.js';
 import { PEERS, type PeerName } from '../bench/models.js';
@@ -16,9 +17,7 @@ import { DEFAULT_TUNING_FILE, readTuningFile, writeTuningFile } from './tune.js'
 import { emptyTuningFile } from '../engine/tuning.js';
 
 export async function benchCmd(argv: string[]): Promise<number> {
-  if (argv.includes('--records')) {
-    return (await import('../bench/records.js')).recordsBenchCmd(argv.filter((a) => a !== '--records'));
-  }
+  if (argv.includes('--records')) return recordsCmd(argv.filter((a) => a !== '--records'));
   const { values } = parseCommand(argv, {
     models: { type: 'string', default: 'resnet50,mobilenet_v2,vit_base_patch16_224' },
     batch: { type: 'string' },
@@ -107,5 +106,26 @@ export async function benchCmd(argv: string[]): Promise<number> {
   if (result.tune?.length) console.log(`\n${formatTuneTable(result.tune)}`);
   if (result.kernels?.length) console.log(`\n${formatKernelTable(result.kernels)}`);
   console.log(`\nwrote ${jsonPath} and ${path.join(values.out, 'report.html')}`);
+  return 0;
+}
+
+/** `bench --records`: records/s of parsing, resuming and merging results files of growing size. */
+async function recordsCmd(argv: string[]): Promise<number> {
+  const { values } = parseCommand(argv, { sizes: { type: 'string', default: '1e5,1e6,1e7' }, dir: { type: 'string' } });
+  const sizes = list(values.sizes!).map((s) => Math.round(Number(s)));
+  for (const n of sizes)
+    if (!Number.isInteger(n) || n < 1000) throw new Error(`--sizes: ${n} is not a record count ≥ 1000`);
+  const { formatRecordsTable, measureRecords } = await import('../bench/records.js');
+  const root = mkdtempSync(path.join(values.dir ?? tmpdir(), 'cnnlab-bench-records-'));
+  const results = [];
+  try {
+    for (const n of sizes) {
+      console.log(`${n.toLocaleString('en')} records…`);
+      results.push(await measureRecords(root, n));
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  console.log(`\n${formatRecordsTable(results)}`);
   return 0;
 }

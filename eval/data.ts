@@ -303,10 +303,6 @@ export function selectItems(ds: Dataset, o: Omit<BatchOptions, 'batchSize'> = {}
   return out;
 }
 
-/** How `--limit` samples, as recorded in a run's summary. */
-export const LIMIT_SAMPLING =
-  'stratified over classes (largest remainder), uniform within each class, keyed by the run seed';
-
 /**
  * Positions (ascending) of `n` items out of those with these labels, stratified over classes:
  * class k of size m_k gets ⌊n·m_k/M⌋ items, the n − Σ⌊…⌋ left over go to the largest remainders

@@ -22,6 +22,10 @@ export type RunRecord = ImageRecord | UnreadableRecord;
 export const isUnreadable = (r: RunRecord): r is UnreadableRecord => r.cond === 'unreadable';
 export const recordKey = (r: { cond: string; id: string }) => `${r.cond}\t${r.id}`;
 
+/** How `--limit` samples (eval/data.ts `stratifiedSample`), as recorded in a run's summary. */
+export const LIMIT_SAMPLING =
+  'stratified over classes (largest remainder), uniform within each class, keyed by the run seed';
+
 /**
  * Settings that define a run; a resume or merge refuses to mix runs whose settings differ.
  * Runs are keyed by content, not names: `weights_sha256` and `data_key` identify the weights

@@ -19,8 +19,14 @@ import {
   reliability,
   relativeMce,
 } from './metrics.js';
-import { LIMIT_SAMPLING } from './data.js';
-import { type Bitset, isUnreadable, KeySet, type RunRecord, type RunSettings } from './record-format.js';
+import {
+  type Bitset,
+  isUnreadable,
+  LIMIT_SAMPLING,
+  KeySet,
+  type RunRecord,
+  type RunSettings,
+} from './record-format.js';
 import type { ConditionMetrics, MceSummary, Summary } from './summary-schema.js';
 
 /** Images in the ImageNet (ILSVRC-2012) validation set, which published ImageNet-C numbers use whole. */
