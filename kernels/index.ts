@@ -12,6 +12,7 @@ import { concatOp, padOp, reshapeOp, sliceOp, transposeOp } from './layout.js';
 import { avgpoolOp, globalAvgpoolOp, maxpoolOp } from './pool.js';
 import { softmaxOp } from './softmax.js';
 import { imageNormalizeOp, imagePreprocessOp } from './image.js';
+import { BACKWARD_OPS } from './backward/index.js';
 
 const ops: OpDef[] = [
   activationOp,
@@ -34,6 +35,7 @@ const ops: OpDef[] = [
   attentionOp,
   imagePreprocessOp,
   imageNormalizeOp,
+  ...BACKWARD_OPS,
 ];
 
 const registry = new Map<string, OpDef>(ops.map((o) => [o.op, o]));
