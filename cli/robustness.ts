@@ -1,7 +1,8 @@
 // `npx cnnlab robustness` and `npx cnnlab merge`: runs that append per-image results as they go,
 // resume after a kill, split into shards for a job runner, and end in summary.json + report.html.
 
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
@@ -308,20 +309,55 @@ export async function mergeCmd(argv: string[]): Promise<number> {
     true,
   );
   if (!values.out || !positionals.length) throw new Error('usage: npx cnnlab merge <run dirs…> --out DIR');
-  const { settings, summary: acc, shards, of: n } = await readRuns(positionals, (s) => console.warn(s));
-  if (shards.length < n) console.warn(`warning: merging ${shards.length} of ${n} shards (have ${shards.join(', ')})`);
-  if (acc.duplicates) console.warn(`warning: ${acc.duplicates} duplicate records across the runs, counted once`);
-  const def = getModel(settings.model);
-  const summary = acc.result(settings, def.preprocess, { merged: shards, of: n });
-  mkdirSync(values.out, { recursive: true });
-  const lock = await DirLock.acquire(values.out, { forceUnlock: values['force-unlock'], log: (s) => console.warn(s) });
+  const out = values.out;
+  const same = positionals.find((d) => path.resolve(d) === path.resolve(out));
+  if (same) throw new Error(`merge: --out ${out} is one of the runs being merged; choose a new folder`);
+  mkdirSync(out, { recursive: true });
+  const lock = await DirLock.acquire(out, { forceUnlock: values['force-unlock'], log: (s) => console.warn(s) });
+  let records = 0;
   try {
-    writeOutputs(values.out, summary);
+    // The merged folder is a run folder again (run.json + de-duplicated results.jsonl): it can be
+    // merged further, reopened by `study`, or resumed to fill the shards that are missing.
+    const file = RecordLog.file(out);
+    const tmpFile = `${file}.partial`;
+    const fh = await fsp.open(tmpFile, 'w');
+    let text = '';
+    let pending: Promise<unknown> = Promise.resolve();
+    const merged = await (async () => {
+      try {
+        const m = await readRuns(
+          positionals,
+          (s) => console.warn(s),
+          (r) => {
+            text += `${JSON.stringify(r)}\n`;
+            if (text.length > 1 << 20) {
+              const chunk = text;
+              text = '';
+              pending = pending.then(() => fh.write(chunk));
+            }
+          },
+        );
+        await pending;
+        if (text) await fh.write(text);
+        return m;
+      } finally {
+        await fh.close();
+      }
+    })();
+    const { settings, summary: acc, shards, of: n } = merged;
+    records = acc.records;
+    if (shards.length < n) console.warn(`warning: merging ${shards.length} of ${n} shards (have ${shards.join(', ')})`);
+    if (acc.duplicates) console.warn(`warning: ${acc.duplicates} duplicate records across the runs, counted once`);
+    const def = getModel(settings.model);
+    const summary = acc.result(settings, def.preprocess, { merged: shards, of: n });
+    renameSync(tmpFile, file);
+    writeFileSync(path.join(out, 'run.json'), JSON.stringify(settings, null, 1));
+    writeOutputs(out, summary);
+    console.log(formatRobustnessTable(summary));
+    console.log(`comparable with published ImageNet-C: ${comparableNote(summary)}`);
   } finally {
     lock.release();
   }
-  console.log(formatRobustnessTable(summary));
-  console.log(`comparable with published ImageNet-C: ${comparableNote(summary)}`);
-  console.log(`\nmerged ${acc.records} records from ${positionals.length} runs into ${values.out}`);
+  console.log(`\nmerged ${records} records from ${positionals.length} runs into ${out}`);
   return 0;
 }

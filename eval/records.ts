@@ -303,9 +303,15 @@ export interface MergedRuns {
 /**
  * Stream the records of several run folders (shards) into one summary accumulator, checking they
  * belong together (same content keys and settings, same shard count, no shard twice).
- * Duplicates across shards count once. A folder still locked by a live process is reported.
+ * Duplicates across shards count once; `onUnique` sees each distinct record once, in reading order
+ * (merge writes them to the merged folder's results.jsonl). A folder still locked by a live
+ * process is reported.
  */
-export async function readRuns(dirs: string[], log?: (s: string) => void): Promise<MergedRuns> {
+export async function readRuns(
+  dirs: string[],
+  log?: (s: string) => void,
+  onUnique?: (r: RunRecord) => void,
+): Promise<MergedRuns> {
   let base: RunSettings | null = null;
   const shards: number[] = [];
   const acc = new SummaryAccumulator();
@@ -328,7 +334,9 @@ export async function readRuns(dirs: string[], log?: (s: string) => void): Promi
     const held = await readLock(dir);
     if (held?.alive)
       log?.(`warning: ${dir} is locked by running process ${describe(held.info)}: merging what it has written so far`);
-    await readRecordFile(RecordLog.file(dir), (r) => acc.add(r));
+    await readRecordFile(RecordLog.file(dir), (r) => {
+      if (acc.add(r)) onUnique?.(r);
+    });
   }
   if (!base) throw new ResumeError('no run folders given');
   return {

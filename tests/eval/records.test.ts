@@ -432,6 +432,17 @@ describe('npx cnnlab merge', () => {
       );
       expect(m.mce!.complete).toBe(true);
       expect(existsSync(lockFile(out))).toBe(false);
+      // The merged folder is a run folder again: each record once, and merging it gives the same summary.
+      const mergedLines = readFileSync(RecordLog.file(out), 'utf8').trim().split('\n');
+      const shardLines = [a, b].flatMap((d) => readFileSync(RecordLog.file(d), 'utf8').trim().split('\n'));
+      expect(mergedLines.length).toBe(shardLines.length);
+      expect(new Set(mergedLines)).toEqual(new Set(shardLines));
+      expect(existsSync(`${RecordLog.file(out)}.partial`)).toBe(false);
+      const again = path.join(tmp(), 'again');
+      expect(await mergeCmd([out, '--out', again])).toBe(0);
+      const m2 = JSON.parse(readFileSync(path.join(again, 'summary.json'), 'utf8')) as Summary;
+      expect({ ...m2, created: null, shards: null }).toEqual({ ...m, created: null, shards: null });
+      await expect(mergeCmd([a, out, '--out', out])).rejects.toThrow(/is one of the runs being merged/);
       // Shard 1 killed part-way through its last corruption: counts differ from clean's only there.
       const text = readFileSync(RecordLog.file(b), 'utf8').split('\n');
       writeFileSync(RecordLog.file(b), `${text.slice(0, text.length - 4).join('\n')}\n`);
