@@ -8,6 +8,11 @@
 // (kernels + tuned variants), planConstLayouts (weights relaid out for the chosen kernels),
 // persistentValues and planActivations (the memory plan), allocateBuffers, createPipelines,
 // makeBindGroups, then the compile-time nodes run once.
+//
+// Training (docs/autodiff.md): parameters (graph values of kind 'param') get their own buffers,
+// uploaded once and kept across runs; a run ends by copying each update's source into its
+// target parameter in the same command buffer. A second plan may bind the same parameter
+// buffers (CompileOptions.shareParams), so an evaluation plan sees the trained weights as they are.
 
 import { getOp } from '../kernels/index.js';
 import {
@@ -41,11 +46,19 @@ export interface CompileOptions {
   prefer?: Prefer;
   /** Tuned per-layer choices for this adapter (engine/tuning.ts); other layers use the heuristics. */
   tuning?: TuningTable;
+  /**
+   * Plans whose parameter buffers this plan binds for its parameters of the same name and shape
+   * (first match wins), instead of allocating and uploading its own: a predict plan reads the
+   * weights a training plan updates. Those plans must outlive this one.
+   */
+  shareParams?: Plan | readonly Plan[];
 }
 
 export interface MemoryReport {
   /** Constants (weights) and what compile-time nodes made from them. */
   weightBytes: number;
+  /** Parameters this plan owns (trainable weights, optimiser state); shared ones count in their owner. */
+  paramBytes: number;
   /** Graph inputs and outputs. */
   ioBytes: number;
   /** Intermediates after the liveness plan, and what they would take without it. */
@@ -161,8 +174,9 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
   const persistent = persistentValues(graph, staticValues, rootOf, layouts);
   const { mem, lifetimes } = planActivations(graph, lowered, persistent, rootOf, sizes);
   const owned: GPUBuffer[] = [];
+  const shared = opts.shareParams === undefined ? [] : [opts.shareParams].flat();
   try {
-    const { buffers, weightBytes, ioBytes } = await allocateBuffers(
+    const { buffers, weightBytes, paramBytes, ioBytes } = await allocateBuffers(
       gpu,
       pool,
       graph,
@@ -172,9 +186,17 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
       mem,
       sizes,
       owned,
+      shared,
     );
     const { flat, pipelines } = await createPipelines(gpu, lowered);
     const steps = await makeBindGroups(gpu, graph, flat, pipelines, buffers, layouts, rootOf);
+    const copies = graph.updates.map(([target, source]): Copy => {
+      const to = buffers.get(target)!;
+      const from = buffers.get(rootOf(source));
+      if (!from) throw new KernelError(`update of "${target}": its source "${source}" has no buffer`);
+      if (from === to) throw new KernelError(`update of "${target}" from "${source}": both are the same buffer`);
+      return { target, from, to, bytes: numel(graph.shape(target)) * 4 };
+    });
 
     const staticSteps = steps.filter((s) => isStatic(s.node));
     const plan = new Plan(
@@ -187,10 +209,11 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
       owned,
       {
         weightBytes,
+        paramBytes,
         ioBytes,
         activationBytes: mem.totalBytes,
         activationBytesUnplanned: mem.naiveBytes,
-        peakBytes: weightBytes + ioBytes + mem.totalBytes,
+        peakBytes: weightBytes + paramBytes + ioBytes + mem.totalBytes,
         largestTensorBytes: sizes.largest,
         largestActivationBytes: Math.max(
           0,
@@ -198,6 +221,7 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
         ),
       },
       tuning,
+      copies,
     );
     // Constant pre-computation: nodes whose inputs are all constants run once, here.
     if (staticSteps.length) await plan.submitSteps(staticSteps, 'compile-time nodes');
@@ -344,7 +368,10 @@ function persistentValues(
   return persistent;
 }
 
-/** Memory plan: the lifetime of every intermediate and scratch buffer, packed into shared slots. */
+/**
+ * Memory plan: the lifetime of every intermediate and scratch buffer, packed into shared slots.
+ * An update's source lives to the end of the run (the copies into parameters come last).
+ */
 function planActivations(
   graph: Graph,
   lowered: LoweredNode[],
@@ -368,12 +395,17 @@ function planActivations(
       touch(`${node.name}#temp${i}`, sizes.bytesOf(`${node.name} scratch ${i}`, elems), step),
     );
   });
+  for (const [, source] of graph.updates) {
+    const r = rootOf(source);
+    if (lifetimes.has(r)) touch(r, 0, lowered.length);
+  }
   return { mem: planMemory([...lifetimes.values()]), lifetimes };
 }
 
 /**
- * Buffers: one per persistent value (constants uploaded), one per relaid constant, one per
- * memory-plan slot; every buffer taken is pushed to `owned` (released on failure or dispose).
+ * Buffers: one per persistent value (constants and parameters uploaded; a parameter another plan
+ * shares is bound, not copied), one per relaid constant, one per memory-plan slot; every buffer
+ * taken is pushed to `owned` (released on failure or dispose).
  */
 async function allocateBuffers(
   gpu: GPUDevice,
@@ -385,7 +417,8 @@ async function allocateBuffers(
   mem: ReturnType<typeof planMemory>,
   sizes: Sizes,
   owned: GPUBuffer[],
-): Promise<{ buffers: Map<string, GPUBuffer>; weightBytes: number; ioBytes: number }> {
+  shared: readonly Plan[],
+): Promise<{ buffers: Map<string, GPUBuffer>; weightBytes: number; paramBytes: number; ioBytes: number }> {
   const take = (bytes: number, label: string) => {
     const b = pool.acquire(bytes, STORAGE, label);
     owned.push(b);
@@ -393,11 +426,28 @@ async function allocateBuffers(
   };
   const buffers = new Map<string, GPUBuffer>();
   let weightBytes = 0;
+  let paramBytes = 0;
   let ioBytes = 0;
   const slots: GPUBuffer[] = [];
   await withErrorScope(gpu, 'allocating plan buffers', () => {
     for (const name of persistent) {
       const v = graph.value(name);
+      if (v.kind === 'param') {
+        const other = shared.map((p) => p.paramBuffer(name)).find((x) => x !== undefined);
+        if (other) {
+          if (fmtShape(other.shape) !== fmtShape(v.shape))
+            throw new KernelError(
+              `parameter "${name}" ${fmtShape(v.shape)} cannot share the buffer of ${fmtShape(other.shape)}`,
+            );
+          buffers.set(name, other.buffer);
+          continue;
+        }
+        const b = take(sizes.bytesOf(name, numel(v.shape), v.shape), name);
+        buffers.set(name, b);
+        gpu.queue.writeBuffer(b, 0, v.data!.buffer, v.data!.byteOffset, v.data!.byteLength);
+        paramBytes += b.size;
+        continue;
+      }
       const b = take(sizes.bytesOf(name, numel(v.shape), v.shape), name);
       buffers.set(name, b);
       if (v.kind === 'const') gpu.queue.writeBuffer(b, 0, v.data!.buffer, v.data!.byteOffset, v.data!.byteLength);
@@ -418,7 +468,7 @@ async function allocateBuffers(
     mem.slotBytes.forEach((bytes, i) => slots.push(take(bytes, `slot${i}`)));
     for (const [id, s] of mem.slotOf) buffers.set(id, slots[s]);
   });
-  return { buffers, weightBytes, ioBytes };
+  return { buffers, weightBytes, paramBytes, ioBytes };
 }
 
 /** Pipelines of every dispatch in order, all created in parallel (cached per device by key). */
@@ -478,6 +528,14 @@ function makeBindGroups(
   );
 }
 
+/** An update's copy at the end of a run: `from` (the source's buffer) into parameter `target`. */
+interface Copy {
+  target: string;
+  from: GPUBuffer;
+  to: GPUBuffer;
+  bytes: number;
+}
+
 export class Plan {
   private readback = new Map<string, GPUBuffer>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -494,8 +552,80 @@ export class Plan {
     private readonly owned: GPUBuffer[],
     readonly memory: MemoryReport,
     readonly tuning: TuningReport = { used: 0, notes: [] },
+    private readonly copies: readonly Copy[] = [],
   ) {
     this.dispatchCount = steps.length;
+  }
+
+  /** Names of the graph's parameters, in definition order. */
+  get paramNames(): string[] {
+    return [...this.graph.values.values()].filter((v) => v.kind === 'param').map((v) => v.name);
+  }
+
+  /** The buffer holding parameter `name` and its shape, or undefined if this plan has no such parameter. */
+  paramBuffer(name: string): { buffer: GPUBuffer; shape: number[] } | undefined {
+    const v = this.graph.values.get(name);
+    if (v?.kind !== 'param' || this.disposed) return undefined;
+    return { buffer: this.buffers.get(name)!, shape: v.shape };
+  }
+
+  private checkParam(name: string): number[] {
+    const v = this.graph.values.get(name);
+    if (v?.kind !== 'param') {
+      throw new InputError(`"${name}" is not a parameter of this plan (parameters: ${this.paramNames.join(', ')})`);
+    }
+    return v.shape;
+  }
+
+  /** The current data of parameters `names` (default: all), read back after every queued run. */
+  readParams(names: readonly string[] = this.paramNames): Promise<Map<string, HostTensor>> {
+    const r = this.queue.then(() => this.readParamsNow(names));
+    this.queue = r.catch(() => undefined);
+    return r;
+  }
+
+  /** Overwrite parameter `name` (checkpoint load, resume): takes effect before the next run. */
+  writeParam(name: string, data: Float32Array): Promise<void> {
+    const r = this.queue.then(async () => {
+      if (this.disposed) throw new Error('this plan was disposed');
+      const shape = this.checkParam(name);
+      if (data.length !== numel(shape))
+        throw new InputError(`parameter "${name}" ${fmtShape(shape)} needs ${numel(shape)} values, got ${data.length}`);
+      const gpu = this.device.gpu;
+      await withErrorScope(gpu, `writing parameter "${name}"`, () =>
+        gpu.queue.writeBuffer(this.buffers.get(name)!, 0, data.buffer, data.byteOffset, data.byteLength),
+      );
+    });
+    this.queue = r.catch(() => undefined);
+    return r;
+  }
+
+  private async readParamsNow(names: readonly string[]): Promise<Map<string, HostTensor>> {
+    if (this.disposed) throw new Error('this plan was disposed');
+    const shapes = names.map((n) => this.checkParam(n));
+    const gpu = this.device.gpu;
+    const reads = names.map((n, i) => {
+      const bytes = BufferPool.round(numel(shapes[i]) * 4);
+      return { n, shape: shapes[i], rb: gpu.createBuffer({ size: bytes, usage: READBACK, label: `read ${n}` }) };
+    });
+    await withErrorScope(gpu, 'reading parameters', () => {
+      const enc = gpu.createCommandEncoder({ label: 'read parameters' });
+      for (const { n, rb } of reads) enc.copyBufferToBuffer(this.buffers.get(n)!, 0, rb, 0, rb.size);
+      gpu.queue.submit([enc.finish()]);
+    });
+    const out = new Map<string, HostTensor>();
+    await this.settle(
+      Promise.all(
+        reads.map(async ({ n, shape, rb }) => {
+          await rb.mapAsync(MAP_READ);
+          out.set(n, { shape: [...shape], data: new Float32Array(rb.getMappedRange().slice(0, numel(shape) * 4)) });
+          rb.unmap();
+          rb.destroy();
+        }),
+      ),
+      'reading parameters',
+    );
+    return new Map(names.map((n) => [n, out.get(n)!]));
   }
 
   /** Pipeline keys this plan uses, in order. */
@@ -606,6 +736,7 @@ export class Plan {
           for (const s of this.steps) this.encode(pass, s);
           pass.end();
         }
+        for (const c of this.copies) enc.copyBufferToBuffer(c.from, 0, c.to, 0, c.bytes);
         for (const o of wanted) {
           const src = this.buffers.get(this.rootOf(o))!;
           let rb = this.readback.get(o);
