@@ -2,10 +2,12 @@
 // and the running-statistics update of batchnorm in training mode. Formulas (PyTorch's, in our
 // words) are in docs/autodiff.md.
 //
-// Per-step scalars come from one small tensor, `hyper` [4] = [lr, gradScale, step, 0] (HYPER
+// Per-step scalars come from one small tensor, `hyper` [4] = [lr, gradScale, bc1, bc2] (HYPER
 // below), a graph input written every step, so one compiled plan serves a whole learning-rate
 // schedule. gradScale multiplies every gradient before use: 1/microBatches when gradients were
-// accumulated, times the clipping coefficient when grad_clip_scale rewrote it.
+// accumulated, times the clipping coefficient when grad_clip_scale rewrote it. bc1 = 1 − β1^t and
+// bc2 = 1 − β2^t are AdamW's bias corrections for step t, computed by the host in double precision
+// from its step counter: in f32, 1 − 0.999^t keeps only a few digits for small t (SGD ignores them).
 //
 //   sgd_update       [p, g, buf, hyper] -> [p', buf']         one invocation per element
 //   adamw_update     [p, g, m, v, hyper] -> [p', m', v']      one invocation per element
@@ -34,7 +36,17 @@ import { flatMain, mainWgsl, workgroupReduceWgsl } from '../wgsl.js';
 const WG = 64;
 
 /** Slots of the per-step scalars tensor `hyper` [4]. */
-export const HYPER = { lr: 0, gradScale: 1, step: 2, length: 4 } as const;
+export const HYPER = { lr: 0, gradScale: 1, bc1: 2, bc2: 3, length: 4 } as const;
+
+/** hyper for one step: learning rate, gradient scale, and AdamW's bias corrections of step t (≥ 1). */
+export function hyperFor(lr: number, gradScale: number, t: number, betas: [number, number] = [0, 0]): Float32Array {
+  const h = new Float32Array(HYPER.length);
+  h[HYPER.lr] = lr;
+  h[HYPER.gradScale] = gradScale;
+  h[HYPER.bc1] = 1 - betas[0] ** t;
+  h[HYPER.bc2] = 1 - betas[1] ** t;
+  return h;
+}
 
 function sameShapes(what: string, shapes: Shape[], names: string[]): void {
   for (let i = 1; i < shapes.length; i++) {
@@ -45,7 +57,7 @@ function sameShapes(what: string, shapes: Shape[], names: string[]): void {
 
 function expectHyper(what: string, s: Shape): void {
   if (fmtShape(s) !== `[${HYPER.length}]`)
-    throw new ShapeError(`${what}: hyper must be [${HYPER.length}] ([lr, gradScale, step, 0]), got ${fmtShape(s)}`);
+    throw new ShapeError(`${what}: hyper must be [${HYPER.length}] ([lr, gradScale, bc1, bc2]), got ${fmtShape(s)}`);
 }
 
 /** One invocation per element of an n-element tensor. */
@@ -77,7 +89,7 @@ const sgd: KernelFamily<SgdConfig> = {
 @group(0) @binding(0) var<storage, read> p: array<f32>;          // input  parameter [${c.n}]
 @group(0) @binding(1) var<storage, read> g: array<f32>;          // input  gradient [${c.n}]
 @group(0) @binding(2) var<storage, read> buf: array<f32>;        // input  momentum buffer [${c.n}]
-@group(0) @binding(3) var<storage, read> hyper: array<f32>;      // input  [lr, gradScale, step, 0]
+@group(0) @binding(3) var<storage, read> hyper: array<f32>;      // input  [lr, gradScale, bc1, bc2]
 @group(0) @binding(4) var<storage, read_write> p1: array<f32>;   // output parameter
 @group(0) @binding(5) var<storage, read_write> buf1: array<f32>; // output momentum buffer
 
@@ -152,7 +164,7 @@ const adamw: KernelFamily<AdamwConfig> = {
 @group(0) @binding(1) var<storage, read> g: array<f32>;          // input  gradient [${c.n}]
 @group(0) @binding(2) var<storage, read> m: array<f32>;          // input  first moment [${c.n}]
 @group(0) @binding(3) var<storage, read> v: array<f32>;          // input  second moment [${c.n}]
-@group(0) @binding(4) var<storage, read> hyper: array<f32>;      // input  [lr, gradScale, step, 0]
+@group(0) @binding(4) var<storage, read> hyper: array<f32>;      // input  [lr, gradScale, bc1, bc2]
 @group(0) @binding(5) var<storage, read_write> p1: array<f32>;   // output parameter
 @group(0) @binding(6) var<storage, read_write> m1: array<f32>;   // output first moment
 @group(0) @binding(7) var<storage, read_write> v1: array<f32>;   // output second moment
@@ -160,16 +172,13 @@ const adamw: KernelFamily<AdamwConfig> = {
 ${flatMain(c.wg, c.gridX)}
   if (t >= ${c.n}u) { return; }
   let lr = hyper[${HYPER.lr}];
-  let step = hyper[${HYPER.step}];
   let d = g[t] * hyper[${HYPER.gradScale}];
   let mt = ${f32Lit(c.beta1)} * m[t] + ${f32Lit(1 - c.beta1)} * d;
   let vt = ${f32Lit(c.beta2)} * v[t] + ${f32Lit(1 - c.beta2)} * d * d;
   m1[t] = mt;
   v1[t] = vt;
-  let bc1 = 1.0 - pow(${f32Lit(c.beta1)}, step);
-  let bc2 = 1.0 - pow(${f32Lit(c.beta2)}, step);
-  let denom = sqrt(vt) / sqrt(bc2) + ${f32Lit(c.eps)};
-  p1[t] = p[t] * (1.0 - lr * ${f32Lit(c.weightDecay)}) - (lr / bc1) * mt / denom;
+  let denom = sqrt(vt) / sqrt(hyper[${HYPER.bc2}]) + ${f32Lit(c.eps)};
+  p1[t] = p[t] * (1.0 - lr * ${f32Lit(c.weightDecay)}) - (lr / hyper[${HYPER.bc1}]) * mt / denom;
 }`,
 };
 
@@ -199,11 +208,10 @@ export const adamwUpdateOp: OpDef<AdamwAttrs> = {
   ref(a, [p, g, m, v, hyper]) {
     const lr = hyper.data[HYPER.lr];
     const s = hyper.data[HYPER.gradScale];
-    const step = hyper.data[HYPER.step];
+    const bc1 = hyper.data[HYPER.bc1];
+    const bc2 = hyper.data[HYPER.bc2];
     const n = p.data.length;
     const [p1, m1, v1] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
-    const bc1 = 1 - a.beta1 ** step;
-    const bc2 = 1 - a.beta2 ** step;
     for (let i = 0; i < n; i++) {
       const d = g.data[i] * s;
       const mt = a.beta1 * m.data[i] + (1 - a.beta1) * d;
@@ -270,7 +278,7 @@ const gradClip: KernelFamily<GradClipAttrs> = {
   name: 'grad_clip_scale',
   wgsl: (c) => `
 @group(0) @binding(0) var<storage, read> sumsq: array<f32>;      // input  [1], Σ g² over every gradient (unscaled)
-@group(0) @binding(1) var<storage, read> hyper: array<f32>;      // input  [lr, gradScale, step, 0]
+@group(0) @binding(1) var<storage, read> hyper: array<f32>;      // input  [lr, gradScale, bc1, bc2]
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;    // output hyper with gradScale clipped
 
 @compute @workgroup_size(1)
