@@ -62,7 +62,7 @@ export function slotNames(p: string, o: OptimizerSpec): string[] {
 const STEP_KEY = 'step';
 
 /** The forward graph prepared for training: trainables as parameters, BN in batch mode, the loss. */
-interface Prepared {
+export interface Prepared {
   g: Graph;
   inputName: string;
   targets: string;
@@ -71,7 +71,12 @@ interface Prepared {
   bnStats: [stat: string, source: string][];
 }
 
-function prepare(forward: Graph, spec: TrainSpec): Prepared {
+/**
+ * The forward graph (cloned) with the trainable constants as parameters, `batchnorm` rewritten to
+ * `batchnorm_train` with running-statistics updates (when BN trains), and the loss on a new
+ * `targets` input as the only output. Nothing differentiated yet.
+ */
+export function prepareTraining(forward: Graph, spec: TrainSpec): Prepared {
   const g = forward.clone();
   const inputs = [...g.values.values()].filter((v) => v.kind === 'input');
   if (inputs.length !== 1)
@@ -167,8 +172,22 @@ function addOptimizer(g: Graph, params: string[], grads: string[], hyper: string
 
 const bytesOf = (g: Graph, names: string[]) => names.reduce((s, n) => s + BufferPool.round(numel(g.shape(n)) * 4), 0);
 
+/** The whole training step as a graph: prepareTraining, grad, clipping, the optimiser, all updates. */
+export function buildTrainGraph(forward: Graph, spec: TrainSpec): Prepared & { hyper: string; grads: string[] } {
+  const prepared = prepareTraining(forward, spec);
+  const { g, loss, bnStats } = prepared;
+  const grads = grad(g, loss, spec.trainable);
+  const hyper = g.input(g.freshName('hyper'), [HYPER.length]);
+  addOptimizer(g, spec.trainable, grads, clipped(g, grads, hyper, spec.clipNorm), spec.optimizer);
+  for (const [stat, src] of bnStats) g.update(stat, src);
+  g.prune();
+  return { ...prepared, hyper, grads };
+}
+
 export class Trainer {
   private stepCount = 0;
+  /** Micro-batches accumulated since the last apply. */
+  private pending = 0;
   private accumPlan?: Plan;
   private applyPlan?: Plan;
   private predictPlan?: Plan;
@@ -191,13 +210,8 @@ export class Trainer {
 
   static async create(device: Device, forward: Graph, spec: TrainSpec, opts: CompileOptions = {}): Promise<Trainer> {
     if (!spec.trainable.length) throw new InputError('nothing to train: spec.trainable is empty');
-    const prepared = prepare(forward, spec);
-    const { g, inputName, loss, bnStats } = prepared;
-    const grads = grad(g, loss, spec.trainable);
-    const hyper = g.input(g.freshName('hyper'), [HYPER.length]);
-    addOptimizer(g, spec.trainable, grads, clipped(g, grads, hyper, spec.clipNorm), spec.optimizer);
-    for (const [stat, src] of bnStats) g.update(stat, src);
-    g.prune();
+    const prepared = buildTrainGraph(forward, spec);
+    const { g, inputName, bnStats, grads, hyper } = prepared;
     const plan = await compile(device, g, opts);
     const [N, K] = g.shape(spec.logits);
     const memory: TrainMemoryReport = {
@@ -255,7 +269,7 @@ export class Trainer {
   /** The accumulation plan: forward, backward, '<p>#grad' += gradient (compiled on first use). */
   private async accumulation(): Promise<Plan> {
     if (this.accumPlan) return this.accumPlan;
-    const p = prepare(this.forward, this.spec);
+    const p = prepareTraining(this.forward, this.spec);
     const { g } = p;
     const grads = grad(g, p.loss, this.spec.trainable);
     this.spec.trainable.forEach((w, i) => {
@@ -283,16 +297,34 @@ export class Trainer {
     const plan = await this.accumulation();
     const loss = plan.graph.outputs[0];
     const { outputs } = await plan.run({ [this.inputName]: x, [this.prepared.targets]: t });
+    this.pending++;
     return { loss: outputs[loss].data[0] };
   }
 
+  /**
+   * The loss and every trainable parameter's gradient for one batch, by parameter name, without
+   * updating the parameters (BN running statistics do move, as in any training-mode forward).
+   */
+  async gradients(x: Float32Array, targets: Float32Array): Promise<{ loss: number; grads: Map<string, HostTensor> }> {
+    if (this.pending) throw new Error(`gradients() between accumulate() and apply() (${this.pending} pending)`);
+    const { loss } = await this.accumulate(x, targets);
+    const acc = await this.accumPlan!.readParams(this.spec.trainable.map((w) => `${w}#grad`));
+    await this.clearAccumulators();
+    return { loss, grads: new Map(this.spec.trainable.map((w) => [w, acc.get(`${w}#grad`)!])) };
+  }
+
+  private async clearAccumulators(): Promise<void> {
+    for (const w of this.spec.trainable)
+      await this.accumPlan!.writeParam(`${w}#grad`, new Float32Array(numel(this.graph.shape(w))));
+    this.pending = 0;
+  }
+
   async apply(lr: number, microBatches: number): Promise<void> {
-    if (!this.accumPlan || !this.applyPlan) throw new Error('apply() before any accumulate()');
+    if (!this.pending || !this.applyPlan) throw new Error('apply() without accumulate() since the last apply');
     if (!(microBatches >= 1)) throw new InputError(`microBatches must be ≥ 1, got ${microBatches}`);
     this.stepCount++;
     await this.applyPlan.run({ hyper: this.hyper(lr, 1 / microBatches) });
-    for (const w of this.spec.trainable)
-      await this.accumPlan.writeParam(`${w}#grad`, new Float32Array(numel(this.graph.shape(w))));
+    await this.clearAccumulators();
   }
 
   async predict(x: Float32Array): Promise<Float32Array> {

@@ -4,9 +4,9 @@
 
 import { describe, expect, it } from 'vitest';
 import { Graph, runReference } from '../../engine/graph.js';
-import { type TrainSpec, Trainer } from '../../engine/train.js';
+import { type TrainSpec, Trainer, buildTrainGraph } from '../../engine/train.js';
 import { hyperFor } from '../../kernels/backward/optim.js';
-import { OPS } from '../../kernels/index.js';
+import { OPS, registerOp } from '../../kernels/index.js';
 import { Rng } from '../../models/init.js';
 import { expectClose, rand, testDevice } from '../helpers.js';
 
@@ -198,4 +198,106 @@ describe('Trainer', () => {
       );
     },
   );
+});
+
+describe('training graphs', () => {
+  it('gradients(): the loss and each parameter gradient equal the backward graph by runReference', async () => {
+    const tr = await Trainer.create(await testDevice(), mlp(), sgd);
+    try {
+      const { x, t } = batch(2);
+      const { loss, grads } = await tr.gradients(x, t);
+      const p = buildTrainGraph(mlp(), sgd);
+      const smooth = t.map((v) => v * 0.9 + 0.1 / K);
+      const ref = runReference(p.g, { x, targets: smooth, hyper: hyperFor(0, 1, 1) }, [p.loss, ...p.grads]);
+      expect(loss).toBeCloseTo(ref[p.loss].data[0], 5);
+      trainable.forEach((w, i) => {
+        expectClose(grads.get(w)!, ref[p.grads[i]], { atol: 1e-6, rtol: 1e-4 }, `d${w}`);
+      });
+      // Nothing moved: a second call gives the same gradients.
+      const again = await tr.gradients(x, t);
+      expect([...again.grads.get('fc1.weight')!.data]).toEqual([...grads.get('fc1.weight')!.data]);
+      await expect(tr.apply(0.1, 1)).rejects.toThrow(/without accumulate/);
+    } finally {
+      tr.dispose();
+    }
+  });
+
+  // batchnorm_train is helper grad-norm's op; until it is merged a reference-only stand-in (same
+  // contract: [x, gamma, beta] → [y, mean, biased var]) lets the rewrite be checked on the CPU.
+  it('BN in training mode: batchnorm → batchnorm_train, running statistics updated as PyTorch does', () => {
+    if (!OPS.has('batchnorm_train')) {
+      registerOp({
+        op: 'batchnorm_train',
+        arity: [3, 3],
+        infer: (_a, [x]) => [x, [x[3]], [x[3]]],
+        lower: () => {
+          throw new Error('reference-only stand-in');
+        },
+        ref: (a: { eps: number }, [x, gamma, beta]) => {
+          const C = x.shape[3];
+          const n = x.data.length / C;
+          const mean = new Float32Array(C);
+          const vr = new Float32Array(C);
+          for (let c = 0; c < C; c++) {
+            let s = 0;
+            for (let i = 0; i < n; i++) s += x.data[i * C + c];
+            mean[c] = s / n;
+            let q = 0;
+            for (let i = 0; i < n; i++) q += (x.data[i * C + c] - mean[c]) ** 2;
+            vr[c] = q / n;
+          }
+          const y = x.data.map(
+            (v, i) => ((v - mean[i % C]) / Math.sqrt(vr[i % C] + a.eps)) * gamma.data[i % C] + beta.data[i % C],
+          );
+          return [
+            { shape: [...x.shape], data: y },
+            { shape: [C], data: mean },
+            { shape: [C], data: vr },
+          ];
+        },
+      });
+    }
+    const g = new Graph();
+    const [B, S, C] = [3, 2, 4];
+    g.input('x', [B, S, S, C]);
+    g.constant('bn.weight', [C], rand(C, 61, 0.5, 1.5));
+    g.constant('bn.bias', [C], rand(C, 62));
+    g.constant('bn.running_mean', [C], rand(C, 63));
+    g.constant('bn.running_var', [C], rand(C, 64, 0.5, 2));
+    const y = g.op(
+      'batchnorm',
+      ['x', 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var'],
+      { act: 'relu', eps: 1e-5 },
+      'bn',
+    );
+    g.constant('w', [C, 2], rand(2 * C, 65));
+    g.markOutputs(g.op('matmul', [g.op('global_avgpool', [y], {}, 'gap'), 'w'], {}, 'head'));
+    const spec: TrainSpec = { ...sgd, logits: 'head', trainable: ['w'], bnMomentum: 0.2 };
+    const p = buildTrainGraph(g, spec);
+    expect(p.g.nodes.filter((n) => n.op === 'batchnorm')).toEqual([]);
+    expect(p.g.nodes.find((n) => n.name === 'bn')?.op).toBe('batchnorm_train');
+    expect(p.bnStats.map(([s]) => s)).toEqual(['bn.running_mean', 'bn.running_var']);
+    expect(p.g.value('bn.running_var').kind).toBe('param');
+    const x = rand(B * S * S * C, 66, -2, 3);
+    const targets = new Float32Array(B * 2).fill(0.5);
+    const srcs = p.bnStats.map(([, s]) => s);
+    const ref = runReference(p.g, { x, targets, hyper: hyperFor(0.1, 1, 1) }, srcs);
+    const n = B * S * S;
+    for (let c = 0; c < C; c++) {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += x[i * C + c];
+      const mean = s / n;
+      let q = 0;
+      for (let i = 0; i < n; i++) q += (x[i * C + c] - mean) ** 2;
+      const rm = g.value('bn.running_mean').data![c];
+      const rv = g.value('bn.running_var').data![c];
+      expect(ref[srcs[0]].data[c]).toBeCloseTo(0.8 * rm + 0.2 * mean, 5);
+      expect(ref[srcs[1]].data[c]).toBeCloseTo(0.8 * rv + 0.2 * (q / (n - 1)), 5);
+    }
+    // Frozen BN keeps `batchnorm` and its statistics constant.
+    const frozen = buildTrainGraph(g, { ...spec, batchNorm: 'frozen' });
+    expect(frozen.g.nodes.find((n) => n.name === 'bn.pre')?.op).toBe('batchnorm'); // its ReLU split off by grad
+    expect(frozen.bnStats).toEqual([]);
+    expect(frozen.g.value('bn.running_var').kind).toBe('const');
+  });
 });
