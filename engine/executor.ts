@@ -10,9 +10,11 @@
 // makeBindGroups, then the compile-time nodes run once.
 //
 // Training (docs/autodiff.md): parameters (graph values of kind 'param') get their own buffers,
-// uploaded once and kept across runs; a run ends by copying each update's source into its
-// target parameter in the same command buffer. A second plan may bind the same parameter
-// buffers (CompileOptions.shareParams), so an evaluation plan sees the trained weights as they are.
+// uploaded once and kept across runs; each update's source is copied into its target parameter
+// in the same command buffer, right after the node that makes it when no later node reads the
+// parameter (so the source's slot is free again at once), else at the end of the run. A second
+// plan may bind the same parameter buffers (CompileOptions.shareParams), so an evaluation plan
+// sees the trained weights as they are.
 
 import { getOp } from '../kernels/index.js';
 import {
@@ -172,7 +174,9 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
   const layouts = planConstLayouts(graph, lowered, rootOf);
   const sizes = new Sizes(ctx.limits);
   const persistent = persistentValues(graph, staticValues, rootOf, layouts);
-  const { mem, lifetimes } = planActivations(graph, lowered, persistent, rootOf, sizes);
+  const copyAfter = scheduleUpdates(graph, staticValues, rootOf);
+  const atEnd = graph.updates.filter(([t]) => !copyAfter.has(t)).map(([, src]) => src);
+  const { mem, lifetimes } = planActivations(graph, lowered, persistent, rootOf, sizes, atEnd);
   const owned: GPUBuffer[] = [];
   const shared = opts.shareParams === undefined ? [] : [opts.shareParams].flat();
   try {
@@ -190,19 +194,22 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
     );
     const { flat, pipelines } = await createPipelines(gpu, lowered);
     const steps = await makeBindGroups(gpu, graph, flat, pipelines, buffers, layouts, rootOf);
+    const liveSteps = steps.filter((s) => !isStatic(s.node));
     const copies = graph.updates.map(([target, source]): Copy => {
       const to = buffers.get(target)!;
       const from = buffers.get(rootOf(source));
       if (!from) throw new KernelError(`update of "${target}": its source "${source}" has no buffer`);
       if (from === to) throw new KernelError(`update of "${target}" from "${source}": both are the same buffer`);
-      return { target, from, to, bytes: numel(graph.shape(target)) * 4 };
+      const producer = copyAfter.get(target);
+      const after = producer ? lastIndex(liveSteps, (s) => s.node === producer) : -1;
+      return { target, from, to, bytes: numel(graph.shape(target)) * 4, after };
     });
 
     const staticSteps = steps.filter((s) => isStatic(s.node));
     const plan = new Plan(
       device,
       graph,
-      steps.filter((s) => !isStatic(s.node)),
+      liveSteps,
       buffers,
       persistent,
       rootOf,
@@ -368,9 +375,37 @@ function persistentValues(
   return persistent;
 }
 
+function lastIndex<T>(xs: readonly T[], f: (x: T) => boolean): number {
+  for (let i = xs.length - 1; i >= 0; i--) if (f(xs[i])) return i;
+  return -1;
+}
+
+/**
+ * When each update's copy can run: right after the node that makes its source (the node is the
+ * map's value) when no later node reads the target parameter; updates not in the map copy at the
+ * end of the run (their sources are not made by a node of the run, or the parameter is read later).
+ */
+function scheduleUpdates(
+  graph: Graph,
+  staticValues: ReadonlySet<string>,
+  rootOf: (v: string) => string,
+): Map<string, Node> {
+  const after = new Map<string, Node>();
+  const targets = new Set(graph.updates.map(([t]) => t));
+  for (const [target, source] of graph.updates) {
+    const root = rootOf(source);
+    if (staticValues.has(root) || targets.has(root)) continue;
+    const at = graph.nodes.findIndex((n) => n.outputs.includes(root));
+    if (at < 0) continue;
+    const lastRead = lastIndex(graph.nodes, (n) => n.inputs.some((x) => rootOf(x) === target));
+    if (lastRead <= at) after.set(target, graph.nodes[at]);
+  }
+  return after;
+}
+
 /**
  * Memory plan: the lifetime of every intermediate and scratch buffer, packed into shared slots.
- * An update's source lives to the end of the run (the copies into parameters come last).
+ * The sources of updates copied at the end of the run (`atEnd`) live to the end.
  */
 function planActivations(
   graph: Graph,
@@ -378,6 +413,7 @@ function planActivations(
   persistent: ReadonlySet<string>,
   rootOf: (v: string) => string,
   sizes: Sizes,
+  atEnd: readonly string[],
 ): { mem: ReturnType<typeof planMemory>; lifetimes: Map<string, Lifetime> } {
   const lifetimes = new Map<string, Lifetime>();
   const touch = (id: string, bytes: number, step: number) => {
@@ -395,7 +431,7 @@ function planActivations(
       touch(`${node.name}#temp${i}`, sizes.bytesOf(`${node.name} scratch ${i}`, elems), step),
     );
   });
-  for (const [, source] of graph.updates) {
+  for (const source of atEnd) {
     const r = rootOf(source);
     if (lifetimes.has(r)) touch(r, 0, lowered.length);
   }
@@ -528,12 +564,13 @@ function makeBindGroups(
   );
 }
 
-/** An update's copy at the end of a run: `from` (the source's buffer) into parameter `target`. */
+/** An update's copy: `from` (the source's buffer) into parameter `target`, after step `after` (−1: at the end). */
 interface Copy {
   target: string;
   from: GPUBuffer;
   to: GPUBuffer;
   bytes: number;
+  after: number;
 }
 
 export class Plan {
@@ -552,9 +589,23 @@ export class Plan {
     private readonly owned: GPUBuffer[],
     readonly memory: MemoryReport,
     readonly tuning: TuningReport = { used: 0, notes: [] },
-    private readonly copies: readonly Copy[] = [],
+    copies: readonly Copy[] = [],
   ) {
     this.dispatchCount = steps.length;
+    for (const c of copies) {
+      const list = this.copiesAfter.get(c.after) ?? [];
+      list.push(c);
+      this.copiesAfter.set(c.after, list);
+    }
+  }
+
+  /** Update copies by the step they follow (−1: the end of the run). */
+  private readonly copiesAfter = new Map<number, Copy[]>();
+
+  private encodeCopies(enc: GPUCommandEncoder, after: number): boolean {
+    const list = this.copiesAfter.get(after);
+    for (const c of list ?? []) enc.copyBufferToBuffer(c.from, 0, c.to, 0, c.bytes);
+    return list !== undefined;
   }
 
   /** Names of the graph's parameters, in definition order. */
@@ -728,15 +779,24 @@ export class Plan {
             });
             this.encode(pass, s);
             pass.end();
+            this.encodeCopies(enc, i);
           });
           enc.resolveQuerySet(set, 0, 2 * n, resolve, 0);
           enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * n);
         } else if (!opts.profile) {
-          const pass = enc.beginComputePass({ label: 'run' });
-          for (const s of this.steps) this.encode(pass, s);
+          // A copy is not a compute command: the pass ends before one and a new one begins after.
+          let pass = enc.beginComputePass({ label: 'run' });
+          this.steps.forEach((s, i) => {
+            this.encode(pass, s);
+            if (this.copiesAfter.has(i)) {
+              pass.end();
+              this.encodeCopies(enc, i);
+              pass = enc.beginComputePass({ label: 'run' });
+            }
+          });
           pass.end();
         }
-        for (const c of this.copies) enc.copyBufferToBuffer(c.from, 0, c.to, 0, c.bytes);
+        this.encodeCopies(enc, -1);
         for (const o of wanted) {
           const src = this.buffers.get(this.rootOf(o))!;
           let rb = this.readback.get(o);
@@ -818,12 +878,13 @@ export class Plan {
   private async profileByWallTime(): Promise<Profile> {
     const gpu = this.device.gpu;
     const entries: ProfileEntry[] = [];
-    for (const s of this.steps) {
+    for (const [i, s] of this.steps.entries()) {
       const t = performance.now();
       const enc = gpu.createCommandEncoder();
       const pass = enc.beginComputePass({ label: s.label });
       this.encode(pass, s);
       pass.end();
+      this.encodeCopies(enc, i);
       gpu.queue.submit([enc.finish()]);
       await this.settle(gpu.queue.onSubmittedWorkDone(), s.label);
       entries.push(this.entry(s, performance.now() - t));

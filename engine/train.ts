@@ -146,24 +146,39 @@ function clipped(g: Graph, grads: string[], hyper: string, clipNorm: number | un
   return g.op('grad_clip_scale', [s!, hyper], { maxNorm: clipNorm }, g.freshName('clip.hyper'));
 }
 
-/** Optimiser nodes for every parameter with its gradient; their outputs update parameter and slots. */
+/**
+ * Optimiser nodes for every parameter with its gradient; their outputs update parameter and
+ * slots. Each goes right after the last node its inputs need and the last reader of its parameter,
+ * so a gradient dies as soon as it is used and the executor copies the update in at once (without
+ * clipping, which needs every gradient first, that is during backward).
+ */
 function addOptimizer(g: Graph, params: string[], grads: string[], hyper: string, o: OptimizerSpec): void {
+  const made = (v: string) => g.nodes.findIndex((n) => n.outputs.includes(v));
   params.forEach((p, i) => {
     const shape = g.shape(p);
     const slots = slotNames(p, o).map((s) => (g.values.has(s) ? s : g.param(s, shape, new Float32Array(numel(shape)))));
+    let lastRead = -1;
+    g.nodes.forEach((n, k) => {
+      if (n.inputs.includes(p)) lastRead = k;
+    });
+    const at = Math.max(made(grads[i]), made(hyper), lastRead) + 1;
+    const name = g.freshName(`${p}.${o.kind}`);
     const outs =
       o.kind === 'sgd'
-        ? g.add('sgd_update', [p, grads[i], ...slots, hyper], {
-            momentum: o.momentum,
-            nesterov: !!o.nesterov,
-            weightDecay: o.weightDecay,
-          })
-        : g.add('adamw_update', [p, grads[i], ...slots, hyper], {
-            beta1: o.beta1,
-            beta2: o.beta2,
-            eps: o.eps,
-            weightDecay: o.weightDecay,
-          });
+        ? g.addAt(
+            at,
+            'sgd_update',
+            [p, grads[i], ...slots, hyper],
+            { momentum: o.momentum, nesterov: !!o.nesterov, weightDecay: o.weightDecay },
+            name,
+          )
+        : g.addAt(
+            at,
+            'adamw_update',
+            [p, grads[i], ...slots, hyper],
+            { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay },
+            name,
+          );
     [p, ...slots].forEach((t, k) => {
       g.update(t, outs[k]);
     });

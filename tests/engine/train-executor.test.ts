@@ -57,6 +57,40 @@ describe('parameters and updates', () => {
     owner.dispose();
   });
 
+  it('copies right after the source is made, unless a later node reads the parameter (then at the end)', async () => {
+    const dev = await testDevice();
+    const x = new Float32Array([1, 2, 3, 4, 5]);
+    // p ← p + x, then two more nodes: the source's slot is free again at once, so one slot serves all.
+    const a = new Graph();
+    a.param('p', [5], new Float32Array(5));
+    a.input('x', [5]);
+    const y = a.op('add', ['p', 'x'], {}, 'y');
+    const q = a.op('add', ['x', 'x'], {}, 'q');
+    a.markOutputs(a.op('add', [q, 'x'], {}, 'r'));
+    a.update('p', y);
+    const pa = await compile(dev, a);
+    expect(pa.memory.activationBytes).toBe(32);
+    await pa.run({ x });
+    await pa.run({ x });
+    expect([...(await pa.readParams()).get('p')!.data]).toEqual([2, 4, 6, 8, 10]);
+    pa.dispose();
+    // z reads p after y is made: z must see the old p, so the copy waits for the end.
+    const b = new Graph();
+    b.param('p', [5], new Float32Array([1, 1, 1, 1, 1]));
+    b.input('x', [5]);
+    const yb = b.op('add', ['p', 'x'], {}, 'y');
+    const q2 = b.op('add', ['x', 'x'], {}, 'q');
+    b.markOutputs(b.op('add', ['p', yb], {}, 'z'), q2);
+    b.update('p', yb);
+    const pb = await compile(dev, b);
+    expect(pb.memory.activationBytes).toBe(32); // y alone (q is an output), kept to the end
+    const z1 = (await pb.run({ x })).outputs.z.data;
+    expect([...z1]).toEqual([3, 4, 5, 6, 7]); // 1 + (1 + x)
+    const z2 = (await pb.run({ x })).outputs.z.data;
+    expect([...z2]).toEqual([5, 8, 11, 14, 17]); // (1 + x) + (1 + 2x)
+    pb.dispose();
+  });
+
   it('parameters are not folded at compile time, survive JSON and prune, and runReference reads them', () => {
     const g = accumulator();
     const j = graphFromJSON(JSON.parse(JSON.stringify(graphToJSON(g))));
