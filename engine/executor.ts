@@ -394,7 +394,11 @@ function scheduleUpdates(
   const targets = new Set(graph.updates.map(([t]) => t));
   for (const [target, source] of graph.updates) {
     const root = rootOf(source);
-    if (staticValues.has(root) || targets.has(root)) continue;
+    if (targets.has(root))
+      throw new KernelError(
+        `update of "${target}" reads "${source}", a parameter that is updated itself in the same run`,
+      );
+    if (staticValues.has(root)) continue;
     const at = graph.nodes.findIndex((n) => n.outputs.includes(root));
     if (at < 0) continue;
     const lastRead = lastIndex(graph.nodes, (n) => n.inputs.some((x) => rootOf(x) === target));

@@ -89,6 +89,14 @@ describe('parameters and updates', () => {
     const z2 = (await pb.run({ x })).outputs.z.data;
     expect([...z2]).toEqual([5, 8, 11, 14, 17]); // (1 + x) + (1 + 2x)
     pb.dispose();
+    const c = new Graph();
+    c.param('p', [5], new Float32Array(5));
+    c.param('q', [5], new Float32Array(5));
+    c.input('x', [5]);
+    c.markOutputs(c.op('add', ['p', 'x'], {}, 'y'));
+    c.update('p', 'y');
+    c.update('q', 'p');
+    await expect(compile(dev, c)).rejects.toThrow(/update of "q" reads "p", a parameter that is updated itself/);
   });
 
   it('parameters are not folded at compile time, survive JSON and prune, and runReference reads them', () => {
