@@ -8,6 +8,13 @@
 // (kernels + tuned variants), planConstLayouts (weights relaid out for the chosen kernels),
 // persistentValues and planActivations (the memory plan), allocateBuffers, createPipelines,
 // makeBindGroups, then the compile-time nodes run once.
+//
+// Training (docs/autodiff.md): parameters (graph values of kind 'param') get their own buffers,
+// uploaded once and kept across runs; each update's source is copied into its target parameter
+// in the same command buffer, right after the node that makes it when no later node reads the
+// parameter (so the source's slot is free again at once), else at the end of the run. A second
+// plan may bind the same parameter buffers (CompileOptions.shareParams), so an evaluation plan
+// sees the trained weights as they are.
 
 import { getOp } from '../kernels/index.js';
 import {
@@ -41,11 +48,19 @@ export interface CompileOptions {
   prefer?: Prefer;
   /** Tuned per-layer choices for this adapter (engine/tuning.ts); other layers use the heuristics. */
   tuning?: TuningTable;
+  /**
+   * Plans whose parameter buffers this plan binds for its parameters of the same name and shape
+   * (first match wins), instead of allocating and uploading its own: a predict plan reads the
+   * weights a training plan updates. Those plans must outlive this one.
+   */
+  shareParams?: Plan | readonly Plan[];
 }
 
 export interface MemoryReport {
   /** Constants (weights) and what compile-time nodes made from them. */
   weightBytes: number;
+  /** Parameters this plan owns (trainable weights, optimiser state); shared ones count in their owner. */
+  paramBytes: number;
   /** Graph inputs and outputs. */
   ioBytes: number;
   /** Intermediates after the liveness plan, and what they would take without it. */
@@ -159,10 +174,13 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
   const layouts = planConstLayouts(graph, lowered, rootOf);
   const sizes = new Sizes(ctx.limits);
   const persistent = persistentValues(graph, staticValues, rootOf, layouts);
-  const { mem, lifetimes } = planActivations(graph, lowered, persistent, rootOf, sizes);
+  const copyAfter = scheduleUpdates(graph, staticValues, rootOf);
+  const atEnd = graph.updates.filter(([t]) => !copyAfter.has(t)).map(([, src]) => src);
+  const { mem, lifetimes } = planActivations(graph, lowered, persistent, rootOf, sizes, atEnd);
   const owned: GPUBuffer[] = [];
+  const shared = opts.shareParams === undefined ? [] : [opts.shareParams].flat();
   try {
-    const { buffers, weightBytes, ioBytes } = await allocateBuffers(
+    const { buffers, weightBytes, paramBytes, ioBytes } = await allocateBuffers(
       gpu,
       pool,
       graph,
@@ -172,25 +190,37 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
       mem,
       sizes,
       owned,
+      shared,
     );
     const { flat, pipelines } = await createPipelines(gpu, lowered);
     const steps = await makeBindGroups(gpu, graph, flat, pipelines, buffers, layouts, rootOf);
+    const liveSteps = steps.filter((s) => !isStatic(s.node));
+    const copies = graph.updates.map(([target, source]): Copy => {
+      const to = buffers.get(target)!;
+      const from = buffers.get(rootOf(source));
+      if (!from) throw new KernelError(`update of "${target}": its source "${source}" has no buffer`);
+      if (from === to) throw new KernelError(`update of "${target}" from "${source}": both are the same buffer`);
+      const producer = copyAfter.get(target);
+      const after = producer ? lastIndex(liveSteps, (s) => s.node === producer) : -1;
+      return { target, from, to, bytes: numel(graph.shape(target)) * 4, after };
+    });
 
     const staticSteps = steps.filter((s) => isStatic(s.node));
     const plan = new Plan(
       device,
       graph,
-      steps.filter((s) => !isStatic(s.node)),
+      liveSteps,
       buffers,
       persistent,
       rootOf,
       owned,
       {
         weightBytes,
+        paramBytes,
         ioBytes,
         activationBytes: mem.totalBytes,
         activationBytesUnplanned: mem.naiveBytes,
-        peakBytes: weightBytes + ioBytes + mem.totalBytes,
+        peakBytes: weightBytes + paramBytes + ioBytes + mem.totalBytes,
         largestTensorBytes: sizes.largest,
         largestActivationBytes: Math.max(
           0,
@@ -198,6 +228,7 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
         ),
       },
       tuning,
+      copies,
     );
     // Constant pre-computation: nodes whose inputs are all constants run once, here.
     if (staticSteps.length) await plan.submitSteps(staticSteps, 'compile-time nodes');
@@ -344,13 +375,49 @@ function persistentValues(
   return persistent;
 }
 
-/** Memory plan: the lifetime of every intermediate and scratch buffer, packed into shared slots. */
+function lastIndex<T>(xs: readonly T[], f: (x: T) => boolean): number {
+  for (let i = xs.length - 1; i >= 0; i--) if (f(xs[i])) return i;
+  return -1;
+}
+
+/**
+ * When each update's copy can run: right after the node that makes its source (the node is the
+ * map's value) when no later node reads the target parameter; updates not in the map copy at the
+ * end of the run (their sources are not made by a node of the run, or the parameter is read later).
+ */
+function scheduleUpdates(
+  graph: Graph,
+  staticValues: ReadonlySet<string>,
+  rootOf: (v: string) => string,
+): Map<string, Node> {
+  const after = new Map<string, Node>();
+  const targets = new Set(graph.updates.map(([t]) => t));
+  for (const [target, source] of graph.updates) {
+    const root = rootOf(source);
+    if (targets.has(root))
+      throw new KernelError(
+        `update of "${target}" reads "${source}", a parameter that is updated itself in the same run`,
+      );
+    if (staticValues.has(root)) continue;
+    const at = graph.nodes.findIndex((n) => n.outputs.includes(root));
+    if (at < 0) continue;
+    const lastRead = lastIndex(graph.nodes, (n) => n.inputs.some((x) => rootOf(x) === target));
+    if (lastRead <= at) after.set(target, graph.nodes[at]);
+  }
+  return after;
+}
+
+/**
+ * Memory plan: the lifetime of every intermediate and scratch buffer, packed into shared slots.
+ * The sources of updates copied at the end of the run (`atEnd`) live to the end.
+ */
 function planActivations(
   graph: Graph,
   lowered: LoweredNode[],
   persistent: ReadonlySet<string>,
   rootOf: (v: string) => string,
   sizes: Sizes,
+  atEnd: readonly string[],
 ): { mem: ReturnType<typeof planMemory>; lifetimes: Map<string, Lifetime> } {
   const lifetimes = new Map<string, Lifetime>();
   const touch = (id: string, bytes: number, step: number) => {
@@ -368,12 +435,17 @@ function planActivations(
       touch(`${node.name}#temp${i}`, sizes.bytesOf(`${node.name} scratch ${i}`, elems), step),
     );
   });
+  for (const source of atEnd) {
+    const r = rootOf(source);
+    if (lifetimes.has(r)) touch(r, 0, lowered.length);
+  }
   return { mem: planMemory([...lifetimes.values()]), lifetimes };
 }
 
 /**
- * Buffers: one per persistent value (constants uploaded), one per relaid constant, one per
- * memory-plan slot; every buffer taken is pushed to `owned` (released on failure or dispose).
+ * Buffers: one per persistent value (constants and parameters uploaded; a parameter another plan
+ * shares is bound, not copied), one per relaid constant, one per memory-plan slot; every buffer
+ * taken is pushed to `owned` (released on failure or dispose).
  */
 async function allocateBuffers(
   gpu: GPUDevice,
@@ -385,7 +457,8 @@ async function allocateBuffers(
   mem: ReturnType<typeof planMemory>,
   sizes: Sizes,
   owned: GPUBuffer[],
-): Promise<{ buffers: Map<string, GPUBuffer>; weightBytes: number; ioBytes: number }> {
+  shared: readonly Plan[],
+): Promise<{ buffers: Map<string, GPUBuffer>; weightBytes: number; paramBytes: number; ioBytes: number }> {
   const take = (bytes: number, label: string) => {
     const b = pool.acquire(bytes, STORAGE, label);
     owned.push(b);
@@ -393,11 +466,28 @@ async function allocateBuffers(
   };
   const buffers = new Map<string, GPUBuffer>();
   let weightBytes = 0;
+  let paramBytes = 0;
   let ioBytes = 0;
   const slots: GPUBuffer[] = [];
   await withErrorScope(gpu, 'allocating plan buffers', () => {
     for (const name of persistent) {
       const v = graph.value(name);
+      if (v.kind === 'param') {
+        const other = shared.map((p) => p.paramBuffer(name)).find((x) => x !== undefined);
+        if (other) {
+          if (fmtShape(other.shape) !== fmtShape(v.shape))
+            throw new KernelError(
+              `parameter "${name}" ${fmtShape(v.shape)} cannot share the buffer of ${fmtShape(other.shape)}`,
+            );
+          buffers.set(name, other.buffer);
+          continue;
+        }
+        const b = take(sizes.bytesOf(name, numel(v.shape), v.shape), name);
+        buffers.set(name, b);
+        gpu.queue.writeBuffer(b, 0, v.data!.buffer, v.data!.byteOffset, v.data!.byteLength);
+        paramBytes += b.size;
+        continue;
+      }
       const b = take(sizes.bytesOf(name, numel(v.shape), v.shape), name);
       buffers.set(name, b);
       if (v.kind === 'const') gpu.queue.writeBuffer(b, 0, v.data!.buffer, v.data!.byteOffset, v.data!.byteLength);
@@ -418,7 +508,7 @@ async function allocateBuffers(
     mem.slotBytes.forEach((bytes, i) => slots.push(take(bytes, `slot${i}`)));
     for (const [id, s] of mem.slotOf) buffers.set(id, slots[s]);
   });
-  return { buffers, weightBytes, ioBytes };
+  return { buffers, weightBytes, paramBytes, ioBytes };
 }
 
 /** Pipelines of every dispatch in order, all created in parallel (cached per device by key). */
@@ -478,6 +568,15 @@ function makeBindGroups(
   );
 }
 
+/** An update's copy: `from` (the source's buffer) into parameter `target`, after step `after` (−1: at the end). */
+interface Copy {
+  target: string;
+  from: GPUBuffer;
+  to: GPUBuffer;
+  bytes: number;
+  after: number;
+}
+
 export class Plan {
   private readback = new Map<string, GPUBuffer>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -494,8 +593,94 @@ export class Plan {
     private readonly owned: GPUBuffer[],
     readonly memory: MemoryReport,
     readonly tuning: TuningReport = { used: 0, notes: [] },
+    copies: readonly Copy[] = [],
   ) {
     this.dispatchCount = steps.length;
+    for (const c of copies) {
+      const list = this.copiesAfter.get(c.after) ?? [];
+      list.push(c);
+      this.copiesAfter.set(c.after, list);
+    }
+  }
+
+  /** Update copies by the step they follow (−1: the end of the run). */
+  private readonly copiesAfter = new Map<number, Copy[]>();
+
+  private encodeCopies(enc: GPUCommandEncoder, after: number): boolean {
+    const list = this.copiesAfter.get(after);
+    for (const c of list ?? []) enc.copyBufferToBuffer(c.from, 0, c.to, 0, c.bytes);
+    return list !== undefined;
+  }
+
+  /** Names of the graph's parameters, in definition order. */
+  get paramNames(): string[] {
+    return [...this.graph.values.values()].filter((v) => v.kind === 'param').map((v) => v.name);
+  }
+
+  /** The buffer holding parameter `name` and its shape, or undefined if this plan has no such parameter. */
+  paramBuffer(name: string): { buffer: GPUBuffer; shape: number[] } | undefined {
+    const v = this.graph.values.get(name);
+    if (v?.kind !== 'param' || this.disposed) return undefined;
+    return { buffer: this.buffers.get(name)!, shape: v.shape };
+  }
+
+  private checkParam(name: string): number[] {
+    const v = this.graph.values.get(name);
+    if (v?.kind !== 'param') {
+      throw new InputError(`"${name}" is not a parameter of this plan (parameters: ${this.paramNames.join(', ')})`);
+    }
+    return v.shape;
+  }
+
+  /** The current data of parameters `names` (default: all), read back after every queued run. */
+  readParams(names: readonly string[] = this.paramNames): Promise<Map<string, HostTensor>> {
+    const r = this.queue.then(() => this.readParamsNow(names));
+    this.queue = r.catch(() => undefined);
+    return r;
+  }
+
+  /** Overwrite parameter `name` (checkpoint load, resume): takes effect before the next run. */
+  writeParam(name: string, data: Float32Array): Promise<void> {
+    const r = this.queue.then(async () => {
+      if (this.disposed) throw new Error('this plan was disposed');
+      const shape = this.checkParam(name);
+      if (data.length !== numel(shape))
+        throw new InputError(`parameter "${name}" ${fmtShape(shape)} needs ${numel(shape)} values, got ${data.length}`);
+      const gpu = this.device.gpu;
+      await withErrorScope(gpu, `writing parameter "${name}"`, () =>
+        gpu.queue.writeBuffer(this.buffers.get(name)!, 0, data.buffer, data.byteOffset, data.byteLength),
+      );
+    });
+    this.queue = r.catch(() => undefined);
+    return r;
+  }
+
+  private async readParamsNow(names: readonly string[]): Promise<Map<string, HostTensor>> {
+    if (this.disposed) throw new Error('this plan was disposed');
+    const shapes = names.map((n) => this.checkParam(n));
+    const gpu = this.device.gpu;
+    const reads = names.map((n, i) => {
+      const bytes = BufferPool.round(numel(shapes[i]) * 4);
+      return { n, shape: shapes[i], rb: gpu.createBuffer({ size: bytes, usage: READBACK, label: `read ${n}` }) };
+    });
+    await withErrorScope(gpu, 'reading parameters', () => {
+      const enc = gpu.createCommandEncoder({ label: 'read parameters' });
+      for (const { n, rb } of reads) enc.copyBufferToBuffer(this.buffers.get(n)!, 0, rb, 0, rb.size);
+      gpu.queue.submit([enc.finish()]);
+    });
+    const out = new Map<string, HostTensor>();
+    await this.settle(
+      Promise.all(
+        reads.map(async ({ n, shape, rb }) => {
+          await rb.mapAsync(MAP_READ);
+          out.set(n, { shape: [...shape], data: new Float32Array(rb.getMappedRange().slice(0, numel(shape) * 4)) });
+          rb.unmap();
+          rb.destroy();
+        }),
+      ),
+      'reading parameters',
+    );
+    return new Map(names.map((n) => [n, out.get(n)!]));
   }
 
   /** Pipeline keys this plan uses, in order. */
@@ -598,14 +783,24 @@ export class Plan {
             });
             this.encode(pass, s);
             pass.end();
+            this.encodeCopies(enc, i);
           });
           enc.resolveQuerySet(set, 0, 2 * n, resolve, 0);
           enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * n);
         } else if (!opts.profile) {
-          const pass = enc.beginComputePass({ label: 'run' });
-          for (const s of this.steps) this.encode(pass, s);
+          // A copy is not a compute command: the pass ends before one and a new one begins after.
+          let pass = enc.beginComputePass({ label: 'run' });
+          this.steps.forEach((s, i) => {
+            this.encode(pass, s);
+            if (this.copiesAfter.has(i)) {
+              pass.end();
+              this.encodeCopies(enc, i);
+              pass = enc.beginComputePass({ label: 'run' });
+            }
+          });
           pass.end();
         }
+        this.encodeCopies(enc, -1);
         for (const o of wanted) {
           const src = this.buffers.get(this.rootOf(o))!;
           let rb = this.readback.get(o);
@@ -687,12 +882,13 @@ export class Plan {
   private async profileByWallTime(): Promise<Profile> {
     const gpu = this.device.gpu;
     const entries: ProfileEntry[] = [];
-    for (const s of this.steps) {
+    for (const [i, s] of this.steps.entries()) {
       const t = performance.now();
       const enc = gpu.createCommandEncoder();
       const pass = enc.beginComputePass({ label: s.label });
       this.encode(pass, s);
       pass.end();
+      this.encodeCopies(enc, i);
       gpu.queue.submit([enc.finish()]);
       await this.settle(gpu.queue.onSubmittedWorkDone(), s.label);
       entries.push(this.entry(s, performance.now() - t));

@@ -1,6 +1,11 @@
-// The graph IR: values (graph inputs, constants, node outputs) with shapes, and nodes in
-// topological order. Shapes are inferred as nodes are added, so a mismatch is reported
+// The graph IR: values (graph inputs, constants, parameters, node outputs) with shapes, and nodes
+// in topological order. Shapes are inferred as nodes are added, so a mismatch is reported
 // where it is made, naming the node and both shapes.
+//
+// Training adds two things (docs/autodiff.md): 'param' values, trainable state with initial data
+// that lives in its own GPU buffer across runs (never folded at compile time, never relaid out),
+// and `updates`, pairs [target param, source value]: after a run's dispatches, the executor copies
+// each source into its target, so the next run sees the new weights.
 
 import { getOp } from '../kernels/index.js';
 import { type HostTensor, type Shape, fmtShape, numel, ShapeError } from '../kernels/kernel.js';
@@ -18,8 +23,8 @@ export interface Node {
 export interface Value {
   name: string;
   shape: number[];
-  kind: 'input' | 'const' | 'node';
-  /** Constant data (row-major f32), only for kind 'const'. */
+  kind: 'input' | 'const' | 'param' | 'node';
+  /** Constant data, or a parameter's initial data (row-major f32), for kinds 'const' and 'param'. */
   data?: Float32Array;
 }
 
@@ -27,6 +32,8 @@ export class Graph {
   readonly values = new Map<string, Value>();
   nodes: Node[] = [];
   outputs: string[] = [];
+  /** [target param, source value]: after each run the source's data becomes the param's. */
+  updates: [target: string, source: string][] = [];
   private counter = 0;
 
   input(name: string, shape: Shape): string {
@@ -44,15 +51,53 @@ export class Graph {
     return name;
   }
 
+  /** A parameter: trainable state, initialised with `data`, kept on the GPU across runs. */
+  param(name: string, shape: Shape, data: Float32Array): string {
+    this.constant(name, shape, data);
+    this.values.get(name)!.kind = 'param';
+    return name;
+  }
+
+  /** Turn constant `name` into a parameter (same data): it then persists and may be updated. */
+  makeParam(name: string): void {
+    const v = this.value(name);
+    if (v.kind !== 'const' && v.kind !== 'param')
+      throw new Error(`"${name}" is a graph ${v.kind}, not a constant, so it cannot become a parameter`);
+    v.kind = 'param';
+  }
+
+  /** After each run, copy `source` into parameter `target` (same shape). */
+  update(target: string, source: string): void {
+    const t = this.value(target);
+    if (t.kind !== 'param') throw new Error(`update target "${target}" is a ${t.kind}, not a parameter`);
+    const s = this.value(source);
+    if (fmtShape(s.shape) !== fmtShape(t.shape))
+      throw new ShapeError(`update of "${target}" ${fmtShape(t.shape)} from "${source}" ${fmtShape(s.shape)}`);
+    if (this.updates.some(([x]) => x === target)) throw new Error(`parameter "${target}" already has an update`);
+    this.updates.push([target, source]);
+  }
+
   /** Add a node; returns its output value names. */
   add(op: string, inputs: string[], attrs: Attrs = {}, name?: string): string[] {
+    return this.addAt(this.nodes.length, op, inputs, attrs, name);
+  }
+
+  /** Add a node at position `index` of the node list (its inputs must be defined before it). */
+  addAt(index: number, op: string, inputs: string[], attrs: Attrs = {}, name?: string): string[] {
     const nodeName = name ?? `${op}_${this.counter++}`;
     if (this.nodes.some((n) => n.name === nodeName)) throw new Error(`duplicate node name "${nodeName}"`);
     const shapes = inferNode(this, { name: nodeName, op, attrs, inputs, outputs: [] });
     const outputs = shapes.map((_, i) => (shapes.length === 1 ? nodeName : `${nodeName}:${i}`));
     shapes.forEach((s, i) => this.define({ name: outputs[i], shape: [...s], kind: 'node' }));
-    this.nodes.push({ name: nodeName, op, attrs, inputs: [...inputs], outputs });
+    this.nodes.splice(index, 0, { name: nodeName, op, attrs, inputs: [...inputs], outputs });
     return outputs;
+  }
+
+  /** A node name not yet used, from `base` (base itself when free). */
+  freshName(base: string): string {
+    let name = base;
+    for (let k = 1; this.values.has(name) || this.nodes.some((n) => n.name === name); k++) name = `${base}_${k}`;
+    return name;
   }
 
   /** Add a node with exactly one output. */
@@ -92,13 +137,14 @@ export class Graph {
     for (const [k, v] of this.values) g.values.set(k, { ...v, shape: [...v.shape] });
     g.nodes = this.nodes.map((n) => ({ ...n, attrs: { ...n.attrs }, inputs: [...n.inputs], outputs: [...n.outputs] }));
     g.outputs = [...this.outputs];
+    g.updates = this.updates.map(([t, s]) => [t, s]);
     g.counter = this.counter;
     return g;
   }
 
-  /** Drop nodes and constants that no graph output depends on. */
+  /** Drop nodes and constants that no graph output or update depends on. */
   prune(): this {
-    const live = new Set(this.outputs);
+    const live = new Set([...this.outputs, ...this.updates.flat()]);
     const keep: Node[] = [];
     for (let i = this.nodes.length - 1; i >= 0; i--) {
       const n = this.nodes[i];
@@ -112,7 +158,8 @@ export class Graph {
     return this;
   }
 
-  private define(v: Value): void {
+  /** Define a value directly (graph rewrites that rename a node's output). */
+  define(v: Value): void {
     if (this.values.has(v.name)) throw new Error(`value "${v.name}" is already defined`);
     this.values.set(v.name, v);
   }
@@ -155,17 +202,35 @@ export function validateGraph(g: Graph): void {
     });
   }
   for (const o of g.outputs) g.value(o);
+  for (const [t, src] of g.updates) {
+    if (g.value(t).kind !== 'param') throw new Error(`update target "${t}" is not a parameter`);
+    if (fmtShape(g.shape(t)) !== fmtShape(g.shape(src)))
+      throw new ShapeError(`update of "${t}" ${fmtShape(g.shape(t))} from "${src}" ${fmtShape(g.shape(src))}`);
+  }
 }
 
-/** Run the graph on the CPU with every op's reference: the oracle for kernels, passes and models. */
+/**
+ * Run the graph on the CPU with every op's reference: the oracle for kernels, passes and models.
+ * Parameters read their initial data (or `params`, by name, where given); updates are not applied
+ * (the caller reads the update sources it wants).
+ */
 export function runReference(
   g: Graph,
   inputs: Record<string, Float32Array>,
   outputs = g.outputs,
+  params?: ReadonlyMap<string, Float32Array>,
 ): Record<string, HostTensor> {
   const env = new Map<string, HostTensor>();
   for (const v of g.values.values()) {
     if (v.kind === 'const') env.set(v.name, { shape: v.shape, data: v.data! });
+    if (v.kind === 'param') {
+      const d = params?.get(v.name) ?? v.data!;
+      if (d.length !== numel(v.shape))
+        throw new ShapeError(
+          `param "${v.name}": expected ${numel(v.shape)} values for ${fmtShape(v.shape)}, got ${d.length}`,
+        );
+      env.set(v.name, { shape: v.shape, data: d });
+    }
     if (v.kind === 'input') {
       const d = inputs[v.name];
       if (!d) throw new Error(`missing input "${v.name}"`);
@@ -191,6 +256,7 @@ export interface GraphJSON {
   values: { name: string; shape: number[]; kind: Value['kind']; data?: number[] }[];
   nodes: Node[];
   outputs: string[];
+  updates?: [string, string][];
 }
 
 export function graphToJSON(g: Graph): GraphJSON {
@@ -203,6 +269,7 @@ export function graphToJSON(g: Graph): GraphJSON {
     })),
     nodes: g.nodes,
     outputs: g.outputs,
+    ...(g.updates.length ? { updates: g.updates } : {}),
   };
 }
 
@@ -211,6 +278,7 @@ export function graphFromJSON(j: GraphJSON): Graph {
   for (const v of j.values) {
     if (v.kind === 'input') g.input(v.name, v.shape);
     if (v.kind === 'const') g.constant(v.name, v.shape, new Float32Array(v.data ?? []));
+    if (v.kind === 'param') g.param(v.name, v.shape, new Float32Array(v.data ?? []));
   }
   for (const n of j.nodes) {
     const outs = g.add(n.op, n.inputs, n.attrs, n.name);
@@ -218,5 +286,6 @@ export function graphFromJSON(j: GraphJSON): Graph {
       throw new Error(`node "${n.name}": outputs ${n.outputs.join()} do not match ${outs.join()}`);
   }
   g.markOutputs(...j.outputs);
+  for (const [t, s] of j.updates ?? []) g.update(t, s);
   return g;
 }

@@ -4,7 +4,14 @@
 import type { OpDef } from '../kernel.js';
 import { convGradOps } from './conv2d.js';
 import { elementwiseGradOps } from './elementwise.js';
+import { layoutGradOps } from './layout.js';
 import { normGradOps } from './norm.js';
 import { optimOps } from './optim.js';
 
-export const BACKWARD_OPS: readonly OpDef[] = [...elementwiseGradOps, ...convGradOps, ...normGradOps, ...optimOps];
+export const BACKWARD_OPS: readonly OpDef[] = [
+  ...elementwiseGradOps,
+  ...layoutGradOps,
+  ...convGradOps,
+  ...normGradOps,
+  ...optimOps,
+];
