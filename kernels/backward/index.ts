@@ -2,9 +2,16 @@
 // in kernels/index.ts. Each file exports its family's OpDefs.
 
 import type { OpDef } from '../kernel.js';
+import { attentionGradOps } from './attention.js';
 import { convGradOps } from './conv2d.js';
 import { elementwiseGradOps } from './elementwise.js';
 import { normGradOps } from './norm.js';
 import { optimOps } from './optim.js';
 
-export const BACKWARD_OPS: readonly OpDef[] = [...elementwiseGradOps, ...convGradOps, ...normGradOps, ...optimOps];
+export const BACKWARD_OPS: readonly OpDef[] = [
+  ...elementwiseGradOps,
+  ...convGradOps,
+  ...normGradOps,
+  ...attentionGradOps,
+  ...optimOps,
+];
