@@ -3,6 +3,7 @@
 // family with variants is added here.
 
 import { attentionVariant } from './attention.js';
+import { attentionGradVariant } from './backward/attention.js';
 import { conv2dVariant } from './conv2d.js';
 import { depthwiseVariant } from './depthwise.js';
 import { groupNormVariant } from './groupnorm.js';
@@ -19,6 +20,7 @@ export const VARIANT_FAMILIES: ReadonlyMap<string, VariantSchema<VariantObject>>
     depthwiseVariant,
     matmulVariant,
     attentionVariant,
+    attentionGradVariant,
     layernormVariant,
     softmaxVariant,
     groupNormVariant,

@@ -11,17 +11,30 @@
 // v [B, Tk, D]) followed by dO [B, Tq, D]; attrs as the forward's (heads, scale). Outputs: d(qkv)
 // [B, T, 3D] packed like its input, or dq, dk, dv.
 //
-// Stages (family `attention_grad`, one invocation each; scalar loads):
-//   probs    per score row (b, h, i): scores, stable softmax -> P, scratch [B, H, Tq, Tk]
-//   dscores  per score row: dP_j = dO_i · v_j, then dS = P (dP - Σ P dP) -> dS, scratch
-//   grads    per element of one gradient ('q', 'k', 'v', or all of a packed 'qkv'): a dot
-//            product along a row (dq) or a column (dk, dv) of dS or P
-// The scratch is 2·B·H·Tq·Tk floats (ViT-B/16 at batch 32: 119 MB). A FlashAttention-style
-// fused backward (recomputing P tile by tile) would drop it; this path is the oracle for it.
+// Paths (ctx.prefer.attention_grad, an AttentionGradVariant: 'fused' or 'naive'; scalar loads,
+// one invocation per row or element):
+//   naive (family `attention_grad`): the explicit form, the oracle. Stages:
+//     probs    per score row (b, h, i): scores, stable softmax -> P, scratch [B, H, Tq, Tk]
+//     dscores  per score row: dP_j = dO_i · v_j, then dS = P (dP - Σ P dP) -> dS, scratch
+//     grads    per element of one gradient ('q', 'k', 'v', or all of a packed 'qkv'): a dot
+//              product along a row (dq) or a column (dk, dv) of dS or P
+//     The scratch is 2·B·H·Tq·Tk floats (ViT-B/16 at batch 32: 119 MB).
+//   fused (family `attention_grad_fused`, FlashAttention-2's backward without tiles): P is never
+//     stored. Stages:
+//     rowstats per query row: lse_i = log Σ_j exp(s_ij) and D_i = Σ_j P_ij (dO_i · v_j), both
+//              by one online pass over the keys (rescaled on a new max), into a scratch [B, H, Tq, 2]
+//     dq       per query row: for every key, P_ij = exp(s_ij - lse_i) and
+//              dS_ij = P_ij (dO_i · v_j - D_i); dq_i = scale · Σ_j dS_ij k_j
+//     dkv      per key row: the same P_ij and dS_ij for every query; dv_j = Σ_i P_ij dO_i,
+//              dk_j = scale · Σ_i dS_ij q_i
+//     Scores are computed three times (about 2x the naive path's arithmetic) for a scratch of
+//     2·B·H·Tq floats; the row's accumulators live in private arrays of dh floats.
+// Default: fused for dh ≤ 256 (the forward's register budget), naive beyond.
 
 import {
   type HostTensor,
   type KernelFamily,
+  type Lowering,
   type OpDef,
   type Shape,
   ceilDiv,
@@ -35,7 +48,20 @@ import {
   temp,
 } from '../kernel.js';
 import { type AttentionAttrs, attentionOp } from '../attention.js';
+import { defineVariant } from '../variant.js';
 import { flatMain } from '../wgsl.js';
+
+/** ctx.prefer.attention_grad; unset fields are the heuristic's. */
+export interface AttentionGradVariant {
+  path?: 'fused' | 'naive';
+}
+
+export const attentionGradVariant = defineVariant<AttentionGradVariant>('attention_grad', [
+  { kind: 'enum', key: 'path', values: ['fused', 'naive'], bare: true },
+]);
+
+/** Longest head the fused path keeps in private arrays (as the forward's fused path). */
+const FUSED_MAX_DH = 256;
 
 interface AttnDims {
   B: number;
@@ -191,6 +217,120 @@ const attentionGrad: KernelFamily<AttentionGradConfig> = {
   },
 };
 
+// ---- fused ---------------------------------------------------------------------------------------
+
+interface FusedGradConfig extends AttnDims {
+  stage: 'rowstats' | 'dq' | 'dkv';
+  wg: number;
+  gridX: number;
+}
+
+const attentionGradFused: KernelFamily<FusedGradConfig> = {
+  name: 'attention_grad_fused',
+  wgsl(c) {
+    const { B, Tq, Tk, H, dh } = c;
+    const D = H * dh;
+    const RS = c.packed ? 3 * D : D;
+    const [qOff, kOff, vOff] = c.packed ? [0, D, 2 * D] : [0, 0, 0];
+    const L: string[] = [];
+    let b = 0;
+    const ro = (name: string, what: string) =>
+      L.push(`@group(0) @binding(${b++}) var<storage, read> ${name}: array<f32>;   // input  ${what}`);
+    const rw = (name: string, what: string) =>
+      L.push(`@group(0) @binding(${b++}) var<storage, read_write> ${name}: array<f32>;   // ${what}`);
+    if (c.packed) ro('QKV', `qkv [${B}, ${Tq}, ${3 * D}]`);
+    else {
+      ro('Q', `q [${B}, ${Tq}, ${D}]`);
+      ro('K', `k [${B}, ${Tk}, ${D}]`);
+      ro('V', `v [${B}, ${Tk}, ${D}]`);
+    }
+    ro('dO', `dO [${B}, ${Tq}, ${D}]`);
+    rw('st', `scratch: (lse, D) per query row [${B}, ${H}, ${Tq}, 2]`);
+    const Qa = c.packed ? 'QKV' : 'Q',
+      Ka = c.packed ? 'QKV' : 'K',
+      Va = c.packed ? 'QKV' : 'V';
+    const qRow = (i: string) => `(b * ${Tq}u + ${i}) * ${RS}u + ${qOff}u + h * ${dh}u`;
+    const kRow = (j: string) => `(b * ${Tk}u + ${j}) * ${RS}u + ${kOff}u + h * ${dh}u`;
+    const vRow = (j: string) => `(b * ${Tk}u + ${j}) * ${RS}u + ${vOff}u + h * ${dh}u`;
+    const oRow = (i: string) => `(b * ${Tq}u + ${i}) * ${D}u + h * ${dh}u`;
+    const stRow = (i: string) => `((b * ${H}u + h) * ${Tq}u + ${i}) * 2u`;
+    const sc = f32Lit(c.scale);
+    const dot = (acc: string, a: string, bb: string) =>
+      `    var ${acc} = 0.0;\n    for (var e = 0u; e < ${dh}u; e++) { ${acc} += ${a} * ${bb}; }`;
+    const head = (rows: number) => [
+      '',
+      flatMain(c.wg, c.gridX),
+      `  if (t >= ${B * H * rows}u) { return; }`,
+      `  let r = t % ${rows}u;`,
+      `  let h = (t / ${rows}u) % ${H}u;`,
+      `  let b = t / ${rows * H}u;`,
+    ];
+    if (c.stage === 'rowstats') {
+      L.push(...head(Tq));
+      L.push(`  let qb = ${qRow('r')};`, `  let ob = ${oRow('r')};`);
+      L.push('  var m = -3.0e38;', '  var l = 0.0;', '  var d = 0.0;');
+      L.push(`  for (var j = 0u; j < ${Tk}u; j++) {`);
+      L.push(`    let kb = ${kRow('j')};`, `    let vb = ${vRow('j')};`);
+      L.push(dot('s', `${Qa}[qb + e]`, `${Ka}[kb + e]`), `    s *= ${sc};`);
+      L.push(dot('dp', 'dO[ob + e]', `${Va}[vb + e]`));
+      L.push('    let mn = max(m, s);', '    let al = exp(m - mn);', '    let p = exp(s - mn);');
+      L.push('    l = l * al + p;', '    d = d * al + p * dp;', '    m = mn;', '  }');
+      L.push(`  st[${stRow('r')}] = m + log(l);`, `  st[${stRow('r')} + 1u] = d / l;`);
+    } else {
+      // Gradient outputs: packed, one buffer [B, T, 3D] (dq, dk, dv at column 0, D, 2D); else one each.
+      const GS = c.packed ? 3 * D : D;
+      const gRow = (row: string, part: number) =>
+        `(b * ${c.stage === 'dq' ? Tq : Tk}u + ${row}) * ${GS}u + ${c.packed ? part * D : 0}u + h * ${dh}u`;
+      if (c.stage === 'dq') {
+        rw(
+          'G',
+          c.packed
+            ? `output d(qkv) [${B}, ${Tq}, ${3 * D}] (columns 0..${D - 1} here)`
+            : `output dq [${B}, ${Tq}, ${D}]`,
+        );
+        L.push(...head(Tq));
+        L.push(`  let qb = ${qRow('r')};`, `  let ob = ${oRow('r')};`);
+        L.push(`  let lse = st[${stRow('r')}];`, `  let dd = st[${stRow('r')} + 1u];`);
+        L.push(`  var acc: array<f32, ${dh}>;`);
+        L.push(`  for (var j = 0u; j < ${Tk}u; j++) {`);
+        L.push(`    let kb = ${kRow('j')};`, `    let vb = ${vRow('j')};`);
+        L.push(dot('s', `${Qa}[qb + e]`, `${Ka}[kb + e]`));
+        L.push(dot('dp', 'dO[ob + e]', `${Va}[vb + e]`));
+        L.push(`    let ds = exp(s * ${sc} - lse) * (dp - dd);`);
+        L.push(`    for (var e = 0u; e < ${dh}u; e++) { acc[e] += ds * ${Ka}[kb + e]; }`, '  }');
+        L.push(`  let gb = ${gRow('r', 0)};`);
+        L.push(`  for (var e = 0u; e < ${dh}u; e++) { G[gb + e] = acc[e] * ${sc}; }`);
+      } else {
+        if (c.packed) rw('G', `output d(qkv) [${B}, ${Tk}, ${3 * D}] (columns ${D}..${3 * D - 1} here)`);
+        else {
+          rw('GK', `output dk [${B}, ${Tk}, ${D}]`);
+          rw('GV', `output dv [${B}, ${Tk}, ${D}]`);
+        }
+        L.push(...head(Tk));
+        L.push(`  let kb = ${kRow('r')};`, `  let vb = ${vRow('r')};`);
+        L.push(`  var ak: array<f32, ${dh}>;`, `  var av: array<f32, ${dh}>;`);
+        L.push(`  for (var i = 0u; i < ${Tq}u; i++) {`);
+        L.push(`    let qb = ${qRow('i')};`, `    let ob = ${oRow('i')};`);
+        L.push(dot('s', `${Qa}[qb + e]`, `${Ka}[kb + e]`));
+        L.push(dot('dp', 'dO[ob + e]', `${Va}[vb + e]`));
+        L.push(`    let p = exp(s * ${sc} - st[${stRow('i')}]);`);
+        L.push(`    let ds = p * (dp - st[${stRow('i')} + 1u]);`);
+        L.push(`    for (var e = 0u; e < ${dh}u; e++) {`);
+        L.push('      av[e] += p * dO[ob + e];', `      ak[e] += ds * ${Qa}[qb + e];`, '    }', '  }');
+        L.push(`  let gk = ${gRow('r', 1)};`, `  let gv = ${gRow('r', 2)};`);
+        L.push(`  for (var e = 0u; e < ${dh}u; e++) {`);
+        L.push(
+          `    ${c.packed ? 'G' : 'GK'}[gk + e] = ak[e] * ${sc};`,
+          `    ${c.packed ? 'G' : 'GV'}[gv + e] = av[e];`,
+          '  }',
+        );
+      }
+    }
+    L.push('}');
+    return L.join('\n');
+  },
+};
+
 export const attentionGradOp: OpDef<AttentionAttrs> = {
   op: 'attention_grad',
   arity: [2, 4],
@@ -204,6 +344,8 @@ export const attentionGradOp: OpDef<AttentionAttrs> = {
     const D = H * dh;
     const maxDim = ctx.limits.maxComputeWorkgroupsPerDimension;
     const wg = 64;
+    const path = attentionGradVariant.of(ctx.prefer)?.path ?? (dh <= FUSED_MAX_DH ? 'fused' : 'naive');
+    if (path === 'fused') return lowerFused(d, inputs.length - 1, maxDim);
     const scores = B * H * Tq * Tk;
     const stage = (st: AttentionGradConfig['stage'], count: number) => {
       const wgs = grid(ceilDiv(count, wg), maxDim);
@@ -240,7 +382,39 @@ export const attentionGradOp: OpDef<AttentionAttrs> = {
   ref(attrs, inputs) {
     return attentionGradRef(attrs, inputs);
   },
+  tuneSpace: () => ({ family: 'attention_grad', candidates: ['naive', 'fused'] }),
 };
+
+function lowerFused(d: AttnDims, dOIndex: number, maxDim: number): Lowering {
+  const { B, Tq, Tk, H, dh } = d;
+  const wg = 64;
+  const dO = input(dOIndex);
+  const qkv = d.packed ? [input(0)] : [input(0), input(1), input(2)];
+  const stage = (st: FusedGradConfig['stage'], rows: number) => {
+    const wgs = grid(ceilDiv(B * H * rows, wg), maxDim);
+    return { cfg: { ...d, stage: st, wg, gridX: wgs[0] } as FusedGradConfig, wgs };
+  };
+  const pairs = B * H * Tq * Tk;
+  const s1 = stage('rowstats', Tq),
+    s2 = stage('dq', Tq),
+    s3 = stage('dkv', Tk);
+  return {
+    temps: [2 * B * H * Tq],
+    dispatches: [
+      makeDispatch(attentionGradFused, s1.cfg, s1.wgs, [...qkv, dO, temp(0)], { flops: 4 * pairs * dh }),
+      makeDispatch(attentionGradFused, s2.cfg, s2.wgs, [...qkv, dO, temp(0), output(0)], { flops: 6 * pairs * dh }),
+      makeDispatch(
+        attentionGradFused,
+        s3.cfg,
+        s3.wgs,
+        [...qkv, dO, temp(0), ...(d.packed ? [output(0)] : [output(1), output(2)])],
+        {
+          flops: 8 * pairs * dh,
+        },
+      ),
+    ],
+  };
+}
 
 /** Plain-TS attention backward in double precision: [d(qkv)] packed, or [dq, dk, dv]. */
 export function attentionGradRef(attrs: AttentionAttrs, inputs: HostTensor[]): HostTensor[] {

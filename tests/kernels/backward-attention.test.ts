@@ -54,16 +54,40 @@ describe('attention_grad GPU = ref', () => {
     ...CASES,
     { what: 'packed B=2 T=17 heads=3 dh=5', heads: 3, inputs: () => [randTensor([2, 17, 45], 6, -2, 2)] },
   ]) {
-    it(c.what, async () => {
-      const attrs = { heads: c.heads, scale: c.scale };
-      const ins = c.inputs();
-      const dO = randTensor(attentionRef(attrs, ins).shape, 10);
-      const want = attentionGradRef(attrs, [...ins, dO]);
-      const got = await runOp('attention_grad', attrs, [...ins, dO]);
-      expect(got.length).toBe(want.length);
-      want.forEach((w, i) => expectClose(got[i], w, tol, `gradient ${i}`));
-    });
+    for (const path of ['naive', 'fused'])
+      it(`${path}: ${c.what}`, async () => {
+        const attrs = { heads: c.heads, scale: c.scale };
+        const ins = c.inputs();
+        const dO = randTensor(attentionRef(attrs, ins).shape, 10);
+        const want = attentionGradRef(attrs, [...ins, dO]);
+        const got = await runOp('attention_grad', attrs, [...ins, dO], [], { attention_grad: path });
+        expect(got.length).toBe(want.length);
+        want.forEach((w, i) => expectClose(got[i], w, tol, `gradient ${i}`));
+      });
   }
+
+  it('the variant picks the path; the fused scratch is 2 floats per query row', () => {
+    const limits = {
+      maxStorageBufferBindingSize: 2 ** 30,
+      maxBufferSize: 2 ** 30,
+      maxComputeWorkgroupsPerDimension: 65535,
+      maxComputeInvocationsPerWorkgroup: 256,
+      maxComputeWorkgroupStorageSize: 16384,
+      maxStorageBuffersPerShaderStage: 8,
+    };
+    const shapes = [
+      [2, 5, 63],
+      [2, 5, 21],
+    ];
+    const lower = (prefer?: Record<string, string>) =>
+      attentionGradOp.lower({ heads: 3 }, shapes, shapes.slice(0, 1), { limits, prefer });
+    const fused = lower();
+    expect(fused.dispatches.map((d) => d.family)).toEqual(Array(3).fill('attention_grad_fused'));
+    expect(fused.temps).toEqual([2 * 2 * 3 * 5]);
+    const naive = lower({ attention_grad: 'naive' });
+    expect(naive.dispatches.map((d) => d.family)).toEqual(Array(3).fill('attention_grad'));
+    expect(naive.temps).toEqual([2 * 3 * 5 * 5, 2 * 3 * 5 * 5]);
+  });
 
   it('shape errors name the mismatch', () => {
     expect(() =>
