@@ -49,15 +49,18 @@ import {
 } from '../kernel.js';
 import { type AttentionAttrs, attentionOp } from '../attention.js';
 import { defineVariant } from '../variant.js';
-import { flatMain } from '../wgsl.js';
+import { flatMain, range } from '../wgsl.js';
 
 /** ctx.prefer.attention_grad; unset fields are the heuristic's. */
 export interface AttentionGradVariant {
   path?: 'fused' | 'naive';
+  /** Fused: the head dimension spelled out in registers (default) or looped over private arrays. */
+  head?: 'unrolled' | 'loop';
 }
 
 export const attentionGradVariant = defineVariant<AttentionGradVariant>('attention_grad', [
   { kind: 'enum', key: 'path', values: ['fused', 'naive'], bare: true },
+  { kind: 'enum', key: 'head', values: ['unrolled', 'loop'] },
 ]);
 
 /** Longest head the fused path keeps in private arrays (as the forward's fused path). */
@@ -221,6 +224,8 @@ const attentionGrad: KernelFamily<AttentionGradConfig> = {
 
 interface FusedGradConfig extends AttnDims {
   stage: 'rowstats' | 'dq' | 'dkv';
+  /** Held rows and accumulators as named registers (else loop-indexed private arrays). */
+  unroll: boolean;
   wg: number;
   gridX: number;
 }
@@ -255,8 +260,24 @@ const attentionGradFused: KernelFamily<FusedGradConfig> = {
     const oRow = (i: string) => `(b * ${Tq}u + ${i}) * ${D}u + h * ${dh}u`;
     const stRow = (i: string) => `((b * ${H}u + h) * ${Tq}u + ${i}) * 2u`;
     const sc = f32Lit(c.scale);
-    const dot = (acc: string, a: string, bb: string) =>
-      `    var ${acc} = 0.0;\n    for (var e = 0u; e < ${dh}u; e++) { ${acc} += ${a} * ${bb}; }`;
+    // A vector of dh values an invocation holds (a row of q, k, v or dO, or an accumulator): named
+    // registers `n_0 … n_{dh-1}` when unrolled, a private array `n` otherwise. over() emits a
+    // statement for every element e (its index expression `ix`, the held element `at(n)`).
+    const E = range(dh);
+    const over = (ind: string, body: (ix: string, at: (n: string) => string) => string): string[] =>
+      c.unroll
+        ? E.map((e) => `${ind}${body(`${e}u`, (n) => `${n}_${e}`)}`)
+        : [`${ind}for (var e = 0u; e < ${dh}u; e++) { ${body('e', (n) => `${n}[e]`)} }`];
+    const hold = (n: string, load: (ix: string) => string): string[] =>
+      c.unroll
+        ? E.map((e) => `  let ${n}_${e} = ${load(`${e}u`)};`)
+        : [`  var ${n}: array<f32, ${dh}>;`, ...over('  ', (ix, at) => `${at(n)} = ${load(ix)};`)];
+    const zero = (n: string): string[] =>
+      c.unroll ? E.map((e) => `  var ${n}_${e} = 0.0;`) : [`  var ${n}: array<f32, ${dh}>;`];
+    const dot = (acc: string, body: (ix: string, at: (n: string) => string) => string): string[] => [
+      `    var ${acc} = 0.0;`,
+      ...over('    ', (ix, at) => `${acc} += ${body(ix, at)};`),
+    ];
     const head = (rows: number) => [
       '',
       flatMain(c.wg, c.gridX),
@@ -268,11 +289,12 @@ const attentionGradFused: KernelFamily<FusedGradConfig> = {
     if (c.stage === 'rowstats') {
       L.push(...head(Tq));
       L.push(`  let qb = ${qRow('r')};`, `  let ob = ${oRow('r')};`);
+      L.push(...hold('q', (ix) => `${Qa}[qb + ${ix}]`), ...hold('g', (ix) => `dO[ob + ${ix}]`));
       L.push('  var m = -3.0e38;', '  var l = 0.0;', '  var d = 0.0;');
       L.push(`  for (var j = 0u; j < ${Tk}u; j++) {`);
       L.push(`    let kb = ${kRow('j')};`, `    let vb = ${vRow('j')};`);
-      L.push(dot('s', `${Qa}[qb + e]`, `${Ka}[kb + e]`), `    s *= ${sc};`);
-      L.push(dot('dp', 'dO[ob + e]', `${Va}[vb + e]`));
+      L.push(...dot('s', (ix, at) => `${at('q')} * ${Ka}[kb + ${ix}]`), `    s *= ${sc};`);
+      L.push(...dot('dp', (ix, at) => `${at('g')} * ${Va}[vb + ${ix}]`));
       L.push('    let mn = max(m, s);', '    let al = exp(m - mn);', '    let p = exp(s - mn);');
       L.push('    l = l * al + p;', '    d = d * al + p * dp;', '    m = mn;', '  }');
       L.push(`  st[${stRow('r')}] = m + log(l);`, `  st[${stRow('r')} + 1u] = d / l;`);
@@ -291,15 +313,15 @@ const attentionGradFused: KernelFamily<FusedGradConfig> = {
         L.push(...head(Tq));
         L.push(`  let qb = ${qRow('r')};`, `  let ob = ${oRow('r')};`);
         L.push(`  let lse = st[${stRow('r')}];`, `  let dd = st[${stRow('r')} + 1u];`);
-        L.push(`  var acc: array<f32, ${dh}>;`);
+        L.push(...hold('q', (ix) => `${Qa}[qb + ${ix}]`), ...hold('g', (ix) => `dO[ob + ${ix}]`), ...zero('a'));
         L.push(`  for (var j = 0u; j < ${Tk}u; j++) {`);
         L.push(`    let kb = ${kRow('j')};`, `    let vb = ${vRow('j')};`);
-        L.push(dot('s', `${Qa}[qb + e]`, `${Ka}[kb + e]`));
-        L.push(dot('dp', 'dO[ob + e]', `${Va}[vb + e]`));
+        L.push(...dot('s', (ix, at) => `${at('q')} * ${Ka}[kb + ${ix}]`));
+        L.push(...dot('dp', (ix, at) => `${at('g')} * ${Va}[vb + ${ix}]`));
         L.push(`    let ds = exp(s * ${sc} - lse) * (dp - dd);`);
-        L.push(`    for (var e = 0u; e < ${dh}u; e++) { acc[e] += ds * ${Ka}[kb + e]; }`, '  }');
+        L.push(...over('    ', (ix, at) => `${at('a')} += ds * ${Ka}[kb + ${ix}];`), '  }');
         L.push(`  let gb = ${gRow('r', 0)};`);
-        L.push(`  for (var e = 0u; e < ${dh}u; e++) { G[gb + e] = acc[e] * ${sc}; }`);
+        L.push(...over('  ', (ix, at) => `G[gb + ${ix}] = ${at('a')} * ${sc};`));
       } else {
         if (c.packed) rw('G', `output d(qkv) [${B}, ${Tk}, ${3 * D}] (columns ${D}..${3 * D - 1} here)`);
         else {
@@ -308,22 +330,19 @@ const attentionGradFused: KernelFamily<FusedGradConfig> = {
         }
         L.push(...head(Tk));
         L.push(`  let kb = ${kRow('r')};`, `  let vb = ${vRow('r')};`);
-        L.push(`  var ak: array<f32, ${dh}>;`, `  var av: array<f32, ${dh}>;`);
+        L.push(...hold('k', (ix) => `${Ka}[kb + ${ix}]`), ...hold('v', (ix) => `${Va}[vb + ${ix}]`));
+        L.push(...zero('ak'), ...zero('av'));
         L.push(`  for (var i = 0u; i < ${Tq}u; i++) {`);
         L.push(`    let qb = ${qRow('i')};`, `    let ob = ${oRow('i')};`);
-        L.push(dot('s', `${Qa}[qb + e]`, `${Ka}[kb + e]`));
-        L.push(dot('dp', 'dO[ob + e]', `${Va}[vb + e]`));
+        L.push(...dot('s', (ix, at) => `${Qa}[qb + ${ix}] * ${at('k')}`));
+        L.push(...dot('dp', (ix, at) => `dO[ob + ${ix}] * ${at('v')}`));
         L.push(`    let p = exp(s * ${sc} - st[${stRow('i')}]);`);
         L.push(`    let ds = p * (dp - st[${stRow('i')} + 1u]);`);
-        L.push(`    for (var e = 0u; e < ${dh}u; e++) {`);
-        L.push('      av[e] += p * dO[ob + e];', `      ak[e] += ds * ${Qa}[qb + e];`, '    }', '  }');
+        L.push(...over('    ', (ix, at) => `${at('av')} += p * dO[ob + ${ix}];`));
+        L.push(...over('    ', (ix, at) => `${at('ak')} += ds * ${Qa}[qb + ${ix}];`), '  }');
         L.push(`  let gk = ${gRow('r', 1)};`, `  let gv = ${gRow('r', 2)};`);
-        L.push(`  for (var e = 0u; e < ${dh}u; e++) {`);
-        L.push(
-          `    ${c.packed ? 'G' : 'GK'}[gk + e] = ak[e] * ${sc};`,
-          `    ${c.packed ? 'G' : 'GV'}[gv + e] = av[e];`,
-          '  }',
-        );
+        L.push(...over('  ', (ix, at) => `${c.packed ? 'G' : 'GK'}[gk + ${ix}] = ${at('ak')} * ${sc};`));
+        L.push(...over('  ', (ix, at) => `${c.packed ? 'G' : 'GV'}[gv + ${ix}] = ${at('av')};`));
       }
     }
     L.push('}');
@@ -344,8 +363,9 @@ export const attentionGradOp: OpDef<AttentionAttrs> = {
     const D = H * dh;
     const maxDim = ctx.limits.maxComputeWorkgroupsPerDimension;
     const wg = 64;
-    const path = attentionGradVariant.of(ctx.prefer)?.path ?? (dh <= FUSED_MAX_DH ? 'fused' : 'naive');
-    if (path === 'fused') return lowerFused(d, inputs.length - 1, maxDim);
+    const v = attentionGradVariant.of(ctx.prefer) ?? {};
+    const path = v.path ?? (dh <= FUSED_MAX_DH ? 'fused' : 'naive');
+    if (path === 'fused') return lowerFused(d, inputs.length - 1, maxDim, v.head !== 'loop');
     const scores = B * H * Tq * Tk;
     const stage = (st: AttentionGradConfig['stage'], count: number) => {
       const wgs = grid(ceilDiv(count, wg), maxDim);
@@ -382,17 +402,17 @@ export const attentionGradOp: OpDef<AttentionAttrs> = {
   ref(attrs, inputs) {
     return attentionGradRef(attrs, inputs);
   },
-  tuneSpace: () => ({ family: 'attention_grad', candidates: ['naive', 'fused'] }),
+  tuneSpace: () => ({ family: 'attention_grad', candidates: ['naive', 'fused', 'fused,head=loop'] }),
 };
 
-function lowerFused(d: AttnDims, dOIndex: number, maxDim: number): Lowering {
+function lowerFused(d: AttnDims, dOIndex: number, maxDim: number, unroll: boolean): Lowering {
   const { B, Tq, Tk, H, dh } = d;
   const wg = 64;
   const dO = input(dOIndex);
   const qkv = d.packed ? [input(0)] : [input(0), input(1), input(2)];
   const stage = (st: FusedGradConfig['stage'], rows: number) => {
     const wgs = grid(ceilDiv(B * H * rows, wg), maxDim);
-    return { cfg: { ...d, stage: st, wg, gridX: wgs[0] } as FusedGradConfig, wgs };
+    return { cfg: { ...d, stage: st, unroll, wg, gridX: wgs[0] } as FusedGradConfig, wgs };
   };
   const pairs = B * H * Tq * Tk;
   const s1 = stage('rowstats', Tq),
