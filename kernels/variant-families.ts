@@ -4,6 +4,7 @@
 
 import { attentionVariant } from './attention.js';
 import { attentionGradVariant } from './backward/attention.js';
+import { normGradVariant } from './backward/norm.js';
 import { conv2dVariant } from './conv2d.js';
 import { depthwiseVariant } from './depthwise.js';
 import { groupNormVariant } from './groupnorm.js';
@@ -21,6 +22,7 @@ export const VARIANT_FAMILIES: ReadonlyMap<string, VariantSchema<VariantObject>>
     matmulVariant,
     attentionVariant,
     attentionGradVariant,
+    normGradVariant,
     layernormVariant,
     softmaxVariant,
     groupNormVariant,

@@ -30,14 +30,17 @@
 // channel, walking down the channel's N·HW elements, so neighbours read neighbouring
 // addresses) sums dgamma and dbeta.
 //
-// Mapping note: one workgroup per set over a long set (batchnorm at 112×112, batch 32) leaves
-// a GPU mostly idle; a split-reduction variant is the obvious next step. Loads are scalar.
+// Variant (ctx.prefer.norm_grad, for batchnorm_train's statistics too): 'wg=<lanes>' per set,
+// default 16. Mapping note: even 256 lanes per set over a long set (batchnorm at 112×112, batch
+// 32: 64 sets of 400k elements) leave a GPU mostly idle; a split reduction (partial sums over
+// row blocks, then a combine) is the obvious next step. Loads are scalar.
 
 import {
   type Activation,
   type BindingRef,
   type HostTensor,
   type KernelFamily,
+  type LowerContext,
   type OpDef,
   type Shape,
   activationRef,
@@ -55,12 +58,27 @@ import {
   ShapeError,
   temp,
 } from '../kernel.js';
+import { defineVariant } from '../variant.js';
 import { flatMain, floorPow2, mainWgsl, wgsl, workgroupIndex, workgroupReduceWgsl } from '../wgsl.js';
 
-/** Lanes per set in the reductions: 16 measured best for group_norm on SwiftShader (groupnorm.ts). */
-const LANES = 16;
+/**
+ * ctx.prefer.norm_grad (also read by batchnorm_train's statistics): lanes per set in the
+ * reductions, e.g. 'wg=64'. Default 16, measured best for group_norm on SwiftShader
+ * (groupnorm.ts); GPUs with few long sets (batchnorm at batch 32) want more.
+ */
+export interface NormGradVariant {
+  wg?: number;
+}
 
-const lanesFor = (M: number, max: number): number => floorPow2(Math.min(LANES, M, max));
+export const normGradVariant = defineVariant<NormGradVariant>('norm_grad', [{ kind: 'int', key: 'wg', min: 1 }]);
+
+const normTuneSpace = () => ({ family: 'norm_grad', candidates: ['wg=1', 'wg=64', 'wg=256'] });
+
+/** A power of two ≤ the preference (default 16) and the device's limit; the default is also capped by the set size. */
+function lanesFor(M: number, ctx: LowerContext): number {
+  const p = normGradVariant.of(ctx.prefer)?.wg;
+  return floorPow2(Math.min(p ?? 16, ctx.limits.maxComputeInvocationsPerWorkgroup, p !== undefined ? Infinity : M));
+}
 
 // ---- batchnorm_train (forward) -----------------------------------------------------------------
 
@@ -135,6 +153,7 @@ export function batchNormTrainCount(x: Shape): number {
 export const batchNormTrainOp: OpDef<BatchNormTrainAttrs> = {
   op: 'batchnorm_train',
   arity: [3, 3],
+  tuneSpace: normTuneSpace,
   infer(_a, [x, gamma, beta]) {
     if (x.length < 2) throw new ShapeError(`batchnorm_train input must be [..., C] with rank >= 2, got ${fmtShape(x)}`);
     const C = x[x.length - 1];
@@ -147,7 +166,7 @@ export const batchNormTrainOp: OpDef<BatchNormTrainAttrs> = {
     const R = numel(x) / C;
     const eps = a.eps ?? 1e-5;
     const maxDim = ctx.limits.maxComputeWorkgroupsPerDimension;
-    const lanes = lanesFor(R, ctx.limits.maxComputeInvocationsPerWorkgroup);
+    const lanes = lanesFor(R, ctx);
     const gs = grid(C, maxDim);
     const ga = grid(ceilDiv(R * C, 64), maxDim);
     const base = { R, C, eps, act: a.act ?? 'none' };
@@ -345,13 +364,14 @@ function lowerNormGrad(
     mode: 'train' | 'frozen';
     inputs: { x: number; gamma?: number; mean?: number; var?: number; dy: number };
   },
-  limits: { maxComputeWorkgroupsPerDimension: number; maxComputeInvocationsPerWorkgroup: number },
+  ctx: LowerContext,
 ) {
+  const limits = ctx.limits;
   const { N, HW, C, G } = v;
   const affine = o.inputs.gamma !== undefined;
   const M = (HW * C) / G;
   const elems = N * HW * C;
-  const lanes = lanesFor(M, limits.maxComputeInvocationsPerWorkgroup);
+  const lanes = lanesFor(M, ctx);
   const gs = grid(N * G, limits.maxComputeWorkgroupsPerDimension);
   const base = { ...v, eps: o.eps, stats: o.stats, mode: o.mode, affine };
   const fused = affine && paramsInSets(v);
@@ -472,6 +492,7 @@ function makeBatchNormGradOp(frozen: boolean): OpDef<BatchNormGradAttrs> {
   return {
     op,
     arity: [5, 5],
+    tuneSpace: normTuneSpace,
     infer(_a, [x, gamma, mean, variance, dy]) {
       if (x.length < 1) throw new ShapeError(`${op} input must have rank >= 1, got ${fmtShape(x)}`);
       const C = x[x.length - 1];
@@ -490,7 +511,7 @@ function makeBatchNormGradOp(frozen: boolean): OpDef<BatchNormGradAttrs> {
           mode: frozen ? 'frozen' : 'train',
           inputs: { x: 0, gamma: 1, mean: 2, var: 3, dy: 4 },
         },
-        ctx.limits,
+        ctx,
       );
     },
     ref(a, [x, gamma, mean, variance, dy]) {
@@ -518,6 +539,7 @@ export interface GroupNormGradAttrs {
 export const groupNormGradOp: OpDef<GroupNormGradAttrs> = {
   op: 'group_norm_grad',
   arity: [3, 3],
+  tuneSpace: normTuneSpace,
   infer(a, [x, gamma, dy]) {
     expectRank('group_norm_grad input', x, 4);
     const C = x[3];
@@ -535,7 +557,7 @@ export const groupNormGradOp: OpDef<GroupNormGradAttrs> = {
     return lowerNormGrad(
       { N, HW: H * W, C, G: a.groups },
       { eps: a.eps ?? 1e-5, stats: 'recompute', mode: 'train', inputs: { x: 0, gamma: 1, dy: 2 } },
-      ctx.limits,
+      ctx,
     );
   },
   ref(a, [x, gamma, dy]) {
@@ -557,6 +579,7 @@ const lnView = (x: Shape): NormView => {
 export const layerNormGradOp: OpDef<LayerNormGradAttrs> = {
   op: 'layernorm_grad',
   arity: [3, 3],
+  tuneSpace: normTuneSpace,
   infer(_a, [x, gamma, dy]) {
     if (x.length < 1) throw new ShapeError(`layernorm_grad input must have rank >= 1, got ${fmtShape(x)}`);
     const D = x[x.length - 1];
@@ -568,7 +591,7 @@ export const layerNormGradOp: OpDef<LayerNormGradAttrs> = {
     return lowerNormGrad(
       lnView(x),
       { eps: a.eps ?? 1e-6, stats: 'recompute', mode: 'train', inputs: { x: 0, gamma: 1, dy: 2 } },
-      ctx.limits,
+      ctx,
     );
   },
   ref(a, [x, gamma, dy]) {
@@ -589,6 +612,7 @@ const wsView = (w: Shape): NormView => {
 export const weightStandardizeGradOp: OpDef<WeightStandardizeGradAttrs> = {
   op: 'weight_standardize_grad',
   arity: [2, 2],
+  tuneSpace: normTuneSpace,
   infer(_a, [w, dy]) {
     expectRank('weight_standardize_grad input (HWIO conv weight)', w, 4);
     checkDy('weight_standardize_grad', w, dy);
@@ -598,7 +622,7 @@ export const weightStandardizeGradOp: OpDef<WeightStandardizeGradAttrs> = {
     return lowerNormGrad(
       wsView(w),
       { eps: a.eps ?? 1e-8, stats: 'recompute', mode: 'train', inputs: { x: 0, dy: 1 } },
-      ctx.limits,
+      ctx,
     );
   },
   ref(a, [w, dy]) {

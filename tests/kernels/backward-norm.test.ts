@@ -248,6 +248,40 @@ describe('normalisation backward kernels: GPU = ref', () => {
     });
   }
 
+  // Lanes per set: 1 (no workgroup memory), 4, and 64 (more lanes than some sets have elements).
+  for (const wg of ['wg=1', 'wg=4', 'wg=64']) {
+    it(`variant norm_grad ${wg}: batchnorm_train and its grad, group_norm_grad, layernorm_grad`, async () => {
+      const prefer = { norm_grad: wg };
+      const limits = {
+        maxStorageBufferBindingSize: 2 ** 30,
+        maxBufferSize: 2 ** 30,
+        maxComputeWorkgroupsPerDimension: 65535,
+        maxComputeInvocationsPerWorkgroup: 256,
+        maxComputeWorkgroupStorageSize: 16384,
+        maxStorageBuffersPerShaderStage: 8,
+      };
+      const low = groupNormGradOp.lower({ groups: 2 }, [[2, 5, 3, 6], [6], [2, 5, 3, 6]], [], { limits, prefer });
+      expect((low.dispatches[0].config as { wg: number }).wg).toBe(Number(wg.slice(3)));
+      const x = randTensor([2, 5, 3, 6], 71, -2, 2),
+        gamma = randTensor([6], 72, 0.5, 2),
+        beta = randTensor([6], 73),
+        dy = randTensor([2, 5, 3, 6], 74);
+      const fwd = batchNormTrainOp.ref({}, [x, gamma, beta]);
+      const gotFwd = await runOp('batchnorm_train', {}, [x, gamma, beta], [1, 2], prefer);
+      fwd.forEach((w, i) => expectClose(gotFwd[i], w, tol, `batchnorm_train output ${i}`));
+      const cases: [OpDef, Record<string, unknown>, HostTensor[]][] = [
+        [batchNormTrainGradOp, {}, [x, gamma, fwd[1], fwd[2], dy]],
+        [groupNormGradOp, { groups: 2 }, [x, gamma, dy]],
+        [layerNormGradOp, {}, [x, gamma, dy]],
+      ];
+      for (const [op, attrs, ins] of cases) {
+        const want = op.ref(attrs, ins);
+        const got = await runOp(op.op, attrs, ins, [1], prefer);
+        want.forEach((w, i) => expectClose(got[i], w, tol, `${op.op} output ${i}`));
+      }
+    });
+  }
+
   it('shape errors name the mismatch', () => {
     expect(() => layerNormGradOp.infer({}, [[2, 5], [5], [2, 4]])).toThrow(/dy \[2,4\] must have x's shape \[2,5\]/);
     expect(() => groupNormGradOp.infer({ groups: 4 }, [[1, 2, 2, 6], [6], [1, 2, 2, 6]])).toThrow(/groups=4/);
