@@ -28,7 +28,9 @@
 //     dkv      per key row: the same P_ij and dS_ij for every query; dv_j = Σ_i P_ij dO_i,
 //              dk_j = scale · Σ_i dS_ij q_i
 //     Scores are computed three times (about 2x the naive path's arithmetic) for a scratch of
-//     2·B·H·Tq floats; the row's accumulators live in private arrays of dh floats.
+//     2·B·H·Tq floats. Each invocation owns `rows` rows, so one load of the other side's row
+//     serves all of them; rows and accumulators are named registers ('head=unrolled', default)
+//     or private arrays of dh floats ('head=loop').
 // Default: fused for dh ≤ 256 (the forward's register budget), naive beyond.
 
 import {
@@ -56,10 +58,13 @@ export interface AttentionGradVariant {
   path?: 'fused' | 'naive';
   /** Fused: the head dimension spelled out in registers (default) or looped over private arrays. */
   head?: 'unrolled' | 'loop';
+  /** Fused: rows per invocation, sharing each load of the other side's rows. */
+  rows?: number;
 }
 
 export const attentionGradVariant = defineVariant<AttentionGradVariant>('attention_grad', [
   { kind: 'enum', key: 'path', values: ['fused', 'naive'], bare: true },
+  { kind: 'int', key: 'rows', min: 1 },
   { kind: 'enum', key: 'head', values: ['unrolled', 'loop'] },
 ]);
 
@@ -226,6 +231,8 @@ interface FusedGradConfig extends AttnDims {
   stage: 'rowstats' | 'dq' | 'dkv';
   /** Held rows and accumulators as named registers (else loop-indexed private arrays). */
   unroll: boolean;
+  /** Rows (query rows for rowstats and dq, key rows for dkv) per invocation. */
+  rows: number;
   wg: number;
   gridX: number;
 }
@@ -260,44 +267,86 @@ const attentionGradFused: KernelFamily<FusedGradConfig> = {
     const oRow = (i: string) => `(b * ${Tq}u + ${i}) * ${D}u + h * ${dh}u`;
     const stRow = (i: string) => `((b * ${H}u + h) * ${Tq}u + ${i}) * 2u`;
     const sc = f32Lit(c.scale);
-    // A vector of dh values an invocation holds (a row of q, k, v or dO, or an accumulator): named
-    // registers `n_0 … n_{dh-1}` when unrolled, a private array `n` otherwise. over() emits a
-    // statement for every element e (its index expression `ix`, the held element `at(n)`).
+    const R = c.rows;
+    const rs = range(R);
+    // Vectors of dh values an invocation holds per row r (a row of q, k, v or dO, or an
+    // accumulator): named registers `n{r}_{e}` when unrolled, private arrays `n{r}` otherwise.
+    // over() emits statements for every element e: `ix` its index expression, at(n, r) the held
+    // element of row r. Values loaded once per e inside over() serve all R rows.
     const E = range(dh);
-    const over = (ind: string, body: (ix: string, at: (n: string) => string) => string): string[] =>
+    type At = (n: string, r: number) => string;
+    const over = (ind: string, body: (ix: string, at: At) => string[]): string[] =>
       c.unroll
-        ? E.map((e) => `${ind}${body(`${e}u`, (n) => `${n}_${e}`)}`)
-        : [`${ind}for (var e = 0u; e < ${dh}u; e++) { ${body('e', (n) => `${n}[e]`)} }`];
-    const hold = (n: string, load: (ix: string) => string): string[] =>
+        ? E.flatMap((e) => {
+            // A block per element, so its loads (`let ke = …`) are local to it.
+            const ls = body(`${e}u`, (n, r) => `${n}${r}_${e}`);
+            return ls.length === 1 ? [`${ind}${ls[0]}`] : [`${ind}{ ${ls.join(' ')} }`];
+          })
+        : [
+            `${ind}for (var e = 0u; e < ${dh}u; e++) {`,
+            ...body('e', (n, r) => `${n}${r}[e]`).map((l) => `${ind}  ${l}`),
+            `${ind}}`,
+          ];
+    const hold = (n: string, load: (ix: string, r: number) => string): string[] =>
       c.unroll
-        ? E.map((e) => `  let ${n}_${e} = ${load(`${e}u`)};`)
-        : [`  var ${n}: array<f32, ${dh}>;`, ...over('  ', (ix, at) => `${at(n)} = ${load(ix)};`)];
+        ? rs.flatMap((r) => E.map((e) => `  let ${n}${r}_${e} = ${load(`${e}u`, r)};`))
+        : [
+            ...rs.map((r) => `  var ${n}${r}: array<f32, ${dh}>;`),
+            ...over('  ', (ix, at) => rs.map((r) => `${at(n, r)} = ${load(ix, r)};`)),
+          ];
     const zero = (n: string): string[] =>
-      c.unroll ? E.map((e) => `  var ${n}_${e} = 0.0;`) : [`  var ${n}: array<f32, ${dh}>;`];
-    const dot = (acc: string, body: (ix: string, at: (n: string) => string) => string): string[] => [
-      `    var ${acc} = 0.0;`,
-      ...over('    ', (ix, at) => `${acc} += ${body(ix, at)};`),
-    ];
-    const head = (rows: number) => [
+      c.unroll
+        ? rs.flatMap((r) => E.map((e) => `  var ${n}${r}_${e} = 0.0;`))
+        : rs.map((r) => `  var ${n}${r}: array<f32, ${dh}>;`);
+    const vars = (ind: string, names: string[]) => rs.flatMap((r) => names.map((n) => `${ind}var ${n}${r} = 0.0;`));
+    const rows = (n: number) => [
       '',
       flatMain(c.wg, c.gridX),
-      `  if (t >= ${B * H * rows}u) { return; }`,
-      `  let r = t % ${rows}u;`,
-      `  let h = (t / ${rows}u) % ${H}u;`,
-      `  let b = t / ${rows * H}u;`,
+      // Row blocks fastest, so neighbouring invocations read the same keys (or queries).
+      `  if (t >= ${B * H * ceilDiv(n, R)}u) { return; }`,
+      `  let i0 = (t % ${ceilDiv(n, R)}u) * ${R}u;`,
+      `  let h = (t / ${ceilDiv(n, R)}u) % ${H}u;`,
+      `  let b = t / ${ceilDiv(n, R) * H}u;`,
+      // Rows past the end load row n - 1 and write nothing.
+      ...rs.map((r) => `  let r${r} = min(i0 + ${r}u, ${n - 1}u);`),
+    ];
+    const guard = (n: number, r: number, body: string[]) => [
+      `  if (i0 + ${r}u < ${n}u) {`,
+      ...body.map((l) => `  ${l}`),
+      '  }',
     ];
     if (c.stage === 'rowstats') {
-      L.push(...head(Tq));
-      L.push(`  let qb = ${qRow('r')};`, `  let ob = ${oRow('r')};`);
-      L.push(...hold('q', (ix) => `${Qa}[qb + ${ix}]`), ...hold('g', (ix) => `dO[ob + ${ix}]`));
-      L.push('  var m = -3.0e38;', '  var l = 0.0;', '  var d = 0.0;');
+      L.push(...rows(Tq));
+      L.push(...rs.flatMap((r) => [`  let qb${r} = ${qRow(`r${r}`)};`, `  let ob${r} = ${oRow(`r${r}`)};`]));
+      L.push(...hold('q', (ix, r) => `${Qa}[qb${r} + ${ix}]`), ...hold('g', (ix, r) => `dO[ob${r} + ${ix}]`));
+      L.push(...rs.flatMap((r) => [`  var m${r} = -3.0e38;`, `  var l${r} = 0.0;`, `  var d${r} = 0.0;`]));
       L.push(`  for (var j = 0u; j < ${Tk}u; j++) {`);
       L.push(`    let kb = ${kRow('j')};`, `    let vb = ${vRow('j')};`);
-      L.push(...dot('s', (ix, at) => `${at('q')} * ${Ka}[kb + ${ix}]`), `    s *= ${sc};`);
-      L.push(...dot('dp', (ix, at) => `${at('g')} * ${Va}[vb + ${ix}]`));
-      L.push('    let mn = max(m, s);', '    let al = exp(m - mn);', '    let p = exp(s - mn);');
-      L.push('    l = l * al + p;', '    d = d * al + p * dp;', '    m = mn;', '  }');
-      L.push(`  st[${stRow('r')}] = m + log(l);`, `  st[${stRow('r')} + 1u] = d / l;`);
+      L.push(...vars('    ', ['s', 'dp']));
+      L.push(
+        ...over('    ', (ix, at) => [
+          `let ke = ${Ka}[kb + ${ix}];`,
+          `let ve = ${Va}[vb + ${ix}];`,
+          ...rs.map((r) => `s${r} += ${at('q', r)} * ke; dp${r} += ${at('g', r)} * ve;`),
+        ]),
+      );
+      for (const r of rs) {
+        L.push(`    let mn${r} = max(m${r}, s${r} * ${sc});`);
+        L.push(`    let al${r} = exp(m${r} - mn${r});`, `    let p${r} = exp(s${r} * ${sc} - mn${r});`);
+        L.push(
+          `    l${r} = l${r} * al${r} + p${r};`,
+          `    d${r} = d${r} * al${r} + p${r} * dp${r};`,
+          `    m${r} = mn${r};`,
+        );
+      }
+      L.push('  }');
+      for (const r of rs)
+        L.push(
+          ...guard(Tq, r, [
+            `st[${stRow(`r${r}`)}] = m${r} + log(l${r});`,
+            `st[${stRow(`r${r}`)} + 1u] = d${r} / l${r};`,
+          ]),
+        );
     } else {
       // Gradient outputs: packed, one buffer [B, T, 3D] (dq, dk, dv at column 0, D, 2D); else one each.
       const GS = c.packed ? 3 * D : D;
@@ -310,39 +359,90 @@ const attentionGradFused: KernelFamily<FusedGradConfig> = {
             ? `output d(qkv) [${B}, ${Tq}, ${3 * D}] (columns 0..${D - 1} here)`
             : `output dq [${B}, ${Tq}, ${D}]`,
         );
-        L.push(...head(Tq));
-        L.push(`  let qb = ${qRow('r')};`, `  let ob = ${oRow('r')};`);
-        L.push(`  let lse = st[${stRow('r')}];`, `  let dd = st[${stRow('r')} + 1u];`);
-        L.push(...hold('q', (ix) => `${Qa}[qb + ${ix}]`), ...hold('g', (ix) => `dO[ob + ${ix}]`), ...zero('a'));
+        L.push(...rows(Tq));
+        L.push(...rs.flatMap((r) => [`  let qb${r} = ${qRow(`r${r}`)};`, `  let ob${r} = ${oRow(`r${r}`)};`]));
+        L.push(
+          ...rs.flatMap((r) => [
+            `  let lse${r} = st[${stRow(`r${r}`)}];`,
+            `  let dd${r} = st[${stRow(`r${r}`)} + 1u];`,
+          ]),
+        );
+        L.push(
+          ...hold('q', (ix, r) => `${Qa}[qb${r} + ${ix}]`),
+          ...hold('g', (ix, r) => `dO[ob${r} + ${ix}]`),
+          ...zero('a'),
+        );
         L.push(`  for (var j = 0u; j < ${Tk}u; j++) {`);
         L.push(`    let kb = ${kRow('j')};`, `    let vb = ${vRow('j')};`);
-        L.push(...dot('s', (ix, at) => `${at('q')} * ${Ka}[kb + ${ix}]`));
-        L.push(...dot('dp', (ix, at) => `${at('g')} * ${Va}[vb + ${ix}]`));
-        L.push(`    let ds = exp(s * ${sc} - lse) * (dp - dd);`);
-        L.push(...over('    ', (ix, at) => `${at('a')} += ds * ${Ka}[kb + ${ix}];`), '  }');
-        L.push(`  let gb = ${gRow('r', 0)};`);
-        L.push(...over('  ', (ix, at) => `G[gb + ${ix}] = ${at('a')} * ${sc};`));
+        L.push(...vars('    ', ['s', 'dp']));
+        L.push(
+          ...over('    ', (ix, at) => [
+            `let ve = ${Va}[vb + ${ix}];`,
+            `let ke = ${Ka}[kb + ${ix}];`,
+            ...rs.map((r) => `s${r} += ${at('q', r)} * ke; dp${r} += ${at('g', r)} * ve;`),
+          ]),
+        );
+        L.push(...rs.map((r) => `    let ds${r} = exp(s${r} * ${sc} - lse${r}) * (dp${r} - dd${r});`));
+        L.push(
+          ...over('    ', (ix, at) => [
+            `let ke = ${Ka}[kb + ${ix}];`,
+            ...rs.map((r) => `${at('a', r)} += ds${r} * ke;`),
+          ]),
+          '  }',
+        );
+        for (const r of rs)
+          L.push(
+            ...guard(Tq, r, [
+              `let gb = ${gRow(`r${r}`, 0)};`,
+              ...over('', (ix, at) => [`G[gb + ${ix}] = ${at('a', r)} * ${sc};`]),
+            ]),
+          );
       } else {
         if (c.packed) rw('G', `output d(qkv) [${B}, ${Tk}, ${3 * D}] (columns ${D}..${3 * D - 1} here)`);
         else {
           rw('GK', `output dk [${B}, ${Tk}, ${D}]`);
           rw('GV', `output dv [${B}, ${Tk}, ${D}]`);
         }
-        L.push(...head(Tk));
-        L.push(`  let kb = ${kRow('r')};`, `  let vb = ${vRow('r')};`);
-        L.push(...hold('k', (ix) => `${Ka}[kb + ${ix}]`), ...hold('v', (ix) => `${Va}[vb + ${ix}]`));
+        L.push(...rows(Tk));
+        L.push(...rs.flatMap((r) => [`  let kb${r} = ${kRow(`r${r}`)};`, `  let vb${r} = ${vRow(`r${r}`)};`]));
+        L.push(...hold('k', (ix, r) => `${Ka}[kb${r} + ${ix}]`), ...hold('v', (ix, r) => `${Va}[vb${r} + ${ix}]`));
         L.push(...zero('ak'), ...zero('av'));
         L.push(`  for (var i = 0u; i < ${Tq}u; i++) {`);
         L.push(`    let qb = ${qRow('i')};`, `    let ob = ${oRow('i')};`);
-        L.push(...dot('s', (ix, at) => `${Qa}[qb + ${ix}] * ${at('k')}`));
-        L.push(...dot('dp', (ix, at) => `dO[ob + ${ix}] * ${at('v')}`));
-        L.push(`    let p = exp(s * ${sc} - st[${stRow('i')}]);`);
-        L.push(`    let ds = p * (dp - st[${stRow('i')} + 1u]);`);
-        L.push(...over('    ', (ix, at) => `${at('av')} += p * dO[ob + ${ix}];`));
-        L.push(...over('    ', (ix, at) => `${at('ak')} += ds * ${Qa}[qb + ${ix}];`), '  }');
-        L.push(`  let gk = ${gRow('r', 1)};`, `  let gv = ${gRow('r', 2)};`);
-        L.push(...over('  ', (ix, at) => `${c.packed ? 'G' : 'GK'}[gk + ${ix}] = ${at('ak')} * ${sc};`));
-        L.push(...over('  ', (ix, at) => `${c.packed ? 'G' : 'GV'}[gv + ${ix}] = ${at('av')};`));
+        L.push(`    let lse = st[${stRow('i')}];`, `    let dd = st[${stRow('i')} + 1u];`);
+        L.push(...vars('    ', ['s', 'dp']));
+        L.push(
+          ...over('    ', (ix, at) => [
+            `let qe = ${Qa}[qb + ${ix}];`,
+            `let ge = dO[ob + ${ix}];`,
+            ...rs.map((r) => `s${r} += qe * ${at('k', r)}; dp${r} += ge * ${at('v', r)};`),
+          ]),
+        );
+        L.push(
+          ...rs.flatMap((r) => [
+            `    let p${r} = exp(s${r} * ${sc} - lse);`,
+            `    let ds${r} = p${r} * (dp${r} - dd);`,
+          ]),
+        );
+        L.push(
+          ...over('    ', (ix, at) => [
+            `let qe = ${Qa}[qb + ${ix}];`,
+            `let ge = dO[ob + ${ix}];`,
+            ...rs.map((r) => `${at('av', r)} += p${r} * ge; ${at('ak', r)} += ds${r} * qe;`),
+          ]),
+          '  }',
+        );
+        for (const r of rs)
+          L.push(
+            ...guard(Tk, r, [
+              `let gk = ${gRow(`r${r}`, 1)};`,
+              `let gv = ${gRow(`r${r}`, 2)};`,
+              ...over('', (ix, at) => [
+                `${c.packed ? 'G' : 'GK'}[gk + ${ix}] = ${at('ak', r)} * ${sc};`,
+                `${c.packed ? 'G' : 'GV'}[gv + ${ix}] = ${at('av', r)};`,
+              ]),
+            ]),
+          );
       }
     }
     L.push('}');
@@ -365,7 +465,11 @@ export const attentionGradOp: OpDef<AttentionAttrs> = {
     const wg = 64;
     const v = attentionGradVariant.of(ctx.prefer) ?? {};
     const path = v.path ?? (dh <= FUSED_MAX_DH ? 'fused' : 'naive');
-    if (path === 'fused') return lowerFused(d, inputs.length - 1, maxDim, v.head !== 'loop');
+    if (path === 'fused') {
+      // Held values per invocation: up to 4 vectors of dh per row; keep them near 512 floats.
+      const rows = v.rows ?? Math.max(1, Math.min(4, Math.floor(512 / (4 * dh))));
+      return lowerFused(d, inputs.length - 1, maxDim, v.head !== 'loop', rows);
+    }
     const scores = B * H * Tq * Tk;
     const stage = (st: AttentionGradConfig['stage'], count: number) => {
       const wgs = grid(ceilDiv(count, wg), maxDim);
@@ -402,17 +506,21 @@ export const attentionGradOp: OpDef<AttentionAttrs> = {
   ref(attrs, inputs) {
     return attentionGradRef(attrs, inputs);
   },
-  tuneSpace: () => ({ family: 'attention_grad', candidates: ['naive', 'fused', 'fused,head=loop'] }),
+  tuneSpace: () => ({
+    family: 'attention_grad',
+    candidates: ['naive', 'fused,rows=1', 'fused,rows=2', 'fused,rows=4', 'fused,rows=8', 'fused,head=loop'],
+  }),
 };
 
-function lowerFused(d: AttnDims, dOIndex: number, maxDim: number, unroll: boolean): Lowering {
+function lowerFused(d: AttnDims, dOIndex: number, maxDim: number, unroll: boolean, rows: number): Lowering {
   const { B, Tq, Tk, H, dh } = d;
   const wg = 64;
   const dO = input(dOIndex);
   const qkv = d.packed ? [input(0)] : [input(0), input(1), input(2)];
-  const stage = (st: FusedGradConfig['stage'], rows: number) => {
-    const wgs = grid(ceilDiv(B * H * rows, wg), maxDim);
-    return { cfg: { ...d, stage: st, unroll, wg, gridX: wgs[0] } as FusedGradConfig, wgs };
+  const stage = (st: FusedGradConfig['stage'], n: number) => {
+    const R = Math.min(rows, n);
+    const wgs = grid(ceilDiv(B * H * ceilDiv(n, R), wg), maxDim);
+    return { cfg: { ...d, stage: st, unroll, rows: R, wg, gridX: wgs[0] } as FusedGradConfig, wgs };
   };
   const pairs = B * H * Tq * Tk;
   const s1 = stage('rowstats', Tq),

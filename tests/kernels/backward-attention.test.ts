@@ -54,7 +54,7 @@ describe('attention_grad GPU = ref', () => {
     ...CASES,
     { what: 'packed B=2 T=17 heads=3 dh=5', heads: 3, inputs: () => [randTensor([2, 17, 45], 6, -2, 2)] },
   ]) {
-    for (const path of ['naive', 'fused', 'fused,head=loop'])
+    for (const path of ['naive', 'fused', 'fused,rows=3', 'fused,rows=2,head=loop'])
       it(`${path}: ${c.what}`, async () => {
         const attrs = { heads: c.heads, scale: c.scale };
         const ins = c.inputs();
