@@ -3,6 +3,8 @@
 // family with variants is added here.
 
 import { attentionVariant } from './attention.js';
+import { attentionGradVariant } from './backward/attention.js';
+import { normGradVariant } from './backward/norm.js';
 import { conv2dVariant } from './conv2d.js';
 import { depthwiseVariant } from './depthwise.js';
 import { groupNormVariant } from './groupnorm.js';
@@ -19,6 +21,8 @@ export const VARIANT_FAMILIES: ReadonlyMap<string, VariantSchema<VariantObject>>
     depthwiseVariant,
     matmulVariant,
     attentionVariant,
+    attentionGradVariant,
+    normGradVariant,
     layernormVariant,
     softmaxVariant,
     groupNormVariant,

@@ -2,6 +2,7 @@
 // in kernels/index.ts. Each file exports its family's OpDefs.
 
 import type { OpDef } from '../kernel.js';
+import { attentionGradOps } from './attention.js';
 import { convGradOps } from './conv2d.js';
 import { elementwiseGradOps } from './elementwise.js';
 import { layoutGradOps } from './layout.js';
@@ -13,5 +14,6 @@ export const BACKWARD_OPS: readonly OpDef[] = [
   ...layoutGradOps,
   ...convGradOps,
   ...normGradOps,
+  ...attentionGradOps,
   ...optimOps,
 ];
