@@ -38,7 +38,11 @@ const ops: OpDef[] = [
   ...BACKWARD_OPS,
 ];
 
-const registry = new Map<string, OpDef>(ops.map((o) => [o.op, o]));
+const registry = new Map<string, OpDef>();
+for (const o of ops) {
+  if (registry.has(o.op)) throw new Error(`op "${o.op}" is defined twice in the op list`);
+  registry.set(o.op, o);
+}
 export const OPS: ReadonlyMap<string, OpDef> = registry;
 
 /** Add an op from outside this folder (experiments, tests). Names must be new. */

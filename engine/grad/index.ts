@@ -8,4 +8,10 @@ import type { VjpRule } from './types.js';
 
 const tables = [basicRules, convRules, normRules];
 
-export const VJP_RULES: ReadonlyMap<string, VjpRule> = new Map(tables.flat());
+const rules = new Map<string, VjpRule>();
+for (const [op, rule] of tables.flat()) {
+  if (rules.has(op)) throw new Error(`VJP rule for "${op}" is defined twice`);
+  rules.set(op, rule);
+}
+
+export const VJP_RULES: ReadonlyMap<string, VjpRule> = rules;
