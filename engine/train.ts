@@ -19,7 +19,6 @@
 // 1/microBatches, and clears them.
 
 import { HYPER, hyperFor } from '../kernels/backward/optim.js';
-import { OPS } from '../kernels/index.js';
 import { type HostTensor, ShapeError, fmtShape, numel } from '../kernels/kernel.js';
 import { grad } from './autodiff.js';
 import { BufferPool } from './buffer-pool.js';
@@ -94,11 +93,6 @@ export function prepareTraining(forward: Graph, spec: TrainSpec): Prepared {
   if ((spec.batchNorm ?? 'train') === 'train') {
     const momentum = spec.bnMomentum ?? 0.1;
     for (const bn of g.nodes.filter((n) => n.op === 'batchnorm')) {
-      if (!OPS.has('batchnorm_train'))
-        throw new Error(
-          `batchnorm "${bn.name}" trains with batch statistics, but the op batchnorm_train is not registered; ` +
-            `use batchNorm: 'frozen' to keep the running statistics`,
-        );
       const [x, gamma, beta, mean, variance] = bn.inputs;
       const xs = g.shape(x);
       const n = numel(xs) / xs[xs.length - 1];

@@ -6,7 +6,6 @@ import { describe, expect, it } from 'vitest';
 import { Graph, runReference } from '../../engine/graph.js';
 import { type TrainSpec, Trainer, buildTrainGraph } from '../../engine/train.js';
 import { hyperFor } from '../../kernels/backward/optim.js';
-import { OPS, registerOp } from '../../kernels/index.js';
 import { Rng } from '../../models/init.js';
 import { expectClose, rand, testDevice } from '../helpers.js';
 
@@ -176,28 +175,6 @@ describe('Trainer', () => {
     await expect(Trainer.create(dev, mlp(), { ...sgd, trainable: [] })).rejects.toThrow(/nothing to train/);
     await expect(Trainer.create(dev, mlp(), { ...sgd, logits: 'fc1.bias' })).rejects.toThrow(/must be \[N, K\]/);
   });
-
-  it.skipIf(OPS.has('batchnorm_train'))(
-    'without batchnorm_train registered, BN in training mode is refused',
-    async () => {
-      const g = new Graph();
-      g.input('x', [2, 3, 3, 4]);
-      for (const [n, v] of [
-        ['bn.weight', 1],
-        ['bn.bias', 0],
-        ['bn.running_mean', 0],
-        ['bn.running_var', 1],
-      ] as const)
-        g.constant(n, [4], new Float32Array(4).fill(v));
-      const y = g.op('batchnorm', ['x', 'bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var'], {}, 'bn');
-      g.constant('w', [4, 3], rand(12, 7));
-      g.markOutputs(g.op('matmul', [g.op('global_avgpool', [y], {}, 'gap'), 'w'], {}, 'head'));
-      const spec: TrainSpec = { ...sgd, logits: 'head', trainable: ['w'] };
-      await expect(Trainer.create(await testDevice(), g, spec)).rejects.toThrow(
-        /batchnorm "bn" trains with batch statistics, but the op batchnorm_train is not registered/,
-      );
-    },
-  );
 });
 
 describe('training graphs', () => {
@@ -222,41 +199,7 @@ describe('training graphs', () => {
     }
   });
 
-  // batchnorm_train is helper grad-norm's op; until it is merged a reference-only stand-in (same
-  // contract: [x, gamma, beta] → [y, mean, biased var]) lets the rewrite be checked on the CPU.
   it('BN in training mode: batchnorm → batchnorm_train, running statistics updated as PyTorch does', () => {
-    if (!OPS.has('batchnorm_train')) {
-      registerOp({
-        op: 'batchnorm_train',
-        arity: [3, 3],
-        infer: (_a, [x]) => [x, [x[3]], [x[3]]],
-        lower: () => {
-          throw new Error('reference-only stand-in');
-        },
-        ref: (a: { eps: number }, [x, gamma, beta]) => {
-          const C = x.shape[3];
-          const n = x.data.length / C;
-          const mean = new Float32Array(C);
-          const vr = new Float32Array(C);
-          for (let c = 0; c < C; c++) {
-            let s = 0;
-            for (let i = 0; i < n; i++) s += x.data[i * C + c];
-            mean[c] = s / n;
-            let q = 0;
-            for (let i = 0; i < n; i++) q += (x.data[i * C + c] - mean[c]) ** 2;
-            vr[c] = q / n;
-          }
-          const y = x.data.map(
-            (v, i) => ((v - mean[i % C]) / Math.sqrt(vr[i % C] + a.eps)) * gamma.data[i % C] + beta.data[i % C],
-          );
-          return [
-            { shape: [...x.shape], data: y },
-            { shape: [C], data: mean },
-            { shape: [C], data: vr },
-          ];
-        },
-      });
-    }
     const g = new Graph();
     const [B, S, C] = [3, 2, 4];
     g.input('x', [B, S, S, C]);
