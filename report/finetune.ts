@@ -5,7 +5,7 @@
 // Every string from the JSON goes through escapeHtml; a missing number reads '—'.
 
 import type { TransferSummary } from '../eval/summary-schema.js';
-import { asFinetuneSummary, type FinetuneSummary } from '../eval/finetune/summary.js';
+import type { FinetuneSummary } from '../eval/finetune/summary.js';
 import { FINETUNE_DATA_ID, type FinetuneCharts, type XY } from './charts/finetune.js';
 import { DASH, isNum, numericKeys, pct } from './format.js';
 import { escapeHtml } from './html.js';
@@ -33,6 +33,15 @@ function runningMean(ys: readonly number[]): number[] {
     out.push(sum / Math.min(i + 1, w));
   }
   return out;
+}
+
+/** A well-formed FinetuneSummary, or undefined (summary.json comes through JSON from any writer). */
+export function asFinetuneSummary(v: unknown): FinetuneSummary | undefined {
+  const f = v as FinetuneSummary | undefined;
+  if (!f || typeof f !== 'object' || !Array.isArray(f.phases) || !Array.isArray(f.loss)) return undefined;
+  if (!f.phases.every((p) => p && Array.isArray(p.loss) && Array.isArray(p.evals))) return undefined;
+  if (!f.recipe || !f.schedule || !Array.isArray(f.classes) || !Array.isArray(f.notes)) return undefined;
+  return f;
 }
 
 export function finetuneCharts(f: FinetuneSummary): FinetuneCharts {
@@ -126,10 +135,21 @@ export interface FinetuneSection {
   data: { id: string; value: FinetuneCharts };
 }
 
-/** The section and its chart data, or undefined when `raw` is not a fine-tune summary this report knows. */
-export function finetuneSection(raw: unknown, transfer?: TransferSummary): FinetuneSection | undefined {
+/**
+ * The section and its chart data; undefined without fine-tune results. Results in a form this
+ * report does not know are shown as they are, without charts.
+ */
+export function finetuneSection(
+  raw: unknown,
+  transfer?: TransferSummary,
+): FinetuneSection | { html: string; data?: undefined } | undefined {
+  if (raw === undefined || raw === null) return undefined;
   const f = asFinetuneSummary(raw);
-  if (!f) return undefined;
+  if (!f) {
+    return {
+      html: `<section class="finetune"><h2>Fine-tuning</h2><p>Fine-tuning results in a form this report does not know:</p><pre class="raw">${escapeHtml(JSON.stringify(raw, null, 2))}</pre></section>`,
+    };
+  }
   const notes = f.notes.length
     ? `<ul class="notes">${f.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>`
     : '';

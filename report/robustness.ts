@@ -331,7 +331,7 @@ export function robustnessHtml(v: RobustnessView, scripts: ChartScripts): string
     ? figure('chart-fewshot', 'Few-shot linear transfer: accuracy vs examples per class', 300)
     : '';
   const ft = finetuneSection(s.finetune, tr.t);
-  const anyChart = figs.length > 0 || fewshotFig !== '' || ft !== undefined;
+  const anyChart = figs.length > 0 || fewshotFig !== '' || ft?.data !== undefined;
   const hasTransfer = tr.t !== undefined || tr.raw !== undefined;
   return htmlPage({
     title: `cnnlab robustness · ${s.model} · ${s.created}`,
@@ -351,7 +351,7 @@ export function robustnessHtml(v: RobustnessView, scripts: ChartScripts): string
       { id: 'summary-data', value: s },
       ...(v.transferData ? [{ id: 'transfer-data', value: v.transferData }] : []),
       ...(anyChart ? [{ id: ROBUSTNESS_DATA_ID, value: d }] : []),
-      ...(ft ? [ft.data] : []),
+      ...(ft?.data ? [ft.data] : []),
     ],
     charts: anyChart ? scripts : undefined,
   });

@@ -65,11 +65,3 @@ export function finalOf(evals: readonly EvalPoint[], steps: number): FinetuneAcc
   for (const e of evals) if (e.step === steps) out[e.split] = e.accuracy;
   return out;
 }
-
-/** A well-formed FinetuneSummary, or undefined (summary.json comes through JSON from any writer). */
-export function asFinetuneSummary(v: unknown): FinetuneSummary | undefined {
-  const f = v as FinetuneSummary | undefined;
-  if (!f || typeof f !== 'object' || !Array.isArray(f.phases) || !Array.isArray(f.loss)) return undefined;
-  if (!f.phases.every((p) => p && Array.isArray(p.loss) && Array.isArray(p.evals))) return undefined;
-  return f;
-}
