@@ -14,7 +14,7 @@ const EVIL = '<script>window.__hacked=1</script>';
 function ft(): FinetuneSummary {
   const sc = bitHyperRuleSchedule(1000, { batch: 64, steps: 2000 });
   const loss = Array.from({ length: 2000 }, (_, s) => 2 * Math.exp(-s / 400) + 0.1 * Math.sin(s));
-  const lr = loss.map((_, s) => (s < 400 ? s : 400) / 4e5);
+  const lr = loss.map((_, s) => Math.min(s, 400) / 4e5);
   const check = {
     name: 'check' as const,
     examples: 800,
