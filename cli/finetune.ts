@@ -83,6 +83,7 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
     schedule: { type: 'string', default: 'bit-hyperrule' },
     steps: { type: 'string' },
     batch: { type: 'string', default: '32' },
+    'micro-batches': { type: 'string', default: '1' },
     lr: { type: 'string' },
     warmup: { type: 'string' },
     size: { type: 'string' },
@@ -104,6 +105,9 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
   if (protocol === 'vtab1k' && v.val) throw new Error('--protocol vtab1k takes its val split from --train; drop --val');
   const seed = int('seed', v.seed!, 0);
   const batch = int('batch', v.batch!);
+  const micro = int('micro-batches', v['micro-batches']!);
+  /** Examples per optimiser step: the lr scales with it. */
+  const effective = batch * micro;
   const steps = v.steps === undefined ? undefined : int('steps', v.steps);
   if (kind === 'cosine' && steps === undefined) throw new Error('--schedule cosine needs --steps N');
   const baseLr = v.lr === undefined ? undefined : num('lr', v.lr, Number.MIN_VALUE);
@@ -144,7 +148,7 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
   let recipe: Recipe;
   if (kind === 'bit-hyperrule') {
     const img = await typicalSize(trainDs, decode);
-    recipe = bitHyperRule(examples, img, { batch, steps, baseLr });
+    recipe = bitHyperRule(examples, img, { batch: effective, steps, baseLr });
     if (size !== undefined) {
       const rule = bitResolution(img.height, img.width);
       const precrop =
@@ -157,7 +161,7 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
     const s = size ?? def.preprocess.size;
     recipe = cosineRecipe({
       steps: steps!,
-      batch,
+      batch: effective,
       baseLr,
       warmup: v.warmup === undefined ? undefined : int('warmup', v.warmup, 0),
       size: s,
@@ -228,8 +232,9 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
         schedule: recipe.schedule,
         feed,
         train: ph.train,
+        microBatches: micro,
         seed,
-        dataKey: `${trainKey} ${ph.name} n=${ph.train.length} batch=${batch}`,
+        dataKey: `${trainKey} ${ph.name} n=${ph.train.length} batch=${batch}x${micro}`,
         evals,
         evalEvery,
         checkpointEvery,
@@ -281,6 +286,7 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
     protocol,
     seed,
     batch,
+    micro_batches: micro,
     schedule,
     recipe: rest,
     steps: last.steps,
@@ -313,7 +319,10 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
   writeFileSync(summaryPath, JSON.stringify(summary, null, 1));
   writeFileSync(path.join(out, 'report.html'), renderRobustnessReport(summary, { chartJs: readChartJs() }));
 
-  console.log(`\nfine-tuned ${def.name} (${ft.weights}) on ${v.train}: ${K} classes, batch ${batch}, seed ${seed}`);
+  console.log(
+    `\nfine-tuned ${def.name} (${ft.weights}) on ${v.train}: ${K} classes, batch ${batch}` +
+      `${micro > 1 ? ` × ${micro} micro-batches` : ''}, seed ${seed}`,
+  );
   for (const p of phases) {
     const acc = (x: number | undefined) => (x === undefined ? '—' : `${(100 * x).toFixed(1)}%`);
     console.log(

@@ -106,6 +106,7 @@ commands:
              --val DIR --test DIR    ImageFolders to evaluate on (classes a subset of --train's)
              --schedule bit-hyperrule|cosine   default bit-hyperrule (steps, lr, crops and MixUp from the rule)
              --steps N --batch N     override the rule's steps; batch (default 32; lr scales with it)
+             --micro-batches M       accumulate M batches per step (effective batch M × --batch)
              --lr X                  base lr at batch 512 (BiT: 0.003; cosine: 0.01)
              --size N --precrop N    train crop and the square resize before it (default: the rule's)
              --protocol standard|vtab1k   vtab1k: 800/200 schedule check, then refit on the 1000

@@ -88,7 +88,10 @@ function recipeRows(f: FinetuneSummary): [string, string][] {
         `SGD, momentum ${r.optimizer.momentum}, weight decay ${r.optimizer.weightDecay}${r.clipNorm ? `, clip at global norm ${r.clipNorm}` : ''}`,
       ),
     ],
-    ['batch · seed', escapeHtml(`${f.batch} · ${f.seed}`)],
+    [
+      'batch · seed',
+      escapeHtml(`${f.batch}${f.micro_batches > 1 ? ` × ${f.micro_batches} micro-batches` : ''} · ${f.seed}`),
+    ],
     [
       'augmentation',
       escapeHtml(

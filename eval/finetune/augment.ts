@@ -4,7 +4,7 @@
 //
 //   crop box and flip of an image    rng(seed, image, CROP_STREAM + k, step), k = the draw's number
 //   MixUp λ of a step                rng(seed, step, MIXUP_STREAM, k)
-//   MixUp partners of a step         seededPermutation(0..N−1, seed, step, MIXUP_PERM_STREAM)
+//   MixUp partners of a micro-batch  seededPermutation(0..N−1, seed, step, MIXUP_PERM_STREAM + 0x1000·micro)
 //
 // `image` is the item's position in the whole sorted training folder (eval/data.ts's `index`).
 // The pixel work runs on the GPU (kernels/augment.ts): these functions make its `boxes` and
@@ -124,16 +124,17 @@ export function mixupLambda(alpha: number, seed: number, step: number): number {
 }
 
 /**
- * The mixup op's pairs [N, 2] of a step: partner = a seeded permutation of the batch (as BiT's
- * torch.randperm), λ the step's one Beta(α, α) draw for every image.
+ * The mixup op's pairs [N, 2] of a step's micro-batch `micro` (0 without accumulation): partner = a
+ * seeded permutation of the micro-batch (as BiT's torch.randperm per micro-batch), λ the step's one
+ * Beta(α, α) draw for every image of the step (BiT draws λ once per optimiser step).
  */
-export function mixupPairs(alpha: number, n: number, seed: number, step: number): Float32Array {
+export function mixupPairs(alpha: number, n: number, seed: number, step: number, micro = 0): Float32Array {
   const lam = mixupLambda(alpha, seed, step);
   const perm = seededPermutation(
     Int32Array.from({ length: n }, (_, i) => i),
     seed,
     step,
-    MIXUP_PERM_STREAM,
+    MIXUP_PERM_STREAM + 0x1000 * micro,
   );
   const out = new Float32Array(2 * n);
   for (let i = 0; i < n; i++) out.set([perm[i], lam], 2 * i);

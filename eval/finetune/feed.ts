@@ -90,7 +90,7 @@ export function imageTrainFeed(o: {
     return plan;
   };
   return {
-    async batch(step, positions) {
+    async batch(step, positions, micro = 0) {
       if (positions.length !== N) throw new RangeError(`a training batch has ${positions.length} items, not ${N}`);
       const loaded = await decodeItems(o.ds, positions, o.decode);
       const x = await preprocessOnGpu(o.device, loaded.images, base, { normalize: true });
@@ -104,7 +104,7 @@ export function imageTrainFeed(o: {
         r.labelSmoothing,
       );
       if (r.mixupAlpha > 0) {
-        feed.pairs = mixupPairs(r.mixupAlpha, N, o.seed, step);
+        feed.pairs = mixupPairs(r.mixupAlpha, N, o.seed, step, micro);
         targets = mixTargets(targets, o.classes, feed.pairs);
       }
       const p = await planFor();

@@ -24,9 +24,9 @@ import { stepItems } from './data.js';
 import { learningRate, type Schedule } from './schedule.js';
 import type { TrainerLike } from './types.js';
 
-/** Inputs and targets of a step, made from the pool positions of its batch. */
+/** Inputs and targets of a step (its micro-batch `micro`), made from the pool positions of its items. */
 export interface TrainFeed {
-  batch(step: number, items: readonly number[]): Promise<{ x: Float32Array; targets: Float32Array }>;
+  batch(step: number, items: readonly number[], micro?: number): Promise<{ x: Float32Array; targets: Float32Array }>;
 }
 
 /** A split to evaluate: batches of at most the trainer's batch (x padded to the full batch). */
@@ -52,6 +52,8 @@ export interface FinetuneLoopOptions {
   feed: TrainFeed;
   /** Pool positions this run trains on. */
   train: readonly number[];
+  /** Micro-batches of the trainer's batch per step (gradient accumulation); default 1. */
+  microBatches?: number;
   seed: number;
   /** Identifies the training data (state files from other data are refused). */
   dataKey: string;
@@ -109,7 +111,10 @@ export async function evaluate(trainer: TrainerLike, feed: EvalFeed): Promise<{ 
 
 export async function finetuneLoop(o: FinetuneLoopOptions): Promise<FinetuneLoopResult> {
   const { trainer, schedule: sc, seed } = o;
-  const B = trainer.batch;
+  const M = o.microBatches ?? 1;
+  if (!Number.isInteger(M) || M < 1) throw new RangeError(`micro-batches must be a positive integer, got ${M}`);
+  /** Examples per optimiser step. */
+  const B = trainer.batch * M;
   let progress: FinetuneProgress = { step: 0, seed, dataKey: o.dataKey, loss: [], lr: [], evals: [] };
   const statePath = o.dir ? path.join(o.dir, STATE_FILE) : undefined;
   if (o.dir) mkdirSync(o.dir, { recursive: true });
@@ -155,9 +160,20 @@ export async function finetuneLoop(o: FinetuneLoopOptions): Promise<FinetuneLoop
   const t0 = performance.now();
   for (let s = progress.step; s < sc.steps; s++) {
     const items = stepItems(o.train.length, B, s, seed).map((i) => o.train[i]);
-    const { x, targets } = await o.feed.batch(s, items);
     const lr = learningRate(sc, s);
-    const { loss } = await trainer.step(x, targets, lr);
+    let loss: number;
+    if (M === 1) {
+      const { x, targets } = await o.feed.batch(s, items);
+      ({ loss } = await trainer.step(x, targets, lr));
+    } else {
+      loss = 0;
+      for (let m = 0; m < M; m++) {
+        const part = items.slice(m * trainer.batch, (m + 1) * trainer.batch);
+        const { x, targets } = await o.feed.batch(s, part, m);
+        loss += (await trainer.accumulate(x, targets)).loss / M;
+      }
+      await trainer.apply(lr, M);
+    }
     if (!Number.isFinite(loss)) throw new Error(`fine-tuning diverged: the loss of step ${s} is ${loss} (lr ${lr})`);
     progress.loss.push(loss);
     progress.lr.push(lr);

@@ -37,7 +37,9 @@ export interface FinetuneSummary {
   classes: string[];
   protocol: 'standard' | 'vtab1k';
   seed: number;
+  /** The trainer's batch; an optimiser step sees batch × micro_batches examples. */
   batch: number;
+  micro_batches: number;
   schedule: Schedule;
   recipe: Omit<Recipe, 'schedule'>;
   /** The result phase's (the last one's) steps, accuracies and loss curve. */

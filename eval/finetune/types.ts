@@ -11,6 +11,10 @@ export interface TrainerLike {
   readonly classes: number;
   /** One optimiser step on inputs x with targets [N, K] (probabilities) at learning rate lr. */
   step(x: Float32Array, targets: Float32Array, lr: number): Promise<{ loss: number }>;
+  /** Gradient accumulation: adds one micro-batch's gradients (inputs and targets as step's). */
+  accumulate(x: Float32Array, targets: Float32Array): Promise<{ loss: number }>;
+  /** One update from the gradients accumulated over `microBatches` micro-batches (their mean). */
+  apply(lr: number, microBatches: number): Promise<void>;
   /** Logits [N, K] with the current weights (BatchNorm in eval mode). */
   predict(x: Float32Array): Promise<Float32Array>;
   /** Everything that makes a resume exact, by graph value name. */

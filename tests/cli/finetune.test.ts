@@ -83,6 +83,12 @@ function meanColourTrainer(batch: number, classes: number, o: { failAt?: number 
       steps++;
       return { loss: loss / batch };
     },
+    async accumulate(): Promise<{ loss: number }> {
+      throw new Error('this test trainer does not accumulate (the loop runs one batch per step)');
+    },
+    async apply(): Promise<void> {
+      throw new Error('this test trainer does not accumulate (the loop runs one batch per step)');
+    },
     async predict(x: Float32Array) {
       return logits(feats(x));
     },

@@ -55,6 +55,7 @@ function ft(): FinetuneSummary {
     protocol: 'vtab1k',
     seed: 0,
     batch: 64,
+    micro_batches: 1,
     schedule,
     recipe,
     steps: 2000,

@@ -44,7 +44,8 @@ class LinearSoftmaxTrainer implements TrainerLike {
       }
     return out;
   }
-  async step(x: Float32Array, t: Float32Array, lr: number) {
+  /** Gradients of the mean loss over this batch, and the loss. */
+  private grads(x: Float32Array, t: Float32Array) {
     const { d, classes: k, batch: N } = this;
     const z = this.logits(x);
     const gw = new Float32Array(d * k),
@@ -62,6 +63,9 @@ class LinearSoftmaxTrainer implements TrainerLike {
         for (let i = 0; i < d; i++) gw[i * k + c] += g * x[n * d + i];
       }
     }
+    return { gw, gb, loss: loss / N };
+  }
+  private update(gw: Float32Array, gb: Float32Array, lr: number) {
     for (const [p, buf, g] of [
       [this.w, this.mw, gw],
       [this.b, this.mb, gb],
@@ -71,7 +75,32 @@ class LinearSoftmaxTrainer implements TrainerLike {
         p[i] -= lr * buf[i];
       }
     this.steps++;
-    return { loss: loss / N };
+  }
+  async step(x: Float32Array, t: Float32Array, lr: number) {
+    const { gw, gb, loss } = this.grads(x, t);
+    this.update(gw, gb, lr);
+    return { loss };
+  }
+  accW = new Float32Array(0);
+  accB = new Float32Array(0);
+  async accumulate(x: Float32Array, t: Float32Array) {
+    const { gw, gb, loss } = this.grads(x, t);
+    if (!this.accW.length) {
+      this.accW = new Float32Array(gw.length);
+      this.accB = new Float32Array(gb.length);
+    }
+    gw.forEach((g, i) => (this.accW[i] += g));
+    gb.forEach((g, i) => (this.accB[i] += g));
+    return { loss };
+  }
+  async apply(lr: number, microBatches: number) {
+    this.update(
+      this.accW.map((g) => g / microBatches),
+      this.accB.map((g) => g / microBatches),
+      lr,
+    );
+    this.accW = new Float32Array(0);
+    this.accB = new Float32Array(0);
   }
   async predict(x: Float32Array) {
     return this.logits(x);
@@ -245,6 +274,34 @@ describe('finetuneLoop', () => {
       expect(resumed.trainer.steps).toBe(40);
       expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
     }
+  });
+
+  it('micro-batches: 2 × 4 accumulated equal one batch of 8 (to rounding), and resume stays exact', async () => {
+    const go = (batch: number, micro: number, dir?: string, o: { stopAfter?: number; resume?: boolean } = {}) => {
+      const trainer = new LinearSoftmaxTrainer(D, K, batch);
+      return finetuneLoop({
+        trainer,
+        schedule: sc,
+        feed: featureFeed(0, 0.05, 9),
+        train: [...pool.y.keys()],
+        microBatches: micro,
+        seed: 9,
+        dataKey: 'clusters-120',
+        checkpointEvery: 5,
+        dir,
+        ...o,
+      }).then((r) => ({ r, trainer }));
+    };
+    const one = await go(8, 1);
+    const two = await go(4, 2);
+    two.r.progress.loss.forEach((l, i) => expect(l).toBeCloseTo(one.r.progress.loss[i], 5));
+    two.trainer.w.forEach((v, i) => expect(v).toBeCloseTo(one.trainer.w[i], 5));
+    const dir = tmp();
+    await go(4, 2, dir, { stopAfter: 12 });
+    const resumed = await go(4, 2, dir, { resume: true });
+    expect(resumed.r.resumedFrom).toBe(10);
+    expect(resumed.r.progress.loss).toEqual(two.r.progress.loss);
+    expect(Array.from(resumed.trainer.w)).toEqual(Array.from(two.trainer.w));
   });
 
   it('refuses to resume with another seed or other data', async () => {
