@@ -16,7 +16,7 @@ import { decodeImageFile } from '../eval/decode-node.js';
 import { protocolPhases, type PhasePlan } from '../eval/finetune/data.js';
 import { type Decode, evalPreprocess, imageEvalFeed, imageTrainFeed } from '../eval/finetune/feed.js';
 import { buildFinetuneModel, type FinetuneModel } from '../eval/finetune/model.js';
-import { type EvalFeed, finetuneLoop, FINAL_WEIGHTS } from '../eval/finetune/run.js';
+import { type EvalFeed, finetuneLoop, FINAL_WEIGHTS, STATE_FILE } from '../eval/finetune/run.js';
 import {
   bitHyperRule,
   bitResolution,
@@ -215,6 +215,10 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
     if (testDs && ph.name !== 'check') add('test', testDs, all(testDs));
 
     const dir = path.join(out, 'checkpoints', ph.name);
+    if (v.resume && !existsSync(path.join(dir, STATE_FILE))) {
+      console.log(`${ph.name}: --resume, but ${dir} has no ${STATE_FILE}: starting at step 0`);
+      notes.push(`${ph.name}: --resume found no checkpoint, started at step 0`);
+    }
     const bar = new cliProgress.SingleBar(
       {
         format: `${ph.name} {bar} {value}/{total} steps | loss {loss} | lr {lr} | {ips} img/s | ETA {etaText}`,

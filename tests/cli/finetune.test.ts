@@ -204,6 +204,38 @@ describe('cnnlab finetune', () => {
     expect(b.notes).toContain('train: resumed at step 5');
   }, 300_000);
 
+  it('--protocol vtab1k: a check phase scored on its val split, then a refit scored on test', async () => {
+    const out = path.join(root, 'vtab');
+    await expect(quiet(() => finetuneCmd(args(out, ['--protocol', 'vtab1k'])))).rejects.toThrow(/1000 examples/);
+    const run = () =>
+      quiet(() => finetuneCmd(args(out, ['--protocol', 'vtab1k', '--allow-fewer']), { makeTrainer: made() }));
+    expect(await run()).toBe(0);
+    const f = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')).finetune;
+    expect(f.protocol).toBe('vtab1k');
+    expect(f.phases.map((p: { name: string; examples: number }) => [p.name, p.examples])).toEqual([
+      ['check', 14],
+      ['refit', 18],
+    ]);
+    const splits = (i: number) =>
+      f.phases[i].evals.map((e: { step: number; split: string; n: number }) => `${e.split}@${e.step}/${e.n}`);
+    expect(splits(0)).toEqual(['val@6/4', 'val@12/4']);
+    expect(splits(1)).toEqual(['test@12/12']);
+    expect(f.final).toEqual({ test: f.phases[1].final.test });
+    expect(f.notes[0]).toMatch(/pool of 18 < 1000/);
+    for (const ph of ['check', 'refit'])
+      expect(existsSync(path.join(out, 'checkpoints', ph, 'final.safetensors'))).toBe(true);
+    // Resuming a finished run trains nothing and reports the same.
+    expect(
+      await quiet(() =>
+        finetuneCmd(args(out, ['--protocol', 'vtab1k', '--allow-fewer', '--resume']), {
+          makeTrainer: made({ failAt: 0 }),
+        }),
+      ),
+    ).toBe(0);
+    const g = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')).finetune;
+    expect(g.phases.map((p: { evals: unknown }) => p.evals)).toEqual(f.phases.map((p: { evals: unknown }) => p.evals));
+  }, 300_000);
+
   it('without the WebGPU trainer it says so; bad options are named', async () => {
     await expect(quiet(() => finetuneCmd(args(path.join(root, 'x'))))).rejects.toThrow(
       /fine-tuning engine not available in this build/,
