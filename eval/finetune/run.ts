@@ -3,14 +3,14 @@
 // evaluations every `evalEvery` steps and at the end; checkpoints every `checkpointEvery` steps
 // and at the end (checkpoint.ts). A resume loads the last state file into the trainer and
 // continues at its step: the data order and every random draw depend on (seed, step) only, so
-// the run ends with the same weights and loss curve as one never interrupted.
+// the run ends with the same weights and loss curve as one never interrupted. Node only (the
+// checkpoints are files).
 
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { openSafetensorsPath } from '../../engine/safetensors.js';
 import type { HostTensor } from '../../kernels/kernel.js';
-import type { WeightMapping } from '../../models/weights.js';
-import type { ParamRequest } from '../../models/weights.js';
+import type { ParamRequest, WeightMapping } from '../../models/weights.js';
 import {
   checkpointTensors,
   decodeState,
