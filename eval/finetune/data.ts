@@ -16,25 +16,31 @@ import { seededPermutation, vtab1kSplits } from '../transfer.js';
 
 const SHUFFLE_STREAM = 0xf1a200;
 
+/** The last epoch orders made (a step reads one or two epochs; a large pool's permutation is not free). */
+const epochCache = new Map<string, Int32Array>();
+
+/** The visiting order of epoch `e` of a pool of `n` (shared with the cache: read it, do not change it). */
+export function epochOrder(n: number, seed: number, e: number): Int32Array {
+  const key = `${n}:${seed}:${e}`;
+  let perm = epochCache.get(key);
+  if (!perm) {
+    perm = seededPermutation(
+      Int32Array.from({ length: n }, (_, i) => i),
+      seed,
+      e,
+      SHUFFLE_STREAM,
+    );
+    epochCache.set(key, perm);
+    if (epochCache.size > 4) epochCache.delete(epochCache.keys().next().value!);
+  }
+  return perm;
+}
+
 /** Pool positions of step `step`'s batch of `batch` items from a pool of `n`. */
 export function stepItems(n: number, batch: number, step: number, seed: number): number[] {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`the training pool is empty (n = ${n})`);
   const out: number[] = [];
-  let epoch = -1;
-  let perm: Int32Array | undefined;
-  for (let p = step * batch; p < (step + 1) * batch; p++) {
-    const e = Math.floor(p / n);
-    if (e !== epoch) {
-      epoch = e;
-      perm = seededPermutation(
-        Int32Array.from({ length: n }, (_, i) => i),
-        seed,
-        e,
-        SHUFFLE_STREAM,
-      );
-    }
-    out.push(perm![p % n]);
-  }
+  for (let p = step * batch; p < (step + 1) * batch; p++) out.push(epochOrder(n, seed, Math.floor(p / n))[p % n]);
   return out;
 }
 
