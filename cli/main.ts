@@ -7,6 +7,7 @@ import { WEB_ROOT } from './common.js';
 import { corruptCmd } from './corrupt.js';
 import { demoCmd } from './demo.js';
 import { engineDemoCmd } from './engine-demo.js';
+import { finetuneCmd } from './finetune.js';
 import { inferCmd } from './infer.js';
 import { infoCmd } from './info.js';
 import { modelsCmd, randomWeightsCmd } from './models.js';
@@ -99,6 +100,19 @@ commands:
              --protocol fewshot|probe|vtab1k   one or several, comma-separated (default fewshot)
              --cache DIR             feature cache (default .cnnlab-cache/features)
              --out DIR               transfer.json; also adds to DIR/summary.json and report.html
+  finetune fine-tune a model's whole network with a new head on an ImageFolder (docs/finetune.md)
+             --model NAME --weights FILE|random|builtin   as for robustness
+             --train DIR             ImageFolder to train on (the head gets one class per sub-folder)
+             --val DIR --test DIR    ImageFolders to evaluate on (classes a subset of --train's)
+             --schedule bit-hyperrule|cosine   default bit-hyperrule (steps, lr, crops and MixUp from the rule)
+             --steps N --batch N     override the rule's steps; batch (default 32; lr scales with it)
+             --micro-batches M       accumulate M batches per step (effective batch M × --batch)
+             --lr X                  base lr at batch 512 (BiT: 0.003; cosine: 0.01)
+             --size N --precrop N    train crop and the square resize before it (default: the rule's)
+             --protocol standard|vtab1k   vtab1k: 800/200 schedule check, then refit on the 1000
+             --checkpoint-every N --eval-every N   default 100 and 0 (only at the end)
+             --resume                continue from --out's last checkpoint, with the same result
+             --seed N --out DIR      checkpoints/<phase>/*.safetensors (timm/torchvision names), summary.json, report.html
   synth    write the built-in synthetic dataset (procedural object classes on plain backgrounds)
              --out DIR               an ImageFolder: DIR/<class>/<split>-NNNNN.png
              --per-class N           images per class (default 100)
@@ -125,6 +139,7 @@ const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   study: studyCmd,
   corrupt: corruptCmd,
   transfer: transferCmd,
+  finetune: finetuneCmd,
   synth: synthCmd,
   models: modelsCmd,
   'random-weights': randomWeightsCmd,

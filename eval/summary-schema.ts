@@ -69,6 +69,8 @@ export interface Summary {
   comparable?: { imagenet_c: boolean; reasons: string[] };
   /** Transfer results, when a transfer run wrote into the same folder (a TransferSummary when well-formed). */
   transfer?: unknown;
+  /** Fine-tuning results (`cnnlab finetune` into the same folder; a FinetuneSummary, eval/finetune/summary.ts). */
+  finetune?: unknown;
 }
 
 /** Transfer results of the same backbone (eval/transfer writes them; `Summary.transfer` may hold one). */

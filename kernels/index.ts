@@ -13,6 +13,7 @@ import { avgpoolOp, globalAvgpoolOp, maxpoolOp } from './pool.js';
 import { softmaxOp } from './softmax.js';
 import { imageNormalizeOp, imagePreprocessOp } from './image.js';
 import { BACKWARD_OPS } from './backward/index.js';
+import { augmentCropOp, mixupOp } from './augment.js';
 
 const ops: OpDef[] = [
   activationOp,
@@ -35,6 +36,8 @@ const ops: OpDef[] = [
   attentionOp,
   imagePreprocessOp,
   imageNormalizeOp,
+  augmentCropOp,
+  mixupOp,
   ...BACKWARD_OPS,
 ];
 

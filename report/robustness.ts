@@ -9,6 +9,7 @@ import type { ConditionMetrics, Summary, TransferSummary } from '../eval/summary
 import { ROBUSTNESS_DATA_ID, type RobustnessCharts } from './charts/robustness.js';
 import { DASH, fix, isNum, numericKeys, pct } from './format.js';
 import { escapeHtml } from './html.js';
+import { finetuneSection } from './finetune.js';
 import { type ChartScripts, dl, figure, headRow, htmlPage } from './page.js';
 import { VIRIDIS } from './palette.js';
 
@@ -329,7 +330,8 @@ export function robustnessHtml(v: RobustnessView, scripts: ChartScripts): string
   const fewshotFig = d.fewshot
     ? figure('chart-fewshot', 'Few-shot linear transfer: accuracy vs examples per class', 300)
     : '';
-  const anyChart = figs.length > 0 || fewshotFig !== '';
+  const ft = finetuneSection(s.finetune, tr.t);
+  const anyChart = figs.length > 0 || fewshotFig !== '' || ft?.data !== undefined;
   const hasTransfer = tr.t !== undefined || tr.raw !== undefined;
   return htmlPage({
     title: `cnnlab robustness · ${s.model} · ${s.created}`,
@@ -341,6 +343,7 @@ export function robustnessHtml(v: RobustnessView, scripts: ChartScripts): string
       v.corruptions.length ? corruptionTableHtml(v) : '',
       Object.keys(s.resolutions).length ? resolutionTableHtml(s) : '',
       hasTransfer ? transferHtml(tr, fewshotFig) : '',
+      ft?.html ?? '',
       s.unreadable.length ? unreadableHtml(s) : '',
       howToReadHtml(s, hasTransfer),
     ],
@@ -348,6 +351,7 @@ export function robustnessHtml(v: RobustnessView, scripts: ChartScripts): string
       { id: 'summary-data', value: s },
       ...(v.transferData ? [{ id: 'transfer-data', value: v.transferData }] : []),
       ...(anyChart ? [{ id: ROBUSTNESS_DATA_ID, value: d }] : []),
+      ...(ft?.data ? [ft.data] : []),
     ],
     charts: anyChart ? scripts : undefined,
   });

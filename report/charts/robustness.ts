@@ -5,6 +5,7 @@
 
 import type { Chart as ChartJs, Plugin, Scale, TooltipItem } from 'chart.js';
 import { type ChartClass, color, drawCharts, readJson } from './common.js';
+import { FINETUNE_DATA_ID, drawFinetuneCharts } from './finetune.js';
 import { PALETTE } from '../palette.js';
 
 /** The element the series are inlined in. */
@@ -375,5 +376,6 @@ export function drawRobustnessCharts(): void {
         },
       });
     }
+    if (document.getElementById(FINETUNE_DATA_ID)) drawFinetuneCharts(add);
   });
 }
