@@ -4,13 +4,15 @@
 // 800/200 check and 1000 refit, evaluation on val/test, and the results in the run folder's
 // summary.json (`finetune`) and report.html beside the robustness and transfer results.
 //
-// The training step itself is a TrainerLike (eval/finetune/types.ts) made by makeTrainer below.
+// The training step itself is a TrainerLike (eval/finetune/types.ts): engine/train.ts's Trainer,
+// made by makeTrainer below (tests may pass a plain-TS one).
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { createDevice, type Device } from '../engine/device.js';
 import { openSafetensorsPath } from '../engine/safetensors.js';
+import { Trainer } from '../engine/train.js';
 import { type Dataset, itemLocation, scanImageFolder } from '../eval/data.js';
 import { decodeImageFile } from '../eval/decode-node.js';
 import { protocolPhases, type PhasePlan } from '../eval/finetune/data.js';
@@ -37,16 +39,20 @@ import { REPO_ROOT, int, oneOf, parseCommand, readChartJs } from './common.js';
 export type MakeTrainer = (device: Device, model: FinetuneModel, recipe: Recipe) => Promise<TrainerLike>;
 
 /**
- * The WebGPU trainer (engine/train.ts's Trainer.create with model.graph, model.logits,
- * model.trainable, recipe.optimizer and recipe.clipNorm). This build has no training engine yet:
- * the merge of engine/train.ts replaces this function's body.
+ * The WebGPU trainer: forward, backward and the optimiser update as one command buffer
+ * (engine/train.ts). Targets arrive already smoothed and mixed (eval/finetune/feed.ts), so the
+ * trainer adds no label smoothing of its own; BatchNorm trains with batch statistics as in
+ * PyTorch's train mode.
  */
-export const makeTrainer: MakeTrainer = async (_device, model) => {
-  throw new Error(
-    `fine-tuning engine not available in this build: no WebGPU trainer to train ${model.def.name} ` +
-      '(engine/train.ts is not part of it)',
-  );
-};
+export const makeTrainer: MakeTrainer = (device, model, recipe) =>
+  Trainer.create(device, model.graph, {
+    logits: model.logits,
+    trainable: model.trainable,
+    optimizer: recipe.optimizer,
+    clipNorm: recipe.clipNorm,
+    labelSmoothing: 0,
+    batchNorm: 'train',
+  });
 
 const num = (name: string, v: string | undefined, lo: number, hi = Number.POSITIVE_INFINITY) => {
   const x = Number(v);

@@ -43,19 +43,27 @@ export interface FinetuneProgress {
   evals: EvalPoint[];
 }
 
-/** The weights as a checkpoint: request by request, the trained value (else the initial one) in PyTorch layout. */
+/**
+ * The weights as a checkpoint: request by request, the trained value (else the initial one, for
+ * frozen tensors) in PyTorch layout. A name in `required` (what the trainer updates: parameters,
+ * BatchNorm running statistics) must come from `trained`, so a naming mismatch can never save the
+ * starting value in its place; a trained tensor of another shape is an error too.
+ */
 export function checkpointTensors(
   requests: readonly ParamRequest[],
   mapping: WeightMapping,
   initial: ReadonlyMap<string, Float32Array>,
   trained: ReadonlyMap<string, HostTensor>,
+  required: ReadonlySet<string> = new Set(),
 ): Record<string, HostTensor> {
   const out: Record<string, HostTensor> = {};
   for (const r of requests) {
     const t = trained.get(r.name);
-    let data: Float32Array | undefined;
-    if (t && t.shape.join() === r.shape.join()) data = t.data;
-    else data = initial.get(r.name);
+    if (t && t.shape.join() !== r.shape.join())
+      throw new Error(`checkpoint: the trainer's "${r.name}" is [${t.shape}], the model asks for [${r.shape}]`);
+    if (!t && required.has(r.name))
+      throw new Error(`checkpoint: the trainer's state has no "${r.name}", which it trains`);
+    const data = t ? t.data : initial.get(r.name);
     if (!data) throw new Error(`checkpoint: no value for "${r.name}" (neither trained nor initial)`);
     if (data.length !== r.shape.reduce((a, b) => a * b, 1))
       throw new Error(`checkpoint: "${r.name}" has ${data.length} values, the model asks for [${r.shape}]`);

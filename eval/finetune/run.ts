@@ -137,7 +137,8 @@ export async function finetuneLoop(o: FinetuneLoopOptions): Promise<FinetuneLoop
       const w = o.weights;
       const name = final ? FINAL_WEIGHTS : `step-${String(progress.step).padStart(6, '0')}.safetensors`;
       weightsFile = path.join(o.dir, name);
-      const tensors = checkpointTensors(w.requests, w.mapping, w.initial, state as Map<string, HostTensor>);
+      const required = new Set(trainer.stateNames ?? []);
+      const tensors = checkpointTensors(w.requests, w.mapping, w.initial, state as Map<string, HostTensor>, required);
       await writeAtomic(
         weightsFile,
         encodeWeights(tensors, { model: w.model, step: progress.step, classes: trainer.classes }),

@@ -17,6 +17,8 @@ export interface TrainerLike {
   apply(lr: number, microBatches: number): Promise<void>;
   /** Logits [N, K] with the current weights (BatchNorm in eval mode). */
   predict(x: Float32Array): Promise<Float32Array>;
+  /** The names readState() returns; a checkpoint refuses to fill any of them from the starting weights. */
+  readonly stateNames?: readonly string[];
   /** Everything that makes a resume exact, by graph value name. */
   readState(): Promise<Map<string, HostTensor>>;
   writeState(state: Map<string, HostTensor>): Promise<void>;

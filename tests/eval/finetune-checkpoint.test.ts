@@ -41,6 +41,16 @@ describe('fine-tuned checkpoints', () => {
     expect(m.trainable.some((n) => n.includes('running'))).toBe(false);
 
     const state = trained(m);
+    // What the trainer updates must come from its state: never the starting value, never another shape.
+    const required = new Set([...m.trainable, 'features.0.1.running_mean']);
+    expect(() => checkpointTensors(m.requests, def.mapping, m.initial, state, required)).toThrow(
+      /state has no "features.0.1.running_mean", which it trains/,
+    );
+    const bad = new Map(state);
+    bad.set(body, { shape: [1], data: new Float32Array(1) });
+    expect(() => checkpointTensors(m.requests, def.mapping, m.initial, bad)).toThrow(
+      new RegExp(`the trainer's "${body.replace(/\./g, '\\.')}" is \\[1\\]`),
+    );
     const out = path.join(dir, 'final.safetensors');
     await writeAtomic(
       out,
