@@ -13,6 +13,7 @@ import { listModels } from '../models/registry.js';
 import { infer } from '../models/run.js';
 
 let device: Promise<Device> | undefined;
+let litert: Promise<import('../bench/peers/litert.js').LiteRtRuntime> | undefined;
 
 /** The functions the CLI exposes to the page (progress, partial results, the tuning file). */
 const pageHooks = () =>
@@ -134,6 +135,22 @@ export const api = {
   ) {
     const { benchEngine } = await import('../bench/models.js');
     return benchEngine(job, { ...c, log: (s) => pageHooks().cnnlabLog?.(s) });
+  },
+  /**
+   * Run a .tflite file with LiteRT.js in this page (tests of bench/peers/tflite-export.ts): the
+   * runtime loads once per page (JSPI build where there is JSPI, so both accelerators work).
+   */
+  async runTflite(o: { bytes: number[]; input: number[]; accelerator: 'webgpu' | 'wasm'; wasmDir: string }) {
+    const lite = await import('../bench/peers/litert.js');
+    const rt = await (litert ??= lite.loadLiteRtRuntime({ wasmDir: o.wasmDir, jspi: 'auto' }));
+    const model = await lite.compileLiteRt(rt, Uint8Array.from(o.bytes), o.accelerator);
+    try {
+      const y = await model.run(Float32Array.from(o.input));
+      const { run: _run, dispose: _dispose, ...info } = model;
+      return { ...info, build: rt.build, output: [...y] };
+    } finally {
+      model.dispose();
+    }
   },
   /** `npx cnnlab tune`: tune the models' layers on this adapter (bench/tune.ts); see bench() for the callbacks. */
   async tune(o: {
