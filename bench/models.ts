@@ -300,16 +300,8 @@ function litertEngine(name: 'litert-webgpu' | 'litert-wasm', m: Loaded, c: Engin
       });
       settings.compiledFor = model.actual;
       if (model.warnings.length) settings.compileWarnings = model.warnings.join('; ');
-      if (accelerator === 'webgpu') {
-        if (model.actual !== 'webgpu') {
-          throw new Error(
-            `LiteRT.js compiled the whole model for ${model.actual}, not WebGPU (${model.warnings.join('; ') || 'no reason given'}): not a WebGPU row`,
-          );
-        }
-        settings.delegation = model.fullyAccelerated
-          ? 'every op on WebGPU'
-          : 'partial: ops the WebGPU delegate refused run on wasm (JSPI)';
-      }
+      // A model LiteRT moved to wasm whole throws here: the row is an error, not wasm under WebGPU's name.
+      if (accelerator === 'webgpu') settings.delegation = lite!.webGpuDelegation(model);
     },
     run: (x) => model!.run(x),
     dispose: () => model?.dispose(),

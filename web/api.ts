@@ -140,14 +140,27 @@ export const api = {
    * Run a .tflite file with LiteRT.js in this page (tests of bench/peers/tflite-export.ts): the
    * runtime loads once per page (JSPI build where there is JSPI, so both accelerators work).
    */
-  async runTflite(o: { bytes: number[]; input: number[]; accelerator: 'webgpu' | 'wasm'; wasmDir: string }) {
+  async runTflite(o: {
+    bytes: number[];
+    input: number[];
+    accelerator: 'webgpu' | 'wasm';
+    wasmDir: string;
+    /** The page's first call picks the build: JSPI where there is JSPI unless this is false. */
+    jspi?: boolean;
+  }) {
     const lite = await import('../bench/peers/litert.js');
-    const rt = await (litert ??= lite.loadLiteRtRuntime({ wasmDir: o.wasmDir, jspi: 'auto' }));
+    const rt = await (litert ??= lite.loadLiteRtRuntime({ wasmDir: o.wasmDir, jspi: o.jspi ?? 'auto' }));
     const model = await lite.compileLiteRt(rt, Uint8Array.from(o.bytes), o.accelerator);
     try {
       const y = await model.run(Float32Array.from(o.input));
       const { run: _run, dispose: _dispose, ...info } = model;
-      return { ...info, build: rt.build, output: [...y] };
+      let delegation: string;
+      try {
+        delegation = lite.webGpuDelegation(model);
+      } catch (e) {
+        delegation = `error: ${(e as Error).message}`;
+      }
+      return { ...info, build: rt.build, delegation, output: [...y] };
     } finally {
       model.dispose();
     }

@@ -155,3 +155,16 @@ export async function compileLiteRt(
     dispose: () => compiled.delete(),
   };
 }
+
+/**
+ * What a WebGPU row may say about `m`: every op on WebGPU, or partly on wasm (JSPI's per-op
+ * fallback). A model LiteRT recompiled for wasm whole is an error: it is not a WebGPU row.
+ */
+export function webGpuDelegation(m: LiteRtModel): string {
+  if (m.actual !== 'webgpu') {
+    throw new Error(
+      `LiteRT.js compiled the whole model for ${m.actual}, not WebGPU (${m.warnings.join('; ') || 'no reason given'}): not a WebGPU row`,
+    );
+  }
+  return m.fullyAccelerated ? 'every op on WebGPU' : 'partial: ops the WebGPU delegate refused run on wasm (JSPI)';
+}

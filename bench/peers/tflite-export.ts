@@ -17,7 +17,10 @@
 //                     the activation fused into the ADD.
 //   maxpool, avgpool  MAX_POOL_2D / AVERAGE_POOL_2D, padding as conv (max pads with the lowest
 //                     float via PADV2 unless its input is ≥ 0, where PAD's zeros give the same
-//                     max); avgpool with excluded pads only where SAME expresses them
+//                     max); avgpool with excluded pads only where SAME expresses them; avgpool
+//                     counting its pads as DEPTHWISE_CONV_2D with weights 1/(kh·kw), because
+//                     LiteRT's WebGPU delegate merges a PAD before AVERAGE_POOL_2D into SAME's
+//                     exclusion (tests/bench/litert.test.ts caught it)
 //   global_avgpool    MEAN over H, W
 //   matmul            FULLY_CONNECTED (weights [N,K], keep_num_dims for rank > 2) for one constant
 //                     weight matrix; BATCH_MATMUL (adj_y for transB) otherwise, bias as an ADD
@@ -687,14 +690,44 @@ function pool(x: Exporter, n: Node, op: 'MAX_POOL_2D' | 'AVERAGE_POOL_2D'): void
       `cannot export node "${n.name}" (${n.op}): dilation ${JSON.stringify(win.dilation)} (TFLite pools have none)`,
     );
   }
+  const padded = win.pad.some((v) => v !== 0);
+  if (op === 'AVERAGE_POOL_2D' && padded && a.countIncludePad !== false) {
+    // Padded taps count: a depthwise conv with weights 1/(kh·kw) (AVERAGE_POOL_2D excludes pads
+    // under SAME, and LiteRT's WebGPU delegate merges a PAD before it into that same exclusion).
+    const C = xs[3],
+      taps = win.kernel[0] * win.kernel[1];
+    const w = x.f32(`${out}/avg_weights`, [1, ...win.kernel, C], new Float32Array(taps * C).fill(1 / taps));
+    const b = x.f32(`${out}/zero_bias`, [C], new Float32Array(C));
+    const p = padding(xs, win, os);
+    let X = x.get(inp, n),
+      hw = [xs[1], xs[2]];
+    if (p.explicit) {
+      const t = x.pad(X, xs, p.explicit, 0, `${out}/pad`);
+      X = t.t;
+      hw = [t.shape[1], t.shape[2]];
+    }
+    if (p.mode === Padding.VALID) checkValid(n, hw, win, os);
+    const dw: BuiltinOptions = {
+      table: 'DepthwiseConv2DOptions',
+      padding: p.mode,
+      strideW: win.stride[1],
+      strideH: win.stride[0],
+      depthMultiplier: 1,
+      act: FusedActivation.NONE,
+      dilationW: 1,
+      dilationH: 1,
+    };
+    x.set(out, x.op('DEPTHWISE_CONV_2D', [X, w, b], out, os, dw));
+    return;
+  }
   const p = padding(xs, win, os);
   let X = x.get(inp, n),
     hw = [xs[1], xs[2]];
   if (p.explicit) {
-    // Max: padding must never win. Avg: padded taps count only with countIncludePad (SAME excludes them).
+    // Max: padding must never win. Avg (pads excluded here): only TFLite's SAME split expresses it.
     let value = 0;
     if (op === 'MAX_POOL_2D') value = nonNegative(x, inp) ? 0 : LOWEST_F32;
-    else if (a.countIncludePad === false) {
+    else {
       throw new TfliteExportError(
         `cannot export node "${n.name}" (avgpool): pads ${JSON.stringify(win.pad)} excluded from the average are not TFLite's SAME split`,
       );
@@ -702,12 +735,6 @@ function pool(x: Exporter, n: Node, op: 'MAX_POOL_2D' | 'AVERAGE_POOL_2D'): void
     const padded = x.pad(X, xs, p.explicit, value, `${out}/pad`);
     X = padded.t;
     hw = [padded.shape[1], padded.shape[2]];
-  } else if (p.mode === Padding.SAME && op === 'AVERAGE_POOL_2D' && a.countIncludePad !== false) {
-    // SAME excludes padded taps from the average; counting them needs explicit zeros.
-    const padded = x.pad(X, xs, win.pad, 0, `${out}/pad`);
-    X = padded.t;
-    hw = [padded.shape[1], padded.shape[2]];
-    p.mode = Padding.VALID;
   }
   if (p.mode === Padding.VALID) checkValid(n, hw, win, os);
   const opts: BuiltinOptions = {
