@@ -118,6 +118,12 @@ const CASES: Case[] = [
   },
   {
     name: 'maxpool 3x3 stride 2 pad 1 on negative values (PADV2 with the lowest float)',
+    x: [1, 8, 6, 3],
+    range: [-3, -1],
+    build: (g) => g.op('maxpool', ['x'], { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1] }),
+  },
+  {
+    name: 'maxpool 3x3 stride 2 pad 1, odd size (SAME)',
     x: [1, 7, 7, 3],
     range: [-3, -1],
     build: (g) => g.op('maxpool', ['x'], { kernel: [3, 3], stride: [2, 2], pad: [1, 1, 1, 1] }),
