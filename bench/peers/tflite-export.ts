@@ -28,6 +28,7 @@
 //                     heads, BATCH_MATMUL, MUL by the scale, SOFTMAX, BATCH_MATMUL, TRANSPOSE,
 //                     RESHAPE (every tensor rank ≤ 4, as the GPU delegate wants)
 //   layernorm         MEAN, SUB, MUL, MEAN, ADD ε, RSQRT, MUL, MUL γ, ADD β
+//   group_norm        the same on a RESHAPE to [N, H·W, G, C/G] (MEAN over axes 1 and 3), RESHAPE back
 //   batchnorm         MUL scale, ADD shift (the folded affine map, where BN did not fold)
 //   activation        RELU, RELU6, GELU (exact), HARD_SWISH, LOGISTIC + MUL (silu)
 //   add, softmax, reshape, transpose, concat, slice, pad
@@ -525,6 +526,43 @@ const OPS: Record<string, Emit> = {
     const rs = x.op('RSQRT', [ve], `${out}/ln_rstd`, red);
     const nrm = x.op('MUL', [d, rs], `${out}/ln_norm`, s, { table: 'MulOptions', act: none });
     const sc = x.op('MUL', [nrm, x.get(gamma, n)], `${out}/ln_scale`, s, { table: 'MulOptions', act: none });
+    x.set(
+      out,
+      x.fusedOp('ADD', [sc, x.get(beta, n)], out, s, actOf(n), (act) => ({ table: 'AddOptions', act })),
+    );
+  },
+
+  group_norm(x, n) {
+    // Statistics per (sample, group) over H, W and the group's channels: [N,H·W,G,C/G], MEAN over axes 1 and 3.
+    const [inp, gamma, beta] = n.inputs;
+    const G = n.attrs.groups as number,
+      eps = (n.attrs.eps as number | undefined) ?? 1e-5;
+    const out = n.outputs[0],
+      s = x.shape(inp),
+      [N, H, W, C] = s;
+    const none = FusedActivation.NONE;
+    const gs = [N, H * W, G, C / G],
+      red = [N, 1, G, 1];
+    const r = x.op('RESHAPE', [x.get(inp, n), x.i32(`${out}/gn_shape`, gs)], `${out}/gn_groups`, gs, {
+      table: 'ReshapeOptions',
+      newShape: gs,
+    });
+    const axes = x.i32(`${out}/gn_axes`, [1, 3]);
+    const mean = x.op('MEAN', [r, axes], `${out}/gn_mean`, red, { table: 'ReducerOptions', keepDims: true });
+    const d = x.op('SUB', [r, mean], `${out}/gn_centered`, gs, { table: 'SubOptions', act: none });
+    const sq = x.op('MUL', [d, d], `${out}/gn_sq`, gs, { table: 'MulOptions', act: none });
+    const v = x.op('MEAN', [sq, axes], `${out}/gn_var`, red, { table: 'ReducerOptions', keepDims: true });
+    const ve = x.op('ADD', [v, x.scalar(`${out}/gn_eps`, eps)], `${out}/gn_var_eps`, red, {
+      table: 'AddOptions',
+      act: none,
+    });
+    const rs = x.op('RSQRT', [ve], `${out}/gn_rstd`, red);
+    const nrm = x.op('MUL', [d, rs], `${out}/gn_norm`, gs, { table: 'MulOptions', act: none });
+    const back = x.op('RESHAPE', [nrm, x.i32(`${out}/gn_back_shape`, s)], `${out}/gn_ungroup`, s, {
+      table: 'ReshapeOptions',
+      newShape: s,
+    });
+    const sc = x.op('MUL', [back, x.get(gamma, n)], `${out}/gn_scale`, s, { table: 'MulOptions', act: none });
     x.set(
       out,
       x.fusedOp('ADD', [sc, x.get(beta, n)], out, s, actOf(n), (act) => ({ table: 'AddOptions', act })),

@@ -10,10 +10,12 @@ import { execFileSync } from 'node:child_process';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compare, type EngineJob } from '../../bench/harness.js';
+import { demoNetwork } from '../../bench/demo.js';
 import { exportTflite } from '../../bench/peers/tflite-export.js';
 import { encodeTflite, type TfliteModel, TensorType } from '../../bench/peers/tflite-schema.js';
 import { type BrowserSession, resolveDist, startBrowser, WEB_ROOT } from '../../cli/common.js';
 import { Graph, runReference } from '../../engine/graph.js';
+import { optimize } from '../../engine/passes.js';
 import { Rng } from '../../models/init.js';
 import { loadModel } from '../../models/registry.js';
 import { type Activation, numel } from '../../kernels/kernel.js';
@@ -186,6 +188,13 @@ const CASES: Case[] = [
     build: (g) => g.op('layernorm', ['x', konst(g, 'gamma', [12]), konst(g, 'beta', [12])], { eps: 1e-6 }),
   },
   {
+    name: 'group_norm, 3 groups, relu',
+    x: [2, 3, 5, 6],
+    range: [-3, 3],
+    build: (g) =>
+      g.op('group_norm', ['x', konst(g, 'gamma', [6]), konst(g, 'beta', [6])], { groups: 3, eps: 1e-5, act: 'relu' }),
+  },
+  {
     name: 'batchnorm where it did not fold (MUL, ADD), relu',
     x: [1, 4, 5, 6],
     build: (g) =>
@@ -268,6 +277,17 @@ describe.each(['wasm', 'webgpu'] as const)('LiteRT.js %s runs every op mapping',
     expect(r.fullyAccelerated, `${c.name}: fully accelerated`).toBe(true);
     expect(r.outputShape).toEqual(want.shape);
     expectClose({ shape: want.shape, data: Float32Array.from(r.output) }, want, c.tol ?? TOL, c.name);
+  });
+});
+
+describe.each(['wasm', 'webgpu'] as const)('LiteRT.js %s on a whole network', (accelerator) => {
+  it('demoNetwork (every kernel family cnnlab has: BN, residuals, depthwise, GroupNorm, attention), optimised', async () => {
+    const g = demoNetwork({ size: 16, batch: 1, seed: 2 });
+    const x = rand(16 * 16 * 3, 21, -2, 2);
+    const want = runReference(g, { image: x })[g.outputs[0]];
+    const r = await runInPage(page, exportTflite(optimize(g).graph, { outputs: [g.outputs[0]] }), x, accelerator);
+    expect(r.fullyAccelerated).toBe(true);
+    expectClose({ shape: want.shape, data: Float32Array.from(r.output) }, want, { atol: 1e-4, rtol: 1e-3 }, 'logits');
   });
 });
 

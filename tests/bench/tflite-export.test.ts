@@ -296,6 +296,30 @@ describe('norms and elementwise', () => {
     expect(m.operators[8].options).toEqual({ table: 'AddOptions', act: FusedActivation.RELU });
   });
 
+  test('group_norm: RESHAPE to groups, the layernorm sequence over axes 1 and 3, RESHAPE back, γ, β', () => {
+    const { m } = roundTrip([2, 3, 5, 6], (g) =>
+      g.op('group_norm', ['x', konst(g, 'gamma', [6]), konst(g, 'beta', [6])], { groups: 3, act: 'silu' }),
+    );
+    expect(ops(m)).toEqual([
+      'RESHAPE',
+      'MEAN',
+      'SUB',
+      'MUL',
+      'MEAN',
+      'ADD',
+      'RSQRT',
+      'MUL',
+      'RESHAPE',
+      'MUL',
+      'ADD',
+      'LOGISTIC',
+      'MUL',
+    ]);
+    expect(m.operators[0].options).toEqual({ table: 'ReshapeOptions', newShape: [2, 15, 3, 2] });
+    expect(ints(m, m.operators[1].inputs[1])).toEqual([1, 3]);
+    expect(tensorOf(m, m.operators[1].outputs[0]).shape).toEqual([2, 1, 3, 1]);
+  });
+
   test('batchnorm that did not fold: MUL scale, ADD shift', () => {
     const { m } = roundTrip([1, 4, 5, 6], (g) =>
       g.op('batchnorm', ['x', konst(g, 'g', [6]), konst(g, 'b', [6]), konst(g, 'm', [6]), konst(g, 'v', [6], 0.5, 2)], {
