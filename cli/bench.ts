@@ -1,4 +1,4 @@
-// `npx cnnlab bench`: models against ONNX Runtime Web and TF.js in headless Chromium (plus
+// `npx cnnlab bench`: models against ONNX Runtime Web, TF.js and LiteRT.js in headless Chromium (plus
 // kernels), into bench.json and report.html, rewritten as results arrive. One server and one
 // browser; the roofline, tuning and kernels run on a setup page, and every engine on every model
 // and batch in a page (browser context, GPU device) opened for it alone (bench/harness.ts).
