@@ -72,8 +72,20 @@ const LOWEST_F32 = -3.4028234663852886e38;
 
 const bytesOf = (a: Float32Array | Int32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
-function permuteHost(t: HostTensor, perm: number[]): HostTensor {
-  return getOp('transpose').ref({ perm }, [t])[0];
+/**
+ * [rows, cols] → [cols, rows] in 32×32 blocks. Both weight layouts TFLite wants are this
+ * transpose: HWIO → OHWI is [H·W·I, O] → [O, H·W·I], and FC's [K,N] → [N,K].
+ */
+function transpose2d(src: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(src.length);
+  const B = 32;
+  for (let r0 = 0; r0 < rows; r0 += B)
+    for (let c0 = 0; c0 < cols; c0 += B) {
+      const r1 = Math.min(r0 + B, rows),
+        c1 = Math.min(c0 + B, cols);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = src[r * cols + c];
+    }
+  return out;
 }
 
 /** TF's SAME padding for one spatial dim: [before, after], and the output size. */
@@ -328,7 +340,10 @@ const OPS: Record<string, Emit> = {
     if (p.mode === Padding.VALID) checkValid(n, hw, win, os);
     const W = depthwise
       ? x.constForm(w, '1hwo', n, (t) => ({ shape: [1, kh, kw, cout], data: t.data }))
-      : x.constForm(w, 'ohwi', n, (t) => permuteHost(t, [3, 0, 1, 2]));
+      : x.constForm(w, 'ohwi', n, (t) => ({
+          shape: [cout, kh, kw, cinG],
+          data: transpose2d(t.data, kh * kw * cinG, cout),
+        }));
     const B = bias ? x.constForm(bias, 'plain', n) : x.f32(`${out}/zero_bias`, [cout], new Float32Array(cout));
     const conv = (act: FusedActivationValue): BuiltinOptions =>
       depthwise
@@ -390,7 +405,7 @@ const OPS: Record<string, Emit> = {
       // One weight matrix: FULLY_CONNECTED wants it [N, K].
       const [r, c] = ws.slice(-2);
       const W = x.constForm(w, 'nk', n, (t) =>
-        transB ? { shape: [r, c], data: t.data } : permuteHost({ shape: [r, c], data: t.data }, [1, 0]),
+        transB ? { shape: [r, c], data: t.data } : { shape: [c, r], data: transpose2d(t.data, r, c) },
       );
       const N = os[os.length - 1];
       const fc = (f: FusedActivationValue): BuiltinOptions => ({
