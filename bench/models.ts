@@ -280,6 +280,8 @@ function litertEngine(name: 'litert-webgpu' | 'litert-wasm', m: Loaded, c: Engin
       });
       settings.version = lite.LITERT_VERSION;
       settings.wasmBuild = rt.build;
+      if (rt.reused)
+        settings.runtime = `loaded earlier in this page (${rt.build} build): LiteRT is one global per page`;
       settings.crossOriginIsolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated ?? false;
       if (accelerator === 'wasm') {
         settings.threads = rt.build === 'threaded' ? Math.max(1, globalThis.navigator?.hardwareConcurrency || 1) : 1;

@@ -13,7 +13,6 @@ import { listModels } from '../models/registry.js';
 import { infer } from '../models/run.js';
 
 let device: Promise<Device> | undefined;
-let litert: Promise<import('../bench/peers/litert.js').LiteRtRuntime> | undefined;
 
 /** The functions the CLI exposes to the page (progress, partial results, the tuning file). */
 const pageHooks = () =>
@@ -138,7 +137,7 @@ export const api = {
   },
   /**
    * Run a .tflite file with LiteRT.js in this page (tests of bench/peers/tflite-export.ts): the
-   * runtime loads once per page (JSPI build where there is JSPI, so both accelerators work).
+   * runtime loads once per page (the JSPI build where there is JSPI, so both accelerators work).
    */
   async runTflite(o: {
     bytes: number[];
@@ -149,7 +148,7 @@ export const api = {
     jspi?: boolean;
   }) {
     const lite = await import('../bench/peers/litert.js');
-    const rt = await (litert ??= lite.loadLiteRtRuntime({ wasmDir: o.wasmDir, jspi: o.jspi ?? 'auto' }));
+    const rt = await lite.loadLiteRtRuntime({ wasmDir: o.wasmDir, jspi: o.jspi ?? 'auto' });
     const model = await lite.compileLiteRt(rt, Uint8Array.from(o.bytes), o.accelerator);
     try {
       const y = await model.run(Float32Array.from(o.input));

@@ -44,6 +44,8 @@ export interface LiteRtRuntime {
   webGpu: boolean;
   /** What LiteRT printed with console.warn while loading. */
   warnings: string[];
+  /** Loaded earlier in this page (by another engine or model): its build is that load's. */
+  reused: boolean;
 }
 
 export interface LiteRtModel {
@@ -83,24 +85,40 @@ async function withWarnings<T>(fn: () => Promise<T>): Promise<{ value: T; warnin
   }
 }
 
-/** Load LiteRT.js and its wasm (once per page: LiteRT is a global). */
+/** The page's runtime: LiteRT is a global, loaded once; later loads get it as it is. */
+let pageRuntime: Promise<LiteRtRuntime> | undefined;
+
+/**
+ * Load LiteRT.js and its wasm. LiteRT is one global per page: a second call (the interactive
+ * page runs every engine in one page) returns the runtime already loaded, `reused` and with the
+ * build it was loaded with, which may not be the one asked for.
+ */
 export async function loadLiteRtRuntime(o: LiteRtLoadOptions): Promise<LiteRtRuntime> {
-  const lib = await import('@litertjs/core');
-  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
-  const threads =
-    o.threads === 'auto'
-      ? isolated && (await lib.supportsFeature('threads')) && (await lib.supportsFeature('relaxedSimd'))
-      : !!o.threads;
-  const jspi = o.jspi === 'auto' ? await lib.supportsFeature('jspi') : !!o.jspi;
-  if (threads && jspi) throw new Error('LiteRT.js: the threaded and JSPI wasm builds exclude each other');
-  const { value: rt, warnings } = await withWarnings(() => lib.loadLiteRt(o.wasmDir, { threads, jspi }));
-  return {
-    lib,
-    build: threads ? 'threaded' : jspi ? 'jspi' : 'plain',
-    threadCount: rt.liteRtWasm.getThreadCount(),
-    webGpu: !!lib.getWebGpuDevice(),
-    warnings,
+  if (pageRuntime) return { ...(await pageRuntime), reused: true };
+  const load = async (): Promise<LiteRtRuntime> => {
+    const lib = await import('@litertjs/core');
+    const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+    const threads =
+      o.threads === 'auto'
+        ? isolated && (await lib.supportsFeature('threads')) && (await lib.supportsFeature('relaxedSimd'))
+        : !!o.threads;
+    const jspi = o.jspi === 'auto' ? await lib.supportsFeature('jspi') : !!o.jspi;
+    if (threads && jspi) throw new Error('LiteRT.js: the threaded and JSPI wasm builds exclude each other');
+    const { value: rt, warnings } = await withWarnings(() => lib.loadLiteRt(o.wasmDir, { threads, jspi }));
+    return {
+      lib,
+      build: threads ? 'threaded' : jspi ? 'jspi' : 'plain',
+      threadCount: rt.liteRtWasm.getThreadCount(),
+      webGpu: !!lib.getWebGpuDevice(),
+      warnings,
+      reused: false,
+    };
   };
+  pageRuntime = load();
+  pageRuntime.catch(() => {
+    pageRuntime = undefined;
+  });
+  return pageRuntime;
 }
 
 /** Load and compile a .tflite file for `accelerator`; wasm runs at `threads` when given. */

@@ -346,6 +346,32 @@ describe('LiteRT.js as bench engines (a fresh page each, as the CLI runs them)',
   }
 });
 
+describe('LiteRT.js in one page (the interactive bench)', () => {
+  it('a second engine reuses the runtime loaded first and says so (LiteRT is one global per page)', async () => {
+    const { g, x } = buildCase(CASES[0]);
+    await runInPage(page, exportTflite(g), x, 'wasm'); // loads the JSPI build, if this page had not yet
+    const j: EngineJob = {
+      engine: 'litert-wasm',
+      model: 'mobilenet_v2_synth',
+      batch: 1,
+      size: 32,
+      seed: 0,
+      iters: 1,
+      warmup: 0,
+    };
+    const out = await page.evaluate(([jj, c]) => window.cnnlab.benchEngine(jj, c), [
+      j,
+      { litertWasmDir: WASM_DIR },
+    ] as const);
+    expect(out.result.error).toBeUndefined();
+    expect(out.result.settings).toMatchObject({
+      wasmBuild: 'jspi',
+      threads: 1,
+      runtime: 'loaded earlier in this page (jspi build): LiteRT is one global per page',
+    });
+  });
+});
+
 describe('LiteRT.js fallback to wasm is detected, never labelled WebGPU', () => {
   // SOFTMAX with beta 2: an op LiteRT's WebGPU delegate refuses (found by trying; beta 1 is taken).
   const refused: TfliteModel = {
