@@ -10,8 +10,8 @@
 //   tfjs-webgpu   load: @tensorflow/tfjs + its WebGPU backend started; export: optimize() (BN
 //                 folded; tf.fused.conv2d / tf.fused.matMul carry bias, activation and residual
 //                 add); prepare: the model built from tf ops (weights uploaded)
-//   litert-webgpu load: @litertjs/core + its wasm (the JSPI build where the browser has JSPI, so
-//                 ops its WebGPU delegate refuses fall back to wasm one by one) + its GPUDevice;
+//   litert-webgpu load: @litertjs/core + its wasm (the JSPI build where the browser has JSPI: ops
+//                 its WebGPU delegate refuses fall back to wasm one by one) + its GPUDevice;
 //                 export: a .tflite file of the optimised graph (bench/peers/tflite-export.ts);
 //                 prepare: loadAndCompile for WebGPU. A model LiteRT moved to wasm whole is an
 //                 error, a partly delegated one says so in its settings (bench/peers/litert.ts)

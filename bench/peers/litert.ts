@@ -5,13 +5,15 @@
 //
 // Loading. loadLiteRt(dir, {threads, jspi}) picks one of four wasm builds in `dir` (the page
 // mounts node_modules/@litertjs/core/wasm/ at /vendor/litert/): relaxed-SIMD plain, threaded
-// (needs SharedArrayBuffer: a cross-origin isolated page), JSPI (needed for a model split
-// between WebGPU and wasm), or a compat build without relaxed SIMD. threads and jspi exclude each
-// other. It also creates the default Environment, which requests its own GPUDevice; when that
-// fails it only warns, and a later WebGPU compile throws. LiteRT is one global per page.
+// (needs SharedArrayBuffer: a cross-origin isolated page), JSPI (LiteRT's README asks for it to
+// split a model between WebGPU and wasm), or a compat build without relaxed SIMD. threads and
+// jspi exclude each other. It also creates the default Environment, which requests its own
+// GPUDevice; when that fails it only warns, and a later WebGPU compile throws. LiteRT is one
+// global per page.
 //
 // Fallback. loadAndCompile(bytes, {accelerator: 'webgpu'}) compiles what the WebGPU delegate
-// takes; CompiledModel.isFullyAccelerated says whether every op went to it. With JSPI the rest
+// takes; CompiledModel.isFullyAccelerated says whether every op went to it. In a browser with
+// JSPI (WebAssembly.Suspending; Chromium has it, and then even the plain build splits) the rest
 // runs on wasm (partial delegation); without, LiteRT silently recompiles the whole model for
 // wasm and returns that (options.accelerator becomes 'wasm'). Both are reported here (`actual`,
 // `fullyAccelerated`, and the warnings LiteRT printed while loading and compiling), so a
@@ -175,8 +177,8 @@ export async function compileLiteRt(
 }
 
 /**
- * What a WebGPU row may say about `m`: every op on WebGPU, or partly on wasm (JSPI's per-op
- * fallback). A model LiteRT recompiled for wasm whole is an error: it is not a WebGPU row.
+ * What a WebGPU row may say about `m`: every op on WebGPU, or partly on wasm (per-op fallback).
+ * A model LiteRT recompiled for wasm whole is an error: it is not a WebGPU row.
  */
 export function webGpuDelegation(m: LiteRtModel): string {
   if (m.actual !== 'webgpu') {
@@ -184,5 +186,5 @@ export function webGpuDelegation(m: LiteRtModel): string {
       `LiteRT.js compiled the whole model for ${m.actual}, not WebGPU (${m.warnings.join('; ') || 'no reason given'}): not a WebGPU row`,
     );
   }
-  return m.fullyAccelerated ? 'every op on WebGPU' : 'partial: ops the WebGPU delegate refused run on wasm (JSPI)';
+  return m.fullyAccelerated ? 'every op on WebGPU' : 'partial: ops the WebGPU delegate refused run on wasm';
 }

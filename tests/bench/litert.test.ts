@@ -404,7 +404,7 @@ describe('LiteRT.js fallback to wasm is detected, never labelled WebGPU', () => 
     expect(r.actual).toBe('webgpu');
     expect(r.fullyAccelerated).toBe(false);
     expect(r.warnings.join(' ')).toContain('Model not fully compiled for webgpu');
-    expect(r.delegation).toBe('partial: ops the WebGPU delegate refused run on wasm (JSPI)');
+    expect(r.delegation).toBe('partial: ops the WebGPU delegate refused run on wasm');
     expectClose({ shape: [2, 5], data: Float32Array.from(r.output) }, softmax2, TOL, 'softmax beta 2');
   });
 
