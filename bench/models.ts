@@ -10,6 +10,13 @@
 //   tfjs-webgpu   load: @tensorflow/tfjs + its WebGPU backend started; export: optimize() (BN
 //                 folded; tf.fused.conv2d / tf.fused.matMul carry bias, activation and residual
 //                 add); prepare: the model built from tf ops (weights uploaded)
+//   litert-webgpu load: @litertjs/core + its wasm (the JSPI build where the browser has JSPI: ops
+//                 its WebGPU delegate refuses fall back to wasm one by one) + its GPUDevice;
+//                 export: a .tflite file of the optimised graph (bench/peers/tflite-export.ts);
+//                 prepare: loadAndCompile for WebGPU. A model LiteRT moved to wasm whole is an
+//                 error, a partly delegated one says so in its settings (bench/peers/litert.ts)
+//   litert-wasm   as litert-webgpu, compiled for wasm (XNNPack): the threaded build at
+//                 navigator.hardwareConcurrency threads where the page is cross-origin isolated
 //
 // Every engine reads back the logits only. The weights are random, loaded before any clock.
 // benchEngine runs one engine on one model; the CLI calls it in a fresh page each time.
@@ -24,7 +31,14 @@ import { type BenchEngine, ColdGuard, type EngineJob, type EngineOutcome, timeEn
 import type { EngineName, EngineSettings } from './schema.js';
 
 export type PeerName = Exclude<EngineName, 'cnnlab' | 'cnnlab-untuned'>;
-export const PEERS: PeerName[] = ['ort-webgpu', 'tfjs-webgpu', 'ort-wasm', 'ort-wasm-1t'];
+export const PEERS: PeerName[] = [
+  'ort-webgpu',
+  'tfjs-webgpu',
+  'litert-webgpu',
+  'litert-wasm',
+  'ort-wasm',
+  'ort-wasm-1t',
+];
 
 /** What the page needs besides the job: the tuning table, the roofline (for the profile), ORT's files. */
 export interface EngineContext {
@@ -32,6 +46,8 @@ export interface EngineContext {
   fmaGflops?: number;
   /** URL prefix of onnxruntime-web's dist/ (the CLI serves it at /vendor/ort/). */
   ortWasmPaths?: string;
+  /** URL of @litertjs/core's wasm/ folder (the CLI serves it at /vendor/litert/). */
+  litertWasmDir?: string;
   log?: (s: string) => void;
 }
 
@@ -238,6 +254,62 @@ function tfjsEngine(m: Loaded): BenchEngine {
   };
 }
 
+function litertEngine(name: 'litert-webgpu' | 'litert-wasm', m: Loaded, c: EngineContext): BenchEngine {
+  const accelerator = name === 'litert-webgpu' ? 'webgpu' : 'wasm';
+  let lite: typeof import('./peers/litert.js') | undefined;
+  let rt: import('./peers/litert.js').LiteRtRuntime | undefined;
+  let bytes: Uint8Array | undefined;
+  let model: import('./peers/litert.js').LiteRtModel | undefined;
+  const settings: EngineSettings = {
+    accelerator,
+    ...(accelerator === 'webgpu' ? { precision: 'fp32' } : {}),
+    graph: 'TFLite exported from the optimised graph (BN folded; bias, relu/relu6 and residual add fused)',
+    readback: 'logits',
+  };
+  return {
+    name,
+    settings,
+    async load() {
+      if (!c.litertWasmDir)
+        throw new Error("LiteRT.js needs the URL of its wasm folder (litertWasmDir, e.g. '/vendor/litert/')");
+      lite = await import('./peers/litert.js');
+      rt = await lite.loadLiteRtRuntime({
+        wasmDir: c.litertWasmDir,
+        threads: accelerator === 'wasm' ? 'auto' : false,
+        jspi: accelerator === 'webgpu' ? 'auto' : false,
+      });
+      settings.version = lite.LITERT_VERSION;
+      settings.wasmBuild = rt.build;
+      if (rt.reused)
+        settings.runtime = `loaded earlier in this page (${rt.build} build): LiteRT is one global per page`;
+      settings.crossOriginIsolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated ?? false;
+      if (accelerator === 'wasm') {
+        settings.threads = rt.build === 'threaded' ? Math.max(1, globalThis.navigator?.hardwareConcurrency || 1) : 1;
+      }
+      if (rt.warnings.length) settings.loadWarnings = rt.warnings.join('; ');
+    },
+    async export() {
+      const [{ optimize }, { exportTflite }] = await Promise.all([
+        import('../engine/passes.js'),
+        import('./peers/tflite-export.js'),
+      ]);
+      bytes = exportTflite(optimize(m.graph).graph, { outputs: [m.logits] });
+      settings.tfliteBytes = bytes.length;
+    },
+    async prepare() {
+      model = await lite!.compileLiteRt(rt!, bytes!, accelerator, {
+        threads: typeof settings.threads === 'number' ? settings.threads : undefined,
+      });
+      settings.compiledFor = model.actual;
+      if (model.warnings.length) settings.compileWarnings = model.warnings.join('; ');
+      // A model LiteRT moved to wasm whole throws here: the row is an error, not wasm under WebGPU's name.
+      if (accelerator === 'webgpu') settings.delegation = lite!.webGpuDelegation(model);
+    },
+    run: (x) => model!.run(x),
+    dispose: () => model?.dispose(),
+  };
+}
+
 /** The engine `name` on a loaded model (nothing runs until the harness calls its phases). */
 export function makeEngine(
   name: EngineName,
@@ -248,6 +320,7 @@ export function makeEngine(
 ): BenchEngine {
   if (name === 'cnnlab' || name === 'cnnlab-untuned') return cnnlabEngine(name, m, x, c, out);
   if (name === 'tfjs-webgpu') return tfjsEngine(m);
+  if (name === 'litert-webgpu' || name === 'litert-wasm') return litertEngine(name, m, c);
   return ortEngine(name, m, c);
 }
 

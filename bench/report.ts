@@ -115,7 +115,7 @@ export function formatBenchTable(b: BenchJson): string {
 
 // ---- performance targets ---------------------------------------------------------------------
 
-const WEBGPU_PEERS: EngineName[] = ['ort-webgpu', 'tfjs-webgpu'];
+const WEBGPU_PEERS: EngineName[] = ['ort-webgpu', 'tfjs-webgpu', 'litert-webgpu'];
 
 /**
  * cnnlab's performance goals, checked on what this run measured (batch 1 rows): steady state

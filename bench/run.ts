@@ -27,6 +27,7 @@ export interface BenchOptions {
   /** Called with the updated tuning file after each tuned layer (to save it). */
   onTuning?: (f: TuningFile) => void;
   ortWasmPaths?: string;
+  litertWasmDir?: string;
   log?: (s: string) => void;
   onPartial?: (b: BenchJson) => void;
 }
@@ -87,7 +88,12 @@ export async function runBench(host: BenchHost, o: BenchOptions): Promise<BenchJ
   };
   o.onPartial?.(b);
   const engines = enginesFor(o.peers, s.tuning?.layers ?? 0);
-  const ctx: EngineContext = { tuningFile, fmaGflops: s.roofline.fmaGflops, ortWasmPaths: o.ortWasmPaths };
+  const ctx: EngineContext = {
+    tuningFile,
+    fmaGflops: s.roofline.fmaGflops,
+    ortWasmPaths: o.ortWasmPaths,
+    litertWasmDir: o.litertWasmDir,
+  };
   for (const model of o.models) {
     for (const batch of o.batches) {
       try {

@@ -7,8 +7,18 @@ import type { Roofline } from './roofline.js';
 /**
  * 'cnnlab' runs with the adapter's tuning table (when it has one); 'cnnlab-untuned' with the
  * heuristics alone. 'ort-wasm' runs at navigator.hardwareConcurrency threads, 'ort-wasm-1t' at one.
+ * 'litert-webgpu' and 'litert-wasm' are LiteRT.js on its WebGPU and wasm (XNNPack) accelerators.
  */
-export const ENGINES = ['cnnlab', 'cnnlab-untuned', 'ort-webgpu', 'tfjs-webgpu', 'ort-wasm', 'ort-wasm-1t'] as const;
+export const ENGINES = [
+  'cnnlab',
+  'cnnlab-untuned',
+  'ort-webgpu',
+  'tfjs-webgpu',
+  'litert-webgpu',
+  'litert-wasm',
+  'ort-wasm',
+  'ort-wasm-1t',
+] as const;
 export type EngineName = (typeof ENGINES)[number];
 
 /** How an engine was run (backend, threads, layout, graph, …): every key is shown on the report. */

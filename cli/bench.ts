@@ -1,4 +1,4 @@
-// `npx cnnlab bench`: models against ONNX Runtime Web and TF.js in headless Chromium (plus
+// `npx cnnlab bench`: models against ONNX Runtime Web, TF.js and LiteRT.js in headless Chromium (plus
 // kernels), into bench.json and report.html, rewritten as results arrive. One server and one
 // browser; the roofline, tuning and kernels run on a setup page, and every engine on every model
 // and batch in a page (browser context, GPU device) opened for it alone (bench/harness.ts).
@@ -61,6 +61,7 @@ export async function benchCmd(argv: string[]): Promise<number> {
     kernels: values.kernels!,
     command: `npx cnnlab bench ${argv.join(' ')}`,
     ortWasmPaths: '/vendor/ort/',
+    litertWasmDir: '/vendor/litert/',
     tuningFile: tuningFile ?? emptyTuningFile(),
     tune: values.tune!,
   };
@@ -70,7 +71,11 @@ export async function benchCmd(argv: string[]): Promise<number> {
     writeFileSync(jsonPath, JSON.stringify(b, null, 1));
     writeFileSync(path.join(values.out!, 'report.html'), renderReport(b, { chartJs: readChartJs() }));
   };
-  const mounts = { '/': WEB_ROOT, '/vendor/ort/': resolveDist('onnxruntime-web', '.') };
+  const mounts = {
+    '/': WEB_ROOT,
+    '/vendor/ort/': resolveDist('onnxruntime-web', '.'),
+    '/vendor/litert/': resolveDist('@litertjs/core', '../wasm'),
+  };
   const session = await startBrowser(mounts, (s) => console.log(s));
   /** A fresh page for `fn`, closed after it (with its browser context). */
   const inPage = async <T>(fn: (page: import('playwright-core').Page) => Promise<T>): Promise<T> => {

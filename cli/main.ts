@@ -41,10 +41,11 @@ commands:
              --image f.jpg|png|webp  instead of --input: apply the model's preprocessing, print top-5
              --output y.npy          write the logits [N,classes] (float32)
              --runtime node|chrome   where to run (default node)
-  bench    models against ONNX Runtime Web and TF.js in the same headless Chromium, plus kernels
+  bench    models against ONNX Runtime Web, TF.js and LiteRT.js in headless Chromium, plus kernels
              --models a,b            default resnet50,mobilenet_v2,vit_base_patch16_224
              --batch 1,8             batch sizes (default 1,8; --quick: 1)
-             --peers p,q             ort-webgpu,tfjs-webgpu,ort-wasm (default all; "none" for cnnlab alone)
+             --peers p,q             ort-webgpu,tfjs-webgpu,litert-webgpu,litert-wasm,ort-wasm,ort-wasm-1t
+                                     (default all; "none" for cnnlab alone)
              --kernels               also benchmark every kernel on the models' layer shapes
              --iters N --warmup N    timed and untimed runs (default 10 and 2; --quick: 2 and 0)
              --size N                input side (default 224; --quick: 112)

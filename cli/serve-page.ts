@@ -11,6 +11,7 @@ export function pageMounts(): Record<string, string> {
   const mounts: Record<string, string> = {
     '/': WEB_ROOT,
     '/vendor/ort/': resolveDist('onnxruntime-web', '.'),
+    '/vendor/litert/': resolveDist('@litertjs/core', '../wasm'),
     '/vendor/chart/': resolveDist('chart.js', '.'),
   };
   for (const def of listModels()) {

@@ -24,6 +24,8 @@ export const ENGINE_COLORS: Record<string, string> = {
   'ort-wasm': '#7048e8',
   'cnnlab-untuned': '#74c0fc',
   'ort-wasm-1t': '#b197fc',
+  'litert-webgpu': '#f08c00',
+  'litert-wasm': '#ffd43b',
 };
 
 /** Viridis stops: the heat map's colours and the gradient of its static legend. */

@@ -135,6 +135,35 @@ export const api = {
     const { benchEngine } = await import('../bench/models.js');
     return benchEngine(job, { ...c, log: (s) => pageHooks().cnnlabLog?.(s) });
   },
+  /**
+   * Run a .tflite file with LiteRT.js in this page (tests of bench/peers/tflite-export.ts): the
+   * runtime loads once per page (the JSPI build where there is JSPI, so both accelerators work).
+   */
+  async runTflite(o: {
+    bytes: number[];
+    input: number[];
+    accelerator: 'webgpu' | 'wasm';
+    wasmDir: string;
+    /** The page's first call picks the build: JSPI where there is JSPI unless this is false. */
+    jspi?: boolean;
+  }) {
+    const lite = await import('../bench/peers/litert.js');
+    const rt = await lite.loadLiteRtRuntime({ wasmDir: o.wasmDir, jspi: o.jspi ?? 'auto' });
+    const model = await lite.compileLiteRt(rt, Uint8Array.from(o.bytes), o.accelerator);
+    try {
+      const y = await model.run(Float32Array.from(o.input));
+      const { run: _run, dispose: _dispose, ...info } = model;
+      let delegation: string;
+      try {
+        delegation = lite.webGpuDelegation(model);
+      } catch (e) {
+        delegation = `error: ${(e as Error).message}`;
+      }
+      return { ...info, build: rt.build, delegation, output: [...y] };
+    } finally {
+      model.dispose();
+    }
+  },
   /** `npx cnnlab tune`: tune the models' layers on this adapter (bench/tune.ts); see bench() for the callbacks. */
   async tune(o: {
     models: string[];

@@ -60,7 +60,11 @@ const benchModels = checkboxes(
   api.listModels().map((m) => m.name),
   (n) => n === 'mobilenet_v2',
 );
-const benchPeers = checkboxes('bench-peers', ['ort-webgpu', 'tfjs-webgpu', 'ort-wasm', 'ort-wasm-1t'], () => true);
+const benchPeers = checkboxes(
+  'bench-peers',
+  ['ort-webgpu', 'tfjs-webgpu', 'litert-webgpu', 'litert-wasm', 'ort-wasm', 'ort-wasm-1t'],
+  () => true,
+);
 let lastBench: unknown;
 
 async function runBenchFromPage(): Promise<void> {
@@ -84,6 +88,7 @@ async function runBenchFromPage(): Promise<void> {
       kernels: $<HTMLInputElement>('bench-kernels').checked,
       command: 'web page',
       ortWasmPaths: '/vendor/ort/',
+      litertWasmDir: '/vendor/litert/',
       tune: $<HTMLInputElement>('bench-tune').checked,
     });
     lastBench = b;

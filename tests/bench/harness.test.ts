@@ -359,6 +359,30 @@ describe('bench engines: settings as recorded', () => {
     expect(make('cnnlab').export).toBeUndefined();
   });
 
+  it('LiteRT.js: WebGPU at fp32 and wasm, the optimised graph as TFLite, logits only; no wasm URL is a load error', async () => {
+    const gpu = make('litert-webgpu'),
+      cpu = make('litert-wasm');
+    expect(gpu.settings).toMatchObject({ accelerator: 'webgpu', precision: 'fp32', readback: 'logits' });
+    expect(cpu.settings).toMatchObject({ accelerator: 'wasm', readback: 'logits' });
+    expect(cpu.settings.precision).toBeUndefined();
+    expect(String(gpu.settings.graph)).toMatch(/TFLite exported from the optimised graph/);
+    await gpu.export!();
+    expect(gpu.settings.tfliteBytes).toBeGreaterThan(4 * 16 * 3);
+    const r = (
+      await timeEngine(cpu, new Float32Array(16 * 16 * 3), {
+        iters: 1,
+        warmup: 0,
+        batch: 1,
+        model: 'demo',
+        guard: new ColdGuard('l'),
+      })
+    ).result;
+    expect(r).toMatchObject({
+      status: 'error',
+      error: expect.stringMatching(/^load: LiteRT\.js needs the URL of its wasm folder/),
+    });
+  });
+
   it('ort-wasm-1t runs through the harness for real (Node): every clock set, logits match the CPU reference', async () => {
     const x = new Rng(5).uniforms(16 * 16 * 3, -2, 2);
     const want = runReference(g, { image: x }, [loaded.logits])[loaded.logits].data;

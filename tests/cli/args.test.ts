@@ -89,7 +89,7 @@ describe('argument order and messages', () => {
       [['engine-demo', '--runtime', 'gpu'], /--runtime must be chrome or node, got gpu/],
       [
         ['bench', '--models', 'resnet18', '--peers', 'ort-webgpu,onnx'],
-        /unknown peer "onnx"; known: ort-webgpu, tfjs-webgpu, ort-wasm/,
+        /unknown peer "onnx"; known: ort-webgpu, tfjs-webgpu, litert-webgpu, litert-wasm, ort-wasm, ort-wasm-1t/,
       ],
       [
         ['robustness', '--out', dir, '--corruptions', 'fog,smoke'],
