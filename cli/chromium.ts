@@ -47,6 +47,10 @@ export async function launchChromium(): Promise<Browser> {
 export async function openPage(browser: Browser, url: string, log: (s: string) => void = () => {}): Promise<Page> {
   const page = await browser.newPage();
   page.on('console', (m) => {
+    // TFLite's runtime (LiteRT.js) prints its informational log ("INFO: Created TensorFlow Lite
+    // delegate…") on stderr, which the page reports as errors: about 15 lines a model, dropped.
+    // LiteRT's warnings still show, and the LiteRT peer records them in its row (bench/peers/litert.ts).
+    if (m.type() === 'error' && m.text().startsWith('INFO: ')) return;
     if (m.type() === 'error' || m.type() === 'warning') log(`[page ${m.type()}] ${m.text()}`);
   });
   page.on('pageerror', (e) => log(`[page error] ${e.message}`));
