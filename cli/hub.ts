@@ -147,6 +147,18 @@ async function headFile(s: HubSettings, r: HubRef): Promise<HubFileMeta> {
   throw new Error(`${what}: more than 5 redirects from ${s.endpoint}`);
 }
 
+/** GET, following redirects by hand so that the token goes to the endpoint only, never to the storage. */
+async function getFollowing(s: HubSettings, url: string, extra: Record<string, string>, what: string) {
+  for (let hops = 0; hops < 5; hops++) {
+    const res = await request(url, { redirect: 'manual', headers: { ...authHeaders(s, url), ...extra } }, what);
+    const loc = res.headers.get('location');
+    if (res.status < 300 || res.status >= 400 || !loc) return res;
+    await res.body?.cancel();
+    url = new URL(loc, url).href;
+  }
+  throw new Error(`${what}: more than 5 redirects from ${s.endpoint}`);
+}
+
 /** Feed a file's bytes to a hash (to resume hashing where a partial download stopped). */
 async function hashFile(h: Hash, file: string): Promise<void> {
   for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
@@ -178,9 +190,7 @@ async function download(s: HubSettings, r: HubRef, meta: HubFileMeta, blob: stri
     await fs.rm(partial, { force: true });
     have = 0;
   }
-  const url = hubUrl(s.endpoint, r);
-  const headers = authHeaders(s, url);
-  if (have > 0 && have < meta.size) headers.range = `bytes=${have}-`;
+  const range: Record<string, string> = have > 0 && have < meta.size ? { range: `bytes=${have}-` } : {};
   const fail = async (msg: string): Promise<never> => {
     await fs.rm(partial, { force: true });
     throw new Error(`${what}: ${msg}; the partial download was removed, run again to download it afresh`);
@@ -188,7 +198,7 @@ async function download(s: HubSettings, r: HubRef, meta: HubFileMeta, blob: stri
   const hash = newHash(meta);
   let written = have;
   if (have < meta.size) {
-    const res = await request(url, { headers, redirect: 'follow' }, what);
+    const res = await getFollowing(s, hubUrl(s.endpoint, r), range, what);
     if (res.status === 416) return fail(`the server refused the range from byte ${have} of ${meta.size}`);
     if (res.status >= 400) throw httpError(res, what, s);
     if (res.status !== 206) written = 0; // the server sent the whole file: start over
