@@ -202,15 +202,16 @@ async function download(s: HubSettings, r: HubRef, meta: HubFileMeta, blob: stri
     if (res.status === 416) return fail(`the server refused the range from byte ${have} of ${meta.size}`);
     if (res.status >= 400) throw httpError(res, what, s);
     if (res.status !== 206) written = 0; // the server sent the whole file: start over
+    if (!res.body) throw new HubDownloadInterrupted(`${what}: the response has no body; run again`);
     if (written > 0) await hashFile(hash, partial);
     const fh = await fs.open(partial, written > 0 ? 'a' : 'w');
     progress?.(written, meta.size);
+    let overflow = false;
     try {
-      if (!res.body) throw new HubDownloadInterrupted(`${what}: the response has no body`);
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         if (written + chunk.byteLength > meta.size) {
-          await fh.close();
-          return fail(`the server sent more than the ${meta.size} bytes the Hub reported`);
+          overflow = true;
+          break;
         }
         await fh.write(chunk);
         hash.update(chunk);
@@ -218,14 +219,14 @@ async function download(s: HubSettings, r: HubRef, meta: HubFileMeta, blob: stri
         progress?.(written, meta.size);
       }
     } catch (e) {
-      await fh.close().catch(() => {});
-      if (e instanceof Error && e.message.startsWith(what)) throw e;
       throw new HubDownloadInterrupted(
         `${what}: the download stopped at byte ${written} of ${meta.size} (${e instanceof Error ? e.message : e}); ` +
           'run again to resume it',
       );
+    } finally {
+      await fh.close();
     }
-    await fh.close();
+    if (overflow) return fail(`the server sent more than the ${meta.size} bytes the Hub reported`);
   } else {
     await hashFile(hash, partial); // a previous run got every byte but stopped before the check
   }

@@ -4,7 +4,7 @@
 // test: a connection cut mid-body, a wrong hash, a wrong size.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,6 +29,8 @@ interface Fault {
   sha256?: string;
   /** Report this size instead of the real one. */
   size?: number;
+  /** Answer Range requests with the whole file (200), as a server without range support does. */
+  ignoreRange?: boolean;
 }
 interface Req {
   method: string;
@@ -64,7 +66,7 @@ function handler(req: http.IncomingMessage, res: http.ServerResponse) {
   requests.push({ method: req.method!, url: url.pathname, range: req.headers.range, auth: req.headers.authorization });
   const send = (f: RepoFile, key: string) => {
     const fault = faults.get(key) ?? {};
-    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const m = fault.ignoreRange ? null : /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const start = m ? Number(m[1]) : 0;
     if (start >= f.body.length) {
       res.writeHead(416).end();
@@ -166,7 +168,7 @@ beforeAll(async () => {
   put('test/convnext', COMMIT, 'model.safetensors', weights);
   refs.set('test/convnext@main', COMMIT);
   // Repositories whose checkpoint the tests break (same bytes, their own faults).
-  for (const r of ['test/cut', 'test/badhash', 'test/badsize', 'test/longsize']) {
+  for (const r of ['test/cut', 'test/norange', 'test/badhash', 'test/badsize', 'test/longsize']) {
     put(r, COMMIT, 'config.json', timmConfig('mobilenet_v2_synth'));
     put(r, COMMIT, 'model.safetensors', weights);
     refs.set(`${r}@main`, COMMIT);
@@ -278,6 +280,25 @@ describe('hub download', () => {
       `bytes=${kept}-`,
     ]);
     expect(existsSync(partial)).toBe(false);
+  });
+
+  it('starts over when the server ignores the range, and checks a complete partial file without a GET', async () => {
+    const blobs = (s: HubSettings) => path.join(s.cacheDir, 'models--test--norange', 'blobs');
+    const s = settings();
+    faults.set('test/norange/model.safetensors', { ignoreRange: true });
+    mkdirSync(blobs(s), { recursive: true });
+    writeFileSync(path.join(blobs(s), `${sha256(weights)}.incomplete`), Buffer.alloc(1000, 7)); // junk
+    const hw = await resolveHubWeights('hf:test/norange', undefined, { settings: s, progress: false });
+    expect(readFileSync(hw.weightsPath).equals(weights)).toBe(true);
+    expect(requests.filter((r) => r.url.startsWith('/lfs/')).map((r) => r.range)).toEqual(['bytes=1000-']);
+    // Every byte arrived before an earlier run stopped: only the check remains.
+    const s2 = settings();
+    mkdirSync(blobs(s2), { recursive: true });
+    writeFileSync(path.join(blobs(s2), `${sha256(weights)}.incomplete`), weights);
+    requests.length = 0;
+    const hw2 = await resolveHubWeights('hf:test/norange', undefined, { settings: s2, progress: false });
+    expect(readFileSync(hw2.weightsPath).equals(weights)).toBe(true);
+    expect(requests.filter((r) => r.method === 'GET' && r.url.includes('model.safetensors'))).toEqual([]);
   });
 
   it('rejects a wrong SHA-256 and leaves nothing in the cache', async () => {
@@ -412,5 +433,27 @@ describe('cnnlab infer --weights hf:', () => {
     expect(requests).toEqual([]);
     expect(await run('infer', '--weights', 'hf:test/synth@v2', '--input', x)).toBe(1);
     expect(err.join('\n')).toMatch(/hf:test\/synth@v2\/config.json is not in the cache .* HF_HUB_OFFLINE is set/);
+  }, 400_000);
+
+  it('robustness evaluates with the config’s preprocessing and records the weights by commit', async () => {
+    process.env.HF_ENDPOINT = endpoint;
+    process.env.CNNLAB_CACHE = path.join(dir, 'cli-cache-rob');
+    delete process.env.HF_HUB_OFFLINE;
+    const runDir = path.join(dir, 'rob');
+    const args = ['--corruptions', 'none', '--sweeps', 'none', '--resolutions', '96', '--limit', '4', '--batch', '4'];
+    expect(
+      await run('robustness', '--weights', 'hf:test/synth', ...args, '--runtime', 'node', '--out', runDir),
+      err.join('\n'),
+    ).toBe(0);
+    const summary = JSON.parse(readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
+    expect(summary.settings.model).toBe('mobilenet_v2_synth');
+    expect(summary.settings.weights).toBe(`hf:test/synth@${COMMIT}/model.safetensors`);
+    expect(summary.preprocessing).toMatchObject({
+      size: 96,
+      interpolation: 'bicubic',
+      cropPct: 0.9,
+      std: [0.25, 0.25, 0.25],
+    });
+    expect(Object.keys(summary.resolutions)).toEqual(['96']);
   }, 400_000);
 });
