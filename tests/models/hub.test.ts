@@ -10,7 +10,10 @@ import {
   parseHubSpec,
   preprocessFromTimm,
 } from '../../models/hub.js';
-import { getModel } from '../../models/registry.js';
+import { runReference } from '../../engine/graph.js';
+import { bufferSource, encodeSafetensors, openSafetensors } from '../../engine/safetensors.js';
+import { getModel, loadModel, randomCheckpoint } from '../../models/registry.js';
+import { expectClose, rand } from '../helpers.js';
 
 const headers = (h: Record<string, string>) => (n: string) => h[n] ?? null;
 const SHA256 = 'a'.repeat(64);
@@ -149,5 +152,55 @@ describe('timm config.json', () => {
     expect(() => preprocessFromTimm({ crop_pct: 1.5 }, base, 'c')).toThrow(/crop_pct 1.5/);
     expect(() => preprocessFromTimm({ std: [1, 0, 1] }, base, 'c')).toThrow(/std/);
     expect(() => preprocessFromTimm({ mean: [1, 2] }, base, 'c')).toThrow(/mean \[1,2\] is not three numbers/);
+  });
+});
+
+describe("timm's mobilenetv2_100 (torchvision's network under timm's names)", () => {
+  it('asks for exactly the tensors a timm mobilenetv2_100 state_dict has, with their shapes', () => {
+    // timm's EfficientNet builder: conv_stem/bn1, blocks.{stage}.{i} with the stage depths of the
+    // MobileNetV2 table, depthwise-separable first block, inverted residuals after, conv_head/bn2.
+    const bn = (p: string) => ['weight', 'bias', 'running_mean', 'running_var'].map((x) => `${p}.${x}`);
+    const want = ['conv_stem.weight', ...bn('bn1')];
+    want.push(
+      'blocks.0.0.conv_dw.weight',
+      ...bn('blocks.0.0.bn1'),
+      'blocks.0.0.conv_pw.weight',
+      ...bn('blocks.0.0.bn2'),
+    );
+    [2, 3, 4, 3, 3, 1].forEach((depth, s) => {
+      for (let i = 0; i < depth; i++) {
+        const b = `blocks.${s + 1}.${i}`;
+        want.push(`${b}.conv_pw.weight`, ...bn(`${b}.bn1`), `${b}.conv_dw.weight`, ...bn(`${b}.bn2`));
+        want.push(`${b}.conv_pwl.weight`, ...bn(`${b}.bn3`));
+      }
+    });
+    want.push('conv_head.weight', ...bn('bn2'), 'classifier.weight', 'classifier.bias');
+    const ckpt = randomCheckpoint('mobilenetv2_100');
+    expect(Object.keys(ckpt).sort()).toEqual(want.sort());
+    const shape = (n: string) => ckpt[n].shape;
+    expect(shape('conv_stem.weight')).toEqual([32, 3, 3, 3]);
+    expect(shape('blocks.0.0.conv_dw.weight')).toEqual([32, 1, 3, 3]);
+    expect(shape('blocks.0.0.conv_pw.weight')).toEqual([16, 32, 1, 1]);
+    expect(shape('blocks.1.0.conv_pw.weight')).toEqual([96, 16, 1, 1]);
+    expect(shape('blocks.5.2.conv_dw.weight')).toEqual([960, 1, 3, 3]);
+    expect(shape('blocks.6.0.conv_pwl.weight')).toEqual([320, 960, 1, 1]);
+    expect(shape('conv_head.weight')).toEqual([1280, 320, 1, 1]);
+    expect(shape('classifier.weight')).toEqual([1000, 1280]);
+    expect(getModel('mobilenetv2_100').preprocess).toMatchObject({ interpolation: 'bicubic', cropPct: 0.875 });
+  });
+
+  it('gives the same logits from a timm-named checkpoint as mobilenet_v2 from the torchvision-named one', async () => {
+    // Same seed, same builder, same request order: the same values under the two naming schemes.
+    const open = (name: string) =>
+      openSafetensors(bufferSource(encodeSafetensors(randomCheckpoint(name, { seed: 4, classes: 7 })), name));
+    const x = rand(2 * 3 * 33 * 33, 9);
+    const logits = async (name: string) => {
+      const m = await loadModel(name, { weights: await open(name), batch: 2, size: 33 });
+      expect(m.classes).toBe(7);
+      return runReference(m.graph, { image: x }, [m.logits])[m.logits];
+    };
+    const timm = await logits('mobilenetv2_100');
+    expectClose(timm, await logits('mobilenet_v2'), { atol: 0, rtol: 0 }, 'timm names vs torchvision names');
+    expect(Math.max(...timm.data) - Math.min(...timm.data)).toBeGreaterThan(1e-3);
   });
 });
