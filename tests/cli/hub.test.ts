@@ -455,5 +455,23 @@ describe('cnnlab infer --weights hf:', () => {
       std: [0.25, 0.25, 0.25],
     });
     expect(Object.keys(summary.resolutions)).toEqual(['96']);
-  }, 400_000);
+    // The page takes the same preprocessing: its records match Node's (it would otherwise run the
+    // registered model's 112×112 squash, and name the condition res/96 instead of clean).
+    const pageDir = path.join(dir, 'rob-page');
+    expect(
+      await run('robustness', '--weights', 'hf:test/synth', ...args, '--runtime', 'chrome', '--out', pageDir),
+      err.join('\n'),
+    ).toBe(0);
+    const records = (d: string) =>
+      readFileSync(path.join(d, 'results.jsonl'), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{') && l.includes('"cond"'))
+        .map((l) => JSON.parse(l) as { cond: string; id: string; conf: number; top5: number[] })
+        .sort((a, b) => a.id.localeCompare(b.id));
+    const node = records(runDir),
+      page = records(pageDir);
+    expect(node.length).toBe(4);
+    expect(page.map((r) => [r.cond, r.id, r.top5])).toEqual(node.map((r) => [r.cond, r.id, r.top5]));
+    for (let i = 0; i < node.length; i++) expect(page[i].conf).toBeCloseTo(node[i].conf, 4);
+  }, 600_000);
 });
