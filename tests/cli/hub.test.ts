@@ -10,11 +10,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type HubSettings, hubFile, hubSettings, hubWeightsOption, resolveHubWeights } from '../../cli/hub.js';
+import { type HubSettings, hubFile, hubSettings, resolveHubWeights } from '../../cli/hub.js';
 import { main } from '../../cli/main.js';
 import { decodeNpy, encodeNpy } from '../../engine/npy.js';
-import { encodeSafetensors } from '../../engine/safetensors.js';
-import { randomCheckpoint } from '../../models/registry.js';
+import { runReference } from '../../engine/graph.js';
+import { bufferSource, encodeSafetensors, openSafetensors } from '../../engine/safetensors.js';
+import { loadModel, randomCheckpoint } from '../../models/registry.js';
 import { expectClose, rand } from '../helpers.js';
 
 interface RepoFile {
@@ -387,7 +388,7 @@ describe('hub download', () => {
   });
 });
 
-describe('cnnlab infer --weights hf:', () => {
+describe('infer, robustness and transfer with --weights hf:', () => {
   let out: string[] = [];
   let err: string[] = [];
   const env = { ...process.env };
@@ -406,29 +407,28 @@ describe('cnnlab infer --weights hf:', () => {
     process.env = { ...env };
   });
 
-  it('downloads through HF_ENDPOINT, takes the model from config.json, and matches the same file given by path', async () => {
+  it('infer downloads through HF_ENDPOINT, takes the model from config.json, and matches the reference', async () => {
     process.env.HF_ENDPOINT = endpoint;
     process.env.CNNLAB_CACHE = path.join(dir, 'cli-cache');
     delete process.env.HF_HUB_OFFLINE;
     const x = path.join(dir, 'x.npy');
     writeFileSync(x, encodeNpy({ shape: [2, 3, 96, 96], data: rand(2 * 3 * 96 * 96, 3) }));
-    const yHub = path.join(dir, 'y-hub.npy'),
-      yFile = path.join(dir, 'y-file.npy'),
-      wFile = path.join(dir, 'w.safetensors');
+    const yHub = path.join(dir, 'y-hub.npy');
     expect(await run('infer', '--weights', 'hf:test/synth', '--input', x, '--output', yHub)).toBe(0);
     expect(out.join('\n')).toMatch(/hf:test\/synth@c0ffee0+1\/model.safetensors: mobilenet_v2_synth, 96×96, bicubic/);
     expect(out.join('\n')).toMatch(/logits \[2,10\]/);
-    writeFileSync(wFile, weights);
-    expect(
-      await run('infer', '--model', 'mobilenet_v2_synth', '--weights', wFile, '--input', x, '--output', yFile),
-    ).toBe(0);
-    const a = await decodeNpy(readFileSync(yHub)),
-      b = await decodeNpy(readFileSync(yFile));
-    expectClose(a, b, { atol: 0, rtol: 0 }, 'hub vs file');
+    // The same checkpoint, opened from memory and run by the CPU reference.
+    const m = await loadModel('mobilenet_v2_synth', {
+      weights: await openSafetensors(bufferSource(weights, 'w.safetensors')),
+      batch: 2,
+      size: 96,
+    });
+    const ref = runReference(m.graph, { image: (await decodeNpy(readFileSync(x))).data }, [m.logits])[m.logits];
+    expectClose(await decodeNpy(readFileSync(yHub)), ref, { atol: 1e-4, rtol: 1e-3 }, 'hub (GPU) vs reference');
     // Offline, from the same cache (what infer resolves before it builds anything).
     process.env.HF_HUB_OFFLINE = '1';
     requests.length = 0;
-    const hub = await hubWeightsOption('hf:test/synth', undefined, { progress: false });
+    const hub = await resolveHubWeights('hf:test/synth', undefined, { progress: false }); // settings from process.env
     expect(hub?.weightsPath).toMatch(/cli-cache\/hub\/models--test--synth\/snapshots\/c0ffee0+1\/model.safetensors$/);
     expect(requests).toEqual([]);
     expect(await run('infer', '--weights', 'hf:test/synth@v2', '--input', x)).toBe(1);
@@ -474,4 +474,18 @@ describe('cnnlab infer --weights hf:', () => {
     expect(page.map((r) => [r.cond, r.id, r.top5])).toEqual(node.map((r) => [r.cond, r.id, r.top5]));
     for (let i = 0; i < node.length; i++) expect(page[i].conf).toBeCloseTo(node[i].conf, 4);
   }, 600_000);
+
+  it('transfer extracts features with the config’s preprocessing', async () => {
+    process.env.HF_ENDPOINT = endpoint;
+    process.env.CNNLAB_CACHE = path.join(dir, 'cli-cache-transfer');
+    delete process.env.HF_HUB_OFFLINE;
+    const out = path.join(dir, 'transfer');
+    const args = ['--per-class', '2', '--shots', '1', '--seeds', '1', '--cache', path.join(dir, 'features')];
+    expect(await run('transfer', '--weights', 'hf:test/synth', ...args, '--out', out), err.join('\n')).toBe(0);
+    const summary = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8'));
+    expect(summary.model).toBe('mobilenet_v2_synth');
+    expect(summary.weights).toBe(`hf:test/synth@${COMMIT}/model.safetensors`);
+    expect(summary.preprocessing).toMatchObject({ size: 96, interpolation: 'bicubic', cropPct: 0.9 });
+    expect(summary.transfer.fewshot['1']).toBeDefined();
+  }, 400_000);
 });
