@@ -14,6 +14,7 @@ import { preprocessImage } from '../models/preprocess.js';
 import { getModel } from '../models/registry.js';
 import { type InferResult, infer, topK } from '../models/run.js';
 import { WEB_ROOT, oneOf, parseCommand, withPage } from './common.js';
+import { hubWeightsOption } from './hub.js';
 import { weightsUrl } from './serve.js';
 
 export async function inferCmd(argv: string[]): Promise<number> {
@@ -26,14 +27,15 @@ export async function inferCmd(argv: string[]): Promise<number> {
     output: { type: 'string' },
     runtime: { type: 'string', default: 'node' },
   });
-  if (!values.model) throw new Error('--model is required (npx cnnlab models lists them)');
-  const def = getModel(values.model);
-  if (!values.weights) throw new Error('--weights is required: a .safetensors file or "random"');
+  const hub = await hubWeightsOption(values.weights, values.model);
+  if (!values.model && !hub) throw new Error('--model is required (npx cnnlab models lists them)');
+  const def = hub?.def ?? getModel(values.model!);
+  if (!values.weights) throw new Error('--weights is required: a .safetensors file or "random" (or hf:ORG/REPO)');
   if (!values.input === !values.image) throw new Error('give exactly one of --input x.npy or --image file');
   const seed = Number(values.seed);
   if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${values.seed}`);
   const runtime = oneOf('runtime', values.runtime, ['node', 'chrome']);
-  const weightsPath = values.weights === 'random' ? null : path.resolve(values.weights);
+  const weightsPath = hub ? hub.weightsPath : values.weights === 'random' ? null : path.resolve(values.weights);
   let input: HostTensor;
   if (values.input) {
     input = await readNpyPath(values.input);

@@ -36,6 +36,8 @@ commands:
   infer    run a model on an input
              --model NAME            a registered model (npx cnnlab models lists them)
              --weights FILE|random   a timm/torchvision .safetensors checkpoint, or seeded random weights
+             --weights hf:ORG/REPO[@REV][/FILE]   from the Hugging Face Hub, cached (model and preprocessing
+                                     from its config.json, so --model may be left out; docs/hub.md)
              --seed N                seed for random weights (default 0)
              --input x.npy           float32 C-order NCHW [N,3,S,S], already preprocessed
              --image f.jpg|png|webp  instead of --input: apply the model's preprocessing, print top-5
@@ -69,7 +71,7 @@ commands:
              --json FILE             also write every candidate's result
   robustness  accuracy and calibration under ImageNet-C corruptions, SI-Score sweeps and test resolutions
              --model NAME            default mobilenet_v2_synth (the built-in model, trained on the synthetic classes)
-             --weights FILE|random|builtin   default builtin when the model ships weights
+             --weights FILE|random|builtin|hf:ORG/REPO   default builtin when the model ships weights
              --data DIR              an ImageFolder (ImageNet synset folders map to ImageNet labels);
                                      default: the built-in synthetic test set (--per-class N, default 2)
              --corruptions all|none|a,b      default all 19 (15 ImageNet-C + 4 extras)
@@ -95,7 +97,7 @@ commands:
                                      skipped, partial ones resumed
   corrupt  write corrupted images as PNG: --input IMAGE|FOLDER --corruption NAME|all --severity 1-5|all [--seed N] --out DIR
   transfer few-shot linear transfer / linear probe / VTAB-1k-style on frozen features
-             --model NAME --weights FILE|random|builtin   as for robustness
+             --model NAME --weights FILE|random|builtin|hf:ORG/REPO   as for robustness
              --train DIR --test DIR  ImageFolders (default: the synthetic held-out classes, --per-class N train images)
              --shots 1,5,10,25 --seeds 3   few-shot settings (big_vision fewshot_lsr)
              --protocol fewshot|probe|vtab1k   one or several, comma-separated (default fewshot)

@@ -30,6 +30,7 @@ import {
   readChartJs,
   withPage,
 } from './common.js';
+import { hubWeightsOption } from './hub.js';
 import { weightsUrl } from './serve.js';
 
 const DEFAULT_MODEL = 'mobilenet_v2_synth';
@@ -49,7 +50,7 @@ function writeOutputs(out: string, s: Summary): void {
 
 export async function robustnessCmd(argv: string[]): Promise<number> {
   const { values } = parseCommand(argv, {
-    model: { type: 'string', default: DEFAULT_MODEL },
+    model: { type: 'string' },
     weights: { type: 'string' },
     seed: { type: 'string', default: '0' },
     data: { type: 'string' },
@@ -67,10 +68,11 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
     'imagenet-c-protocol': { type: 'boolean', default: false },
     'force-unlock': { type: 'boolean', default: false },
   });
-  const def = getModel(values.model!);
   if (!values.out) throw new Error('--out DIR is required');
+  const hub = await hubWeightsOption(values.weights, values.model);
+  const def = hub?.def ?? getModel(values.model ?? DEFAULT_MODEL);
   const weightsArg = values.weights ?? (def.builtinWeights ? 'builtin' : 'random');
-  const weightsPath = weightsArg === 'random' ? null : resolveWeights(def, weightsArg);
+  const weightsPath = hub ? hub.weightsPath : weightsArg === 'random' ? null : resolveWeights(def, weightsArg);
   if (weightsPath && !existsSync(weightsPath)) throw new Error(`weights file ${weightsPath} does not exist`);
   const known = corruptionNames();
   const corruptions =
@@ -94,7 +96,7 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   const runtime = oneOf('runtime', values.runtime, ['chrome', 'node']);
   const settings: RunSettings = {
     model: def.name,
-    weights: weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`,
+    weights: hub ? hub.weightsName : weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`,
     data: values.data ? path.resolve(values.data) : `built-in synthetic test set (${values['per-class']} per class)`,
     ...(await runProvenance({ weightsPath, data: values.data ?? null, perClass: Number(values['per-class']) })),
     corruptions,
@@ -161,6 +163,7 @@ async function runLogged(
       settings,
       {
         model: def.name,
+        preprocess: def.preprocess,
         seed,
         corruptions,
         severities: settings.severities,
@@ -213,6 +216,7 @@ async function runLogged(
       device,
       {
         model: def.name,
+        preprocess: def.preprocess,
         weights: weightsPath ? await openSafetensorsPath(weightsPath) : 'random',
         seed,
         corruptions,

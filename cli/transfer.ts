@@ -16,6 +16,7 @@ import { SYNTH_HELDOUT_CLASSES } from '../eval/synth.js';
 import { FEWSHOT_DEFAULTS, type FeatureSet, fewshotLsr, linearProbe, subset, vtab1k } from '../eval/transfer.js';
 import { getModel, type Preprocess } from '../models/registry.js';
 import { REPO_ROOT, list, parseCommand, readChartJs } from './common.js';
+import { hubWeightsOption } from './hub.js';
 
 async function folderSource(device: Device, dir: string, labelMap?: Record<string, number>) {
   const { imageFolderSource } = await import('./data-source.js');
@@ -81,7 +82,7 @@ async function features(
 
 export async function transferCmd(argv: string[]): Promise<number> {
   const { values } = parseCommand(argv, {
-    model: { type: 'string', default: 'mobilenet_v2_synth' },
+    model: { type: 'string' },
     weights: { type: 'string' },
     seed: { type: 'string', default: '0' },
     train: { type: 'string' },
@@ -94,8 +95,9 @@ export async function transferCmd(argv: string[]): Promise<number> {
     cache: { type: 'string', default: '.cnnlab-cache/features' },
     out: { type: 'string' },
   });
-  const def = getModel(values.model!);
   if (!values.out) throw new Error('--out DIR is required');
+  const hub = await hubWeightsOption(values.weights, values.model);
+  const def = hub?.def ?? getModel(values.model ?? 'mobilenet_v2_synth');
   if (!values.train !== !values.test)
     throw new Error('give both --train and --test folders, or neither (the synthetic held-out classes)');
   const protocols = list(values.protocol!);
@@ -106,10 +108,15 @@ export async function transferCmd(argv: string[]): Promise<number> {
   const seed = Number(values.seed),
     batch = Number(values.batch);
   const weightsArg = values.weights ?? (def.builtinWeights ? 'builtin' : 'random');
-  const weightsPath =
-    weightsArg === 'random' ? null : weightsArg === 'builtin' ? path.join(REPO_ROOT, def.builtinWeights!) : weightsArg;
+  const weightsPath = hub
+    ? hub.weightsPath
+    : weightsArg === 'random'
+      ? null
+      : weightsArg === 'builtin'
+        ? path.join(REPO_ROOT, def.builtinWeights!)
+        : weightsArg;
   const weights = weightsPath ? await openSafetensorsPath(weightsPath) : ('random' as const);
-  const weightsName = weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`;
+  const weightsName = hub ? hub.weightsName : weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`;
   const weightsKey = weightsPath ? `sha256:${await sha256File(weightsPath)}` : randomWeightsKey(def.name, seed);
   const p = def.preprocess;
   const device = await createDevice();

@@ -48,6 +48,8 @@ export interface SweepImage extends LabeledImage {
 
 export interface RobustnessOptions {
   model: string;
+  /** Preprocessing in place of the model's own (e.g. from a Hub repository's config). */
+  preprocess?: Preprocess;
   weights: 'random' | SafetensorsFile;
   seed: number;
   corruptions: string[];
@@ -167,7 +169,7 @@ export async function runRobustness(
   sink: RunSink,
 ): Promise<void> {
   const def = getModel(o.model);
-  const base = def.preprocess;
+  const base = o.preprocess ?? def.preprocess;
   const conds = source ? conditionNames(o, base.size) : [];
   const sweepConds = [...new Set(sweeps.map((s) => `si/${s.sweep}/${s.factor}`))];
   const todo = (cond: string, items: LabeledImage[]) =>

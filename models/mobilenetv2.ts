@@ -2,7 +2,8 @@
 // residual blocks from the (t, c, n, s) table: 1×1 expand (absent when t = 1) → 3×3 depthwise
 // at stride s → 1×1 linear projection, with an identity shortcut when the stride is 1 and the
 // channels match; a last 1×1 conv to 1280 channels + BN + ReLU6; global average pool;
-// `classifier.1` (classifier.0 is dropout). Node and weight names are the checkpoint's.
+// `classifier.1` (classifier.0 is dropout). Node and weight names are the checkpoint's;
+// `mobilenetv2_100` is the same network with a mapping onto timm's names.
 
 import type { NetBuilder } from './layers.js';
 import { IMAGENET_MEAN, IMAGENET_STD, type ModelDef, type Preprocess } from './types.js';
@@ -100,7 +101,56 @@ export function makeMobileNetV2(name: string, cfg: MobileNetV2Config): ModelDef 
   };
 }
 
-/** Every MobileNetV2 in MOBILENETV2_CONFIGS, for the registry. */
-export const MOBILENETV2_MODELS: ModelDef[] = Object.entries(MOBILENETV2_CONFIGS).map(([name, cfg]) =>
-  makeMobileNetV2(name, cfg),
-);
+/**
+ * timm's checkpoint names for the same network (timm/models/_efficientnet_builder.py,
+ * _efficientnet_blocks.py; docs/weights.md): `conv_stem`/`bn1`, then `blocks.{stage}.{i}` per row
+ * of the table (a depthwise-separable block `conv_dw`/`bn1`/`conv_pw`/`bn2` when t = 1, else an
+ * inverted residual `conv_pw`/`bn1`/`conv_dw`/`bn2`/`conv_pwl`/`bn3`), `conv_head`/`bn2`, `classifier`.
+ * Maps our (torchvision) names onto them.
+ */
+export function timmMobileNetV2Names(table: InvertedResidualRow[] = MOBILENETV2_TABLE): (name: string) => string {
+  const blocks: { stage: number; i: number; t: number }[] = [];
+  table.forEach(([t, , n], stage) => {
+    for (let i = 0; i < n; i++) blocks.push({ stage, i, t });
+  });
+  const ds: Record<string, string> = { '0.0': 'conv_dw', '0.1': 'bn1', '1': 'conv_pw', '2': 'bn2' };
+  const ir: Record<string, string> = {
+    '0.0': 'conv_pw',
+    '0.1': 'bn1',
+    '1.0': 'conv_dw',
+    '1.1': 'bn2',
+    '2': 'conv_pwl',
+    '3': 'bn3',
+  };
+  const head = blocks.length + 1;
+  return (name) => {
+    const m = /^features\.(\d+)\.(.+)\.(\w+)$/.exec(name);
+    if (name.startsWith('classifier.1.')) return `classifier.${name.slice('classifier.1.'.length)}`;
+    if (!m) throw new Error(`mobilenetv2 (timm names): no timm name for "${name}"`);
+    const [, f, layer, param] = m;
+    const k = Number(f);
+    if (k === 0 || k === head) {
+      const l = { '0': k === 0 ? 'conv_stem' : 'conv_head', '1': k === 0 ? 'bn1' : 'bn2' }[layer];
+      if (l) return `${l}.${param}`;
+    } else if (k <= blocks.length && layer.startsWith('conv.')) {
+      const b = blocks[k - 1];
+      const l = (b.t === 1 ? ds : ir)[layer.slice('conv.'.length)];
+      if (l) return `blocks.${b.stage}.${b.i}.${l}.${param}`;
+    }
+    throw new Error(`mobilenetv2 (timm names): no timm name for "${name}"`);
+  };
+}
+
+/** timm's eval transform for its MobileNetV2s (mobilenetv2_100.ra_in1k): crop 0.875, bicubic. */
+export const TIMM_MOBILENETV2_PREPROCESS: Preprocess = { ...MOBILENETV2_PREPROCESS, interpolation: 'bicubic' };
+
+/** Every MobileNetV2 in MOBILENETV2_CONFIGS, for the registry, and timm's mobilenetv2_100 (same net, timm's names). */
+export const MOBILENETV2_MODELS: ModelDef[] = [
+  ...Object.entries(MOBILENETV2_CONFIGS).map(([name, cfg]) => makeMobileNetV2(name, cfg)),
+  {
+    ...makeMobileNetV2('mobilenetv2_100', { widthMult: 1.0 }),
+    preprocess: TIMM_MOBILENETV2_PREPROCESS,
+    headWeight: 'classifier.weight',
+    mapping: { fileName: timmMobileNetV2Names(), ignore: /\.num_batches_tracked$/ },
+  },
+];

@@ -10,10 +10,12 @@ import { KeySet, type PackedKeys, type RunRecord } from '../eval/record-format.j
 import { type Progress, runRobustness } from '../eval/robustness.js';
 import { datasetSource, syntheticRunSources } from '../eval/sources.js';
 import type { SweepName } from '../eval/synth.js';
-import { getModel } from '../models/registry.js';
+import { getModel, type Preprocess } from '../models/registry.js';
 
 export interface PageRunOptions {
   model: string;
+  /** Preprocessing in place of the model's own (a Hub repository's config). */
+  preprocess?: Preprocess;
   seed: number;
   corruptions: string[];
   severities: number[];
@@ -39,7 +41,8 @@ export async function runRobustnessInPage(
   o: PageRunOptions & { weightsUrl: string | null; dataIndexUrl: string | null; done: PackedKeys },
 ): Promise<void> {
   const w = window as unknown as Hooks;
-  const def = getModel(o.model);
+  const registered = getModel(o.model);
+  const def = o.preprocess ? { ...registered, preprocess: o.preprocess } : registered;
   const weights = o.weightsUrl
     ? await openSafetensors(
         blobSource(await (await fetch(o.weightsUrl)).blob(), decodeURIComponent(o.weightsUrl.split('/').pop()!)),
@@ -64,6 +67,7 @@ export async function runRobustnessInPage(
     device,
     {
       model: def.name,
+      preprocess: def.preprocess,
       weights,
       seed: o.seed,
       corruptions: o.corruptions,
