@@ -6,5 +6,12 @@ import { convGradOps } from './conv2d.js';
 import { elementwiseGradOps } from './elementwise.js';
 import { normGradOps } from './norm.js';
 import { optimOps } from './optim.js';
+import { poolGradOps } from './pool.js';
 
-export const BACKWARD_OPS: readonly OpDef[] = [...elementwiseGradOps, ...convGradOps, ...normGradOps, ...optimOps];
+export const BACKWARD_OPS: readonly OpDef[] = [
+  ...elementwiseGradOps,
+  ...convGradOps,
+  ...poolGradOps,
+  ...normGradOps,
+  ...optimOps,
+];
