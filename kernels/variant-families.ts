@@ -3,6 +3,7 @@
 // family with variants is added here.
 
 import { attentionVariant } from './attention.js';
+import { conv2dGradInputVariant, conv2dGradWeightVariant } from './backward/conv2d.js';
 import { conv2dVariant } from './conv2d.js';
 import { depthwiseVariant } from './depthwise.js';
 import { groupNormVariant } from './groupnorm.js';
@@ -24,6 +25,8 @@ export const VARIANT_FAMILIES: ReadonlyMap<string, VariantSchema<VariantObject>>
     groupNormVariant,
     globalAvgpoolVariant,
     transposeVariant,
+    conv2dGradInputVariant,
+    conv2dGradWeightVariant,
   ].map((s) => [s.family, s as unknown as VariantSchema<VariantObject>]),
 );
 

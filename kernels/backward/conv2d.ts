@@ -11,15 +11,22 @@
 //   conv2d_grad_bias    inputs [dy]                                    → db [Cout] = Σ_{n,oy,ox} dy
 //   `act` must be absent or 'none' (autodiff splits fused activations off before the rules run).
 //
-// conv2d_grad_input, family `conv2d_grad_input`. An invocation owns tm input pixels of one row
-// that lie sw apart (ix = px + (b·tm + i)·sw for one phase px < sw) × tn input channels of one
-// group. Pixels of one phase agree on which kx taps hit a whole output column, so the stride test
-// is made once per (ky, kx) for the whole tile and a skipped tap costs nothing; for a tap that
-// hits, pixel i reads output column ox0 + i. The reduction runs over the group's Cout channels,
-// contiguous in both dy (NHWC) and w (HWIO): read as vec4 when Cog % 4 == 0, each accumulator a
-// vec4 folded at the end. Depthwise convs (groups = Cin) get their own mapping: one group holds a
-// single input channel, so the tile spans 4 neighbouring channels (4 groups) instead, read as
-// vec4 when the multiplier is 1 and Cin % 4 == 0, else gathered lane by lane.
+// conv2d_grad_input, two paths (ctx.prefer.conv2d_grad_input: 'conv' or 'gather'):
+// - conv (the default at stride 1, groups < Cin): dx is a stride-1 forward conv of dy with the
+//   weights flipped in space and transposed in channels, padded by (K−1)·d − pad per side. A small
+//   dispatch (family `conv2d_flip_weight`) writes those weights to a scratch buffer and the
+//   forward conv kernel (kernels/conv2d.ts, its own heuristic config: gemm, subgroup-shared
+//   weights on SwiftShader) does the rest, so dx runs as fast as the forward pass.
+// - gather, family `conv2d_grad_input` (stride > 1, depthwise, or forced). An invocation owns tm
+//   input pixels of one row that lie sw apart (ix = px + (b·tm + i)·sw for one phase px < sw) × tn
+//   input channels of one group. Pixels of one phase agree on which kx taps hit a whole output
+//   column, so the stride test is made once per (ky, kx) for the whole tile and a skipped tap
+//   costs nothing; for a tap that hits, pixel i reads output column ox0 + i. The reduction runs
+//   over the group's Cout channels, contiguous in both dy (NHWC) and w (HWIO): read as vec4 when
+//   Cog % 4 == 0, each accumulator a vec4 folded at the end. Depthwise convs (groups = Cin) get
+//   their own mapping: one group holds a single input channel, so the tile spans 4 neighbouring
+//   channels (4 groups) instead, read as vec4 when the multiplier is 1 and Cin % 4 == 0, else
+//   gathered lane by lane.
 //
 // conv2d_grad_weight, family `conv2d_grad_weight`. For one tap (ky, kx) the gradient is a GEMM
 // dw_tap[Cig,Cog] = Xtap[M,Cig]ᵀ · dy[M,Cog] with M = N·OH·OW and Xtap the input pixels that tap
@@ -38,8 +45,9 @@
 // No workgroup memory and no barriers anywhere: on SwiftShader register tiles and plain loads win
 // (docs/swiftshader.md); what counts there is FMAs per load, which the tiles set.
 //
-// Choice: ctx.prefer.conv2d_grad_input ('tile=<tm>x<tn>') and ctx.prefer.conv2d_grad_weight
-// ('tile=<ta>x<tb>,split=<s>'), kernels/variant.ts syntax; the depthwise mappings have no tiles.
+// Choice: ctx.prefer.conv2d_grad_input ('conv', 'gather', 'gather,tile=<tm>x<tn>'; a tile alone
+// means gather) and ctx.prefer.conv2d_grad_weight ('tile=<ta>x<tb>,split=<s>'), kernels/variant.ts
+// syntax; the depthwise mappings have no tiles.
 
 import {
   type HostTensor,
@@ -60,7 +68,15 @@ import {
   ShapeError,
   temp,
 } from '../kernel.js';
-import { type Conv2dAttrs, type Conv2dGeometry, conv2dFlops, conv2dGeometry } from '../conv2d.js';
+import {
+  type Conv2dAttrs,
+  type Conv2dGeometry,
+  conv2dConfig,
+  conv2dDispatchGrid,
+  conv2dFamily,
+  conv2dFlops,
+  conv2dGeometry,
+} from '../conv2d.js';
 import { defineVariant } from '../variant.js';
 import { XYZW, flatMain, range, u, vecType, wgsl } from '../wgsl.js';
 
@@ -234,13 +250,20 @@ ${L.join('\n')}
 
 export const conv2dGradInputFamily: KernelFamily<GradInputConfig> = { name: 'conv2d_grad_input', wgsl: gradInputWgsl };
 
-/** ctx.prefer.conv2d_grad_input: the register tile, tm pixels × tn input channels (general mapping). */
+export type GradInputPath = 'conv' | 'gather';
+
+/**
+ * ctx.prefer.conv2d_grad_input: the path, and for 'gather' the register tile, tm pixels × tn input
+ * channels (general mapping).
+ */
 export interface Conv2dGradInputVariant {
+  path?: GradInputPath;
   tm?: number;
   tn?: number;
 }
 
 export const conv2dGradInputVariant = defineVariant<Conv2dGradInputVariant>('conv2d_grad_input', [
+  { kind: 'enum', key: 'path', values: ['conv', 'gather'], bare: true },
   { kind: 'pair', name: 'tile', keys: ['tm', 'tn'], min: [1, 1] },
 ]);
 
@@ -262,10 +285,101 @@ function gradInputInfer(a: Conv2dGradInputAttrs, [dy, w]: Shape[]): Shape[] {
   return [xs];
 }
 
+/**
+ * The forward conv that computes dx at stride 1: over dy with the flipped, transposed weights
+ * w'[ky,kx,co,g·Cig+ci] = w[KH−1−ky, KW−1−kx, ci, g·Cog+co] and padding (K−1)·d − pad per side
+ * (docs/backward-conv.md). Undefined where that is not a conv: stride > 1, or a side padded by
+ * more than (K−1)·d (the forward window then never reaches some padding, so the mirror pad is < 0).
+ */
+export function gradInputAsConv(geo: Conv2dGeometry): Conv2dGeometry | undefined {
+  if (geo.sh !== 1 || geo.sw !== 1) return undefined;
+  const [t, l, b, r] = geo.pad;
+  const ey = geo.dh * (geo.kh - 1);
+  const ex = geo.dw * (geo.kw - 1);
+  const pad: [number, number, number, number] = [ey - t, ex - l, ey - b, ex - r];
+  if (pad.some((p) => p < 0)) return undefined;
+  const g = conv2dGeometry({ pad, dilation: [geo.dh, geo.dw], groups: geo.groups }, [
+    [geo.n, geo.oh, geo.ow, geo.cout],
+    [geo.kh, geo.kw, geo.cog, geo.cin],
+  ]);
+  if (g.oh !== geo.h || g.ow !== geo.w)
+    throw new Error(`conv2d_grad_input: mirrored conv gives ${g.oh}x${g.ow}, want ${geo.h}x${geo.w}`);
+  return g;
+}
+
+interface FlipConfig {
+  kh: number;
+  kw: number;
+  cig: number;
+  cog: number;
+  groups: number;
+  wg: number;
+  gridX: number;
+}
+
+/** w [KH,KW,Cig,Cout] → w' [KH,KW,Cog,Cin]: the weights of gradInputAsConv, one element per invocation. */
+const flipFamily: KernelFamily<FlipConfig> = {
+  name: 'conv2d_flip_weight',
+  wgsl(c) {
+    const cin = c.cig * c.groups;
+    const cout = c.cog * c.groups;
+    const total = c.kh * c.kw * c.cog * cin;
+    return `// conv2d_flip_weight: w'[ky,kx,co,g·Cig+ci] = w[KH−1−ky,KW−1−kx,ci,g·Cog+co]
+@group(0) @binding(0) var<storage, read> w: array<f32>;  // weights [${c.kh},${c.kw},${c.cig},${cout}] HWIO
+@group(0) @binding(1) var<storage, read_write> wf: array<f32>;  // flipped [${c.kh},${c.kw},${c.cog},${cin}] HWIO
+
+${flatMain(c.wg, c.gridX)}
+  if (t >= ${u(total)}) { return; }
+  let cj = t % ${u(cin)};
+  var r = t / ${u(cin)};
+  let co = r % ${u(c.cog)};
+  r = r / ${u(c.cog)};
+  let kx = r % ${u(c.kw)};
+  let ky = r / ${u(c.kw)};
+  let g = cj / ${u(c.cig)};
+  let src = ((${u(c.kh - 1)} - ky) * ${u(c.kw)} + ${u(c.kw - 1)} - kx) * ${u(c.cig)} + cj % ${u(c.cig)};
+  wf[t] = w[src * ${u(cout)} + g * ${u(c.cog)} + co];
+}
+`;
+  },
+};
+
 function lowerGradInput(a: Conv2dGradInputAttrs, [dy, w]: Shape[], _o: Shape[], ctx: LowerContext): Lowering {
   const geo = gradGeometry('conv2d_grad_input', a, a.xShape, w, dy);
   const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;
-  const cfg = gradInputConfig(geo, conv2dGradInputVariant.of(ctx.prefer) ?? {}, maxPerDim);
+  const v = conv2dGradInputVariant.of(ctx.prefer) ?? {};
+  const mirror = gradInputAsConv(geo);
+  if (v.path === 'conv' && (!mirror || isDepthwise(geo))) {
+    throw new Error(
+      `conv2d_grad_input path 'conv' needs stride 1, pad ≤ (K−1)·dilation per side and groups < Cin; got stride [${geo.sh},${geo.sw}], pad [${geo.pad}], groups ${geo.groups} (Cin ${geo.cin})`,
+    );
+  }
+  // A tile alone means the gather path (the conv path takes the forward conv's heuristic config).
+  if (mirror && !isDepthwise(geo) && (v.path === 'conv' || (v.path === undefined && v.tm === undefined))) {
+    const cfg = conv2dConfig(mirror, {}, maxPerDim, ctx.subgroupSize ?? 0);
+    const elems = numel(w);
+    const fgr = grid(ceilDiv(elems, WG), maxPerDim);
+    const flip: FlipConfig = {
+      kh: geo.kh,
+      kw: geo.kw,
+      cig: geo.cig,
+      cog: geo.cog,
+      groups: geo.groups,
+      wg: WG,
+      gridX: fgr[0],
+    };
+    return {
+      temps: [elems],
+      dispatches: [
+        makeDispatch(flipFamily, flip, fgr, [input(1), temp(0)], { bytes: 8 * elems }),
+        makeDispatch(conv2dFamily, cfg, conv2dDispatchGrid(cfg, maxPerDim), [input(0), temp(0), output(0)], {
+          flops: conv2dFlops(geo),
+          bytes: 4 * (numel(dy) + elems + numel(a.xShape)),
+        }),
+      ],
+    };
+  }
+  const cfg = gradInputConfig(geo, v, maxPerDim);
   const gr = grid(ceilDiv(gradInputCounts(cfg).total, WG), maxPerDim);
   const bytes = 4 * (numel(dy) + numel(w) + numel(a.xShape));
   return {
@@ -312,7 +426,8 @@ export const conv2dGradInputOp: OpDef<Conv2dGradInputAttrs> = {
   tuneSpace(a, [dy, w]): TuneSpace | undefined {
     const geo = gradGeometry('conv2d_grad_input', a, a.xShape, w, dy);
     if (isDepthwise(geo)) return undefined;
-    return { family: 'conv2d_grad_input', candidates: ['tile=2x4', 'tile=4x2', 'tile=4x8', 'tile=8x4'] };
+    const gather = ['gather', 'gather,tile=2x4', 'gather,tile=4x8', 'gather,tile=8x4'];
+    return { family: 'conv2d_grad_input', candidates: gradInputAsConv(geo) ? gather : gather.slice(1) };
   },
 };
 

@@ -14,7 +14,9 @@ import {
   conv2dGradWeightRef,
 } from '../../kernels/backward/conv2d.js';
 import { type Conv2dAttrs, conv2dRef } from '../../kernels/conv2d.js';
-import { type HostTensor, ShapeError } from '../../kernels/kernel.js';
+import { OPS } from '../../kernels/index.js';
+import { type HostTensor, type Limits, ShapeError } from '../../kernels/kernel.js';
+import { variantFamily } from '../../kernels/variant-families.js';
 import { expectClose, randTensor, runOp, testDevice } from '../helpers.js';
 
 type S4 = [number, number, number, number];
@@ -173,14 +175,31 @@ async function runWithKernels(
 
 describe('conv2d_grad_input on the GPU', () => {
   cases.forEach((c, k) => {
-    it(c.name, async () => {
-      const dy = randTensor(outShape(c), 500 + k);
-      const w = randTensor(c.w, 600 + k);
-      const { y, kernels } = await runWithKernels('conv2d_grad_input', inAttrs(c), [dy, w]);
-      const depthwise = (c.attrs.groups ?? 1) === c.x[3] && c.x[3] > 1;
-      expect(kernels[0]).toContain(`"depthwise":${depthwise}`);
-      expectClose(y, conv2dGradInputRef(inAttrs(c), dy, w), tol, 'dx');
-    });
+    const depthwise = (c.attrs.groups ?? 1) === c.x[3] && c.x[3] > 1;
+    const stride1 = (c.attrs.stride ?? [1, 1]).every((v) => v === 1);
+    // Stride 1 (not depthwise) defaults to the forward conv over flipped weights; 'gather' is
+    // the own kernel, run on every case.
+    for (const path of ['default', 'gather'] as const) {
+      it(`${path}: ${c.name}`, async () => {
+        const dy = randTensor(outShape(c), 500 + k);
+        const w = randTensor(c.w, 600 + k);
+        const prefer = path === 'gather' ? { conv2d_grad_input: 'gather' } : undefined;
+        const { y, kernels } = await runWithKernels('conv2d_grad_input', inAttrs(c), [dy, w], prefer);
+        if (path === 'default' && stride1 && !depthwise) {
+          expect(kernels.map((key) => key.slice(0, key.indexOf('{')))).toEqual(['conv2d_flip_weight', 'conv2d']);
+        } else expect(kernels[0]).toContain(`"depthwise":${depthwise}`);
+        expectClose(y, conv2dGradInputRef(inAttrs(c), dy, w), tol, 'dx');
+      });
+    }
+  });
+
+  it("path 'conv' is refused where dx is not a stride-1 conv", async () => {
+    const c = cases[1];
+    await expect(
+      runWithKernels('conv2d_grad_input', inAttrs(c), [randTensor(outShape(c), 1), randTensor(c.w, 2)], {
+        conv2d_grad_input: 'conv',
+      }),
+    ).rejects.toThrow(/path 'conv' needs stride 1/);
   });
 
   const tiles: [string, number][] = [
@@ -268,5 +287,33 @@ describe('conv2d backward shape checks', () => {
     expect(() => g.op('conv2d_grad_input', [dy, w], { pad: [1, 1, 1, 1] })).toThrow(/xShape/);
     const x = g.input('x', [1, 6, 6, 3]);
     expect(g.shape(g.op('conv2d_grad_weight', [x, dy], { wShape: [3, 3, 3, 5] }))).toEqual([3, 3, 3, 5]);
+  });
+});
+
+describe('conv2d backward tune spaces', () => {
+  it('list canonical variants of registered families, the gather path only where conv is the default', () => {
+    const limits = { maxComputeWorkgroupsPerDimension: 65535 } as Limits;
+    for (const [k, op] of [
+      [0, 'conv2d_grad_input'],
+      [1, 'conv2d_grad_input'],
+      [8, 'conv2d_grad_input'],
+      [0, 'conv2d_grad_weight'],
+      [9, 'conv2d_grad_weight'],
+    ] as const) {
+      const c = cases[k];
+      const attrs = op === 'conv2d_grad_input' ? inAttrs(c) : wAttrs(c);
+      const ins = op === 'conv2d_grad_input' ? [outShape(c), c.w] : [c.x, outShape(c)];
+      const space = OPS.get(op)!.tuneSpace!(attrs, ins, { limits });
+      if (op === 'conv2d_grad_input' && k === 8) {
+        expect(space, 'depthwise grad_input has no tiles').toBeUndefined();
+        continue;
+      }
+      expect(space!.family).toBe(op);
+      for (const cand of space!.candidates) {
+        const schema = variantFamily(op);
+        expect(schema.format(schema.parse(cand))).toBe(cand);
+      }
+      if (op === 'conv2d_grad_input') expect(space!.candidates.includes('gather')).toBe(k === 0);
+    }
   });
 });
