@@ -541,12 +541,24 @@ export interface GradWeightConfig extends Conv2dGeometry {
   xVec4: boolean;
   /** dy read and dw written as vec4 along Cout (Cog % 4 == 0, tb % 4 == 0; depthwise: Cout % 4 == 0). */
   vec4: boolean;
+  /**
+   * Subgroup sharing of dy (0 = off, else the device's fixed subgroup size 4; general mapping, vec4,
+   * tb % 16 == 0): the 4 lanes of a subgroup own 4 neighbouring input-channel blocks of the same
+   * output-channel block, so they need the same dy row; each lane loads a quarter of it and
+   * subgroupBroadcast hands it to the others (as kernels/conv2d.ts `sg` shares w). The lanes agree
+   * on every branch and loop bound (they differ only in input channels, and the launch is a whole
+   * number of subgroups), which WGSL's static analysis cannot see through the flat index, so the
+   * shader turns its subgroup_uniformity diagnostic off.
+   */
+  sg: number;
   wg: number;
   gridX: number;
 }
 
 function gradWeightCounts(c: GradWeightConfig) {
-  const cib = ceilDiv(c.cig, c.ta);
+  // With sg the input-channel blocks are padded to a multiple of the subgroup (the extra lanes
+  // read clamped channels and store nothing), so every subgroup is whole.
+  const cib = c.sg ? ceilDiv(ceilDiv(c.cig, c.ta), c.sg) * c.sg : ceilDiv(c.cig, c.ta);
   const cob = c.depthwise ? ceilDiv(c.cout, 4) : ceilDiv(c.cog, c.tb);
   const gb = c.depthwise ? 1 : c.groups;
   const perSplit = c.kh * c.kw * gb * (c.depthwise ? 1 : cib) * cob;
@@ -567,8 +579,19 @@ function gradWeightWgsl(c: GradWeightConfig): string {
   const L4 = range(4);
   const T = dwise ? 'vec4<f32>' : vecType(c.vec4);
   const L: string[] = [];
-  L.push(`  if (t >= ${u(total)}) { return; }`, `  let cob = t % ${u(cob)};`, `  var r = t / ${u(cob)};`);
-  if (!dwise) L.push(`  let cib = r % ${u(cib)};`, `  r = r / ${u(cib)};`);
+  L.push(`  if (t >= ${u(total)}) { return; }  // whole subgroups: total is a multiple of 4 with sg`);
+  if (c.sg) {
+    // Input-channel blocks fastest: a subgroup's lanes share tap, group, output channels and rows.
+    L.push(
+      `  let cib = t % ${u(cib)};`,
+      `  var r = t / ${u(cib)};`,
+      `  let cob = r % ${u(cob)};`,
+      `  r = r / ${u(cob)};`,
+    );
+  } else {
+    L.push(`  let cob = t % ${u(cob)};`, `  var r = t / ${u(cob)};`);
+    if (!dwise) L.push(`  let cib = r % ${u(cib)};`, `  r = r / ${u(cib)};`);
+  }
   L.push(
     `  let g = r % ${u(gb)};`,
     `  r = r / ${u(gb)};`,
@@ -596,7 +619,14 @@ function gradWeightWgsl(c: GradWeightConfig): string {
     for (const k of range(c.ta / XV)) {
       L.push(`  let xc${k} = g * ${u(c.cig)} + min(ci0 + ${u(k * XV)}, ${u(c.cig - XV)});`);
     }
-    for (const b of B) L.push(`  let dc${b} = g * ${u(c.cog)} + min(co0 + ${u(b * V)}, ${u(c.cog - V)});`);
+    if (c.sg) {
+      // Lane sl loads vec4 number 4k + sl of the tile's dy row (k < tb/16).
+      for (const k of range(c.tb / 16)) {
+        L.push(`  let dcs${k} = g * ${u(c.cog)} + min(co0 + ${u(16 * k)} + sl * 4u, ${u(c.cog - 4)});`);
+      }
+    } else {
+      for (const b of B) L.push(`  let dc${b} = g * ${u(c.cog)} + min(co0 + ${u(b * V)}, ${u(c.cog - V)});`);
+    }
   }
   for (const a of A) for (const b of B) L.push(`  var acc${a}_${b} = ${T}(0.0);`);
   L.push(
@@ -617,7 +647,12 @@ function gradWeightWgsl(c: GradWeightConfig): string {
     L.push(`      acc0_0 += xv * dv;`);
   } else {
     for (const k of range(c.ta / XV)) L.push(`      let xa${k} = x[(xp + xc${k})${XV > 1 ? ' / 4u' : ''}];`);
-    for (const b of B) L.push(`      let d${b} = dy[(dp + dc${b})${V > 1 ? ' / 4u' : ''}];`);
+    if (c.sg) {
+      for (const k of range(c.tb / 16)) L.push(`      let dl${k} = dy[(dp + dcs${k}) / 4u];`);
+      for (const b of B) L.push(`      let d${b} = subgroupBroadcast(dl${b >> 2}, ${u(b & 3)});`);
+    } else {
+      for (const b of B) L.push(`      let d${b} = dy[(dp + dc${b})${V > 1 ? ' / 4u' : ''}];`);
+    }
     for (const a of A) {
       const xs = XV > 1 ? `xa${Math.floor(a / 4)}.${XYZW[a % 4]}` : `xa${a}`;
       for (const b of B) L.push(`      acc${a}_${b} += ${xs} * d${b};`);
@@ -637,7 +672,7 @@ function gradWeightWgsl(c: GradWeightConfig): string {
     }
   } else {
     for (const a of A) {
-      const aLive = c.cig % c.ta !== 0 ? `ci0 + ${u(a)} < ${u(c.cig)}` : '';
+      const aLive = cib * c.ta > c.cig ? `ci0 + ${u(a)} < ${u(c.cig)}` : '';
       for (const b of B) {
         const bLive = c.cog % c.tb !== 0 ? `co0 + ${u(b * V)} < ${u(c.cog)}` : '';
         const idx = `${base}(tap * ${u(c.cig)} + ci0 + ${u(a)}) * ${u(c.cout)} + g * ${u(c.cog)} + co0 + ${u(b * V)}`;
@@ -649,12 +684,16 @@ function gradWeightWgsl(c: GradWeightConfig): string {
   }
   const XT = vecType(c.xVec4);
   const DT = vecType(c.vec4);
-  return `// conv2d_grad_weight ${dwise ? 'depthwise: 4 channels' : `general: ${c.ta} x ${c.tb} channels`} of one tap per invocation, rows in ${c.split} chunk(s)
-@group(0) @binding(0) var<storage, read> x: array<${XT}>;  // input [${c.n},${c.h},${c.w},${c.cin}] NHWC
+  const main = flatMain(c.wg, c.gridX).replace(
+    '@builtin(local_invocation_index) lid: u32)',
+    `@builtin(local_invocation_index) lid: u32${c.sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''})`,
+  );
+  return `// conv2d_grad_weight ${dwise ? 'depthwise: 4 channels' : `general: ${c.ta} x ${c.tb} channels`} of one tap per invocation, rows in ${c.split} chunk(s)${c.sg ? ', dy shared by subgroup broadcasts' : ''}
+${c.sg ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);  // uniform by construction, see GradWeightConfig.sg\n' : ''}@group(0) @binding(0) var<storage, read> x: array<${XT}>;  // input [${c.n},${c.h},${c.w},${c.cin}] NHWC
 @group(0) @binding(1) var<storage, read> dy: array<${DT}>;  // output gradient [${c.n},${c.oh},${c.ow},${c.cout}] NHWC
 @group(0) @binding(2) var<storage, read_write> out: array<${DT}>;  // ${c.split > 1 ? `partial sums [${c.split}, ${wsize}]` : `weight gradient [${c.kh},${c.kw},${c.cig},${c.cout}] HWIO`}
 
-${flatMain(c.wg, c.gridX)}
+${main}
 ${L.join('\n')}
 }
 `;
@@ -670,19 +709,33 @@ export interface Conv2dGradWeightVariant {
   ta?: number;
   tb?: number;
   split?: number;
+  /** Share dy across a subgroup (GradWeightConfig.sg); the size comes from the device. */
+  sg?: boolean;
 }
 
 export const conv2dGradWeightVariant = defineVariant<Conv2dGradWeightVariant>('conv2d_grad_weight', [
   { kind: 'pair', name: 'tile', keys: ['ta', 'tb'], min: [1, 1] },
   { kind: 'int', key: 'split', min: 1 },
+  { kind: 'flag', key: 'sg' },
 ]);
 
 /**
- * Heuristic: a 4 × 8 tile (8 vec4 FMAs per three vec4 loads) where the channels allow, and enough
- * row chunks for about 2048 invocations, each chunk at least 4 output rows long.
+ * Heuristic: with a fixed subgroup size of 4 and Cout/groups a multiple of 16, a 4 × 32 (or 4 × 16)
+ * tile with dy shared by subgroup broadcasts (32 vec4 FMAs per lane for one x and two dy loads);
+ * otherwise a 4 × 8 tile (8 vec4 FMAs per three vec4 loads) where the channels allow. Enough row
+ * chunks for about 2048 invocations, each chunk at least 4 output rows long.
  */
-export function gradWeightConfig(geo: Conv2dGeometry, v: Conv2dGradWeightVariant, maxPerDim: number): GradWeightConfig {
+export function gradWeightConfig(
+  geo: Conv2dGeometry,
+  v0: Conv2dGradWeightVariant,
+  maxPerDim: number,
+  subgroupSize = 0,
+): GradWeightConfig {
   const depthwise = isDepthwise(geo);
+  const untouched = v0.ta === undefined && v0.tb === undefined && v0.sg === undefined;
+  const sgFits = subgroupSize === 4 && !depthwise && geo.cog % 16 === 0;
+  const v: Conv2dGradWeightVariant =
+    untouched && sgFits ? { ta: 4, tb: geo.cog % 32 === 0 ? 32 : 16, sg: true, ...v0 } : v0;
   const ta = depthwise ? 1 : (v.ta ?? Math.min(4, geo.cig));
   const tb = depthwise ? 4 : (v.tb ?? (geo.cog % 8 === 0 ? 8 : geo.cog % 4 === 0 ? 4 : Math.min(4, geo.cog)));
   const xVec4 = depthwise ? geo.cog === 1 && geo.cin % 4 === 0 : geo.cig % 4 === 0 && ta % 4 === 0;
@@ -696,9 +749,16 @@ export function gradWeightConfig(geo: Conv2dGeometry, v: Conv2dGradWeightVariant
     split: 1,
     xVec4,
     vec4,
+    sg: v.sg ? subgroupSize : 0,
     wg: WG,
     gridX: 1,
   };
+  if (v.sg && !(subgroupSize === 4 && !depthwise && vec4 && tb % 16 === 0)) {
+    throw new Error(
+      `conv2d_grad_weight 'sg' needs a device subgroup size of 4 (this one: ${subgroupSize || 'none'}), groups < Cin, ` +
+        `and Cout/groups and the tile's tb multiples of 16; got Cout/groups ${geo.cog}, tb ${tb}`,
+    );
+  }
   const rows = geo.n * geo.oh;
   const one = gradWeightCounts(cfg).total;
   // A forced split past the row count is honoured (the extra chunks add zeros), not clamped.
@@ -717,7 +777,7 @@ function gradWeightInfer(a: Conv2dGradWeightAttrs, [x, dy]: Shape[]): Shape[] {
 function lowerGradWeight(a: Conv2dGradWeightAttrs, [x, dy]: Shape[], _o: Shape[], ctx: LowerContext): Lowering {
   const geo = gradGeometry('conv2d_grad_weight', a, x, a.wShape, dy);
   const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;
-  const cfg = gradWeightConfig(geo, conv2dGradWeightVariant.of(ctx.prefer) ?? {}, maxPerDim);
+  const cfg = gradWeightConfig(geo, conv2dGradWeightVariant.of(ctx.prefer) ?? {}, maxPerDim, ctx.subgroupSize ?? 0);
   const gr = grid(ceilDiv(gradWeightCounts(cfg).total, WG), maxPerDim);
   const wsize = numel(a.wShape);
   const cost = { flops: conv2dFlops(geo), bytes: 4 * (numel(x) + numel(dy) + wsize) };
@@ -764,10 +824,13 @@ export const conv2dGradWeightOp: OpDef<Conv2dGradWeightAttrs> = {
   infer: gradWeightInfer,
   lower: lowerGradWeight,
   ref: (a, [x, dy]) => [conv2dGradWeightRef(a, x, dy)],
-  tuneSpace(a, [x, dy]): TuneSpace | undefined {
+  tuneSpace(a, [x, dy], ctx): TuneSpace | undefined {
     const geo = gradGeometry('conv2d_grad_weight', a, x, a.wShape, dy);
     const c = ['split=1', 'split=4', 'split=16'];
-    if (!isDepthwise(geo)) c.push('tile=4x4', 'tile=8x8', 'tile=4x16', 'tile=8x4,split=4');
+    if (!isDepthwise(geo)) c.push('tile=4x4', 'tile=4x8', 'tile=8x8', 'tile=4x16', 'tile=8x4,split=4');
+    if (ctx.subgroupSize === 4 && !isDepthwise(geo) && geo.cog % 16 === 0) {
+      c.push('tile=4x16,sg', 'tile=8x16,sg', ...(geo.cog % 32 === 0 ? ['tile=4x32,sg', 'tile=4x32,split=1,sg'] : []));
+    }
     return { family: 'conv2d_grad_weight', candidates: c };
   },
 };

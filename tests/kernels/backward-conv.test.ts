@@ -242,6 +242,56 @@ describe('conv2d_grad_weight on the GPU', () => {
     ['split=4', 9], // depthwise, no vec4 (C 6)
     ['tile=1x3', 2], // Cout 7, scalar
   ];
+  // Subgroup-shared dy (SwiftShader's subgroups are 4 wide): input-channel blocks padded to whole
+  // subgroups, output-channel tiles hanging over the group's edge.
+  const sgCases: [string, Case][] = [
+    [
+      'tile=4x16,sg',
+      {
+        name: 'Cin 8 (2 blocks, 2 idle lanes) -> Cout 32, pad 1, batch 2',
+        x: [2, 5, 6, 8],
+        w: [3, 3, 8, 32],
+        attrs: { pad: [1, 1, 1, 1] },
+      },
+    ],
+    [
+      'tile=4x32,split=3,sg',
+      {
+        name: 'Cin 12 -> Cout 48 (the second 32-wide tile half outside), stride 2',
+        x: [1, 7, 6, 12],
+        w: [3, 3, 12, 48],
+        attrs: { stride: [2, 2], pad: [0, 1, 1, 0] },
+      },
+    ],
+    [
+      'tile=8x16,sg',
+      {
+        name: 'groups 2, 4 -> 16 channels per group',
+        x: [1, 5, 5, 8],
+        w: [3, 3, 4, 32],
+        attrs: { groups: 2, pad: [1, 1, 1, 1] },
+      },
+    ],
+    [
+      '',
+      { name: 'default on 64 channels picks sg', x: [1, 6, 5, 64], w: [3, 3, 64, 64], attrs: { pad: [1, 1, 1, 1] } },
+    ],
+  ];
+  for (const [pref, c] of sgCases) {
+    it(`${pref || 'default'}: ${c.name}`, async () => {
+      const x = randTensor(c.x, 1300);
+      const dy = randTensor(outShape(c), 1301);
+      const dev = await testDevice();
+      const { y, kernels } = await runWithKernels(
+        'conv2d_grad_weight',
+        wAttrs(c),
+        [x, dy],
+        pref ? { conv2d_grad_weight: pref } : undefined,
+      );
+      if (dev.info.subgroupSize === 4) expect(kernels[0]).toContain('"sg":4');
+      expectClose(y, conv2dGradWeightRef(wAttrs(c), x, dy), tol, pref);
+    });
+  }
   for (const [pref, k] of variants) {
     it(`${pref}: ${cases[k].name}`, async () => {
       const c = cases[k];
@@ -303,7 +353,7 @@ describe('conv2d backward tune spaces', () => {
       const c = cases[k];
       const attrs = op === 'conv2d_grad_input' ? inAttrs(c) : wAttrs(c);
       const ins = op === 'conv2d_grad_input' ? [outShape(c), c.w] : [c.x, outShape(c)];
-      const space = OPS.get(op)!.tuneSpace!(attrs, ins, { limits });
+      const space = OPS.get(op)!.tuneSpace!(attrs, ins, { limits, subgroupSize: 4 });
       if (op === 'conv2d_grad_input' && k === 8) {
         expect(space, 'depthwise grad_input has no tiles').toBeUndefined();
         continue;
