@@ -12,11 +12,12 @@
 //   `act` must be absent or 'none' (autodiff splits fused activations off before the rules run).
 //
 // conv2d_grad_input, two paths (ctx.prefer.conv2d_grad_input: 'conv' or 'gather'):
-// - conv (the default at stride 1, groups < Cin): dx is a stride-1 forward conv of dy with the
+// - conv (the default at stride 1, except depthwise with a multiplier > 1): dx is a stride-1 forward conv of dy with the
 //   weights flipped in space and transposed in channels, padded by (K−1)·d − pad per side. A small
 //   dispatch (family `conv2d_flip_weight`) writes those weights to a scratch buffer and the
 //   forward conv kernel (kernels/conv2d.ts, its own heuristic config: gemm, subgroup-shared
-//   weights on SwiftShader) does the rest, so dx runs as fast as the forward pass.
+//   weights on SwiftShader; kernels/depthwise.ts for a depthwise conv) does the rest, so dx runs
+//   as fast as the forward pass.
 // - gather, family `conv2d_grad_input` (stride > 1, depthwise, or forced). An invocation owns tm
 //   input pixels of one row that lie sw apart (ix = px + (b·tm + i)·sw for one phase px < sw) × tn
 //   input channels of one group. Pixels of one phase agree on which kx taps hit a whole output
@@ -50,6 +51,7 @@
 // syntax; the depthwise mappings have no tiles.
 
 import {
+  type BindingRef,
   type HostTensor,
   type KernelFamily,
   type LowerContext,
@@ -77,6 +79,7 @@ import {
   conv2dFlops,
   conv2dGeometry,
 } from '../conv2d.js';
+import { lowerDepthwise } from '../depthwise.js';
 import { defineVariant } from '../variant.js';
 import { XYZW, flatMain, range, u, vecType, wgsl } from '../wgsl.js';
 
@@ -344,19 +347,22 @@ ${flatMain(c.wg, c.gridX)}
   },
 };
 
+/** The conv path takes dense and grouped convs, and depthwise ones with multiplier 1 (the mirror is depthwise too). */
+const convPathFits = (g: Conv2dGeometry): boolean => !isDepthwise(g) || g.cog === 1;
+
 function lowerGradInput(a: Conv2dGradInputAttrs, [dy, w]: Shape[], _o: Shape[], ctx: LowerContext): Lowering {
   const geo = gradGeometry('conv2d_grad_input', a, a.xShape, w, dy);
   const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;
   const v = conv2dGradInputVariant.of(ctx.prefer) ?? {};
-  const mirror = gradInputAsConv(geo);
-  if (v.path === 'conv' && (!mirror || isDepthwise(geo))) {
+  const mirror = convPathFits(geo) ? gradInputAsConv(geo) : undefined;
+  if (v.path === 'conv' && !mirror) {
     throw new Error(
-      `conv2d_grad_input path 'conv' needs stride 1, pad ≤ (K−1)·dilation per side and groups < Cin; got stride [${geo.sh},${geo.sw}], pad [${geo.pad}], groups ${geo.groups} (Cin ${geo.cin})`,
+      `conv2d_grad_input path 'conv' needs stride 1, pad ≤ (K−1)·dilation per side, and a depthwise multiplier of 1; ` +
+        `got stride [${geo.sh},${geo.sw}], pad [${geo.pad}], groups ${geo.groups}, Cin ${geo.cin}, Cout ${geo.cout}`,
     );
   }
-  // A tile alone means the gather path (the conv path takes the forward conv's heuristic config).
-  if (mirror && !isDepthwise(geo) && (v.path === 'conv' || (v.path === undefined && v.tm === undefined))) {
-    const cfg = conv2dConfig(mirror, {}, maxPerDim, ctx.subgroupSize ?? 0);
+  // A tile alone means the gather path (the conv path takes the forward kernels' heuristic configs).
+  if (mirror && (v.path === 'conv' || (v.path === undefined && v.tm === undefined))) {
     const elems = numel(w);
     const fgr = grid(ceilDiv(elems, WG), maxPerDim);
     const flip: FlipConfig = {
@@ -368,10 +374,26 @@ function lowerGradInput(a: Conv2dGradInputAttrs, [dy, w]: Shape[], _o: Shape[], 
       wg: WG,
       gridX: fgr[0],
     };
+    const flipped = makeDispatch(flipFamily, flip, fgr, [input(1), temp(0)], { bytes: 8 * elems });
+    if (isDepthwise(mirror)) {
+      // Multiplier 1: the mirror is depthwise too, run by the forward depthwise kernel (with its
+      // heuristic, not the forward pass's preferences), its weights rebound to the scratch buffer.
+      const attrs = { pad: mirror.pad, dilation: [geo.dh, geo.dw] as [number, number], groups: mirror.groups };
+      const low = lowerDepthwise(attrs, [dy, [geo.kh, geo.kw, 1, geo.cin]], [a.xShape], { ...ctx, prefer: undefined });
+      if (low.temps?.length || low.constLayouts?.length) {
+        throw new Error('conv2d_grad_input: the depthwise lowering grew scratch buffers or layouts; rebind them here');
+      }
+      const rebind = (b: BindingRef) => (b.kind === 'input' && b.index === 1 ? temp(0) : b);
+      return {
+        temps: [elems],
+        dispatches: [flipped, ...low.dispatches.map((d) => ({ ...d, bindings: d.bindings.map(rebind) }))],
+      };
+    }
+    const cfg = conv2dConfig(mirror, {}, maxPerDim, ctx.subgroupSize ?? 0);
     return {
       temps: [elems],
       dispatches: [
-        makeDispatch(flipFamily, flip, fgr, [input(1), temp(0)], { bytes: 8 * elems }),
+        flipped,
         makeDispatch(conv2dFamily, cfg, conv2dDispatchGrid(cfg, maxPerDim), [input(0), temp(0), output(0)], {
           flops: conv2dFlops(geo),
           bytes: 4 * (numel(dy) + elems + numel(a.xShape)),
@@ -425,9 +447,10 @@ export const conv2dGradInputOp: OpDef<Conv2dGradInputAttrs> = {
   ref: (a, [dy, w]) => [conv2dGradInputRef(a, dy, w)],
   tuneSpace(a, [dy, w]): TuneSpace | undefined {
     const geo = gradGeometry('conv2d_grad_input', a, a.xShape, w, dy);
-    if (isDepthwise(geo)) return undefined;
+    const conv = convPathFits(geo) && gradInputAsConv(geo) !== undefined;
+    if (isDepthwise(geo)) return conv ? { family: 'conv2d_grad_input', candidates: ['gather'] } : undefined;
     const gather = ['gather', 'gather,tile=2x4', 'gather,tile=4x8', 'gather,tile=8x4'];
-    return { family: 'conv2d_grad_input', candidates: gradInputAsConv(geo) ? gather : gather.slice(1) };
+    return { family: 'conv2d_grad_input', candidates: conv ? gather : gather.slice(1) };
   },
 };
 

@@ -82,6 +82,12 @@ const cases: Case[] = [
     attrs: { groups: 3, dilation: [2, 2], pad: [4, 4, 4, 4] },
   },
   {
+    name: 'depthwise C 5, 5x5 dilation 2, asymmetric pad [4,3,2,4]',
+    x: [1, 9, 8, 5],
+    w: [5, 5, 1, 5],
+    attrs: { groups: 5, dilation: [2, 2], pad: [4, 3, 2, 4] },
+  },
+  {
     name: 'stride 3 with a 2x2 window (taps skipped), Cin 4 -> Cout 4',
     x: [1, 8, 10, 4],
     w: [2, 2, 4, 4],
@@ -177,7 +183,7 @@ describe('conv2d_grad_input on the GPU', () => {
   cases.forEach((c, k) => {
     const depthwise = (c.attrs.groups ?? 1) === c.x[3] && c.x[3] > 1;
     const stride1 = (c.attrs.stride ?? [1, 1]).every((v) => v === 1);
-    // Stride 1 (not depthwise) defaults to the forward conv over flipped weights; 'gather' is
+    // Stride 1 (depthwise only with multiplier 1) defaults to the forward kernels over flipped weights; 'gather' is
     // the own kernel, run on every case.
     for (const path of ['default', 'gather'] as const) {
       it(`${path}: ${c.name}`, async () => {
@@ -185,8 +191,10 @@ describe('conv2d_grad_input on the GPU', () => {
         const w = randTensor(c.w, 600 + k);
         const prefer = path === 'gather' ? { conv2d_grad_input: 'gather' } : undefined;
         const { y, kernels } = await runWithKernels('conv2d_grad_input', inAttrs(c), [dy, w], prefer);
-        if (path === 'default' && stride1 && !depthwise) {
-          expect(kernels.map((key) => key.slice(0, key.indexOf('{')))).toEqual(['conv2d_flip_weight', 'conv2d']);
+        const multiplier1 = c.w[3] === c.x[3];
+        if (path === 'default' && stride1 && (!depthwise || multiplier1)) {
+          const families = kernels.map((key) => key.slice(0, key.indexOf('{')));
+          expect(families).toEqual(['conv2d_flip_weight', depthwise ? 'depthwise' : 'conv2d']);
         } else expect(kernels[0]).toContain(`"depthwise":${depthwise}`);
         expectClose(y, conv2dGradInputRef(inAttrs(c), dy, w), tol, 'dx');
       });
@@ -355,7 +363,7 @@ describe('conv2d backward tune spaces', () => {
       const ins = op === 'conv2d_grad_input' ? [outShape(c), c.w] : [c.x, outShape(c)];
       const space = OPS.get(op)!.tuneSpace!(attrs, ins, { limits, subgroupSize: 4 });
       if (op === 'conv2d_grad_input' && k === 8) {
-        expect(space, 'depthwise grad_input has no tiles').toBeUndefined();
+        expect(space!.candidates, 'depthwise grad_input has no tiles').toEqual(['gather']);
         continue;
       }
       expect(space!.family).toBe(op);
