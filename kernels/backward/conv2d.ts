@@ -743,7 +743,7 @@ export const conv2dGradWeightVariant = defineVariant<Conv2dGradWeightVariant>('c
 ]);
 
 /**
- * Heuristic: with a fixed subgroup size of 4 and Cout/groups a multiple of 16, a 4 × 32 (or 4 × 16)
+ * Heuristic: with a fixed subgroup size of 4 and Cin/groups, Cout/groups multiples of 16, a 4 × 32 (or 4 × 16)
  * tile with dy shared by subgroup broadcasts (32 vec4 FMAs per lane for one x and two dy loads);
  * otherwise a 4 × 8 tile (8 vec4 FMAs per three vec4 loads) where the channels allow. Enough row
  * chunks for about 2048 invocations, each chunk at least 4 output rows long.
@@ -756,7 +756,8 @@ export function gradWeightConfig(
 ): GradWeightConfig {
   const depthwise = isDepthwise(geo);
   const untouched = v0.ta === undefined && v0.tb === undefined && v0.sg === undefined;
-  const sgFits = subgroupSize === 4 && !depthwise && geo.cog % 16 === 0;
+  // Cin/groups ≥ 16 in whole vec4s: at least 4 input-channel blocks, so no lane of a subgroup idles.
+  const sgFits = subgroupSize === 4 && !depthwise && geo.cog % 16 === 0 && geo.cig % 16 === 0;
   const v: Conv2dGradWeightVariant =
     untouched && sgFits ? { ta: 4, tb: geo.cog % 32 === 0 ? 32 : 16, sg: true, ...v0 } : v0;
   const ta = depthwise ? 1 : (v.ta ?? Math.min(4, geo.cig));

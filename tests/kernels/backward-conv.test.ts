@@ -285,6 +285,16 @@ describe('conv2d_grad_weight on the GPU', () => {
       { name: 'default on 64 channels picks sg', x: [1, 6, 5, 64], w: [3, 3, 64, 64], attrs: { pad: [1, 1, 1, 1] } },
     ],
   ];
+  it('tile=4x16 without sg on a case sg could take', async () => {
+    const c = sgCases[0][1];
+    const x = randTensor(c.x, 1302);
+    const dy = randTensor(outShape(c), 1303);
+    const { y, kernels } = await runWithKernels('conv2d_grad_weight', wAttrs(c), [x, dy], {
+      conv2d_grad_weight: 'tile=4x16',
+    });
+    expect(kernels[0]).toContain('"sg":0');
+    expectClose(y, conv2dGradWeightRef(wAttrs(c), x, dy), tol, 'tile=4x16');
+  });
   for (const [pref, c] of sgCases) {
     it(`${pref || 'default'}: ${c.name}`, async () => {
       const x = randTensor(c.x, 1300);
