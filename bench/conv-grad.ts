@@ -2,7 +2,7 @@
 // validated against its reference first. Not part of `cnnlab bench`; run by hand:
 //
 //   npx esbuild bench/conv-grad.ts --bundle --platform=node --format=esm --packages=external \
-//     --outfile=dist/conv-grad.mjs && node dist/conv-grad.mjs [N H W Cin Cout K stride] [op=variant ...]
+//     --outfile=dist/conv-grad.mjs && node dist/conv-grad.mjs [N H W Cin Cout K stride [groups]] [op=variant ...]
 //
 // e.g. `node dist/conv-grad.mjs 2 28 28 64 64 3 1 conv2d_grad_weight=tile=4x8,split=2`.
 // Times are the fastest of 3 profiled runs (timestamp queries on SwiftShader), after one warm run.
@@ -18,20 +18,20 @@ import { Rng } from '../models/init.js';
 const argv = process.argv.slice(2);
 const dims = argv.filter((a) => /^\d+$/.test(a)).map(Number);
 const prefs = argv.filter((a) => a.includes('='));
-const [n, h, w, cin, cout, k, s] = dims.length === 7 ? dims : [2, 28, 28, 64, 64, 3, 1];
-const attrs: Conv2dAttrs = { stride: [s, s], pad: [(k - 1) >> 1, (k - 1) >> 1, k >> 1, k >> 1] };
+const [n, h, w, cin, cout, k, s, groups] = dims.length >= 7 ? [...dims, 1] : [2, 28, 28, 64, 64, 3, 1, 1];
+const attrs: Conv2dAttrs = { stride: [s, s], pad: [(k - 1) >> 1, (k - 1) >> 1, k >> 1, k >> 1], groups };
 
 const rnd = (shape: number[], seed: number): HostTensor => {
   const size = shape.reduce((a, b) => a * b, 1);
   return { shape, data: new Rng(seed).uniforms(size, -1, 1) };
 };
 const x = rnd([n, h, w, cin], 1);
-const wt = rnd([k, k, cin, cout], 2);
+const wt = rnd([k, k, cin / groups, cout], 2);
 const y = conv2dRef(attrs, x, wt);
 const dy = rnd(y.shape, 3);
 const xShape = x.shape as [number, number, number, number];
 const wShape = wt.shape as [number, number, number, number];
-const flops = 2 * y.data.length * k * k * cin;
+const flops = (2 * y.data.length * k * k * cin) / groups;
 
 const cases: { op: string; attrs: object; inputs: HostTensor[]; want: HostTensor }[] = [
   { op: 'conv2d', attrs, inputs: [x, wt], want: y },
@@ -50,7 +50,9 @@ const cases: { op: string; attrs: object; inputs: HostTensor[]; want: HostTensor
 ];
 
 const device = await createDevice();
-console.log(`layer N=${n} ${h}x${w} ${cin}->${cout} ${k}x${k} stride ${s}: ${(flops / 1e9).toFixed(3)} GFLOP per pass`);
+console.log(
+  `layer N=${n} ${h}x${w} ${cin}->${cout} ${k}x${k} stride ${s} groups ${groups}: ${(flops / 1e9).toFixed(3)} GFLOP per pass`,
+);
 for (const c of cases) {
   const prefer: Record<string, string> = {};
   for (const p of prefs) {

@@ -38,7 +38,10 @@
 // invocation each, written as partial sums to a scratch buffer [split, KH·KW·Cig·Cout] and added
 // by a second dispatch (family `colsum`): more invocations for layers with few weights and many
 // pixels. Depthwise convs get their own mapping: 4 neighbouring output channels per invocation
-// (vec4 when the multiplier is 1 and Cout % 4 == 0), one tap each.
+// (vec4 when the multiplier is 1 and Cout % 4 == 0) and a whole kernel row of KW taps, so each
+// dy load feeds KW FMAs (a tap outside the image reads nothing: a select per tap, left out when
+// the padding cannot reach the columns walked). With dilation 1 and stride < KW, neighbouring
+// pixels share KW − sw input columns, kept in registers: sw new x loads per pixel.
 //
 // conv2d_grad_bias and the second pass share family `colsum`: column sums of a row-major [R, C]
 // matrix, one invocation per (chunk of rows, 4 columns), vec4 when C % 4 == 0.
@@ -584,7 +587,8 @@ function gradWeightCounts(c: GradWeightConfig) {
   const cib = c.sg ? ceilDiv(ceilDiv(c.cig, c.ta), c.sg) * c.sg : ceilDiv(c.cig, c.ta);
   const cob = c.depthwise ? ceilDiv(c.cout, 4) : ceilDiv(c.cog, c.tb);
   const gb = c.depthwise ? 1 : c.groups;
-  const perSplit = c.kh * c.kw * gb * (c.depthwise ? 1 : cib) * cob;
+  // Depthwise: one kernel row (KW taps) per invocation.
+  const perSplit = c.depthwise ? c.kh * cob : c.kh * c.kw * gb * cib * cob;
   return { cib, cob, gb, total: c.split * perSplit };
 }
 
@@ -615,22 +619,34 @@ function gradWeightWgsl(c: GradWeightConfig): string {
     L.push(`  let cob = t % ${u(cob)};`, `  var r = t / ${u(cob)};`);
     if (!dwise) L.push(`  let cib = r % ${u(cib)};`, `  r = r / ${u(cib)};`);
   }
-  L.push(
-    `  let g = r % ${u(gb)};`,
-    `  r = r / ${u(gb)};`,
-    `  let tap = r % ${u(c.kh * c.kw)};`,
-    `  let s = r / ${u(c.kh * c.kw)};`,
-    `  let ky = tap / ${u(c.kw)};`,
-    `  let kx = tap % ${u(c.kw)};`,
-  );
-  // Output columns ox whose input column ix = ox·sw + kxo lies in [0, W).
-  L.push(
-    `  let kxo = i32(kx * ${u(c.dw)}) - ${c.pad[1]};`,
-    `  let kyo = i32(ky * ${u(c.dh)}) - ${c.pad[0]};`,
-    `  let oxLo = select(0u, u32((-kxo + ${c.sw - 1}) / ${c.sw}), kxo < 0);`,
-    `  let hiNum = ${c.w - 1} - kxo;`,
-    `  let oxHi = select(0u, min(${u(c.ow)}, u32(hiNum / ${c.sw}) + 1u), hiNum >= 0);`,
-  );
+  // Output columns ox whose input column ox·sw + o lies in [0, W), for a tap column offset o.
+  const colRange = (o: number): [number, number] => [
+    o < 0 ? Math.ceil(-o / c.sw) : 0,
+    c.w - 1 - o < 0 ? 0 : Math.min(c.ow, Math.floor((c.w - 1 - o) / c.sw) + 1),
+  ];
+  // Depthwise: the columns where any tap of the row is inside, and whether all of them are.
+  const left = c.pad[1];
+  const [dLo] = colRange((c.kw - 1) * c.dw - left);
+  const [, dHi] = colRange(-left);
+  const [aLo, aHi] = [colRange(-left)[0], colRange((c.kw - 1) * c.dw - left)[1]];
+  const colsInside = aLo <= dLo && aHi >= dHi;
+  if (dwise) {
+    L.push(`  let ky = r % ${u(c.kh)};`, `  let s = r / ${u(c.kh)};`);
+  } else {
+    L.push(
+      `  let g = r % ${u(gb)};`,
+      `  r = r / ${u(gb)};`,
+      `  let tap = r % ${u(c.kh * c.kw)};`,
+      `  let s = r / ${u(c.kh * c.kw)};`,
+      `  let ky = tap / ${u(c.kw)};`,
+      `  let kx = tap % ${u(c.kw)};`,
+      `  let kxo = i32(kx * ${u(c.dw)}) - ${left};`,
+      `  let oxLo = select(0u, u32((-kxo + ${c.sw - 1}) / ${c.sw}), kxo < 0);`,
+      `  let hiNum = ${c.w - 1} - kxo;`,
+      `  let oxHi = select(0u, min(${u(c.ow)}, u32(hiNum / ${c.sw}) + 1u), hiNum >= 0);`,
+    );
+  }
+  L.push(`  let kyo = i32(ky * ${u(c.dh)}) - ${c.pad[0]};`);
   if (dwise) {
     L.push(`  let co0 = cob * 4u;`);
     if (!c.vec4) for (const l of L4) L.push(`  let dc${l} = min(co0 + ${u(l)}, ${u(c.cout - 1)});`);
@@ -651,7 +667,8 @@ function gradWeightWgsl(c: GradWeightConfig): string {
       for (const b of B) L.push(`  let dc${b} = g * ${u(c.cog)} + min(co0 + ${u(b * V)}, ${u(c.cog - V)});`);
     }
   }
-  for (const a of A) for (const b of B) L.push(`  var acc${a}_${b} = ${T}(0.0);`);
+  if (dwise) for (const kx of range(c.kw)) L.push(`  var acc${kx} = vec4<f32>(0.0);`);
+  else for (const a of A) for (const b of B) L.push(`  var acc${a}_${b} = ${T}(0.0);`);
   L.push(
     `  let r1 = min(s * ${u(rps)} + ${u(rps)}, ${u(rows)});`,
     `  for (var rr = s * ${u(rps)}; rr < r1; rr++) {`,
@@ -659,15 +676,43 @@ function gradWeightWgsl(c: GradWeightConfig): string {
     `    if (iy < 0 || iy >= ${c.h}) { continue; }`,
     `    let xrow = (rr / ${u(c.oh)} * ${u(c.h)} + u32(iy)) * ${u(c.w)};`,
     `    let drow = rr * ${u(c.ow)};`,
-    `    for (var ox = oxLo; ox < oxHi; ox++) {`,
-    `      let xp = (xrow + u32(i32(ox * ${u(c.sw)}) + kxo)) * ${u(c.cin)};`,
-    `      let dp = (drow + ox) * ${u(c.cout)};`,
   );
   const lanes = (f: (l: number) => string) => `vec4<f32>(${L4.map(f).join(', ')})`;
+  // Depthwise: column ix of the input row as a vec4 of the 4 channels (0 outside the image).
+  const xcol = (ind: string, name: string, ix: string): string[] => {
+    const load = (xp: string) => (c.xVec4 ? `x[(${xp} + co0) / 4u]` : lanes((l) => `x[${xp} + xc${l}]`));
+    if (colsInside) return [`${ind}let ${name} = ${load(`(xrow + u32(${ix})) * ${u(c.cin)}`)};`];
+    return [
+      `${ind}let ${name}ok = ${ix} >= 0 && ${ix} < ${c.w};`,
+      `${ind}let ${name} = select(vec4<f32>(0.0), ${load(`(xrow + u32(select(0, ${ix}, ${name}ok))) * ${u(c.cin)}`)}, ${name}ok);`,
+    ];
+  };
+  // With dilation 1 and stride < KW neighbouring pixels share KW − sw input columns: they stay
+  // in registers (col0..col{KW−1} = columns ixb..ixb+KW−1) and each pixel loads only sw new ones.
+  const slide = dwise && c.dw === 1 && c.sw < c.kw;
+  if (slide) {
+    for (const j of range(c.kw)) L.push(`    var col${j} = vec4<f32>(0.0);`);
+    for (const j of range(c.kw - c.sw)) {
+      L.push(...xcol('    ', `p${j}`, `${dLo * c.sw - left + j}`), `    col${j} = p${j};`);
+    }
+  }
+  L.push(dwise ? `    for (var ox = ${u(dLo)}; ox < ${u(dHi)}; ox++) {` : `    for (var ox = oxLo; ox < oxHi; ox++) {`);
+  L.push(`      let dp = (drow + ox) * ${u(c.cout)};`);
+  if (!dwise) L.push(`      let xp = (xrow + u32(i32(ox * ${u(c.sw)}) + kxo)) * ${u(c.cin)};`);
   if (dwise) {
-    L.push(`      let xv = ${c.xVec4 ? `x[(xp + co0) / 4u]` : lanes((l) => `x[xp + xc${l}]`)};`);
+    // dy once per pixel, then the row's KW taps.
     L.push(`      let dv = ${c.vec4 ? `dy[(dp + co0) / 4u]` : lanes((l) => `dy[dp + dc${l}]`)};`);
-    L.push(`      acc0_0 += xv * dv;`);
+    L.push(`      let ixb = i32(ox * ${u(c.sw)}) - ${left};`);
+    if (slide) {
+      for (const j of range(c.sw).map((q) => c.kw - c.sw + q))
+        L.push(...xcol('      ', `n${j}`, `ixb + ${j}`), `      col${j} = n${j};`);
+      for (const kx of range(c.kw)) L.push(`      acc${kx} += col${kx} * dv;`);
+      for (const j of range(c.kw - c.sw)) L.push(`      col${j} = col${j + c.sw};`);
+    } else {
+      for (const kx of range(c.kw)) {
+        L.push(...xcol('      ', `c${kx}`, `ixb + ${kx * c.dw}`), `      acc${kx} += c${kx} * dv;`);
+      }
+    }
   } else {
     for (const k of range(c.ta / XV)) L.push(`      let xa${k} = x[(xp + xc${k})${XV > 1 ? ' / 4u' : ''}];`);
     if (c.sg) {
@@ -685,12 +730,13 @@ function gradWeightWgsl(c: GradWeightConfig): string {
   // Store into dw [KH,KW,Cig,Cout] (split 1) or row s of the scratch [split, KH·KW·Cig·Cout].
   const base = c.split > 1 ? `s * ${u(wsize)} + ` : '';
   if (dwise) {
-    if (c.vec4) L.push(`  out[(${base}tap * ${u(c.cout)} + co0) / 4u] = acc0_0;`);
-    else {
-      for (const l of L4) {
-        L.push(
-          `  if (co0 + ${u(l)} < ${u(c.cout)}) { out[${base}tap * ${u(c.cout)} + co0 + ${u(l)}] = acc0_0.${XYZW[l]}; }`,
-        );
+    for (const kx of range(c.kw)) {
+      const at = `${base}(ky * ${u(c.kw)} + ${u(kx)}) * ${u(c.cout)} + co0`;
+      if (c.vec4) L.push(`  out[(${at}) / 4u] = acc${kx};`);
+      else {
+        for (const l of L4) {
+          L.push(`  if (co0 + ${u(l)} < ${u(c.cout)}) { out[${at} + ${u(l)}] = acc${kx}.${XYZW[l]}; }`);
+        }
       }
     }
   } else {
@@ -711,7 +757,7 @@ function gradWeightWgsl(c: GradWeightConfig): string {
     '@builtin(local_invocation_index) lid: u32)',
     `@builtin(local_invocation_index) lid: u32${c.sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''})`,
   );
-  return `// conv2d_grad_weight ${dwise ? 'depthwise: 4 channels' : `general: ${c.ta} x ${c.tb} channels`} of one tap per invocation, rows in ${c.split} chunk(s)${c.sg ? ', dy shared by subgroup broadcasts' : ''}
+  return `// conv2d_grad_weight ${dwise ? `depthwise: 4 channels x ${c.kw} taps of one kernel row` : `general: ${c.ta} x ${c.tb} channels of one tap`} per invocation, rows in ${c.split} chunk(s)${c.sg ? ', dy shared by subgroup broadcasts' : ''}
 ${c.sg ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);  // uniform by construction, see GradWeightConfig.sg\n' : ''}@group(0) @binding(0) var<storage, read> x: array<${XT}>;  // input [${c.n},${c.h},${c.w},${c.cin}] NHWC
 @group(0) @binding(1) var<storage, read> dy: array<${DT}>;  // output gradient [${c.n},${c.oh},${c.ow},${c.cout}] NHWC
 @group(0) @binding(2) var<storage, read_write> out: array<${DT}>;  // ${c.split > 1 ? `partial sums [${c.split}, ${wsize}]` : `weight gradient [${c.kh},${c.kw},${c.cig},${c.cout}] HWIO`}

@@ -88,6 +88,12 @@ const cases: Case[] = [
     attrs: { groups: 5, dilation: [2, 2], pad: [4, 3, 2, 4] },
   },
   {
+    name: 'depthwise C 4, 3x3 pad [1,0,1,0] (no tap leaves the columns), batch 3',
+    x: [3, 6, 7, 4],
+    w: [3, 3, 1, 4],
+    attrs: { groups: 4, pad: [1, 0, 1, 0] },
+  },
+  {
     name: 'stride 3 with a 2x2 window (taps skipped), Cin 4 -> Cout 4',
     x: [1, 8, 10, 4],
     w: [2, 2, 4, 4],
