@@ -27,7 +27,8 @@
 //   Cog % 4 == 0, each accumulator a vec4 folded at the end. Depthwise convs (groups = Cin) get
 //   their own mapping: one group holds a single input channel, so the tile spans 4 neighbouring
 //   channels (4 groups) instead, read as vec4 when the multiplier is 1 and Cin % 4 == 0, else
-//   gathered lane by lane.
+//   gathered lane by lane. `sg` (a tuner candidate, not a default) shares dy by subgroup
+//   broadcasts (GradInputConfig.sg).
 //
 // conv2d_grad_weight, family `conv2d_grad_weight`. For one tap (ky, kx) the gradient is a GEMM
 // dw_tap[Cig,Cog] = Xtap[M,Cig]ᵀ · dy[M,Cog] with M = N·OH·OW and Xtap the input pixels that tap
@@ -49,9 +50,9 @@
 // No workgroup memory and no barriers anywhere: on SwiftShader register tiles and plain loads win
 // (docs/swiftshader.md); what counts there is FMAs per load, which the tiles set.
 //
-// Choice: ctx.prefer.conv2d_grad_input ('conv', 'gather', 'gather,tile=<tm>x<tn>'; a tile alone
-// means gather) and ctx.prefer.conv2d_grad_weight ('tile=<ta>x<tb>,split=<s>'), kernels/variant.ts
-// syntax; the depthwise mappings have no tiles.
+// Choice: ctx.prefer.conv2d_grad_input ('conv', 'gather', 'gather,tile=<tm>x<tn>,sg'; a tile
+// alone means gather) and ctx.prefer.conv2d_grad_weight ('tile=<ta>x<tb>,split=<s>,sg'),
+// kernels/variant.ts syntax; the depthwise mappings have no tiles.
 
 import {
   type BindingRef,
@@ -134,6 +135,14 @@ export interface GradInputConfig extends Conv2dGeometry {
   tn: number;
   /** General: dy and w read as vec4 along Cout (Cog % 4 == 0). Depthwise: dy, w, dx as vec4 along C (m = 1, C % 4 == 0). */
   vec4: boolean;
+  /**
+   * Subgroup sharing of dy (0 = off, else the device's fixed subgroup size 4 = tm; general
+   * mapping, vec4): the lanes of a subgroup own 4 neighbouring channel blocks of the same group
+   * and pixels, so they read the same dy; lane l loads pixel l's and subgroupBroadcast hands it
+   * round. Channel blocks are padded to whole subgroups (the extra lanes store nothing); the lanes
+   * agree on every branch by construction, which the static analysis cannot see.
+   */
+  sg: number;
   wg: number;
   gridX: number;
 }
@@ -141,7 +150,7 @@ export interface GradInputConfig extends Conv2dGeometry {
 function gradInputCounts(c: GradInputConfig) {
   const xb = ceilDiv(ceilDiv(c.w, c.sw), c.tm); // pixel blocks per phase of a row
   const mb = c.n * c.h * c.sw * xb;
-  const cb = ceilDiv(c.cig, c.tn);
+  const cb = c.sg ? ceilDiv(ceilDiv(c.cig, c.tn), c.sg) * c.sg : ceilDiv(c.cig, c.tn);
   const nb = c.depthwise ? ceilDiv(c.cin, 4) : c.groups * cb;
   return { xb, mb, cb, nb, total: mb * nb };
 }
@@ -192,11 +201,19 @@ function gradInputWgsl(c: GradInputConfig): string {
   );
   if (c.sw > 1) L.push(`      if (tx0 % ${c.sw} != 0) { continue; }  // the tile's pixels share their phase`);
   L.push(`      let ox0 = tx0 / ${c.sw};`);
-  for (const i of I) {
+  if (c.sg) {
+    // Lane sl reads the dy of pixel sl for everyone.
     L.push(
-      `      let ok${i} = ox0 + ${i} >= 0 && ox0 + ${i} < ${c.ow};`,
-      `      let a${i} = select(0u, (rowb + u32(ox0 + ${i})) * ${u(c.cout)}, ok${i});`,
+      `      let oks = ox0 + i32(sl) >= 0 && ox0 + i32(sl) < ${c.ow};`,
+      `      let ds = select(0u, (rowb + u32(ox0 + i32(sl))) * ${u(c.cout)}, oks) + g * ${u(c.cog)};`,
     );
+  } else {
+    for (const i of I) {
+      L.push(
+        `      let ok${i} = ox0 + ${i} >= 0 && ox0 + ${i} < ${c.ow};`,
+        `      let a${i} = select(0u, (rowb + u32(ox0 + ${i})) * ${u(c.cout)}, ok${i});`,
+      );
+    }
   }
   L.push(`      let tap = (ky * ${u(c.kw)} + kx) * ${u(c.cig)};`);
   if (dwise) {
@@ -215,10 +232,15 @@ function gradInputWgsl(c: GradInputConfig): string {
     }
   } else {
     for (const j of J) L.push(`      let wb${j} = (tap + wr${j}) * ${u(c.cout)} + g * ${u(c.cog)};`);
-    for (const i of I) L.push(`      let d${i}b = a${i} + g * ${u(c.cog)};`);
+    if (!c.sg) for (const i of I) L.push(`      let d${i}b = a${i} + g * ${u(c.cog)};`);
     const div = V > 1 ? ' / 4u' : '';
     L.push(`      for (var co = 0u; co < ${u(c.cog)}; co += ${u(V)}) {`);
-    for (const i of I) L.push(`        let d${i} = select(${T}(0.0), dy[(d${i}b + co)${div}], ok${i});`);
+    if (c.sg) {
+      L.push(`        let dl = select(${T}(0.0), dy[(ds + co)${div}], oks);`);
+      for (const i of I) L.push(`        let d${i} = subgroupBroadcast(dl, ${u(i)});`);
+    } else {
+      for (const i of I) L.push(`        let d${i} = select(${T}(0.0), dy[(d${i}b + co)${div}], ok${i});`);
+    }
     for (const j of J) L.push(`        let w${j} = w[(wb${j} + co)${div}];`);
     for (const i of I) for (const j of J) L.push(`        acc${i}_${j} += d${i} * w${j};`);
     L.push('      }');
@@ -238,17 +260,25 @@ function gradInputWgsl(c: GradInputConfig): string {
       const fold = (s: string) => (V > 1 ? `(${s}.x + ${s}.y) + (${s}.z + ${s}.w)` : s);
       for (const j of J) {
         const st = `dx[ob + g * ${u(c.cig)} + c0 + ${u(j)}] = ${fold(`acc${i}_${j}`)};`;
-        L.push(c.cig % c.tn !== 0 ? `    if (c0 + ${u(j)} < ${u(c.cig)}) { ${st} }` : `    ${st}`);
+        L.push(cb * c.tn > c.cig ? `    if (c0 + ${u(j)} < ${u(c.cig)}) { ${st} }` : `    ${st}`);
       }
     }
     L.push('  }');
   }
-  return wgsl`// conv2d_grad_input ${dwise ? 'depthwise' : 'general'}: ${c.tm} pixels (stride ${c.sw} apart) x ${dwise ? 4 : c.tn} channels per invocation
+  const main = flatMain(c.wg, c.gridX).replace(
+    '@builtin(local_invocation_index) lid: u32)',
+    `@builtin(local_invocation_index) lid: u32${c.sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''})`,
+  );
+  return wgsl`// conv2d_grad_input ${dwise ? 'depthwise' : 'general'}: ${c.tm} pixels (stride ${c.sw} apart) x ${dwise ? 4 : c.tn} channels per invocation${c.sg ? ', dy shared by subgroup broadcasts' : ''}
+#if ${c.sg > 0}
+enable subgroups;
+diagnostic(off, subgroup_uniformity);  // uniform by construction, see GradInputConfig.sg
+#endif
 @group(0) @binding(0) var<storage, read> dy: array<${ST}>;  // output gradient [${c.n},${c.oh},${c.ow},${c.cout}] NHWC
 @group(0) @binding(1) var<storage, read> w: array<${ST}>;  // weights [${c.kh},${c.kw},${c.cig},${c.cout}] HWIO
 @group(0) @binding(2) var<storage, read_write> dx: array<${OT}>;  // input gradient [${c.n},${c.h},${c.w},${c.cin}] NHWC
 
-${flatMain(c.wg, c.gridX)}
+${main}
 ${L.join('\n')}
 }
 `;
@@ -266,20 +296,42 @@ export interface Conv2dGradInputVariant {
   path?: GradInputPath;
   tm?: number;
   tn?: number;
+  /** Share dy across a subgroup (GradInputConfig.sg; needs tm = 4); the size comes from the device. */
+  sg?: boolean;
 }
 
 export const conv2dGradInputVariant = defineVariant<Conv2dGradInputVariant>('conv2d_grad_input', [
   { kind: 'enum', key: 'path', values: ['conv', 'gather'], bare: true },
   { kind: 'pair', name: 'tile', keys: ['tm', 'tn'], min: [1, 1] },
+  { kind: 'flag', key: 'sg' },
 ]);
 
-export function gradInputConfig(geo: Conv2dGeometry, v: Conv2dGradInputVariant, maxPerDim: number): GradInputConfig {
+/**
+ * Gather path heuristic: a 4 × 4 tile, no subgroup sharing. Sharing dy ('sg': one dy and four w
+ * loads per Cout step for 16 vec4 FMAs, against four and four) measured 1.5–1.8× slower on
+ * SwiftShader (N = 2, 28×28, 64 → 64, 3×3 stride 2, side by side): the plain tile's four lanes
+ * read the same dy addresses, which evidently costs little there. It stays a tuner candidate.
+ */
+export function gradInputConfig(
+  geo: Conv2dGeometry,
+  v0: Conv2dGradInputVariant,
+  maxPerDim: number,
+  subgroupSize = 0,
+): GradInputConfig {
   const depthwise = isDepthwise(geo);
+  const v = v0;
   const pixels = ceilDiv(geo.w, geo.sw);
   const tm = v.tm ?? Math.min(4, pixels);
   const tn = depthwise ? 4 : (v.tn ?? Math.min(4, geo.cig));
   const vec4 = depthwise ? geo.cog === 1 && geo.cin % 4 === 0 : geo.cog % 4 === 0;
-  const cfg: GradInputConfig = { ...geo, pad: [...geo.pad], depthwise, tm, tn, vec4, wg: WG, gridX: 1 };
+  if (v.sg && !(subgroupSize === 4 && !depthwise && vec4 && tm === 4)) {
+    throw new Error(
+      `conv2d_grad_input 'sg' needs a device subgroup size of 4 (this one: ${subgroupSize || 'none'}), groups < Cin, ` +
+        `Cout/groups a multiple of 4 and tm = 4; got Cout/groups ${geo.cog}, tm ${tm}`,
+    );
+  }
+  const sg = v.sg ? subgroupSize : 0;
+  const cfg: GradInputConfig = { ...geo, pad: [...geo.pad], depthwise, tm, tn, vec4, sg, wg: WG, gridX: 1 };
   cfg.gridX = grid(ceilDiv(gradInputCounts(cfg).total, WG), maxPerDim)[0];
   return cfg;
 }
@@ -404,7 +456,7 @@ function lowerGradInput(a: Conv2dGradInputAttrs, [dy, w]: Shape[], _o: Shape[], 
       ],
     };
   }
-  const cfg = gradInputConfig(geo, v, maxPerDim);
+  const cfg = gradInputConfig(geo, v, maxPerDim, ctx.subgroupSize ?? 0);
   const gr = grid(ceilDiv(gradInputCounts(cfg).total, WG), maxPerDim);
   const bytes = 4 * (numel(dy) + numel(w) + numel(a.xShape));
   return {
@@ -448,11 +500,12 @@ export const conv2dGradInputOp: OpDef<Conv2dGradInputAttrs> = {
   infer: gradInputInfer,
   lower: lowerGradInput,
   ref: (a, [dy, w]) => [conv2dGradInputRef(a, dy, w)],
-  tuneSpace(a, [dy, w]): TuneSpace | undefined {
+  tuneSpace(a, [dy, w], ctx): TuneSpace | undefined {
     const geo = gradGeometry('conv2d_grad_input', a, a.xShape, w, dy);
     const conv = convPathFits(geo) && gradInputAsConv(geo) !== undefined;
     if (isDepthwise(geo)) return conv ? { family: 'conv2d_grad_input', candidates: ['gather'] } : undefined;
     const gather = ['gather', 'gather,tile=2x4', 'gather,tile=4x8', 'gather,tile=8x4'];
+    if (ctx.subgroupSize === 4 && geo.cog % 4 === 0) gather.push('gather,tile=4x4,sg', 'gather,tile=4x8,sg');
     return { family: 'conv2d_grad_input', candidates: conv ? gather : gather.slice(1) };
   },
 };

@@ -207,6 +207,33 @@ describe('conv2d_grad_input on the GPU', () => {
     }
   });
 
+  // Subgroup-shared dy (SwiftShader's subgroups are 4 wide): channel blocks padded to whole
+  // subgroups (idle lanes), groups, Cin/groups a multiple of 16.
+  const sgCases: [string, Case][] = [
+    ['gather,tile=4x4,sg', cases[1]], // Cin 6: 2 channel blocks, 2 idle lanes; stride 2
+    ['gather,tile=4x4,sg', cases[7]], // groups 2, 8 channels per group
+    [
+      'gather,tile=4x4,sg',
+      {
+        name: 'stride 2, Cin 16 -> Cout 12, pad [1,0,1,1], batch 2',
+        x: [2, 9, 7, 16],
+        w: [3, 3, 16, 12],
+        attrs: { stride: [2, 2], pad: [1, 0, 1, 1] },
+      },
+    ],
+  ];
+  for (const [pref, c] of sgCases) {
+    it(`${pref || 'default'}: ${c.name}`, async () => {
+      const dy = randTensor(outShape(c), 1400);
+      const w = randTensor(c.w, 1401);
+      const dev = await testDevice();
+      const prefer = pref ? { conv2d_grad_input: pref } : undefined;
+      const { y, kernels } = await runWithKernels('conv2d_grad_input', inAttrs(c), [dy, w], prefer);
+      if (dev.info.subgroupSize === 4) expect(kernels[0]).toContain('"sg":4');
+      expectClose(y, conv2dGradInputRef(inAttrs(c), dy, w), tol, pref);
+    });
+  }
+
   it("path 'conv' is refused where dx is not a stride-1 conv", async () => {
     const c = cases[1];
     await expect(
