@@ -5,6 +5,7 @@
 import { attentionVariant } from './attention.js';
 import { attentionGradVariant } from './backward/attention.js';
 import { normGradVariant } from './backward/norm.js';
+import { conv2dGradInputVariant, conv2dGradWeightVariant } from './backward/conv2d.js';
 import { conv2dVariant } from './conv2d.js';
 import { depthwiseVariant } from './depthwise.js';
 import { groupNormVariant } from './groupnorm.js';
@@ -28,6 +29,8 @@ export const VARIANT_FAMILIES: ReadonlyMap<string, VariantSchema<VariantObject>>
     groupNormVariant,
     globalAvgpoolVariant,
     transposeVariant,
+    conv2dGradInputVariant,
+    conv2dGradWeightVariant,
   ].map((s) => [s.family, s as unknown as VariantSchema<VariantObject>]),
 );
 

@@ -8,11 +8,13 @@ import { elementwiseGradOps } from './elementwise.js';
 import { layoutGradOps } from './layout.js';
 import { normGradOps } from './norm.js';
 import { optimOps } from './optim.js';
+import { poolGradOps } from './pool.js';
 
 export const BACKWARD_OPS: readonly OpDef[] = [
   ...elementwiseGradOps,
   ...layoutGradOps,
   ...convGradOps,
+  ...poolGradOps,
   ...normGradOps,
   ...attentionGradOps,
   ...optimOps,
