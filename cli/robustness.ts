@@ -108,6 +108,9 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
     shard,
     imagenet_c_protocol: values['imagenet-c-protocol']!,
   };
+  // A Hub config's preprocessing is part of the run (merge and study summarise with it).
+  if (JSON.stringify(def.preprocess) !== JSON.stringify(getModel(def.name).preprocess))
+    settings.preprocess = def.preprocess;
   const log = await RecordLog.open(values.out, settings, {
     resume: values.resume!,
     forceUnlock: values['force-unlock'],
@@ -352,8 +355,8 @@ export async function mergeCmd(argv: string[]): Promise<number> {
     records = acc.records;
     if (shards.length < n) console.warn(`warning: merging ${shards.length} of ${n} shards (have ${shards.join(', ')})`);
     if (acc.duplicates) console.warn(`warning: ${acc.duplicates} duplicate records across the runs, counted once`);
-    const def = getModel(settings.model);
-    const summary = acc.result(settings, def.preprocess, { merged: shards, of: n });
+    const preprocess = settings.preprocess ?? getModel(settings.model).preprocess;
+    const summary = acc.result(settings, preprocess, { merged: shards, of: n });
     renameSync(tmpFile, file);
     writeFileSync(path.join(out, 'run.json'), JSON.stringify(settings, null, 1));
     writeOutputs(out, summary);

@@ -1,6 +1,8 @@
 // The record format of robustness runs (see eval/records.ts for the files): types, parsing and
 // the compact set of recorded keys, without Node I/O, so the page can use them too.
 
+import type { Preprocess } from '../models/types.js';
+
 export interface ImageRecord {
   cond: string;
   id: string;
@@ -55,6 +57,8 @@ export interface RunSettings {
   /** Corrupted images went through ImageNet-C's storage step (8-bit truncation, JPEG quality 85) before the model. */
   imagenet_c_protocol: boolean;
   shard: { k: number; n: number } | null;
+  /** The evaluation preprocessing, only when it is not the registered model's (a Hub config's, say). */
+  preprocess?: Preprocess;
 }
 
 /** Fields that name things for humans; everything else must match for a resume or a merge. */

@@ -455,6 +455,12 @@ describe('infer, robustness and transfer with --weights hf:', () => {
       std: [0.25, 0.25, 0.25],
     });
     expect(Object.keys(summary.resolutions)).toEqual(['96']);
+    // The config's preprocessing is part of the run: a merge summarises with it, not the builder's.
+    const merged = path.join(dir, 'rob-merged');
+    expect(await run('merge', runDir, '--out', merged), err.join('\n')).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(merged, 'summary.json'), 'utf8')).preprocessing).toEqual(
+      summary.preprocessing,
+    );
     // The page takes the same preprocessing: its records match Node's (it would otherwise run the
     // registered model's 112×112 squash, and name the condition res/96 instead of clean).
     const pageDir = path.join(dir, 'rob-page');
