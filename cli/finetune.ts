@@ -227,7 +227,7 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
     }
     const bar = new cliProgress.SingleBar(
       {
-        format: `${ph.name} {bar} {value}/{total} steps | loss {loss} | lr {lr} | {ips} img/s | ETA {etaText}`,
+        format: `${ph.name} {bar} {value}/{total} steps | loss {loss} | lr {lr} | {ips} img/s | ETA {etaText}{evalText}`,
         hideCursor: true,
         noTTYOutput: true,
         notTTYSchedule: 15_000,
@@ -235,7 +235,7 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
       cliProgress.Presets.shades_classic,
     );
     let ips: number | null = null;
-    bar.start(recipe.schedule.steps, 0, { loss: '-', lr: '-', ips: '-', etaText: '-' });
+    bar.start(recipe.schedule.steps, 0, { loss: '-', lr: '-', ips: '-', etaText: '-', evalText: '' });
     try {
       const r = await finetuneLoop({
         trainer,
@@ -260,7 +260,7 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
             etaText: `${Math.round(s.etaSeconds)} s`,
           });
         },
-        onEval: (e) => bar.update({ loss: `${e.split} ${(100 * e.accuracy).toFixed(1)}%` }),
+        onEval: (e) => bar.update({ evalText: ` | ${e.split} ${(100 * e.accuracy).toFixed(1)}% @${e.step}` }),
       });
       bar.update(r.progress.step);
       const p = r.progress;

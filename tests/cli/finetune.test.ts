@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { finetuneCmd, type MakeTrainer } from '../../cli/finetune.js';
+import { REPO_ROOT } from '../../cli/common.js';
+import { finetuneCmd, type MakeTrainer, makeTrainer } from '../../cli/finetune.js';
 import { openSafetensorsPath } from '../../engine/safetensors.js';
 import { FINETUNE_DATA_ID } from '../../report/finetune.js';
 import type { HostTensor } from '../../kernels/kernel.js';
-import { loadModel } from '../../models/registry.js';
+import { getModel, loadModel } from '../../models/registry.js';
 import { rand } from '../helpers.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cnnlab-ftcli-'));
@@ -236,10 +237,67 @@ describe('cnnlab finetune', () => {
     expect(g.phases.map((p: { evals: unknown }) => p.evals)).toEqual(f.phases.map((p: { evals: unknown }) => p.evals));
   }, 300_000);
 
-  it('without the WebGPU trainer it says so; bad options are named', async () => {
-    await expect(quiet(() => finetuneCmd(args(path.join(root, 'x'))))).rejects.toThrow(
-      /fine-tuning engine not available in this build/,
+  it('the WebGPU trainer: MobileNetV2 fine-tunes (BN in train mode), a kill + resume ends bit for bit as one run', async () => {
+    // The real engine/train.ts Trainer behind the default makeTrainer; the kill wraps it.
+    const killedAt =
+      (k: number): MakeTrainer =>
+      async (d, m, r) => {
+        const t = await makeTrainer(d, m, r);
+        let steps = 0;
+        return {
+          batch: t.batch,
+          classes: t.classes,
+          stateNames: t.stateNames,
+          step: async (x, y, lr) => {
+            if (steps++ === k) throw new Error(`killed at step ${k}`);
+            return t.step(x, y, lr);
+          },
+          accumulate: (x, y) => t.accumulate(x, y),
+          apply: (lr, n) => t.apply(lr, n),
+          predict: (x) => t.predict(x),
+          readState: () => t.readState(),
+          writeState: (st) => t.writeState(st),
+          dispose: () => t.dispose(),
+        };
+      };
+    const gpuArgs = (out: string, more: string[] = []) => [
+      ...args(out, ['--steps', '6', '--checkpoint-every', '2', '--eval-every', '0', '--lr', '4', ...more]),
+    ];
+    const whole = path.join(root, 'gpu-whole'),
+      cut = path.join(root, 'gpu-cut');
+    expect(await quiet(() => finetuneCmd(gpuArgs(whole)))).toBe(0);
+    await expect(quiet(() => finetuneCmd(gpuArgs(cut), { makeTrainer: killedAt(3) }))).rejects.toThrow(
+      /killed at step 3/,
     );
+    expect(await quiet(() => finetuneCmd(gpuArgs(cut, ['--resume'])))).toBe(0);
+    const a = JSON.parse(readFileSync(path.join(whole, 'summary.json'), 'utf8')).finetune;
+    const b = JSON.parse(readFileSync(path.join(cut, 'summary.json'), 'utf8')).finetune;
+    expect(a.loss.every((l: number) => Number.isFinite(l) && l > 0)).toBe(true);
+    expect(b.loss).toEqual(a.loss);
+    expect(b.notes).toContain('train: resumed at step 2');
+    const tensors = async (dir: string) => {
+      const f = await openSafetensorsPath(path.join(dir, 'checkpoints', 'train', 'final.safetensors'));
+      return new Map(await Promise.all([...f.tensors.keys()].map(async (n) => [n, (await f.read(n)).data] as const)));
+    };
+    const [wa, wb] = [await tensors(whole), await tensors(cut)];
+    const builtin = await openSafetensorsPath(path.join(REPO_ROOT, getModel('mobilenet_v2_synth').builtinWeights!));
+    let moved = 0;
+    for (const [n, t] of wa) {
+      expect(Array.from(wb.get(n)!), n).toEqual(Array.from(t));
+      if (n.includes('classifier')) continue;
+      const before = (await builtin.read(n)).data;
+      if (t.some((v, i) => v !== before[i])) moved++;
+    }
+    // Trained: conv weights and BN running statistics moved from the built-in checkpoint; the head left zero.
+    expect(moved).toBeGreaterThan(wa.size / 2);
+    expect(wa.get('classifier.1.weight')!.some((v) => v !== 0)).toBe(true);
+    const back = await loadModel('mobilenet_v2_synth', {
+      weights: await openSafetensorsPath(path.join(whole, a.phases[0].checkpoint)),
+    });
+    expect(back.classes).toBe(3);
+  }, 900_000);
+
+  it('bad options are named', async () => {
     await expect(finetuneCmd(args(path.join(root, 'y'), ['--schedule', 'linear']))).rejects.toThrow(
       /--schedule must be bit-hyperrule or cosine/,
     );
