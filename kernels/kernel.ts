@@ -106,6 +106,14 @@ export interface LowerContext {
   limits: Limits;
   /** The device's fixed subgroup size, 0 when subgroups are unavailable (see engine/device.ts DeviceInfo). */
   subgroupSize?: number;
+  /**
+   * The adapter's range of subgroup sizes (0 when subgroups are unavailable): a subgroup variant
+   * offered where min < max must be right for every size in the range. Unset: subgroupSize.
+   */
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+  /** The device has 'shader-f16': WGSL may `enable f16;` (full-f16 variants). */
+  shaderF16?: boolean;
   /** Per input of the node being lowered: whether it is a graph constant (a weight), which a lowering may relayout (Lowering.constLayouts). */
   constInputs?: readonly boolean[];
   /**
