@@ -68,7 +68,7 @@ import {
   output,
   ShapeError,
 } from './kernel.js';
-import { DEPTHWISE_TUNE_CANDIDATES, lowerDepthwise } from './depthwise.js';
+import { depthwiseTuneCandidates, lowerDepthwise } from './depthwise.js';
 import { XYZW, actTWgsl, ceilPow2, range, u, vecType, wgsl, workgroupIndex } from './wgsl.js';
 import { defineVariant } from './variant.js';
 import { type F16Mode, UNPACK_F16_WGSL, toF16Words } from './f16.js';
@@ -865,7 +865,7 @@ function conv2dTuneSpace(a: Conv2dAttrs, inputs: Shape[], ctx: LowerContext): Tu
   const g = conv2dGeometry(a, inputs);
   // A depthwise conv with a residual is lowered here (direct), not by kernels/depthwise.ts.
   if (!g.residual && g.groups > 1 && g.groups === g.cin)
-    return { family: 'depthwise', candidates: [...DEPTHWISE_TUNE_CANDIDATES] };
+    return { family: 'depthwise', candidates: depthwiseTuneCandidates(a, inputs, ctx) };
   if (g.groups > 1) return { family: 'conv2d', candidates: ['direct,tile=4x4', 'direct,tile=8x4', 'direct,tile=4x8'] };
   const pointwise = isPointwise(g);
   const c = ['gemm,tile=4x8', 'gemm,tile=4x16', 'direct,tile=4x8', 'direct,tile=8x8', 'direct,tile=4x16'];
