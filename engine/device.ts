@@ -188,7 +188,13 @@ export function kernelContext(info: DeviceInfo): Omit<LowerContext, 'prefer' | '
     subgroupMinSize: info.subgroupMinSize ?? info.subgroupSize,
     subgroupMaxSize: info.subgroupMaxSize ?? info.subgroupSize,
     shaderF16: info.shaderF16 ?? false,
+    cpuAdapter: isCpuAdapter(info),
   };
+}
+
+/** SwiftShader (and Mesa's llvmpipe/lavapipe): a Vulkan on the CPU, by what the adapter reports. */
+export function isCpuAdapter(info: Pick<DeviceInfo, 'architecture' | 'description'>): boolean {
+  return /swiftshader|llvmpipe|lavapipe/i.test(`${info.architecture} ${info.description}`);
 }
 
 export function describeDevice(d: Device): string {

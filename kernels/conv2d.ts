@@ -871,12 +871,17 @@ function conv2dTuneSpace(a: Conv2dAttrs, inputs: Shape[], ctx: LowerContext): Tu
   const c = ['gemm,tile=4x8', 'gemm,tile=4x16', 'direct,tile=4x8', 'direct,tile=8x8', 'direct,tile=4x16'];
   if (pointwise) c.push('gemm,tile=8x8', 'gemm,tile=8x4');
   // Workgroup-memory tiles for real GPUs, where a layer fills at least a 32×32 tile.
-  if (g.n * g.oh * g.ow >= 32 && g.cog >= 32) c.push(...conv2dWgmemTilings(ctx.limits));
+  if (g.n * g.oh * g.ow >= 32 && g.cog >= 32 && !ctx.cpuAdapter) c.push(...conv2dWgmemTilings(ctx.limits));
   // Half-precision weights where the adapter has shader-f16; the tuner's reference check drops
   // either precision where it breaks the tolerance.
   if (ctx.shaderF16 && ctx.constInputs?.[1] && g.cog % 4 === 0) {
     c.push('gemm,tile=4x8,f16=w', 'gemm,tile=4x8,f16=all');
-    if (g.n * g.oh * g.ow >= 32 && g.cog >= 32 && ctx.limits.maxComputeInvocationsPerWorkgroup >= 256)
+    if (
+      g.n * g.oh * g.ow >= 32 &&
+      g.cog >= 32 &&
+      !ctx.cpuAdapter &&
+      ctx.limits.maxComputeInvocationsPerWorkgroup >= 256
+    )
       c.push('gemm,tile=4x4,wgmem,wg=16x16,tk=16,f16=all');
   }
   const sgSize = ctx.subgroupSize ?? 0;

@@ -461,6 +461,7 @@ export function depthwiseWgmemFits(
  */
 export function depthwiseTuneCandidates(a: DepthwiseAttrs, inputs: Shape[], ctx: LowerContext): string[] {
   const out = [...DEPTHWISE_TUNE_CANDIDATES];
+  if (ctx.cpuAdapter) return out;
   const g = geometry(a, inputs);
   for (const [v, b] of [
     ['wgmem', 1],

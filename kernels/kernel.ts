@@ -114,6 +114,12 @@ export interface LowerContext {
   subgroupMaxSize?: number;
   /** The device has 'shader-f16': WGSL may `enable f16;` (full-f16 variants). */
   shaderF16?: boolean;
+  /**
+   * The adapter is a CPU implementation of the GPU (SwiftShader): workgroup memory and barriers
+   * are about ten times slower there than register blocking (docs/swiftshader.md), so tune
+   * spaces leave their workgroup-memory tilings out (they can still be forced through prefer).
+   */
+  cpuAdapter?: boolean;
   /** Per input of the node being lowered: whether it is a graph constant (a weight), which a lowering may relayout (Lowering.constLayouts). */
   constInputs?: readonly boolean[];
   /**

@@ -857,7 +857,7 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     const c = ['reg,tile=4x8', 'reg,tile=8x8', 'wgmem,tile=4x4'];
     if (g.N >= 16 && M >= 8) c.push('reg,tile=8x16', 'reg,tile=4x16');
     // Workgroup-memory tiles for real GPUs, where they fill at least one tile of 32 rows.
-    if (M >= 32 && g.N >= 32) c.push(...matmulWgmemTilings(ctx.limits));
+    if (M >= 32 && g.N >= 32 && !ctx.cpuAdapter) c.push(...matmulWgmemTilings(ctx.limits));
     const sg = matmulSgOk(g.N, g.K, transB, ctx) && M >= 8;
     if (sg) {
       const sgc = [
