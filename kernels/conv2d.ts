@@ -72,6 +72,7 @@ import { depthwiseTuneCandidates, lowerDepthwise } from './depthwise.js';
 import { XYZW, actTWgsl, ceilPow2, range, u, vecType, wgsl, workgroupIndex } from './wgsl.js';
 import { defineVariant } from './variant.js';
 import { type F16Mode, UNPACK_F16_WGSL, toF16Words } from './f16.js';
+import { lowerPointwiseGeneric } from './pointwise-generic.js';
 
 export interface Conv2dAttrs {
   stride?: [number, number];
@@ -584,6 +585,8 @@ export interface Conv2dVariant {
   tk?: number;
   /** w (a constant) in half precision (Conv2dConfig.f16). */
   f16?: 'w' | 'all';
+  /** Pointwise convs only: the shape-generic kernel (kernels/pointwise-generic.ts), one pipeline for all. */
+  generic?: boolean;
 }
 
 export const conv2dVariant = defineVariant<Conv2dVariant>('conv2d', [
@@ -594,6 +597,7 @@ export const conv2dVariant = defineVariant<Conv2dVariant>('conv2d', [
   { kind: 'pair', name: 'wg', keys: ['wgx', 'wgy'], min: [1, 1] },
   { kind: 'int', key: 'tk', min: 1 },
   { kind: 'enum', key: 'f16', values: ['w', 'all'] },
+  { kind: 'flag', key: 'generic' },
 ]);
 
 /**
@@ -753,6 +757,7 @@ function lowerConv2d(a: Conv2dAttrs, inputs: Shape[], outputs: Shape[], ctx: Low
   if (!tiling && !geo.residual && geo.groups > 1 && geo.groups === geo.cin)
     return lowerDepthwise(a, inputs, outputs, ctx);
   const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;
+  if (tiling?.generic) return lowerGeneric(geo, tiling, inputs, ctx);
   const sgSize = ctx.subgroupSize ?? 0;
   const cfg = conv2dConfig(geo, tiling ?? {}, maxPerDim, sgSize, [
     ctx.subgroupMinSize ?? sgSize,
@@ -793,6 +798,36 @@ function lowerConv2d(a: Conv2dAttrs, inputs: Shape[], outputs: Shape[], ctx: Low
     constLayouts:
       cfg.f16 !== 'none' ? [{ input: 1, layout: 'hwio-f16', elements: wElems / 2, apply: toF16Words }] : undefined,
   };
+}
+
+/** The shape-generic pointwise kernel ('gemm,generic'): only a plain 1×1 conv with a constant w, channels in fours. */
+function lowerGeneric(geo: Conv2dGeometry, t: Conv2dVariant, inputs: Shape[], ctx: LowerContext): Lowering {
+  const v = conv2dVariant.format(t);
+  const { generic: _, path, tm, tn, ...rest } = t;
+  const tile = { tm: tm ?? 8, tn: tn ?? (geo.cout % 8 === 0 ? 8 : 4) };
+  if (
+    (path !== undefined && path !== 'gemm') ||
+    Object.values(rest).some((x) => x !== undefined) ||
+    !isPointwise(geo) ||
+    geo.groups !== 1 ||
+    geo.cin % 4 !== 0 ||
+    geo.cout % 4 !== 0 ||
+    tile.tn % 4 !== 0 ||
+    !ctx.constInputs?.[1]
+  ) {
+    throw new Error(
+      `conv2d variant "${v}": 'generic' takes only gemm and tile=<tm>x<tn> (tn a multiple of 4), and a 1×1 stride-1 unpadded conv without groups, Cin and Cout multiples of 4, constant weights`,
+    );
+  }
+  const ysize = geo.n * geo.oh * geo.ow * geo.cout;
+  const bytes =
+    4 * (numel(inputs[0]) + numel(inputs[1]) + (geo.bias ? geo.cout : 0) + (geo.residual ? ysize : 0) + ysize);
+  return lowerPointwiseGeneric(
+    { m: geo.n * geo.h * geo.w, cin: geo.cin, cout: geo.cout, bias: geo.bias, residual: geo.residual, act: geo.act },
+    tile,
+    ctx.limits.maxComputeWorkgroupsPerDimension,
+    { flops: conv2dFlops(geo), bytes },
+  );
 }
 
 // ---- reference ---------------------------------------------------------------------------------
@@ -870,6 +905,8 @@ function conv2dTuneSpace(a: Conv2dAttrs, inputs: Shape[], ctx: LowerContext): Tu
   const pointwise = isPointwise(g);
   const c = ['gemm,tile=4x8', 'gemm,tile=4x16', 'direct,tile=4x8', 'direct,tile=8x8', 'direct,tile=4x16'];
   if (pointwise) c.push('gemm,tile=8x8', 'gemm,tile=8x4');
+  // One pipeline for every pointwise conv: less to build at a cold start, some run time lost.
+  if (pointwise && g.cin % 4 === 0 && g.cog % 8 === 0 && ctx.constInputs?.[1]) c.push('gemm,tile=8x8,generic');
   // Workgroup-memory tiles for real GPUs, where a layer fills at least a 32×32 tile.
   if (g.n * g.oh * g.ow >= 32 && g.cog >= 32 && !ctx.cpuAdapter) c.push(...conv2dWgmemTilings(ctx.limits));
   // Half-precision weights where the adapter has shader-f16; the tuner's reference check drops

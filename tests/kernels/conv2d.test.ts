@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
-import { Graph } from '../../engine/graph.js';
+import { Graph, runReference } from '../../engine/graph.js';
 import {
   type Conv2dAttrs,
   conv2dConfig,
@@ -892,5 +892,82 @@ describe('conv2d real-GPU variants on SwiftShader (correctness only)', () => {
     } finally {
       plan.dispose();
     }
+  });
+});
+
+describe('conv2d shape-generic pointwise kernel (generic)', () => {
+  const pw: Case[] = [
+    {
+      name: '1x1 Cin 8 -> Cout 12, bias, relu, batch 2',
+      x: [2, 5, 3, 8],
+      w: [1, 1, 8, 12],
+      attrs: { act: 'relu' },
+      bias: true,
+    },
+    {
+      name: '1x1 Cin 16 -> Cout 40, 7x9, relu6',
+      x: [1, 7, 9, 16],
+      w: [1, 1, 16, 40],
+      attrs: { act: 'relu6' },
+      bias: true,
+    },
+    { name: '1x1 Cin 4 -> Cout 8, no bias, 1x1 spatial', x: [3, 1, 1, 4], w: [1, 1, 4, 8], attrs: {} },
+  ];
+  for (const v of ['gemm,generic', 'gemm,tile=3x8,generic', 'gemm,tile=5x4,generic']) {
+    it(`${v}: ${pw.length} shapes`, async () => {
+      let seed = 160;
+      for (const c of pw) {
+        const ins = inputsFor(c, (seed += 3));
+        const { y, kernels } = await runConv(c.attrs, ins, { conv2d: v });
+        expect(kernels[0]).toMatch(/^conv2d-pointwise-generic\{/);
+        expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, `${v} ${c.name}`);
+      }
+    });
+  }
+  it('with a residual', async () => {
+    const c: Case = { name: 'residual', x: [2, 5, 7, 8], w: [1, 1, 8, 16], attrs: { act: 'relu' } };
+    const ins = residualInputs(c, 97);
+    const { y, kernels } = await runConvResidual(c.attrs, ins, { conv2d: 'gemm,generic' });
+    expect(kernels[0]).toContain('"residual":true');
+    expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, 'generic residual');
+  });
+  it('one pipeline serves pointwise convs of different shapes; the key holds no shape', async () => {
+    const dev = await testDevice();
+    const g = new Graph();
+    const x = g.input('x', [1, 6, 5, 8]);
+    const w1 = g.constant('w1', [1, 1, 8, 24], randTensor([1, 1, 8, 24], 1).data);
+    const b1 = g.constant('b1', [24], randTensor([24], 2).data);
+    const w2 = g.constant('w2', [1, 1, 24, 16], randTensor([1, 1, 24, 16], 3).data);
+    const b2 = g.constant('b2', [16], randTensor([16], 4).data);
+    const h = g.op('conv2d', [x, w1, b1], { act: 'relu' }, 'pw1');
+    const y = g.op('conv2d', [h, w2, b2], { act: 'relu' }, 'pw2');
+    g.markOutputs(y);
+    const plan = await compile(dev, g, { prefer: { conv2d: 'gemm,generic' } });
+    try {
+      expect(plan.kernels).toHaveLength(2);
+      expect(plan.kernels[0]).toBe(plan.kernels[1]);
+      expect(plan.kernels[0]).not.toMatch(/24|"cin"|"m"/);
+      const xin = randTensor([1, 6, 5, 8], 5);
+      const { outputs } = await plan.run({ x: xin.data });
+      const ref = runReference(g, { x: xin.data });
+      expectClose(outputs[y], ref[y], tol, 'two generic layers');
+    } finally {
+      plan.dispose();
+    }
+  });
+  it('is refused with a reason where it does not apply', async () => {
+    const lower = (x: number[], w: number[], prefer: string, attrs: Conv2dAttrs = {}, constW = true) =>
+      conv2dOp.lower(attrs, [x, w], [], {
+        limits: { maxComputeWorkgroupsPerDimension: 65535 } as never,
+        constInputs: [false, constW],
+        prefer: { conv2d: prefer },
+      });
+    expect(() => lower([1, 5, 5, 8], [3, 3, 8, 8], 'gemm,generic', { pad: [1, 1, 1, 1] })).toThrow(
+      /'generic' takes only gemm/,
+    );
+    expect(() => lower([1, 5, 5, 6], [1, 1, 6, 8], 'gemm,generic')).toThrow(/Cin and Cout multiples of 4/);
+    expect(() => lower([1, 5, 5, 8], [1, 1, 8, 8], 'gemm,generic', {}, false)).toThrow(/constant weights/);
+    expect(() => lower([1, 5, 5, 8], [1, 1, 8, 8], 'gemm,sg,generic')).toThrow(/'generic' takes only gemm/);
+    expect(lower([1, 5, 5, 8], [1, 1, 8, 8], 'gemm,generic').constLayouts?.[0].elements).toBe(4 + 64);
   });
 });
