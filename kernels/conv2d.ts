@@ -43,6 +43,8 @@
 //   step between two barriers; tilings sized from the limits (conv2dWgmemTilings).
 // - 'f16=w' / 'f16=all': w (a constant) stored as halves, made once at load (kernels/f16.ts);
 //   'w' widens them to f32 (any adapter), 'all' computes in f16 (needs shader-f16).
+// - 'gemm,generic' (pointwise convs only, any adapter): the shape-generic kernel of
+//   kernels/pointwise-generic.ts, one pipeline for every 1×1 conv of a model (cold start).
 // - 'sg' on any subgroup size from 4 to 64: 4 lanes load one weight row each and every lane
 //   reads them by subgroupBroadcast from lanes 0..3; a wider subgroup's other lanes load copies
 //   of row (lane mod 4) that nobody reads (Conv2dConfig.sgWide).
