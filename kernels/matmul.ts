@@ -22,6 +22,7 @@
 //   'f16=w|all'  — b (a constant weight) stored as halves, made once at load: 'w' widens them to
 //                  f32 (unpack2x16float, any adapter), 'all' computes in f16 (needs shader-f16);
 //                  see kernels/f16.ts. The tuner offers both only where the adapter has shader-f16.
+//                  With 'wgmem' ('all'), the slabs are f16 too: half the workgroup memory.
 //   'sg'         — b's rows shared across a subgroup by subgroupBroadcast, S = the adapter's
 //                  smallest subgroup size (≤ 16) lanes loading one row each: right for any
 //                  subgroup size in subgroupMinSize..subgroupMaxSize (MatmulConfig.sg, sgWide).
@@ -264,14 +265,14 @@ function wgmemLoop(c: MatmulConfig): string {
     L.push(`      let gr = m0 + e / ${TK4}u;`);
     L.push(`      let gk = k0 + (e % ${TK4}u) * 4u;`);
     L.push(
-      `      As[e] = select(vec4<f32>(0.0), A[(aOff + min(gr, ${M - 1}u) * ${K}u + min(gk, ${K - 4}u)) / 4u], gr < ${M}u && gk < kEnd);`,
+      `      As[e] = ${cvA(c, `select(vec4<f32>(0.0), A[(aOff + min(gr, ${M - 1}u) * ${K}u + min(gk, ${K - 4}u)) / 4u], gr < ${M}u && gk < kEnd)`)};`,
     );
   } else {
     L.push(`    for (var e = li; e < ${BM * TK}u; e += ${WG}u) {`);
     L.push(`      let gr = m0 + e / ${TK}u;`);
     L.push(`      let gk = k0 + e % ${TK}u;`);
     L.push(
-      `      As[e] = select(0.0, A[aOff + min(gr, ${M - 1}u) * ${K}u + min(gk, ${K - 1}u)], gr < ${M}u && gk < kEnd);`,
+      `      As[e] = ${cvA(c, `select(0.0, A[aOff + min(gr, ${M - 1}u) * ${K}u + min(gk, ${K - 1}u)], gr < ${M}u && gk < kEnd)`)};`,
     );
   }
   L.push('    }');
@@ -281,14 +282,14 @@ function wgmemLoop(c: MatmulConfig): string {
     L.push(`      let gn = n0 + e / ${TK4}u;`);
     L.push(`      let gk = k0 + (e % ${TK4}u) * 4u;`);
     L.push(
-      `      Bs[e] = select(vec4<f32>(0.0), B[(bOff + min(gn, ${N - 1}u) * ${K}u + min(gk, ${K - 4}u)) / 4u], gn < ${N}u && gk < kEnd);`,
+      `      Bs[e] = select(${accT(c)}(0.0), ${ldB(c, `(bOff + min(gn, ${N - 1}u) * ${K}u + min(gk, ${K - 4}u)) / 4u`)}, gn < ${N}u && gk < kEnd);`,
     );
   } else if (c.vecB) {
     L.push(`    for (var e = li; e < ${TK * BN4}u; e += ${WG}u) {`);
     L.push(`      let gk = k0 + e / ${BN4}u;`);
     L.push(`      let gn = n0 + (e % ${BN4}u) * 4u;`);
     L.push(
-      `      Bs[e] = select(vec4<f32>(0.0), B[(bOff + min(gk, ${K - 1}u) * ${N}u + min(gn, ${N - 4}u)) / 4u], gn < ${N}u && gk < kEnd);`,
+      `      Bs[e] = select(${accT(c)}(0.0), ${ldB(c, `(bOff + min(gk, ${K - 1}u) * ${N}u + min(gn, ${N - 4}u)) / 4u`)}, gn < ${N}u && gk < kEnd);`,
     );
   } else {
     const bAt = c.transB
@@ -319,7 +320,7 @@ function wgmemLoop(c: MatmulConfig): string {
     for (const i of range(TM))
       for (const jj of range(J4)) {
         const dots = range(4).map((e) => `dot(a${i}, b${4 * jj + e})`);
-        L.push(`      acc${i}_${jj} += vec4<f32>(${dots.join(', ')});`);
+        L.push(`      acc${i}_${jj} += ${accT(c)}(${dots.join(', ')});`);
       }
   } else if (c.vecA) {
     L.push(`    for (var kq = 0u; kq < ${TK4}u; kq++) {`);
@@ -357,8 +358,10 @@ export const matmulFamily: KernelFamily<MatmulConfig> = {
     const acc32 = (i: number, jj: number) => (c.f16 === 'all' ? `vec4<f32>(acc${i}_${jj})` : `acc${i}_${jj}`);
     const bType = c.f16 === 'w' ? 'vec2<u32>' : c.f16 === 'all' ? 'vec4<f16>' : vecType(c.vecB);
     const bNote = c.f16 === 'none' ? '' : ', as halves';
-    const wgA = c.vecA ? `vec4<f32>, ${(c.wgY * TM * c.TK) / 4}` : `f32, ${c.wgY * TM * c.TK}`;
-    const wgB = c.vecB ? `vec4<f32>, ${(c.TK * c.wgX * TN) / 4}` : `f32, ${c.TK * c.wgX * TN}`;
+    // Slabs in f16 for full f16 (half the workgroup memory).
+    const st = c.f16 === 'all' ? 'f16' : 'f32';
+    const wgA = c.vecA ? `vec4<${st}>, ${(c.wgY * TM * c.TK) / 4}` : `${st}, ${c.wgY * TM * c.TK}`;
+    const wgB = c.vecB ? `vec4<${st}>, ${(c.TK * c.wgX * TN) / 4}` : `${st}, ${c.TK * c.wgX * TN}`;
     // Epilogue: bias, activation, store (rows and columns past the edge skipped).
     const epi: string[] = [];
     for (const i of range(TM)) {
@@ -671,7 +674,6 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
       `matmul variant "${matmulVariant.format(p)}": 'sg' needs kind reg, b as [K, N], K a multiple of the subgroup sharing width (${matmulSgWidth(ctx)}) and N of 4`,
     );
   }
-  if (p.f16 && kind !== 'reg') throw new Error(`matmul variant "${matmulVariant.format(p)}": 'f16' needs kind reg`);
   if (p.f16 === 'all' && !ctx.shaderF16) {
     throw new Error(
       `matmul variant "${matmulVariant.format(p)}": 'f16=all' needs the device feature shader-f16, which this adapter lacks`,
@@ -718,7 +720,7 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
     );
   }
   const TK = kind === 'wgmem' ? (p.tk ?? 16) : 0;
-  const wgBytes = 4 * TK * (wgY * TM + wgX * TN);
+  const wgBytes = (p.f16 === 'all' ? 2 : 4) * TK * (wgY * TM + wgX * TN);
   if (wgBytes > ctx.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(
       `matmul variant: wgmem slabs need ${wgBytes} bytes of workgroup memory, over maxComputeWorkgroupStorageSize ${ctx.limits.maxComputeWorkgroupStorageSize}`,
@@ -760,7 +762,8 @@ export const matmulOp: OpDef<MatmulAttrs> = {
         `matmul variant "${matmulVariant.format(matmulVariant.of(ctx.prefer) ?? {})}": 'pk' needs kind reg and b a constant [K, N] weight`,
       );
     }
-    if (ch.f16 !== 'none' && !(constW && (ch.pk || (transB ? vecK : vecN)))) {
+    const f16Vec = reg ? ch.pk || (transB ? vecK : vecN) : transB ? vecK && ch.TK % 4 === 0 : vecN;
+    if (ch.f16 !== 'none' && !(constW && f16Vec)) {
       throw new Error(
         `matmul variant "${matmulVariant.format(matmulVariant.of(ctx.prefer) ?? {})}": 'f16' needs b a constant weight read as vec4s (${transB ? 'K' : 'N'} a multiple of 4, or 'pk')`,
       );
@@ -878,6 +881,9 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     if (ctx.shaderF16 && constW && M >= 8 && (transB ? g.K : g.N) % 4 === 0) {
       c.push('reg,tile=8x8,f16=w', 'reg,tile=8x8,f16=all');
       if (!transB) c.push('reg,tile=8x16,pk,f16=w', 'reg,tile=8x16,pk,f16=all');
+      const big = 'wgmem,tile=4x4,wg=16x16,tk=16';
+      if (M >= 32 && g.N >= 32 && !ctx.cpuAdapter && matmulWgmemTilings(ctx.limits).includes(big))
+        c.push(`${big},f16=all`);
     }
     const tiles = (g.shared ? 1 : numel(g.outBatch)) * ceilDiv(M, 4) * ceilDiv(g.N, 8);
     if (g.K >= 512 && tiles < 512) c.push('reg,tile=4x8,splitk=4', 'reg,tile=4x4,splitk=8');

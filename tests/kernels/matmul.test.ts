@@ -395,6 +395,7 @@ describe('matmul real-GPU variants on SwiftShader (correctness only)', () => {
     'reg,tile=8x8,pk,f16=w',
     'reg,tile=4x4,splitk=2,f16=w',
     'tile=8x16,wg=1x8,sg,pk,f16=w',
+    'wgmem,tile=4x4,wg=8x8,tk=8,f16=w',
   ]) {
     it(`${v} (f16 storage): ${f16Cases.length} shapes`, async () => {
       const dev = await testDevice();
@@ -446,6 +447,8 @@ describe('matmul real-GPU variants on SwiftShader (correctness only)', () => {
       ['reg,tile=8x8,f16=all', true],
       ['reg,tile=8x16,pk,f16=all', false],
       ['tile=8x16,wg=1x8,sg,pk,f16=all', false],
+      ['wgmem,tile=4x4,wg=8x8,tk=16,f16=all', false],
+      ['wgmem,tile=4x4,wg=8x8,tk=16,f16=all', true],
     ] as const) {
       const low = lower(v, transB);
       const src = low.dispatches[0].wgsl();
@@ -453,7 +456,8 @@ describe('matmul real-GPU variants on SwiftShader (correctness only)', () => {
       expect(src).toContain('var<storage, read> B: array<vec4<f16>>');
       expect(src).toContain('var acc0_0 = vec4<f16>(0.0);');
       expect(src).toMatch(/vec4<f32>\(acc0_0\)/);
-      expect(src).toMatch(/vec4<f16>\(A\[/);
+      expect(src).toMatch(/vec4<f16>\((A\[|select\(vec4<f32>\(0\.0\), A\[)/);
+      if (v.startsWith('wgmem')) expect(src).toContain('var<workgroup> Bs: array<vec4<f16>');
       expect(low.constLayouts?.[0].layout).toMatch(/-f16$/);
     }
     expect(() =>
