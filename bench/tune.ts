@@ -17,7 +17,7 @@
 //
 // Runs in Node and in the page: no Node-only imports.
 
-import type { Device } from '../engine/device.js';
+import { type Device, kernelContext } from '../engine/device.js';
 import { type Plan, compile } from '../engine/executor.js';
 import { runReference } from '../engine/graph.js';
 import {
@@ -99,7 +99,7 @@ export async function tuneLayers(
   const reps = Math.max(1, o.reps ?? 2);
   const maxCompileMs = o.maxCompileMs ?? 3000;
   const minGain = o.minGain ?? 0.03;
-  const ctx = { limits: device.info.limits, subgroupSize: device.info.subgroupSize };
+  const ctx = kernelContext(device.info);
   const rows: TuneRow[] = [];
   const evict = o.coldCache === false ? undefined : await cacheEvictor(device);
   try {

@@ -1,8 +1,11 @@
 // One way to get a GPUDevice, in the browser (navigator.gpu) and in Node (npm `webgpu`, i.e. Dawn).
 // We ask for the adapter's maximum limits: conv weights and activations of large models need
-// more than the 128 MiB default binding size.
+// more than the 128 MiB default binding size. Optional features are requested when the adapter
+// has them: `timestamp-query` (profiles), `subgroups` (subgroup-shared kernel variants) and
+// `shader-f16` (the full-f16 kernel variants); what each adapter reports is in docs/swiftshader.md
+// and docs/kernels-gpu.md.
 
-import type { Limits } from '../kernels/kernel.js';
+import type { LowerContext, Limits } from '../kernels/kernel.js';
 
 export interface DeviceInfo {
   runtime: 'browser' | 'node';
@@ -15,6 +18,16 @@ export interface DeviceInfo {
    * fixed size (SwiftShader: 4); kernels may then use subgroup broadcasts. Otherwise 0.
    */
   subgroupSize: number;
+  /**
+   * The range of subgroup sizes the adapter reports (adapter.info.subgroupMinSize..MaxSize) when
+   * the device has 'subgroups', else 0 and 0. Kernels that must be right for any size in the
+   * range read these (kernels/matmul.ts, kernels/conv2d.ts `sg`). Absent in records written
+   * before they were recorded.
+   */
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+  /** Whether the device has 'shader-f16' (WGSL `enable f16;`: the full-f16 kernel variants). */
+  shaderF16?: boolean;
   /** The limits the kernels read (the kernel contract's Limits), as granted to the device. */
   limits: Limits;
 }
@@ -122,13 +135,15 @@ export async function createDevice(opts: CreateDeviceOptions = {}): Promise<Devi
   }
   const ai = adapter.info ?? ({} as GPUAdapterInfo);
   const sgInfo = ai as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
-  const sgSize =
-    adapter.features.has('subgroups') && sgInfo.subgroupMinSize && sgInfo.subgroupMinSize === sgInfo.subgroupMaxSize
-      ? sgInfo.subgroupMinSize
-      : 0;
+  const hasSg = adapter.features.has('subgroups') && !!sgInfo.subgroupMinSize && !!sgInfo.subgroupMaxSize;
+  const sgMin = hasSg ? sgInfo.subgroupMinSize! : 0;
+  const sgMax = hasSg ? sgInfo.subgroupMaxSize! : 0;
+  const sgSize = hasSg && sgMin === sgMax ? sgMin : 0;
+  const f16 = adapter.features.has('shader-f16');
   const requiredFeatures: GPUFeatureName[] = [];
   if (wantTs) requiredFeatures.push('timestamp-query');
-  if (sgSize) requiredFeatures.push('subgroups' as GPUFeatureName);
+  if (hasSg) requiredFeatures.push('subgroups' as GPUFeatureName);
+  if (f16) requiredFeatures.push('shader-f16');
   const gpuDevice = await adapter.requestDevice({
     requiredFeatures,
     requiredLimits,
@@ -145,6 +160,9 @@ export async function createDevice(opts: CreateDeviceOptions = {}): Promise<Devi
       description: ai.description ?? '',
       features: [...adapter.features].sort(),
       subgroupSize: sgSize,
+      subgroupMinSize: sgMin,
+      subgroupMaxSize: sgMax,
+      shaderF16: f16,
       limits: {
         maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
         maxBufferSize: l.maxBufferSize,
@@ -160,6 +178,23 @@ export async function createDevice(opts: CreateDeviceOptions = {}): Promise<Devi
     device.lost = { reason: String(info.reason), message: info.message };
   });
   return device;
+}
+
+/** What kernels read of a device when they lower (LowerContext less the per-node fields). */
+export function kernelContext(info: DeviceInfo): Omit<LowerContext, 'prefer' | 'constInputs'> {
+  return {
+    limits: info.limits,
+    subgroupSize: info.subgroupSize,
+    subgroupMinSize: info.subgroupMinSize ?? info.subgroupSize,
+    subgroupMaxSize: info.subgroupMaxSize ?? info.subgroupSize,
+    shaderF16: info.shaderF16 ?? false,
+    cpuAdapter: isCpuAdapter(info),
+  };
+}
+
+/** SwiftShader (and Mesa's llvmpipe/lavapipe): a Vulkan on the CPU, by what the adapter reports. */
+export function isCpuAdapter(info: Pick<DeviceInfo, 'architecture' | 'description'>): boolean {
+  return /swiftshader|llvmpipe|lavapipe/i.test(`${info.architecture} ${info.description}`);
 }
 
 export function describeDevice(d: Device): string {

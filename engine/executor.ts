@@ -30,7 +30,7 @@ import {
 } from '../kernels/kernel.js';
 import type { Prefer } from '../kernels/variant.js';
 import { BufferPool, poolFor } from './buffer-pool.js';
-import { type Device, DeviceLostError, assertAlive } from './device.js';
+import { type Device, DeviceLostError, assertAlive, kernelContext } from './device.js';
 import { InputError, KernelError, TensorTooLargeError } from './errors.js';
 import { type Graph, type Node, validateGraph } from './graph.js';
 import { type Lifetime, planMemory } from './memory-plan.js';
@@ -166,7 +166,7 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
   validateGraph(graph);
   const gpu = device.gpu;
   const pool = poolFor(gpu);
-  const ctx: LowerContext = { limits: device.info.limits, subgroupSize: device.info.subgroupSize, prefer: opts.prefer };
+  const ctx: LowerContext = { ...kernelContext(device.info), prefer: opts.prefer };
   const staticValues = findStaticValues(graph);
   const isStatic = (n: Node) => n.inputs.length > 0 && n.inputs.every((x) => staticValues.has(x));
   const rootOf = aliasRoots(graph);

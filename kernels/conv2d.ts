@@ -35,8 +35,19 @@
 // 'direct,tile=4x8' = tm×tn, 'gemm,tile=4x16,sg'); unset fields go to the heuristic: gemm for groups == 1, direct for grouped convs, and depthwise convs
 // (groups == Cin > 1) go to kernels/depthwise.ts (both paths here still handle them), except
 // when they carry a residual: depthwise.ts has no residual epilogue, so those stay here, direct.
-// Not written yet: a workgroup-memory-tiled gemm for real GPUs (it would be one more config
-// flag; the workgroup shape `wg` is already a config field).
+//
+// Variants for real GPUs (in the tune space where the device can run them, never the heuristic's
+// choice; docs/kernels-gpu.md):
+// - 'gemm,wgmem,wg=<x>x<y>,tk=<k>': implicit GEMM through workgroup memory (conv2dWgmemWgsl): a
+//   workgroup stages a (wg[1]·tm) × tk slab of im2col(x) and a tk × (wg[0]·tn) slab of w per K
+//   step between two barriers; tilings sized from the limits (conv2dWgmemTilings).
+// - 'f16=w' / 'f16=all': w (a constant) stored as halves, made once at load (kernels/f16.ts);
+//   'w' widens them to f32 (any adapter), 'all' computes in f16 (needs shader-f16).
+// - 'gemm,generic' (pointwise convs only, any adapter): the shape-generic kernel of
+//   kernels/pointwise-generic.ts, one pipeline for every 1×1 conv of a model (cold start).
+// - 'sg' on any subgroup size from 4 to 64: 4 lanes load one weight row each and every lane
+//   reads them by subgroupBroadcast from lanes 0..3; a wider subgroup's other lanes load copies
+//   of row (lane mod 4) that nobody reads (Conv2dConfig.sgWide).
 
 import {
   type Activation,
@@ -59,9 +70,11 @@ import {
   output,
   ShapeError,
 } from './kernel.js';
-import { DEPTHWISE_TUNE_CANDIDATES, lowerDepthwise } from './depthwise.js';
+import { depthwiseTuneCandidates, lowerDepthwise } from './depthwise.js';
 import { XYZW, actTWgsl, ceilPow2, range, u, vecType, wgsl, workgroupIndex } from './wgsl.js';
 import { defineVariant } from './variant.js';
+import { type F16Mode, UNPACK_F16_WGSL, toF16Words } from './f16.js';
+import { lowerPointwiseGeneric } from './pointwise-generic.js';
 
 export interface Conv2dAttrs {
   stride?: [number, number];
@@ -202,12 +215,32 @@ export interface Conv2dConfig extends Conv2dGeometry {
    * instead of each lane loading all four (see kernels/matmul.ts `sg`).
    */
   sg: number;
+  /** The device's subgroups may be wider than `sg`: lanes then load weight row ci + (lane mod sg). */
+  sgWide: boolean;
+  /**
+   * Implicit GEMM through workgroup memory (gemm path, for real GPUs): the workgroup stages a
+   * (wg[1]·tm) × tk slab of the im2col of x and a tk × (wg[0]·tn) slab of w per K step, with
+   * two barriers per step (conv2dWgmemWgsl). 0 = off, else the K step tk.
+   */
+  tk: number;
+  /** w in half precision (kernels/f16.ts): 'w' halves widened to f32, 'all' f16 arithmetic. */
+  f16: F16Mode;
   /** Workgroups along x of the dispatch grid (see grid()). */
   gridX: number;
 }
 
-/** Invocation counts of a config: channel blocks (all groups) and pixel blocks. */
+/**
+ * Invocation counts of a config: channel blocks (all groups) and pixel blocks, and the workgroup
+ * grid wgx × wgy. With workgroup memory (tk > 0) a block is a workgroup's tile: (wg[0]·tn)
+ * channels of one group × (wg[1]·tm) rows of M.
+ */
 function blocks(c: Conv2dConfig) {
+  if (c.tk) {
+    const cb = ceilDiv(c.cog, c.tn * c.wg[0]);
+    const nb = c.groups * cb;
+    const mb = ceilDiv(c.n * c.oh * c.ow, c.tm * c.wg[1]);
+    return { cb, pb: 0, nb, mb, wgx: nb, wgy: mb };
+  }
   const cb = ceilDiv(c.cog, c.tn);
   const pb = ceilDiv(c.ow, c.tm); // direct: pixel blocks per output row
   const nb = c.groups * cb;
@@ -215,7 +248,27 @@ function blocks(c: Conv2dConfig) {
   return { cb, pb, nb, mb, wgx: ceilDiv(nb, c.wg[0]), wgy: ceilDiv(mb, c.wg[1]) };
 }
 
+/** WGSL pieces shared by both generators: weight loads, the f16 conversions, types. */
+function precision(c: Conv2dConfig) {
+  const full = c.f16 === 'all';
+  return {
+    full,
+    /** A vec4 (or scalar) load of w at `i`, widened from halves for 'w'. */
+    ldw: (i: string) => (c.f16 === 'none' ? `w[${i}]` : `ldw(${i})`),
+    /** x's value `e` (of type vec4 when xVec4) converted for the arithmetic. */
+    cvx: (e: string) => (full ? `${c.xVec4 ? 'vec4<f16>' : 'f16'}(${e})` : e),
+    /** The accumulator type, and an accumulator as f32. */
+    accT: full ? 'vec4<f16>' : vecType(c.vec4),
+    acc32: (a: string) => (full ? `vec4<f32>(${a})` : a),
+    /** w's binding type and the WGSL that declares ldw. */
+    wType: c.f16 === 'w' ? 'vec2<u32>' : full ? 'vec4<f16>' : vecType(c.vec4),
+    decls: `${full ? 'enable f16;\n' : ''}${c.f16 === 'w' ? `${UNPACK_F16_WGSL}\nfn ldw(i: u32) -> vec4<f32> { return ldw4(w[i]); }` : full ? 'fn ldw(i: u32) -> vec4<f16> { return w[i]; }' : ''}`,
+  };
+}
+
 function conv2dWgsl(c: Conv2dConfig): string {
+  if (c.tk) return conv2dWgmemWgsl(c);
+  const P = precision(c);
   const { cb, pb, nb, mb, wgx } = blocks(c);
   const V = c.vec4 ? 4 : 1; // channels per accumulator
   const XV = c.xVec4 ? 4 : 1; // ci per x load
@@ -266,7 +319,7 @@ function conv2dWgsl(c: Conv2dConfig): string {
   // the group for reading; `c0 + j·V < Cog` says whether it is written.
   L.push(`  let g = nb / ${u(cb)};`, `  let c0 = (nb % ${u(cb)}) * ${u(c.tn)};`);
   for (const j of J) L.push(`  let col${j} = g * ${u(c.cog)} + min(c0 + ${u(j * V)}, ${u(c.cog - V)});`);
-  for (const i of I) for (const j of J) L.push(`  var acc${i}_${j} = ${T}(0.0);`);
+  for (const i of I) for (const j of J) L.push(`  var acc${i}_${j} = ${P.accT}(0.0);`);
 
   // The ci loop for one (ky, kx): a{i} is row i's x offset at ci = 0, ok{i} whether it is inside.
   const inner = (ind: string, check: boolean): string[] => {
@@ -274,11 +327,11 @@ function conv2dWgsl(c: Conv2dConfig): string {
     R.push(`${ind}for (var ci = 0u; ci < ${u(c.cig)}; ci += ${u(XV)}) {`);
     for (const i of I) {
       const load = `x[(a${i} + ci)${XV > 1 ? ' / 4u' : ''}]`;
-      R.push(`${ind}  let xa${i} = ${check ? `select(${XT}(0.0), ${load}, ok${i})` : load};`);
+      R.push(`${ind}  let xa${i} = ${P.cvx(check ? `select(${XT}(0.0), ${load}, ok${i})` : load)};`);
     }
     if (c.sg) {
-      R.push(`${ind}  let wl = (kb + ci + sl) * ${u(coutV)};`);
-      for (const j of J) R.push(`${ind}  let wl${j} = w[wl + col${j} / 4u];`);
+      R.push(`${ind}  let wl = (kb + ci + ${c.sgWide ? `(sl % ${u(c.sg)})` : 'sl'}) * ${u(coutV)};`);
+      for (const j of J) R.push(`${ind}  let wl${j} = ${P.ldw(`wl + col${j} / 4u`)};`);
     } else {
       R.push(`${ind}  let wr = (kb + ci) * ${u(coutV)};`);
     }
@@ -287,7 +340,7 @@ function conv2dWgsl(c: Conv2dConfig): string {
         R.push(
           c.sg
             ? `${ind}  let b${s}_${j} = subgroupBroadcast(wl${j}, ${u(s)});`
-            : `${ind}  let b${s}_${j} = w[wr + ${u(s * coutV)} + col${j}${V > 1 ? ' / 4u' : ''}];`,
+            : `${ind}  let b${s}_${j} = ${P.ldw(`wr + ${u(s * coutV)} + col${j}${V > 1 ? ' / 4u' : ''}`)};`,
         );
       }
       for (const i of I) {
@@ -337,9 +390,10 @@ function conv2dWgsl(c: Conv2dConfig): string {
     L.push(`  if (live${i}${c.sg ? ' && mLive' : ''}) {`);
     for (const j of J) {
       const yi = `o${i} * ${u(coutV)} + col${j}${V > 1 ? ' / 4u' : ''}`;
+      const a = P.acc32(`acc${i}_${j}`);
       const store = c.residual
-        ? `{ let yi = ${yi}; y[yi] = actT(acc${i}_${j} + bias${j} + residual[yi]); }`
-        : `y[${yi}] = actT(acc${i}_${j}${c.bias ? ` + bias${j}` : ''});`;
+        ? `{ let yi = ${yi}; y[yi] = actT(${a} + bias${j} + residual[yi]); }`
+        : `y[${yi}] = actT(${a}${c.bias ? ` + bias${j}` : ''});`;
       const partial = c.cog % c.tn !== 0 && (j + 1) * V > c.cog % c.tn;
       L.push(partial ? `    if (c0 + ${u(j * V)} < ${u(c.cog)}) { ${store} }` : `    ${store}`);
     }
@@ -363,10 +417,11 @@ function conv2dWgsl(c: Conv2dConfig): string {
 #if ${c.sg}
 enable subgroups;
 #endif
+${P.decls}
 ${activationWgsl(c.act)}
 ${actTWgsl(c.vec4)}
 @group(0) @binding(0) var<storage, read> x: array<${XT}>;  // input   [${c.n},${c.h},${c.w},${c.cin}] NHWC
-@group(0) @binding(1) var<storage, read> w: array<${T}>;  // weights [${c.kh},${c.kw},${c.cig},${c.cout}] HWIO
+@group(0) @binding(1) var<storage, read> w: array<${P.wType}>;  // weights [${c.kh},${c.kw},${c.cig},${c.cout}] HWIO${c.f16 !== 'none' ? ', as halves' : ''}
 #if ${c.bias}
 @group(0) @binding(2) var<storage, read> bias: array<${T}>;  // bias    [${c.cout}]
 #endif
@@ -385,6 +440,134 @@ ${L.join('\n')}
 `;
 }
 
+/**
+ * Implicit GEMM through workgroup memory (Conv2dConfig.tk > 0), for real GPUs. A workgroup owns
+ * a tile of BM = wg[1]·tm rows of M (output pixels) × BN = wg[0]·tn channels of one group; per
+ * K step of tk it stages As = im2col(x)[BM, tk] (vec4 along K when Cin/groups % 4 == 0: four
+ * consecutive k share the tap and are contiguous input channels) and Bs = w[tk, BN] (vec4
+ * along Cout when vec4), barrier, each invocation multiplies its tm × tn register tile out of
+ * them, barrier. Loads outside the image, past M, K or the group's channels are zeros (their
+ * indices clamped into bounds); every invocation reaches every barrier (the only early exit is
+ * a whole workgroup past the end of the grid).
+ */
+function conv2dWgmemWgsl(c: Conv2dConfig): string {
+  const P = precision(c);
+  const { cb, nb, mb } = blocks(c);
+  const V = c.vec4 ? 4 : 1;
+  const XV = c.xVec4 ? 4 : 1;
+  const T = vecType(c.vec4);
+  const XT = vecType(c.xVec4);
+  const ST = P.full ? 'f16' : 'f32';
+  const AT = c.xVec4 ? `vec4<${ST}>` : ST;
+  const BT = c.vec4 ? `vec4<${ST}>` : ST;
+  const nAcc = c.tn / V;
+  const BM = c.wg[1] * c.tm,
+    BN = c.wg[0] * c.tn,
+    WG = c.wg[0] * c.wg[1];
+  const K = c.kh * c.kw * c.cig;
+  const m = c.n * c.oh * c.ow;
+  const TKX = c.tk / XV,
+    BNV = BN / V;
+  const coutV = c.cout / V;
+  const padded = c.pad.some((p) => p > 0);
+  const L: string[] = [];
+  L.push(
+    `  let g = nbk / ${u(cb)};`,
+    `  let c0 = (nbk % ${u(cb)}) * ${u(BN)};  // first channel of the tile, in group g`,
+  );
+  L.push(`  let m0 = mbk * ${u(BM)};`);
+  for (const i of range(c.tm)) for (const j of range(nAcc)) L.push(`  var acc${i}_${j} = ${P.accT}(0.0);`);
+  L.push(`  for (var k0 = 0u; k0 < ${u(K)}; k0 += ${u(c.tk)}) {`);
+  // im2col slab: element e is row e / TKX, k = k0 + (e % TKX)·XV.
+  L.push(`    for (var e = li; e < ${u(BM * TKX)}; e += ${u(WG)}) {`);
+  L.push(`      let mr = m0 + e / ${u(TKX)};`, `      let k = k0 + (e % ${u(TKX)}) * ${u(XV)};`);
+  L.push(`      let q = min(mr, ${u(m - 1)});`, `      let kc = min(k, ${u(K - XV)});`);
+  L.push(
+    `      let ci = kc % ${u(c.cig)};`,
+    `      let kx = (kc / ${u(c.cig)}) % ${u(c.kw)};`,
+    `      let ky = kc / ${u(c.cig * c.kw)};`,
+  );
+  L.push(`      let iy = i32((q / ${u(c.ow)} % ${u(c.oh)}) * ${u(c.sh)} + ky * ${u(c.dh)}) - ${c.pad[0]};`);
+  L.push(`      let ix = i32((q % ${u(c.ow)}) * ${u(c.sw)} + kx * ${u(c.dw)}) - ${c.pad[1]};`);
+  const inside = padded ? ` && iy >= 0 && iy < ${c.h} && ix >= 0 && ix < ${c.w}` : '';
+  L.push(`      let ok = mr < ${u(m)} && k < ${u(K)}${inside};`);
+  L.push(
+    `      let p = ((q / ${u(c.ow * c.oh)}) * ${u(c.h)} + u32(max(iy, 0))) * ${u(c.w)} + u32(max(ix, 0));`,
+    `      let xi = select(0u, p * ${u(c.cin)} + g * ${u(c.cig)} + ci, ok)${XV > 1 ? ' / 4u' : ''};`,
+  );
+  L.push(`      As[e] = ${P.cvx(`select(${XT}(0.0), x[xi], ok)`)};`);
+  L.push('    }');
+  // weight slab: element e is k = k0 + e / BNV, channel c0 + (e % BNV)·V.
+  L.push(`    for (var e = li; e < ${u(c.tk * BNV)}; e += ${u(WG)}) {`);
+  L.push(`      let k = k0 + e / ${u(BNV)};`, `      let cc = c0 + (e % ${u(BNV)}) * ${u(V)};`);
+  L.push(`      let ok = k < ${u(K)} && cc < ${u(c.cog)};`);
+  L.push(
+    `      let wi = (min(k, ${u(K - 1)}) * ${u(c.cout)} + g * ${u(c.cog)} + min(cc, ${u(c.cog - V)}))${V > 1 ? ' / 4u' : ''};`,
+  );
+  L.push(`      Bs[e] = select(${BT}(0.0), ${P.ldw('wi')}, ok);`);
+  L.push('    }');
+  L.push('    workgroupBarrier();');
+  L.push(`    for (var kq = 0u; kq < ${u(TKX)}; kq++) {`);
+  for (const i of range(c.tm)) L.push(`      let a${i} = As[(lid.y * ${u(c.tm)} + ${u(i)}) * ${u(TKX)} + kq];`);
+  for (const s of range(XV)) {
+    L.push('      {');
+    for (const j of range(nAcc))
+      L.push(`        let b${j} = Bs[(kq * ${u(XV)} + ${u(s)}) * ${u(BNV)} + lid.x * ${u(nAcc)} + ${u(j)}];`);
+    for (const i of range(c.tm)) {
+      const a = XV > 1 ? `a${i}.${XYZW[s]}` : `a${i}`;
+      for (const j of range(nAcc)) L.push(`        acc${i}_${j} += ${a} * b${j};`);
+    }
+    L.push('      }');
+  }
+  L.push('    }');
+  L.push('    workgroupBarrier();');
+  L.push('  }');
+  // Epilogue: rows past M and channels past the group are skipped.
+  for (const j of range(nAcc)) {
+    L.push(`  let cc${j} = c0 + lid.x * ${u(c.tn)} + ${u(j * V)};`);
+    L.push(`  let col${j} = g * ${u(c.cog)} + min(cc${j}, ${u(c.cog - V)});`);
+    if (c.bias) L.push(`  let bias${j} = bias[col${j}${V > 1 ? ' / 4u' : ''}];`);
+  }
+  for (const i of range(c.tm)) {
+    L.push(`  let o${i} = m0 + lid.y * ${u(c.tm)} + ${u(i)};`);
+    L.push(`  if (o${i} < ${u(m)}) {`);
+    for (const j of range(nAcc)) {
+      const yi = `o${i} * ${u(coutV)} + col${j}${V > 1 ? ' / 4u' : ''}`;
+      const a = P.acc32(`acc${i}_${j}`);
+      const store = c.residual
+        ? `let yi = ${yi}; y[yi] = actT(${a} + bias${j} + residual[yi]);`
+        : `y[${yi}] = actT(${a}${c.bias ? ` + bias${j}` : ''});`;
+      L.push(`    if (cc${j} < ${u(c.cog)}) { ${store} }`);
+    }
+    L.push('  }');
+  }
+  return wgsl`// conv2d implicit GEMM through workgroup memory: ${BM} pixels x ${BN} channels per workgroup, K step ${c.tk}, ${c.tm}x${c.tn} per invocation
+${P.decls}
+${activationWgsl(c.act)}
+${actTWgsl(c.vec4)}
+@group(0) @binding(0) var<storage, read> x: array<${XT}>;  // input   [${c.n},${c.h},${c.w},${c.cin}] NHWC
+@group(0) @binding(1) var<storage, read> w: array<${P.wType}>;  // weights [${c.kh},${c.kw},${c.cig},${c.cout}] HWIO = [K = ${K}, Cout]${c.f16 !== 'none' ? ', as halves' : ''}
+#if ${c.bias}
+@group(0) @binding(2) var<storage, read> bias: array<${T}>;  // bias    [${c.cout}]
+#endif
+#if ${c.residual}
+@group(0) @binding(3) var<storage, read> residual: array<${T}>;  // residual [${c.n},${c.oh},${c.ow},${c.cout}] NHWC
+#endif
+@group(0) @binding(${2 + Number(c.bias) + Number(c.residual)}) var<storage, read_write> y: array<${T}>;  // output  [${c.n},${c.oh},${c.ow},${c.cout}] NHWC
+var<workgroup> As: array<${AT}, ${BM * TKX}>;  // im2col(x) slab [${BM}, ${c.tk}]
+var<workgroup> Bs: array<${BT}, ${c.tk * BNV}>;  // w slab [${c.tk}, ${BN}]
+
+@compute @workgroup_size(${c.wg[0]}, ${c.wg[1]})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let f = ${workgroupIndex(c.gridX)};
+  if (f >= ${u(nb * mb)}) { return; }  // whole workgroups only
+  let nbk = f % ${u(nb)};  // channel tile (group-major)
+  let mbk = f / ${u(nb)};  // pixel tile
+${L.join('\n')}
+}
+`;
+}
+
 export const conv2dFamily: KernelFamily<Conv2dConfig> = { name: 'conv2d', wgsl: conv2dWgsl };
 
 // ---- choosing a config ------------------------------------------------------------------------
@@ -396,13 +579,55 @@ export interface Conv2dVariant {
   tn?: number;
   /** Share w across a subgroup (Conv2dConfig.sg); the size comes from the device. */
   sg?: boolean;
+  /** Stage im2col(x) and w in workgroup memory (gemm path; Conv2dConfig.tk), K step tk. */
+  wgmem?: boolean;
+  /** Workgroup shape [channel blocks, pixel blocks] (written wg=<x>x<y>). */
+  wgx?: number;
+  wgy?: number;
+  tk?: number;
+  /** w (a constant) in half precision (Conv2dConfig.f16). */
+  f16?: 'w' | 'all';
+  /** Pointwise convs only: the shape-generic kernel (kernels/pointwise-generic.ts), one pipeline for all. */
+  generic?: boolean;
 }
 
 export const conv2dVariant = defineVariant<Conv2dVariant>('conv2d', [
   { kind: 'enum', key: 'path', values: ['direct', 'gemm'], bare: true },
   { kind: 'pair', name: 'tile', keys: ['tm', 'tn'], min: [1, 1] },
   { kind: 'flag', key: 'sg' },
+  { kind: 'flag', key: 'wgmem' },
+  { kind: 'pair', name: 'wg', keys: ['wgx', 'wgy'], min: [1, 1] },
+  { kind: 'int', key: 'tk', min: 1 },
+  { kind: 'enum', key: 'f16', values: ['w', 'all'] },
+  { kind: 'flag', key: 'generic' },
 ]);
+
+/**
+ * Workgroup-memory tilings for real GPUs (gemm path), each kept only where the device's limits
+ * allow it: wg[0]·wg[1] ≤ maxComputeInvocationsPerWorkgroup and the slabs, 4·tk·(wg[1]·tm +
+ * wg[0]·tn) bytes, ≤ maxComputeWorkgroupStorageSize. 64×64 tiles of 16×16 invocations of 4×4
+ * (K step 16: 8 KiB), 64×64 of 8×8 invocations of 8×8 (K step 8: 4 KiB), 32×32 of 8×8 of 4×4
+ * (K step 32: 8 KiB).
+ */
+export function conv2dWgmemTilings(limits: LowerContext['limits']): string[] {
+  const all: [number, number, number, number, number][] = [
+    [4, 4, 16, 16, 16],
+    [8, 8, 8, 8, 8],
+    [4, 4, 8, 8, 32],
+  ];
+  return all
+    .filter(
+      ([tm, tn, wx, wy, tk]) =>
+        wx * wy <= limits.maxComputeInvocationsPerWorkgroup &&
+        4 * tk * (wy * tm + wx * tn) <= limits.maxComputeWorkgroupStorageSize,
+    )
+    .map(([tm, tn, wx, wy, tk]) => `gemm,tile=${tm}x${tn},wgmem,wg=${wx}x${wy},tk=${tk}`);
+}
+
+/** Whether the 'sg' variant (4 lanes share w) runs right on subgroups of min..max lanes in a workgroup of 64. */
+export function conv2dSgOk(min: number, max: number): boolean {
+  return min >= 4 && max >= min && 64 % max === 0;
+}
 
 /** A Conv2dVariant plus the workgroup shape (tests and benchmarks force it; the tuner does not). */
 export interface Conv2dTiling extends Conv2dVariant {
@@ -420,26 +645,49 @@ export interface Conv2dTiling extends Conv2dVariant {
  * specialisation (≈0.2 s) gets 8×8. The direct path keeps 4×4: it serves grouped convs with
  * few channels per group, where a wider channel tile is wasted.
  */
-export function conv2dConfig(geo: Conv2dGeometry, t0: Conv2dTiling, maxPerDim: number, subgroupSize = 0): Conv2dConfig {
+export function conv2dConfig(
+  geo: Conv2dGeometry,
+  t0: Conv2dTiling,
+  maxPerDim: number,
+  subgroupSize = 0,
+  subgroupRange: readonly [number, number] = [subgroupSize, subgroupSize],
+): Conv2dConfig {
   const t = { ...sgDefault(geo, t0, subgroupSize), ...t0 };
-  for (const v of [t.tm, t.tn, ...(t.wg ?? [])])
+  const wgGiven =
+    t.wg ?? (t.wgx !== undefined && t.wgy !== undefined ? ([t.wgx, t.wgy] as [number, number]) : undefined);
+  for (const v of [t.tm, t.tn, t.tk, ...(wgGiven ?? [])])
     if (v !== undefined && !isPosInt(v))
       throw new Error(`conv2d tiling ${JSON.stringify(t)}: sizes must be positive integers`);
   const path = t.path ?? (geo.groups === 1 ? 'gemm' : 'direct');
+  const wgmem = !!t.wgmem;
+  if (wgmem && (path !== 'gemm' || t.sg))
+    throw new Error(`conv2d 'wgmem' is a variant of the gemm path, without 'sg' (got ${JSON.stringify(t0)})`);
+  if (!wgmem && t.tk !== undefined) throw new Error(`conv2d 'tk' is the K step of 'wgmem' (got ${JSON.stringify(t0)})`);
+  const tk = wgmem ? (t.tk ?? 16) : 0;
   const pointwise = path === 'gemm' && isPointwise(geo);
-  const wide = path === 'gemm' && geo.cog % 8 === 0;
+  const wide = path === 'gemm' && geo.cog % 8 === 0 && !wgmem;
   const tn = t.tn ?? (wide ? 8 : geo.cog % 4 === 0 ? 4 : Math.min(geo.cog, 4));
   const vec4 = geo.cog % 4 === 0 && tn % 4 === 0;
-  const tm = t.tm ?? Math.min(pointwise && wide ? 8 : 4, path === 'direct' ? geo.ow : geo.n * geo.oh * geo.ow);
+  const tm = wgmem
+    ? (t.tm ?? 4)
+    : (t.tm ?? Math.min(pointwise && wide ? 8 : 4, path === 'direct' ? geo.ow : geo.n * geo.oh * geo.ow));
   const nbCount = geo.groups * ceilDiv(geo.cog, tn);
   const wgx = Math.min(16, ceilPow2(nbCount));
-  const xVec4 = geo.cig % 4 === 0;
-  if (t.sg && !(subgroupSize === 4 && vec4 && xVec4 && path === 'gemm')) {
+  // vec4 loads of x along K: four consecutive k are one tap's contiguous input channels.
+  const xVec4 = geo.cig % 4 === 0 && tk % 4 === 0;
+  const [sgMin, sgMax] = subgroupRange;
+  if (t.sg && !(conv2dSgOk(sgMin, sgMax) && vec4 && xVec4 && path === 'gemm')) {
     throw new Error(
-      `conv2d 'sg' needs the gemm path, a device subgroup size of 4 (this one: ${subgroupSize || 'none'}), Cin/groups and the channel tile multiples of 4`,
+      `conv2d 'sg' needs the gemm path, subgroups of 4 to 64 lanes (this device: ${sgMin ? `${sgMin}..${sgMax}` : 'none'}), Cin/groups and the channel tile multiples of 4`,
     );
   }
-  const wg = t.sg ? ([1, 64] as [number, number]) : (t.wg ?? [wgx, 64 / wgx]);
+  const f16: F16Mode = t.f16 ?? 'none';
+  if (f16 !== 'none' && !vec4) {
+    throw new Error(
+      `conv2d 'f16' reads w as vec4s: Cout/groups (${geo.cog}) and the channel tile (${tn}) must be multiples of 4`,
+    );
+  }
+  const wg = t.sg ? ([1, 64] as [number, number]) : (wgGiven ?? (wgmem ? [8, 8] : [wgx, 64 / wgx]));
   const cfg: Conv2dConfig = {
     ...geo,
     pad: [...geo.pad],
@@ -450,7 +698,10 @@ export function conv2dConfig(geo: Conv2dGeometry, t0: Conv2dTiling, maxPerDim: n
     vec4,
     xVec4,
     pointwise,
-    sg: t.sg ? subgroupSize : 0,
+    sg: t.sg ? 4 : 0,
+    sgWide: !!t.sg && sgMax > 4,
+    tk,
+    f16,
     gridX: 1,
   };
   const b = blocks(cfg);
@@ -466,7 +717,16 @@ export function conv2dConfig(geo: Conv2dGeometry, t0: Conv2dTiling, maxPerDim: n
  * while on 7×7 and 14×14 maps the plain tiles mostly held on.
  */
 function sgDefault(geo: Conv2dGeometry, t: Conv2dTiling, subgroupSize: number): Conv2dTiling {
-  if (t.path !== undefined || t.tm !== undefined || t.tn !== undefined || t.wg !== undefined || t.sg !== undefined)
+  if (
+    t.path !== undefined ||
+    t.tm !== undefined ||
+    t.tn !== undefined ||
+    t.wg !== undefined ||
+    t.sg !== undefined ||
+    t.wgmem !== undefined ||
+    t.wgx !== undefined ||
+    t.tk !== undefined
+  )
     return {};
   if (
     subgroupSize !== 4 ||
@@ -499,7 +759,29 @@ function lowerConv2d(a: Conv2dAttrs, inputs: Shape[], outputs: Shape[], ctx: Low
   if (!tiling && !geo.residual && geo.groups > 1 && geo.groups === geo.cin)
     return lowerDepthwise(a, inputs, outputs, ctx);
   const maxPerDim = ctx.limits.maxComputeWorkgroupsPerDimension;
-  const cfg = conv2dConfig(geo, tiling ?? {}, maxPerDim, ctx.subgroupSize ?? 0);
+  if (tiling?.generic) return lowerGeneric(geo, tiling, inputs, ctx);
+  const sgSize = ctx.subgroupSize ?? 0;
+  const cfg = conv2dConfig(geo, tiling ?? {}, maxPerDim, sgSize, [
+    ctx.subgroupMinSize ?? sgSize,
+    ctx.subgroupMaxSize ?? sgSize,
+  ]);
+  const name = () => conv2dVariant.format(tiling ?? {});
+  if (cfg.f16 !== 'none' && !ctx.constInputs?.[1])
+    throw new Error(`conv2d variant "${name()}": 'f16' needs the weights to be a graph constant`);
+  if (cfg.f16 === 'all' && !ctx.shaderF16)
+    throw new Error(
+      `conv2d variant "${name()}": 'f16=all' needs the device feature shader-f16, which this adapter lacks`,
+    );
+  if (cfg.tk) {
+    const inv = cfg.wg[0] * cfg.wg[1];
+    const wgBytes = (cfg.f16 === 'all' ? 2 : 4) * cfg.tk * (cfg.wg[1] * cfg.tm + cfg.wg[0] * cfg.tn);
+    if (inv > ctx.limits.maxComputeInvocationsPerWorkgroup || wgBytes > ctx.limits.maxComputeWorkgroupStorageSize) {
+      throw new Error(
+        `conv2d variant "${name()}": ${inv} invocations and ${wgBytes} bytes of workgroup memory, over this device's ` +
+          `${ctx.limits.maxComputeInvocationsPerWorkgroup} and ${ctx.limits.maxComputeWorkgroupStorageSize}`,
+      );
+    }
+  }
   const bindings = [
     input(0),
     input(1),
@@ -510,11 +792,44 @@ function lowerConv2d(a: Conv2dAttrs, inputs: Shape[], outputs: Shape[], ctx: Low
   const ysize = geo.n * geo.oh * geo.ow * geo.cout;
   const bytes =
     4 * (numel(inputs[0]) + numel(inputs[1]) + (geo.bias ? geo.cout : 0) + (geo.residual ? ysize : 0) + ysize);
+  const wElems = numel(inputs[1]);
   return {
     dispatches: [
       makeDispatch(conv2dFamily, cfg, conv2dDispatchGrid(cfg, maxPerDim), bindings, { flops: conv2dFlops(geo), bytes }),
     ],
+    constLayouts:
+      cfg.f16 !== 'none' ? [{ input: 1, layout: 'hwio-f16', elements: wElems / 2, apply: toF16Words }] : undefined,
   };
+}
+
+/** The shape-generic pointwise kernel ('gemm,generic'): only a plain 1×1 conv with a constant w, channels in fours. */
+function lowerGeneric(geo: Conv2dGeometry, t: Conv2dVariant, inputs: Shape[], ctx: LowerContext): Lowering {
+  const v = conv2dVariant.format(t);
+  const { generic: _, path, tm, tn, ...rest } = t;
+  const tile = { tm: tm ?? 8, tn: tn ?? (geo.cout % 8 === 0 ? 8 : 4) };
+  if (
+    (path !== undefined && path !== 'gemm') ||
+    Object.values(rest).some((x) => x !== undefined) ||
+    !isPointwise(geo) ||
+    geo.groups !== 1 ||
+    geo.cin % 4 !== 0 ||
+    geo.cout % 4 !== 0 ||
+    tile.tn % 4 !== 0 ||
+    !ctx.constInputs?.[1]
+  ) {
+    throw new Error(
+      `conv2d variant "${v}": 'generic' takes only gemm and tile=<tm>x<tn> (tn a multiple of 4), and a 1×1 stride-1 unpadded conv without groups, Cin and Cout multiples of 4, constant weights`,
+    );
+  }
+  const ysize = geo.n * geo.oh * geo.ow * geo.cout;
+  const bytes =
+    4 * (numel(inputs[0]) + numel(inputs[1]) + (geo.bias ? geo.cout : 0) + (geo.residual ? ysize : 0) + ysize);
+  return lowerPointwiseGeneric(
+    { m: geo.n * geo.h * geo.w, cin: geo.cin, cout: geo.cout, bias: geo.bias, residual: geo.residual, act: geo.act },
+    tile,
+    ctx.limits.maxComputeWorkgroupsPerDimension,
+    { flops: conv2dFlops(geo), bytes },
+  );
 }
 
 // ---- reference ---------------------------------------------------------------------------------
@@ -587,12 +902,29 @@ function conv2dTuneSpace(a: Conv2dAttrs, inputs: Shape[], ctx: LowerContext): Tu
   const g = conv2dGeometry(a, inputs);
   // A depthwise conv with a residual is lowered here (direct), not by kernels/depthwise.ts.
   if (!g.residual && g.groups > 1 && g.groups === g.cin)
-    return { family: 'depthwise', candidates: [...DEPTHWISE_TUNE_CANDIDATES] };
+    return { family: 'depthwise', candidates: depthwiseTuneCandidates(a, inputs, ctx) };
   if (g.groups > 1) return { family: 'conv2d', candidates: ['direct,tile=4x4', 'direct,tile=8x4', 'direct,tile=4x8'] };
   const pointwise = isPointwise(g);
   const c = ['gemm,tile=4x8', 'gemm,tile=4x16', 'direct,tile=4x8', 'direct,tile=8x8', 'direct,tile=4x16'];
   if (pointwise) c.push('gemm,tile=8x8', 'gemm,tile=8x4');
-  if (ctx.subgroupSize === 4 && g.cig % 4 === 0 && g.cog % 16 === 0) {
+  // One pipeline for every pointwise conv: less to build at a cold start, some run time lost.
+  if (pointwise && g.cin % 4 === 0 && g.cog % 8 === 0 && ctx.constInputs?.[1]) c.push('gemm,tile=8x8,generic');
+  // Workgroup-memory tiles for real GPUs, where a layer fills at least a 32×32 tile.
+  if (g.n * g.oh * g.ow >= 32 && g.cog >= 32 && !ctx.cpuAdapter) c.push(...conv2dWgmemTilings(ctx.limits));
+  // Half-precision weights where the adapter has shader-f16; the tuner's reference check drops
+  // either precision where it breaks the tolerance.
+  if (ctx.shaderF16 && ctx.constInputs?.[1] && g.cog % 4 === 0) {
+    c.push('gemm,tile=4x8,f16=w', 'gemm,tile=4x8,f16=all');
+    if (
+      g.n * g.oh * g.ow >= 32 &&
+      g.cog >= 32 &&
+      !ctx.cpuAdapter &&
+      ctx.limits.maxComputeInvocationsPerWorkgroup >= 256
+    )
+      c.push('gemm,tile=4x4,wgmem,wg=16x16,tk=16,f16=all');
+  }
+  const sgSize = ctx.subgroupSize ?? 0;
+  if (conv2dSgOk(ctx.subgroupMinSize ?? sgSize, ctx.subgroupMaxSize ?? sgSize) && g.cig % 4 === 0 && g.cog % 16 === 0) {
     c.push(
       'gemm,tile=4x16,sg',
       'gemm,tile=4x32,sg',

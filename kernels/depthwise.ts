@@ -30,6 +30,12 @@
 //   3×3 / 5×5 at stride 1 or 2, and the default up to 7×7 taps.
 // - 'loop': runtime loops over kh and kw (the block still in registers, but no column reuse):
 //   the generic path for larger kernels, and with pw = ph = 1 the naive GPU oracle.
+// - 'wgmem' (for real GPUs; depthwiseWgmemWgsl): a workgroup of tx × ty invocations owns a
+//   (ty·ph) × (tx·pw) tile of output pixels for 4 channels; it stages the tile's input window
+//   (the halo: (ty·ph − 1)·sh + (kh − 1)·dh + 1 rows, likewise columns, one vec4 per pixel) in
+//   workgroup memory, zeros in the padding, then one barrier, and every invocation reads its
+//   taps from there. tx = 8 and ty = wg / 8 at most, fewer where the output is smaller; the
+//   halo must fit maxComputeWorkgroupStorageSize (depthwiseWgmemFits).
 //
 // Default blocks (lowerDepthwise), from a side-by-side run on SwiftShader (2 shared cores, so
 // ±30% noise), MobileNetV2 layers with relu6: 4×4 gave ~0.8–1.3 GFLOP/s on 3×3 s1/s2 and
@@ -55,7 +61,7 @@ import {
   output,
   ShapeError,
 } from './kernel.js';
-import { XYZW, actTWgsl, flatMain, range, vecType, wgsl } from './wgsl.js';
+import { XYZW, actTWgsl, ceilPow2, flatMain, range, vecType, wgsl, workgroupIndex } from './wgsl.js';
 import { defineVariant } from './variant.js';
 
 /** The conv2d attrs, as conv2d passes them (groups, when given, must equal Cin). */
@@ -68,8 +74,8 @@ export interface DepthwiseAttrs {
   act?: Activation;
 }
 
-export type DepthwiseMode = 'unrolled' | 'loop';
-export const DEPTHWISE_MODES: readonly DepthwiseMode[] = ['unrolled', 'loop'];
+export type DepthwiseMode = 'unrolled' | 'loop' | 'wgmem';
+export const DEPTHWISE_MODES: readonly DepthwiseMode[] = ['unrolled', 'loop', 'wgmem'];
 
 export interface DepthwiseConfig {
   // Shapes (baked into the WGSL).
@@ -100,6 +106,9 @@ export interface DepthwiseConfig {
   ph: number;
   /** Invocations per workgroup. */
   wg: number;
+  /** 'wgmem': the workgroup's invocations along W and H (tx·ty = wg); 0 otherwise. */
+  tx: number;
+  ty: number;
   /** Workgroups along x of the 2-D grid (see grid()). */
   gridX: number;
 }
@@ -188,9 +197,105 @@ function offsets(block: number, s: number, taps: number, d: number): number[] {
   return [...set].sort((a, b) => a - b);
 }
 
+/** Rows × columns of input pixels a 'wgmem' workgroup stages (its tile's window). */
+function halo(c: Pick<DepthwiseConfig, 'tx' | 'ty' | 'ph' | 'pw' | 'sh' | 'sw' | 'dh' | 'dw' | 'kh' | 'kw'>) {
+  return {
+    hh: (c.ty * c.ph - 1) * c.sh + (c.kh - 1) * c.dh + 1,
+    hw: (c.tx * c.pw - 1) * c.sw + (c.kw - 1) * c.dw + 1,
+  };
+}
+
+/** The 'wgmem' variant (see the header): halo in workgroup memory, one barrier, taps unrolled. */
+function depthwiseWgmemWgsl(c: DepthwiseConfig): string {
+  const cb = ceilDiv(c.cout, 4);
+  const TW = c.tx * c.pw,
+    TH = c.ty * c.ph;
+  const owt = ceilDiv(c.ow, TW),
+    oht = ceilDiv(c.oh, TH);
+  const total = c.n * oht * owt * cb;
+  const { hh, hw } = halo(c);
+  const m = c.cout / c.c;
+  const X = vecType(c.xVec4);
+  const Y = vecType(c.yVec4);
+  const gather = (arr: string, base: string, lanes: string) =>
+    `vec4<f32>(${XYZW.map((l) => `${arr}[${base} + ${lanes}.${l}]`).join(', ')})`;
+  const ldx = (pix: string) => (c.xVec4 ? `x[${pix} * ${c.c / 4}u + cb]` : gather('x', `${pix} * ${c.c}u`, 'ci'));
+  const ldw = (tap: number) => (c.yVec4 ? `w[${tap}u * ${cb}u + cb]` : gather('w', `${tap * c.cout}u`, 'cc'));
+  const blk = range(c.ph).flatMap((q) => range(c.pw).map((p) => [q, p] as const));
+  const taps = range(c.kh).flatMap((kh) => range(c.kw).map((kw) => [kh, kw] as const));
+  const body = taps
+    .map(([kh, kw]) => {
+      const t = kh * c.kw + kw;
+      const lines = [`  { let wt = ${ldw(t)};`];
+      for (const [q, p] of blk)
+        lines.push(
+          `    acc${q}_${p} += tile[(hy0 + ${q * c.sh + kh * c.dh}u) * ${hw}u + hx0 + ${p * c.sw + kw * c.dw}u] * wt;`,
+        );
+      lines.push('  }');
+      return lines.join('\n');
+    })
+    .join('\n');
+  const store = ([q, p]: readonly [number, number]) => {
+    const oh = `oh0 + ${q}u`,
+      ow = `ow0 + ${p}u`;
+    const pix = `(n * ${c.oh}u + ${oh}) * ${c.ow}u + ${ow}`;
+    const v = `actT(acc${q}_${p})`;
+    const st = c.yVec4
+      ? `y[(${pix}) * ${cb}u + cb] = ${v};`
+      : `let v = ${v};\n${XYZW.map((l, k) => `    if (co0 + ${k}u < ${c.cout}u) { y[(${pix}) * ${c.cout}u + co0 + ${k}u] = v.${l}; }`).join('\n')}`;
+    return `  if (${oh} < ${c.oh}u && ${ow} < ${c.ow}u) { ${st} }`;
+  };
+  return wgsl`// depthwise through workgroup memory: ${TH}x${TW} output pixels x 4 channels per workgroup, ${c.ph}x${c.pw} per invocation
+${activationWgsl(c.act)}
+${actTWgsl(true)}
+
+@group(0) @binding(0) var<storage, read> x: array<${X}>;        // input  [${c.n},${c.h},${c.w},${c.c}]
+@group(0) @binding(1) var<storage, read> w: array<${Y}>;        // weight [${c.kh},${c.kw},1,${c.cout}]
+#if ${c.bias}
+@group(0) @binding(2) var<storage, read> b: array<${Y}>;        // bias   [${c.cout}]
+#endif
+@group(0) @binding(${c.bias ? 3 : 2}) var<storage, read_write> y: array<${Y}>;  // output [${c.n},${c.oh},${c.ow},${c.cout}]
+var<workgroup> tile: array<vec4<f32>, ${hh * hw}>;  // input window [${hh}, ${hw}] of this tile, 4 channels
+
+@compute @workgroup_size(${c.tx}, ${c.ty})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let f = ${workgroupIndex(c.gridX)};
+  if (f >= ${total}u) { return; }  // whole workgroups only
+  let cb = f % ${cb}u;
+  var r = f / ${cb}u;
+  let tw0 = (r % ${owt}u) * ${TW}u;
+  r = r / ${owt}u;
+  let th0 = (r % ${oht}u) * ${TH}u;
+  let n = r / ${oht}u;
+  let co0 = cb * 4u;
+  let cc = min(vec4<u32>(co0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(${c.cout - 1}u)); // output channels, clamped
+  let ci = cc / ${m}u; // their input channels
+  let ih0 = i32(th0 * ${c.sh}u) - ${c.padTop};
+  let iw0 = i32(tw0 * ${c.sw}u) - ${c.padLeft};
+  for (var e = li; e < ${hh * hw}u; e += ${c.wg}u) {
+    let ih = ih0 + i32(e / ${hw}u);
+    let iw = iw0 + i32(e % ${hw}u);
+    let inside = u32(ih) < ${c.h}u && u32(iw) < ${c.w}u;
+    let pix = (n * ${c.h}u + u32(clamp(ih, 0, ${c.h - 1}))) * ${c.w}u + u32(clamp(iw, 0, ${c.w - 1}));
+    tile[e] = select(vec4<f32>(0.0), ${ldx('pix')}, inside);
+  }
+  workgroupBarrier();
+  let oh0 = th0 + lid.y * ${c.ph}u;
+  let ow0 = tw0 + lid.x * ${c.pw}u;
+  let hy0 = lid.y * ${c.ph * c.sh}u;
+  let hx0 = lid.x * ${c.pw * c.sw}u;
+${c.bias ? `  let bias = ${c.yVec4 ? 'b[cb]' : gather('b', '0u', 'cc')};` : ''}
+${blk.map(([q, p]) => `  var acc${q}_${p} = ${c.bias ? 'bias' : 'vec4<f32>(0.0)'};`).join('\n')}
+${body}
+${blk.map(store).join('\n')}
+}
+`;
+}
+
 export const depthwise: KernelFamily<DepthwiseConfig> = {
   name: 'depthwise',
   wgsl(c) {
+    if (c.variant === 'wgmem') return depthwiseWgmemWgsl(c);
     const cb = ceilDiv(c.cout, 4); // channel blocks
     const owb = ceilDiv(c.ow, c.pw); // W blocks
     const ohb = ceilDiv(c.oh, c.ph); // H blocks
@@ -327,6 +432,47 @@ export const DEPTHWISE_TUNE_CANDIDATES = [
   'loop,block=2x4',
 ];
 
+/** A 'wgmem' workgroup: up to 8 invocations along W, the rest of `wg` along H, no more of either than the output needs. */
+function wgmemShape(g: Geometry, ph: number, pw: number, wg: number): { tx: number; ty: number } {
+  const tx = Math.min(8, wg, ceilPow2(ceilDiv(g.ow, pw)));
+  return { tx, ty: Math.max(1, Math.min(Math.floor(wg / tx), ceilPow2(ceilDiv(g.oh, ph)))) };
+}
+
+/**
+ * Whether a 'wgmem' tiling fits the device: tx·ty invocations and the halo, 16 bytes per
+ * staged pixel, within the limits; otherwise the reason.
+ */
+export function depthwiseWgmemFits(
+  c: Pick<DepthwiseConfig, 'tx' | 'ty' | 'ph' | 'pw' | 'sh' | 'sw' | 'dh' | 'dw' | 'kh' | 'kw'>,
+  limits: LowerContext['limits'],
+): true | string {
+  const { hh, hw } = halo(c);
+  const bytes = 16 * hh * hw;
+  if (c.tx * c.ty > limits.maxComputeInvocationsPerWorkgroup)
+    return `${c.tx * c.ty} invocations, over maxComputeInvocationsPerWorkgroup ${limits.maxComputeInvocationsPerWorkgroup}`;
+  if (bytes > limits.maxComputeWorkgroupStorageSize)
+    return `its ${hh}x${hw} input window needs ${bytes} bytes of workgroup memory, over maxComputeWorkgroupStorageSize ${limits.maxComputeWorkgroupStorageSize}`;
+  return true;
+}
+
+/**
+ * Tuner candidates for one depthwise layer: DEPTHWISE_TUNE_CANDIDATES, and the 'wgmem' tilings
+ * (one pixel or a 2×2 block per invocation, 64 invocations) where they fit the device.
+ */
+export function depthwiseTuneCandidates(a: DepthwiseAttrs, inputs: Shape[], ctx: LowerContext): string[] {
+  const out = [...DEPTHWISE_TUNE_CANDIDATES];
+  if (ctx.cpuAdapter) return out;
+  const g = geometry(a, inputs);
+  for (const [v, b] of [
+    ['wgmem', 1],
+    ['wgmem,block=2x2', 2],
+  ] as const) {
+    const [ph, pw] = [Math.min(b, g.oh), Math.min(b, g.ow)];
+    if (depthwiseWgmemFits({ ...g, ...wgmemShape(g, ph, pw, 64), ph, pw }, ctx.limits) === true) out.push(v);
+  }
+  return out;
+}
+
 /** Like lowerDepthwise, with variant fields forced over ctx.prefer's (benchmarks, tests). */
 export function planDepthwise(
   a: DepthwiseAttrs,
@@ -346,11 +492,25 @@ export function planDepthwise(
   const pref = depthwiseVariant.of(ctx.prefer) ?? {};
   const taps = g.kh * g.kw;
   const variant = tune.variant ?? pref.variant ?? (taps <= 49 ? 'unrolled' : 'loop');
-  const pw = Math.max(1, Math.min(tune.pw ?? pref.pw ?? 4, g.ow));
-  const ph = Math.max(1, Math.min(tune.ph ?? pref.ph ?? (variant === 'unrolled' && taps <= 25 ? 4 : 2), g.oh));
-  const wg = tune.wg ?? pref.wg ?? 64;
-  const count = g.n * ceilDiv(g.oh, ph) * ceilDiv(g.ow, pw) * ceilDiv(g.cout, 4);
-  const groups = grid(ceilDiv(count, wg), ctx.limits.maxComputeWorkgroupsPerDimension);
+  const wgmem = variant === 'wgmem';
+  const pw = Math.max(1, Math.min(tune.pw ?? pref.pw ?? (wgmem ? 1 : 4), g.ow));
+  const ph = Math.max(
+    1,
+    Math.min(tune.ph ?? pref.ph ?? (variant === 'unrolled' && taps <= 25 ? 4 : wgmem ? 1 : 2), g.oh),
+  );
+  let wg = tune.wg ?? pref.wg ?? 64;
+  let tx = 0,
+    ty = 0;
+  if (wgmem) {
+    ({ tx, ty } = wgmemShape(g, ph, pw, wg));
+    wg = tx * ty;
+    const fit = depthwiseWgmemFits({ ...g, tx, ty, ph, pw }, ctx.limits);
+    if (fit !== true) throw new Error(`depthwise variant 'wgmem' (block ${ph}x${pw}, ${tx}x${ty} invocations): ${fit}`);
+  }
+  const count = wgmem
+    ? g.n * ceilDiv(g.oh, ty * ph) * ceilDiv(g.ow, tx * pw) * ceilDiv(g.cout, 4)
+    : ceilDiv(g.n * ceilDiv(g.oh, ph) * ceilDiv(g.ow, pw) * ceilDiv(g.cout, 4), wg);
+  const groups = grid(count, ctx.limits.maxComputeWorkgroupsPerDimension);
   const cfg: DepthwiseConfig = {
     n: g.n,
     h: g.h,
@@ -375,6 +535,8 @@ export function planDepthwise(
     pw,
     ph,
     wg,
+    tx,
+    ty,
     gridX: groups[0],
   };
   const outN = g.n * g.oh * g.ow * g.cout;

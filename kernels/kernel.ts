@@ -106,6 +106,20 @@ export interface LowerContext {
   limits: Limits;
   /** The device's fixed subgroup size, 0 when subgroups are unavailable (see engine/device.ts DeviceInfo). */
   subgroupSize?: number;
+  /**
+   * The adapter's range of subgroup sizes (0 when subgroups are unavailable): a subgroup variant
+   * offered where min < max must be right for every size in the range. Unset: subgroupSize.
+   */
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+  /** The device has 'shader-f16': WGSL may `enable f16;` (full-f16 variants). */
+  shaderF16?: boolean;
+  /**
+   * The adapter is a CPU implementation of the GPU (SwiftShader): workgroup memory and barriers
+   * are about ten times slower there than register blocking (docs/swiftshader.md), so tune
+   * spaces leave their workgroup-memory tilings out (they can still be forced through prefer).
+   */
+  cpuAdapter?: boolean;
   /** Per input of the node being lowered: whether it is a graph constant (a weight), which a lowering may relayout (Lowering.constLayouts). */
   constInputs?: readonly boolean[];
   /**

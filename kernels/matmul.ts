@@ -16,7 +16,16 @@
 //                  loads otherwise. Fast on SwiftShader (no barriers, no workgroup memory).
 //   kind 'wgmem' — the classic shared-memory tiling for real GPUs: the workgroup stages a
 //                  (wgY·TM) × TK slab of a and a TK × (wgX·TN) slab of b in workgroup memory
-//                  per K step, with two barriers per step.
+//                  per K step, with two barriers per step; the slabs are loaded and kept as
+//                  vec4s where K (a, transB b) and N (b) allow. The tilings the tuner tries are
+//                  sized from the device limits (matmulWgmemTilings; docs/kernels-gpu.md).
+//   'f16=w|all'  — b (a constant weight) stored as halves, made once at load: 'w' widens them to
+//                  f32 (unpack2x16float, any adapter), 'all' computes in f16 (needs shader-f16);
+//                  see kernels/f16.ts. The tuner offers both only where the adapter has shader-f16.
+//                  With 'wgmem' ('all'), the slabs are f16 too: half the workgroup memory.
+//   'sg'         — b's rows shared across a subgroup by subgroupBroadcast, S = the adapter's
+//                  smallest subgroup size (≤ 16) lanes loading one row each: right for any
+//                  subgroup size in subgroupMinSize..subgroupMaxSize (MatmulConfig.sg, sgWide).
 //   'pk'         — b (a constant [K, N] weight) packed at compile time as [⌈N/TN⌉, K, TN], so a
 //                  tile streams its own contiguous block (MatmulConfig.packB).
 //   splitK > 1   — for small M·N with large K: each of splitK workgroup slices sums a kChunk
@@ -25,10 +34,12 @@
 //
 // ctx.prefer.matmul in the kernels/variant.ts syntax, every field optional (the rest heuristic):
 //   'reg' | 'wgmem', 'tile=<tm>x<tn>' (tn a multiple of 4), 'wg=<x>x<y>' (workgroup shape),
-//   'tk=<tk>' (wgmem K tile), 'splitk=<S>' (1 disables), 'sg' (subgroup-shared b), 'pk' (packed b).
+//   'tk=<tk>' (wgmem K tile), 'splitk=<S>' (1 disables), 'sg' (subgroup-shared b), 'pk' (packed b),
+//   'f16=w' / 'f16=all' (half-precision b).
 //   E.g. 'reg,tile=4x4,splitk=3', 'wgmem,tile=8x8,wg=16x16,tk=8', 'tile=8x16,wg=1x8,sg,pk'.
 
 import { defineVariant } from './variant.js';
+import { type F16Mode, UNPACK_F16_WGSL, toF16Words } from './f16.js';
 import {
   type Activation,
   type HostTensor,
@@ -87,6 +98,17 @@ export interface MatmulConfig {
    * shuffle, so this cuts b's loads by S.
    */
   sg: number;
+  /**
+   * The device's subgroups may be wider than `sg` (subgroupMaxSize > sg): each lane then loads
+   * row k + (lane mod sg), and the broadcasts read lanes 0..sg−1 only, which is right for any
+   * subgroup size ≥ sg (see matmulSgWidth).
+   */
+  sgWide: boolean;
+  /**
+   * b in half precision (kernels/f16.ts; b a constant, read as vec4s): 'w' stores it as halves
+   * widened to f32 on load, 'all' also computes in f16 (needs 'shader-f16'). 'none': f32.
+   */
+  f16: F16Mode;
   /** K is cut into splitK slices of kChunk; > 1 writes partial sums to the scratch buffer. */
   splitK: number;
   kChunk: number;
@@ -120,6 +142,13 @@ function batchOffsets(c: MatmulConfig): string {
   return s;
 }
 
+/** A vec4 load of b at index `i` (in vec4 units), widened from halves when c.f16 is set. */
+const ldB = (c: MatmulConfig, i: string): string => (c.f16 === 'none' ? `B[${i}]` : `ldb(${i})`);
+/** A load of a, converted to f16 in the full-f16 variant. */
+const cvA = (c: MatmulConfig, e: string): string => (c.f16 === 'all' ? `${c.vecA ? 'vec4<f16>' : 'f16'}(${e})` : e);
+/** The accumulator type. */
+const accT = (c: MatmulConfig): string => (c.f16 === 'all' ? 'vec4<f16>' : 'vec4<f32>');
+
 /** The register-blocked inner loop over [kBegin, kEnd), reading global memory directly. */
 function regLoop(c: MatmulConfig): string {
   const { M, N, K, TM, TN } = c;
@@ -142,15 +171,15 @@ function regLoop(c: MatmulConfig): string {
   const step = c.vecA ? 4 : 1;
   L.push(`  for (var k = kBegin; k < kEnd; k += ${step}u) {`);
   const ka = c.vecA ? 'k / 4u' : 'k';
-  for (const i of range(TM)) L.push(`    let a${i} = A[ra${i} + ${ka}];`);
+  for (const i of range(TM)) L.push(`    let a${i} = ${cvA(c, `A[ra${i} + ${ka}]`)};`);
   if (c.transB) {
-    for (const j of range(TN)) L.push(`    let b${j} = B[rb${j} + ${ka}];`);
+    for (const j of range(TN)) L.push(`    let b${j} = ${c.vecB ? ldB(c, `rb${j} + ${ka}`) : `B[rb${j} + ${ka}]`};`);
     for (const i of range(TM)) {
       for (const jj of range(J4)) {
         const js = range(4).map((e) => 4 * jj + e);
         L.push(
           c.vecA
-            ? `    acc${i}_${jj} += vec4<f32>(${js.map((j) => `dot(a${i}, b${j})`).join(', ')});`
+            ? `    acc${i}_${jj} += ${accT(c)}(${js.map((j) => `dot(a${i}, b${j})`).join(', ')});`
             : `    acc${i}_${jj} += a${i} * vec4<f32>(${js.map((j) => `b${j}`).join(', ')});`,
         );
       }
@@ -168,9 +197,9 @@ function regLoop(c: MatmulConfig): string {
       for (const jj of range(J4)) {
         L.push(
           c.packB
-            ? `    let b${kk}_${jj} = B[rk${kk} + ${jj}u];`
+            ? `    let b${kk}_${jj} = ${ldB(c, `rk${kk} + ${jj}u`)};`
             : c.vecB
-              ? `    let b${kk}_${jj} = B[rk${kk} + cb${jj}];`
+              ? `    let b${kk}_${jj} = ${ldB(c, `rk${kk} + cb${jj}`)};`
               : `    let b${kk}_${jj} = vec4<f32>(${range(4)
                   .map((e) => `B[rk${kk} + cb${4 * jj + e}]`)
                   .join(', ')});`,
@@ -193,12 +222,15 @@ function regLoop(c: MatmulConfig): string {
 function sgLoop(c: MatmulConfig, L: string[]): string {
   const { N, TM, TN, sg: S } = c;
   const J4 = TN / 4;
+  // Lanes past the first S (a wider subgroup) load a copy of lane (l mod S)'s row, unused.
+  const lane = c.sgWide ? `(sl % ${S}u)` : 'sl';
   L.push(`  for (var k = kBegin; k < kEnd; k += ${S}u) {`);
-  L.push(c.packB ? `    let rl = (pb + k + sl) * ${TN / 4}u;` : `    let rl = (bOff + (k + sl) * ${N}u) / 4u;`);
-  for (const jj of range(J4))
-    L.push(c.packB ? `    let bl${jj} = B[rl + ${jj}u];` : `    let bl${jj} = B[rl + cb${jj}];`);
+  L.push(
+    c.packB ? `    let rl = (pb + k + ${lane}) * ${TN / 4}u;` : `    let rl = (bOff + (k + ${lane}) * ${N}u) / 4u;`,
+  );
+  for (const jj of range(J4)) L.push(`    let bl${jj} = ${ldB(c, c.packB ? `rl + ${jj}u` : `rl + cb${jj}`)};`);
   for (let k4 = 0; k4 < S; k4 += 4) {
-    for (const i of range(TM)) L.push(`    let a${i}_${k4} = A[ra${i} + (k + ${k4}u) / 4u];`);
+    for (const i of range(TM)) L.push(`    let a${i}_${k4} = ${cvA(c, `A[ra${i} + (k + ${k4}u) / 4u]`)};`);
     for (const kk of range(4)) {
       for (const jj of range(J4)) L.push(`    let b${kk}_${jj} = subgroupBroadcast(bl${jj}, ${k4 + kk}u);`);
       for (const i of range(TM))
@@ -209,38 +241,103 @@ function sgLoop(c: MatmulConfig, L: string[]): string {
   return L.join('\n');
 }
 
-/** The workgroup-memory inner loop: stage TK-deep slabs of a and b, then multiply from them. */
+/**
+ * The workgroup-memory inner loop: per K step the workgroup stages a BM × TK slab of a and a
+ * TK × BN slab of b (BM = wgY·TM, BN = wgX·TN), barrier, every invocation multiplies its TM × TN
+ * register tile out of them, barrier. vecA: a's slab is loaded and kept as vec4s along K; vecB:
+ * b's slab as vec4s along N ([TK, BN/4]), or with transB along K ([BN, TK/4], and the product is
+ * a dot of a's and b's vec4s). Loads past the edge (rows, columns, the end of this K slice) are
+ * zeros; their indices are clamped so every read is in bounds.
+ */
 function wgmemLoop(c: MatmulConfig): string {
   const { M, N, K, TM, TN, TK } = c;
   const BM = c.wgY * TM,
     BN = c.wgX * TN,
     WG = c.wgX * c.wgY;
   const J4 = TN / 4;
-  const bAt = c.transB
-    ? `bOff + min(gn, ${N - 1}u) * ${K}u + min(gk, ${K - 1}u)`
-    : `bOff + min(gk, ${K - 1}u) * ${N}u + min(gn, ${N - 1}u)`;
+  const TK4 = TK / 4,
+    BN4 = BN / 4;
   const L: string[] = [];
   L.push(`  for (var k0 = kBegin; k0 < kEnd; k0 += ${TK}u) {`);
-  L.push(`    for (var e = li; e < ${BM * TK}u; e += ${WG}u) {`);
-  L.push(`      let gr = m0 + e / ${TK}u;`);
-  L.push(`      let gk = k0 + e % ${TK}u;`);
-  L.push(
-    `      As[e] = select(0.0, A[aOff + min(gr, ${M - 1}u) * ${K}u + min(gk, ${K - 1}u)], gr < ${M}u && gk < kEnd);`,
-  );
+  // a's slab [BM, TK] (vec4: [BM, TK/4]).
+  if (c.vecA) {
+    L.push(`    for (var e = li; e < ${BM * TK4}u; e += ${WG}u) {`);
+    L.push(`      let gr = m0 + e / ${TK4}u;`);
+    L.push(`      let gk = k0 + (e % ${TK4}u) * 4u;`);
+    L.push(
+      `      As[e] = ${cvA(c, `select(vec4<f32>(0.0), A[(aOff + min(gr, ${M - 1}u) * ${K}u + min(gk, ${K - 4}u)) / 4u], gr < ${M}u && gk < kEnd)`)};`,
+    );
+  } else {
+    L.push(`    for (var e = li; e < ${BM * TK}u; e += ${WG}u) {`);
+    L.push(`      let gr = m0 + e / ${TK}u;`);
+    L.push(`      let gk = k0 + e % ${TK}u;`);
+    L.push(
+      `      As[e] = ${cvA(c, `select(0.0, A[aOff + min(gr, ${M - 1}u) * ${K}u + min(gk, ${K - 1}u)], gr < ${M}u && gk < kEnd)`)};`,
+    );
+  }
   L.push('    }');
-  L.push(`    for (var e = li; e < ${TK * BN}u; e += ${WG}u) {`);
-  L.push(`      let gk = k0 + e / ${BN}u;`);
-  L.push(`      let gn = n0 + e % ${BN}u;`);
-  L.push(`      Bs[e] = select(0.0, B[${bAt}], gn < ${N}u && gk < kEnd);`);
+  // b's slab.
+  if (c.vecB && c.transB) {
+    L.push(`    for (var e = li; e < ${BN * TK4}u; e += ${WG}u) {`);
+    L.push(`      let gn = n0 + e / ${TK4}u;`);
+    L.push(`      let gk = k0 + (e % ${TK4}u) * 4u;`);
+    L.push(
+      `      Bs[e] = select(${accT(c)}(0.0), ${ldB(c, `(bOff + min(gn, ${N - 1}u) * ${K}u + min(gk, ${K - 4}u)) / 4u`)}, gn < ${N}u && gk < kEnd);`,
+    );
+  } else if (c.vecB) {
+    L.push(`    for (var e = li; e < ${TK * BN4}u; e += ${WG}u) {`);
+    L.push(`      let gk = k0 + e / ${BN4}u;`);
+    L.push(`      let gn = n0 + (e % ${BN4}u) * 4u;`);
+    L.push(
+      `      Bs[e] = select(${accT(c)}(0.0), ${ldB(c, `(bOff + min(gk, ${K - 1}u) * ${N}u + min(gn, ${N - 4}u)) / 4u`)}, gn < ${N}u && gk < kEnd);`,
+    );
+  } else {
+    const bAt = c.transB
+      ? `bOff + min(gn, ${N - 1}u) * ${K}u + min(gk, ${K - 1}u)`
+      : `bOff + min(gk, ${K - 1}u) * ${N}u + min(gn, ${N - 1}u)`;
+    L.push(`    for (var e = li; e < ${TK * BN}u; e += ${WG}u) {`);
+    L.push(`      let gk = k0 + e / ${BN}u;`);
+    L.push(`      let gn = n0 + e % ${BN}u;`);
+    L.push(`      Bs[e] = select(0.0, B[${bAt}], gn < ${N}u && gk < kEnd);`);
+  }
   L.push('    }');
   L.push('    workgroupBarrier();');
-  L.push(`    for (var kk = 0u; kk < ${TK}u; kk++) {`);
-  for (const i of range(TM)) L.push(`      let a${i} = As[(lid.y * ${TM}u + ${i}u) * ${TK}u + kk];`);
-  for (const jj of range(J4)) {
-    L.push(`      let o${jj} = kk * ${BN}u + lid.x * ${TN}u + ${4 * jj}u;`);
-    L.push(`      let b${jj} = vec4<f32>(Bs[o${jj}], Bs[o${jj} + 1u], Bs[o${jj} + 2u], Bs[o${jj} + 3u]);`);
+  // b's row kk as TN/4 vec4s (for the [TK, BN] layouts).
+  const bRow = (kk: string, ind: string) => {
+    for (const jj of range(J4)) {
+      if (c.vecB) {
+        L.push(`${ind}let b${jj} = Bs[${kk} * ${BN4}u + lid.x * ${J4}u + ${jj}u];`);
+      } else {
+        L.push(`${ind}let o${jj} = ${kk} * ${BN}u + lid.x * ${TN}u + ${4 * jj}u;`);
+        L.push(`${ind}let b${jj} = vec4<f32>(Bs[o${jj}], Bs[o${jj} + 1u], Bs[o${jj} + 2u], Bs[o${jj} + 3u]);`);
+      }
+    }
+  };
+  if (c.vecA && c.vecB && c.transB) {
+    L.push(`    for (var kq = 0u; kq < ${TK4}u; kq++) {`);
+    for (const i of range(TM)) L.push(`      let a${i} = As[(lid.y * ${TM}u + ${i}u) * ${TK4}u + kq];`);
+    for (const j of range(TN)) L.push(`      let b${j} = Bs[(lid.x * ${TN}u + ${j}u) * ${TK4}u + kq];`);
+    for (const i of range(TM))
+      for (const jj of range(J4)) {
+        const dots = range(4).map((e) => `dot(a${i}, b${4 * jj + e})`);
+        L.push(`      acc${i}_${jj} += ${accT(c)}(${dots.join(', ')});`);
+      }
+  } else if (c.vecA) {
+    L.push(`    for (var kq = 0u; kq < ${TK4}u; kq++) {`);
+    for (const i of range(TM)) L.push(`      let a${i} = As[(lid.y * ${TM}u + ${i}u) * ${TK4}u + kq];`);
+    for (const e of range(4)) {
+      L.push('      {');
+      bRow(`(kq * 4u + ${e}u)`, '        ');
+      for (const i of range(TM))
+        for (const jj of range(J4)) L.push(`        acc${i}_${jj} += a${i}.${XYZW[e]} * b${jj};`);
+      L.push('      }');
+    }
+  } else {
+    L.push(`    for (var kk = 0u; kk < ${TK}u; kk++) {`);
+    for (const i of range(TM)) L.push(`      let a${i} = As[(lid.y * ${TM}u + ${i}u) * ${TK}u + kk];`);
+    bRow('kk', '      ');
+    for (const i of range(TM)) for (const jj of range(J4)) L.push(`      acc${i}_${jj} += a${i} * b${jj};`);
   }
-  for (const i of range(TM)) for (const jj of range(J4)) L.push(`      acc${i}_${jj} += a${i} * b${jj};`);
   L.push('    }');
   L.push('    workgroupBarrier();');
   L.push('  }');
@@ -256,7 +353,15 @@ export const matmulFamily: KernelFamily<MatmulConfig> = {
     const partial = c.splitK > 1;
     const bShape = c.transB ? 'N, K' : 'K, N';
     const wg = c.kind === 'wgmem';
-    const acc = range(TM).flatMap((i) => range(J4).map((jj) => `  var acc${i}_${jj} = vec4<f32>(0.0);`));
+    const acc = range(TM).flatMap((i) => range(J4).map((jj) => `  var acc${i}_${jj} = ${accT(c)}(0.0);`));
+    // The accumulator as f32 for the epilogue.
+    const acc32 = (i: number, jj: number) => (c.f16 === 'all' ? `vec4<f32>(acc${i}_${jj})` : `acc${i}_${jj}`);
+    const bType = c.f16 === 'w' ? 'vec2<u32>' : c.f16 === 'all' ? 'vec4<f16>' : vecType(c.vecB);
+    const bNote = c.f16 === 'none' ? '' : ', as halves';
+    // Slabs in f16 for full f16 (half the workgroup memory).
+    const st = c.f16 === 'all' ? 'f16' : 'f32';
+    const wgA = c.vecA ? `vec4<${st}>, ${(c.wgY * TM * c.TK) / 4}` : `${st}, ${c.wgY * TM * c.TK}`;
+    const wgB = c.vecB ? `vec4<${st}>, ${(c.TK * c.wgX * TN) / 4}` : `${st}, ${c.TK * c.wgX * TN}`;
     // Epilogue: bias, activation, store (rows and columns past the edge skipped).
     const epi: string[] = [];
     for (const i of range(TM)) {
@@ -266,14 +371,14 @@ export const matmulFamily: KernelFamily<MatmulConfig> = {
         const col = `col0 + ${4 * jj}u`;
         if (c.vecY) {
           epi.push(`    if (${col} < ${N}u) {`);
-          epi.push(`      let v = acc${i}_${jj}${c.bias ? ` + bias[(${col}) / 4u]` : ''};`);
+          epi.push(`      let v = ${acc32(i, jj)}${c.bias ? ` + bias[(${col}) / 4u]` : ''};`);
           epi.push(`      Y[(yr + ${col}) / 4u] = actT(v);`);
           epi.push('    }');
         } else {
           for (const e of range(4)) {
             const ce = `${col} + ${e}u`;
             epi.push(
-              `    if (${ce} < ${N}u) { Y[yr + ${ce}] = act(acc${i}_${jj}.${XYZW[e]}${c.bias ? ` + bias[${ce}]` : ''}); }`,
+              `    if (${ce} < ${N}u) { Y[yr + ${ce}] = act(${acc32(i, jj)}.${XYZW[e]}${c.bias ? ` + bias[${ce}]` : ''}); }`,
             );
           }
         }
@@ -283,20 +388,29 @@ export const matmulFamily: KernelFamily<MatmulConfig> = {
     // 'reg' has no barriers, so idle invocations may leave; 'wgmem' needs them for the loads,
     // 'sg' every lane for the broadcasts (its rows are clamped on load, its columns in range).
     return wgsl`
+#if ${c.f16 === 'all'}
+enable f16;
+#endif
 #if ${c.sg}
 enable subgroups;
 #endif
 ${activationWgsl(c.act)}
 ${actTWgsl(c.vecY)}
 @group(0) @binding(0) var<storage, read> A: array<${vecType(c.vecA)}>;   // input  a [batch, ${M}, ${K}]
-@group(0) @binding(1) var<storage, read> B: array<${vecType(c.vecB)}>;   // input  b [batch?, ${bShape}] = [${c.transB ? `${N}, ${K}` : `${K}, ${N}`}]
+@group(0) @binding(1) var<storage, read> B: array<${bType}>;   // input  b [batch?, ${bShape}] = [${c.transB ? `${N}, ${K}` : `${K}, ${N}`}]${c.packB ? `, packed [${Math.ceil(N / TN)}, ${K}, ${TN}]` : ''}${bNote}
 #if ${c.bias}
 @group(0) @binding(2) var<storage, read> bias: array<${vecType(c.vecY)}>;   // input  bias [${N}]
 #endif
 @group(0) @binding(${c.bias ? 3 : 2}) var<storage, read_write> Y: array<${vecType(c.vecY)}>;   // ${partial ? `scratch: partial sums [${c.splitK}, ${c.batch}, ${M}, ${N}]` : `output [${c.batch}, ${M}, ${N}]`}
 #if ${wg}
-var<workgroup> As: array<f32, ${c.wgY * TM * c.TK}>;   // a slab [wgY·TM, TK]
-var<workgroup> Bs: array<f32, ${c.TK * c.wgX * TN}>;   // b slab [TK, wgX·TN]
+var<workgroup> As: array<${wgA}>;   // a slab [wgY·TM, TK]
+var<workgroup> Bs: array<${wgB}>;   // b slab [TK, wgX·TN] (transB with vec4s: [wgX·TN, TK])
+#endif
+#if ${c.f16 === 'w'}
+${UNPACK_F16_WGSL}
+fn ldb(i: u32) -> vec4<f32> { return ldw4(B[i]); }
+#elif ${c.f16 === 'all'}
+fn ldb(i: u32) -> vec4<f16> { return B[i]; }
 #endif
 
 @compute @workgroup_size(${c.wgX}, ${c.wgY})
@@ -456,6 +570,8 @@ export interface MatmulChoice {
   sg: boolean;
   /** Read b packed (MatmulConfig.packB); needs b a constant [K, N] weight. */
   pk: boolean;
+  /** b in half precision (MatmulConfig.f16). */
+  f16: F16Mode;
 }
 
 /** ctx.prefer.matmul: unset fields are the heuristic's (see the header). */
@@ -475,6 +591,8 @@ export interface MatmulVariant {
   sg?: boolean;
   /** Read b packed (MatmulConfig.packB). */
   pk?: boolean;
+  /** b (a constant weight) in half precision: 'w' f16 storage, 'all' f16 arithmetic too (MatmulConfig.f16). */
+  f16?: 'w' | 'all';
 }
 
 export const matmulVariant = defineVariant<MatmulVariant>('matmul', [
@@ -485,6 +603,7 @@ export const matmulVariant = defineVariant<MatmulVariant>('matmul', [
   { kind: 'int', key: 'splitk', min: 1 },
   { kind: 'flag', key: 'sg' },
   { kind: 'flag', key: 'pk' },
+  { kind: 'enum', key: 'f16', values: ['w', 'all'] },
 ]);
 
 /** Examples of ctx.prefer.matmul values covering every variant (tests iterate these). */
@@ -499,10 +618,52 @@ export const MATMUL_VARIANTS = [
   'wgmem,tile=4x4,splitk=2',
 ] as const;
 
+/**
+ * How many lanes share b's rows in the 'sg' variant: the adapter's smallest subgroup size, at
+ * most 16 (a power of two ≥ 4 by the WebGPU spec; 0 without subgroups). Lanes 0..S−1 load one
+ * row each and every lane reads them by subgroupBroadcast from those lanes, so the kernel is
+ * right for any subgroup size from subgroupMinSize to subgroupMaxSize, as long as subgroups are
+ * full: the workgroup must be a multiple of subgroupMaxSize (matmulSgWorkgroupOk).
+ */
+export function matmulSgWidth(ctx: LowerContext): number {
+  const min = ctx.subgroupMinSize ?? ctx.subgroupSize ?? 0;
+  return min >= 4 && min % 4 === 0 ? Math.min(min, 16) : 0;
+}
+
+/** A workgroup of `invocations` holds whole subgroups of every size the device may use. */
+export function matmulSgWorkgroupOk(invocations: number, ctx: LowerContext): boolean {
+  const max = ctx.subgroupMaxSize ?? ctx.subgroupSize ?? 0;
+  return max > 0 && invocations % max === 0;
+}
+
 /** Whether the subgroup-shared variant can run this product on this device. */
 export function matmulSgOk(N: number, K: number, transB: boolean, ctx: LowerContext): boolean {
-  const S = ctx.subgroupSize ?? 0;
-  return S >= 4 && S % 4 === 0 && !transB && K % S === 0 && N % 4 === 0;
+  const S = matmulSgWidth(ctx);
+  return S >= 4 && !transB && K % S === 0 && N % 4 === 0;
+}
+
+/**
+ * Workgroup-memory tilings for real GPUs (kind 'wgmem'), from the largest output tile down,
+ * each kept only where the device's limits allow it: wgX·wgY ≤ maxComputeInvocationsPerWorkgroup
+ * and the two slabs, 4·TK·(wgY·TM + wgX·TN) bytes, ≤ maxComputeWorkgroupStorageSize.
+ *   64×64 output, 16×16 invocations of 4×4, K step 16 (8 KiB) or 32 (16 KiB);
+ *   64×64 output, 8×8 invocations of 8×8, K step 8 (4 KiB);
+ *   32×32 output, 8×8 invocations of 4×4, K step 32 (8 KiB).
+ */
+export function matmulWgmemTilings(limits: LowerContext['limits']): string[] {
+  const all: [number, number, number, number, number][] = [
+    [4, 4, 16, 16, 16],
+    [4, 4, 16, 16, 32],
+    [8, 8, 8, 8, 8],
+    [4, 4, 8, 8, 32],
+  ];
+  return all
+    .filter(
+      ([tm, tn, wx, wy, tk]) =>
+        wx * wy <= limits.maxComputeInvocationsPerWorkgroup &&
+        4 * tk * (wy * tm + wx * tn) <= limits.maxComputeWorkgroupStorageSize,
+    )
+    .map(([tm, tn, wx, wy, tk]) => `wgmem,tile=${tm}x${tn},wg=${wx}x${wy},tk=${tk}`);
 }
 
 function choose(M: number, N: number, K: number, batch: number, transB: boolean, ctx: LowerContext): MatmulChoice {
@@ -510,7 +671,12 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
   const kind = p.kind ?? 'reg';
   if (p.sg && (kind !== 'reg' || !matmulSgOk(N, K, transB, ctx))) {
     throw new Error(
-      `matmul variant "${matmulVariant.format(p)}": 'sg' needs kind reg, b as [K, N], K a multiple of the subgroup size (${ctx.subgroupSize ?? 0}) and N of 4`,
+      `matmul variant "${matmulVariant.format(p)}": 'sg' needs kind reg, b as [K, N], K a multiple of the subgroup sharing width (${matmulSgWidth(ctx)}) and N of 4`,
+    );
+  }
+  if (p.f16 === 'all' && !ctx.shaderF16) {
+    throw new Error(
+      `matmul variant "${matmulVariant.format(p)}": 'f16=all' needs the device feature shader-f16, which this adapter lacks`,
     );
   }
   // The heuristic shares b by subgroup broadcasts where it can and nothing else was asked for:
@@ -533,8 +699,13 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
     Nt = ceilDiv(N, TN);
   let wgX: number, wgY: number;
   if (sg) {
-    // A subgroup's lanes must share their columns: the workgroup spans rows only.
+    // A subgroup's lanes must share their columns: the workgroup spans rows only, in whole subgroups.
     [wgX, wgY] = [1, p.wgy ?? 64];
+    if (!matmulSgWorkgroupOk(wgY, ctx)) {
+      throw new Error(
+        `matmul variant "${matmulVariant.format(p)}": 'sg' needs the workgroup (${wgY}) to be a multiple of the largest subgroup size (${ctx.subgroupMaxSize ?? ctx.subgroupSize ?? 0})`,
+      );
+    }
   } else if (p.wgx && p.wgy) {
     [wgX, wgY] = [p.wgx, p.wgy];
   } else if (kind === 'wgmem') {
@@ -549,7 +720,7 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
     );
   }
   const TK = kind === 'wgmem' ? (p.tk ?? 16) : 0;
-  const wgBytes = 4 * TK * (wgY * TM + wgX * TN);
+  const wgBytes = (p.f16 === 'all' ? 2 : 4) * TK * (wgY * TM + wgX * TN);
   if (wgBytes > ctx.limits.maxComputeWorkgroupStorageSize) {
     throw new Error(
       `matmul variant: wgmem slabs need ${wgBytes} bytes of workgroup memory, over maxComputeWorkgroupStorageSize ${ctx.limits.maxComputeWorkgroupStorageSize}`,
@@ -560,7 +731,7 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
   const auto = K >= 1024 && tiles < 256 ? Math.max(2, Math.min(16, Math.floor(K / 256), ceilDiv(1024, tiles))) : 1;
   let splitK = p.splitk ?? auto;
   splitK = Math.max(1, Math.min(splitK, ceilDiv(K, 4)));
-  return { kind, TM, TN, wgX, wgY, TK, splitK, sg, pk: !!p.pk };
+  return { kind, TM, TN, wgX, wgY, TK, splitK, sg, pk: !!p.pk, f16: p.f16 ?? 'none' };
 }
 
 // ---- op --------------------------------------------------------------------------------------
@@ -585,14 +756,24 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     const vecK = K % 4 === 0,
       vecN = N % 4 === 0;
     const reg = ch.kind === 'reg';
-    if (ch.pk && !(reg && !transB && g.shared && g.bBatch.length === 0 && ctx.constInputs?.[1])) {
+    const constW = g.shared && g.bBatch.length === 0 && !!ctx.constInputs?.[1];
+    if (ch.pk && !(reg && !transB && constW)) {
       throw new Error(
         `matmul variant "${matmulVariant.format(matmulVariant.of(ctx.prefer) ?? {})}": 'pk' needs kind reg and b a constant [K, N] weight`,
       );
     }
+    const f16Vec = reg ? ch.pk || (transB ? vecK : vecN) : transB ? vecK && ch.TK % 4 === 0 : vecN;
+    if (ch.f16 !== 'none' && !(constW && f16Vec)) {
+      throw new Error(
+        `matmul variant "${matmulVariant.format(matmulVariant.of(ctx.prefer) ?? {})}": 'f16' needs b a constant weight read as vec4s (${transB ? 'K' : 'N'} a multiple of 4, or 'pk')`,
+      );
+    }
     // Each slice but the last covers kChunk (a multiple of 4 so vec4 reads of a stay aligned,
     // and of the subgroup size for 'sg').
-    const kAlign = ch.sg ? Math.max(4, ctx.subgroupSize ?? 4) : 4;
+    const sgWidth = ch.sg ? matmulSgWidth(ctx) : 0;
+    const kAlign = Math.max(4, sgWidth);
+    // wgmem stages vec4s of a along K when K and its K step allow (and then of b along K too with transB).
+    const wgVecK = vecK && ch.TK % 4 === 0;
     const kChunk = ch.splitK > 1 ? ceilDiv(ceilDiv(K, ch.splitK), kAlign) * kAlign : K;
     const splitK = ceilDiv(K, kChunk);
     const partial = splitK > 1;
@@ -613,26 +794,35 @@ export const matmulOp: OpDef<MatmulAttrs> = {
       wgX: ch.wgX,
       wgY: ch.wgY,
       TK: ch.TK,
-      sg: ch.sg ? ctx.subgroupSize! : 0,
+      sg: sgWidth,
+      sgWide: ch.sg && (ctx.subgroupMaxSize ?? ctx.subgroupSize ?? 0) > sgWidth,
+      f16: ch.f16,
       splitK,
       kChunk,
-      vecA: reg && vecK,
-      vecB: reg && (ch.pk || (transB ? vecK : vecN)),
+      vecA: reg ? vecK : wgVecK,
+      vecB: reg ? ch.pk || (transB ? vecK : vecN) : transB ? wgVecK : vecN,
       vecY: vecN,
       packB: ch.pk,
       gridX: 0,
     };
     const { TN } = ch;
-    const constLayouts = ch.pk
-      ? [
-          {
-            input: 1,
-            layout: `kn-tiles${TN}`,
-            elements: ceilDiv(N, TN) * TN * K,
-            apply: (b: Float32Array) => packKN(b, K, N, TN),
-          },
-        ]
-      : undefined;
+    // Packed and/or half-precision b, made once at load (Lowering.constLayouts).
+    const half = ch.f16 !== 'none';
+    const f32Elems = ch.pk ? ceilDiv(N, TN) * TN * K : K * N;
+    const constLayouts =
+      ch.pk || half
+        ? [
+            {
+              input: 1,
+              layout: `${ch.pk ? `kn-tiles${TN}` : 'as-is'}${half ? '-f16' : ''}`,
+              elements: half ? f32Elems / 2 : f32Elems,
+              apply: (b: Float32Array) => {
+                const packed = ch.pk ? packKN(b, K, N, TN) : b;
+                return half ? toF16Words(packed) : packed;
+              },
+            },
+          ]
+        : undefined;
     const wgs = grid(tiling(cfg).total, ctx.limits.maxComputeWorkgroupsPerDimension);
     cfg.gridX = wgs[0];
     const flops = 2 * batch * M * N * K;
@@ -669,17 +859,31 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     const M = g.shared ? numel(g.outBatch) * g.M : g.M;
     const c = ['reg,tile=4x8', 'reg,tile=8x8', 'wgmem,tile=4x4'];
     if (g.N >= 16 && M >= 8) c.push('reg,tile=8x16', 'reg,tile=4x16');
+    // Workgroup-memory tiles for real GPUs, where they fill at least one tile of 32 rows.
+    if (M >= 32 && g.N >= 32 && !ctx.cpuAdapter) c.push(...matmulWgmemTilings(ctx.limits));
     const sg = matmulSgOk(g.N, g.K, transB, ctx) && M >= 8;
-    if (sg)
-      c.push(
+    if (sg) {
+      const sgc = [
         'tile=4x16,wg=1x16,sg',
         'tile=8x16,wg=1x8,sg',
         'tile=4x8,wg=1x32,sg',
         ...(g.N % 32 === 0 && M >= 64 ? ['tile=8x32,wg=1x8,sg'] : []),
-      );
+      ];
+      c.push(...sgc.filter((v) => matmulSgWorkgroupOk(matmulVariant.parse(v).wgy!, ctx)));
+    }
     // Packed b: only for a constant weight, which the compile-time relayout needs.
-    if (!transB && g.shared && g.bBatch.length === 0 && ctx.constInputs?.[1] && M >= 8) {
-      c.push(sg ? 'tile=8x16,wg=1x8,sg,pk' : 'reg,tile=8x8,pk', 'reg,tile=8x16,pk');
+    const constW = g.shared && g.bBatch.length === 0 && !!ctx.constInputs?.[1];
+    if (!transB && constW && M >= 8) {
+      c.push(sg && matmulSgWorkgroupOk(8, ctx) ? 'tile=8x16,wg=1x8,sg,pk' : 'reg,tile=8x8,pk', 'reg,tile=8x16,pk');
+    }
+    // Half-precision weights where the adapter has shader-f16 (both precisions; the tuner's
+    // check against the f32 reference drops either where it breaks the tolerance).
+    if (ctx.shaderF16 && constW && M >= 8 && (transB ? g.K : g.N) % 4 === 0) {
+      c.push('reg,tile=8x8,f16=w', 'reg,tile=8x8,f16=all');
+      if (!transB) c.push('reg,tile=8x16,pk,f16=w', 'reg,tile=8x16,pk,f16=all');
+      const big = 'wgmem,tile=4x4,wg=16x16,tk=16';
+      if (M >= 32 && g.N >= 32 && !ctx.cpuAdapter && matmulWgmemTilings(ctx.limits).includes(big))
+        c.push(`${big},f16=all`);
     }
     const tiles = (g.shared ? 1 : numel(g.outBatch)) * ceilDiv(M, 4) * ceilDiv(g.N, 8);
     if (g.K >= 512 && tiles < 512) c.push('reg,tile=4x8,splitk=4', 'reg,tile=4x4,splitk=8');

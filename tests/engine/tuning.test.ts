@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { collectLayers, type Layer } from '../../bench/kernels.js';
 import { tuneLayers, tuneModels } from '../../bench/tune.js';
+import { isCpuAdapter } from '../../engine/device.js';
 import { compile } from '../../engine/executor.js';
 import { Graph, runReference } from '../../engine/graph.js';
 import {
@@ -279,6 +280,84 @@ describe('tuner', () => {
       }
     }
   }, 120_000);
+});
+
+describe('tuner and the half-precision variants', () => {
+  it('offers f16 where the adapter has shader-f16 and never picks one that breaks the tolerance', async () => {
+    const dev = await testDevice();
+    // Pretend the adapter has shader-f16: its tune space then lists both precisions. f16=all
+    // cannot build here (no shader-f16 on SwiftShader), and f16=w runs but breaks the
+    // tolerance: weights 1000 + r (r in [0.1, 0.4)) against 1000 cancel to r, and halves near
+    // 1000 are 0.5 apart, so the rounded weights move each output by up to 0.25 of ≈ 0.4.
+    const f16Dev = { ...dev, info: { ...dev.info, shaderF16: true } };
+    const g = new Graph();
+    g.input('x', [8, 2]);
+    const w = new Float32Array(16);
+    for (let n = 0; n < 8; n++) [w[n], w[8 + n]] = [1000 + 0.1 + 0.04 * n, 1000];
+    g.constant('w', [2, 8], w);
+    g.markOutputs(g.op('matmul', ['x', 'w'], {}, 'fc'));
+    const x = new Float32Array(16);
+    for (let m = 0; m < 8; m++) [x[2 * m], x[2 * m + 1]] = [1 + m, -(1 + m)];
+    const layer: Layer = {
+      model: 'test',
+      node: 'fc',
+      op: 'matmul',
+      models: ['test'],
+      count: 1,
+      shape: '[8,2]x[2,8]',
+      graph: g,
+      feeds: { x },
+    };
+    const table = new TuningTable(adapterKey(dev.info));
+    const [row] = await tuneLayers(f16Dev, [layer], table, { reps: 1, minGain: 0 });
+    const status = Object.fromEntries(row.candidates.map((c) => [c.prefer, c.status]));
+    expect(status['reg,tile=8x8,f16=w']).toBe('wrong');
+    expect(status['reg,tile=8x16,pk,f16=w']).toBe('wrong');
+    if (!dev.info.shaderF16) expect(status['reg,tile=8x8,f16=all']).toBe('failed');
+    expect(row.best).not.toContain('f16');
+    // The same weights at f32 are right: the check is what keeps f16 out, not the shapes.
+    expect(status['reg,tile=8x8,pk']).toBe('ok');
+  }, 120_000);
+  it('leaves workgroup-memory tilings out of the tune spaces on a CPU adapter', async () => {
+    const { info } = await testDevice();
+    const mm = (cpuAdapter: boolean) =>
+      OPS.get('matmul')!.tuneSpace!(
+        {},
+        [
+          [64, 64],
+          [64, 64],
+        ],
+        { limits: info.limits, cpuAdapter },
+      )!.candidates;
+    expect(mm(false).some((v) => v.includes('wg=16x16'))).toBe(true);
+    expect(mm(true).some((v) => v.includes('wg=16x16'))).toBe(false);
+    const conv = (cpuAdapter: boolean) =>
+      OPS.get('conv2d')!.tuneSpace!(
+        {},
+        [
+          [1, 8, 8, 64],
+          [1, 1, 64, 64],
+        ],
+        { limits: info.limits, cpuAdapter },
+      )!.candidates;
+    expect(conv(false).some((v) => v.includes('wgmem'))).toBe(true);
+    expect(conv(true).some((v) => v.includes('wgmem'))).toBe(false);
+    const dw = (cpuAdapter: boolean) =>
+      OPS.get('conv2d')!.tuneSpace!(
+        { groups: 8, pad: [1, 1, 1, 1] },
+        [
+          [1, 8, 8, 8],
+          [3, 3, 1, 8],
+        ],
+        {
+          limits: info.limits,
+          cpuAdapter,
+        },
+      )!.candidates;
+    expect(dw(false)).toContain('wgmem');
+    expect(dw(true)).not.toContain('wgmem');
+    expect(isCpuAdapter(info)).toBe(info.architecture === 'swiftshader');
+  });
 });
 
 describe('tuneModels', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
-import { Graph } from '../../engine/graph.js';
+import { Graph, runReference } from '../../engine/graph.js';
 import {
   type Conv2dAttrs,
   conv2dConfig,
@@ -9,7 +9,9 @@ import {
   conv2dGeometry,
   conv2dOp,
   conv2dRef,
+  conv2dWgmemTilings,
 } from '../../kernels/conv2d.js';
+import { f16Round } from '../../kernels/f16.js';
 import { type HostTensor, ShapeError, input, output } from '../../kernels/kernel.js';
 import { expectClose, randTensor, testDevice } from '../helpers.js';
 
@@ -684,5 +686,288 @@ describe('conv2d heuristic on a subgroup-4 device', () => {
     expect(lower([1, 14, 14, 64], [3, 3, 64, 64], { pad: [1, 1, 1, 1] }, 4)).toMatchObject({ sg: 0 }); // small map
     expect(lower([1, 56, 56, 3], [7, 7, 3, 64], {}, 4)).toMatchObject({ sg: 0 }); // Cin 3: no vec4 x
     expect(lower([1, 56, 56, 64], [3, 3, 64, 24], { pad: [1, 1, 1, 1] }, 4)).toMatchObject({ sg: 0 }); // Cout 24
+  });
+});
+
+describe('conv2d real-GPU variants on SwiftShader (correctness only)', () => {
+  // Implicit GEMM through workgroup memory over every awkward case (stride, padding, dilation,
+  // groups, depthwise forced through it, Cout not a multiple of 4, 1×1 spatial, batch 2).
+  cases.forEach((c, k) => {
+    it(`gemm,wgmem: ${c.name}`, async () => {
+      const ins = inputsFor(c, 10 * k + 3);
+      const { y, kernels } = await runConv(c.attrs, ins, { conv2d: 'gemm,wgmem' });
+      expect(kernels[0]).toContain('"tk":16');
+      expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, c.name);
+    });
+  });
+  const big: Case[] = [
+    {
+      name: '70 pixels × Cout 68, 3x3 pad 1 stride 2, Cin 8 (several 64×64 tiles, vec4 x)',
+      x: [2, 9, 7, 8],
+      w: [3, 3, 8, 68],
+      attrs: { stride: [2, 2], pad: [1, 1, 1, 1], act: 'relu' },
+      bias: true,
+    },
+    {
+      name: 'dilation 2, groups 2, Cin 10 -> Cout 36 (scalar x, vec4 w)',
+      x: [1, 11, 9, 10],
+      w: [3, 3, 5, 36],
+      attrs: { dilation: [2, 2], groups: 2, pad: [2, 1, 2, 1] },
+    },
+  ];
+  for (const v of [
+    'gemm,tile=4x4,wgmem,wg=16x16,tk=16',
+    'gemm,tile=8x8,wgmem,wg=8x8,tk=8',
+    'gemm,tile=3x5,wgmem,wg=4x8,tk=5',
+  ]) {
+    it(`${v}: ${big.length} shapes and a residual`, async () => {
+      let seed = 120;
+      for (const c of big) {
+        const ins = inputsFor(c, (seed += 3));
+        const { y } = await runConv(c.attrs, ins, { conv2d: v });
+        expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, `${v} ${c.name}`);
+      }
+      const c: Case = {
+        name: 'residual',
+        x: [2, 5, 7, 8],
+        w: [3, 3, 8, 16],
+        attrs: { pad: [1, 1, 1, 1], act: 'relu' },
+      };
+      const ins = residualInputs(c, 95);
+      const { y, kernels } = await runConvResidual(c.attrs, ins, { conv2d: v });
+      expect(kernels[0]).toContain('"residual":true');
+      expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, `${v} residual`);
+    });
+  }
+  it('wgmem tilings are sized from the limits and refused past them', async () => {
+    const { info } = await testDevice();
+    expect(conv2dWgmemTilings({ ...info.limits, maxComputeInvocationsPerWorkgroup: 64 })).not.toContain(
+      'gemm,tile=4x4,wgmem,wg=16x16,tk=16',
+    );
+    expect(conv2dWgmemTilings({ ...info.limits, maxComputeWorkgroupStorageSize: 4096 })).toEqual([
+      'gemm,tile=8x8,wgmem,wg=8x8,tk=8',
+    ]);
+    const space = (limits: typeof info.limits) =>
+      conv2dOp.tuneSpace!(
+        { pad: [1, 1, 1, 1] },
+        [
+          [1, 14, 14, 64],
+          [3, 3, 64, 64],
+        ],
+        { limits },
+      )!.candidates;
+    expect(space(info.limits)).toEqual(expect.arrayContaining(conv2dWgmemTilings(info.limits)));
+    const lower = (prefer: string, limits = info.limits) =>
+      conv2dOp.lower(
+        {},
+        [
+          [1, 8, 8, 8],
+          [3, 3, 8, 16],
+        ],
+        [],
+        { limits, prefer: { conv2d: prefer } },
+      );
+    expect(() => lower('gemm,wgmem,wg=16x16,tk=32', { ...info.limits, maxComputeWorkgroupStorageSize: 4096 })).toThrow(
+      /workgroup memory, over this device/,
+    );
+    expect(() => lower('direct,wgmem')).toThrow(/'wgmem' is a variant of the gemm path/);
+    expect(() => lower('gemm,tk=8')).toThrow(/'tk' is the K step of 'wgmem'/);
+  });
+
+  // f16 storage: weights rounded to half once, f32 arithmetic. Against the reference with the
+  // same rounded weights the f32 tolerance holds; against the f32 reference, the tuner's
+  // (bench/kernels.ts: |Δ| ≤ 1e-3·max|ref| + 1e-4).
+  const f16Cases = [cases[3], cases[9], cases[17], big[0]];
+  const rounded = (t: HostTensor): HostTensor => ({ shape: t.shape, data: t.data.map(f16Round) });
+  const maxAbs = (t: HostTensor) => t.data.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+  for (const v of [
+    'gemm,tile=4x8,f16=w',
+    'direct,tile=4x8,f16=w',
+    'gemm,tile=4x4,wgmem,wg=8x8,tk=16,f16=w',
+    'gemm,tile=4x16,sg,f16=w',
+  ]) {
+    it(`${v} (f16 storage): ${f16Cases.length} shapes`, async () => {
+      const dev = await testDevice();
+      let seed = 140;
+      for (const c of f16Cases) {
+        if (v.includes('sg') && (dev.info.subgroupSize !== 4 || c.x[3] % 4 !== 0 || c.w[3] % 16 !== 0)) continue;
+        if ((c.w[3] / (c.attrs.groups ?? 1)) % 4 !== 0) continue;
+        const ins = inputsFor(c, (seed += 3));
+        const { y, kernels } = await runConv(c.attrs, ins, { conv2d: v });
+        expect(kernels[0]).toContain('"f16":"w"');
+        const withHalves = conv2dOp.ref(c.attrs, [ins[0], rounded(ins[1]), ...ins.slice(2)])[0];
+        expectClose(y, withHalves, tol, `${v} ${c.name} vs f16 weights`);
+        const want = conv2dOp.ref(c.attrs, ins)[0];
+        expectClose(y, want, { atol: 1e-3 * maxAbs(want) + 1e-4, rtol: 0 }, `${v} ${c.name} vs f32`);
+      }
+    });
+  }
+  it('full f16 (WGSL only: SwiftShader has no shader-f16), and where f16 is refused', async () => {
+    const { info } = await testDevice();
+    const ctx = { limits: info.limits, shaderF16: true, constInputs: [false, true, true] };
+    for (const v of ['gemm,tile=4x8,f16=all', 'direct,tile=4x8,f16=all', 'gemm,tile=4x4,wgmem,wg=8x8,tk=16,f16=all']) {
+      const low = conv2dOp.lower({ pad: [1, 1, 1, 1], act: 'relu' }, [[1, 7, 7, 8], [3, 3, 8, 16], [16]], [], {
+        ...ctx,
+        prefer: { conv2d: v },
+      });
+      const src = low.dispatches[0].wgsl();
+      expect(src, v).toMatch(/^enable f16;/m);
+      expect(src).toContain('var<storage, read> w: array<vec4<f16>>');
+      expect(src).toContain('var acc0_0 = vec4<f16>(0.0);');
+      expect(src).toMatch(/actT\(vec4<f32>\(acc0_0\)/);
+      expect(low.constLayouts?.[0]).toMatchObject({ layout: 'hwio-f16', elements: (3 * 3 * 8 * 16) / 2 });
+    }
+    const lower = (prefer: string, extra = {}) =>
+      conv2dOp.lower(
+        {},
+        [
+          [1, 8, 8, 8],
+          [3, 3, 8, 16],
+        ],
+        [],
+        { ...ctx, ...extra, prefer: { conv2d: prefer } },
+      );
+    expect(() => lower('f16=all', { shaderF16: false })).toThrow(/shader-f16/);
+    expect(() => lower('f16=w', { constInputs: [false, false] })).toThrow(/graph constant/);
+    expect(() =>
+      conv2dOp.lower(
+        {},
+        [
+          [1, 8, 8, 8],
+          [3, 3, 8, 6],
+        ],
+        [],
+        { ...ctx, prefer: { conv2d: 'gemm,f16=w' } },
+      ),
+    ).toThrow(/multiples of 4/);
+    const space = (shaderF16: boolean) =>
+      conv2dOp.tuneSpace!(
+        {},
+        [
+          [1, 14, 14, 64],
+          [1, 1, 64, 64],
+        ],
+        { ...ctx, shaderF16 },
+      )!.candidates;
+    expect(space(true)).toEqual(expect.arrayContaining(['gemm,tile=4x8,f16=w', 'gemm,tile=4x8,f16=all']));
+    expect(space(false).some((v) => v.includes('f16'))).toBe(false);
+  });
+
+  it("'sg' on subgroups of 4..16 lanes: (lane mod 4) loads, right on SwiftShader's 4", async () => {
+    const dev = await testDevice();
+    const { info } = dev;
+    const cfg = (min: number, max: number) =>
+      conv2dOp.lower(
+        {},
+        [
+          [1, 8, 8, 8],
+          [3, 3, 8, 16],
+        ],
+        [],
+        {
+          limits: info.limits,
+          subgroupMinSize: min,
+          subgroupMaxSize: max,
+          prefer: { conv2d: 'gemm,tile=4x16,sg' },
+        },
+      ).dispatches[0];
+    expect(cfg(4, 4).config).toMatchObject({ sg: 4, sgWide: false });
+    expect(cfg(8, 32).config).toMatchObject({ sg: 4, sgWide: true });
+    expect(cfg(8, 32).wgsl()).toContain('(sl % 4u)');
+    expect(() => cfg(32, 128)).toThrow(/subgroups of 4 to 64 lanes \(this device: 32\.\.128\)/);
+    if (info.subgroupSize !== 4) return;
+    const wide = { ...dev, info: { ...info, subgroupMinSize: 4, subgroupMaxSize: 16 } };
+    const c: Case = { name: 'sg wide', x: [1, 9, 7, 8], w: [3, 3, 8, 32], attrs: { pad: [1, 1, 1, 1] }, bias: true };
+    const ins = inputsFor(c, 151);
+    const g = new Graph();
+    const x = g.input('x', c.x);
+    const rest = ins.slice(1).map((t, i) => g.constant(`c${i}`, t.shape, t.data));
+    const y = g.op('conv2d', [x, ...rest], c.attrs as Record<string, unknown>, 'conv');
+    g.markOutputs(y);
+    const plan = await compile(wide, g, { prefer: { conv2d: 'gemm,tile=4x16,sg' } });
+    try {
+      expect(plan.kernels[0]).toContain('"sgWide":true');
+      const { outputs } = await plan.run({ x: ins[0].data });
+      expectClose(outputs[y], conv2dOp.ref(c.attrs, ins)[0], tol, 'sg wide');
+    } finally {
+      plan.dispose();
+    }
+  });
+});
+
+describe('conv2d shape-generic pointwise kernel (generic)', () => {
+  const pw: Case[] = [
+    {
+      name: '1x1 Cin 8 -> Cout 12, bias, relu, batch 2',
+      x: [2, 5, 3, 8],
+      w: [1, 1, 8, 12],
+      attrs: { act: 'relu' },
+      bias: true,
+    },
+    {
+      name: '1x1 Cin 16 -> Cout 40, 7x9, relu6',
+      x: [1, 7, 9, 16],
+      w: [1, 1, 16, 40],
+      attrs: { act: 'relu6' },
+      bias: true,
+    },
+    { name: '1x1 Cin 4 -> Cout 8, no bias, 1x1 spatial', x: [3, 1, 1, 4], w: [1, 1, 4, 8], attrs: {} },
+  ];
+  for (const v of ['gemm,generic', 'gemm,tile=3x8,generic', 'gemm,tile=5x4,generic']) {
+    it(`${v}: ${pw.length} shapes`, async () => {
+      let seed = 160;
+      for (const c of pw) {
+        const ins = inputsFor(c, (seed += 3));
+        const { y, kernels } = await runConv(c.attrs, ins, { conv2d: v });
+        expect(kernels[0]).toMatch(/^conv2d-pointwise-generic\{/);
+        expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, `${v} ${c.name}`);
+      }
+    });
+  }
+  it('with a residual', async () => {
+    const c: Case = { name: 'residual', x: [2, 5, 7, 8], w: [1, 1, 8, 16], attrs: { act: 'relu' } };
+    const ins = residualInputs(c, 97);
+    const { y, kernels } = await runConvResidual(c.attrs, ins, { conv2d: 'gemm,generic' });
+    expect(kernels[0]).toContain('"residual":true');
+    expectClose(y, conv2dOp.ref(c.attrs, ins)[0], tol, 'generic residual');
+  });
+  it('one pipeline serves pointwise convs of different shapes; the key holds no shape', async () => {
+    const dev = await testDevice();
+    const g = new Graph();
+    const x = g.input('x', [1, 6, 5, 8]);
+    const w1 = g.constant('w1', [1, 1, 8, 24], randTensor([1, 1, 8, 24], 1).data);
+    const b1 = g.constant('b1', [24], randTensor([24], 2).data);
+    const w2 = g.constant('w2', [1, 1, 24, 16], randTensor([1, 1, 24, 16], 3).data);
+    const b2 = g.constant('b2', [16], randTensor([16], 4).data);
+    const h = g.op('conv2d', [x, w1, b1], { act: 'relu' }, 'pw1');
+    const y = g.op('conv2d', [h, w2, b2], { act: 'relu' }, 'pw2');
+    g.markOutputs(y);
+    const plan = await compile(dev, g, { prefer: { conv2d: 'gemm,generic' } });
+    try {
+      expect(plan.kernels).toHaveLength(2);
+      expect(plan.kernels[0]).toBe(plan.kernels[1]);
+      expect(plan.kernels[0]).not.toMatch(/24|"cin"|"m"/);
+      const xin = randTensor([1, 6, 5, 8], 5);
+      const { outputs } = await plan.run({ x: xin.data });
+      const ref = runReference(g, { x: xin.data });
+      expectClose(outputs[y], ref[y], tol, 'two generic layers');
+    } finally {
+      plan.dispose();
+    }
+  });
+  it('is refused with a reason where it does not apply', async () => {
+    const lower = (x: number[], w: number[], prefer: string, attrs: Conv2dAttrs = {}, constW = true) =>
+      conv2dOp.lower(attrs, [x, w], [], {
+        limits: { maxComputeWorkgroupsPerDimension: 65535 } as never,
+        constInputs: [false, constW],
+        prefer: { conv2d: prefer },
+      });
+    expect(() => lower([1, 5, 5, 8], [3, 3, 8, 8], 'gemm,generic', { pad: [1, 1, 1, 1] })).toThrow(
+      /'generic' takes only gemm/,
+    );
+    expect(() => lower([1, 5, 5, 6], [1, 1, 6, 8], 'gemm,generic')).toThrow(/Cin and Cout multiples of 4/);
+    expect(() => lower([1, 5, 5, 8], [1, 1, 8, 8], 'gemm,generic', {}, false)).toThrow(/constant weights/);
+    expect(() => lower([1, 5, 5, 8], [1, 1, 8, 8], 'gemm,sg,generic')).toThrow(/'generic' takes only gemm/);
+    expect(lower([1, 5, 5, 8], [1, 1, 8, 8], 'gemm,generic').constLayouts?.[0].elements).toBe(4 + 64);
   });
 });

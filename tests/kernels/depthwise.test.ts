@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEPTHWISE_MODES,
+  depthwiseTuneCandidates,
   type DepthwiseAttrs,
   type DepthwiseMode,
   type DepthwiseVariant,
@@ -360,5 +361,40 @@ describe('conv2d groups = C (depthwise through the executor)', () => {
     const w = g.constant('w', [3, 3, 2, 4], new Float32Array(72));
     expect(() => g.op('conv2d', [x, w], { groups: 4, pad: [1, 1, 1, 1] }, 'dw')).toThrow(ShapeError);
     expect(() => g.op('conv2d', [x, w], { groups: 4, pad: [1, 1, 1, 1] }, 'dw2')).toThrow(/\[3,3,2,4\].*\[1,8,8,4\]/);
+  });
+});
+
+describe('depthwise wgmem (real-GPU variant) limits', () => {
+  it('the halo must fit the workgroup memory; the tuner is offered only tilings that fit', async () => {
+    const { info } = await testDevice();
+    const a: DepthwiseAttrs = { stride: [2, 2], pad: [1, 1, 1, 1] };
+    const shapes = [
+      [1, 56, 56, 32],
+      [3, 3, 1, 32],
+    ];
+    const low = planDepthwise(a, shapes, [], { limits: info.limits }, { variant: 'wgmem' });
+    // 8×8 invocations of one pixel: a 17×17 input window of vec4s.
+    expect(low.dispatches[0].config).toMatchObject({ tx: 8, ty: 8, wg: 64 });
+    expect(low.dispatches[0].wgsl()).toContain('var<workgroup> tile: array<vec4<f32>, 289>');
+    const small = { ...info.limits, maxComputeWorkgroupStorageSize: 4096 };
+    expect(() => planDepthwise(a, shapes, [], { limits: small }, { variant: 'wgmem' })).toThrow(
+      /17x17 input window needs 4624 bytes of workgroup memory, over maxComputeWorkgroupStorageSize 4096/,
+    );
+    expect(depthwiseTuneCandidates(a, shapes, { limits: info.limits })).toEqual(
+      expect.arrayContaining(['wgmem', 'wgmem,block=2x2']),
+    );
+    expect(depthwiseTuneCandidates(a, shapes, { limits: small }).some((v) => v.startsWith('wgmem'))).toBe(false);
+    // A small output shrinks the workgroup to what it needs.
+    const tiny = planDepthwise(
+      {},
+      [
+        [1, 4, 5, 8],
+        [3, 3, 1, 8],
+      ],
+      [],
+      { limits: info.limits },
+      { variant: 'wgmem' },
+    );
+    expect(tiny.dispatches[0].config).toMatchObject({ tx: 4, ty: 2 });
   });
 });

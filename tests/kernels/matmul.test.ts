@@ -2,7 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
 import type { HostTensor } from '../../kernels/kernel.js';
-import { MATMUL_VARIANTS, type MatmulAttrs, matmulOp, matmulRef, matmulVariant, packKN } from '../../kernels/matmul.js';
+import type { Device } from '../../engine/device.js';
+import { f16Round } from '../../kernels/f16.js';
+import {
+  MATMUL_VARIANTS,
+  type MatmulAttrs,
+  matmulOp,
+  matmulRef,
+  matmulVariant,
+  matmulWgmemTilings,
+  packKN,
+} from '../../kernels/matmul.js';
 import { expectClose, randTensor, testDevice } from '../helpers.js';
 
 /** runOp with prefer.matmul; weights (b, bias) are graph constants when `constB`. Returns y and the kernel keys. */
@@ -11,8 +21,9 @@ async function run(
   inputs: HostTensor[],
   prefer?: string,
   constB = false,
+  device?: Device,
 ): Promise<{ y: HostTensor; kernels: string[] }> {
-  const dev = await testDevice();
+  const dev = device ?? (await testDevice());
   const g = new Graph();
   const names = inputs.map((t, i) =>
     constB && i > 0 ? g.constant(`c${i}`, t.shape, t.data) : g.input(`x${i}`, t.shape),
@@ -316,5 +327,219 @@ describe('matmul vs ref', () => {
     const { y, kernels } = await run({ act: 'gelu' }, ins, undefined, true);
     expect(kernels.length).toBe(2);
     expectClose(y, matmulRef({ act: 'gelu' }, ins[0], ins[1], ins[2]), { atol: 1e-4, rtol: 1e-5 }, 'split-K');
+  });
+});
+
+describe('matmul real-GPU variants on SwiftShader (correctness only)', () => {
+  const name = (c: Case) => `${JSON.stringify(c.a)} @ ${JSON.stringify(c.b)}${c.transB ? ' transB' : ''}`;
+  const cases: Case[] = [
+    { a: [2, 17, 64], b: [64, 33], bias: true, act: 'gelu' }, // vec4 a, scalar b (N = 33)
+    { a: [2, 5, 17], b: [17, 64], transB: true, bias: true }, // transB, scalar (K = 17)
+    { a: [2, 3, 3, 64], b: [2, 3, 64, 17], transB: true }, // batched transB, vec4 along K
+    { a: [2, 9, 12], b: [12, 20], bias: true, act: 'relu' }, // vec4 both, N past the tile
+    { a: [70, 36], b: [36, 68], act: 'relu' }, // more than one 64×64 tile each way
+  ];
+  it('workgroup-memory tilings are sized from the limits', async () => {
+    const { info } = await testDevice();
+    const big = matmulWgmemTilings({ ...info.limits, maxComputeInvocationsPerWorkgroup: 256 });
+    expect(big).toContain('wgmem,tile=4x4,wg=16x16,tk=16');
+    const small = matmulWgmemTilings({
+      ...info.limits,
+      maxComputeInvocationsPerWorkgroup: 64,
+      maxComputeWorkgroupStorageSize: 4096,
+    });
+    expect(small).toEqual(['wgmem,tile=8x8,wg=8x8,tk=8']);
+    const space = (limits: typeof info.limits) =>
+      matmulOp.tuneSpace!(
+        {},
+        [
+          [64, 64],
+          [64, 64],
+        ],
+        { limits, constInputs: [false, true] },
+      )!.candidates;
+    expect(space(info.limits)).toEqual(expect.arrayContaining(matmulWgmemTilings(info.limits)));
+    expect(
+      space({ ...info.limits, maxComputeInvocationsPerWorkgroup: 64, maxComputeWorkgroupStorageSize: 4096 }),
+    ).not.toContain('wgmem,tile=4x4,wg=16x16,tk=16');
+  });
+  for (const v of [
+    'wgmem,tile=4x4,wg=16x16,tk=16',
+    'wgmem,tile=8x8,wg=8x8,tk=8',
+    'wgmem,tile=4x4,wg=8x8,tk=32,splitk=2',
+  ]) {
+    it(`${v}: ${cases.length} shapes`, async () => {
+      let seed = 500;
+      for (const c of cases) {
+        const ins = inputsFor(c, (seed += 3));
+        const { y, kernels } = await run({ act: c.act, transB: c.transB }, ins, v);
+        expectClose(y, matmulRef({ act: c.act, transB: c.transB }, ins[0], ins[1], ins[2]), tol, `${v} ${name(c)}`);
+        expect(kernels[0]).toContain('"kind":"wgmem"');
+      }
+    });
+  }
+
+  // f16 storage: weights rounded to half once, products summed in f32. Against the reference
+  // with the same rounded weights the f32 tolerance holds; against the f32 reference, the
+  // tuner's (bench/kernels.ts: |Δ| ≤ 1e-3·max|ref| + 1e-4).
+  const f16Cases: Case[] = [
+    { a: [17, 12], b: [12, 20], bias: true, act: 'relu' },
+    { a: [2, 33, 64], b: [64, 36], bias: true, act: 'gelu' },
+    { a: [5, 7], b: [7, 12] }, // K not a multiple of 4: scalar a
+    { a: [2, 9, 20], b: [20, 13], transB: true, bias: true }, // b [N, K]: vec4 along K
+  ];
+  const rounded = (t: HostTensor): HostTensor => ({ shape: t.shape, data: t.data.map(f16Round) });
+  const maxAbs = (t: HostTensor) => t.data.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+  for (const v of [
+    'reg,tile=4x8,f16=w',
+    'reg,tile=8x8,pk,f16=w',
+    'reg,tile=4x4,splitk=2,f16=w',
+    'tile=8x16,wg=1x8,sg,pk,f16=w',
+    'wgmem,tile=4x4,wg=8x8,tk=8,f16=w',
+  ]) {
+    it(`${v} (f16 storage): ${f16Cases.length} shapes`, async () => {
+      const dev = await testDevice();
+      let seed = 600;
+      for (const c of f16Cases) {
+        if ((v.includes('pk') && c.transB) || (v.includes('sg') && (!dev.info.subgroupSize || c.b[0] % 4 !== 0)))
+          continue;
+        const ins = inputsFor(c, (seed += 3));
+        const attrs = { act: c.act, transB: c.transB };
+        const { y, kernels } = await run(attrs, ins, v, true);
+        expect(kernels[0]).toContain('"f16":"w"');
+        expectClose(y, matmulRef(attrs, ins[0], rounded(ins[1]), ins[2]), tol, `${v} ${name(c)} vs f16 weights`);
+        const want = matmulRef(attrs, ins[0], ins[1], ins[2]);
+        expectClose(y, want, { atol: 1e-3 * maxAbs(want) + 1e-4, rtol: 0 }, `${v} ${name(c)} vs f32`);
+      }
+    });
+  }
+  it('f16 weights take half the bytes; f16 needs a constant vec4 b; f16=all needs shader-f16', async () => {
+    const dev = await testDevice();
+    const g = new Graph();
+    const x = g.input('x', [9, 12]);
+    const w = g.constant('w', [12, 20], randTensor([12, 20], 5).data);
+    g.markOutputs(g.op('matmul', [x, w], {}, 'fc'));
+    const plan = await compile(dev, g, { prefer: { matmul: 'reg,tile=4x8,f16=w' } });
+    expect(plan.memory.weightBytes).toBe(12 * 20 * 2);
+    plan.dispose();
+    await expect(run({}, inputsFor({ a: [4, 8], b: [8, 8] }, 1), 'reg,tile=4x8,f16=w')).rejects.toThrow(
+      /'f16' needs b a constant weight/,
+    );
+    await expect(run({}, inputsFor({ a: [4, 8], b: [8, 7] }, 1), 'reg,tile=4x8,f16=w', true)).rejects.toThrow(
+      /N a multiple of 4/,
+    );
+    if (!dev.info.shaderF16) {
+      await expect(run({}, inputsFor({ a: [4, 8], b: [8, 8] }, 1), 'reg,tile=4x8,f16=all', true)).rejects.toThrow(
+        /'f16=all' needs the device feature shader-f16/,
+      );
+    }
+  });
+  it('full f16 (WGSL only: SwiftShader has no shader-f16): f16 types, accumulators and the f32 epilogue', async () => {
+    const { info } = await testDevice();
+    const ctx = { limits: info.limits, shaderF16: true, constInputs: [false, true, true], subgroupSize: 4 };
+    const lower = (prefer: string, transB = false) =>
+      matmulOp.lower({ transB, act: 'relu' }, [[33, 64], transB ? [36, 64] : [64, 36], [36]], [], {
+        ...ctx,
+        prefer: { matmul: prefer },
+      });
+    for (const [v, transB] of [
+      ['reg,tile=8x8,f16=all', false],
+      ['reg,tile=8x8,f16=all', true],
+      ['reg,tile=8x16,pk,f16=all', false],
+      ['tile=8x16,wg=1x8,sg,pk,f16=all', false],
+      ['wgmem,tile=4x4,wg=8x8,tk=16,f16=all', false],
+      ['wgmem,tile=4x4,wg=8x8,tk=16,f16=all', true],
+    ] as const) {
+      const low = lower(v, transB);
+      const src = low.dispatches[0].wgsl();
+      expect(src, v).toMatch(/^enable f16;/m);
+      expect(src).toContain('var<storage, read> B: array<vec4<f16>>');
+      expect(src).toContain('var acc0_0 = vec4<f16>(0.0);');
+      expect(src).toMatch(/vec4<f32>\(acc0_0\)/);
+      expect(src).toMatch(/vec4<f16>\((A\[|select\(vec4<f32>\(0\.0\), A\[)/);
+      if (v.startsWith('wgmem')) expect(src).toContain('var<workgroup> Bs: array<vec4<f16>');
+      expect(low.constLayouts?.[0].layout).toMatch(/-f16$/);
+    }
+    expect(() =>
+      matmulOp.lower(
+        {},
+        [
+          [8, 8],
+          [8, 8],
+        ],
+        [],
+        { ...ctx, shaderF16: false, prefer: { matmul: 'f16=all' } },
+      ),
+    ).toThrow(/shader-f16/);
+    // The tuner offers both precisions only where the adapter has shader-f16.
+    const space = (shaderF16: boolean) =>
+      matmulOp.tuneSpace!(
+        {},
+        [
+          [64, 64],
+          [64, 64],
+        ],
+        { ...ctx, shaderF16, constInputs: [false, true] },
+      )!.candidates;
+    expect(space(true)).toEqual(expect.arrayContaining(['reg,tile=8x8,f16=w', 'reg,tile=8x8,f16=all']));
+    expect(space(false).some((v) => v.includes('f16'))).toBe(false);
+  });
+
+  // Subgroups of any size: S = min(subgroupMinSize, 16) lanes share b; wider subgroups load
+  // row (lane mod S) and read only lanes 0..S−1, so the kernel is right for every size in range.
+  it('sg width from subgroupMinSize; whole subgroups of the largest size per workgroup', async () => {
+    const { info } = await testDevice();
+    const cfg = (min: number, max: number, prefer = 'tile=8x16,sg') =>
+      matmulOp.lower(
+        {},
+        [
+          [64, 64],
+          [64, 64],
+        ],
+        [],
+        {
+          limits: info.limits,
+          subgroupSize: min === max ? min : 0,
+          subgroupMinSize: min,
+          subgroupMaxSize: max,
+          prefer: { matmul: prefer },
+        },
+      ).dispatches[0];
+    expect(cfg(4, 4).config).toMatchObject({ sg: 4, sgWide: false });
+    expect(cfg(8, 32).config).toMatchObject({ sg: 8, sgWide: true, wgY: 64 });
+    expect(cfg(8, 32).wgsl()).toContain('(k + (sl % 8u))');
+    expect(cfg(32, 32).config).toMatchObject({ sg: 16, sgWide: true });
+    expect(cfg(4, 4).wgsl()).not.toContain('sl % ');
+    expect(() => cfg(8, 32, 'tile=8x16,wg=1x8,sg')).toThrow(/multiple of the largest subgroup size \(32\)/);
+    const space = matmulOp.tuneSpace!(
+      {},
+      [
+        [64, 64],
+        [64, 64],
+      ],
+      {
+        limits: info.limits,
+        subgroupMinSize: 16,
+        subgroupMaxSize: 32,
+        constInputs: [false, true],
+      },
+    )!.candidates;
+    expect(space).toContain('tile=4x8,wg=1x32,sg');
+    expect(space).not.toContain('tile=8x16,wg=1x8,sg');
+  });
+  it('sg on an adapter reporting sizes 4..8 runs right on SwiftShader (size 4, wide code path)', async () => {
+    const dev = await testDevice();
+    if (!dev.info.subgroupSize) return; // no subgroups on this adapter
+    const wide: Device = { ...dev, info: { ...dev.info, subgroupSize: 0, subgroupMinSize: 4, subgroupMaxSize: 8 } };
+    let seed = 700;
+    for (const c of [
+      { a: [17, 12], b: [12, 20], bias: true, act: 'relu' },
+      { a: [2, 33, 64], b: [64, 36], bias: true, act: 'gelu' },
+    ] as Case[]) {
+      const ins = inputsFor(c, (seed += 3));
+      const { y, kernels } = await run({ act: c.act }, ins, 'tile=4x8,wg=1x16,sg', false, wide);
+      expect(kernels[0]).toContain('"sgWide":true');
+      expectClose(y, matmulRef({ act: c.act }, ins[0], ins[1], ins[2]), { atol: 1e-4, rtol: 1e-5 }, name(c));
+    }
   });
 });
