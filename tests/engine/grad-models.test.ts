@@ -10,8 +10,7 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { runReference } from '../../engine/graph.js';
-import { Graph } from '../../engine/graph.js';
+import { Graph, runReference } from '../../engine/graph.js';
 import { type SafetensorsFile, openSafetensorsPath } from '../../engine/safetensors.js';
 import { Trainer, type TrainSpec, buildTrainGraph } from '../../engine/train.js';
 import { hyperFor } from '../../kernels/backward/optim.js';
