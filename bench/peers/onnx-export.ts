@@ -33,7 +33,7 @@ import {
   OnnxBuilder,
   type OnnxModel,
   type OnnxValueInfo,
-} from './onnx-proto.js';
+} from '../../models/onnx/proto.js';
 
 export interface OnnxExportOptions {
   /** ONNX opset, default 13. 14+ uses HardSwish, 17 uses LayerNormalization. */

@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'vitest';
 import { demoNetwork } from '../../bench/demo.js';
 import { exportOnnx, OnnxExportError } from '../../bench/peers/onnx-export.js';
-import { decodeModel, type OnnxModel } from '../../bench/peers/onnx-proto.js';
+import { decodeModel, type OnnxModel } from '../../models/onnx/proto.js';
 import { createOrtSession, runOrt } from '../../bench/peers/ort.js';
 import { Graph, runReference } from '../../engine/graph.js';
 import { optimize } from '../../engine/passes.js';
