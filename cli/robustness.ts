@@ -68,6 +68,11 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   });
   const def = getModel(values.model!);
   if (!values.out) throw new Error('--out DIR is required');
+  if (def.embeddedWeights !== undefined) {
+    if (values.weights) throw new Error(`--weights: ${def.name} carries its own weights; leave --weights out`);
+    if (values.runtime !== 'node')
+      throw new Error(`${def.name}: ONNX models run with --runtime node (the page does not load ONNX files yet)`);
+  }
   const weightsArg = values.weights ?? (def.builtinWeights ? 'builtin' : 'random');
   const weightsPath = weightsArg === 'random' ? null : resolveWeights(def, weightsArg);
   if (weightsPath && !existsSync(weightsPath)) throw new Error(`weights file ${weightsPath} does not exist`);
@@ -93,9 +98,14 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   const runtime = oneOf('runtime', values.runtime, ['chrome', 'node']);
   const settings: RunSettings = {
     model: def.name,
-    weights: weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`,
+    weights: def.embeddedWeights ?? (weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`),
     data: values.data ? path.resolve(values.data) : `built-in synthetic test set (${values['per-class']} per class)`,
-    ...(await runProvenance({ weightsPath, data: values.data ?? null, perClass: Number(values['per-class']) })),
+    ...(await runProvenance({
+      // An ONNX model's weights are the file itself.
+      weightsPath: def.embeddedWeights !== undefined ? def.name : weightsPath,
+      data: values.data ?? null,
+      perClass: Number(values['per-class']),
+    })),
     corruptions,
     severities: parseSeverities(values.severities!),
     sweeps,
