@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import { defaultOnnxPreprocess, OnnxNet, onnxModelDef, parsePreprocess } from '../models/onnx-import.js';
-import { getModel, type ModelDef, registerModel } from '../models/registry.js';
+import { getModel, listModels, type ModelDef, registerModel } from '../models/registry.js';
 import { launchChromium, openPage } from './chromium.js';
 import { serve } from './serve.js';
 
@@ -243,6 +243,11 @@ export async function startBrowser(
   mounts: Record<string, string>,
   log: (s: string) => void = () => {},
 ): Promise<BrowserSession> {
+  // ONNX models named on the command line: the page fetches and registers each under its path.
+  const onnx = listModels()
+    .filter((m) => m.family === 'onnx')
+    .map((m, k) => ({ name: m.name, url: `/onnx-models/${k}/model.onnx`, preprocess: m.preprocess }));
+  for (const m of onnx) mounts = { ...mounts, [m.url]: path.resolve(m.name) };
   const server = await serve(mounts);
   let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
   const close = async () => {
@@ -259,7 +264,12 @@ export async function startBrowser(
     throw e;
   }
   const b = browser;
-  return { url: server.url, newPage: () => openPage(b, `${server.url}/`, log), close };
+  const newPage = async () => {
+    const page = await openPage(b, `${server.url}/`, log);
+    for (const m of onnx) await page.evaluate((o) => window.cnnlab.registerOnnx(o), m);
+    return page;
+  };
+  return { url: server.url, newPage, close };
 }
 
 /**

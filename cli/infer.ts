@@ -32,8 +32,6 @@ export async function inferCmd(argv: string[]): Promise<number> {
   if (embedded && values.weights)
     throw new Error(`--weights: ${def.name} carries its own weights; leave --weights out`);
   if (!values.weights && !embedded) throw new Error('--weights is required: a .safetensors file or "random"');
-  if (embedded && values.runtime === 'chrome')
-    throw new Error(`${def.name}: ONNX models run with --runtime node (the page does not load ONNX files yet)`);
   if (!values.input === !values.image) throw new Error('give exactly one of --input x.npy or --image file');
   const seed = Number(values.seed);
   if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${values.seed}`);

@@ -70,8 +70,6 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   if (!values.out) throw new Error('--out DIR is required');
   if (def.embeddedWeights !== undefined) {
     if (values.weights) throw new Error(`--weights: ${def.name} carries its own weights; leave --weights out`);
-    if (values.runtime !== 'node')
-      throw new Error(`${def.name}: ONNX models run with --runtime node (the page does not load ONNX files yet)`);
   }
   const weightsArg = values.weights ?? (def.builtinWeights ? 'builtin' : 'random');
   const weightsPath = weightsArg === 'random' ? null : resolveWeights(def, weightsArg);

@@ -214,6 +214,23 @@ describe('softmax and activations', () => {
   });
 });
 
+describe("unary and binary (the ONNX importer's ops)", () => {
+  test('sigmoid, tanh, hardsigmoid; sub, mul, div with broadcasting, plain and NCHW-held', async () => {
+    const g = new Graph();
+    const x = g.input('x', [2, 3, 4, 5]);
+    const c = g.op('conv2d', [x, konst(g, 'w', [1, 1, 5, 3])], {}, 'conv');
+    const gate = g.op('unary', [g.op('global_avgpool', [c], {}, 'gap')], { fn: 'sigmoid' }, 'sig');
+    const se = g.op('binary', [c, g.op('reshape', [gate], { shape: [2, 1, 1, 3] }, 'gate4')], { op: 'mul' }, 'se');
+    const t = g.op('unary', [se], { fn: 'tanh' }, 'tanh');
+    const h = g.op('unary', [x], { fn: 'hardsigmoid', alpha: 1 / 6, beta: 0.5 }, 'hsig');
+    const d = g.op('binary', [h, konst(g, 'k', [5], 0.5, 2)], { op: 'div' }, 'div');
+    const s = g.op('binary', [konst(g, 'k2', [3, 1, 1]), t], { op: 'sub' }, 'sub');
+    g.markOutputs(s, d);
+    const m = await check(g);
+    expect(opTypes(m)).toEqual(expect.arrayContaining(['Sigmoid', 'Tanh', 'HardSigmoid', 'Sub', 'Mul', 'Div']));
+  });
+});
+
 describe('matmul and attention', () => {
   test.each([
     { name: '2-D shared weight + bias + relu → Gemm', a: [3, 8], b: [8, 5], bias: true, act: 'relu' as Activation },

@@ -1,5 +1,6 @@
 // `--model FILE.onnx` through the CLI's main(), like a built-in name: infer on a torchvision
-// fixture (tests/fixtures/make_onnx.py) gives PyTorch's logits; preprocessing comes from
+// fixture (tests/fixtures/make_onnx.py) gives PyTorch's logits in Node and in headless Chromium
+// (the page fetches the file and registers it under its path); preprocessing comes from
 // --preprocess or a sidecar JSON beside the file; what does not apply to ONNX models is refused.
 
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -35,16 +36,19 @@ async function run(...args: string[]): Promise<number> {
 afterEach(() => vi.restoreAllMocks());
 
 describe('cnnlab infer --model FILE.onnx', () => {
-  it("gives PyTorch's logits on the fixture's input", async () => {
-    const y = path.join(dir, 'y.npy');
-    expect(await run('infer', '--model', `${FIXTURE}.onnx`, '--input', `${FIXTURE}.input.npy`, '--output', y)).toBe(0);
-    expect(out.join('\n')).toMatch(/logits \[2,10\]/);
-    const got = await decodeNpy(readFileSync(y));
-    const want = await decodeNpy(readFileSync(`${FIXTURE}.logits.npy`));
-    const ref = Math.max(...want.data.map(Math.abs));
-    const diff = Math.max(...want.data.map((v, i) => Math.abs(v - got.data[i])));
-    expect(diff).toBeLessThanOrEqual(1e-3 * ref);
-  }, 300_000);
+  for (const runtime of ['node', 'chrome']) {
+    it(`gives PyTorch's logits on the fixture's input (--runtime ${runtime})`, async () => {
+      const y = path.join(dir, `y-${runtime}.npy`);
+      const args = ['--input', `${FIXTURE}.input.npy`, '--output', y, '--runtime', runtime];
+      expect(await run('infer', '--model', `${FIXTURE}.onnx`, ...args)).toBe(0);
+      expect(out.join('\n')).toMatch(/logits \[2,10\]/);
+      const got = await decodeNpy(readFileSync(y));
+      const want = await decodeNpy(readFileSync(`${FIXTURE}.logits.npy`));
+      const ref = Math.max(...want.data.map(Math.abs));
+      const diff = Math.max(...want.data.map((v, i) => Math.abs(v - got.data[i])));
+      expect(diff, `${runtime}: max|Δ| ${diff}, max|ref| ${ref}`).toBeLessThanOrEqual(1e-3 * ref);
+    }, 300_000);
+  }
 
   it('reads preprocessing from --preprocess, else from the sidecar JSON, else ImageNet defaults', async () => {
     const img = path.join(dir, 'img.png');
