@@ -87,7 +87,13 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   const size = def.preprocess.size;
   const resolutions = values.resolutions
     ? list(values.resolutions).map(Number)
-    : [0.75, 1, 1.25].map((f) => Math.round((size * f) / 16) * 16);
+    : def.fixedSize
+      ? [def.fixedSize]
+      : [0.75, 1, 1.25].map((f) => Math.round((size * f) / 16) * 16);
+  if (def.fixedSize && resolutions.some((r) => r !== def.fixedSize))
+    throw new Error(
+      `--resolutions ${resolutions.join(',')}: ${def.name} runs only at ${def.fixedSize}px (export it with dynamic H and W to vary it)`,
+    );
   for (const r of resolutions) if (!Number.isInteger(r) || r < 16) throw new Error(`--resolutions: ${r} is not a size`);
   const seed = Number(values.seed),
     batch = Number(values.batch);

@@ -261,6 +261,7 @@ export function onnxModelDef(name: string, net: OnnxNet, preprocess?: Preprocess
     headWeight: '',
     mapping: {},
     embeddedWeights: `${name.split(/[\\/]/).pop()} (ONNX${net.producer ? `, ${net.producer}` : ''})`,
+    fixedSize: net.inputShape[2] !== null && net.inputShape[3] !== null ? net.size : undefined,
     build(b: NetBuilder, x: string, _classes: number): BuiltModel {
       const { logits, features } = net.emit(b.g, x);
       return { logits, features };

@@ -52,4 +52,6 @@ export interface ModelDef {
   /** The model carries its own weights (an ONNX file): what they are, for run records. Its build
    *  asks the weight source for nothing, and a checkpoint given for it is an error. */
   embeddedWeights?: string;
+  /** The only input side the model runs at (an ONNX file exported with fixed H and W). */
+  fixedSize?: number;
 }

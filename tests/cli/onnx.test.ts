@@ -3,7 +3,7 @@
 // (the page fetches the file and registers it under its path); preprocessing comes from
 // --preprocess or a sidecar JSON beside the file; what does not apply to ONNX models is refused.
 
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -65,6 +65,31 @@ describe('cnnlab infer --model FILE.onnx', () => {
     expect(await run('infer', '--model', model, '--image', img, '--preprocess', '{"resizeMode":"squash"}')).toBe(0);
     expect(out.join('\n')).toMatch(/→ squash resize, bilinear, crop 67/);
     expect(out.join('\n')).toMatch(/top-5:/);
+  }, 300_000);
+
+  it('runs a robustness evaluation on an image folder (Node), the file keyed by its SHA-256', async () => {
+    const data = path.join(dir, 'data');
+    for (const [k, c] of ['n01440764', 'n01443537'].entries())
+      for (let i = 0; i < 2; i++) {
+        mkdirSync(path.join(data, c), { recursive: true });
+        await sharp({
+          create: { width: 70 + 9 * i, height: 67, channels: 3, background: { r: 90 * k, g: 40 * i, b: 150 } },
+        })
+          .png()
+          .toFile(path.join(data, c, `${i}.png`));
+      }
+    const runDir = path.join(dir, 'rob');
+    const m = `${FIXTURE}.onnx`;
+    const args = ['--model', m, '--data', data, '--runtime', 'node', '--corruptions', 'contrast', '--severities', '2'];
+    expect(await run('robustness', ...args, '--resolutions', '67,80', '--out', runDir)).toBe(1);
+    expect(err.join('\n')).toMatch(/--resolutions 67,80: .*regnety_400mf\.onnx runs only at 67px/);
+    expect(await run('robustness', ...args, '--batch', '4', '--out', runDir)).toBe(0);
+    const summary = JSON.parse(readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
+    expect(summary.model).toBe(m);
+    expect(summary.weights).toMatch(/^regnety_400mf\.onnx \(ONNX, pytorch 1\.13/);
+    expect(summary.clean.n).toBe(4);
+    const runJson = JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+    expect(JSON.stringify(runJson)).toMatch(/"weights_sha256":"[0-9a-f]{64}"/);
   }, 300_000);
 
   it('refuses what does not apply, naming it', async () => {
