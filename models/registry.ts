@@ -168,6 +168,8 @@ export function randomCheckpoint(
   o: { seed?: number; classes?: number } = {},
 ): Record<string, HostTensor> {
   const def = getModel(name);
+  if (def.embeddedWeights !== undefined)
+    throw new Error(`${name} carries its own weights; it has no random checkpoint`);
   const rnd = new RandomWeights(o.seed ?? 0);
   const out: Record<string, HostTensor> = {};
   const recorder: WeightSource = {
