@@ -111,16 +111,6 @@ describe('round trip through our own exporter', () => {
       const d = maxDiff(got, want);
       expect(d.diff, `max|Δ| ${d.diff} vs max|ref| ${d.ref}`).toBeLessThanOrEqual(1e-5 * Math.max(1, d.ref));
       if (!model.startsWith('vit')) expect(back.report.transposes).toBe(0);
-      if (model === 'mobilenet_v2') {
-        const plan = await compile(await testDevice(), optimize(back.graph).graph);
-        try {
-          const { outputs } = await plan.run({ image: x }, { outputs: [back.logits] });
-          const g = maxDiff(outputs[back.logits], want);
-          expect(g.diff).toBeLessThanOrEqual(1e-3 * g.ref);
-        } finally {
-          plan.dispose();
-        }
-      }
     }, 300_000);
   }
 });
