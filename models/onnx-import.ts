@@ -17,7 +17,8 @@
 
 import { Graph } from '../engine/graph.js';
 import type { NetBuilder } from './layers.js';
-import { Converter, constantAttr, SUPPORTED_OPS } from './onnx/convert.js';
+import { Converter, SUPPORTED_OPS } from './onnx/convert.js';
+import { constantAttr } from './onnx/fold.js';
 import { type AttrValue, fusePatterns, type INode } from './onnx/patterns.js';
 import { AttributeType, decodeModel, type OnnxAttribute, type OnnxModel } from './onnx/proto.js';
 import { type ConstTensor, fromProto, OnnxImportError } from './onnx/tensor.js';

@@ -23,23 +23,21 @@
 // split and merge, which the ONNX graph itself transposes. A holding that only moves size-1 dims
 // is normalised to the plain one (an alias reshape).
 //
-// Constants (initialisers, Constant nodes, shape arithmetic on known shapes) are evaluated here
-// (tensor.ts); an op whose inputs are all constant is folded.
+// Permutation arithmetic is in layout.ts. Constants (initialisers, Constant nodes, shape
+// arithmetic on known shapes) are values here; an op whose inputs are all constant is evaluated
+// by fold.ts instead of becoming a node.
 
 import type { Graph } from '../../engine/graph.js';
 import { numel } from '../../kernels/kernel.js';
+import { attrInt, attrInts, attrNum, clampSlice, constantAttr, foldNode, shapeOf } from './fold.js';
+import { ident, invert, isIdent, keepsOrder, NHWC, reshapedPerm, sameList } from './layout.js';
 import type { INode } from './patterns.js';
 import {
   type ConstTensor,
   OnnxImportError,
   axisOf,
-  concatConst,
   elementwise,
-  expandConst,
-  floats,
-  gatherConst,
   intList,
-  ints,
   reshapeConst,
   reshapeTarget,
   sliceConst,
@@ -60,18 +58,6 @@ export interface Const {
   t: ConstTensor;
 }
 export type Val = Act | Const;
-
-const NHWC = [0, 2, 3, 1];
-const ident = (r: number) => Array.from({ length: r }, (_, k) => k);
-const isIdent = (p: number[]) => p.every((d, k) => d === k);
-const sameList = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, k) => v === b[k]);
-const invert = (p: number[]) => {
-  const inv = new Array<number>(p.length);
-  p.forEach((d, k) => {
-    inv[d] = k;
-  });
-  return inv;
-};
 
 /** The op types the converter handles (after patterns.ts has run). */
 export const SUPPORTED_OPS = new Set([
@@ -255,20 +241,10 @@ export class Converter {
     return v;
   }
 
-  private intAttr(n: INode, k: string, dflt: number): number {
-    const v = n.attrs[k];
-    return typeof v === 'number' ? v : dflt;
-  }
-
-  private intsAttr(n: INode, k: string): number[] | undefined {
-    const v = n.attrs[k];
-    return Array.isArray(v) ? (v as number[]) : undefined;
-  }
-
   /** `axes`-like operand: input `i` (newer opsets) or attribute `k` (older ones). */
   private listArg(n: INode, i: number, k: string): number[] | undefined {
     if (n.inputs[i]) return intList(this.constOf(n.inputs[i], k)!);
-    return this.intsAttr(n, k);
+    return attrInts(n, k);
   }
 
   convert(n: INode): void {
@@ -286,8 +262,17 @@ export class Converter {
 
   private run(n: INode, ins: (Val | undefined)[]): Val[] {
     const allConst = ins.every((v) => v === undefined || v.kind === 'const');
-    if (n.op === 'Shape') return [this.shapeOp(n, ins[0]!)];
-    if (allConst && n.op !== 'Constant') return [{ kind: 'const', t: this.fold(n, ins as (Const | undefined)[]) }];
+    if (n.op === 'Shape') return [{ kind: 'const', t: shapeOf(n, valShape(ins[0]!)) }];
+    if (allConst && n.op !== 'Constant')
+      return [
+        {
+          kind: 'const',
+          t: foldNode(
+            n,
+            ins.map((v) => (v as Const | undefined)?.t),
+          ),
+        },
+      ];
     if (CONST_ONLY.has(n.op)) this.fail(`${n.op} is supported on constants only (shape arithmetic)`);
     switch (n.op) {
       case 'Constant':
@@ -296,7 +281,7 @@ export class Converter {
       case 'Dropout':
         return [ins[0]!];
       case 'Cast': {
-        if (this.intAttr(n, 'to', 1) !== 1) this.fail(`Cast of a computed tensor to type ${n.attrs.to} (only float)`);
+        if (attrInt(n, 'to', 1) !== 1) this.fail(`Cast of a computed tensor to type ${n.attrs.to} (only float)`);
         return [ins[0]!];
       }
       case 'Conv':
@@ -348,7 +333,7 @@ export class Converter {
       }
       case 'Flatten': {
         const a = this.actOf(n.inputs[0], 'input');
-        const axis = this.intAttr(n, 'axis', 1);
+        const axis = attrInt(n, 'axis', 1);
         const ax = axis < 0 ? axis + a.shape.length : axis;
         return [this.reshape(a, [numel(a.shape.slice(0, ax)), numel(a.shape.slice(ax))])];
       }
@@ -375,7 +360,7 @@ export class Converter {
       }
       case 'Transpose': {
         const a = this.actOf(n.inputs[0], 'data');
-        const p = this.intsAttr(n, 'perm') ?? ident(a.shape.length).reverse();
+        const p = attrInts(n, 'perm') ?? ident(a.shape.length).reverse();
         const pinv = invert(p);
         return [
           this.act(
@@ -395,115 +380,6 @@ export class Converter {
         return [this.pad(n)];
       default:
         this.fail(`${n.op} is not supported`);
-    }
-  }
-
-  // ---- constants ----------------------------------------------------------------------------------
-
-  private shapeOp(n: INode, x: Val): Const {
-    const shape = x.kind === 'act' ? x.shape : x.t.shape;
-    const r = shape.length;
-    const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + r : v, 0), r);
-    const start = clamp(this.intAttr(n, 'start', 0));
-    const end = clamp(this.intAttr(n, 'end', r));
-    return { kind: 'const', t: ints([Math.max(end - start, 0)], shape.slice(start, end)) };
-  }
-
-  private fold(n: INode, ins: (Const | undefined)[]): ConstTensor {
-    const t = ins.map((v) => v?.t);
-    const w = n.name;
-    const arith = (f: (a: number, b: number) => number) => {
-      const dtype = t[0]!.dtype === 'float' || t[1]!.dtype === 'float' ? 'float' : 'int';
-      return elementwise([t[0]!, t[1]!], dtype, f, w);
-    };
-    switch (n.op) {
-      case 'Identity':
-      case 'Dropout':
-        return t[0]!;
-      case 'Add':
-        return arith((a, b) => a + b);
-      case 'Sub':
-        return arith((a, b) => a - b);
-      case 'Mul':
-        return arith((a, b) => a * b);
-      case 'Div':
-        return t[0]!.dtype === 'int' && t[1]!.dtype === 'int'
-          ? arith((a, b) => Math.trunc(a / b))
-          : arith((a, b) => a / b);
-      case 'Equal':
-        return elementwise([t[0]!, t[1]!], 'bool', (a, b) => Number(a === b), w);
-      case 'Where':
-        return elementwise([t[0]!, t[1]!, t[2]!], t[1]!.dtype, (c, a, b) => (c ? a : b), w);
-      case 'Sqrt':
-        return elementwise([t[0]!], 'float', Math.sqrt, w);
-      case 'Cast': {
-        const to = this.intAttr(n, 'to', 1);
-        const dtype = to === 1 || to === 10 || to === 11 ? 'float' : to === 9 ? 'bool' : 'int';
-        return elementwise(
-          [t[0]!],
-          dtype,
-          (v) => (dtype === 'int' ? Math.trunc(v) : dtype === 'bool' ? Number(v !== 0) : v),
-          w,
-        );
-      }
-      case 'ConstantOfShape': {
-        const value = n.attrs.value as ConstTensor | undefined;
-        const shape = intList(t[0]!);
-        const fill = value ? Number(value.data[0]) : 0;
-        const dtype = value?.dtype ?? 'float';
-        return elementwise([{ dtype, shape, data: new Array(numel(shape)).fill(fill) }], dtype, (v) => v, w);
-      }
-      case 'Expand':
-        return expandConst(t[0]!, intList(t[1]!), w);
-      case 'Reshape':
-        return reshapeConst(t[0]!, reshapeTarget(t[0]!.shape, intList(t[1]!), w));
-      case 'Unsqueeze': {
-        const axesIn = n.inputs[1] ? intList(t[1]!) : (this.intsAttr(n, 'axes') ?? []);
-        const r = t[0]!.shape.length + axesIn.length;
-        const axes = axesIn.map((x) => axisOf(x, r, w));
-        const shape: number[] = [];
-        let k = 0;
-        for (let d = 0; d < r; d++) shape.push(axes.includes(d) ? 1 : t[0]!.shape[k++]);
-        return reshapeConst(t[0]!, shape);
-      }
-      case 'Squeeze': {
-        const s = t[0]!.shape;
-        const axes = (
-          n.inputs[1] ? intList(t[1]!) : (this.intsAttr(n, 'axes') ?? s.flatMap((d, k) => (d === 1 ? [k] : [])))
-        ).map((x) => axisOf(x, s.length, w));
-        return reshapeConst(
-          t[0]!,
-          s.filter((_, k) => !axes.includes(k)),
-        );
-      }
-      case 'Flatten': {
-        const s = t[0]!.shape;
-        const ax = axisOf(this.intAttr(n, 'axis', 1), s.length + 1, w);
-        return reshapeConst(t[0]!, [numel(s.slice(0, ax)), numel(s.slice(ax))]);
-      }
-      case 'Concat': {
-        const xs = t.filter((x): x is ConstTensor => x !== undefined);
-        return concatConst(xs, axisOf(this.intAttr(n, 'axis', 0), xs[0].shape.length, w));
-      }
-      case 'Gather': {
-        const axis = axisOf(this.intAttr(n, 'axis', 0), t[0]!.shape.length, w);
-        return gatherConst(t[0]!, axis, intList(t[1]!), t[1]!.shape);
-      }
-      case 'Transpose': {
-        const p = this.intsAttr(n, 'perm') ?? ident(t[0]!.shape.length).reverse();
-        return transposeConst(t[0]!, p);
-      }
-      case 'Slice': {
-        let cur = t[0]!;
-        const { starts, ends, axes, steps } = this.sliceArgs(n, cur.shape);
-        axes.forEach((ax, k) => {
-          const { start, end } = clampSlice(starts[k], ends[k], steps[k], cur.shape[ax]);
-          cur = sliceConst(cur, ax, start, end, steps[k]);
-        });
-        return cur;
-      }
-      default:
-        this.fail(`${n.op} on constant inputs is not supported`);
     }
   }
 
@@ -555,9 +431,9 @@ export class Converter {
     if (x.shape.length !== 4) this.fail(`Conv on a rank-${x.shape.length} input (only 2-D convolutions, rank 4)`);
     const w = this.constOf(n.inputs[1], 'W')!;
     const [cout, cinG, kh, kw] = w.shape;
-    const group = this.intAttr(n, 'group', 1);
-    const strides = this.intsAttr(n, 'strides') ?? [1, 1];
-    const dil = this.intsAttr(n, 'dilations') ?? [1, 1];
+    const group = attrInt(n, 'group', 1);
+    const strides = attrInts(n, 'strides') ?? [1, 1];
+    const dil = attrInts(n, 'dilations') ?? [1, 1];
     const pad = this.pads(n, [x.shape[2], x.shape[3]], [kh, kw], strides, dil);
     const hwio = transposeConst(w, [2, 3, 1, 0]);
     const wName = this.g.constant(this.fresh(`${n.inputs[1]}|hwio`), hwio.shape, asF32(hwio));
@@ -583,7 +459,7 @@ export class Converter {
   private pads(n: INode, size: number[], k: number[], s: number[], d: number[]): [number, number, number, number] {
     const auto = (n.attrs.auto_pad as string | undefined) ?? 'NOTSET';
     if (auto === 'NOTSET') {
-      const p = this.intsAttr(n, 'pads') ?? [0, 0, 0, 0];
+      const p = attrInts(n, 'pads') ?? [0, 0, 0, 0];
       return [p[0], p[1], p[2], p[3]];
     }
     if (auto === 'VALID') return [0, 0, 0, 0];
@@ -612,7 +488,7 @@ export class Converter {
   private layerNorm(n: INode): Act {
     const x = this.actOf(n.inputs[0], 'X');
     const r = x.shape.length;
-    if (axisOf(this.intAttr(n, 'axis', -1), r, n.name) !== r - 1)
+    if (axisOf(attrInt(n, 'axis', -1), r, n.name) !== r - 1)
       this.fail('LayerNormalization over more than the last axis');
     const d = x.shape[r - 1];
     // Normalise over the ONNX last axis: hold it last on our side (any holding that does is free here).
@@ -627,17 +503,17 @@ export class Converter {
 
   private gemm(n: INode): Act {
     const a = this.actOf(n.inputs[0], 'A');
-    if (this.intAttr(n, 'transA', 0)) this.fail('Gemm with transA');
+    if (attrInt(n, 'transA', 0)) this.fail('Gemm with transA');
     if (a.shape.length !== 2) this.fail(`Gemm on rank ${a.shape.length}`);
     let b = this.constOf(n.inputs[1], 'B')!;
-    if (this.intAttr(n, 'transB', 0)) b = transposeConst(b, [1, 0]);
+    if (attrInt(n, 'transB', 0)) b = transposeConst(b, [1, 0]);
     const alpha = attrNum(n, 'alpha', 1);
     const beta = attrNum(n, 'beta', 1);
     if (alpha !== 1) b = elementwise([b], 'float', (v) => v * alpha, n.name);
     const [, N] = b.shape;
     const inputs = [
       this.plain(a),
-      this.constShaped(`${n.inputs[1]}${this.intAttr(n, 'transB', 0) ? '|T' : ''}`, b, b.shape),
+      this.constShaped(`${n.inputs[1]}${attrInt(n, 'transB', 0) ? '|T' : ''}`, b, b.shape),
     ];
     let c = this.constOf(n.inputs[2], 'C');
     if (c) {
@@ -680,7 +556,7 @@ export class Converter {
   private softmax(n: INode): Act {
     const a = this.actOf(n.inputs[0], 'input');
     const r = a.shape.length;
-    const axis = axisOf(this.intAttr(n, 'axis', this.opset >= 13 ? -1 : 1), r, n.name);
+    const axis = axisOf(attrInt(n, 'axis', this.opset >= 13 ? -1 : 1), r, n.name);
     if (axis !== r - 1) this.fail(`Softmax over axis ${axis} of a rank-${r} tensor (only the last axis)`);
     const perm = a.perm[r - 1] === r - 1 ? a.perm : ident(r);
     return this.act(this.op('softmax', [this.holdAs(a, perm)], {}), a.shape, perm);
@@ -689,17 +565,17 @@ export class Converter {
   private pool(n: INode): Act {
     const x = this.actOf(n.inputs[0], 'X');
     if (x.shape.length !== 4) this.fail(`${n.op} on rank ${x.shape.length} (only rank 4)`);
-    const k = this.intsAttr(n, 'kernel_shape')!;
-    const s = this.intsAttr(n, 'strides') ?? [1, 1];
-    const d = this.intsAttr(n, 'dilations') ?? [1, 1];
+    const k = attrInts(n, 'kernel_shape')!;
+    const s = attrInts(n, 'strides') ?? [1, 1];
+    const d = attrInts(n, 'dilations') ?? [1, 1];
     const attrs: Record<string, unknown> = {
       kernel: [k[0], k[1]],
       stride: [s[0], s[1]],
       pad: this.pads(n, [x.shape[2], x.shape[3]], k, s, d),
       dilation: [d[0], d[1]],
-      ceilMode: this.intAttr(n, 'ceil_mode', 0) === 1,
+      ceilMode: attrInt(n, 'ceil_mode', 0) === 1,
     };
-    if (n.op === 'AveragePool') attrs.countIncludePad = this.intAttr(n, 'count_include_pad', 0) === 1;
+    if (n.op === 'AveragePool') attrs.countIncludePad = attrInt(n, 'count_include_pad', 0) === 1;
     const out = this.op(n.op === 'MaxPool' ? 'maxpool' : 'avgpool', [this.holdAs(x, NHWC)], attrs);
     const [on, oh, ow, oc] = this.g.shape(out);
     return this.act(out, [on, oc, oh, ow], NHWC);
@@ -716,7 +592,7 @@ export class Converter {
   private reduceMean(n: INode): Act {
     const x = this.actOf(n.inputs[0], 'data');
     const axes = (this.listArg(n, 1, 'axes') ?? []).map((a) => axisOf(a, x.shape.length, n.name)).sort();
-    if (x.shape.length === 4 && sameList(axes, [2, 3])) return this.globalPool(x, this.intAttr(n, 'keepdims', 1) === 1);
+    if (x.shape.length === 4 && sameList(axes, [2, 3])) return this.globalPool(x, attrInt(n, 'keepdims', 1) === 1);
     this.fail(
       `ReduceMean over axes [${axes}] of a rank-${x.shape.length} tensor (supported: the spatial axes of an NCHW tensor, ` +
         'i.e. global average pooling, and the last axis inside a LayerNorm pattern)',
@@ -742,7 +618,7 @@ export class Converter {
   private concat(n: INode, ins: Val[]): Act {
     const acts = ins.filter((v): v is Act => v.kind === 'act');
     const r = acts[0].shape.length;
-    const axis = axisOf(this.intAttr(n, 'axis', 0), r, n.name);
+    const axis = axisOf(attrInt(n, 'axis', 0), r, n.name);
     const perm = acts.reduce((a, b) => (numel(b.shape) > numel(a.shape) ? b : a)).perm;
     const parts = ins.map((v, k) =>
       v.kind === 'const' ? this.constAs(n.inputs[k], v.t, r, perm) : this.holdAs(v, perm),
@@ -781,7 +657,7 @@ export class Converter {
   /** Split into n.outputs.length parts along an axis: sizes from `split` (input or attribute) or equal parts. */
   private split(n: INode, x: Val): Val[] {
     const shape = valShape(x);
-    const axis = axisOf(this.intAttr(n, 'axis', 0), shape.length, n.name);
+    const axis = axisOf(attrInt(n, 'axis', 0), shape.length, n.name);
     const parts = n.outputs.length;
     const sizes = this.listArg(n, 1, 'split') ?? new Array<number>(parts).fill(Math.ceil(shape[axis] / parts));
     let start = 0;
@@ -800,7 +676,7 @@ export class Converter {
   private gather(n: INode): Act {
     const a = this.actOf(n.inputs[0], 'data');
     const idx = this.constOf(n.inputs[1], 'indices')!;
-    const axis = axisOf(this.intAttr(n, 'axis', 0), a.shape.length, n.name);
+    const axis = axisOf(attrInt(n, 'axis', 0), a.shape.length, n.name);
     const ix = intList(idx).map((i) => (i < 0 ? i + a.shape[axis] : i));
     if (!ix.every((i, k) => k === 0 || i === ix[k - 1] + 1))
       this.fail(`Gather of indices [${ix}] (only a scalar or a contiguous ascending range)`);
@@ -836,11 +712,6 @@ function asF32(t: ConstTensor): Float32Array {
   return t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
 }
 
-function attrNum(n: INode, k: string, dflt: number): number {
-  const v = n.attrs[k];
-  return typeof v === 'number' ? v : dflt;
-}
-
 function broadcastShape(shapes: number[][], where: string): number[] {
   return shapes[0].map((_, i) => {
     const ds = shapes.map((s) => s[i]);
@@ -851,84 +722,4 @@ function broadcastShape(shapes: number[][], where: string): number[] {
       );
     return big;
   });
-}
-
-/** Permuting a tensor of `shape` by `p` keeps its row-major memory order: only size-1 dims move. */
-export function keepsOrder(shape: readonly number[], p: readonly number[]): boolean {
-  const big = p.filter((d) => shape[d] !== 1);
-  return big.every((d, k) => k === 0 || d > big[k - 1]);
-}
-
-/** ONNX Slice bounds for a positive step, clamped to [0, dim]. */
-function clampSlice(start: number, end: number, step: number, dim: number): { start: number; end: number } {
-  if (step > 0) {
-    const s = Math.min(Math.max(start < 0 ? start + dim : start, 0), dim);
-    const e = Math.min(Math.max(end < 0 ? end + dim : end, 0), dim);
-    return { start: s, end: Math.max(e, s) };
-  }
-  const s = Math.min(Math.max(start < 0 ? start + dim : start, -1), dim - 1);
-  const e = Math.min(Math.max(end < 0 ? end + dim : end, -1), dim - 1);
-  return { start: s, end: e };
-}
-
-/**
- * The holding of `target` that makes an ONNX reshape of a tensor of `shape` held by `perm` a pure
- * alias, or undefined when there is none. The non-1 dims of input and output are split into
- * groups of equal product (each group merges/splits among itself); the reshape is free when every
- * input group sits contiguous and in order in the held layout. The output holding lists the
- * groups in held order, each group's output dims ascending; size-1 output dims go after the
- * largest smaller dim already placed.
- */
-export function reshapedPerm(shape: number[], perm: number[], target: number[]): number[] | undefined {
-  const inDims = shape.flatMap((d, k) => (d !== 1 ? [k] : []));
-  const outDims = target.flatMap((d, k) => (d !== 1 ? [k] : []));
-  const groups: { ins: number[]; outs: number[] }[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < inDims.length || j < outDims.length) {
-    const g = { ins: [] as number[], outs: [] as number[] };
-    let pi = 1;
-    let pj = 1;
-    do {
-      if (pi <= pj && i < inDims.length) {
-        g.ins.push(inDims[i]);
-        pi *= shape[inDims[i++]];
-      } else if (j < outDims.length) {
-        g.outs.push(outDims[j]);
-        pj *= target[outDims[j++]];
-      } else return undefined;
-    } while (pi !== pj || g.ins.length === 0 || g.outs.length === 0);
-    groups.push(g);
-  }
-  const heldOrder = perm.filter((d) => shape[d] !== 1);
-  const order: typeof groups = [];
-  let k = 0;
-  while (k < heldOrder.length) {
-    const g = groups.find((x) => x.ins[0] === heldOrder[k]);
-    if (!g || !sameList(heldOrder.slice(k, k + g.ins.length), g.ins)) return undefined;
-    order.push(g);
-    k += g.ins.length;
-  }
-  const out = order.flatMap((g) => g.outs);
-  for (let d = 0; d < target.length; d++) {
-    if (target[d] !== 1) continue;
-    let at = 0;
-    out.forEach((e, idx) => {
-      if (e < d) at = idx + 1;
-    });
-    out.splice(at, 0, d);
-  }
-  return out;
-}
-
-/** The tensor of a Constant node (value, or value_float(s)/value_int(s)). */
-export function constantAttr(n: INode): ConstTensor {
-  const a = n.attrs;
-  if (a.value && typeof a.value === 'object' && !Array.isArray(a.value)) return a.value as ConstTensor;
-  if (typeof a.value_float === 'number') return floats([], new Float32Array([a.value_float]));
-  if (typeof a.value_int === 'number') return ints([], [a.value_int]);
-  if (Array.isArray(a.value_floats))
-    return floats([a.value_floats.length], Float32Array.from(a.value_floats as number[]));
-  if (Array.isArray(a.value_ints)) return ints([a.value_ints.length], a.value_ints as number[]);
-  throw new OnnxImportError(`node "${n.name}": Constant without a value this importer reads`);
 }

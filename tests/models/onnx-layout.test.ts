@@ -3,7 +3,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { Graph, runReference } from '../../engine/graph.js';
-import { Converter, keepsOrder, reshapedPerm } from '../../models/onnx/convert.js';
+import { Converter } from '../../models/onnx/convert.js';
+import { keepsOrder, reshapedPerm } from '../../models/onnx/layout.js';
 import { rand } from '../helpers.js';
 
 describe('reshapedPerm', () => {
