@@ -493,8 +493,16 @@ export class Converter {
     const d = x.shape[r - 1];
     // Normalise over the ONNX last axis: hold it last on our side (any holding that does is free here).
     const perm = x.perm[x.perm.length - 1] === r - 1 ? x.perm : ident(r);
-    const gamma = n.inputs[1] ? this.constShaped(n.inputs[1], this.constOf(n.inputs[1], 'Scale')!, [d]) : undefined;
-    const beta = n.inputs[2] ? this.constShaped(n.inputs[2], this.constOf(n.inputs[2], 'B')!, [d]) : undefined;
+    // γ and β broadcast against the normalised axis: [D], [1,…,D] or a scalar.
+    const vec = (k: number, what: string) => {
+      if (!n.inputs[k]) return undefined;
+      const t = this.constOf(n.inputs[k], what)!;
+      if (numel(t.shape) !== 1) return this.constShaped(n.inputs[k], t, [d]);
+      const v = this.g.constant(this.fresh(`${n.inputs[k]}|x${d}`), [d], new Float32Array(d).fill(Number(t.data[0])));
+      return v;
+    };
+    const gamma = vec(1, 'Scale');
+    const beta = vec(2, 'B');
     const ones = gamma ?? this.g.constant(this.fresh(`${n.name}.ones`), [d], new Float32Array(d).fill(1));
     const zeros = beta ?? this.g.constant(this.fresh(`${n.name}.zeros`), [d], new Float32Array(d));
     const out = this.op('layernorm', [this.holdAs(x, perm), ones, zeros], { eps: attrNum(n, 'epsilon', 1e-5) });

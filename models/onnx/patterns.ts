@@ -63,9 +63,11 @@ function only(c: Ctx, v: string, op: string): INode | undefined {
 /** The input of binary node `n` that is not `v` (v may be either operand). */
 const other = (n: INode, v: string) => (n.inputs[0] === v ? n.inputs[1] : n.inputs[0]);
 
-/** The one axis a ReduceMean reduces (its rank is not known yet: the converter checks that it is the last). */
-const oneAxis = (n: INode): number | undefined => {
-  const axes = n.attrs.axes;
+/** The one axis a ReduceMean reduces, from its attribute or (opset 18) its constant second input;
+ *  its rank is not known yet: the converter checks that it is the last. */
+const oneAxis = (c: Ctx, n: INode): number | undefined => {
+  const t = n.inputs[1] ? c.consts.get(n.inputs[1]) : undefined;
+  const axes = t ? Array.from(t.data, Number) : n.attrs.axes;
   return Array.isArray(axes) && axes.length === 1 ? (axes[0] as number) : undefined;
 };
 
@@ -75,8 +77,8 @@ interface Match {
 }
 
 function layerNorm(c: Ctx, mean: INode): Match | undefined {
-  const axis = oneAxis(mean);
-  if (mean.op !== 'ReduceMean' || axis === undefined || mean.attrs.keepdims === 0 || mean.inputs.length !== 1) return;
+  const axis = oneAxis(c, mean);
+  if (mean.op !== 'ReduceMean' || axis === undefined || mean.attrs.keepdims === 0) return;
   const x = mean.inputs[0];
   const sub = only(c, mean.outputs[0], 'Sub');
   if (!sub || sub.inputs[0] !== x || sub.inputs[1] !== mean.outputs[0]) return;
@@ -92,7 +94,7 @@ function layerNorm(c: Ctx, mean: INode): Match | undefined {
   const div = dUsers.find((n) => n.op === 'Div' && n.inputs[0] === d);
   if (!pow || !div) return;
   const varMean = only(c, pow.outputs[0], 'ReduceMean');
-  if (!varMean || oneAxis(varMean) !== axis || varMean.attrs.keepdims === 0) return;
+  if (!varMean || oneAxis(c, varMean) !== axis || varMean.attrs.keepdims === 0) return;
   const addEps = only(c, varMean.outputs[0], 'Add');
   const eps = addEps && scalar(c, other(addEps, varMean.outputs[0]));
   if (!addEps || eps === undefined) return;

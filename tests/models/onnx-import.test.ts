@@ -166,6 +166,32 @@ describe('errors', () => {
     expect(msg).toContain('4 nodes');
   });
 
+  it('recognises the LayerNorm pattern at opset 18 (ReduceMean axes as an input)', () => {
+    const bytes = model((b) => {
+      const f = b.one('Flatten', [b.one('GlobalAveragePool', ['x'], {}, 'gap')], {}, 'flat');
+      const axes = b.int64([-1]);
+      const mean = b.one('ReduceMean', [f, axes], {}, 'mean');
+      const d = b.one('Sub', [f, mean], {}, 'd');
+      const v = b.one('ReduceMean', [b.one('Pow', [d, b.scalar(2)], {}, 'sq'), axes], {}, 'var');
+      const s = b.one('Sqrt', [b.one('Add', [v, b.scalar(1e-5)], {}, 'veps')], {}, 'std');
+      const n = b.one('Div', [d, s], {}, 'norm');
+      return b.one(
+        'Add',
+        [b.one('Mul', [n, b.floats('g', [3], new Float32Array([1, 2, 3]))], {}, 'scale'), b.scalar(0.5)],
+        {},
+        'ln',
+      );
+    }, 18);
+    const m = importOnnx(bytes, { size: 5 });
+    expect(m.report.patterns).toEqual({ LayerNormalization: 1 });
+    const x = rand(75, 4);
+    const got = runReference(m.graph, { image: x })[m.logits].data;
+    const mean = [0, 1, 2].map((c) => x.slice(25 * c, 25 * c + 25).reduce((a, v) => a + v, 0) / 25);
+    const mu = (mean[0] + mean[1] + mean[2]) / 3;
+    const sd = Math.sqrt(mean.reduce((a, v) => a + (v - mu) ** 2, 0) / 3 + 1e-5);
+    mean.forEach((v, c) => expect(got[c]).toBeCloseTo(((v - mu) / sd) * (c + 1) + 0.5, 5));
+  });
+
   it('refuses what a supported op cannot do, naming the node', () => {
     const bytes = model((b) => b.one('Clip', ['x', b.scalar(-1), b.scalar(1)], {}, 'clamp'));
     expect(() => importOnnx(bytes, { size: 5 })).toThrow(/node "clamp": Clip to \[-1, 1\]/);
