@@ -1,5 +1,6 @@
 // `--model FILE.onnx` through the CLI's main(), like a built-in name: infer on a torchvision
 // fixture (tests/fixtures/make_onnx.py) gives PyTorch's logits in Node and in headless Chromium
+// (a CNN with squeeze-and-excitation, and the ViT)
 // (the page fetches the file and registers it under its path); preprocessing comes from
 // --preprocess or a sidecar JSON beside the file; what does not apply to ONNX models is refused.
 
@@ -36,14 +37,18 @@ async function run(...args: string[]): Promise<number> {
 afterEach(() => vi.restoreAllMocks());
 
 describe('cnnlab infer --model FILE.onnx', () => {
-  for (const runtime of ['node', 'chrome']) {
-    it(`gives PyTorch's logits on the fixture's input (--runtime ${runtime})`, async () => {
+  for (const [fixture, runtime] of [
+    [FIXTURE, 'node'],
+    [FIXTURE, 'chrome'],
+    ['tests/fixtures/onnx/vit_b16', 'chrome'],
+  ]) {
+    it(`gives PyTorch's logits on ${path.basename(fixture)}'s input (--runtime ${runtime})`, async () => {
       const y = path.join(dir, `y-${runtime}.npy`);
-      const args = ['--input', `${FIXTURE}.input.npy`, '--output', y, '--runtime', runtime];
-      expect(await run('infer', '--model', `${FIXTURE}.onnx`, ...args)).toBe(0);
+      const args = ['--input', `${fixture}.input.npy`, '--output', y, '--runtime', runtime];
+      expect(await run('infer', '--model', `${fixture}.onnx`, ...args)).toBe(0);
       expect(out.join('\n')).toMatch(/logits \[2,10\]/);
       const got = await decodeNpy(readFileSync(y));
-      const want = await decodeNpy(readFileSync(`${FIXTURE}.logits.npy`));
+      const want = await decodeNpy(readFileSync(`${fixture}.logits.npy`));
       const ref = Math.max(...want.data.map(Math.abs));
       const diff = Math.max(...want.data.map((v, i) => Math.abs(v - got.data[i])));
       expect(diff, `${runtime}: max|Δ| ${diff}, max|ref| ${ref}`).toBeLessThanOrEqual(1e-3 * ref);
