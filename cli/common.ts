@@ -8,7 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
-import { getModel } from '../models/registry.js';
+import { defaultOnnxPreprocess, OnnxNet, onnxModelDef, parsePreprocess } from '../models/onnx-import.js';
+import { getModel, listModels, type ModelDef, registerModel } from '../models/registry.js';
 import { launchChromium, openPage } from './chromium.js';
 import { serve } from './serve.js';
 
@@ -165,10 +166,55 @@ type Options = NonNullable<ParseArgsConfig['options']>;
  * name, `--models` a comma-separated list.
  */
 export function parseCommand<O extends Options>(argv: string[], options: O, allowPositionals = false) {
-  const loose = parseArgs({ args: argv, options, strict: false, allowPositionals: true }).values;
-  if (typeof loose.model === 'string') getModel(loose.model);
-  if (typeof loose.models === 'string') for (const m of list(loose.models)) getModel(m);
-  return parseArgs({ args: argv, options, allowPositionals });
+  // A command that takes models also takes --preprocess, for the ONNX files among them.
+  const takesModels = 'model' in options || 'models' in options;
+  const opts = (takesModels ? { ...options, preprocess: { type: 'string' } } : options) as O;
+  const loose = parseArgs({ args: argv, options: opts, strict: false, allowPositionals: true }).values;
+  const pre = typeof loose.preprocess === 'string' ? loose.preprocess : undefined;
+  const resolve = (m: string) => (isOnnxPath(m) ? registerOnnxFile(m, pre) : getModel(m));
+  if (typeof loose.model === 'string') resolve(loose.model);
+  if (typeof loose.models === 'string') for (const m of list(loose.models)) resolve(m);
+  if (pre !== undefined && ![loose.model, ...list(String(loose.models ?? ''))].some((m) => isOnnxPath(String(m))))
+    throw new Error('--preprocess applies to ONNX models (--model FILE.onnx) only; built-in models carry their own');
+  return parseArgs({ args: argv, options: opts, allowPositionals });
+}
+
+/** A `--model` value that names an ONNX file rather than a built-in model. */
+export const isOnnxPath = (m: string): boolean => /\.onnx$/i.test(m);
+
+/** JSON from inline text (starting with `{`) or a file; errors name where it came from. */
+function readJson(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${where} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Parse an ONNX file and register it as a model under its path, so every command reads it like a
+ * built-in name. Preprocessing: `preprocess` (inline JSON or a JSON file), else a sidecar
+ * `<name>.json` beside `<name>.onnx`, else ImageNet defaults at the file's input size (fields
+ * left out of either JSON keep those defaults; see docs/onnx-import.md).
+ */
+export function registerOnnxFile(file: string, preprocess?: string): ModelDef {
+  if (!existsSync(file)) throw new Error(`--model ${file}: no such file`);
+  const net = OnnxNet.parse(readFileSync(file), file);
+  const base = defaultOnnxPreprocess(net.size ?? 224);
+  const sidecar = file.replace(/\.onnx$/i, '.json');
+  let p = base;
+  if (preprocess !== undefined) {
+    const inline = preprocess.trim().startsWith('{');
+    if (!inline && !existsSync(preprocess))
+      throw new Error(`--preprocess ${preprocess}: no such file (or give inline JSON)`);
+    const where = inline ? '--preprocess' : `--preprocess ${preprocess}`;
+    p = parsePreprocess(readJson(inline ? preprocess : readFileSync(preprocess, 'utf8'), where), base, where);
+  } else if (existsSync(sidecar)) {
+    p = parsePreprocess(readJson(readFileSync(sidecar, 'utf8'), sidecar), base, sidecar);
+  }
+  const def = onnxModelDef(file, net, p);
+  registerModel(def);
+  return def;
 }
 
 /** A page served from localhost in headless Chromium; close() shuts both down. */
@@ -197,6 +243,11 @@ export async function startBrowser(
   mounts: Record<string, string>,
   log: (s: string) => void = () => {},
 ): Promise<BrowserSession> {
+  // ONNX models named on the command line: the page fetches and registers each under its path.
+  const onnx = listModels()
+    .filter((m) => m.family === 'onnx')
+    .map((m, k) => ({ name: m.name, url: `/onnx-models/${k}/model.onnx`, preprocess: m.preprocess }));
+  for (const m of onnx) mounts = { ...mounts, [m.url]: path.resolve(m.name) };
   const server = await serve(mounts);
   let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
   const close = async () => {
@@ -213,7 +264,12 @@ export async function startBrowser(
     throw e;
   }
   const b = browser;
-  return { url: server.url, newPage: () => openPage(b, `${server.url}/`, log), close };
+  const newPage = async () => {
+    const page = await openPage(b, `${server.url}/`, log);
+    for (const m of onnx) await page.evaluate((o) => window.cnnlab.registerOnnx(o), m);
+    return page;
+  };
+  return { url: server.url, newPage, close };
 }
 
 /**

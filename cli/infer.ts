@@ -30,12 +30,20 @@ export async function inferCmd(argv: string[]): Promise<number> {
   const hub = await hubWeightsOption(values.weights, values.model);
   if (!values.model && !hub) throw new Error('--model is required (npx cnnlab models lists them)');
   const def = hub?.def ?? getModel(values.model!);
-  if (!values.weights) throw new Error('--weights is required: a .safetensors file or "random" (or hf:ORG/REPO)');
+  const embedded = def.embeddedWeights !== undefined;
+  if (embedded && values.weights)
+    throw new Error(`--weights: ${def.name} carries its own weights; leave --weights out`);
+  if (!values.weights && !embedded)
+    throw new Error('--weights is required: a .safetensors file or "random" (or hf:ORG/REPO)');
   if (!values.input === !values.image) throw new Error('give exactly one of --input x.npy or --image file');
   const seed = Number(values.seed);
   if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${values.seed}`);
   const runtime = oneOf('runtime', values.runtime, ['node', 'chrome']);
-  const weightsPath = hub ? hub.weightsPath : values.weights === 'random' ? null : path.resolve(values.weights);
+  const weightsPath = hub
+    ? hub.weightsPath
+    : !values.weights || values.weights === 'random'
+      ? null
+      : path.resolve(values.weights);
   let input: HostTensor;
   if (values.input) {
     input = await readNpyPath(values.input);

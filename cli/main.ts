@@ -35,6 +35,9 @@ commands:
              --json FILE             also write the report as JSON
   infer    run a model on an input
              --model NAME            a registered model (npx cnnlab models lists them)
+             --model FILE.onnx       or an ONNX file (its weights inside; docs/onnx-import.md)
+             --preprocess JSON|FILE  for an ONNX model: size, resizeMode, cropPct, interpolation, mean, std
+                                     (default: FILE.json beside it, else ImageNet's at the file's input size)
              --weights FILE|random   a timm/torchvision .safetensors checkpoint, or seeded random weights
              --weights hf:ORG/REPO[@REV][/FILE]   from the Hugging Face Hub, cached (model and preprocessing
                                      from its config.json, so --model may be left out; docs/hub.md)

@@ -71,6 +71,8 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   if (!values.out) throw new Error('--out DIR is required');
   const hub = await hubWeightsOption(values.weights, values.model);
   const def = hub?.def ?? getModel(values.model ?? DEFAULT_MODEL);
+  if (def.embeddedWeights !== undefined && values.weights)
+    throw new Error(`--weights: ${def.name} carries its own weights; leave --weights out`);
   const weightsArg = values.weights ?? (def.builtinWeights ? 'builtin' : 'random');
   const weightsPath = hub ? hub.weightsPath : weightsArg === 'random' ? null : resolveWeights(def, weightsArg);
   if (weightsPath && !existsSync(weightsPath)) throw new Error(`weights file ${weightsPath} does not exist`);
@@ -87,7 +89,13 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   const size = def.preprocess.size;
   const resolutions = values.resolutions
     ? list(values.resolutions).map(Number)
-    : [0.75, 1, 1.25].map((f) => Math.round((size * f) / 16) * 16);
+    : def.fixedSize
+      ? [def.fixedSize]
+      : [0.75, 1, 1.25].map((f) => Math.round((size * f) / 16) * 16);
+  if (def.fixedSize && resolutions.some((r) => r !== def.fixedSize))
+    throw new Error(
+      `--resolutions ${resolutions.join(',')}: ${def.name} runs only at ${def.fixedSize}px (export it with dynamic H and W to vary it)`,
+    );
   for (const r of resolutions) if (!Number.isInteger(r) || r < 16) throw new Error(`--resolutions: ${r} is not a size`);
   const seed = Number(values.seed),
     batch = Number(values.batch);
@@ -96,9 +104,16 @@ export async function robustnessCmd(argv: string[]): Promise<number> {
   const runtime = oneOf('runtime', values.runtime, ['chrome', 'node']);
   const settings: RunSettings = {
     model: def.name,
-    weights: hub ? hub.weightsName : weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`,
+    weights: hub
+      ? hub.weightsName
+      : (def.embeddedWeights ?? (weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`)),
     data: values.data ? path.resolve(values.data) : `built-in synthetic test set (${values['per-class']} per class)`,
-    ...(await runProvenance({ weightsPath, data: values.data ?? null, perClass: Number(values['per-class']) })),
+    ...(await runProvenance({
+      // An ONNX model's weights are the file itself.
+      weightsPath: def.embeddedWeights !== undefined ? def.name : weightsPath,
+      data: values.data ?? null,
+      perClass: Number(values['per-class']),
+    })),
     corruptions,
     severities: parseSeverities(values.severities!),
     sweeps,

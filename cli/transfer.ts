@@ -107,6 +107,9 @@ export async function transferCmd(argv: string[]): Promise<number> {
   const shots = list(values.shots!).map(Number);
   const seed = Number(values.seed),
     batch = Number(values.batch);
+  const embedded = def.embeddedWeights !== undefined;
+  if (embedded && values.weights)
+    throw new Error(`--weights: ${def.name} carries its own weights; leave --weights out`);
   const weightsArg = values.weights ?? (def.builtinWeights ? 'builtin' : 'random');
   const weightsPath = hub
     ? hub.weightsPath
@@ -116,8 +119,12 @@ export async function transferCmd(argv: string[]): Promise<number> {
         ? path.join(REPO_ROOT, def.builtinWeights!)
         : weightsArg;
   const weights = weightsPath ? await openSafetensorsPath(weightsPath) : ('random' as const);
-  const weightsName = hub ? hub.weightsName : weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`;
-  const weightsKey = weightsPath ? `sha256:${await sha256File(weightsPath)}` : randomWeightsKey(def.name, seed);
+  const weightsName = hub
+    ? hub.weightsName
+    : (def.embeddedWeights ?? (weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`));
+  // An ONNX model's features are keyed by the file's content, as a checkpoint's are.
+  const keyFile = embedded ? def.name : weightsPath;
+  const weightsKey = keyFile ? `sha256:${await sha256File(keyFile)}` : randomWeightsKey(def.name, seed);
   const p = def.preprocess;
   const device = await createDevice();
   let train: FeatureSet & { file: string }, test: FeatureSet & { file: string };

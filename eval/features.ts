@@ -35,7 +35,8 @@ export function featureCacheKey(
   const text = canonicalJson({ model: r.model, weights: r.weightsKey, data: r.datasetKey, preprocess: p, items });
   let h = 0xcbf29ce484222325n;
   for (let i = 0; i < text.length; i++) h = BigInt.asUintN(64, (h ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n);
-  return `${r.model}-${h.toString(16).padStart(16, '0')}`;
+  // A file name: an ONNX model's name is its path, so anything but [\w.-] becomes '_' (built-in names have none).
+  return `${r.model.replace(/[^\w.-]+/g, '_')}-${h.toString(16).padStart(16, '0')}`;
 }
 
 /** Features [n, D] and labels of every item of `source`, through the model's `features` output. */

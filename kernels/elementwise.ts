@@ -78,7 +78,7 @@ export const activationOp: OpDef<ActivationAttrs> = {
 // ---- add ---------------------------------------------------------------------------------------
 
 /** Row-major strides of `s` read against output shape `out`, 0 where `s` broadcasts. */
-function broadcastStrides(s: Shape, out: Shape): number[] {
+export function broadcastStrides(s: Shape, out: Shape): number[] {
   const r = out.length;
   const strides = new Array<number>(r).fill(0);
   let acc = 1;

@@ -2,6 +2,8 @@
 
 import { conv2dOp } from './conv2d.js';
 import { activationOp, addOp } from './elementwise.js';
+import { binaryOp } from './binary.js';
+import { unaryOp } from './unary.js';
 import { attentionOp } from './attention.js';
 import { matmulOp } from './matmul.js';
 import type { OpDef } from './kernel.js';
@@ -18,6 +20,8 @@ import { augmentCropOp, mixupOp } from './augment.js';
 const ops: OpDef[] = [
   activationOp,
   addOp,
+  binaryOp,
+  unaryOp,
   conv2dOp,
   batchNormOp,
   groupNormOp,

@@ -26,8 +26,19 @@ const MODELS: readonly ModelDef[] = [
   SYNTH_MODEL,
 ];
 
+/** Models registered at run time (ONNX files named on the command line or picked in the page). */
+const registered: ModelDef[] = [];
+
 export function listModels(): ModelDef[] {
-  return [...MODELS];
+  return [...MODELS, ...registered];
+}
+
+/** Make `def` known by its name (replacing an earlier registration of that name); built-in names are refused. */
+export function registerModel(def: ModelDef): void {
+  if (MODELS.some((m) => m.name === def.name)) throw new Error(`"${def.name}" is a built-in model name`);
+  const k = registered.findIndex((m) => m.name === def.name);
+  if (k >= 0) registered.splice(k, 1);
+  registered.push(def);
 }
 
 export function getModel(name: string): ModelDef {
@@ -100,6 +111,23 @@ export async function loadModel(name: string | ModelDef, o: LoadOptions): Promis
   let classes = o.classes ?? def.classNames?.length ?? 1000;
   let source: WeightSource;
   let weights: string;
+  if (def.embeddedWeights !== undefined) {
+    if (o.weights !== 'random')
+      throw new WeightFileError(
+        `${def.name} carries its own weights; give no checkpoint for it (${o.weights.name ?? 'weight file'})`,
+      );
+    const { graph, logits, features } = buildGraph(def, new RandomWeights(0), o, size, classes);
+    return {
+      def,
+      graph,
+      classes: graph.shape(logits)[1],
+      preprocess: atResolution(def.preprocess, size),
+      weights: def.embeddedWeights,
+      input: 'image',
+      logits,
+      features,
+    };
+  }
   if (o.weights === 'random') {
     source = new RandomWeights(o.seed ?? 0);
     weights = `random (seed ${o.seed ?? 0})`;
@@ -140,6 +168,8 @@ export function randomCheckpoint(
   o: { seed?: number; classes?: number } = {},
 ): Record<string, HostTensor> {
   const def = getModel(name);
+  if (def.embeddedWeights !== undefined)
+    throw new Error(`${name} carries its own weights; it has no random checkpoint`);
   const rnd = new RandomWeights(o.seed ?? 0);
   const out: Record<string, HostTensor> = {};
   const recorder: WeightSource = {

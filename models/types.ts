@@ -38,7 +38,7 @@ export interface BuiltModel {
 
 export interface ModelDef {
   name: string;
-  family: 'resnet' | 'resnetv2' | 'mobilenetv2' | 'vit';
+  family: 'resnet' | 'resnetv2' | 'mobilenetv2' | 'vit' | 'onnx';
   preprocess: Preprocess;
   /** Checkpoint tensor whose dim 0 is the number of classes. */
   headWeight: string;
@@ -49,4 +49,9 @@ export interface ModelDef {
   classNames?: readonly string[];
   /** A checkpoint shipped in the repo (path relative to the repo root), used for --weights builtin. */
   builtinWeights?: string;
+  /** The model carries its own weights (an ONNX file): what they are, for run records. Its build
+   *  asks the weight source for nothing, and a checkpoint given for it is an error. */
+  embeddedWeights?: string;
+  /** The only input side the model runs at (an ONNX file exported with fixed H and W). */
+  fixedSize?: number;
 }

@@ -9,7 +9,8 @@ import { optimize } from '../engine/passes.js';
 import { formatProfile } from '../engine/profiler.js';
 import { decodeNpy } from '../engine/npy.js';
 import { blobSource, openSafetensors } from '../engine/safetensors.js';
-import { listModels } from '../models/registry.js';
+import { OnnxNet, onnxModelDef } from '../models/onnx-import.js';
+import { listModels, type Preprocess, registerModel } from '../models/registry.js';
 import { infer } from '../models/run.js';
 
 let device: Promise<Device> | undefined;
@@ -66,6 +67,16 @@ export const api = {
   /** Run a graph serialised with graphToJSON (how tests and the CLI hand graphs to the page). */
   runGraphJSON: (j: GraphJSON, inputs: Record<string, number[]>) => runGraph(() => graphFromJSON(j), inputs),
   listModels: () => listModels().map((m) => ({ name: m.name, family: m.family, preprocess: m.preprocess })),
+  /**
+   * Make an ONNX file known to this page under `name` (the CLI passes the path the user gave and
+   * the preprocessing it resolved), so every call that takes a model name can use it.
+   */
+  async registerOnnx(o: { name: string; url: string; preprocess?: Preprocess }) {
+    const bytes = new Uint8Array(await (await fetchBlob(o.url)).arrayBuffer());
+    const net = OnnxNet.parse(bytes, o.name);
+    registerModel(onnxModelDef(o.name, net, o.preprocess));
+    return { name: o.name, opset: net.opset, input: net.inputShape };
+  },
   /** `npx cnnlab infer --runtime chrome`: weights and input are fetched from the CLI's server. */
   async inferFromUrls(o: { model: string; weightsUrl?: string; seed?: number; inputUrl: string }) {
     const input = await decodeNpy(new Uint8Array(await (await fetchBlob(o.inputUrl)).arrayBuffer()), o.inputUrl);

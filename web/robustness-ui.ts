@@ -14,7 +14,8 @@ import { runRobustness } from '../eval/robustness.js';
 import { datasetSource, syntheticRunSources } from '../eval/sources.js';
 import { summarizeRun } from '../eval/summary.js';
 import { SWEEPS } from '../eval/synth.js';
-import { getModel, listModels } from '../models/registry.js';
+import { OnnxNet, onnxModelDef } from '../models/onnx-import.js';
+import { getModel, listModels, registerModel } from '../models/registry.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -54,6 +55,24 @@ function folderDataset(files: File[]): { ds: Dataset; byPath: Map<string, File> 
 export function setupRobustnessUi(getDevice: () => Promise<Device>): void {
   const select = $<HTMLSelectElement>('rob-model');
   for (const m of listModels()) select.add(new Option(m.name, m.name, false, m.name === 'mobilenet_v2_synth'));
+  // An ONNX file joins the model list under its file name (docs/onnx-import.md); its weights are inside it.
+  const onnxBytes = new Map<string, ArrayBuffer>();
+  $<HTMLInputElement>('rob-onnx').addEventListener('change', async (ev) => {
+    const file = (ev.target as HTMLInputElement).files?.[0];
+    if (!file) return;
+    const out = $('rob-progress');
+    try {
+      const bytes = await file.arrayBuffer();
+      const net = OnnxNet.parse(new Uint8Array(bytes), file.name);
+      registerModel(onnxModelDef(file.name, net));
+      onnxBytes.set(file.name, bytes);
+      if (![...select.options].some((o) => o.value === file.name)) select.add(new Option(file.name, file.name));
+      select.value = file.name;
+      out.textContent = `${file.name}: ONNX opset ${net.opset}, input [${net.inputShape.map((d) => d ?? '?').join(',')}]`;
+    } catch (e) {
+      out.textContent = `error: ${(e as Error).message}`;
+    }
+  });
   const corr = $<HTMLInputElement>('rob-corruption-list');
   corr.value = corruptionNames().join(',');
   let last: { records: RunRecord[]; summary: unknown } | null = null;
@@ -65,7 +84,9 @@ export function setupRobustnessUi(getDevice: () => Promise<Device>): void {
     try {
       const device = await getDevice();
       const def = getModel(select.value);
+      const embedded = def.embeddedWeights !== undefined ? onnxBytes.get(def.name) : undefined;
       const wFile = $<HTMLInputElement>('rob-weights').files?.[0];
+      if (embedded && wFile) throw new Error(`${def.name} carries its own weights; clear the weights file`);
       const wBlob = wFile ?? (def.builtinWeights ? await (await fetch(`/${def.builtinWeights}`)).blob() : null);
       const weights = wBlob
         ? await openSafetensors(wFile ? blobSource(wFile) : blobSource(wBlob, def.builtinWeights))
@@ -103,9 +124,13 @@ export function setupRobustnessUi(getDevice: () => Promise<Device>): void {
       const records: RunRecord[] = [];
       const settings: RunSettings = {
         model: def.name,
-        weights: wFile?.name ?? (def.builtinWeights ? 'builtin' : 'random'),
+        weights: def.embeddedWeights ?? wFile?.name ?? (def.builtinWeights ? 'builtin' : 'random'),
         data: files.length ? `${files.length} picked files` : 'built-in synthetic test set',
-        weights_sha256: wBlob ? await sha256Hex(await wBlob.arrayBuffer()) : null,
+        weights_sha256: embedded
+          ? await sha256Hex(embedded)
+          : wBlob
+            ? await sha256Hex(await wBlob.arrayBuffer())
+            : null,
         weights_path: null,
         ...data,
         corruptions,

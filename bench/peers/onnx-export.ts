@@ -33,7 +33,7 @@ import {
   OnnxBuilder,
   type OnnxModel,
   type OnnxValueInfo,
-} from './onnx-proto.js';
+} from '../../models/onnx/proto.js';
 
 export interface OnnxExportOptions {
   /** ONNX opset, default 13. 14+ uses HardSwish, 17 uses LayerNormalization. */
@@ -466,6 +466,38 @@ const OPS: Record<string, Emit> = {
       x.pre(out, actOf(n), 'add'),
     );
     x.set(out, x.act(y, actOf(n), out), layout);
+  },
+
+  binary(x, n) {
+    const out = n.outputs[0],
+      rank = x.shape(out).length;
+    const layout = x.common(n.inputs, rank);
+    const op = { sub: 'Sub', mul: 'Mul', div: 'Div' }[n.attrs.op as 'sub' | 'mul' | 'div'];
+    x.set(
+      out,
+      x.b.one(
+        op,
+        n.inputs.map((v) => x.operand(v, rank, layout)),
+        {},
+        out,
+      ),
+      layout,
+    );
+  },
+
+  unary(x, n) {
+    const [inp] = n.inputs,
+      out = n.outputs[0],
+      layout = x.layoutOf(inp),
+      X = x.get(inp, layout);
+    const a = n.attrs as { fn: 'sigmoid' | 'tanh' | 'hardsigmoid'; alpha?: number; beta?: number };
+    const y =
+      a.fn === 'sigmoid'
+        ? x.b.one('Sigmoid', [X], {}, out)
+        : a.fn === 'tanh'
+          ? x.b.one('Tanh', [X], {}, out)
+          : x.b.one('HardSigmoid', [X], { alpha: f(a.alpha ?? 0.2), beta: f(a.beta ?? 0.5) }, out);
+    x.set(out, y, layout);
   },
 
   softmax(x, n) {

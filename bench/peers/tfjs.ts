@@ -164,6 +164,18 @@ function lowerNode(c: Ctx): Lowered {
       return ([x]) => act(c, x, a.act);
     case 'add':
       return ([x, y]) => act(c, tf.add(x, y), a.act);
+    case 'binary':
+      return ([x, y]) => (a.op === 'sub' ? tf.sub(x, y) : a.op === 'mul' ? tf.mul(x, y) : tf.div(x, y));
+    case 'unary': {
+      const alpha = a.alpha ?? 0.2,
+        beta = a.beta ?? 0.5;
+      return ([x]) =>
+        a.fn === 'sigmoid'
+          ? tf.sigmoid(x)
+          : a.fn === 'tanh'
+            ? tf.tanh(x)
+            : tf.clipByValue(x.mul(alpha).add(beta), 0, 1);
+    }
     case 'batchnorm': {
       const eps = a.eps ?? 1e-5;
       return ([x, gamma, beta, mean, variance]) =>

@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'vitest';
 import { demoNetwork } from '../../bench/demo.js';
 import { exportOnnx, OnnxExportError } from '../../bench/peers/onnx-export.js';
-import { decodeModel, type OnnxModel } from '../../bench/peers/onnx-proto.js';
+import { decodeModel, type OnnxModel } from '../../models/onnx/proto.js';
 import { createOrtSession, runOrt } from '../../bench/peers/ort.js';
 import { Graph, runReference } from '../../engine/graph.js';
 import { optimize } from '../../engine/passes.js';
@@ -211,6 +211,23 @@ describe('softmax and activations', () => {
       const m = await check(g, { opset, tol: { atol: 1e-4, rtol: 1e-4 } });
       if (act === 'hardswish') expect(count(m, 'HardSwish')).toBe(opset >= 14 ? 3 : 0);
     }
+  });
+});
+
+describe("unary and binary (the ONNX importer's ops)", () => {
+  test('sigmoid, tanh, hardsigmoid; sub, mul, div with broadcasting, plain and NCHW-held', async () => {
+    const g = new Graph();
+    const x = g.input('x', [2, 3, 4, 5]);
+    const c = g.op('conv2d', [x, konst(g, 'w', [1, 1, 5, 3])], {}, 'conv');
+    const gate = g.op('unary', [g.op('global_avgpool', [c], {}, 'gap')], { fn: 'sigmoid' }, 'sig');
+    const se = g.op('binary', [c, g.op('reshape', [gate], { shape: [2, 1, 1, 3] }, 'gate4')], { op: 'mul' }, 'se');
+    const t = g.op('unary', [se], { fn: 'tanh' }, 'tanh');
+    const h = g.op('unary', [x], { fn: 'hardsigmoid', alpha: 1 / 6, beta: 0.5 }, 'hsig');
+    const d = g.op('binary', [h, konst(g, 'k', [5], 0.5, 2)], { op: 'div' }, 'div');
+    const s = g.op('binary', [konst(g, 'k2', [3, 1, 1]), t], { op: 'sub' }, 'sub');
+    g.markOutputs(s, d);
+    const m = await check(g);
+    expect(opTypes(m)).toEqual(expect.arrayContaining(['Sigmoid', 'Tanh', 'HardSigmoid', 'Sub', 'Mul', 'Div']));
   });
 });
 

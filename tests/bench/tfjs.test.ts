@@ -199,6 +199,16 @@ describe('tfjs peer: elementwise', () => {
     await checkOp('add', { act: 'relu' }, (b) => [b.in([2, 1, 4, 1]), b.in([3, 1, 5])]);
     await checkOp('add', { act: 'hardswish' }, (b) => [b.in([2, 6, 4], -5, 5), b.in([2, 6, 4], -5, 5)]);
   });
+  it('binary sub, mul, div with broadcasting', async () => {
+    await checkOp('binary', { op: 'sub' }, (b) => [b.in([2, 3, 4, 5]), b.c([5])]);
+    await checkOp('binary', { op: 'mul' }, (b) => [b.in([2, 3, 4, 5]), b.in([2, 1, 1, 5])]);
+    await checkOp('binary', { op: 'div' }, (b) => [b.in([2, 1, 4, 1]), b.in([3, 1, 5], 0.5, 2)]);
+  });
+  it('unary sigmoid, tanh, hardsigmoid', async () => {
+    await checkOp('unary', { fn: 'sigmoid' }, (b) => [b.in([2, 3, 4, 5], -8, 8)]);
+    await checkOp('unary', { fn: 'tanh' }, (b) => [b.in([2, 3, 4, 5], -8, 8)]);
+    await checkOp('unary', { fn: 'hardsigmoid', alpha: 1 / 6, beta: 0.5 }, (b) => [b.in([7, 5], -8, 8)]);
+  });
 });
 
 describe('tfjs peer: pooling', () => {

@@ -1,16 +1,18 @@
-// Writing ONNX: the subset of onnx.proto (package onnx, proto2) the exporter uses, as a protobufjs
+// ONNX on the wire: the subset of onnx.proto (package onnx, proto2) that the exporter
+// (bench/peers/onnx-export.ts) writes and the importer (models/onnx-import.ts) reads, as a protobufjs
 // JSON descriptor; plain-object views of its messages; a builder that collects one graph's nodes
-// and initialisers under unique names; encode and decode of a ModelProto.
+// and initialisers under unique names; encode and decode of a ModelProto. It sits in the models
+// layer so that both can use it (bench may import models, not the other way round).
 //
-// Field numbers are copied from onnx/onnx `onnx/onnx.proto`; fields we never write (training
+// Field numbers are copied from onnx/onnx `onnx/onnx.proto`; fields neither side uses (training
 // info, sparse tensors, segments, quantization annotations) are left out, which a proto2 decoder
-// tolerates. Repeated scalars are unpacked (the proto2 default) except TensorProto.float_data,
+// skips. Repeated scalars are unpacked (the proto2 default) except TensorProto.float_data,
 // which onnx.proto declares [packed = true]. Initialisers use raw_data, little-endian.
 
 import protobuf from 'protobufjs';
 
-/** TensorProto.DataType values used here. */
-export const DataType = { FLOAT: 1, INT64: 7 } as const;
+/** TensorProto.DataType values used here (the importer reads all of these; the exporter writes FLOAT and INT64). */
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10, DOUBLE: 11 } as const;
 
 /** AttributeProto.AttributeType values used here. */
 export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
@@ -169,7 +171,11 @@ export interface OnnxTensor {
   data_type: number;
   raw_data?: Uint8Array;
   float_data?: number[];
+  int32_data?: number[];
   int64_data?: number[];
+  /** Set when the data lives in another file (models over 2 GB); the importer refuses those. */
+  external_data?: { key: string; value: string }[];
+  data_location?: number;
 }
 
 export interface OnnxAttribute {
@@ -181,6 +187,7 @@ export interface OnnxAttribute {
   t?: OnnxTensor;
   floats?: number[];
   ints?: number[];
+  strings?: Uint8Array[];
 }
 
 export interface OnnxNode {

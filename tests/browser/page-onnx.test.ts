@@ -1,0 +1,45 @@
+// The page's model picker takes an ONNX file: it is parsed and checked in the page and joins the
+// model list under its file name (models/onnx-import.ts); a file that is not ONNX is refused with
+// the importer's message.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PageSession, startPage } from '../../cli/common.js';
+import { pageMounts } from '../../cli/serve-page.js';
+
+let session: PageSession;
+
+beforeAll(async () => {
+  if (!existsSync('dist/web/index.html')) execFileSync(process.execPath, ['build.mjs']);
+  session = await startPage(pageMounts());
+  await session.page.waitForFunction(() => document.querySelector('#rob-model option'));
+}, 60_000);
+
+afterAll(async () => {
+  await session?.close();
+});
+
+describe('the page takes an ONNX model', () => {
+  it('adds a picked .onnx file to the model list and selects it', async () => {
+    const { page } = session;
+    await page.setInputFiles('#rob-onnx', 'tests/fixtures/onnx/mobilenet_v3.onnx');
+    await page.waitForFunction(() => /opset|error/.test(document.getElementById('rob-progress')!.textContent!));
+    expect(await page.textContent('#rob-progress')).toBe('mobilenet_v3.onnx: ONNX opset 14, input [?,3,64,64]');
+    expect(await page.$eval('#rob-model', (s) => (s as HTMLSelectElement).value)).toBe('mobilenet_v3.onnx');
+    const listed = await page.evaluate(() => window.cnnlab.listModels().find((m) => m.name === 'mobilenet_v3.onnx'));
+    expect(listed?.family).toBe('onnx');
+    expect(listed?.preprocess.size).toBe(64);
+  });
+
+  it('refuses a file that is not ONNX, with the reason', async () => {
+    const { page } = session;
+    const bad = path.join(mkdtempSync(path.join(tmpdir(), 'cnnlab-onnx-page-')), 'bad.onnx');
+    writeFileSync(bad, 'not a protobuf at all');
+    await page.setInputFiles('#rob-onnx', bad);
+    await page.waitForFunction(() => /bad\.onnx/.test(document.getElementById('rob-progress')!.textContent!));
+    expect(await page.textContent('#rob-progress')).toMatch(/^error: bad\.onnx is not an ONNX model/);
+  });
+});
