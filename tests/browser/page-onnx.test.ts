@@ -1,6 +1,7 @@
 // The page's model picker takes an ONNX file: it is parsed and checked in the page and joins the
 // model list under its file name (models/onnx-import.ts); a file that is not ONNX is refused with
-// the importer's message.
+// the importer's message. Every torchvision fixture (tests/fixtures/make_onnx.py) gives PyTorch's
+// logits in the page too, as it does in Node (tests/models/onnx-import.test.ts).
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -9,14 +10,17 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PageSession, startPage } from '../../cli/common.js';
 import { pageMounts } from '../../cli/serve-page.js';
+import { readNpyPath } from '../../engine/npy.js';
 
 let session: PageSession;
 
 beforeAll(async () => {
   if (!existsSync('dist/web/index.html')) execFileSync(process.execPath, ['build.mjs']);
-  session = await startPage(pageMounts());
+  session = await startPage({ ...pageMounts(), '/onnx/': path.resolve('tests/fixtures/onnx') });
   await session.page.waitForFunction(() => document.querySelector('#rob-model option'));
 }, 60_000);
+
+const FIXTURES = ['efficientnet_b0', 'convnext_tiny', 'regnety_400mf', 'resnext50', 'mobilenet_v3', 'vit_b16'];
 
 afterAll(async () => {
   await session?.close();
@@ -42,4 +46,21 @@ describe('the page takes an ONNX model', () => {
     await page.waitForFunction(() => /bad\.onnx/.test(document.getElementById('rob-progress')!.textContent!));
     expect(await page.textContent('#rob-progress')).toMatch(/^error: bad\.onnx is not an ONNX model/);
   });
+
+  it.each(FIXTURES)(
+    "%s: PyTorch's logits in the page, within 1e-3·max|ref|",
+    async (name) => {
+      const { page } = session;
+      const r = await page.evaluate(async (n) => {
+        await window.cnnlab.registerOnnx({ name: `${n}.onnx`, url: `/onnx/${n}.onnx` });
+        return window.cnnlab.inferFromUrls({ model: `${n}.onnx`, inputUrl: `/onnx/${n}.input.npy` });
+      }, name);
+      const ref = await readNpyPath(`tests/fixtures/onnx/${name}.logits.npy`);
+      expect(r.logits.shape).toEqual(ref.shape);
+      const maxRef = Math.max(...ref.data.map(Math.abs));
+      const diff = Math.max(...r.logits.data.map((v, i) => Math.abs(v - ref.data[i])));
+      expect(diff, `max|Δ| ${diff}, max|ref| ${maxRef}`).toBeLessThanOrEqual(1e-3 * maxRef);
+    },
+    300_000,
+  );
 });
