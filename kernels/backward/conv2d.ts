@@ -469,15 +469,16 @@ function lowerGradInput(a: Conv2dGradInputAttrs, [dy, w]: Shape[], _o: Shape[], 
   };
 }
 
-/** Scatter form (every output tap adds dy·w into the input pixel it read), f64 sums. */
-export function conv2dGradInputRef(a: Conv2dGradInputAttrs, dy: HostTensor, w: HostTensor): HostTensor {
-  const g = gradGeometry('conv2d_grad_input', a, a.xShape, w.shape, dy.shape);
-  const dx = new Float64Array(numel(a.xShape));
+/**
+ * Every (dy, x, w) index triple the conv's sum pairs up, in the forward's loop order: the one
+ * loop both gradient references walk (dx gathers dy·w, dW gathers dy·x over the same triples).
+ */
+function forEachTap(g: Conv2dGeometry, visit: (dyi: number, xi: number, wi: number) => void): void {
   for (let n = 0; n < g.n; n++)
     for (let oy = 0; oy < g.oh; oy++)
       for (let ox = 0; ox < g.ow; ox++)
         for (let co = 0; co < g.cout; co++) {
-          const d = dy.data[((n * g.oh + oy) * g.ow + ox) * g.cout + co];
+          const dyi = ((n * g.oh + oy) * g.ow + ox) * g.cout + co;
           const grp = Math.floor(co / g.cog);
           for (let ky = 0; ky < g.kh; ky++) {
             const iy = oy * g.sh - g.pad[0] + ky * g.dh;
@@ -486,11 +487,19 @@ export function conv2dGradInputRef(a: Conv2dGradInputAttrs, dy: HostTensor, w: H
               const ix = ox * g.sw - g.pad[1] + kx * g.dw;
               if (ix < 0 || ix >= g.w) continue;
               const xb = ((n * g.h + iy) * g.w + ix) * g.cin + grp * g.cig;
-              for (let ci = 0; ci < g.cig; ci++)
-                dx[xb + ci] += d * w.data[((ky * g.kw + kx) * g.cig + ci) * g.cout + co];
+              for (let ci = 0; ci < g.cig; ci++) visit(dyi, xb + ci, ((ky * g.kw + kx) * g.cig + ci) * g.cout + co);
             }
           }
         }
+}
+
+/** Scatter form (every output tap adds dy·w into the input pixel it read), f64 sums. */
+export function conv2dGradInputRef(a: Conv2dGradInputAttrs, dy: HostTensor, w: HostTensor): HostTensor {
+  const g = gradGeometry('conv2d_grad_input', a, a.xShape, w.shape, dy.shape);
+  const dx = new Float64Array(numel(a.xShape));
+  forEachTap(g, (dyi, xi, wi) => {
+    dx[xi] += dy.data[dyi] * w.data[wi];
+  });
   return { shape: [...a.xShape], data: Float32Array.from(dx) };
 }
 
@@ -920,24 +929,9 @@ function lowerGradWeight(a: Conv2dGradWeightAttrs, [x, dy]: Shape[], _o: Shape[]
 export function conv2dGradWeightRef(a: Conv2dGradWeightAttrs, x: HostTensor, dy: HostTensor): HostTensor {
   const g = gradGeometry('conv2d_grad_weight', a, x.shape, a.wShape, dy.shape);
   const dw = new Float64Array(numel(a.wShape));
-  for (let n = 0; n < g.n; n++)
-    for (let oy = 0; oy < g.oh; oy++)
-      for (let ox = 0; ox < g.ow; ox++)
-        for (let co = 0; co < g.cout; co++) {
-          const d = dy.data[((n * g.oh + oy) * g.ow + ox) * g.cout + co];
-          const grp = Math.floor(co / g.cog);
-          for (let ky = 0; ky < g.kh; ky++) {
-            const iy = oy * g.sh - g.pad[0] + ky * g.dh;
-            if (iy < 0 || iy >= g.h) continue;
-            for (let kx = 0; kx < g.kw; kx++) {
-              const ix = ox * g.sw - g.pad[1] + kx * g.dw;
-              if (ix < 0 || ix >= g.w) continue;
-              const xb = ((n * g.h + iy) * g.w + ix) * g.cin + grp * g.cig;
-              for (let ci = 0; ci < g.cig; ci++)
-                dw[((ky * g.kw + kx) * g.cig + ci) * g.cout + co] += d * x.data[xb + ci];
-            }
-          }
-        }
+  forEachTap(g, (dyi, xi, wi) => {
+    dw[wi] += dy.data[dyi] * x.data[xi];
+  });
   return { shape: [...a.wShape], data: Float32Array.from(dw) };
 }
 
