@@ -302,3 +302,12 @@ export async function withPage<T>(
     await session.close();
   }
 }
+
+/** A --weights value that names a file: "builtin" is the model's shipped checkpoint, anything else a path. */
+export function resolveWeights(def: ModelDef, w: string): string {
+  if (w === 'builtin') {
+    if (!def.builtinWeights) throw new Error(`${def.name} has no built-in weights; pass --weights FILE or random`);
+    return path.join(REPO_ROOT, def.builtinWeights);
+  }
+  return w;
+}

@@ -8,6 +8,7 @@ import { corruptCmd } from './corrupt.js';
 import { demoCmd } from './demo.js';
 import { engineDemoCmd } from './engine-demo.js';
 import { finetuneCmd } from './finetune.js';
+import { gradCmd } from './grad.js';
 import { inferCmd } from './infer.js';
 import { infoCmd } from './info.js';
 import { modelsCmd, randomWeightsCmd } from './models.js';
@@ -119,6 +120,12 @@ commands:
              --checkpoint-every N --eval-every N   default 100 and 0 (only at the end)
              --resume                continue from --out's last checkpoint, with the same result
              --seed N --out DIR      checkpoints/<phase>/*.safetensors (timm/torchvision names), summary.json, report.html
+  grad     the loss and every parameter's gradient for one batch, in the checkpoint's names and layouts
+             --model NAME --weights FILE|random|builtin|hf:ORG/REPO
+             --input x.npy           NCHW [N,3,S,S], preprocessed (as infer's --input)
+             --labels y.npy          [N] class indices or [N,K] target probabilities
+             --bn train|frozen       BatchNorm with batch statistics (default, as fine-tuning) or running ones
+             --out g.safetensors     every gradient under its checkpoint name, plus 'loss'
   synth    write the built-in synthetic dataset (procedural object classes on plain backgrounds)
              --out DIR               an ImageFolder: DIR/<class>/<split>-NNNNN.png
              --per-class N           images per class (default 100)
@@ -146,6 +153,7 @@ const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   corrupt: corruptCmd,
   transfer: transferCmd,
   finetune: finetuneCmd,
+  grad: gradCmd,
   synth: synthCmd,
   models: modelsCmd,
   'random-weights': randomWeightsCmd,

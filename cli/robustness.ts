@@ -20,7 +20,6 @@ import { SWEEPS, type SweepName } from '../eval/synth.js';
 import type { Summary } from '../eval/summary-schema.js';
 import { getModel, type ModelDef } from '../models/registry.js';
 import {
-  REPO_ROOT,
   WEB_ROOT,
   list,
   oneOf,
@@ -28,20 +27,13 @@ import {
   parseSeverities,
   parseShard,
   readChartJs,
+  resolveWeights,
   withPage,
 } from './common.js';
 import { hubWeightsOption } from './hub.js';
 import { weightsUrl } from './serve.js';
 
 const DEFAULT_MODEL = 'mobilenet_v2_synth';
-
-function resolveWeights(def: ModelDef, w: string): string {
-  if (w === 'builtin') {
-    if (!def.builtinWeights) throw new Error(`${def.name} has no built-in weights; pass --weights FILE or random`);
-    return path.join(REPO_ROOT, def.builtinWeights);
-  }
-  return w;
-}
 
 function writeOutputs(out: string, s: Summary): void {
   writeFileSync(path.join(out, 'summary.json'), JSON.stringify(s, null, 1));
