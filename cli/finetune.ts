@@ -33,7 +33,7 @@ import { folderKey } from '../eval/provenance.js';
 import { renderRobustnessReport } from '../eval/report.js';
 import type { Summary } from '../eval/summary-schema.js';
 import { getModel, type ModelDef, resizeTarget } from '../models/registry.js';
-import { REPO_ROOT, int, oneOf, parseCommand, readChartJs } from './common.js';
+import { int, oneOf, parseCommand, readChartJs, resolveWeights } from './common.js';
 
 /** Makes the trainer of one fine-tuning phase: the forward graph, what to train and how. */
 export type MakeTrainer = (device: Device, model: FinetuneModel, recipe: Recipe) => Promise<TrainerLike>;
@@ -145,8 +145,7 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
   const notes = plan.note ? [plan.note] : [];
 
   const weightsArg = v.weights ?? (def.builtinWeights ? 'builtin' : 'random');
-  const weightsPath =
-    weightsArg === 'random' ? null : weightsArg === 'builtin' ? path.join(REPO_ROOT, def.builtinWeights!) : weightsArg;
+  const weightsPath = weightsArg === 'random' ? null : resolveWeights(def, weightsArg);
   const weights = weightsPath ? await openSafetensorsPath(weightsPath) : ('random' as const);
 
   // The recipe is fixed by the examples of the training phase (VTAB-1k: its 1000).

@@ -15,7 +15,7 @@ import type { Summary } from '../eval/summary-schema.js';
 import { SYNTH_HELDOUT_CLASSES } from '../eval/synth.js';
 import { FEWSHOT_DEFAULTS, type FeatureSet, fewshotLsr, linearProbe, subset, vtab1k } from '../eval/transfer.js';
 import { getModel, type Preprocess } from '../models/registry.js';
-import { REPO_ROOT, list, parseCommand, readChartJs } from './common.js';
+import { list, parseCommand, readChartJs, resolveWeights } from './common.js';
 import { hubWeightsOption } from './hub.js';
 
 async function folderSource(device: Device, dir: string, labelMap?: Record<string, number>) {
@@ -111,13 +111,7 @@ export async function transferCmd(argv: string[]): Promise<number> {
   if (embedded && values.weights)
     throw new Error(`--weights: ${def.name} carries its own weights; leave --weights out`);
   const weightsArg = values.weights ?? (def.builtinWeights ? 'builtin' : 'random');
-  const weightsPath = hub
-    ? hub.weightsPath
-    : weightsArg === 'random'
-      ? null
-      : weightsArg === 'builtin'
-        ? path.join(REPO_ROOT, def.builtinWeights!)
-        : weightsArg;
+  const weightsPath = hub ? hub.weightsPath : weightsArg === 'random' ? null : resolveWeights(def, weightsArg);
   const weights = weightsPath ? await openSafetensorsPath(weightsPath) : ('random' as const);
   const weightsName = hub
     ? hub.weightsName
