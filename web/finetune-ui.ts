@@ -266,10 +266,11 @@ export function setupFinetuneUi(getDevice: () => Promise<Device>): void {
         decode: task.decode,
         preprocess: evalPreprocess(recipe, def.preprocess),
       });
-      progress.textContent = `${def.name} (${model.weights}) on ${task.what}: ${recipe.schedule.kind}, ${steps} steps of ${batch}`;
+      const head = `${def.name} (${model.weights}) on ${task.what}: ${recipe.schedule.kind}, ${steps} steps of ${batch}`;
+      progress.textContent = head;
       const show = (s: StepInfo) => {
         progress.textContent =
-          `step ${s.step}/${s.steps} · loss ${s.loss.toFixed(4)} · lr ${s.lr.toExponential(2)} · ` +
+          `${head}\nstep ${s.step}/${s.steps} · loss ${s.loss.toFixed(4)} · lr ${s.lr.toExponential(2)} · ` +
           `${s.imagesPerSecond.toFixed(1)} img/s · ETA ${Math.round(s.etaSeconds)} s`;
         chart.data.datasets[0].data.push({ x: s.step, y: s.loss });
         chart.data.datasets[1].data.push({ x: s.step, y: s.lr });
