@@ -1,46 +1,31 @@
 // `npx cnnlab grad`: the loss and every parameter's gradient for one batch, in the checkpoint's own
 // tensor names and layouts (timm/torchvision), so anyone can check our gradients against their
-// framework. The network runs as fine-tuning runs it (engine/train.ts: BatchNorm with batch
-// statistics unless --bn frozen); the loss is the batch mean of −Σ t·log softmax(logits), with t
-// the --labels rows (class indices become one-hot rows). docs/autodiff.md says how this is checked
-// against PyTorch. Node runtime (Dawn).
+// framework. What is computed is eval/finetune/grad.ts's, in Node (Dawn, --runtime node) or in
+// the page in headless Chromium (--runtime chrome, web/api.ts gradFromUrls); both write the same
+// file. docs/autodiff.md says how this is checked against PyTorch.
 
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Page } from 'playwright-core';
 import { createDevice } from '../engine/device.js';
-import { Graph } from '../engine/graph.js';
-import { readNpyPath } from '../engine/npy.js';
-import { encodeSafetensors, openSafetensorsPath } from '../engine/safetensors.js';
-import { Trainer } from '../engine/train.js';
-import { checkpointTensors } from '../eval/finetune/checkpoint.js';
-import { fmtShape, type HostTensor } from '../kernels/kernel.js';
-import { NetBuilder } from '../models/layers.js';
-import { getModel, loadModel } from '../models/registry.js';
-import { RecordingWeights } from '../models/weights.js';
-import { oneOf, parseCommand, resolveWeights } from './common.js';
+import { encodeNpy, readNpyPath } from '../engine/npy.js';
+import { openSafetensorsPath } from '../engine/safetensors.js';
+import { checkpointGradients, encodeGradients } from '../eval/finetune/grad.js';
+import { fmtShape } from '../kernels/kernel.js';
+import { getModel } from '../models/registry.js';
+import { oneOf, parseCommand, resolveWeights, WEB_ROOT, withPage } from './common.js';
 import { hubWeightsOption } from './hub.js';
+import { weightsUrl } from './serve.js';
 
-const isStat = (kind: string) => kind === 'mean' || kind === 'var';
+export { targetsFrom } from '../eval/finetune/grad.js';
 
-/** Targets [N, K] from labels: [N] class indices (one-hot) or [N, K] probabilities as given. */
-export function targetsFrom(labels: HostTensor, n: number, classes: number): Float32Array {
-  const s = labels.shape;
-  if (s.length === 1 && s[0] === n) {
-    const t = new Float32Array(n * classes);
-    labels.data.forEach((c, i) => {
-      if (!Number.isInteger(c) || c < 0 || c >= classes)
-        throw new Error(`--labels: entry ${i} is ${c}, not a class index in 0..${classes - 1}`);
-      t[i * classes + c] = 1;
-    });
-    return t;
-  }
-  if (s.length === 2 && s[0] === n && s[1] === classes) return labels.data;
-  throw new Error(
-    `--labels must be [${n}] class indices or [${n},${classes}] probabilities for this input and model, got ${fmtShape(s)}`,
-  );
+export interface GradCliOptions {
+  /** Runs on the page before the gradients (--runtime chrome), e.g. to register a model only Node knows. */
+  preparePage?: (page: Page) => Promise<void>;
 }
 
-export async function gradCmd(argv: string[]): Promise<number> {
+export async function gradCmd(argv: string[], o: GradCliOptions = {}): Promise<number> {
   const { values } = parseCommand(argv, {
     model: { type: 'string' },
     weights: { type: 'string' },
@@ -49,10 +34,11 @@ export async function gradCmd(argv: string[]): Promise<number> {
     bn: { type: 'string', default: 'train' },
     seed: { type: 'string', default: '0' },
     out: { type: 'string' },
+    runtime: { type: 'string', default: 'node' },
   });
   if (!values.input || !values.labels || !values.out)
     throw new Error(
-      'usage: npx cnnlab grad --model NAME --weights FILE --input x.npy --labels y.npy --out g.safetensors',
+      'usage: npx cnnlab grad --model NAME --weights FILE --input x.npy --labels y.npy --out g.safetensors [--runtime node|chrome]',
     );
   const hub = await hubWeightsOption(values.weights, values.model);
   if (!values.model && !hub) throw new Error('--model is required (npx cnnlab models lists them)');
@@ -61,55 +47,59 @@ export async function gradCmd(argv: string[]): Promise<number> {
     throw new Error(`${def.name}: gradients are written in a checkpoint's names; an ONNX model has none`);
   if (!values.weights) throw new Error('--weights is required: a .safetensors file, builtin, random or hf:ORG/REPO');
   const bn = oneOf('bn', values.bn, ['train', 'frozen']);
+  const runtime = oneOf('runtime', values.runtime, ['node', 'chrome']);
   const seed = Number(values.seed);
-  const x = await readNpyPath(values.input);
-  const [n, c, h, w] = x.shape;
-  if (x.shape.length !== 4 || c !== 3 || h !== w)
-    throw new Error(`--input must be NCHW [N,3,S,S] (square, 3 channels, preprocessed), got ${fmtShape(x.shape)}`);
+  if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${values.seed}`);
+  const input = await readNpyPath(values.input);
+  const labels = await readNpyPath(values.labels);
   const weightsPath = hub ? hub.weightsPath : values.weights === 'random' ? null : resolveWeights(def, values.weights);
-  const model = await loadModel(def, {
-    weights: weightsPath ? await openSafetensorsPath(weightsPath) : 'random',
-    seed,
-    batch: n,
-    size: h,
-  });
-  const targets = targetsFrom(await readNpyPath(values.labels), n, model.classes);
 
-  // What the builder asks for, by its names and in our layouts: the parameters to differentiate.
-  const rec = new RecordingWeights();
-  const dry = new Graph();
-  def.build(new NetBuilder(dry, rec), dry.input('image', [n, h, w, 3]), model.classes);
-  const requests = rec.requests.filter((r) => !isStat(r.kind) && model.graph.values.get(r.name)?.kind === 'const');
-  const trainable = [...new Set(requests.map((r) => r.name))];
-
-  const device = await createDevice();
-  const trainer = await Trainer.create(device, model.graph, {
-    logits: model.logits,
-    trainable,
-    optimizer: { kind: 'sgd', momentum: 0, weightDecay: 0 },
-    batchNorm: bn,
-  });
-  try {
-    const { loss, grads } = await trainer.gradients(x.data, targets);
-    const tensors = checkpointTensors(requests, def.mapping, new Map(), grads, new Set(trainable));
-    tensors.loss = { shape: [], data: Float32Array.of(loss) };
-    writeFileSync(
-      values.out,
-      encodeSafetensors(tensors, {
-        model: def.name,
-        weights: model.weights,
-        batch_norm: bn,
-        loss: 'mean over the batch of -sum(t * log_softmax(logits))',
-        written_by: 'cnnlab grad',
-      }),
-    );
-    console.log(
-      `${def.name} (${model.weights}), input ${fmtShape(x.shape)}, BN ${bn}: loss ${loss.toPrecision(7)}; ` +
-        `${Object.keys(tensors).length - 1} gradients → ${path.resolve(values.out)}`,
-    );
-  } finally {
-    trainer.dispose();
-    device.destroy();
+  let file: Uint8Array, loss: number, count: number, weights: string;
+  if (runtime === 'node') {
+    const device = await createDevice();
+    try {
+      const r = await checkpointGradients(device, {
+        def,
+        weights: weightsPath ? await openSafetensorsPath(weightsPath) : 'random',
+        seed,
+        input,
+        labels,
+        bn,
+      });
+      file = encodeGradients(r, { model: def.name, bn });
+      ({ loss, weights } = r);
+      count = Object.keys(r.gradients).length;
+    } finally {
+      device.destroy();
+    }
+  } else {
+    const job = mkdtempSync(path.join(tmpdir(), 'cnnlab-grad-'));
+    try {
+      writeFileSync(path.join(job, 'input.npy'), encodeNpy(input));
+      writeFileSync(path.join(job, 'labels.npy'), encodeNpy(labels));
+      const mounts: Record<string, string> = { '/': WEB_ROOT, '/job/': job };
+      if (weightsPath) mounts[weightsUrl(weightsPath)] = weightsPath; // the file, not its folder
+      const r = await withPage(mounts, async (page) => {
+        await o.preparePage?.(page);
+        return page.evaluate((a) => window.cnnlab.gradFromUrls(a), {
+          model: def.name,
+          seed,
+          bn,
+          inputUrl: '/job/input.npy',
+          labelsUrl: '/job/labels.npy',
+          weightsUrl: weightsPath ? weightsUrl(weightsPath) : undefined,
+        });
+      });
+      file = Buffer.from(r.file, 'base64');
+      ({ loss, count, weights } = r);
+    } finally {
+      rmSync(job, { recursive: true, force: true });
+    }
   }
+  writeFileSync(values.out, file);
+  console.log(
+    `${def.name} (${weights}), input ${fmtShape(input.shape)}, BN ${bn}, ${runtime}: loss ${loss.toPrecision(7)}; ` +
+      `${count} gradients → ${path.resolve(values.out)}`,
+  );
   return 0;
 }

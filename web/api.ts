@@ -10,7 +10,8 @@ import { formatProfile } from '../engine/profiler.js';
 import { decodeNpy } from '../engine/npy.js';
 import { blobSource, openSafetensors } from '../engine/safetensors.js';
 import { OnnxNet, onnxModelDef } from '../models/onnx-import.js';
-import { listModels, type Preprocess, registerModel } from '../models/registry.js';
+import { getModel, listModels, type Preprocess, registerModel } from '../models/registry.js';
+import { makeResNet, type ResNetConfig } from '../models/resnet.js';
 import { infer } from '../models/run.js';
 
 let device: Promise<Device> | undefined;
@@ -51,6 +52,22 @@ async function fetchBlob(url: string): Promise<Blob> {
   return r.blob();
 }
 
+/** Bytes as base64 (how a file crosses page.evaluate to the CLI), in chunks to keep argument lists short. */
+function toBase64(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+/** An .npy file served by the CLI, decoded. */
+const fetchNpy = async (url: string) => decodeNpy(new Uint8Array(await (await fetchBlob(url)).arrayBuffer()), url);
+
+/** A weights file served by the CLI, or 'random' without one. */
+const fetchWeights = async (url: string | undefined) =>
+  url
+    ? openSafetensors(blobSource(await fetchBlob(url), decodeURIComponent(url.split('/').pop()!)))
+    : ('random' as const);
+
 export const api = {
   getDevice,
   describeDevice,
@@ -77,14 +94,18 @@ export const api = {
     registerModel(onnxModelDef(o.name, net, o.preprocess));
     return { name: o.name, opset: net.opset, input: net.inputShape };
   },
+  /**
+   * Make a ResNet of another configuration known to this page under `name` (models/resnet.ts): the
+   * reduced-width checkpoints of the tests, registered in Node, are registered here the same way.
+   */
+  registerResNet(o: { name: string; config: ResNetConfig }) {
+    registerModel(makeResNet(o.name, o.config));
+    return { name: o.name };
+  },
   /** `npx cnnlab infer --runtime chrome`: weights and input are fetched from the CLI's server. */
   async inferFromUrls(o: { model: string; weightsUrl?: string; seed?: number; inputUrl: string }) {
-    const input = await decodeNpy(new Uint8Array(await (await fetchBlob(o.inputUrl)).arrayBuffer()), o.inputUrl);
-    const weights = o.weightsUrl
-      ? await openSafetensors(
-          blobSource(await fetchBlob(o.weightsUrl), decodeURIComponent(o.weightsUrl.split('/').pop()!)),
-        )
-      : 'random';
+    const input = await fetchNpy(o.inputUrl);
+    const weights = await fetchWeights(o.weightsUrl);
     const r = await infer(await getDevice(), {
       model: o.model,
       weights,
@@ -93,6 +114,33 @@ export const api = {
       log: (s) => window.cnnlabLog?.(s),
     });
     return { ...r, logits: { shape: r.logits.shape, data: [...r.logits.data] } };
+  },
+  /**
+   * `npx cnnlab grad --runtime chrome` (eval/finetune/grad.ts): input, labels and weights fetched
+   * from the CLI's server; the safetensors file comes back as base64.
+   */
+  async gradFromUrls(o: {
+    model: string;
+    weightsUrl?: string;
+    seed: number;
+    bn: 'train' | 'frozen';
+    inputUrl: string;
+    labelsUrl: string;
+  }) {
+    const { checkpointGradients, encodeGradients } = await import('../eval/finetune/grad.js');
+    const [input, labels, weights] = await Promise.all([
+      fetchNpy(o.inputUrl),
+      fetchNpy(o.labelsUrl),
+      fetchWeights(o.weightsUrl),
+    ]);
+    const def = getModel(o.model);
+    const r = await checkpointGradients(await getDevice(), { def, weights, seed: o.seed, input, labels, bn: o.bn });
+    return {
+      file: toBase64(encodeGradients(r, { model: def.name, bn: o.bn })),
+      loss: r.loss,
+      count: Object.keys(r.gradients).length,
+      weights: r.weights,
+    };
   },
   /**
    * A benchmark run (bench/run.ts) in this one page: the engines share it, so every cold start

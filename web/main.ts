@@ -112,6 +112,7 @@ function saveBench(): void {
 window.cnnlab = api;
 void import('./robustness-ui.js').then((m) => m.setupRobustnessUi(api.getDevice));
 void import('./transfer-ui.js').then((m) => m.setupTransferUi(api.getDevice));
+void import('./finetune-ui.js').then((m) => m.setupFinetuneUi(api.getDevice));
 void import('./study-ui.js').then((m) => m.setupStudyUi());
 $('bench-run').addEventListener('click', () => void runBenchFromPage());
 $('bench-save').addEventListener('click', saveBench);

@@ -72,6 +72,19 @@ export function checkpointTensors(
   return out;
 }
 
+/**
+ * Where a run's checkpoint files go, by file name (STATE_FILE, step-NNNNNN.safetensors …):
+ * checkpoint-files.ts's folder in Node; a run without a store saves and resumes nothing (the page).
+ */
+export interface CheckpointStore {
+  /** How the file is named in messages and results (a folder's store: its path). */
+  where(name: string): string;
+  exists(name: string): Promise<boolean>;
+  open(name: string): Promise<SafetensorsFile>;
+  /** Replace the file atomically: a kill leaves the old file or the new one. */
+  write(name: string, bytes: Uint8Array): Promise<void>;
+}
+
 /** Write `bytes` to `file` atomically: a temporary file beside it, then a rename. */
 export async function writeAtomic(file: string, bytes: Uint8Array): Promise<void> {
   const fs = await import('node:fs/promises');

@@ -3,22 +3,20 @@
 // evaluations every `evalEvery` steps and at the end; checkpoints every `checkpointEvery` steps
 // and at the end (checkpoint.ts). A resume loads the last state file into the trainer and
 // continues at its step: the data order and every random draw depend on (seed, step) only, so
-// the run ends with the same weights and loss curve as one never interrupted. Node only (the
-// checkpoints are files).
+// the run ends with the same weights and loss curve as one never interrupted. Checkpoints go
+// through a CheckpointStore (checkpoint.ts): a folder's files in Node (`dir`,
+// checkpoint-files.ts, loaded only when a folder is given), none in the page.
 
-import { existsSync, mkdirSync } from 'node:fs';
-import path from 'node:path';
-import { openSafetensorsPath } from '../../engine/safetensors.js';
 import type { HostTensor } from '../../kernels/kernel.js';
 import type { ParamRequest, WeightMapping } from '../../models/weights.js';
 import {
+  type CheckpointStore,
   checkpointTensors,
   decodeState,
   encodeState,
   encodeWeights,
   type EvalPoint,
   type FinetuneProgress,
-  writeAtomic,
 } from './checkpoint.js';
 import { stepItems } from './data.js';
 import { learningRate, type Schedule } from './schedule.js';
@@ -62,8 +60,10 @@ export interface FinetuneLoopOptions {
   evalEvery?: number;
   /** Save state and weights every N steps (0: only at the end). */
   checkpointEvery?: number;
-  /** Checkpoint folder; without one nothing is saved and nothing resumed. */
+  /** Checkpoint folder (Node); without it or a store nothing is saved and nothing resumed. */
   dir?: string;
+  /** Where checkpoints go, in place of a folder. */
+  store?: CheckpointStore;
   resume?: boolean;
   /** How to write the weights files (requests, mapping and starting weights of the model). */
   weights?: {
@@ -116,10 +116,10 @@ export async function finetuneLoop(o: FinetuneLoopOptions): Promise<FinetuneLoop
   /** Examples per optimiser step. */
   const B = trainer.batch * M;
   let progress: FinetuneProgress = { step: 0, seed, dataKey: o.dataKey, loss: [], lr: [], evals: [] };
-  const statePath = o.dir ? path.join(o.dir, STATE_FILE) : undefined;
-  if (o.dir) mkdirSync(o.dir, { recursive: true });
-  if (o.resume && statePath && existsSync(statePath)) {
-    const { state, progress: p } = await decodeState(await openSafetensorsPath(statePath));
+  const store = o.store ?? (o.dir ? (await import('./checkpoint-files.js')).folderStore(o.dir) : undefined);
+  const statePath = store?.where(STATE_FILE);
+  if (o.resume && store && (await store.exists(STATE_FILE))) {
+    const { state, progress: p } = await decodeState(await store.open(STATE_FILE));
     if (p.seed !== seed) throw new Error(`--resume: ${statePath} was trained with seed ${p.seed}, not ${seed}`);
     if (p.dataKey !== o.dataKey)
       throw new Error(`--resume: ${statePath} was trained on other data (${p.dataKey}), not ${o.dataKey}`);
@@ -130,22 +130,22 @@ export async function finetuneLoop(o: FinetuneLoopOptions): Promise<FinetuneLoop
   const resumedFrom = progress.step;
 
   const save = async (final: boolean) => {
-    if (!o.dir) return undefined;
+    if (!store) return undefined;
     const state = await trainer.readState();
     let weightsFile: string | undefined;
     if (o.weights) {
       const w = o.weights;
       const name = final ? FINAL_WEIGHTS : `step-${String(progress.step).padStart(6, '0')}.safetensors`;
-      weightsFile = path.join(o.dir, name);
+      weightsFile = store.where(name);
       const required = new Set(trainer.stateNames ?? []);
       const tensors = checkpointTensors(w.requests, w.mapping, w.initial, state as Map<string, HostTensor>, required);
-      await writeAtomic(
-        weightsFile,
+      await store.write(
+        name,
         encodeWeights(tensors, { model: w.model, step: progress.step, classes: trainer.classes }),
       );
     }
     // The state last: a weights file at step s exists whenever the state says s.
-    await writeAtomic(statePath!, encodeState(state, progress));
+    await store.write(STATE_FILE, encodeState(state, progress));
     return weightsFile;
   };
   const runEvals = async (split: 'val' | 'test' | 'all') => {
