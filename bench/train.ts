@@ -131,10 +131,8 @@ function cnnlabTrainEngine(m: Model, lr: number, out: TrainEngineResult): BenchE
         gradient_bytes: mem.gradientBytes,
         bn_stat_bytes: mem.bnStatBytes,
       });
-      return {
-        peak_memory_bytes: mem.peakBytes,
-        weight_bytes: mem.weightBytes,
-      };
+      // The step plan's weightBytes counts only its constants; here the weights are parameters.
+      return { peak_memory_bytes: mem.peakBytes, weight_bytes: mem.trainableBytes + mem.bnStatBytes };
     },
     dispose() {
       trainer?.dispose();
