@@ -13,7 +13,8 @@
 // flows through it. The rebuilt model runs the unoptimised graph: folding BN into the convs is an
 // inference-only rewrite.
 //
-// The `tf` namespace is a parameter, as in bench/peers/tfjs.ts (the page passes the WebGPU build).
+// The protocol and why its checks are what they are: docs/peers.md, "The training bench". The `tf`
+// namespace is a parameter, as in bench/peers/tfjs.ts (the page passes the WebGPU build).
 
 import type * as TF from '@tensorflow/tfjs';
 import type { Graph, Node } from '../../engine/graph.js';
