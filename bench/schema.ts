@@ -134,8 +134,71 @@ export interface BenchJson {
   tune?: TuneRow[];
   /** With --tune: each model run whole with the table and with the heuristics (tables that did not help were reverted). */
   tune_checks?: ModelCheck[];
+  /** With --train: the training step of each model, cnnlab against TF.js (bench/train.ts). */
+  train?: TrainSection;
   /** Problems that did not stop the run (a peer that failed to load, say). */
   notes: string[];
+}
+
+// ---- the training bench (bench/train.ts writes it) ----------------------------------------------
+
+/** Engines of the training bench: cnnlab's Trainer and TF.js's variableGrads + momentum optimiser. */
+export const TRAIN_ENGINES = ['cnnlab', 'tfjs-webgpu'] as const;
+export type TrainEngineName = (typeof TRAIN_ENGINES)[number];
+
+/**
+ * One engine's training step on one model and batch. The clocks are the inference bench's
+ * (bench/harness.ts), with "a run" = one training step (forward, loss, backward, optimiser
+ * update) that ends when its loss is on the host.
+ */
+export interface TrainEngineResult
+  extends Omit<
+    EngineResult,
+    'logits_match' | 'max_abs_diff' | 'largest_activation_bytes' | 'memory_within_target' | 'tuned_nodes'
+  > {
+  /** Every step's loss in order: the cold step, the warm-up steps, the timed steps. */
+  losses?: number[];
+  /** The first step's loss agrees with cnnlab's: |Δ| ≤ 1e-3·|cnnlab's| (cnnlab itself: null). Gates the timing. */
+  loss_match: boolean | null;
+  loss_diff?: number;
+  /** The second step's loss (after one update) agrees with cnnlab's by the same rule: the gradients and update agree. */
+  update_match?: boolean | null;
+  update_diff?: number;
+  /** Peak GPU bytes of a step; `memory_what` says what the number counts for this engine. */
+  peak_memory_bytes?: number;
+  memory_what?: string;
+  /** TF.js: bytes its WebGPU buffer manager holds after the runs (it pools freed buffers, so its high-water mark). */
+  gpu_allocated_bytes?: number;
+  /** cnnlab: the step plan's breakdown (engine/train.ts TrainMemoryReport). */
+  trainable_bytes?: number;
+  optimizer_bytes?: number;
+  gradient_bytes?: number;
+  bn_stat_bytes?: number;
+}
+
+export interface TrainBench {
+  model: string;
+  batch: number;
+  size: number;
+  engines: Partial<Record<TrainEngineName, TrainEngineResult>>;
+  /** TF.js median step ÷ cnnlab median step (> 1: cnnlab is faster). */
+  speedup?: number;
+  /** TF.js cold ÷ cnnlab cold, when both were real cold starts. */
+  cold_speedup?: number;
+}
+
+export interface TrainSection {
+  /** What every engine's step does, the same for both. */
+  settings: {
+    optimizer: string;
+    lr: number;
+    momentum: number;
+    loss: string;
+    labels: string;
+    batchnorm: string;
+    trainable: string;
+  };
+  models: TrainBench[];
 }
 
 // ---- the tuner's rows (bench/tune.ts writes them) ----------------------------------------------

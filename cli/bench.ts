@@ -1,5 +1,6 @@
 // `npx cnnlab bench`: models against ONNX Runtime Web, TF.js and LiteRT.js in headless Chromium (plus
-// kernels), into bench.json and report.html, rewritten as results arrive. One server and one
+// kernels), into bench.json and report.html, rewritten as results arrive. `--train` times the
+// training step instead, cnnlab against TF.js (bench/train.ts). One server and one
 // browser; the roofline, tuning and kernels run on a setup page, and every engine on every model
 // and batch in a page (browser context, GPU device) opened for it alone (bench/harness.ts).
 
@@ -9,7 +10,8 @@ import path from 'node:path';
 import { formatKernelTable } from '../bench/kernels.js';
 import { PEERS, type PeerName } from '../bench/models.js';
 import { formatBenchTable, formatTargets, renderReport, targetChecks } from '../bench/report.js';
-import type { BenchJson } from '../bench/schema.js';
+import type { BenchJson, TrainEngineName } from '../bench/schema.js';
+import { TRAIN_LR, formatTrainTable, runTrainBench } from '../bench/train.js';
 import { formatTuneTable } from '../bench/tune.js';
 import { type BenchHost, runBench } from '../bench/run.js';
 import { WEB_ROOT, list, parseCommand, readChartJs, resolveDist, startBrowser } from './common.js';
@@ -21,7 +23,7 @@ export async function benchCmd(argv: string[]): Promise<number> {
   const { values } = parseCommand(argv, {
     models: { type: 'string', default: 'resnet50,mobilenet_v2,vit_base_patch16_224' },
     batch: { type: 'string' },
-    peers: { type: 'string', default: PEERS.join(',') },
+    peers: { type: 'string' },
     kernels: { type: 'boolean', default: false },
     iters: { type: 'string' },
     warmup: { type: 'string' },
@@ -30,11 +32,22 @@ export async function benchCmd(argv: string[]): Promise<number> {
     out: { type: 'string' },
     tuning: { type: 'string', default: DEFAULT_TUNING_FILE },
     tune: { type: 'boolean', default: false },
+    train: { type: 'boolean', default: false },
+    lr: { type: 'string' },
   });
   const models = list(values.models!);
-  const peers = values.peers === 'none' ? [] : list(values.peers!);
+  const train = values.train!;
+  // The training bench has one peer: TF.js (ORT-web trains on WASM only, LiteRT.js not at all).
+  const known: string[] = train ? ['tfjs-webgpu'] : PEERS;
+  const peers = values.peers === 'none' ? [] : list(values.peers ?? known.join(','));
   for (const p of peers)
-    if (!PEERS.includes(p as PeerName)) throw new Error(`unknown peer "${p}"; known: ${PEERS.join(', ')}`);
+    if (!known.includes(p))
+      throw new Error(`unknown ${train ? 'training ' : ''}peer "${p}"; known: ${known.join(', ')}`);
+  if (train && (values.kernels || values.tune))
+    throw new Error('--train runs the training bench alone: drop --kernels/--tune');
+  if (!train && values.lr !== undefined) throw new Error('--lr is for --train');
+  const lr = values.lr === undefined ? TRAIN_LR : Number(values.lr);
+  if (!(lr > 0)) throw new Error(`--lr must be a positive number, got ${values.lr}`);
   if (!values.out) throw new Error('--out DIR is required');
   const quick = values.quick!;
   const tuningPath = values.tuning === 'none' ? null : values.tuning!;
@@ -51,8 +64,8 @@ export async function benchCmd(argv: string[]): Promise<number> {
     return n;
   };
   const opts = {
-    models,
-    peers: peers as PeerName[],
+    models: train ? [] : models,
+    peers: train ? [] : (peers as PeerName[]),
     batches: values.batch ? list(values.batch).map((b) => int('batch', b, 1)) : quick ? [1] : [1, 8],
     iters: int('iters', values.iters, quick ? 2 : 10),
     warmup: int('warmup', values.warmup, quick ? 0 : 2, 0),
@@ -101,11 +114,32 @@ export async function benchCmd(argv: string[]): Promise<number> {
   let result: BenchJson;
   try {
     result = await runBench(host, { ...opts, log: (s) => console.log(s), onPartial: write });
+    if (train) {
+      const b = result;
+      b.settings.models = models;
+      b.settings.peers = peers;
+      b.train = await runTrainBench(
+        (job) => inPage((page) => page.evaluate((j) => window.cnnlab.benchTrainEngine(j), job)),
+        {
+          models,
+          batches: opts.batches,
+          engines: ['cnnlab', ...(peers as TrainEngineName[])],
+          size: opts.size,
+          iters: opts.iters,
+          warmup: opts.warmup,
+          lr,
+          log: (s) => console.log(s),
+          notes: b.notes,
+          onPartial: (t) => write({ ...b, train: t }),
+        },
+      );
+    }
   } finally {
     await session.close();
   }
   write(result);
-  console.log(`\n${formatBenchTable(result)}`);
+  if (result.train) console.log(`\n${formatTrainTable(result.train)}`);
+  else console.log(`\n${formatBenchTable(result)}`);
   const checks = targetChecks(result);
   if (checks.length) console.log(`\ntargets (batch 1):\n${formatTargets(checks)}`);
   if (result.tune?.length) console.log(`\n${formatTuneTable(result.tune)}`);

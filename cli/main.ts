@@ -60,6 +60,8 @@ commands:
                                      for this adapter, cnnlab runs tuned and untuned ("cnnlab-untuned")
              --tune                  tune the models' layers first (as \`tune\` does), adding to --tuning
              --out DIR               writes DIR/bench.json and DIR/report.html (required)
+             --train                 instead: one training step (forward, loss, backward, SGD-momentum update)
+                                     of cnnlab against TF.js (--peers tfjs-webgpu|none; --lr, default 0.01)
              --records               instead: records/s of parsing, resuming and merging results files
                                      (--sizes 1e5,1e6,1e7; files in a temporary folder, removed after)
   tune     time each layer's kernel variants on this adapter, keep the fastest (checked against the reference)

@@ -34,6 +34,8 @@ export interface BenchView {
   loadCostInFmas: number;
   /** The adapter is SwiftShader (a CPU implementation of Vulkan). */
   swiftShader: boolean;
+  /** The training bench's section (bench/report.ts trainTableHtml), when the run has one. */
+  trainHtml?: string;
 }
 
 // ---- static sections -------------------------------------------------------------------------
@@ -342,6 +344,7 @@ export function benchHtml(v: BenchView, scripts: ChartScripts): string {
     sections: [
       headerHtml(v),
       b.models.length ? modelTableHtml(v) : '',
+      v.trainHtml ?? '',
       engineSettingsHtml(v),
       v.targets.length ? targetsHtml(v.targets) : '',
       charts,

@@ -194,6 +194,11 @@ export const api = {
     const { benchEngine } = await import('../bench/models.js');
     return benchEngine(job, { ...c, log: (s) => pageHooks().cnnlabLog?.(s) });
   },
+  /** `npx cnnlab bench --train`: one engine's training step on one model, in a page opened for it alone (bench/train.ts). */
+  async benchTrainEngine(job: import('../bench/train.js').TrainJob) {
+    const { benchTrainEngine } = await import('../bench/train.js');
+    return benchTrainEngine(job, { log: (s) => pageHooks().cnnlabLog?.(s) });
+  },
   /**
    * Run a .tflite file with LiteRT.js in this page (tests of bench/peers/tflite-export.ts): the
    * runtime loads once per page (the JSPI build where there is JSPI, so both accelerators work).

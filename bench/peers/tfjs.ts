@@ -20,6 +20,12 @@
 //
 // Nodes whose inputs are all constants (weight_standardize of a stored weight) run once at
 // build time with the same code. Each run() is one tf.tidy; the outputs are read with data().
+//
+// For training (bench/peers/tfjs-train.ts) the options hold chosen constants as tf.variable
+// (never folded at build time, never baked into split copies), `forward` gives the output tensors
+// without reading them back (for tf.variableGrads), and batchNorm 'train' normalises with the
+// batch's statistics (mean and biased variance over N·H·W, as PyTorch's training mode) and hands
+// them to onBatchStats for the running-statistics update.
 
 import type * as TF from '@tensorflow/tfjs';
 import type { Graph, Node } from '../../engine/graph.js';
@@ -39,6 +45,20 @@ export interface TfjsModel {
   dispose(): void;
   /** Bytes of the constant tensors the model holds (weights after build-time folding and derived maps). */
   weightBytes: number;
+  /** The graph's outputs (or those named) as tensors, untidied and not read back: the caller disposes them. */
+  forward(inputs: Record<string, T>, outputs?: readonly string[]): T[];
+  /** The constants held as variables (TfjsBuildOptions.variables), by graph value name. */
+  variables: Map<string, TF.Variable>;
+}
+
+/** How to build the model for training (all optional: the default is the inference peer). */
+export interface TfjsBuildOptions {
+  /** Constants to hold as tf.variable, by name → trainable. */
+  variables?: ReadonlyMap<string, boolean>;
+  /** 'train': batchnorm uses the batch's statistics; 'running' (default): the stored ones. */
+  batchNorm?: 'running' | 'train';
+  /** batchNorm 'train': the batch mean and biased variance of each batchnorm node, as traced. */
+  onBatchStats?: (node: Node, mean: T, variance: T) => void;
 }
 
 /** One node rebuilt: its output from its input tensors. */
@@ -56,6 +76,7 @@ interface Ctx {
   constant: (i: number) => T | undefined;
   /** Inputs the lowering baked into tensors of its own at build time: run() need not keep them. */
   baked: Set<number>;
+  opts: TfjsBuildOptions;
 }
 
 class TfjsPeerError extends Error {
@@ -66,7 +87,7 @@ const fail = (n: Node, why: string): never => {
   throw new TfjsPeerError(`tfjs peer: node "${n.name}" (op "${n.op}"): ${why}`);
 };
 
-export function buildTfjsModel(tf: Tf, graph: Graph): TfjsModel {
+export function buildTfjsModel(tf: Tf, graph: Graph, opts: TfjsBuildOptions = {}): TfjsModel {
   const held: T[] = [];
   const hold = <X extends T>(t: X): X => {
     held.push(tf.keep(t));
@@ -74,8 +95,16 @@ export function buildTfjsModel(tf: Tf, graph: Graph): TfjsModel {
   };
   // Constants, then build-time folding of all-constant nodes, then the nodes left for run().
   const consts = new Map<string, T>();
+  const variables = new Map<string, TF.Variable>();
+  for (const [name, trainable] of opts.variables ?? []) {
+    const v = graph.values.get(name);
+    if (v?.kind !== 'const') throw new TfjsPeerError(`tfjs peer: variable "${name}" is not a constant of the graph`);
+    const init = tf.tensor(v.data!, v.shape, 'float32');
+    variables.set(name, hold(tf.variable(init, trainable)));
+    init.dispose();
+  }
   for (const v of graph.values.values()) {
-    if (v.kind === 'const') consts.set(v.name, hold(tf.tensor(v.data!, v.shape, 'float32')));
+    if (v.kind === 'const') consts.set(v.name, variables.get(v.name) ?? hold(tf.tensor(v.data!, v.shape, 'float32')));
   }
   const steps: { node: Node; f: Lowered; baked: Set<number> }[] = [];
   for (const node of graph.nodes) {
@@ -86,11 +115,12 @@ export function buildTfjsModel(tf: Tf, graph: Graph): TfjsModel {
       hold,
       inShapes: node.inputs.map((x) => graph.shape(x)),
       outShape: graph.shape(node.outputs[0]),
-      constant: (i) => consts.get(node.inputs[i]),
+      constant: (i) => (variables.has(node.inputs[i]) ? undefined : consts.get(node.inputs[i])),
       baked: new Set(),
+      opts,
     };
     const f = lowerNode(ctx);
-    if (node.inputs.every((x) => consts.has(x))) {
+    if (node.inputs.every((x) => consts.has(x) && !variables.has(x))) {
       const y = tf.tidy(() => f(node.inputs.map((x) => consts.get(x)!)));
       consts.set(node.outputs[0], hold(y));
     } else {
@@ -100,7 +130,7 @@ export function buildTfjsModel(tf: Tf, graph: Graph): TfjsModel {
   // Drop constants that run() never reads (they only fed folded nodes or baked tensors).
   const used = new Set([...steps.flatMap((s) => s.node.inputs.filter((_, i) => !s.baked.has(i))), ...graph.outputs]);
   for (const [name, t] of consts) {
-    if (!used.has(name)) {
+    if (!used.has(name) && !variables.has(name)) {
       consts.delete(name);
       held.splice(held.indexOf(t), 1);
       t.dispose();
@@ -109,29 +139,46 @@ export function buildTfjsModel(tf: Tf, graph: Graph): TfjsModel {
   const weightBytes = held.reduce((s, t) => s + 4 * t.size, 0);
 
   let disposed = false;
+  const graphInputs = [...graph.values.values()].filter((v) => v.kind === 'input');
+  const forward = (inputs: Record<string, T>, wanted: readonly string[] = graph.outputs): T[] => {
+    if (disposed) throw new TfjsPeerError('tfjs peer: run() after dispose()');
+    for (const o of wanted)
+      if (!graph.outputs.includes(o)) throw new TfjsPeerError(`tfjs peer: "${o}" is not a graph output`);
+    const env = new Map<string, T>(consts);
+    for (const v of graphInputs) {
+      const t = inputs[v.name];
+      if (!t) throw new TfjsPeerError(`tfjs peer: missing input "${v.name}"`);
+      if (t.shape.join() !== v.shape.join())
+        throw new TfjsPeerError(
+          `tfjs peer: input "${v.name}" is [${t.shape.join(',')}], expected [${v.shape.join(',')}]`,
+        );
+      env.set(v.name, t);
+    }
+    for (const { node, f } of steps) env.set(node.outputs[0], f(node.inputs.map((x) => env.get(x)!)));
+    // A constant output is cloned so that disposing the result leaves the weight alone.
+    return wanted.map((o) => (consts.has(o) ? tf.clone(env.get(o)!) : env.get(o)!));
+  };
   return {
     weightBytes,
+    forward,
+    variables,
     async run(inputs, wanted = graph.outputs) {
       if (disposed) throw new TfjsPeerError('tfjs peer: run() after dispose()');
-      for (const o of wanted)
-        if (!graph.outputs.includes(o)) throw new TfjsPeerError(`tfjs peer: "${o}" is not a graph output`);
-      const outs = tf.tidy(() => {
-        const env = new Map<string, T>(consts);
-        for (const v of graph.values.values()) {
-          if (v.kind !== 'input') continue;
-          const d = inputs[v.name];
-          if (!d) throw new TfjsPeerError(`tfjs peer: missing input "${v.name}"`);
-          if (d.length !== numel(v.shape)) {
-            throw new TfjsPeerError(
-              `tfjs peer: input "${v.name}" needs ${numel(v.shape)} values for [${v.shape.join(',')}], got ${d.length}`,
-            );
-          }
-          env.set(v.name, tf.tensor(d, v.shape, 'float32'));
+      for (const v of graphInputs) {
+        const d = inputs[v.name];
+        if (!d) throw new TfjsPeerError(`tfjs peer: missing input "${v.name}"`);
+        if (d.length !== numel(v.shape)) {
+          throw new TfjsPeerError(
+            `tfjs peer: input "${v.name}" needs ${numel(v.shape)} values for [${v.shape.join(',')}], got ${d.length}`,
+          );
         }
-        for (const { node, f } of steps) env.set(node.outputs[0], f(node.inputs.map((x) => env.get(x)!)));
-        // A constant output is cloned so that disposing the result leaves the weight alone.
-        return wanted.map((o) => (consts.has(o) ? tf.clone(env.get(o)!) : env.get(o)!));
-      });
+      }
+      const outs = tf.tidy(() =>
+        forward(
+          Object.fromEntries(graphInputs.map((v) => [v.name, tf.tensor(inputs[v.name], v.shape, 'float32')])),
+          wanted,
+        ),
+      );
       try {
         const data = await Promise.all(outs.map((t) => t.data<'float32'>()));
         return Object.fromEntries(
@@ -178,6 +225,21 @@ function lowerNode(c: Ctx): Lowered {
     }
     case 'batchnorm': {
       const eps = a.eps ?? 1e-5;
+      if (c.opts.batchNorm === 'train') {
+        const axes = c.inShapes[0].slice(0, -1).map((_, i) => i);
+        return ([x, gamma, beta]) => {
+          const { mean, variance } = tf.moments(x, axes);
+          c.opts.onBatchStats?.(n, mean, variance);
+          const y =
+            x.rank <= 4
+              ? tf.batchNorm(x, mean, variance, beta, gamma, eps)
+              : x
+                  .sub(mean)
+                  .mul(gamma.mul(tf.rsqrt(variance.add(eps))))
+                  .add(beta);
+          return act(c, y, a.act);
+        };
+      }
       return ([x, gamma, beta, mean, variance]) =>
         act(
           c,
