@@ -12,7 +12,9 @@
 // Training (docs/autodiff.md): parameters (graph values of kind 'param') get their own buffers,
 // uploaded once and kept across runs; each update's source is copied into its target parameter
 // in the same command buffer, right after the node that makes it when no later node reads the
-// parameter (so the source's slot is free again at once), else at the end of the run. A second
+// parameter (so the source's slot is free again at once), else at the end of the run; optimiser
+// and running-statistics nodes write their parameter in place instead when nothing later reads
+// its old value (inPlaceUpdates; docs/autodiff.md "In-place updates"). A second
 // plan may bind the same parameter buffers (CompileOptions.shareParams), so an evaluation plan
 // sees the trained weights as they are.
 
