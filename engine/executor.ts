@@ -12,7 +12,9 @@
 // Training (docs/autodiff.md): parameters (graph values of kind 'param') get their own buffers,
 // uploaded once and kept across runs; each update's source is copied into its target parameter
 // in the same command buffer, right after the node that makes it when no later node reads the
-// parameter (so the source's slot is free again at once), else at the end of the run. A second
+// parameter (so the source's slot is free again at once), else at the end of the run; optimiser
+// and running-statistics nodes write their parameter in place instead when nothing later reads
+// its old value (inPlaceUpdates; docs/autodiff.md "In-place updates"). A second
 // plan may bind the same parameter buffers (CompileOptions.shareParams), so an evaluation plan
 // sees the trained weights as they are.
 
@@ -54,6 +56,12 @@ export interface CompileOptions {
    * weights a training plan updates. Those plans must outlive this one.
    */
   shareParams?: Plan | readonly Plan[];
+  /**
+   * Optimiser and running-statistics updates write parameters and slots in place where nothing
+   * after the update reads the old values (default true); false: every update goes through a new
+   * buffer and a copy, as before (for comparison).
+   */
+  inPlaceUpdates?: boolean;
 }
 
 export interface MemoryReport {
@@ -169,12 +177,16 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
   const ctx: LowerContext = { ...kernelContext(device.info), prefer: opts.prefer };
   const staticValues = findStaticValues(graph);
   const isStatic = (n: Node) => n.inputs.length > 0 && n.inputs.every((x) => staticValues.has(x));
-  const rootOf = aliasRoots(graph);
-  const { lowered, tuning } = lowerNodes(graph, ctx, opts);
+  const viewRoots = aliasRoots(graph);
+  const copyAfter = scheduleUpdates(graph, staticValues, viewRoots);
+  const inPlace =
+    opts.inPlaceUpdates === false ? new Map<string, string>() : inPlaceUpdates(graph, copyAfter, viewRoots);
+  const rootOf = aliasRoots(graph, inPlace);
+  const inPlaceNodes = new Set([...inPlace.keys()].map((src) => graph.nodes.find((n) => n.outputs.includes(src))!));
+  const { lowered, tuning } = lowerNodes(graph, ctx, opts, inPlaceNodes);
   const layouts = planConstLayouts(graph, lowered, rootOf);
   const sizes = new Sizes(ctx.limits);
   const persistent = persistentValues(graph, staticValues, rootOf, layouts);
-  const copyAfter = scheduleUpdates(graph, staticValues, rootOf);
   const atEnd = graph.updates.filter(([t]) => !copyAfter.has(t)).map(([, src]) => src);
   const { mem, lifetimes } = planActivations(graph, lowered, persistent, rootOf, sizes, atEnd);
   const owned: GPUBuffer[] = [];
@@ -195,15 +207,17 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
     const { flat, pipelines } = await createPipelines(gpu, lowered);
     const steps = await makeBindGroups(gpu, graph, flat, pipelines, buffers, layouts, rootOf);
     const liveSteps = steps.filter((s) => !isStatic(s.node));
-    const copies = graph.updates.map(([target, source]): Copy => {
-      const to = buffers.get(target)!;
-      const from = buffers.get(rootOf(source));
-      if (!from) throw new KernelError(`update of "${target}": its source "${source}" has no buffer`);
-      if (from === to) throw new KernelError(`update of "${target}" from "${source}": both are the same buffer`);
-      const producer = copyAfter.get(target);
-      const after = producer ? lastIndex(liveSteps, (s) => s.node === producer) : -1;
-      return { target, from, to, bytes: numel(graph.shape(target)) * 4, after };
-    });
+    const copies = graph.updates
+      .filter(([, source]) => !inPlace.has(source))
+      .map(([target, source]): Copy => {
+        const to = buffers.get(target)!;
+        const from = buffers.get(rootOf(source));
+        if (!from) throw new KernelError(`update of "${target}": its source "${source}" has no buffer`);
+        if (from === to) throw new KernelError(`update of "${target}" from "${source}": both are the same buffer`);
+        const producer = copyAfter.get(target);
+        const after = producer ? lastIndex(liveSteps, (s) => s.node === producer) : -1;
+        return { target, from, to, bytes: numel(graph.shape(target)) * 4, after };
+      });
 
     const staticSteps = steps.filter((s) => isStatic(s.node));
     const plan = new Plan(
@@ -255,9 +269,12 @@ function findStaticValues(graph: Graph): Set<string> {
   return staticValues;
 }
 
-/** Aliases (reshape): an output shares its input's storage; rootOf(v) names the value owning v's buffer. */
-function aliasRoots(graph: Graph): (v: string) => string {
-  const root = new Map<string, string>();
+/**
+ * Aliases (reshape): an output shares its input's storage; rootOf(v) names the value owning v's
+ * buffer. `inPlace` (update source → its parameter) adds the updates written in place.
+ */
+function aliasRoots(graph: Graph, inPlace: ReadonlyMap<string, string> = new Map()): (v: string) => string {
+  const root = new Map<string, string>(inPlace);
   const rootOf = (v: string): string => root.get(v) ?? v;
   for (const n of graph.nodes) if (getOp(n.op).alias) root.set(n.outputs[0], rootOf(n.inputs[0]));
   return rootOf;
@@ -271,6 +288,7 @@ function lowerNodes(
   graph: Graph,
   ctx: LowerContext,
   opts: CompileOptions,
+  inPlace: ReadonlySet<Node> = new Set(),
 ): { lowered: LoweredNode[]; tuning: TuningReport } {
   const tuning = { used: 0, notes: [] as string[] };
   const lowered = graph.nodes.map((n) => {
@@ -278,7 +296,11 @@ function lowerNodes(
     const ins = n.inputs.map((x) => graph.shape(x));
     const outs = n.outputs.map((x) => graph.shape(x));
     if (def.alias) return { node: n, low: { dispatches: [] } as Lowering };
-    const nctx = { ...ctx, constInputs: n.inputs.map((x) => graph.value(x).kind === 'const') };
+    const nctx = {
+      ...ctx,
+      constInputs: n.inputs.map((x) => graph.value(x).kind === 'const'),
+      ...(inPlace.has(n) ? { inPlace: true } : {}),
+    };
     const t = opts.tuning?.get(layerKey(n.op, n.attrs, ins));
     if (t?.prefer && opts.prefer?.[t.family] === undefined) {
       try {
@@ -405,6 +427,38 @@ function scheduleUpdates(
     if (lastRead <= at) after.set(target, graph.nodes[at]);
   }
   return after;
+}
+
+/**
+ * The updates written in place, as source → target parameter. A node whose op lists in-place
+ * pairs (OpDef.inPlace) writes all of them into their inputs when, for every pair, the output is
+ * the update source of exactly that input, a parameter that the node reads once (views
+ * included), that no later node reads (the update is in `copyAfter` at this node) and that is not
+ * a graph output. Then the sources are aliases of their
+ * parameters: no buffer of their own, no copy. Any other update keeps its buffer and copy.
+ */
+function inPlaceUpdates(
+  graph: Graph,
+  copyAfter: ReadonlyMap<string, Node>,
+  rootOf: (v: string) => string,
+): Map<string, string> {
+  const targetOf = new Map(graph.updates.map(([t, src]) => [src, t]));
+  const out = new Map<string, string>();
+  for (const n of graph.nodes) {
+    const pairs = getOp(n.op).inPlace;
+    if (!pairs?.length) continue;
+    const ok = pairs.every(([o, i]) => {
+      const target = n.inputs[i];
+      return (
+        targetOf.get(n.outputs[o]) === target &&
+        copyAfter.get(target) === n &&
+        n.inputs.filter((x) => rootOf(x) === target).length === 1 &&
+        !graph.outputs.some((x) => rootOf(x) === target)
+      );
+    });
+    if (ok && pairs.length === n.outputs.length) for (const [o, i] of pairs) out.set(n.outputs[o], n.inputs[i]);
+  }
+  return out;
 }
 
 /**

@@ -127,6 +127,12 @@ export interface LowerContext {
    * { conv2d: { path: 'direct' } } (kernels/variant.ts); unset fields fall back to the heuristic.
    */
   prefer?: Prefer;
+  /**
+   * Lower the in-place form of an op with OpDef.inPlace: each listed output is written into its
+   * input's buffer (that input bound read_write, the output not bound). The executor sets it per
+   * node when nothing after the node reads those inputs' old values.
+   */
+  inPlace?: boolean;
 }
 
 export interface Lowering {
@@ -176,6 +182,11 @@ export interface OpDef<A = any> {
   ref(attrs: A, inputs: HostTensor[]): HostTensor[];
   /** Output 0 is a view of input 0's buffer (reshape): no dispatch, no copy. */
   alias?: boolean;
+  /**
+   * [output, input] pairs the op can write in place (LowerContext.inPlace): element i of the output
+   * depends on element i of the inputs only, and the invocation that writes it has read them first.
+   */
+  inPlace?: readonly (readonly [output: number, input: number])[];
   /** The variants worth timing for this node on this device (see engine/tuning.ts); none if absent. */
   tuneSpace?(attrs: A, inputs: Shape[], ctx: LowerContext): TuneSpace | undefined;
 }

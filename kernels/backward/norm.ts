@@ -31,13 +31,17 @@
 // addresses) sums dgamma and dbeta.
 //
 // Variant (ctx.prefer.norm_grad, for batchnorm_train's statistics too): 'wg=<lanes>' per set,
-// default 16. Mapping note: even 256 lanes per set over a long set (batchnorm at 112×112, batch
-// 32: 64 sets of 400k elements) leave a GPU mostly idle; a split reduction (partial sums over
-// row blocks, then a combine) is the obvious next step. Loads are scalar.
+// default 16. Even 256 lanes per set over a long set (batchnorm at 112×112, batch 32: 64 sets of
+// 400k elements) leave a GPU mostly idle, so batchnorm_train's statistics also have a split form,
+// 'split=<blocks>': `partial` (one workgroup per (channel, block of rows): block mean and squared
+// deviations) then `combine` (one invocation per channel, Chan et al.'s pairwise update; the
+// formulas in docs/backward-norm.md). The backward dispatches have no split form yet and read
+// only 'wg'. Loads are scalar.
 
 import {
   type Activation,
   type BindingRef,
+  type Dispatch,
   type HostTensor,
   type KernelFamily,
   type LowerContext,
@@ -68,11 +72,23 @@ import { flatMain, floorPow2, mainWgsl, wgsl, workgroupIndex, workgroupReduceWgs
  */
 export interface NormGradVariant {
   wg?: number;
+  /**
+   * batchnorm_train's statistics only: split each channel's R rows into this many blocks (at
+   * most R), one workgroup each, then combine the blocks' means and squared deviations (Chan et
+   * al.'s pairwise update). Unset: one workgroup per channel.
+   */
+  split?: number;
 }
 
-export const normGradVariant = defineVariant<NormGradVariant>('norm_grad', [{ kind: 'int', key: 'wg', min: 1 }]);
+export const normGradVariant = defineVariant<NormGradVariant>('norm_grad', [
+  { kind: 'int', key: 'wg', min: 1 },
+  { kind: 'int', key: 'split', min: 1 },
+]);
 
 const normTuneSpace = () => ({ family: 'norm_grad', candidates: ['wg=1', 'wg=64', 'wg=256'] });
+
+/** Rows from which batchnorm_train's tune space also offers split statistics. */
+const SPLIT_FROM_ROWS = 4096;
 
 /** A power of two ≤ the preference (default 16) and the device's limit; the default is also capped by the set size. */
 function lanesFor(M: number, ctx: LowerContext): number {
@@ -92,7 +108,11 @@ interface BatchNormTrainConfig {
   C: number;
   eps: number;
   act: Activation;
-  stage: 'stats' | 'apply';
+  /** stats: one workgroup per channel; partial + combine: the split statistics (blocks of L rows). */
+  stage: 'stats' | 'partial' | 'combine' | 'apply';
+  /** partial, combine: blocks per channel and rows per block (the last block may be shorter). */
+  blocks?: number;
+  rows?: number;
   wg: number;
   gridX: number;
 }
@@ -101,6 +121,70 @@ const batchnormTrain: KernelFamily<BatchNormTrainConfig> = {
   name: 'batchnorm_train',
   wgsl(c) {
     const { R, C } = c;
+    if (c.stage === 'partial') {
+      // Workgroup (ch, b) over rows [b·L, min(R, (b + 1)·L)): block mean and Σ (x − block mean)²,
+      // shifted by the block's first value as the one-pass kernel is.
+      const B = c.blocks!;
+      const L = c.rows!;
+      const loop = (body: string) => `for (var r = r0 + lid; r < r1; r += ${c.wg}u) {
+    let i = r * ${C}u + ch;
+    ${body}
+  }`;
+      return `
+${workgroupReduceWgsl(c.wg)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;            // input  [${R}, ${C}] (leading dims flattened)
+@group(0) @binding(1) var<storage, read_write> part: array<f32>;   // temp   [${C}, ${B}, 2] block mean, Σ d²
+
+${mainWgsl(c.wg)}
+  let w = ${workgroupIndex(c.gridX)};
+  if (w >= ${C * B}u) { return; }  // uniform: the whole workgroup leaves
+  let ch = w / ${B}u;
+  let b = w % ${B}u;
+  let r0 = b * ${L}u;
+  let r1 = min(${R}u, r0 + ${L}u);
+  let n = f32(r1 - r0);
+  let shift = x[r0 * ${C}u + ch];
+  var s1 = 0.0;
+  ${loop('s1 += x[i] - shift;')}
+  let mu = wg_sum(s1, lid) / n;
+  var s2 = 0.0;
+  ${loop('let d = (x[i] - shift) - mu;\n    s2 += d * d;')}
+  let m2 = wg_sum(s2, lid);
+  if (lid == 0u) {
+    part[2u * w] = shift + mu;
+    part[2u * w + 1u] = m2;
+  }
+}`;
+    }
+    if (c.stage === 'combine') {
+      // One invocation per channel: mean = m0 + Σ n_b (m_b − m0) / R, M2 = Σ M2_b + n_b (m_b − mean)².
+      const B = c.blocks!;
+      const L = c.rows!;
+      return `
+@group(0) @binding(0) var<storage, read> part: array<f32>;         // temp   [${C}, ${B}, 2] block mean, Σ d²
+@group(0) @binding(1) var<storage, read_write> mean: array<f32>;   // output [${C}] batch mean
+@group(0) @binding(2) var<storage, read_write> var_: array<f32>;   // output [${C}] biased batch variance
+
+${flatMain(c.wg, c.gridX)}
+  if (t >= ${C}u) { return; }
+  let base = t * ${2 * B}u;
+  let m0 = part[base];
+  var s = 0.0;
+  for (var b = 0u; b < ${B}u; b++) {
+    let n = f32(min(${R}u, (b + 1u) * ${L}u) - b * ${L}u);
+    s += n * (part[base + 2u * b] - m0);
+  }
+  let mu = m0 + s / ${f32Lit(R)};
+  var m2 = 0.0;
+  for (var b = 0u; b < ${B}u; b++) {
+    let n = f32(min(${R}u, (b + 1u) * ${L}u) - b * ${L}u);
+    let d = part[base + 2u * b] - mu;
+    m2 += part[base + 2u * b + 1u] + n * d * d;
+  }
+  mean[t] = mu;
+  var_[t] = m2 / ${f32Lit(R)};
+}`;
+    }
     if (c.stage === 'stats') {
       const loop = (body: string) => `for (var r = lid; r < ${R}u; r += ${c.wg}u) {
     let i = r * ${C}u + ch;
@@ -153,7 +237,11 @@ export function batchNormTrainCount(x: Shape): number {
 export const batchNormTrainOp: OpDef<BatchNormTrainAttrs> = {
   op: 'batchnorm_train',
   arity: [3, 3],
-  tuneSpace: normTuneSpace,
+  tuneSpace(_a, [x]) {
+    const space = normTuneSpace();
+    if (batchNormTrainCount(x) >= SPLIT_FROM_ROWS) space.candidates.push('wg=64,split=16', 'wg=256,split=64');
+    return space;
+  },
   infer(_a, [x, gamma, beta]) {
     if (x.length < 2) throw new ShapeError(`batchnorm_train input must be [..., C] with rank >= 2, got ${fmtShape(x)}`);
     const C = x[x.length - 1];
@@ -170,8 +258,11 @@ export const batchNormTrainOp: OpDef<BatchNormTrainAttrs> = {
     const gs = grid(C, maxDim);
     const ga = grid(ceilDiv(R * C, 64), maxDim);
     const base = { R, C, eps, act: a.act ?? 'none' };
-    return {
-      dispatches: [
+    const split = normGradVariant.of(ctx.prefer)?.split;
+    let stats: Dispatch[];
+    let temps: number[] | undefined;
+    if (split === undefined) {
+      stats = [
         makeDispatch(
           batchnormTrain,
           { ...base, stage: 'stats', act: 'none', wg: lanes, gridX: gs[0] },
@@ -179,6 +270,36 @@ export const batchNormTrainOp: OpDef<BatchNormTrainAttrs> = {
           [input(0), output(1), output(2)],
           { flops: 5 * R * C, bytes: 4 * (R * C + 2 * C) },
         ),
+      ];
+    } else {
+      // Blocks of L rows, every block non-empty: B = ⌈R / L⌉ ≤ split.
+      const rows = ceilDiv(R, Math.min(split, R));
+      const blocks = ceilDiv(R, rows);
+      const gp = grid(C * blocks, maxDim);
+      const gc = grid(ceilDiv(C, 64), maxDim);
+      const lanesSplit = lanesFor(rows, ctx);
+      temps = [2 * C * blocks];
+      stats = [
+        makeDispatch(
+          batchnormTrain,
+          { ...base, stage: 'partial', act: 'none', blocks, rows, wg: lanesSplit, gridX: gp[0] },
+          gp,
+          [input(0), temp(0)],
+          { flops: 5 * R * C, bytes: 4 * (R * C + 2 * C * blocks) },
+        ),
+        makeDispatch(
+          batchnormTrain,
+          { ...base, stage: 'combine', act: 'none', blocks, rows, wg: 64, gridX: gc[0] },
+          gc,
+          [temp(0), output(1), output(2)],
+          { flops: 6 * C * blocks, bytes: 4 * (2 * C * blocks + 2 * C) },
+        ),
+      ];
+    }
+    return {
+      ...(temps ? { temps } : {}),
+      dispatches: [
+        ...stats,
         makeDispatch(
           batchnormTrain,
           { ...base, stage: 'apply', wg: 64, gridX: ga[0] },

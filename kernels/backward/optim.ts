@@ -15,6 +15,11 @@
 //   grad_clip_scale  [sumsq [1], hyper] -> hyper with gradScale·min(1, maxNorm / (‖g‖ + 1e-6)),
 //                    ‖g‖ = √sumsq · gradScale (PyTorch's clip_grad_norm_); one invocation
 //   ema_update       [r, b] -> (1 − momentum)·r + momentum·scale·b (BN running mean and variance)
+//
+// sgd_update, adamw_update and ema_update also lower in place (OpDef.inPlace, LowerContext.inPlace):
+// parameter, slots and running statistic bound read_write and overwritten, each element by the
+// invocation that read it, with no output buffers. The executor picks that form when nothing after
+// the node reads the old values (docs/autodiff.md); both forms do the same arithmetic, bit for bit.
 
 import {
   type HostTensor,
@@ -60,6 +65,35 @@ function expectHyper(what: string, s: Shape): void {
     throw new ShapeError(`${what}: hyper must be [${HYPER.length}] ([lr, gradScale, bc1, bc2]), got ${fmtShape(s)}`);
 }
 
+/**
+ * WGSL declarations of an elementwise update's bindings, in order: the inputs, then the outputs.
+ * In place (LowerContext.inPlace), an input that an output overwrites is declared read_write and
+ * that output is not declared; the body writes `store[k]`, the name output k is stored through.
+ */
+function updateBindings(
+  ins: [name: string, what: string][],
+  outs: [name: string, what: string, overwrites: number][],
+  inPlace: boolean,
+): { decls: string; store: string[] } {
+  const rw = new Set(inPlace ? outs.map(([, , i]) => i) : []);
+  const lines = ins.map(([name, what], i) => [name, rw.has(i) ? 'read_write' : 'read', `input  ${what}`]);
+  if (!inPlace) for (const [name, what] of outs) lines.push([name, 'read_write', `output ${what}`]);
+  const decls = lines
+    .map(
+      ([name, access, what], b) =>
+        `${`@group(0) @binding(${b}) var<storage, ${access}> ${name}: array<f32>;`.padEnd(66)}// ${what}`,
+    )
+    .join('\n');
+  return { decls, store: outs.map(([name, , i]) => (inPlace ? ins[i][0] : name)) };
+}
+
+/** The bindings matching updateBindings: inputs, then the outputs unless in place. */
+function updateRefs(inputs: number, outputs: number, inPlace: boolean) {
+  const refs = Array.from({ length: inputs }, (_, i) => input(i));
+  if (!inPlace) for (let k = 0; k < outputs; k++) refs.push(output(k));
+  return refs;
+}
+
 /** One invocation per element of an n-element tensor. */
 function flatLaunch(n: number, maxPerDim: number) {
   const g = grid(ceilDiv(n, WG), maxPerDim);
@@ -79,32 +113,48 @@ interface SgdConfig {
   momentum: number;
   nesterov: boolean;
   weightDecay: number;
+  inPlace: boolean;
   wg: number;
   gridX: number;
 }
 
 const sgd: KernelFamily<SgdConfig> = {
   name: 'sgd_update',
-  wgsl: (c) => `
-@group(0) @binding(0) var<storage, read> p: array<f32>;          // input  parameter [${c.n}]
-@group(0) @binding(1) var<storage, read> g: array<f32>;          // input  gradient [${c.n}]
-@group(0) @binding(2) var<storage, read> buf: array<f32>;        // input  momentum buffer [${c.n}]
-@group(0) @binding(3) var<storage, read> hyper: array<f32>;      // input  [lr, gradScale, bc1, bc2]
-@group(0) @binding(4) var<storage, read_write> p1: array<f32>;   // output parameter
-@group(0) @binding(5) var<storage, read_write> buf1: array<f32>; // output momentum buffer
+  wgsl: (c) => {
+    const { decls, store } = updateBindings(
+      [
+        ['p', `parameter [${c.n}]`],
+        ['g', `gradient [${c.n}]`],
+        ['buf', `momentum buffer [${c.n}]`],
+        ['hyper', '[lr, gradScale, bc1, bc2]'],
+      ],
+      [
+        ['p1', 'parameter', 0],
+        ['buf1', 'momentum buffer', 2],
+      ],
+      c.inPlace,
+    );
+    return `
+${decls}
 
 ${flatMain(c.wg, c.gridX)}
   if (t >= ${c.n}u) { return; }
-  let d = g[t] * hyper[${HYPER.gradScale}] + ${f32Lit(c.weightDecay)} * p[t];
+  let p0 = p[t];
+  let d = g[t] * hyper[${HYPER.gradScale}] + ${f32Lit(c.weightDecay)} * p0;
   let b = ${f32Lit(c.momentum)} * buf[t] + d;
-  buf1[t] = b;
-  p1[t] = p[t] - hyper[${HYPER.lr}] * ${c.nesterov ? `(d + ${f32Lit(c.momentum)} * b)` : 'b'};
-}`,
+  ${store[1]}[t] = b;
+  ${store[0]}[t] = p0 - hyper[${HYPER.lr}] * ${c.nesterov ? `(d + ${f32Lit(c.momentum)} * b)` : 'b'};
+}`;
+  },
 };
 
 export const sgdUpdateOp: OpDef<SgdAttrs> = {
   op: 'sgd_update',
   arity: [4, 4],
+  inPlace: [
+    [0, 0],
+    [1, 2],
+  ],
   infer(_a, [p, g, buf, hyper]) {
     sameShapes('sgd_update', [p, g, buf], ['parameter', 'gradient', 'momentum buffer']);
     expectHyper('sgd_update', hyper);
@@ -118,10 +168,11 @@ export const sgdUpdateOp: OpDef<SgdAttrs> = {
       momentum: a.momentum,
       nesterov: !!a.nesterov,
       weightDecay: a.weightDecay,
+      inPlace: !!ctx.inPlace,
       wg: WG,
       gridX,
     };
-    const bindings = [input(0), input(1), input(2), input(3), output(0), output(1)];
+    const bindings = updateRefs(4, 2, cfg.inPlace);
     return { dispatches: [makeDispatch(sgd, cfg, g, bindings, { flops: 6 * n, bytes: 20 * n })] };
   },
   ref(a, [p, g, buf, hyper]) {
@@ -153,38 +204,55 @@ export interface AdamwAttrs {
 
 interface AdamwConfig extends AdamwAttrs {
   n: number;
+  inPlace: boolean;
   wg: number;
   gridX: number;
 }
 
 const adamw: KernelFamily<AdamwConfig> = {
   name: 'adamw_update',
-  wgsl: (c) => `
-@group(0) @binding(0) var<storage, read> p: array<f32>;          // input  parameter [${c.n}]
-@group(0) @binding(1) var<storage, read> g: array<f32>;          // input  gradient [${c.n}]
-@group(0) @binding(2) var<storage, read> m: array<f32>;          // input  first moment [${c.n}]
-@group(0) @binding(3) var<storage, read> v: array<f32>;          // input  second moment [${c.n}]
-@group(0) @binding(4) var<storage, read> hyper: array<f32>;      // input  [lr, gradScale, bc1, bc2]
-@group(0) @binding(5) var<storage, read_write> p1: array<f32>;   // output parameter
-@group(0) @binding(6) var<storage, read_write> m1: array<f32>;   // output first moment
-@group(0) @binding(7) var<storage, read_write> v1: array<f32>;   // output second moment
+  wgsl: (c) => {
+    const { decls, store } = updateBindings(
+      [
+        ['p', `parameter [${c.n}]`],
+        ['g', `gradient [${c.n}]`],
+        ['m', `first moment [${c.n}]`],
+        ['v', `second moment [${c.n}]`],
+        ['hyper', '[lr, gradScale, bc1, bc2]'],
+      ],
+      [
+        ['p1', 'parameter', 0],
+        ['m1', 'first moment', 2],
+        ['v1', 'second moment', 3],
+      ],
+      c.inPlace,
+    );
+    return `
+${decls}
 
 ${flatMain(c.wg, c.gridX)}
   if (t >= ${c.n}u) { return; }
   let lr = hyper[${HYPER.lr}];
+  let p0 = p[t];
   let d = g[t] * hyper[${HYPER.gradScale}];
   let mt = ${f32Lit(c.beta1)} * m[t] + ${f32Lit(1 - c.beta1)} * d;
   let vt = ${f32Lit(c.beta2)} * v[t] + ${f32Lit(1 - c.beta2)} * d * d;
-  m1[t] = mt;
-  v1[t] = vt;
+  ${store[1]}[t] = mt;
+  ${store[2]}[t] = vt;
   let denom = sqrt(vt) / sqrt(hyper[${HYPER.bc2}]) + ${f32Lit(c.eps)};
-  p1[t] = p[t] * (1.0 - lr * ${f32Lit(c.weightDecay)}) - (lr / hyper[${HYPER.bc1}]) * mt / denom;
-}`,
+  ${store[0]}[t] = p0 * (1.0 - lr * ${f32Lit(c.weightDecay)}) - (lr / hyper[${HYPER.bc1}]) * mt / denom;
+}`;
+  },
 };
 
 export const adamwUpdateOp: OpDef<AdamwAttrs> = {
   op: 'adamw_update',
   arity: [5, 5],
+  inPlace: [
+    [0, 0],
+    [1, 2],
+    [2, 3],
+  ],
   infer(_a, [p, g, m, v, hyper]) {
     sameShapes('adamw_update', [p, g, m, v], ['parameter', 'gradient', 'first moment', 'second moment']);
     expectHyper('adamw_update', hyper);
@@ -199,10 +267,11 @@ export const adamwUpdateOp: OpDef<AdamwAttrs> = {
       beta2: a.beta2,
       eps: a.eps,
       weightDecay: a.weightDecay,
+      inPlace: !!ctx.inPlace,
       wg: WG,
       gridX,
     };
-    const bindings = [input(0), input(1), input(2), input(3), input(4), output(0), output(1), output(2)];
+    const bindings = updateRefs(5, 3, cfg.inPlace);
     return { dispatches: [makeDispatch(adamw, cfg, g, bindings, { flops: 16 * n, bytes: 28 * n })] };
   },
   ref(a, [p, g, m, v, hyper]) {
@@ -325,26 +394,36 @@ interface EmaConfig {
   n: number;
   momentum: number;
   scale: number;
+  inPlace: boolean;
   wg: number;
   gridX: number;
 }
 
 const ema: KernelFamily<EmaConfig> = {
   name: 'ema_update',
-  wgsl: (c) => `
-@group(0) @binding(0) var<storage, read> r: array<f32>;          // input  running statistic [${c.n}]
-@group(0) @binding(1) var<storage, read> b: array<f32>;          // input  this batch's statistic [${c.n}]
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;    // output updated running statistic
+  wgsl: (c) => {
+    const { decls, store } = updateBindings(
+      [
+        ['r', `running statistic [${c.n}]`],
+        ['b', `this batch's statistic [${c.n}]`],
+      ],
+      [['y', 'updated running statistic', 0]],
+      c.inPlace,
+    );
+    return `
+${decls}
 
 ${flatMain(c.wg, c.gridX)}
   if (t >= ${c.n}u) { return; }
-  y[t] = ${f32Lit(1 - c.momentum)} * r[t] + ${f32Lit(c.momentum * c.scale)} * b[t];
-}`,
+  ${store[0]}[t] = ${f32Lit(1 - c.momentum)} * r[t] + ${f32Lit(c.momentum * c.scale)} * b[t];
+}`;
+  },
 };
 
 export const emaUpdateOp: OpDef<EmaAttrs> = {
   op: 'ema_update',
   arity: [2, 2],
+  inPlace: [[0, 0]],
   infer(_a, [r, b]) {
     sameShapes('ema_update', [r, b], ['running statistic', 'batch statistic']);
     return [r];
@@ -352,9 +431,9 @@ export const emaUpdateOp: OpDef<EmaAttrs> = {
   lower(a, [r], _o, ctx) {
     const n = numel(r);
     const { g, gridX } = flatLaunch(n, ctx.limits.maxComputeWorkgroupsPerDimension);
-    const cfg: EmaConfig = { n, momentum: a.momentum, scale: a.scale ?? 1, wg: WG, gridX };
+    const cfg: EmaConfig = { n, momentum: a.momentum, scale: a.scale ?? 1, inPlace: !!ctx.inPlace, wg: WG, gridX };
     return {
-      dispatches: [makeDispatch(ema, cfg, g, [input(0), input(1), output(0)], { flops: 3 * n, bytes: 12 * n })],
+      dispatches: [makeDispatch(ema, cfg, g, updateRefs(2, 1, cfg.inPlace), { flops: 3 * n, bytes: 12 * n })],
     };
   },
   ref(a, [r, b]) {
