@@ -1,7 +1,8 @@
 // The engines of the model benchmark, each as bench/harness.ts times them (load, export, cold =
 // prepare + first run, steady runs), run as a competent user of each runs it:
 //
-//   cnnlab        load: engine modules + a fresh GPUDevice; prepare: optimize() + compile (pipelines)
+//   cnnlab        load: engine modules + a fresh GPUDevice; prepare: optimize() + compile (pipelines requested,
+//                 streamPipelines: the first run starts as they are built)
 //   ort-webgpu    load: onnxruntime-web/webgpu + its wasm + the EP's device (a one-node session);
 //                 export: our ONNX file; prepare: session (graphOptimizationLevel 'all',
 //                 preferredLayout NHWC, graph capture where ORT takes it for the model)
@@ -93,7 +94,7 @@ function cnnlabEngine(
     cachedPipelines: () => (device && ex ? ex.cachedPipelineCount(device.gpu) : 0),
     async prepare() {
       const { optimize } = await import('../engine/passes.js');
-      plan = await ex!.compile(device!, optimize(m.graph).graph, { tuning });
+      plan = await ex!.compile(device!, optimize(m.graph).graph, { tuning, streamPipelines: true });
     },
     async run(input) {
       return (await plan!.run({ image: input }, { outputs: [m.logits] })).outputs[m.logits].data;
