@@ -62,7 +62,23 @@ export interface CompileOptions {
    * that fails to build is then reported by the first run instead of by compile().
    */
   streamPipelines?: boolean;
+  /**
+   * Cold start on a CPU adapter (LowerContext.cpuAdapter; docs/kernels-gpu.md, "Cold start"): a
+   * layer with no tuned choice and no preference for its family, whose op offers a shape-generic
+   * variant (a 'generic' candidate in its tune space) and whose heuristic kernels do at most this
+   * many FLOPs, uses that variant, one pipeline shared by many layers: fewer pipelines to build,
+   * some run time lost on each such layer. COLD_START_GENERIC_MAX_FLOPS is the measured choice.
+   * Unset, or another adapter: the heuristics.
+   */
+  genericMaxFlops?: number;
 }
+
+/**
+ * CompileOptions.genericMaxFlops for a cold start on SwiftShader: the shape-generic kernels build
+ * 3.9-4.1× faster per model and run about 2× slower per layer (docs/kernels-gpu.md), so they pay
+ * off by the tuner's own score (run ms + build ms / 100) on layers below about this size.
+ */
+export const COLD_START_GENERIC_MAX_FLOPS = 50e6;
 
 export interface MemoryReport {
   /** Constants (weights) and what compile-time nodes made from them. */
@@ -362,7 +378,17 @@ function lowerNodes(
     } else if (t) {
       tuning.used++;
     }
-    return { node: n, low: def.lower(n.attrs, ins, outs, nctx) };
+    const low = def.lower(n.attrs, ins, outs, nctx);
+    if (t || opts.genericMaxFlops === undefined || !ctx.cpuAdapter) return { node: n, low };
+    // Cold start: the shape-generic variant for a small untuned layer (CompileOptions.genericMaxFlops).
+    const flops = low.dispatches.reduce((a, d) => a + (d.flops ?? 0), 0);
+    const space = flops <= opts.genericMaxFlops ? def.tuneSpace?.(n.attrs, ins, nctx) : undefined;
+    const generic = space?.candidates.find((c) => c.split(',').includes('generic'));
+    if (!space || !generic || opts.prefer?.[space.family] !== undefined) return { node: n, low };
+    return {
+      node: n,
+      low: def.lower(n.attrs, ins, outs, { ...nctx, prefer: { ...ctx.prefer, [space.family]: generic } }),
+    };
   });
   return { lowered, tuning };
 }

@@ -1,13 +1,13 @@
 // CompileOptions.streamPipelines: pipelines requested in node order, compile() returning before
 // they are built, the first run submitting chunks as its pipelines resolve, with the same results.
 import { describe, expect, it } from 'vitest';
-import { createDevice } from '../../engine/device.js';
+import { createDevice, kernelContext } from '../../engine/device.js';
 import { KernelError } from '../../engine/errors.js';
-import { compile } from '../../engine/executor.js';
-import { Graph } from '../../engine/graph.js';
+import { COLD_START_GENERIC_MAX_FLOPS, compile } from '../../engine/executor.js';
+import { Graph, runReference } from '../../engine/graph.js';
 import { registerOp } from '../../kernels/index.js';
 import { makeDispatch, type OpDef } from '../../kernels/kernel.js';
-import { rand, testDevice } from '../helpers.js';
+import { expectClose, rand, testDevice } from '../helpers.js';
 
 /** x → conv 3×3 (stride 2, pad 1) → relu → add c → silu → conv 1×1, with a compile-time node (c = w0 + w1). */
 function net(): Graph {
@@ -114,5 +114,44 @@ describe('streamed pipelines (cold start)', () => {
     await expect(run).rejects.toThrow(KernelError);
     await expect(run).rejects.toThrow(/broken_stream_family.*bad_node[\s\S]*nope/);
     plan.dispose();
+  });
+});
+
+describe('generic kernels for small layers on a CPU adapter (genericMaxFlops)', () => {
+  it('uses the shape-generic variant on untuned layers up to the limit, the heuristic above it or when told', async () => {
+    const g = new Graph();
+    g.input('x', [1, 6, 5, 8]);
+    const c = (name: string, shape: number[], seed: number) =>
+      g.constant(
+        name,
+        shape,
+        rand(
+          shape.reduce((a, b) => a * b),
+          seed,
+        ),
+      );
+    const p = g.op('conv2d', ['x', c('pw', [1, 1, 8, 16], 1), c('pb', [16], 2)], {}); // 7 680 FLOPs
+    const k = g.op('conv2d', [p, c('kw', [3, 3, 16, 16], 3)], { pad: [1, 1, 1, 1] }); // 138 240
+    const d = g.op('conv2d', [k, c('dw', [3, 3, 1, 16], 4), c('db', [16], 5)], { groups: 16, pad: [1, 1, 1, 1] }); // 8 640
+    g.markOutputs(d);
+    const dev = await testDevice();
+    const cpu = kernelContext(dev.info).cpuAdapter === true;
+    const x = rand(6 * 5 * 8, 6);
+    const want = runReference(g, { x })[d];
+    const plan = await compile(dev, g, { genericMaxFlops: 10_000 });
+    const fam = plan.kernels.map((key) => key.slice(0, key.indexOf('{')));
+    expect(fam).toEqual(
+      cpu ? ['conv2d-pointwise-generic', 'conv2d', 'depthwise-generic'] : ['conv2d', 'conv2d', 'depthwise'],
+    );
+    expectClose((await plan.run({ x })).outputs[d], want, { atol: 1e-5, rtol: 1e-5 });
+    plan.dispose();
+    // A preference for the family wins; the measured default takes all three here.
+    const told = await compile(dev, g, { genericMaxFlops: 10_000, prefer: { depthwise: 'unrolled' } });
+    expect(told.kernels[2]).toMatch(/^depthwise\{/);
+    told.dispose();
+    const all = await compile(dev, g, { genericMaxFlops: COLD_START_GENERIC_MAX_FLOPS });
+    expect(all.kernels.every((key) => key.includes('generic'))).toBe(cpu);
+    expectClose((await all.run({ x })).outputs[d], want, { atol: 1e-5, rtol: 1e-5 });
+    all.dispose();
   });
 });
