@@ -2,7 +2,7 @@
 // prepare + first run, steady runs), run as a competent user of each runs it:
 //
 //   cnnlab        load: engine modules + a fresh GPUDevice; prepare: optimize() + compile (pipelines requested,
-//                 streamPipelines: the first run starts as they are built)
+//                 streamPipelines: the first run starts as they are built; generic kernels for small layers)
 //   ort-webgpu    load: onnxruntime-web/webgpu + its wasm + the EP's device (a one-node session);
 //                 export: our ONNX file; prepare: session (graphOptimizationLevel 'all',
 //                 preferredLayout NHWC, graph capture where ORT takes it for the model)
@@ -94,7 +94,14 @@ function cnnlabEngine(
     cachedPipelines: () => (device && ex ? ex.cachedPipelineCount(device.gpu) : 0),
     async prepare() {
       const { optimize } = await import('../engine/passes.js');
-      plan = await ex!.compile(device!, optimize(m.graph).graph, { tuning, streamPipelines: true });
+      // Cold start: streamed pipelines, and the shape-generic kernels for small untuned layers on a
+      // CPU adapter (engine/executor.ts COLD_START_GENERIC_MAX_FLOPS; docs/kernels-gpu.md).
+      plan = await ex!.compile(device!, optimize(m.graph).graph, {
+        tuning,
+        streamPipelines: true,
+        genericMaxFlops: ex!.COLD_START_GENERIC_MAX_FLOPS,
+      });
+      settings.generic = `shape-generic kernels for untuned layers ≤ ${ex!.COLD_START_GENERIC_MAX_FLOPS / 1e6} MFLOP on a CPU adapter`;
     },
     async run(input) {
       return (await plan!.run({ image: input }, { outputs: [m.logits] })).outputs[m.logits].data;
