@@ -1,8 +1,8 @@
 // The engines of the model benchmark, each as bench/harness.ts times them (load, export, cold =
 // prepare + first run, steady runs), run as a competent user of each runs it:
 //
-//   cnnlab        load: engine modules + a fresh GPUDevice; prepare: optimize() + compile (pipelines requested,
-//                 streamPipelines: the first run starts as they are built; generic kernels for small layers)
+//   cnnlab        load: engine modules + a fresh GPUDevice; prepare: optimize() + compile (pipelines; the
+//                 shape-generic kernels for small layers on a CPU adapter)
 //   ort-webgpu    load: onnxruntime-web/webgpu + its wasm + the EP's device (a one-node session);
 //                 export: our ONNX file; prepare: session (graphOptimizationLevel 'all',
 //                 preferredLayout NHWC, graph capture where ORT takes it for the model)
@@ -94,11 +94,11 @@ function cnnlabEngine(
     cachedPipelines: () => (device && ex ? ex.cachedPipelineCount(device.gpu) : 0),
     async prepare() {
       const { optimize } = await import('../engine/passes.js');
-      // Cold start: streamed pipelines, and the shape-generic kernels for small untuned layers on a
-      // CPU adapter (engine/executor.ts COLD_START_GENERIC_MAX_FLOPS; docs/kernels-gpu.md).
+      // Cold start: the shape-generic kernels for small untuned layers on a CPU adapter
+      // (engine/executor.ts COLD_START_GENERIC_MAX_FLOPS; docs/kernels-gpu.md). Streamed pipelines
+      // (streamPipelines) measured slower there on a loaded 2-core machine, so they are left off.
       plan = await ex!.compile(device!, optimize(m.graph).graph, {
         tuning,
-        streamPipelines: true,
         genericMaxFlops: ex!.COLD_START_GENERIC_MAX_FLOPS,
       });
       settings.generic = `shape-generic kernels for untuned layers ≤ ${ex!.COLD_START_GENERIC_MAX_FLOPS / 1e6} MFLOP on a CPU adapter`;
