@@ -1,7 +1,8 @@
 // The engines of the model benchmark, each as bench/harness.ts times them (load, export, cold =
 // prepare + first run, steady runs), run as a competent user of each runs it:
 //
-//   cnnlab        load: engine modules + a fresh GPUDevice; prepare: optimize() + compile (pipelines)
+//   cnnlab        load: engine modules + a fresh GPUDevice; prepare: optimize() + compile (pipelines; the
+//                 shape-generic kernels for small layers on a CPU adapter)
 //   ort-webgpu    load: onnxruntime-web/webgpu + its wasm + the EP's device (a one-node session);
 //                 export: our ONNX file; prepare: session (graphOptimizationLevel 'all',
 //                 preferredLayout NHWC, graph capture where ORT takes it for the model)
@@ -93,6 +94,10 @@ function cnnlabEngine(
     cachedPipelines: () => (device && ex ? ex.cachedPipelineCount(device.gpu) : 0),
     async prepare() {
       const { optimize } = await import('../engine/passes.js');
+      // The plan cnnlab's own commands compile (infer, robustness, transfer): heuristics or the
+      // tuning table. CompileOptions.genericMaxFlops (shape-generic kernels for small untuned layers)
+      // builds 3.6-4.1x faster but runs those layers about 2x slower (docs/kernels-gpu.md,
+      // "Cold start"); no command uses it by default yet, so the bench does not either.
       plan = await ex!.compile(device!, optimize(m.graph).graph, { tuning });
     },
     async run(input) {

@@ -62,7 +62,31 @@ export interface CompileOptions {
    * buffer and a copy, as before (for comparison).
    */
   inPlaceUpdates?: boolean;
+  /**
+   * Cold start: return as soon as the buffers are allocated and every pipeline is requested (in
+   * node order), without waiting for the pipelines to be built; the first run then records and
+   * submits its dispatches in chunks as their pipelines resolve, so the GPU works while later
+   * pipelines still compile (docs/kernels-gpu.md, "Cold start"). Results are the same; a kernel
+   * that fails to build is then reported by the first run instead of by compile().
+   */
+  streamPipelines?: boolean;
+  /**
+   * Cold start on a CPU adapter (LowerContext.cpuAdapter; docs/kernels-gpu.md, "Cold start"): a
+   * layer with no tuned choice and no preference for its family, whose op offers a shape-generic
+   * variant (a 'generic' candidate in its tune space) and whose heuristic kernels do at most this
+   * many FLOPs, uses that variant, one pipeline shared by many layers: fewer pipelines to build,
+   * some run time lost on each such layer. COLD_START_GENERIC_MAX_FLOPS is the measured choice.
+   * Unset, or another adapter: the heuristics.
+   */
+  genericMaxFlops?: number;
 }
+
+/**
+ * CompileOptions.genericMaxFlops for a cold start on SwiftShader: the shape-generic kernels build
+ * 3.9-4.1× faster per model and run about 2× slower per layer (docs/kernels-gpu.md), so they pay
+ * off by the tuner's own score (run ms + build ms / 100) on layers below about this size.
+ */
+export const COLD_START_GENERIC_MAX_FLOPS = 50e6;
 
 export interface MemoryReport {
   /** Constants (weights) and what compile-time nodes made from them. */
@@ -107,6 +131,45 @@ interface Step {
   label: string;
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
+}
+
+/**
+ * A step of a streamed plan (CompileOptions.streamPipelines) whose pipeline may still be building:
+ * `ready` resolves once it is built; the bind group is made at the first recording after that.
+ * Reading `pipeline` or `bindGroup` before then is an error, never an undefined pipeline.
+ */
+class PendingStep implements Step {
+  private built?: GPUComputePipeline;
+  private group?: GPUBindGroup;
+  readonly ready: Promise<void>;
+
+  constructor(
+    readonly node: Node,
+    readonly dispatch: Dispatch,
+    readonly label: string,
+    pipeline: Promise<GPUComputePipeline>,
+    private readonly makeGroup: (pipeline: GPUComputePipeline) => GPUBindGroup,
+  ) {
+    this.ready = pipeline.then((p) => {
+      this.built = p;
+    });
+    // A plan that is never run must not leave an unhandled rejection; the first run awaits `ready`.
+    this.ready.catch(() => undefined);
+  }
+
+  get isBuilt(): boolean {
+    return this.built !== undefined;
+  }
+
+  get pipeline(): GPUComputePipeline {
+    if (!this.built) throw new KernelError(`${this.label}: its pipeline is not built yet`);
+    return this.built;
+  }
+
+  get bindGroup(): GPUBindGroup {
+    this.group ??= this.makeGroup(this.pipeline);
+    return this.group;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,8 +267,30 @@ export async function compile(device: Device, graph: Graph, opts: CompileOptions
       owned,
       shared,
     );
-    const { flat, pipelines } = await createPipelines(gpu, lowered);
-    const steps = await makeBindGroups(gpu, graph, flat, pipelines, buffers, layouts, rootOf);
+    let steps: Step[];
+    if (opts.streamPipelines) {
+      // Every pipeline is requested now, in node order; only the compile-time nodes' are awaited.
+      const { flat, requested } = requestPipelines(gpu, lowered);
+      const bufferFor = bindingResolver(graph, buffers, layouts, rootOf);
+      const staticIdx = flat.flatMap((f, i) => (isStatic(f.node) ? [i] : []));
+      const staticPipelines = await Promise.all(staticIdx.map((i) => requested[i]));
+      const made = await makeBindGroups(
+        gpu,
+        staticIdx.map((i) => flat[i]),
+        staticPipelines,
+        bufferFor,
+      );
+      const madeAt = new Map(staticIdx.map((i, k) => [i, made[k]]));
+      steps = flat.map(
+        ({ node, d, label }, i) =>
+          madeAt.get(i) ??
+          new PendingStep(node, d, label, requested[i], (p) => bindGroupFor(gpu, p, node, d, bufferFor)),
+      );
+    } else {
+      const { flat, requested } = requestPipelines(gpu, lowered);
+      const pipelines = await Promise.all(requested);
+      steps = await makeBindGroups(gpu, flat, pipelines, bindingResolver(graph, buffers, layouts, rootOf));
+    }
     const liveSteps = steps.filter((s) => !isStatic(s.node));
     const copies = graph.updates
       .filter(([, source]) => !inPlace.has(source))
@@ -315,7 +400,17 @@ function lowerNodes(
     } else if (t) {
       tuning.used++;
     }
-    return { node: n, low: def.lower(n.attrs, ins, outs, nctx) };
+    const low = def.lower(n.attrs, ins, outs, nctx);
+    if (t || opts.genericMaxFlops === undefined || !ctx.cpuAdapter) return { node: n, low };
+    // Cold start: the shape-generic variant for a small untuned layer (CompileOptions.genericMaxFlops).
+    const flops = low.dispatches.reduce((a, d) => a + (d.flops ?? 0), 0);
+    const space = flops <= opts.genericMaxFlops ? def.tuneSpace?.(n.attrs, ins, nctx) : undefined;
+    const generic = space?.candidates.find((c) => c.split(',').includes('generic'));
+    if (!space || !generic || opts.prefer?.[space.family] !== undefined) return { node: n, low };
+    return {
+      node: n,
+      low: def.lower(n.attrs, ins, outs, { ...nctx, prefer: { ...ctx.prefer, [space.family]: generic } }),
+    };
   });
   return { lowered, tuning };
 }
@@ -565,11 +660,20 @@ async function allocateBuffers(
   return { buffers, weightBytes, paramBytes, ioBytes };
 }
 
-/** Pipelines of every dispatch in order, all created in parallel (cached per device by key). */
-async function createPipelines(
+interface FlatDispatch {
+  node: Node;
+  d: Dispatch;
+  label: string;
+}
+
+/**
+ * The pipeline of every dispatch, requested now in node order (the order the first run needs
+ * them; cached per device by key, so a repeated key is requested once, where it is first used).
+ */
+function requestPipelines(
   gpu: GPUDevice,
   lowered: LoweredNode[],
-): Promise<{ flat: { node: Node; d: Dispatch; label: string }[]; pipelines: GPUComputePipeline[] }> {
+): { flat: FlatDispatch[]; requested: Promise<GPUComputePipeline>[] } {
   const flat = lowered.flatMap(({ node, low }) =>
     low.dispatches.map((d, i) => ({
       node,
@@ -577,20 +681,19 @@ async function createPipelines(
       label: `node "${node.name}" (${node.op}${low.dispatches.length > 1 ? ` dispatch ${i}` : ''})`,
     })),
   );
-  return { flat, pipelines: await Promise.all(flat.map(({ d, label }) => pipelineFor(gpu, d, label))) };
+  return { flat, requested: flat.map(({ d, label }) => pipelineFor(gpu, d, label)) };
 }
 
-/** Bind groups, made once: each dispatch's bindings resolved to the buffers (relaid copies included). */
-function makeBindGroups(
-  gpu: GPUDevice,
+type BufferFor = (node: Node, ref: BindingRef) => { buffer: GPUBuffer; size: number };
+
+/** Resolves a dispatch's binding to its buffer (relaid copies of constants included). */
+function bindingResolver(
   graph: Graph,
-  flat: { node: Node; d: Dispatch; label: string }[],
-  pipelines: GPUComputePipeline[],
   buffers: Map<string, GPUBuffer>,
   layouts: ConstLayouts,
   rootOf: (v: string) => string,
-): Promise<Step[]> {
-  const bufferFor = (node: Node, ref: BindingRef): { buffer: GPUBuffer; size: number } => {
+): BufferFor {
+  return (node: Node, ref: BindingRef): { buffer: GPUBuffer; size: number } => {
     const relaidName = ref.kind === 'input' ? layouts.inputOverride.get(node)?.get(ref.index) : undefined;
     if (relaidName) {
       const buffer = buffers.get(relaidName)!;
@@ -607,17 +710,36 @@ function makeBindGroups(
     const elems = ref.kind === 'temp' ? null : numel(graph.shape(name));
     return { buffer, size: elems === null ? buffer.size : BufferPool.round(elems * 4) };
   };
+}
+
+function bindGroupFor(
+  gpu: GPUDevice,
+  pipeline: GPUComputePipeline,
+  node: Node,
+  d: Dispatch,
+  bufferFor: BufferFor,
+): GPUBindGroup {
+  return gpu.createBindGroup({
+    label: `${node.name}:${d.family}`,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: d.bindings.map((ref, binding) => ({ binding, resource: bufferFor(node, ref) })),
+  });
+}
+
+/** Bind groups, made once: each dispatch's bindings resolved to the buffers (relaid copies included). */
+function makeBindGroups(
+  gpu: GPUDevice,
+  flat: FlatDispatch[],
+  pipelines: GPUComputePipeline[],
+  bufferFor: BufferFor,
+): Promise<Step[]> {
   return withErrorScope(gpu, 'creating bind groups', () =>
     flat.map(({ node, d, label }, i) => ({
       node,
       dispatch: d,
       label,
       pipeline: pipelines[i],
-      bindGroup: gpu.createBindGroup({
-        label: `${node.name}:${d.family}`,
-        layout: pipelines[i].getBindGroupLayout(0),
-        entries: d.bindings.map((ref, binding) => ({ binding, resource: bufferFor(node, ref) })),
-      }),
+      bindGroup: bindGroupFor(gpu, pipelines[i], node, d, bufferFor),
     })),
   );
 }
@@ -816,6 +938,14 @@ export class Plan {
         gpu.queue.writeBuffer(this.buffers.get(name)!, 0, data.buffer, data.byteOffset, data.byteLength);
     });
 
+    // A streamed plan's first run (CompileOptions.streamPipelines) runs its steps as they are built.
+    let streamed = false;
+    if (this.steps.some((s) => s instanceof PendingStep && !s.isBuilt)) {
+      if (opts.profile)
+        await this.settle(Promise.all(this.steps.map((s) => (s instanceof PendingStep ? s.ready : null))), 'building');
+      else streamed = await this.runAsBuilt();
+    }
+
     let timestamps: { set: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer } | undefined;
     if (opts.profile && !this.device.hasTimestamps) {
       profile = await this.profileByWallTime();
@@ -841,7 +971,7 @@ export class Plan {
           });
           enc.resolveQuerySet(set, 0, 2 * n, resolve, 0);
           enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * n);
-        } else if (!opts.profile) {
+        } else if (!opts.profile && !streamed) {
           // A copy is not a compute command: the pass ends before one and a new one begins after.
           let pass = enc.beginComputePass({ label: 'run' });
           this.steps.forEach((s, i) => {
@@ -898,16 +1028,56 @@ export class Plan {
   }
 
   /**
+   * Records and submits the steps in order, each chunk as soon as its pipelines are built: wait
+   * for the next step's pipeline, take it and every following step already built, submit them
+   * (with the update copies that follow them), repeat. The same dispatches in the same order as
+   * one command buffer would hold, so the same results. Returns true (the steps were submitted).
+   */
+  private async runAsBuilt(): Promise<boolean> {
+    const gpu = this.device.gpu;
+    const steps = this.steps;
+    const built = (s: Step) => !(s instanceof PendingStep) || s.isBuilt;
+    let i = 0;
+    while (i < steps.length) {
+      const next = steps[i];
+      if (next instanceof PendingStep) await next.ready;
+      let j = i + 1;
+      while (j < steps.length && built(steps[j])) j++;
+      const chunk = steps.slice(i, j);
+      const from = i;
+      await this.blame(
+        withErrorScope(gpu, 'recording the run', () => {
+          const enc = gpu.createCommandEncoder({ label: 'run' });
+          let pass = enc.beginComputePass({ label: 'run' });
+          chunk.forEach((s, k) => {
+            this.encode(pass, s);
+            if (this.copiesAfter.has(from + k)) {
+              pass.end();
+              this.encodeCopies(enc, from + k);
+              pass = enc.beginComputePass({ label: 'run' });
+            }
+          });
+          pass.end();
+          gpu.queue.submit([enc.finish()]);
+        }),
+        chunk,
+      );
+      i = j;
+    }
+    return true;
+  }
+
+  /**
    * One pass holds every dispatch, so a validation error there cannot say which kernel it was.
    * On such an error, encode each step on its own (without submitting) to find the culprit.
    */
-  private async blame<T>(p: Promise<T>): Promise<T> {
+  private async blame<T>(p: Promise<T>, steps: readonly Step[] = this.steps): Promise<T> {
     try {
       return await p;
     } catch (e) {
       if (!(e instanceof KernelError)) throw e;
       const gpu = this.device.gpu;
-      for (const s of this.steps) {
+      for (const s of steps) {
         gpu.pushErrorScope('validation');
         const enc = gpu.createCommandEncoder({ label: s.label });
         const pass = enc.beginComputePass({ label: s.label });

@@ -74,6 +74,7 @@ import { depthwiseTuneCandidates, lowerDepthwise } from './depthwise.js';
 import { XYZW, actTWgsl, ceilPow2, range, u, vecType, wgsl, workgroupIndex } from './wgsl.js';
 import { defineVariant } from './variant.js';
 import { type F16Mode, UNPACK_F16_WGSL, toF16Words } from './f16.js';
+import { lowerConvGeneric } from './conv-generic.js';
 import { lowerPointwiseGeneric } from './pointwise-generic.js';
 
 export interface Conv2dAttrs {
@@ -802,15 +803,18 @@ function lowerConv2d(a: Conv2dAttrs, inputs: Shape[], outputs: Shape[], ctx: Low
   };
 }
 
-/** The shape-generic pointwise kernel ('gemm,generic'): only a plain 1×1 conv with a constant w, channels in fours. */
+/**
+ * The shape-generic kernels ('gemm,generic'): a conv without groups, constant w, channels in
+ * fours; a plain 1×1 conv on kernels/pointwise-generic.ts, any other on kernels/conv-generic.ts.
+ */
 function lowerGeneric(geo: Conv2dGeometry, t: Conv2dVariant, inputs: Shape[], ctx: LowerContext): Lowering {
   const v = conv2dVariant.format(t);
   const { generic: _, path, tm, tn, ...rest } = t;
-  const tile = { tm: tm ?? 8, tn: tn ?? (geo.cout % 8 === 0 ? 8 : 4) };
+  const pointwise = isPointwise(geo);
+  const tile = { tm: tm ?? (pointwise ? 8 : 4), tn: tn ?? (geo.cout % 8 === 0 ? 8 : 4) };
   if (
     (path !== undefined && path !== 'gemm') ||
     Object.values(rest).some((x) => x !== undefined) ||
-    !isPointwise(geo) ||
     geo.groups !== 1 ||
     geo.cin % 4 !== 0 ||
     geo.cout % 4 !== 0 ||
@@ -818,12 +822,19 @@ function lowerGeneric(geo: Conv2dGeometry, t: Conv2dVariant, inputs: Shape[], ct
     !ctx.constInputs?.[1]
   ) {
     throw new Error(
-      `conv2d variant "${v}": 'generic' takes only gemm and tile=<tm>x<tn> (tn a multiple of 4), and a 1×1 stride-1 unpadded conv without groups, Cin and Cout multiples of 4, constant weights`,
+      `conv2d variant "${v}": 'generic' takes only gemm and tile=<tm>x<tn> (tn a multiple of 4), and a conv without groups, Cin and Cout multiples of 4, constant weights`,
     );
   }
   const ysize = geo.n * geo.oh * geo.ow * geo.cout;
   const bytes =
     4 * (numel(inputs[0]) + numel(inputs[1]) + (geo.bias ? geo.cout : 0) + (geo.residual ? ysize : 0) + ysize);
+  if (!pointwise) {
+    const shape = { ...geo, padTop: geo.pad[0], padLeft: geo.pad[1] };
+    return lowerConvGeneric(shape, tile, ctx.limits.maxComputeWorkgroupsPerDimension, {
+      flops: conv2dFlops(geo),
+      bytes,
+    });
+  }
   return lowerPointwiseGeneric(
     { m: geo.n * geo.h * geo.w, cin: geo.cin, cout: geo.cout, bias: geo.bias, residual: geo.residual, act: geo.act },
     tile,
@@ -909,6 +920,8 @@ function conv2dTuneSpace(a: Conv2dAttrs, inputs: Shape[], ctx: LowerContext): Tu
   if (pointwise) c.push('gemm,tile=8x8', 'gemm,tile=8x4');
   // One pipeline for every pointwise conv: less to build at a cold start, some run time lost.
   if (pointwise && g.cin % 4 === 0 && g.cog % 8 === 0 && ctx.constInputs?.[1]) c.push('gemm,tile=8x8,generic');
+  // One pipeline for every other conv (window and shapes from a header): kernels/conv-generic.ts.
+  if (!pointwise && g.cin % 4 === 0 && g.cout % 8 === 0 && ctx.constInputs?.[1]) c.push('gemm,tile=4x8,generic');
   // Workgroup-memory tiles for real GPUs, where a layer fills at least a 32×32 tile.
   if (g.n * g.oh * g.ow >= 32 && g.cog >= 32 && !ctx.cpuAdapter) c.push(...conv2dWgmemTilings(ctx.limits));
   // Half-precision weights where the adapter has shader-f16; the tuner's reference check drops

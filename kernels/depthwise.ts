@@ -62,6 +62,7 @@ import {
   ShapeError,
 } from './kernel.js';
 import { XYZW, actTWgsl, ceilPow2, flatMain, range, vecType, wgsl, workgroupIndex } from './wgsl.js';
+import { lowerDepthwiseGeneric } from './depthwise-generic.js';
 import { defineVariant } from './variant.js';
 
 /** The conv2d attrs, as conv2d passes them (groups, when given, must equal Cin). */
@@ -121,12 +122,15 @@ export interface DepthwiseVariant {
   pw?: number;
   /** Invocations per workgroup. */
   wg?: number;
+  /** The shape-generic kernel (kernels/depthwise-generic.ts): one pipeline per window for all layers. */
+  generic?: boolean;
 }
 
 export const depthwiseVariant = defineVariant<DepthwiseVariant>('depthwise', [
   { kind: 'enum', key: 'variant', values: DEPTHWISE_MODES, bare: true },
   { kind: 'pair', name: 'block', keys: ['ph', 'pw'], min: [1, 1] },
   { kind: 'int', key: 'wg', min: 1 },
+  { kind: 'flag', key: 'generic' },
 ]);
 
 interface Geometry {
@@ -461,8 +465,10 @@ export function depthwiseWgmemFits(
  */
 export function depthwiseTuneCandidates(a: DepthwiseAttrs, inputs: Shape[], ctx: LowerContext): string[] {
   const out = [...DEPTHWISE_TUNE_CANDIDATES];
-  if (ctx.cpuAdapter) return out;
   const g = geometry(a, inputs);
+  // One pipeline per window for every such layer: less to build at a cold start, some run time lost.
+  if (genericOk(g, ctx)) out.push('generic');
+  if (ctx.cpuAdapter) return out;
   for (const [v, b] of [
     ['wgmem', 1],
     ['wgmem,block=2x2', 2],
@@ -491,6 +497,25 @@ export function planDepthwise(
   const bias = inputs.length > 2;
   const pref = depthwiseVariant.of(ctx.prefer) ?? {};
   const taps = g.kh * g.kw;
+  const outN = g.n * g.oh * g.ow * g.cout;
+  const cost = {
+    flops: 2 * outN * g.kh * g.kw,
+    bytes: 4 * (numel(inputs[0]) + numel(inputs[1]) + (bias ? g.cout : 0) + outN),
+  };
+  if (tune.generic ?? pref.generic) {
+    const v = depthwiseVariant.format({ ...pref, ...tune });
+    if ((tune.variant ?? pref.variant) !== undefined || !genericOk(g, ctx))
+      throw new Error(
+        `depthwise variant "${v}": 'generic' takes only block=<ph>x<pw> and wg=<n>, and a depthwise conv with multiplier 1, C a multiple of 4 and constant weights (got C ${g.c}, Cout ${g.cout})`,
+      );
+    const block = {
+      ph: tune.ph ?? pref.ph ?? (taps <= 25 ? 4 : 2),
+      pw: tune.pw ?? pref.pw ?? 4,
+      wg: tune.wg ?? pref.wg ?? 64,
+    };
+    const shape = { ...g, padTop: g.pad[0], padLeft: g.pad[1], bias, act: a.act ?? 'none' };
+    return lowerDepthwiseGeneric(shape, block, ctx.limits.maxComputeWorkgroupsPerDimension, cost);
+  }
   const variant = tune.variant ?? pref.variant ?? (taps <= 49 ? 'unrolled' : 'loop');
   const wgmem = variant === 'wgmem';
   const pw = Math.max(1, Math.min(tune.pw ?? pref.pw ?? (wgmem ? 1 : 4), g.ow));
@@ -539,16 +564,13 @@ export function planDepthwise(
     ty,
     gridX: groups[0],
   };
-  const outN = g.n * g.oh * g.ow * g.cout;
   const bindings = bias ? [input(0), input(1), input(2), output(0)] : [input(0), input(1), output(0)];
-  return {
-    dispatches: [
-      makeDispatch(depthwise, cfg, groups, bindings, {
-        flops: 2 * outN * g.kh * g.kw,
-        bytes: 4 * (numel(inputs[0]) + numel(inputs[1]) + (bias ? g.cout : 0) + outN),
-      }),
-    ],
-  };
+  return { dispatches: [makeDispatch(depthwise, cfg, groups, bindings, cost)] };
+}
+
+/** The generic kernel's domain: multiplier 1, channels in fours, constant weights (the header rides on them). */
+function genericOk(g: Geometry, ctx: LowerContext): boolean {
+  return g.cout === g.c && g.c % 4 === 0 && ctx.constInputs?.[1] === true;
 }
 
 /** Lowering for conv2d with groups === Cin: inputs x, w [, bias], output [N,OH,OW,Cout]. */

@@ -40,6 +40,7 @@
 
 import { defineVariant } from './variant.js';
 import { type F16Mode, UNPACK_F16_WGSL, toF16Words } from './f16.js';
+import { lowerMatmulGeneric } from './matmul-generic.js';
 import {
   type Activation,
   type HostTensor,
@@ -593,6 +594,8 @@ export interface MatmulVariant {
   pk?: boolean;
   /** b (a constant weight) in half precision: 'w' f16 storage, 'all' f16 arithmetic too (MatmulConfig.f16). */
   f16?: 'w' | 'all';
+  /** b a constant weight: the shape-generic kernel (kernels/matmul-generic.ts), one pipeline for all such layers. */
+  generic?: boolean;
 }
 
 export const matmulVariant = defineVariant<MatmulVariant>('matmul', [
@@ -604,6 +607,7 @@ export const matmulVariant = defineVariant<MatmulVariant>('matmul', [
   { kind: 'flag', key: 'sg' },
   { kind: 'flag', key: 'pk' },
   { kind: 'enum', key: 'f16', values: ['w', 'all'] },
+  { kind: 'flag', key: 'generic' },
 ]);
 
 /** Examples of ctx.prefer.matmul values covering every variant (tests iterate these). */
@@ -752,6 +756,7 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     // A shared weight folds a's batch into rows; otherwise a batch of M × N products.
     const M = g.shared ? numel(g.outBatch) * g.M : g.M;
     const batch = g.shared ? 1 : numel(g.outBatch);
+    if (matmulVariant.of(ctx.prefer)?.generic) return lowerGeneric(g, transB, hasBias, act, inputs, ctx);
     const ch = choose(M, N, K, batch, transB, ctx);
     const vecK = K % 4 === 0,
       vecN = N % 4 === 0;
@@ -885,11 +890,44 @@ export const matmulOp: OpDef<MatmulAttrs> = {
       if (M >= 32 && g.N >= 32 && !ctx.cpuAdapter && matmulWgmemTilings(ctx.limits).includes(big))
         c.push(`${big},f16=all`);
     }
+    // One pipeline for every Linear layer with this epilogue (kernels/matmul-generic.ts).
+    if (constW && g.K % 4 === 0 && g.N % 8 === 0) c.push('tile=8x8,generic');
     const tiles = (g.shared ? 1 : numel(g.outBatch)) * ceilDiv(M, 4) * ceilDiv(g.N, 8);
     if (g.K >= 512 && tiles < 512) c.push('reg,tile=4x8,splitk=4', 'reg,tile=4x4,splitk=8');
     return { family: 'matmul', candidates: c };
   },
 };
+
+/** The shape-generic kernel ('generic'): b a constant [K, N] or [N, K] weight, K and N multiples of 4. */
+function lowerGeneric(
+  g: MatmulGeometry,
+  transB: boolean,
+  bias: boolean,
+  act: Activation,
+  inputs: Shape[],
+  ctx: LowerContext,
+): Lowering {
+  const p = matmulVariant.of(ctx.prefer)!;
+  const { generic: _, tm, tn, ...rest } = p;
+  const tile = { tm: tm ?? 8, tn: tn ?? (g.N % 8 === 0 ? 8 : 4) };
+  const constW = g.shared && g.bBatch.length === 0 && !!ctx.constInputs?.[1];
+  if (Object.values(rest).some((x) => x !== undefined) || !constW || g.K % 4 !== 0 || g.N % 4 !== 0) {
+    throw new Error(
+      `matmul variant "${matmulVariant.format(p)}": 'generic' takes only tile=<tm>x<tn>, and b a constant [K, N] or [N, K] weight with K and N multiples of 4 (got K ${g.K}, N ${g.N})`,
+    );
+  }
+  const rows = numel(g.outBatch) * g.M;
+  const cost = {
+    flops: 2 * rows * g.N * g.K,
+    bytes: 4 * (numel(inputs[0]) + numel(inputs[1]) + rows * g.N + (bias ? g.N : 0)),
+  };
+  return lowerMatmulGeneric(
+    { rows, k: g.K, n: g.N, transB, bias, act },
+    tile,
+    ctx.limits.maxComputeWorkgroupsPerDimension,
+    cost,
+  );
+}
 
 /** b [K, N] → [⌈N/tn⌉, K, tn], column blocks of tn contiguous per k, zero past N (MatmulConfig.packB). */
 export function packKN(b: Float32Array, K: number, N: number, tn: number): Float32Array {

@@ -1,47 +1,63 @@
-// How many pipelines MobileNetV2 needs with and without the shape-generic pointwise kernel
-// (conv2d 'gemm,tile=8x8,generic' on every 1×1 conv), each on a fresh device, with the compile
-// time and a check that both plans give the same logits. Run:
+// Cold start by plan: how many pipelines a model needs with and without the shape-generic kernels
+// (every layer whose op's tune space offers a 'generic' variant forced to it through a tuning
+// table: conv2d 'gemm,tile=8x8,generic' on 1×1 convs, depthwise 'generic', …), with and without
+// streamed pipelines (CompileOptions.streamPipelines), each plan on a fresh device. Reports the
+// pipelines built, compile time (to compile() returning), the first run, cold = both, the best of
+// 3 steady runs, and whether each plan's logits equal the first plan's. Run:
 //   npx esbuild scripts/pipeline-count.ts --bundle --platform=node --format=esm \
-//     --external:webgpu --outfile=dist/pipeline-count.mjs && node dist/pipeline-count.mjs [size]
-import { createDevice, describeDevice } from '../engine/device.js';
+//     --external:webgpu --outfile=dist/pipeline-count.mjs && \
+//   node dist/pipeline-count.mjs [--model mobilenet_v2] [--size 224] [--plans heuristic,generic,generic+stream]
+import { parseArgs } from 'node:util';
+import { createDevice, describeDevice, kernelContext } from '../engine/device.js';
 import { cachedPipelineCount, compile } from '../engine/executor.js';
 import { optimize } from '../engine/passes.js';
 import { TuningTable, adapterKey, layerKey } from '../engine/tuning.js';
-import { conv2dGeometry, isPointwise } from '../kernels/conv2d.js';
+import { getOp } from '../kernels/index.js';
 import { loadModel } from '../models/index.js';
 
-const size = Number(process.argv[2] ?? 224);
-const model = await loadModel('mobilenet_v2', { weights: 'random', batch: 1, size, seed: 1 });
+const { values: a } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'mobilenet_v2' },
+    size: { type: 'string', default: '224' },
+    plans: { type: 'string', default: 'heuristic,generic,heuristic+stream,generic+stream' },
+  },
+});
+const PLANS = ['heuristic', 'generic', 'heuristic+stream', 'generic+stream'];
+const plans = a.plans!.split(',');
+for (const p of plans) if (!PLANS.includes(p)) throw new Error(`unknown plan "${p}" (plans: ${PLANS.join(', ')})`);
+const size = Number(a.size);
+const model = await loadModel(a.model!, { weights: 'random', batch: 1, size, seed: 1 });
 const { graph } = optimize(model.graph);
 const input = model.input;
-const x = Float32Array.from({ length: graph.shape(input).reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 0.37));
+const x = Float32Array.from({ length: graph.shape(input).reduce((s, d) => s * d, 1) }, (_, i) => Math.sin(i * 0.37));
 const logits: Float32Array[] = [];
-for (const generic of [false, true]) {
+console.log(`${a.model} at ${size}², batch 1, random weights; ${graph.nodes.length} nodes`);
+for (const [k, name] of plans.entries()) {
   const device = await createDevice();
-  if (!generic) console.log(describeDevice(device));
+  if (k === 0) console.log(describeDevice(device));
   let tuning: TuningTable | undefined;
-  let pointwise = 0;
-  if (generic) {
+  const generic = new Map<string, number>();
+  if (name.startsWith('generic')) {
     tuning = new TuningTable(adapterKey(device.info));
+    const ctx = kernelContext(device.info);
     for (const n of graph.nodes) {
-      if (n.op !== 'conv2d') continue;
+      const def = getOp(n.op);
       const shapes = n.inputs.map((v) => [...graph.shape(v)]);
-      const g = conv2dGeometry(n.attrs, shapes);
-      const constW = graph.value(n.inputs[1]).kind === 'const';
-      if (!isPointwise(g) || g.groups !== 1 || g.cin % 4 || g.cout % 8 || !constW) continue;
-      pointwise++;
-      tuning.set(layerKey(n.op, n.attrs, shapes), {
-        family: 'conv2d',
-        prefer: 'gemm,tile=8x8,generic',
-        ms: 0,
-        heuristicMs: 0,
+      const space = def.tuneSpace?.(n.attrs, shapes, {
+        ...ctx,
+        constInputs: n.inputs.map((v) => graph.value(v).kind === 'const'),
       });
+      const prefer = space?.candidates.find((c) => c.split(',').includes('generic'));
+      if (!space || !prefer) continue;
+      generic.set(`${space.family} ${prefer}`, (generic.get(`${space.family} ${prefer}`) ?? 0) + 1);
+      tuning.set(layerKey(n.op, n.attrs, shapes), { family: space.family, prefer, ms: 0, heuristicMs: 0 });
     }
   }
   const t0 = performance.now();
-  const plan = await compile(device, graph, { tuning });
-  const ms = performance.now() - t0;
+  const plan = await compile(device, graph, { tuning, streamPipelines: name.endsWith('+stream') });
+  const compileMs = performance.now() - t0;
   const out = await plan.run({ [input]: x });
+  const coldMs = performance.now() - t0;
   logits.push(out.outputs[model.logits].data);
   let best = Infinity;
   for (let r = 0; r < 3; r++) {
@@ -49,19 +65,15 @@ for (const generic of [false, true]) {
     await plan.run({ [input]: x });
     best = Math.min(best, performance.now() - t1);
   }
+  let d = 0;
+  for (let i = 0; i < logits[0].length; i++) d = Math.max(d, Math.abs(logits[0][i] - logits[k][i]));
+  const forced = [...generic].map(([v, c]) => `${c}× ${v}`).join(', ');
   console.log(
-    `${generic ? `generic pointwise (${pointwise} 1x1 convs)` : 'heuristics'}: ${cachedPipelineCount(device.gpu)} pipelines, ` +
-      `${plan.steps.length} dispatches, compile ${ms.toFixed(0)} ms, run ${best.toFixed(0)} ms (best of 3), ` +
-      `tuned nodes ${plan.tuning.used}`,
+    `${name}${forced ? ` (${forced})` : ''}: ${cachedPipelineCount(device.gpu)} pipelines, ${plan.steps.length} dispatches, ` +
+      `compile ${compileMs.toFixed(0)} ms, first run ${(coldMs - compileMs).toFixed(0)} ms, cold ${coldMs.toFixed(0)} ms, ` +
+      `run ${best.toFixed(0)} ms (best of 3), tuned nodes ${plan.tuning.used}, logits max|Δ| vs ${plans[0]} ${d.toExponential(2)}`,
   );
   plan.dispose();
   device.destroy();
 }
-let d = 0,
-  ref = 0;
-for (let i = 0; i < logits[0].length; i++) {
-  d = Math.max(d, Math.abs(logits[0][i] - logits[1][i]));
-  ref = Math.max(ref, Math.abs(logits[0][i]));
-}
-console.log(`logits max|Δ| ${d.toExponential(2)} of max|ref| ${ref.toExponential(2)}`);
 process.exit(0);
