@@ -987,6 +987,9 @@ export const matmulOp: OpDef<MatmulAttrs> = {
       ];
       c.push(...sgc.filter((v) => matmulSgWorkgroupOk(matmulVariant.parse(v).wgy!, ctx)));
     }
+    // Both operands shared over 2 × 2 lanes with a 32 × 32 subgroup block (SwiftShader: 1.15× on
+    // ViT-B fc1, docs/kernels-gpu.md; smaller tiles lose to 'sg', whose block is as large).
+    if (M >= 64 && g.N % 32 === 0 && matmulSg2Ok(g.N, g.K, 16, transB, ctx)) c.push('tile=16x16,wg=1x8,sg2');
     // Packed b: only for a constant weight, which the compile-time relayout needs.
     const constW = g.shared && g.bBatch.length === 0 && !!ctx.constInputs?.[1];
     if (!transB && constW && M >= 8) {

@@ -59,7 +59,7 @@ const PEAK_CASES: Record<string, VariantCase> = {
     attrs: { act: 'gelu' },
     inputs: [[197, 768], [768, 3072], [3072]],
     family: 'matmul',
-    variants: ['', 'tile=8x8,wg=1x16,sg2', 'tile=8x16,wg=1x16,sg2', 'tile=16x8,wg=1x16,sg2', 'tile=16x16,wg=1x8,sg2'],
+    variants: ['', 'tile=8x16,wg=1x8,sg,pk', 'tile=16x8,wg=1x16,sg2', 'tile=16x16,wg=1x8,sg2'],
   },
   'vit-proj': {
     name: 'ViT-B proj [197,768]x[768,768]',
@@ -75,7 +75,7 @@ const PEAK_CASES: Record<string, VariantCase> = {
     attrs: { pad: [1, 1, 1, 1], act: 'relu' },
     inputs: [[1, 14, 14, 256], [3, 3, 256, 256], [256]],
     family: 'conv2d',
-    variants: [''],
+    variants: ['', 'pk', 'gemm,tile=4x16,sg', 'gemm,tile=4x16,sg,pk'],
   },
   'r50-1x1': {
     name: 'ResNet-50 layer2 1x1 [1,28,28,128]→512',
@@ -83,7 +83,7 @@ const PEAK_CASES: Record<string, VariantCase> = {
     attrs: {},
     inputs: [[1, 28, 28, 128], [1, 1, 128, 512], [512]],
     family: 'conv2d',
-    variants: [''],
+    variants: ['', 'pk', 'gemm,tile=8x32,sg', 'gemm,tile=8x32,sg,pk'],
   },
 };
 

@@ -121,6 +121,21 @@ describe("conv2d 'pk' (packed weights)", () => {
     });
   }
 
+  it('is in the tune space for constant weights with Cout/groups a multiple of 4', async () => {
+    const { limits } = (await testDevice()).info;
+    const space = (pad: number, w: number[], subgroupSize: number, constW = true) =>
+      conv2dOp.tuneSpace!({ pad: [pad, pad, pad, pad] }, [[1, 28, 28, w[2]], w], {
+        limits,
+        subgroupSize,
+        constInputs: [false, constW],
+      })!.candidates.filter((v) => v.includes('pk'));
+    expect(space(0, [1, 1, 128, 512], 4)).toEqual(['gemm,tile=8x8,pk', 'gemm,tile=8x16,sg,pk', 'gemm,tile=8x32,sg,pk']);
+    expect(space(1, [3, 3, 64, 48], 4)).toEqual(['gemm,tile=4x8,pk', 'gemm,tile=4x16,sg,pk']);
+    expect(space(1, [3, 3, 64, 64], 0)).toEqual(['gemm,tile=4x8,pk']); // no subgroups
+    expect(space(1, [3, 3, 64, 64], 4, false)).toEqual([]); // weights not constant
+    expect(space(1, [3, 3, 64, 6], 4)).toEqual([]); // Cout not a multiple of 4
+  });
+
   it('is refused with a reason where it cannot run', async () => {
     const ins = [randTensor([1, 6, 6, 4], 1), randTensor([3, 3, 4, 6], 2), randTensor([6], 3)];
     await expect(runConv({}, ins, 'gemm,tile=4x8,pk')).rejects.toThrow(/'pk' reads packed w as vec4s.*\(6\)/);

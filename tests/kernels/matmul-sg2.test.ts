@@ -111,6 +111,16 @@ describe("matmul 'sg2' (2-D subgroup layout)", () => {
     expect(lower(4, '').config.sgRows).toBe(0);
   });
 
+  it('is in the tune space with a 32 × 32 subgroup block, where it can run', () => {
+    const space = (S: number, a: number[], b: number[], transB = false) =>
+      matmulOp.tuneSpace!({ transB }, [a, b], { limits, subgroupSize: S, constInputs: [false, true] })!.candidates;
+    expect(space(4, [197, 768], [768, 3072])).toContain('tile=16x16,wg=1x8,sg2');
+    expect(space(0, [197, 768], [768, 3072])).not.toContain('tile=16x16,wg=1x8,sg2'); // no subgroups
+    expect(space(4, [32, 768], [768, 3072])).not.toContain('tile=16x16,wg=1x8,sg2'); // too few rows
+    expect(space(4, [197, 768], [768, 1000])).not.toContain('tile=16x16,wg=1x8,sg2'); // N % 32
+    expect(space(4, [197, 64], [3072, 64], true)).not.toContain('tile=16x16,wg=1x8,sg2'); // transB
+  });
+
   it('is refused with a reason where it cannot run', () => {
     expect(() => lower(4, 'sg2', [40, 64], [48, 64], true)).toThrow(/'sg2' needs .*b as \[K, N\]/);
     expect(() => lower(4, 'sg2', [40, 62], [62, 48])).toThrow(/K and N multiples of 4/);
