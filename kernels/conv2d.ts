@@ -999,13 +999,12 @@ function conv2dTuneSpace(a: Conv2dAttrs, inputs: Shape[], ctx: LowerContext): Tu
       ...(pointwise ? ['gemm,tile=8x16,sg', ...(g.cog % 32 === 0 ? ['gemm,tile=8x32,sg'] : [])] : []),
     );
   }
-  // Packed constant weights (SwiftShader: 1.7-2.2× on a ResNet-50 1×1 conv, docs/kernels-gpu.md).
-  if (ctx.constInputs?.[1] && g.cog % 4 === 0) {
+  // Packed constant weights, for 1×1 convs only: 1.7-2.2× on a ResNet-50 1×1 conv to 512
+  // channels on SwiftShader, within the noise on a 3×3 one (docs/kernels-gpu.md).
+  if (pointwise && ctx.constInputs?.[1] && g.cog % 4 === 0) {
     const sg = conv2dSgOk(ctx.subgroupMinSize ?? sgSize, ctx.subgroupMaxSize ?? sgSize) && g.cig % 4 === 0;
-    const tm = pointwise ? 8 : 4;
-    c.push(pointwise ? 'gemm,tile=8x8,pk' : 'gemm,tile=4x8,pk');
-    if (sg && g.cog % 16 === 0) c.push(`gemm,tile=${tm}x16,sg,pk`);
-    if (sg && g.cog % 32 === 0) c.push(`gemm,tile=${tm}x32,sg,pk`);
+    if (sg && g.cog % 16 === 0) c.push('gemm,tile=8x16,sg,pk', ...(g.cog % 32 === 0 ? ['gemm,tile=8x32,sg,pk'] : []));
+    else c.push('gemm,tile=8x8,pk');
   }
   return { family: 'conv2d', candidates: c };
 }

@@ -121,19 +121,20 @@ describe("conv2d 'pk' (packed weights)", () => {
     });
   }
 
-  it('is in the tune space for constant weights with Cout/groups a multiple of 4', async () => {
+  it('is in the tune space of 1×1 convs with constant weights, Cout a multiple of 4', async () => {
     const { limits } = (await testDevice()).info;
-    const space = (pad: number, w: number[], subgroupSize: number, constW = true) =>
+    const space = (w: number[], subgroupSize: number, constW = true, pad = 0) =>
       conv2dOp.tuneSpace!({ pad: [pad, pad, pad, pad] }, [[1, 28, 28, w[2]], w], {
         limits,
         subgroupSize,
         constInputs: [false, constW],
       })!.candidates.filter((v) => v.includes('pk'));
-    expect(space(0, [1, 1, 128, 512], 4)).toEqual(['gemm,tile=8x8,pk', 'gemm,tile=8x16,sg,pk', 'gemm,tile=8x32,sg,pk']);
-    expect(space(1, [3, 3, 64, 48], 4)).toEqual(['gemm,tile=4x8,pk', 'gemm,tile=4x16,sg,pk']);
-    expect(space(1, [3, 3, 64, 64], 0)).toEqual(['gemm,tile=4x8,pk']); // no subgroups
-    expect(space(1, [3, 3, 64, 64], 4, false)).toEqual([]); // weights not constant
-    expect(space(1, [3, 3, 64, 6], 4)).toEqual([]); // Cout not a multiple of 4
+    expect(space([1, 1, 128, 512], 4)).toEqual(['gemm,tile=8x16,sg,pk', 'gemm,tile=8x32,sg,pk']);
+    expect(space([1, 1, 128, 48], 4)).toEqual(['gemm,tile=8x16,sg,pk']);
+    expect(space([1, 1, 128, 512], 0)).toEqual(['gemm,tile=8x8,pk']); // no subgroups
+    expect(space([1, 1, 128, 512], 4, false)).toEqual([]); // weights not constant
+    expect(space([1, 1, 128, 6], 4)).toEqual([]); // Cout not a multiple of 4
+    expect(space([3, 3, 64, 64], 4, true, 1)).toEqual([]); // not measured to help on 3×3
   });
 
   it('is refused with a reason where it cannot run', async () => {
