@@ -300,6 +300,8 @@ export async function benchKernels(device: Device, layers: Layer[], o: BenchKern
       const gbps = bytes > 0 && ms > 0 ? bytes / ms / 1e6 : undefined;
       const bound: KernelBench['bound'] = flops > 0 && (bytes === 0 || flops / bytes > ridge) ? 'compute' : 'memory';
       const fraction = bound === 'compute' ? (gflops ?? 0) / o.roofline.fmaGflops : (gbps ?? 0) / o.roofline.copyGBps;
+      const ai = flops > 0 && bytes > 0 ? flops / bytes : undefined;
+      const place = placeOnRoofline({ ms, flops, bytes }, o.roofline);
       row = {
         model: layer.model,
         node: layer.node,
@@ -312,6 +314,8 @@ export async function benchKernels(device: Device, layers: Layer[], o: BenchKern
         gbps,
         fraction_of_peak: fraction,
         bound,
+        ai,
+        ...place,
         validated,
       };
     } finally {
@@ -320,10 +324,50 @@ export async function benchKernels(device: Device, layers: Layer[], o: BenchKern
     rows.push(row);
     log(
       `[${li + 1}/${layers.length}] ${row.model} ${row.node} ${row.op} ${row.shape}: ${fmtMs(row.ms)} ms, ${rate(row)}, ` +
-        `${pct(row.fraction_of_peak)} of ${row.bound} peak, ${validText(row.validated)}`,
+        `${pct(row.fraction_of_peak)} of ${row.bound} peak (${row.limit}), ${validText(row.validated)}`,
     );
   }
   return rows;
+}
+
+/** A layer shorter than this many near-empty dispatches (Roofline.launchUs) is launch-bound. */
+export const LAUNCH_FACTOR = 2;
+
+/**
+ * Where a timed layer sits on the roofline, and what is in the way, in words:
+ *   'launch overhead: …' — it ran in under LAUNCH_FACTOR near-empty dispatches (or under one
+ *     timer tick): fixed per-dispatch cost, not its arithmetic or traffic, sets its time;
+ *   'memory-bound at AI a flop/B …' — its arithmetic intensity is below the ridge point
+ *     (FMA peak ÷ copy bandwidth), so bandwidth caps it; the share of copy bandwidth follows;
+ *   'compute-bound at AI a flop/B: y% of FMA peak' — above the ridge, the FMA peak caps it.
+ * fraction_of_fma_peak is GFLOP/s ÷ FMA peak for any layer with flops; fraction_of_roofline is
+ * GFLOP/s ÷ min(FMA peak, AI × copy bandwidth), or GB/s ÷ copy bandwidth for a layer with no flops.
+ */
+export function placeOnRoofline(
+  t: { ms: number; flops: number; bytes: number },
+  r: Roofline,
+): Pick<KernelBench, 'fraction_of_fma_peak' | 'fraction_of_roofline' | 'limit'> {
+  const ridge = r.fmaGflops / r.copyGBps;
+  const ai = t.flops > 0 && t.bytes > 0 ? t.flops / t.bytes : undefined;
+  const gflops = t.flops > 0 && t.ms > 0 ? t.flops / t.ms / 1e6 : undefined;
+  const gbps = t.bytes > 0 && t.ms > 0 ? t.bytes / t.ms / 1e6 : undefined;
+  const fma = gflops !== undefined ? gflops / r.fmaGflops : undefined;
+  const roof =
+    gflops !== undefined
+      ? gflops / (ai !== undefined ? Math.min(r.fmaGflops, ai * r.copyGBps) : r.fmaGflops)
+      : gbps !== undefined
+        ? gbps / r.copyGBps
+        : undefined;
+  const us = 1000 * t.ms;
+  const aiText = ai !== undefined ? `AI ${ai.toFixed(ai < 10 ? 2 : 1)} flop/B` : 'no flops';
+  let limit: string;
+  if (t.ms <= 0) limit = 'launch overhead: below one timer tick';
+  else if (r.launchUs !== undefined && us < LAUNCH_FACTOR * r.launchUs)
+    limit = `launch overhead: ${us.toFixed(0)} µs, below ${(LAUNCH_FACTOR * r.launchUs).toFixed(0)} µs (${LAUNCH_FACTOR}× an empty dispatch)`;
+  else if (ai === undefined || ai <= ridge)
+    limit = `memory-bound at ${aiText} (ridge ${ridge.toFixed(1)}): ${pct(gbps !== undefined ? gbps / r.copyGBps : 0)} of copy bandwidth`;
+  else limit = `compute-bound at ${aiText}: ${pct(fma ?? 0)} of FMA peak`;
+  return { fraction_of_fma_peak: fma, fraction_of_roofline: roof, limit };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,7 +384,21 @@ function validText(v: KernelBench['validated']): string {
 
 /** A plain-text table, in the order given, with a summary line. */
 export function formatKernelTable(rows: KernelBench[]): string {
-  const head = ['model', 'node', 'op/family', 'shape', 'count', 'ms', 'GFLOP/s', 'GB/s', '% peak', 'valid'];
+  const head = [
+    'model',
+    'node',
+    'op/family',
+    'shape',
+    'count',
+    'ms',
+    'GFLOP/s',
+    'GB/s',
+    'AI',
+    '% FMA',
+    '% peak',
+    'valid',
+    'in the way',
+  ];
   const cells = rows.map((r) => {
     const v = r.validated;
     return [
@@ -352,11 +410,14 @@ export function formatKernelTable(rows: KernelBench[]): string {
       fmtMs(r.ms),
       r.gflops?.toFixed(2) ?? '-',
       r.gbps?.toFixed(2) ?? '-',
+      r.ai?.toFixed(1) ?? '-',
+      r.fraction_of_fma_peak !== undefined ? pct(r.fraction_of_fma_peak) : '-',
       `${pct(r.fraction_of_peak)} ${r.bound === 'compute' ? 'C' : 'M'}`,
       v.skipped ? 'skip' : v.ok ? 'ok' : `FAIL ${v.max_abs_diff.toExponential(1)}`,
+      r.limit ?? '',
     ];
   });
-  const numeric = new Set([4, 5, 6, 7, 8]);
+  const numeric = new Set([4, 5, 6, 7, 8, 9, 10]);
   const widths = head.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c].length)));
   const line = (row: string[]) =>
     row
@@ -371,6 +432,7 @@ export function formatKernelTable(rows: KernelBench[]): string {
     line(widths.map((w) => '-'.repeat(w))),
     ...cells.map(line),
     `${rows.length} layers (${rows.reduce((a, r) => a + r.count, 0)} nodes): ${ok} validated ok, ${rows.length - ok - skipped} failed, ` +
-      `${skipped} not validated; Σ ms × count = ${fmtMs(total)} ms. % peak: C = of FMA peak (compute-bound), M = of copy bandwidth.`,
+      `${skipped} not validated; Σ ms × count = ${fmtMs(total)} ms. AI: flop/B. % FMA: of the FMA peak. ` +
+      '% peak: C = of FMA peak (compute-bound), M = of copy bandwidth.',
   ].join('\n');
 }

@@ -14,6 +14,9 @@
 //       a register-blocked GEMM's operand loads do) and sums them: bytes loaded per second.
 //       On SwiftShader such a load is a per-lane gather costing on the order of ten vec4 FMAs,
 //       which bounds any kernel that loads each operand per invocation; the report shows it.
+// launch: the copy on 1024 floats, one workgroup's worth of work: what a dispatch costs however
+//       little it does (the mean over many reads, as SwiftShader's timer ticks every 65.5 µs). A
+//       layer within a small multiple of it is launch-bound (bench/kernels.ts classifies).
 
 import type { Device } from '../engine/device.js';
 import { compile } from '../engine/executor.js';
@@ -190,6 +193,8 @@ export interface Roofline {
   fmaMs: number;
   copyMs: number;
   copyBytes: number;
+  /** GPU time of a near-empty dispatch in µs (see the header); absent in files from before it was measured. */
+  launchUs?: number;
 }
 
 async function best(device: Device, op: RooflineOp, attrs: Record<string, unknown>, elems: number, reps: number) {
@@ -238,6 +243,7 @@ export async function measureRoofline(device: Device, o: { scale?: number; reps?
   const copyElems = Math.max(1 << 16, Math.round(((16 << 20) * scale) / 4) * 4);
   const copy = await best(device, 'roofline_copy', {}, copyElems, reps);
   const load = await best(device, 'roofline_load', { iters: Math.max(8, Math.round(iters / 4)) }, 1 << 18, reps);
+  const launchUs = await meanLaunchUs(device);
   return {
     fmaGflops: fma.work / fma.ms / 1e6,
     copyGBps: copy.work / copy.ms / 1e6,
@@ -246,5 +252,25 @@ export async function measureRoofline(device: Device, o: { scale?: number; reps?
     fmaMs: fma.ms,
     copyMs: copy.ms,
     copyBytes: copy.work,
+    launchUs,
   };
+}
+
+/** Reads of the near-empty dispatch averaged: most read 0 or one timer tick (see the header). */
+const LAUNCH_READS = 16;
+
+async function meanLaunchUs(device: Device): Promise<number> {
+  const plan = await compile(device, rooflineGraph('roofline_copy', {}, 1024));
+  const x = new Float32Array(1024);
+  let total = 0;
+  try {
+    await plan.run({ x }, { outputs: [] });
+    for (let r = 0; r < LAUNCH_READS; r++) {
+      const { profile } = await plan.run({ x }, { profile: true, outputs: [] });
+      total += profile!.entries[0].ms;
+    }
+  } finally {
+    plan.dispose();
+  }
+  return (1000 * total) / LAUNCH_READS;
 }

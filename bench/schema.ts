@@ -105,6 +105,14 @@ export interface KernelBench {
   /** Against the roofline: GFLOP/s ÷ FMA peak for compute-bound kernels, GB/s ÷ copy peak otherwise. */
   fraction_of_peak: number;
   bound: 'compute' | 'memory';
+  /** Arithmetic intensity: flops per byte of the layer's compulsory traffic (inputs, weights, output). */
+  ai?: number;
+  /** GFLOP/s ÷ the adapter's measured FMA peak, for every layer that does flops (whatever bounds it). */
+  fraction_of_fma_peak?: number;
+  /** GFLOP/s ÷ the roofline at this AI, min(FMA peak, AI × copy bandwidth): how close to what the roofline allows. */
+  fraction_of_roofline?: number;
+  /** What is in the way, in words: 'launch overhead: …', 'memory-bound at AI …', 'compute-bound: …' (bench/kernels.ts classify). */
+  limit?: string;
   /** Against the CPU reference before timing; `skipped` when validation was off or too costly. */
   validated: { max_abs_diff: number; max_abs_ref: number; ok: boolean; skipped?: boolean };
 }

@@ -28,6 +28,11 @@
 //                  subgroup size in subgroupMinSize..subgroupMaxSize (MatmulConfig.sg, sgWide).
 //   'pk'         — b (a constant [K, N] weight) packed at compile time as [⌈N/TN⌉, K, TN], so a
 //                  tile streams its own contiguous block (MatmulConfig.packB).
+//   'sg2'        — both operands shared across a subgroup of S lanes laid out Sr × Sc (2×2 for
+//                  S = 4): the subgroup owns (Sr·TM) × (Sc·TN) outputs, each lane loads 1/S of
+//                  the a and b vec4s a K step of 4 needs, and every lane gets its own by
+//                  subgroupBroadcast (Sr or Sc broadcasts and a select per vec4). Needs one
+//                  fixed subgroup size (min = max) of 4, 8 or 16 (MatmulConfig.sg2).
 //   splitK > 1   — for small M·N with large K: each of splitK workgroup slices sums a kChunk
 //                  range of K into a scratch buffer [splitK, batch, M, N]; a second dispatch
 //                  (family `matmul-splitk-reduce`) adds the slices, the bias and the activation.
@@ -35,7 +40,7 @@
 // ctx.prefer.matmul in the kernels/variant.ts syntax, every field optional (the rest heuristic):
 //   'reg' | 'wgmem', 'tile=<tm>x<tn>' (tn a multiple of 4), 'wg=<x>x<y>' (workgroup shape),
 //   'tk=<tk>' (wgmem K tile), 'splitk=<S>' (1 disables), 'sg' (subgroup-shared b), 'pk' (packed b),
-//   'f16=w' / 'f16=all' (half-precision b).
+//   'sg2' (both shared, 2-D lanes; wg=1x<lanes>), 'f16=w' / 'f16=all' (half-precision b).
 //   E.g. 'reg,tile=4x4,splitk=3', 'wgmem,tile=8x8,wg=16x16,tk=8', 'tile=8x16,wg=1x8,sg,pk'.
 
 import { defineVariant } from './variant.js';
@@ -106,6 +111,18 @@ export interface MatmulConfig {
    */
   sgWide: boolean;
   /**
+   * 2-D subgroup sharing ('reg' only, needs vecA, vecB, !transB; `sg` is then the fixed subgroup
+   * size S): the S lanes are laid out sgRows × (S / sgRows), lane sl at row sl / Sc and column
+   * sl % Sc of the subgroup's (sgRows·TM) × (Sc·TN) block, and the workgroup (wgX = Sc, wgY =
+   * lanes / Sc) stacks subgroups along M. Per K step of 4, lane sl loads a rows ms + j·S + sl
+   * (j < TM / Sc) and the b vec4s numbered j·S + sl (j < TN / sgRows) of the block's 4 × Sc·TN/4,
+   * and takes what it needs by subgroupBroadcast (Sr, resp. Sc, broadcasts and a select per
+   * vec4). A lane's divergent vec4 loads per step: TM/Sc + TN/sgRows, against TM + TN unshared
+   * and TM + TN/S for 'sg' (a's loads fall by Sc, b's by sgRows: by 2 on each side for S = 4).
+   * It relies on a subgroup being S consecutive invocations (true on SwiftShader). 0 = off.
+   */
+  sgRows: number;
+  /**
    * b in half precision (kernels/f16.ts; b a constant, read as vec4s): 'w' stores it as halves
    * widened to f32 on load, 'all' also computes in f16 (needs 'shader-f16'). 'none': f32.
    */
@@ -152,6 +169,7 @@ const accT = (c: MatmulConfig): string => (c.f16 === 'all' ? 'vec4<f16>' : 'vec4
 
 /** The register-blocked inner loop over [kBegin, kEnd), reading global memory directly. */
 function regLoop(c: MatmulConfig): string {
+  if (c.sgRows) return sg2Loop(c);
   const { M, N, K, TM, TN } = c;
   const J4 = TN / 4;
   const L: string[] = [];
@@ -237,6 +255,51 @@ function sgLoop(c: MatmulConfig, L: string[]): string {
       for (const i of range(TM))
         for (const jj of range(J4)) L.push(`    acc${i}_${jj} += a${i}_${k4}.${XYZW[kk]} * b${kk}_${jj};`);
     }
+  }
+  L.push('  }');
+  return L.join('\n');
+}
+
+/** Lanes per subgroup row of the 2-D layout (MatmulConfig.sgRows) for a subgroup of S lanes. */
+export const sg2Rows = (S: number): number => (S >= 16 ? 4 : 2);
+
+/**
+ * The 2-D subgroup-shared loop (MatmulConfig.sgRows; vecA, vecB, !transB, K and kChunk multiples
+ * of 4). `ms` is the subgroup's first row, `lr`/`lc` the lane's row and column in the subgroup.
+ */
+function sg2Loop(c: MatmulConfig): string {
+  const { M, N, K, TM, TN, sg: S, sgRows: SR } = c;
+  const SC = S / SR;
+  const J4 = TN / 4;
+  const BV = SC * J4; // vec4 columns of the subgroup's block
+  const L: string[] = [];
+  // a: lane sl loads rows ms + j·S + sl (item q = j·S + sl of the block's SR·TM rows).
+  for (const j of range(TM / SC)) L.push(`  let ra${j} = (aOff + min(ms + ${j * S}u + sl, ${M - 1}u) * ${K}u) / 4u;`);
+  // b: item q = j·S + sl of the block's 4 × BV vec4s: row q / BV of the step, vec4 column q % BV.
+  for (const j of range(TN / SR)) {
+    L.push(`  let bq${j} = ${j * S}u + sl;`);
+    L.push(`  let bk${j} = bq${j} / ${BV}u;`);
+    L.push(`  let bc${j} = min(n0 + (bq${j} % ${BV}u) * 4u, ${N - 4}u) / 4u;`);
+  }
+  // The value of item q for this lane, one of `n` candidates picked by `sel` (lr or lc).
+  const pick = (n: number, sel: string, item: (o: number) => number, v: string) => {
+    let e = '';
+    for (const o of range(n)) {
+      const q = item(o);
+      const b = `subgroupBroadcast(${v}${Math.floor(q / S)}, ${q % S}u)`;
+      e = o === 0 ? b : `select(${e}, ${b}, ${sel} == ${o}u)`;
+    }
+    return e;
+  };
+  L.push('  for (var k = kBegin; k < kEnd; k += 4u) {');
+  for (const j of range(TM / SC)) L.push(`    let al${j} = A[ra${j} + k / 4u];`);
+  for (const j of range(TN / SR)) L.push(`    let bl${j} = B[(bOff + (k + bk${j}) * ${N}u) / 4u + bc${j}];`);
+  for (const i of range(TM)) L.push(`    let a${i} = ${pick(SR, 'lr', (r) => r * TM + i, 'al')};`);
+  for (const kk of range(4)) {
+    for (const jj of range(J4))
+      L.push(`    let b${kk}_${jj} = ${pick(SC, 'lc', (cc) => kk * BV + cc * J4 + jj, 'bl')};`);
+    for (const i of range(TM))
+      for (const jj of range(J4)) L.push(`    acc${i}_${jj} += a${i}.${XYZW[kk]} * b${kk}_${jj};`);
   }
   L.push('  }');
   return L.join('\n');
@@ -425,8 +488,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let ks = bs / ${c.batch}u;
   let m0 = mw * ${c.wgY * TM}u;
   let n0 = nw * ${c.wgX * TN}u;
+#if ${c.sgRows > 0}
+  let ms = m0 + (subgroupBroadcast(li, 0u) / ${c.sg}u) * ${c.sgRows * TM}u;  // this subgroup's rows
+  let lr = sl / ${c.sg / (c.sgRows || 1)}u;
+  let lc = sl % ${c.sg / (c.sgRows || 1)}u;
+  let row0 = ms + lr * ${TM}u;
+  let col0 = n0 + lc * ${TN}u;
+#else
   let row0 = m0 + lid.y * ${TM}u;
   let col0 = n0 + lid.x * ${TN}u;
+#endif
 #if ${!wg && !c.sg}
   if (row0 >= ${M}u || col0 >= ${N}u) { return; }
 #endif
@@ -571,6 +642,8 @@ export interface MatmulChoice {
   sg: boolean;
   /** Read b packed (MatmulConfig.packB); needs b a constant [K, N] weight. */
   pk: boolean;
+  /** Share both operands over a 2-D subgroup layout (MatmulConfig.sgRows). */
+  sg2: boolean;
   /** b in half precision (MatmulConfig.f16). */
   f16: F16Mode;
 }
@@ -592,6 +665,8 @@ export interface MatmulVariant {
   sg?: boolean;
   /** Read b packed (MatmulConfig.packB). */
   pk?: boolean;
+  /** Share a and b over a 2-D subgroup layout (MatmulConfig.sgRows); wgy counts lanes, wgx is 1. */
+  sg2?: boolean;
   /** b (a constant weight) in half precision: 'w' f16 storage, 'all' f16 arithmetic too (MatmulConfig.f16). */
   f16?: 'w' | 'all';
   /** b a constant weight: the shape-generic kernel (kernels/matmul-generic.ts), one pipeline for all such layers. */
@@ -606,6 +681,7 @@ export const matmulVariant = defineVariant<MatmulVariant>('matmul', [
   { kind: 'int', key: 'splitk', min: 1 },
   { kind: 'flag', key: 'sg' },
   { kind: 'flag', key: 'pk' },
+  { kind: 'flag', key: 'sg2' },
   { kind: 'enum', key: 'f16', values: ['w', 'all'] },
   { kind: 'flag', key: 'generic' },
 ]);
@@ -647,6 +723,23 @@ export function matmulSgOk(N: number, K: number, transB: boolean, ctx: LowerCont
 }
 
 /**
+ * The subgroup size of the 2-D variant ('sg2'): the adapter's one fixed size when it is 4, 8 or
+ * 16 (min = max), else 0. The layout maps lanes to output tiles by subgroup_invocation_id, so a
+ * size that can change between pipelines would move the tiles.
+ */
+export function matmulSg2Size(ctx: LowerContext): number {
+  const min = ctx.subgroupMinSize ?? ctx.subgroupSize ?? 0;
+  const max = ctx.subgroupMaxSize ?? ctx.subgroupSize ?? 0;
+  return min === max && [4, 8, 16].includes(min) ? min : 0;
+}
+
+/** Whether 'sg2' with a TM-row tile can run this product on this device. */
+export function matmulSg2Ok(N: number, K: number, TM: number, transB: boolean, ctx: LowerContext): boolean {
+  const S = matmulSg2Size(ctx);
+  return S > 0 && !transB && K % 4 === 0 && N % 4 === 0 && TM % (S / sg2Rows(S)) === 0;
+}
+
+/**
  * Workgroup-memory tilings for real GPUs (kind 'wgmem'), from the largest output tile down,
  * each kept only where the device's limits allow it: wgX·wgY ≤ maxComputeInvocationsPerWorkgroup
  * and the two slabs, 4·TK·(wgY·TM + wgX·TN) bytes, ≤ maxComputeWorkgroupStorageSize.
@@ -678,6 +771,17 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
       `matmul variant "${matmulVariant.format(p)}": 'sg' needs kind reg, b as [K, N], K a multiple of the subgroup sharing width (${matmulSgWidth(ctx)}) and N of 4`,
     );
   }
+  if (p.sg2) {
+    const S = matmulSg2Size(ctx);
+    const tm = p.tm ?? 8;
+    if (kind !== 'reg' || p.sg || p.pk || p.f16 || (p.wgx ?? 1) !== 1 || !matmulSg2Ok(N, K, tm, transB, ctx)) {
+      throw new Error(
+        `matmul variant "${matmulVariant.format(p)}": 'sg2' needs kind reg without sg, pk or f16, wg=1x<lanes>, b as [K, N], ` +
+          `K and N multiples of 4, one fixed subgroup size of 4, 8 or 16 (this device: ${ctx.subgroupMinSize ?? ctx.subgroupSize ?? 0}..${ctx.subgroupMaxSize ?? ctx.subgroupSize ?? 0}) ` +
+          `and the tile's rows (${tm}) a multiple of ${S ? S / sg2Rows(S) : 'the lanes per subgroup row'}`,
+      );
+    }
+  }
   if (p.f16 === 'all' && !ctx.shaderF16) {
     throw new Error(
       `matmul variant "${matmulVariant.format(p)}": 'f16=all' needs the device feature shader-f16, which this adapter lacks`,
@@ -687,6 +791,7 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
   // 'tile=8x16,wg=1x8,sg' won 1.1-1.3× on every ViT-B linear layer in Chromium's SwiftShader.
   const sgAuto =
     p.sg === undefined &&
+    !p.sg2 &&
     p.kind === undefined &&
     p.tm === undefined &&
     p.wgx === undefined &&
@@ -697,12 +802,22 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
   const sg = !!p.sg || sgAuto;
   if (sgAuto) Object.assign(p, { tm: 8, tn: 16, wgy: 8 });
   // Bigger register tiles pay off once both sides have the rows and columns to fill them.
-  const TM = p.tm ?? (M >= 32 && N >= 32 ? 8 : Math.min(M, 4));
+  const TM = p.tm ?? (p.sg2 || (M >= 32 && N >= 32) ? 8 : Math.min(M, 4));
   const TN = p.tn ?? (TM === 8 ? 8 : 4);
   const Mt = ceilDiv(M, TM),
     Nt = ceilDiv(N, TN);
   let wgX: number, wgY: number;
-  if (sg) {
+  if (p.sg2) {
+    // wgy lanes (default 64) in whole subgroups, each laid out sgRows × Sc over the output.
+    const S = matmulSg2Size(ctx);
+    const lanes = p.wgy ?? 64;
+    if (lanes % S !== 0) {
+      throw new Error(
+        `matmul variant "${matmulVariant.format(p)}": 'sg2' needs the lanes (${lanes}) in whole subgroups of ${S}`,
+      );
+    }
+    [wgX, wgY] = [S / sg2Rows(S), lanes / (S / sg2Rows(S))];
+  } else if (sg) {
     // A subgroup's lanes must share their columns: the workgroup spans rows only, in whole subgroups.
     [wgX, wgY] = [1, p.wgy ?? 64];
     if (!matmulSgWorkgroupOk(wgY, ctx)) {
@@ -735,7 +850,7 @@ function choose(M: number, N: number, K: number, batch: number, transB: boolean,
   const auto = K >= 1024 && tiles < 256 ? Math.max(2, Math.min(16, Math.floor(K / 256), ceilDiv(1024, tiles))) : 1;
   let splitK = p.splitk ?? auto;
   splitK = Math.max(1, Math.min(splitK, ceilDiv(K, 4)));
-  return { kind, TM, TN, wgX, wgY, TK, splitK, sg, pk: !!p.pk, f16: p.f16 ?? 'none' };
+  return { kind, TM, TN, wgX, wgY, TK, splitK, sg, pk: !!p.pk, sg2: !!p.sg2, f16: p.f16 ?? 'none' };
 }
 
 // ---- op --------------------------------------------------------------------------------------
@@ -775,7 +890,7 @@ export const matmulOp: OpDef<MatmulAttrs> = {
     }
     // Each slice but the last covers kChunk (a multiple of 4 so vec4 reads of a stay aligned,
     // and of the subgroup size for 'sg').
-    const sgWidth = ch.sg ? matmulSgWidth(ctx) : 0;
+    const sgWidth = ch.sg ? matmulSgWidth(ctx) : ch.sg2 ? matmulSg2Size(ctx) : 0;
     const kAlign = Math.max(4, sgWidth);
     // wgmem stages vec4s of a along K when K and its K step allow (and then of b along K too with transB).
     const wgVecK = vecK && ch.TK % 4 === 0;
@@ -801,6 +916,7 @@ export const matmulOp: OpDef<MatmulAttrs> = {
       TK: ch.TK,
       sg: sgWidth,
       sgWide: ch.sg && (ctx.subgroupMaxSize ?? ctx.subgroupSize ?? 0) > sgWidth,
+      sgRows: ch.sg2 ? sg2Rows(sgWidth) : 0,
       f16: ch.f16,
       splitK,
       kChunk,
@@ -876,6 +992,9 @@ export const matmulOp: OpDef<MatmulAttrs> = {
       ];
       c.push(...sgc.filter((v) => matmulSgWorkgroupOk(matmulVariant.parse(v).wgy!, ctx)));
     }
+    // Both operands shared over 2 × 2 lanes with a 32 × 32 subgroup block (SwiftShader: 1.15× on
+    // ViT-B fc1, docs/kernels-gpu.md; smaller tiles lose to 'sg', whose block is as large).
+    if (M >= 64 && g.N % 32 === 0 && matmulSg2Ok(g.N, g.K, 16, transB, ctx)) c.push('tile=16x16,wg=1x8,sg2');
     // Packed b: only for a constant weight, which the compile-time relayout needs.
     const constW = g.shared && g.bBatch.length === 0 && !!ctx.constInputs?.[1];
     if (!transB && constW && M >= 8) {

@@ -11,7 +11,9 @@ import {
   RTOL,
   benchKernels,
   collectLayers,
+  LAUNCH_FACTOR,
   formatKernelTable,
+  placeOnRoofline,
 } from '../../bench/kernels.js';
 import { type Roofline, measureRoofline } from '../../bench/roofline.js';
 import type { Device } from '../../engine/device.js';
@@ -70,6 +72,51 @@ describe('collectLayers', () => {
   });
 });
 
+describe('placeOnRoofline', () => {
+  // A made-up adapter: 30 GFLOP/s, 2 GB/s (ridge 15 flop/B), an empty dispatch 50 µs.
+  const r: Roofline = {
+    fmaGflops: 30,
+    copyGBps: 2,
+    launchUs: 50,
+    timing: 'timestamp',
+    fmaMs: 1,
+    copyMs: 1,
+    copyBytes: 1,
+  };
+
+  it('names the FMA peak share of a compute-bound layer', () => {
+    // 6 GFLOP in 1 s at AI 60: 6 GFLOP/s = 20% of 30.
+    const p = placeOnRoofline({ ms: 1000, flops: 6e9, bytes: 1e8 }, r);
+    expect(p.fraction_of_fma_peak).toBeCloseTo(0.2, 9);
+    expect(p.fraction_of_roofline).toBeCloseTo(0.2, 9);
+    expect(p.limit).toBe('compute-bound at AI 60.0 flop/B: 20.0% of FMA peak');
+  });
+
+  it('measures a memory-bound layer against AI × bandwidth', () => {
+    // AI 1: the roofline allows 2 GFLOP/s; 1e8 flops and bytes in 100 ms = 1 GFLOP/s, 1 GB/s.
+    const p = placeOnRoofline({ ms: 100, flops: 1e8, bytes: 1e8 }, r);
+    expect(p.fraction_of_fma_peak).toBeCloseTo(1 / 30, 9);
+    expect(p.fraction_of_roofline).toBeCloseTo(0.5, 9);
+    expect(p.limit).toBe('memory-bound at AI 1.00 flop/B (ridge 15.0): 50.0% of copy bandwidth');
+    // No flops at all (a copy-like op): bandwidth share only.
+    const q = placeOnRoofline({ ms: 100, flops: 0, bytes: 1e8 }, r);
+    expect(q.fraction_of_fma_peak).toBeUndefined();
+    expect(q.fraction_of_roofline).toBeCloseTo(0.5, 9);
+    expect(q.limit).toMatch(/^memory-bound at no flops/);
+  });
+
+  it('calls a layer within a few empty dispatches launch-bound', () => {
+    const p = placeOnRoofline({ ms: 0.08, flops: 6e6, bytes: 1e5 }, r);
+    expect(LAUNCH_FACTOR * 50).toBeGreaterThan(80);
+    expect(p.limit).toBe('launch overhead: 80 µs, below 100 µs (2× an empty dispatch)');
+    expect(placeOnRoofline({ ms: 0, flops: 6e6, bytes: 1e5 }, r).limit).toBe('launch overhead: below one timer tick');
+    // Without a launch measurement (an older roofline) the same layer is placed by its AI.
+    expect(placeOnRoofline({ ms: 0.08, flops: 6e6, bytes: 1e5 }, { ...r, launchUs: undefined }).limit).toMatch(
+      /^compute-bound/,
+    );
+  });
+});
+
 describe('benchKernels', () => {
   it('validates and times a handful of MobileNetV2 layers', async () => {
     const pick = [
@@ -95,7 +142,11 @@ describe('benchKernels', () => {
       // SwiftShader's timestamps are coarse, so a tiny layer can look faster than the peak.
       expect(r.fraction_of_peak, what).toBeGreaterThan(0);
       expect(r.fraction_of_peak, what).toBeLessThan(5);
+      // Every layer is placed: its share of the FMA peak and what is in the way.
+      expect(r.limit, what).toMatch(/^(launch overhead|memory-bound at AI|compute-bound at AI)/);
+      if (r.gflops !== undefined) expect(r.fraction_of_fma_peak, what).toBeCloseTo(r.gflops / roofline.fmaGflops, 6);
     });
+    expect(roofline.launchUs).toBeGreaterThanOrEqual(0);
     expect(rows.find((r) => r.op === 'conv2d' && / g\d+/.test(r.shape))!.family).toBe('depthwise');
     expect(rows[2].count).toBeGreaterThan(1);
 
@@ -104,6 +155,7 @@ describe('benchKernels', () => {
     expect(table).toContain('features.0.0');
     expect(table).toContain(`${rows.length} layers`);
     expect(table).toContain(`${rows.length} validated ok`);
+    expect(table).toContain('in the way');
   });
 
   it('flags a kernel that disagrees with its reference and carries on', async () => {

@@ -63,7 +63,7 @@ describe('variant syntax', () => {
     const bad: [string, RegExp][] = [
       [
         'gemm:4x16:sg',
-        /^conv2d variant "gemm:4x16:sg": unknown token "gemm:4x16:sg"; valid fields: direct\|gemm, tile=<tm>x<tn>, sg, wgmem, wg=<wgx>x<wgy>, tk=<≥1>, f16=w\|all, generic$/,
+        /^conv2d variant "gemm:4x16:sg": unknown token "gemm:4x16:sg"; valid fields: direct\|gemm, tile=<tm>x<tn>, sg, wgmem, wg=<wgx>x<wgy>, tk=<≥1>, f16=w\|all, generic, pk$/,
       ],
       ['gemm,tiles=4x8', /unknown token "tiles=4x8"/],
       ['gemm,tile=4', /"tile=4" is malformed \(tile=<tm>x<tn>\)/],
