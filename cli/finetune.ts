@@ -1,4 +1,5 @@
-// `npx cnnlab finetune`: fine-tune a registered model on an ImageFolder with a new head
+// `npx cnnlab finetune`: fine-tune a registered model on an ImageFolder (or, without --train, on
+// the held-out synthetic classes that `cnnlab transfer` uses, with its test images) with a new head
 // (docs/finetune.md): BiT-HyperRule or cosine with warm-up, GPU augmentation, checkpoints in the
 // model's timm/torchvision names every N steps and at the end, `--resume` after a kill, VTAB-1k's
 // 800/200 check and 1000 refit, evaluation on val/test, and the results in the run folder's
