@@ -36,7 +36,7 @@ export const DEMO_FINETUNE = [
   '--size',
   '64',
   '--lr',
-  '0.3',
+  '0.1',
   '--checkpoint-every',
   '16',
 ];
