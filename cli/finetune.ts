@@ -1,4 +1,5 @@
-// `npx cnnlab finetune`: fine-tune a registered model on an ImageFolder with a new head
+// `npx cnnlab finetune`: fine-tune a registered model on an ImageFolder (or, without --train, on
+// the held-out synthetic classes that `cnnlab transfer` uses, with its test images) with a new head
 // (docs/finetune.md): BiT-HyperRule or cosine with warm-up, GPU augmentation, checkpoints in the
 // model's timm/torchvision names every N steps and at the end, `--resume` after a kill, VTAB-1k's
 // 800/200 check and 1000 refit, evaluation on val/test, and the results in the run folder's
@@ -30,6 +31,8 @@ import {
 import { bestOf, finalOf, type FinetunePhaseSummary, type FinetuneSummary } from '../eval/finetune/summary.js';
 import type { TrainerLike } from '../eval/finetune/types.js';
 import { folderKey } from '../eval/provenance.js';
+import { SYNTH_HELDOUT_TEST_PER_CLASS, synthClassDataset, synthHeldoutKey } from '../eval/sources.js';
+import { SYNTH_HELDOUT_CLASSES } from '../eval/synth.js';
 import { renderRobustnessReport } from '../eval/report.js';
 import type { Summary } from '../eval/summary-schema.js';
 import { getModel, type ModelDef, resizeTarget } from '../models/registry.js';
@@ -71,6 +74,73 @@ async function typicalSize(ds: Dataset, decode: Decode): Promise<{ height: numbe
   return { height: med(sizes.map((s) => s.height)), width: med(sizes.map((s) => s.width)) };
 }
 
+/** What a run trains and is evaluated on: datasets with their decoders, a key and descriptions. */
+interface FinetuneData {
+  train: Dataset;
+  decode: Decode;
+  val?: { ds: Dataset; decode: Decode };
+  test?: { ds: Dataset; decode: Decode };
+  /** Identifies the training data (a resume from other data is refused). */
+  key: string;
+  trainDesc: string;
+  testDesc: string | null;
+}
+
+/** ImageFolders: classes from the training folder (sorted); val/test may hold a subset of them. */
+async function folderData(
+  train: string,
+  val: string | undefined,
+  test: string | undefined,
+  decode: Decode,
+): Promise<FinetuneData> {
+  const trainDs = await scanImageFolder(train, { labels: 'sorted' });
+  const labelMap = Object.fromEntries(trainDs.classes.map((c, i) => [c, i]));
+  const other = async (dir: string | undefined, what: string) => {
+    if (!dir) return undefined;
+    const ds = await scanImageFolder(dir, { labels: 'sorted' });
+    const missing = ds.classes.filter((c) => !(c in labelMap));
+    if (missing.length)
+      throw new Error(`--${what} ${dir} has classes the training folder lacks: ${missing.join(', ')}`);
+    return {
+      ds: await scanImageFolder(dir, { labelMap: Object.fromEntries(ds.classes.map((c) => [c, labelMap[c]])) }),
+      decode,
+    };
+  };
+  return {
+    train: trainDs,
+    decode,
+    val: await other(val, 'val'),
+    test: await other(test, 'test'),
+    key: (await folderKey(train)).key,
+    trainDesc: train,
+    testDesc: test ?? null,
+  };
+}
+
+/** Training images per held-out synthetic class when no --train folder is given (transfer's default). */
+export const SYNTH_FINETUNE_PER_CLASS = 30;
+
+/**
+ * No folders: the 8 held-out synthetic classes the built-in model never saw, `perClass` training
+ * images each, tested on the same test images as `cnnlab transfer` (eval/sources.ts, rendered
+ * with the data seed).
+ */
+function synthData(perClass: number, seed: number): FinetuneData {
+  const cls = [...SYNTH_HELDOUT_CLASSES];
+  // Training reads each image many times: render once, keep (8 · perClass images of 150 kB).
+  const train = synthClassDataset(cls, { perClass, seed, split: 'train', keep: true });
+  const test = synthClassDataset(cls, { perClass: SYNTH_HELDOUT_TEST_PER_CLASS, seed, split: 'test' });
+  const what = `synthetic held-out classes (${cls.length}, never seen by the built-in model)`;
+  return {
+    train: train.ds,
+    decode: train.decode,
+    test,
+    key: synthHeldoutKey('train', perClass, seed),
+    trainDesc: `${what}: ${perClass} train images per class, seed ${seed}`,
+    testDesc: `${what}: ${SYNTH_HELDOUT_TEST_PER_CLASS} test images per class, seed ${seed}`,
+  };
+}
+
 export interface FinetuneCliOptions {
   /** The trainer factory (tests pass a plain-TS one); default makeTrainer. */
   makeTrainer?: MakeTrainer;
@@ -84,6 +154,7 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
     weights: { type: 'string' },
     seed: { type: 'string', default: '0' },
     train: { type: 'string' },
+    'per-class': { type: 'string' },
     val: { type: 'string' },
     test: { type: 'string' },
     schedule: { type: 'string', default: 'bit-hyperrule' },
@@ -105,7 +176,10 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
   });
   const def: ModelDef = getModel(v.model!);
   if (!v.out) throw new Error('--out DIR is required');
-  if (!v.train) throw new Error('--train DIR is required: an ImageFolder, one sub-folder per class');
+  if (!v.train && (v.val || v.test))
+    throw new Error(
+      '--val/--test need --train DIR (an ImageFolder, one sub-folder per class); give none for the synthetic held-out classes',
+    );
   const kind = oneOf<ScheduleKind>('schedule', v.schedule, SCHEDULE_KINDS);
   const protocol = oneOf('protocol', v.protocol, ['standard', 'vtab1k'] as const);
   if (protocol === 'vtab1k' && v.val) throw new Error('--protocol vtab1k takes its val split from --train; drop --val');
@@ -120,22 +194,17 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
   const size = v.size === undefined ? undefined : int('size', v.size);
   const checkpointEvery = int('checkpoint-every', v['checkpoint-every']!, 0);
   const evalEvery = int('eval-every', v['eval-every']!, 0);
-  const decode = o.decode ?? decodeImageFile;
   const build = o.makeTrainer ?? makeTrainer;
 
-  const trainDs = await scanImageFolder(v.train, { labels: 'sorted' });
-  const labelMap = Object.fromEntries(trainDs.classes.map((c, i) => [c, i]));
+  if (v.train && v['per-class'] !== undefined)
+    throw new Error('--per-class sets the synthetic training images; with --train DIR the folder says');
+  const data = v.train
+    ? await folderData(v.train, v.val, v.test, o.decode ?? decodeImageFile)
+    : synthData(int('per-class', v['per-class'] ?? String(SYNTH_FINETUNE_PER_CLASS)), seed);
+  const { train: trainDs, decode } = data;
   const K = trainDs.classes.length;
-  const other = async (dir: string | undefined, what: string) => {
-    if (!dir) return undefined;
-    const ds = await scanImageFolder(dir, { labels: 'sorted' });
-    const missing = ds.classes.filter((c) => !(c in labelMap));
-    if (missing.length)
-      throw new Error(`--${what} ${dir} has classes the training folder lacks: ${missing.join(', ')}`);
-    return scanImageFolder(dir, { labelMap: Object.fromEntries(ds.classes.map((c) => [c, labelMap[c]])) });
-  };
-  const valDs = await other(v.val, 'val');
-  const testDs = await other(v.test, 'test');
+  const valDs = data.val;
+  const testDs = data.test;
   const plan = protocolPhases(
     protocol,
     trainDs.items.map((it) => it.label),
@@ -178,7 +247,7 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
 
   const out = v.out;
   mkdirSync(out, { recursive: true });
-  const trainKey = (await folderKey(v.train)).key;
+  const trainKey = data.key;
   const device = await createDevice();
   const phases: FinetunePhaseSummary[] = [];
   try {
@@ -212,12 +281,12 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
     const ep = evalPreprocess(recipe, def.preprocess);
     const all = (ds: Dataset) => ds.items.map((_, i) => i);
     const evals: EvalFeed[] = [];
-    const add = (split: 'val' | 'test', ds: Dataset, positions: number[]) =>
-      evals.push(imageEvalFeed({ split, device, ds, positions, decode, preprocess: ep }));
-    if (ph.val.length) add('val', trainDs, ph.val);
-    else if (valDs && ph.name !== 'check') add('val', valDs, all(valDs));
+    const add = (split: 'val' | 'test', d: { ds: Dataset; decode: Decode }, positions: number[]) =>
+      evals.push(imageEvalFeed({ split, device, ds: d.ds, positions, decode: d.decode, preprocess: ep }));
+    if (ph.val.length) add('val', { ds: trainDs, decode }, ph.val);
+    else if (valDs && ph.name !== 'check') add('val', valDs, all(valDs.ds));
     // The VTAB-1k check phase picks the schedule on its 200; the test split is for the refit.
-    if (testDs && ph.name !== 'check') add('test', testDs, all(testDs));
+    if (testDs && ph.name !== 'check') add('test', testDs, all(testDs.ds));
 
     const dir = path.join(out, 'checkpoints', ph.name);
     if (v.resume && !existsSync(path.join(dir, STATE_FILE))) {
@@ -288,9 +357,9 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
   const ft: FinetuneSummary = {
     model: def.name,
     weights: weightsPath ? path.basename(weightsPath) : `random (seed ${seed})`,
-    train: v.train,
-    val: protocol === 'vtab1k' ? `200 of ${v.train} (VTAB-1k)` : (v.val ?? null),
-    test: v.test ?? null,
+    train: data.trainDesc,
+    val: protocol === 'vtab1k' ? `200 of ${data.trainDesc} (VTAB-1k)` : (v.val ?? null),
+    test: data.testDesc,
     classes: trainDs.classes,
     protocol,
     seed,
@@ -312,7 +381,7 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
         version: 1,
         model: def.name,
         weights: ft.weights,
-        data: v.train,
+        data: data.trainDesc,
         preprocessing: def.preprocess,
         created: new Date().toISOString(),
         shards: null,
@@ -329,7 +398,7 @@ export async function finetuneCmd(argv: string[], o: FinetuneCliOptions = {}): P
   writeFileSync(path.join(out, 'report.html'), renderRobustnessReport(summary, { chartJs: readChartJs() }));
 
   console.log(
-    `\nfine-tuned ${def.name} (${ft.weights}) on ${v.train}: ${K} classes, batch ${batch}` +
+    `\nfine-tuned ${def.name} (${ft.weights}) on ${data.trainDesc}: ${K} classes, batch ${batch}` +
       `${micro > 1 ? ` × ${micro} micro-batches` : ''}, seed ${seed}`,
   );
   for (const p of phases) {

@@ -26,8 +26,8 @@ usage: npx cnnlab <command> [options]
 
 commands:
   demo     the built-in default: a robustness run of the built-in model on the synthetic test set
-           (all corruptions, sweeps, resolutions) and few-shot transfer to held-out synthetic classes,
-           into --out (default out/demo): summary.json, report.html; resumes if interrupted
+           (all corruptions, sweeps, resolutions), few-shot transfer to held-out synthetic classes and
+           the model fine-tuned on them (test accuracy beside k-shot transfer), into --out (default out/demo): summary.json, report.html; resumes if interrupted
   engine-demo  run a small network with every kernel family, check it against the CPU
            reference, print what ran, how long it took and a per-kernel profile
              --runtime chrome|node   where to run (default chrome: headless Chromium, WebGPU)
@@ -111,7 +111,9 @@ commands:
              --out DIR               transfer.json; also adds to DIR/summary.json and report.html
   finetune fine-tune a model's whole network with a new head on an ImageFolder (docs/finetune.md)
              --model NAME --weights FILE|random|builtin   as for robustness
-             --train DIR             ImageFolder to train on (the head gets one class per sub-folder)
+             --train DIR             ImageFolder to train on (the head gets one class per sub-folder);
+                                     without it: the 8 held-out synthetic classes, transfer's test images
+             --per-class N           without --train: training images per held-out class (default 30)
              --val DIR --test DIR    ImageFolders to evaluate on (classes a subset of --train's)
              --schedule bit-hyperrule|cosine   default bit-hyperrule (steps, lr, crops and MixUp from the rule)
              --steps N --batch N     override the rule's steps; batch (default 32; lr scales with it)

@@ -10,7 +10,7 @@ import { extractFeatures, featureCacheKey, type FeatureRequest } from '../eval/f
 import { folderKey, randomWeightsKey, sha256File } from '../eval/provenance.js';
 import { renderRobustnessReport, type TransferSummary } from '../eval/report.js';
 import type { ImageSource } from '../eval/robustness.js';
-import { synthClassSource } from '../eval/sources.js';
+import { SYNTH_HELDOUT_TEST_PER_CLASS, synthClassSource, synthHeldoutKey } from '../eval/sources.js';
 import type { Summary } from '../eval/summary-schema.js';
 import { SYNTH_HELDOUT_CLASSES } from '../eval/synth.js';
 import { FEWSHOT_DEFAULTS, type FeatureSet, fewshotLsr, linearProbe, subset, vtab1k } from '../eval/transfer.js';
@@ -144,7 +144,7 @@ export async function transferCmd(argv: string[]): Promise<number> {
       const cls = [...SYNTH_HELDOUT_CLASSES];
       train = await features(
         device,
-        req(`synthetic held-out train ${perClass} seed ${seed}`),
+        req(synthHeldoutKey('train', perClass, seed)),
         synthClassSource(cls, { perClass, seed, split: 'train' }),
         p,
         values.cache!,
@@ -152,8 +152,8 @@ export async function transferCmd(argv: string[]): Promise<number> {
       );
       test = await features(
         device,
-        req(`synthetic held-out test 20 seed ${seed}`),
-        synthClassSource(cls, { perClass: 20, seed, split: 'test' }),
+        req(synthHeldoutKey('test', SYNTH_HELDOUT_TEST_PER_CLASS, seed)),
+        synthClassSource(cls, { perClass: SYNTH_HELDOUT_TEST_PER_CLASS, seed, split: 'test' }),
         p,
         values.cache!,
         'test',

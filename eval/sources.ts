@@ -5,7 +5,7 @@ import type { ModelDef } from '../models/registry.js';
 import type { RgbImage } from '../models/preprocess.js';
 import { preprocessImage } from '../models/preprocess.js';
 import type { Preprocess } from '../models/registry.js';
-import { stratifiedSample } from './data.js';
+import { type Dataset, itemLocation, stratifiedSample } from './data.js';
 import type { ImageSource, LabeledImage, SweepImage } from './robustness.js';
 import {
   renderSynthImage,
@@ -37,6 +37,9 @@ function labelFor(def: ModelDef, className: string): number {
   return i;
 }
 
+/** The side synthetic images are rendered at before the model's preprocessing. */
+export const SYNTH_RENDER_SIZE = 224;
+
 /** The built-in synthetic test set: `perClass` test-split images of each train class, rendered at 224. */
 export function synthTestSource(def: ModelDef, o: { perClass: number; seed: number; size?: number }): ImageSource {
   const size = o.size ?? 224;
@@ -65,16 +68,22 @@ export function synthTestSource(def: ModelDef, o: { perClass: number; seed: numb
   };
 }
 
+/** Image `k` of synthetic class `cls` (an index into SYNTH_CLASSES) in a split, labelled `label`. */
+export interface SynthClassItem extends LabeledImage {
+  cls: number;
+  k: number;
+}
+
 /**
- * Synthetic images of any classes (indices into SYNTH_CLASSES), labelled by position in
- * `classes`: e.g. the held-out classes as a new task for few-shot transfer.
+ * The items of `perClass` images of each of `classes` (indices into SYNTH_CLASSES) in a split,
+ * labelled by position in `classes`, ids `<class name>/<split>-<k>`: what synthClassSource (transfer's
+ * features) and synthClassDataset (fine-tuning's images) both read.
  */
-export function synthClassSource(
+export function synthClassItems(
   classes: readonly number[],
-  o: { perClass: number; seed: number; split: 'train' | 'val' | 'test'; size?: number },
-): ImageSource {
-  const size = o.size ?? 224;
-  const items: (LabeledImage & { cls: number; k: number })[] = [];
+  o: { perClass: number; split: 'train' | 'val' | 'test' },
+): SynthClassItem[] {
+  const items: SynthClassItem[] = [];
   classes.forEach((cls, label) => {
     for (let k = 0; k < o.perClass; k++)
       items.push({
@@ -85,6 +94,19 @@ export function synthClassSource(
         k,
       });
   });
+  return items;
+}
+
+/**
+ * Synthetic images of any classes (indices into SYNTH_CLASSES), labelled by position in
+ * `classes`: e.g. the held-out classes as a new task for few-shot transfer.
+ */
+export function synthClassSource(
+  classes: readonly number[],
+  o: { perClass: number; seed: number; split: 'train' | 'val' | 'test'; size?: number },
+): ImageSource {
+  const size = o.size ?? SYNTH_RENDER_SIZE;
+  const items = synthClassItems(classes, o);
   const byId = new Map(items.map((it) => [it.id, it]));
   return {
     items,
@@ -96,6 +118,51 @@ export function synthClassSource(
       return { crops, ok: batch, unreadable: [] };
     },
   };
+}
+
+/**
+ * The same images as synthClassSource, as a Dataset (one class per entry of `classes`, in that
+ * order, labels from that order) with the decoder that renders an item from its location: an
+ * ImageFolder without files, for what reads Datasets (fine-tuning). The root names the split and
+ * seed; a location outside the set is an error. With `keep`, each image is rendered once and kept
+ * (a render costs tens of ms; a 224² image 150 kB): for a small set read many times, as training does.
+ */
+export function synthClassDataset(
+  classes: readonly number[],
+  o: { perClass: number; seed: number; split: 'train' | 'val' | 'test'; size?: number; keep?: boolean },
+): { ds: Dataset; decode: (location: string) => Promise<RgbImage> } {
+  const size = o.size ?? SYNTH_RENDER_SIZE;
+  const items = synthClassItems(classes, o);
+  const ds: Dataset = {
+    root: `synthetic:${o.split}-seed${o.seed}`,
+    source: 'folder',
+    classes: classes.map((c) => SYNTH_CLASSES[c].name),
+    items: items.map((it) => ({ path: it.id, label: it.label, classFolder: SYNTH_CLASSES[it.cls].name })),
+    labelSource: 'map',
+  };
+  const byLocation = new Map(items.map((it) => [itemLocation(ds, it.id), it]));
+  const kept = new Map<string, RgbImage>();
+  return {
+    ds,
+    async decode(location) {
+      const it = byLocation.get(location);
+      if (!it) throw new Error(`${location} is not an image of the synthetic set ${ds.root}`);
+      let img = kept.get(location);
+      if (!img) {
+        img = renderSynthImage(it.cls, it.k, { size, seed: o.seed, split: o.split });
+        if (o.keep) kept.set(location, img);
+      }
+      return img;
+    },
+  };
+}
+
+/** Test images per class of the held-out synthetic task (transfer's and fine-tuning's default test split). */
+export const SYNTH_HELDOUT_TEST_PER_CLASS = 20;
+
+/** The cache and data key of `perClass` held-out synthetic images of a split at a seed. */
+export function synthHeldoutKey(split: 'train' | 'test', perClass: number, seed: number): string {
+  return `synthetic held-out ${split} ${perClass} seed ${seed}`;
 }
 
 /** SI-Score sweep images as [0,1] crops at `size`, labelled for the model by class name. */

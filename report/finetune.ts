@@ -123,12 +123,18 @@ ${rows.join('\n')}
 function besideTransfer(f: FinetuneSummary, t: TransferSummary | undefined): string {
   const rows: [string, string][] = [['fine-tuned (whole network)', pct(f.final.test)]];
   if (t) {
-    for (const k of numericKeys(Object.keys(t.fewshot ?? {})))
-      rows.push([`${k}-shot linear (frozen)`, pct(t.fewshot![k].mean)]);
+    for (const k of numericKeys(Object.keys(t.fewshot ?? {}))) {
+      const r = t.fewshot![k];
+      const spread =
+        isNum(r.std) && Array.isArray(r.per_seed)
+          ? ` ± ${(100 * r.std).toFixed(1)} (${r.per_seed.length} draw${r.per_seed.length === 1 ? '' : 's'})`
+          : '';
+      rows.push([`${k}-shot linear (frozen)`, `${pct(r.mean)}${spread}`]);
+    }
     if (t.probe) rows.push(['linear probe (frozen)', pct(t.probe.accuracy)]);
     if (t.vtab1k) rows.push(['VTAB-1k linear probe (frozen)', pct(t.vtab1k.accuracy)]);
   }
-  return `<table class="ft-vs"><caption>Test accuracy: fine-tuning beside linear transfer on frozen features${t ? '' : ' (no transfer results in this folder yet)'}.</caption>
+  return `<table class="ft-vs"><caption>Test accuracy: fine-tuning beside linear transfer on frozen features${t ? '' : ' (no transfer results in this folder yet)'}. k-shot: mean ± standard deviation over seeded draws of k training images per class; fine-tuning trains on every training image (${escapeHtml(f.phases[f.phases.length - 1]?.examples ?? DASH)}).</caption>
 <thead><tr><th>method</th><th>test accuracy</th></tr></thead>
 <tbody>${rows.map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td class="num">${v}</td></tr>`).join('')}</tbody></table>`;
 }

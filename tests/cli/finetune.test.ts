@@ -8,7 +8,12 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../cli/common.js';
+import { demoSummaryLines } from '../../cli/demo.js';
 import { finetuneCmd, type MakeTrainer, makeTrainer } from '../../cli/finetune.js';
+import { itemLocation } from '../../eval/data.js';
+import type { FinetuneSummary } from '../../eval/finetune/summary.js';
+import { synthClassDataset, synthClassSource } from '../../eval/sources.js';
+import { renderSynthImage, SYNTH_CLASSES, SYNTH_HELDOUT_CLASSES } from '../../eval/synth.js';
 import { openSafetensorsPath } from '../../engine/safetensors.js';
 import { FINETUNE_DATA_ID } from '../../report/finetune.js';
 import type { HostTensor } from '../../kernels/kernel.js';
@@ -296,6 +301,54 @@ describe('cnnlab finetune', () => {
     });
     expect(back.classes).toBe(3);
   }, 900_000);
+
+  it("without --train: the held-out synthetic classes, tested on transfer's test images", async () => {
+    const out = path.join(root, 'synth');
+    const argv = ['--per-class', '2', '--steps', '2', '--batch', '4', '--size', '24', '--lr', '32', '--out', out];
+    expect(await quiet(() => finetuneCmd(argv, { makeTrainer: made() }))).toBe(0);
+    const f = JSON.parse(readFileSync(path.join(out, 'summary.json'), 'utf8')).finetune;
+    expect(f.classes).toEqual(SYNTH_HELDOUT_CLASSES.map((c) => SYNTH_CLASSES[c].name));
+    expect(f.train).toMatch(/synthetic held-out classes \(8, .*2 train images per class, seed 0/);
+    expect(f.test).toMatch(/20 test images per class, seed 0/);
+    expect(f.phases[0].examples).toBe(16);
+    expect(f.phases[0].evals).toEqual([{ step: 2, split: 'test', accuracy: f.final.test, n: 160 }]);
+    // The same items, labels and pixels as transfer's synthClassSource.
+    const cls = [...SYNTH_HELDOUT_CLASSES];
+    const d = synthClassDataset(cls, { perClass: 2, seed: 0, split: 'train', keep: true });
+    const src = synthClassSource(cls, { perClass: 2, seed: 0, split: 'train' });
+    expect(d.ds.items.map((it) => [it.path, it.label])).toEqual(src.items.map((it) => [it.id, it.label]));
+    const img = await d.decode(itemLocation(d.ds, d.ds.items[5].path));
+    expect(img).toBe(await d.decode(itemLocation(d.ds, d.ds.items[5].path)));
+    expect(img.data).toEqual(renderSynthImage(cls[2], 1, { size: 224, seed: 0, split: 'train' }).data);
+    await expect(d.decode('synthetic:train-seed0/nothing')).rejects.toThrow(/not an image of the synthetic set/);
+    await expect(finetuneCmd(['--test', train, '--out', out])).rejects.toThrow(/--val\/--test need --train DIR/);
+    await expect(finetuneCmd(['--train', train, '--per-class', '3', '--out', out])).rejects.toThrow(
+      /--per-class sets the synthetic training images/,
+    );
+  }, 120_000);
+
+  it("the demo's closing lines put fine-tuned accuracy beside k-shot transfer", () => {
+    const lines = demoSummaryLines(
+      {
+        fewshot: {
+          '10': { mean: 0.8, std: 0.01, per_seed: [0.79, 0.81] },
+          '5': { mean: 0.7, std: 0.02, per_seed: [0.68, 0.72] },
+        },
+      },
+      {
+        final: { test: 0.85 },
+        steps: 64,
+        recipe: { crop: { size: 64 } },
+        phases: [{ examples: 240 }],
+      } as unknown as FinetuneSummary,
+    );
+    expect(lines[0]).toBe('held-out synthetic classes (8), the same 160 test images:');
+    expect(lines.slice(1).map((l) => l.replace(/ +/g, ' ').trim())).toEqual([
+      '5-shot linear (frozen features) 70.0% ± 2.0 over 2 draws',
+      '10-shot linear (frozen features) 80.0% ± 1.0 over 2 draws',
+      'fine-tuned (whole network) 85.0% (240 images, 64 steps, 64 px)',
+    ]);
+  });
 
   it('bad options are named', async () => {
     await expect(finetuneCmd(args(path.join(root, 'y'), ['--schedule', 'linear']))).rejects.toThrow(

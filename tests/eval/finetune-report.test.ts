@@ -110,6 +110,7 @@ describe('fine-tune report section', () => {
     expect(s.data?.id).toBe(FINETUNE_DATA_ID);
     expect(s.html).toContain('warm-up 400 steps, ÷10 after steps 800, 1200, 1600');
     expect(s.html).toMatch(/5-shot linear \(frozen\)<\/td><td class="num">60\.0%/);
+    expect(s.html).toContain('60.0% ± 1.0 (1 draw)');
     expect(s.html).toMatch(/fine-tuned \(whole network\)<\/td><td class="num">81\.0%/);
     expect(s.html).toContain('70.0% (val, step 2000)');
     expect(s.html).not.toContain('<script>window.__hacked');
