@@ -9,10 +9,9 @@
 export { escapeHtml, inlineJson } from '../report/html.js';
 export type { TargetCheck } from '../report/bench.js';
 
-import { type TargetCheck, benchHtml } from '../report/bench.js';
+import { type TargetCheck, type TrainView, benchHtml } from '../report/bench.js';
 import { chartsBundle } from '../report/charts-bundle.js';
 import { DASH, fmtBytes, fmtMs, fmtNum, tick } from '../report/format.js';
-import { escapeHtml } from '../report/html.js';
 import {
   ENGINES,
   type BenchJson,
@@ -227,7 +226,7 @@ export function renderReport(b: BenchJson, o: { chartJs: string; charts?: string
       targets: targetChecks(b),
       loadCostInFmas: loadCostInFmas(b.roofline),
       swiftShader: isSwiftShader(b),
-      trainHtml: b.train ? trainTableHtml(b.train) : undefined,
+      train: b.train ? trainView(b.train) : undefined,
     },
     { chartJs: o.chartJs, charts: o.charts ?? chartsBundle() },
   );
@@ -235,8 +234,8 @@ export function renderReport(b: BenchJson, o: { chartJs: string; charts?: string
 
 // ---- the training bench's table -----------------------------------------------------------------
 
-/** The training bench as a report section: one row per model, batch and engine, then the shared settings. */
-export function trainTableHtml(t: TrainSection): string {
+/** The training bench as the report's rows (report/bench.ts renders them): one per model, batch and engine. */
+export function trainView(t: TrainSection): TrainView {
   const rows = t.models.flatMap((m) => {
     const engines = Object.keys(m.engines) as TrainEngineName[];
     return engines.map((e, i) => {
@@ -245,15 +244,13 @@ export function trainTableHtml(t: TrainSection): string {
         e === 'cnnlab' || m.speedup === undefined
           ? DASH
           : `×${m.speedup.toFixed(2)}${m.cold_speedup === undefined ? '' : ` (cold ×${m.cold_speedup.toFixed(2)})`}`;
-      const cells = [...trainCells(r), speed].map(
-        (c, k) => `<td class="${k === 0 ? (r.status === 'ok' ? 'ok' : 'err') : 'num'}">${escapeHtml(c)}</td>`,
-      );
-      const head =
-        i === 0
-          ? `<th scope="rowgroup" rowspan="${engines.length}" class="model">${escapeHtml(m.model)}<span>batch ${escapeHtml(m.batch)} · ${escapeHtml(m.size)}px</span></th>`
-          : '';
-      const title = [r.memory_what, r.error].filter(Boolean).join(' · ');
-      return `<tr${title ? ` title="${escapeHtml(title)}"` : ''}>${head}<td class="engine">${escapeHtml(e)}</td>${cells.join('')}</tr>`;
+      return {
+        group: i === 0 ? { label: m.model, sub: `batch ${m.batch} · ${m.size}px`, span: engines.length } : undefined,
+        engine: e,
+        ok: r.status === 'ok',
+        cells: [...trainCells(r), speed],
+        title: [r.memory_what, r.error].filter(Boolean).join(' · '),
+      };
     });
   });
   const s = t.settings;
@@ -261,13 +258,12 @@ export function trainTableHtml(t: TrainSection): string {
     .flatMap((m) => Object.entries(m.engines))
     .filter(([, r]) => r?.memory_what)
     .reduce((a, [e, r]) => a.set(e, r!.memory_what!), new Map<string, string>());
-  return `<section><h2>Training step</h2><table class="kernels"><caption>One step = forward, loss, backward and optimiser update, ended by reading the loss to the host (same clocks as above). ✓/✗: the loss agrees with cnnlab's within 1e-3 relative; step 2 comes after one update, so its agreement checks the gradients and the optimiser. ×N: TF.js median ÷ cnnlab median.</caption>
-<thead><tr>${[TRAIN_HEAD[0], ...TRAIN_HEAD.slice(2)].map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>
-<tbody>
-${rows.join('\n')}
-</tbody></table>
-<ul class="notes">
-<li>Both engines: ${escapeHtml(s.optimizer)}, lr ${escapeHtml(s.lr)}, momentum ${escapeHtml(s.momentum)}; ${escapeHtml(s.loss)}; labels ${escapeHtml(s.labels)}; BatchNorm ${escapeHtml(s.batchnorm)}; trained: ${escapeHtml(s.trainable)}.</li>
-${[...memory].map(([e, w]) => `<li>peak memory, ${escapeHtml(e)}: ${escapeHtml(w)}</li>`).join('\n')}
-</ul></section>`;
+  return {
+    head: [TRAIN_HEAD[0], ...TRAIN_HEAD.slice(2)],
+    rows,
+    notes: [
+      `Both engines: ${s.optimizer}, lr ${s.lr}, momentum ${s.momentum}; ${s.loss}; labels ${s.labels}; BatchNorm ${s.batchnorm}; trained: ${s.trainable}.`,
+      ...[...memory].map(([e, w]) => `peak memory, ${e}: ${w}`),
+    ],
+  };
 }

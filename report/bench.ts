@@ -34,8 +34,42 @@ export interface BenchView {
   loadCostInFmas: number;
   /** The adapter is SwiftShader (a CPU implementation of Vulkan). */
   swiftShader: boolean;
-  /** The training bench's section (bench/report.ts trainTableHtml), when the run has one. */
-  trainHtml?: string;
+  /** The training bench's rows (bench/report.ts trainView), when the run has one. */
+  train?: TrainView;
+}
+
+/** The training bench's table: cells already formatted, one row per model, batch and engine. */
+export interface TrainView {
+  head: string[];
+  rows: {
+    /** On a model's first row: the model, its batch and size, and how many rows it spans. */
+    group?: { label: string; sub: string; span: number };
+    engine: string;
+    ok: boolean;
+    cells: string[];
+    /** What the memory number counts, and any error. */
+    title: string;
+  }[];
+  notes: string[];
+}
+
+/** The training bench as a report section. */
+export function trainTableHtml(t: TrainView): string {
+  const rows = t.rows.map((r) => {
+    const cells = r.cells.map((c, k) => `<td class="${k === 0 ? (r.ok ? 'ok' : 'err') : 'num'}">${escapeHtml(c)}</td>`);
+    const head = r.group
+      ? `<th scope="rowgroup" rowspan="${r.group.span}" class="model">${escapeHtml(r.group.label)}<span>${escapeHtml(r.group.sub)}</span></th>`
+      : '';
+    return `<tr${r.title ? ` title="${escapeHtml(r.title)}"` : ''}>${head}<td class="engine">${escapeHtml(r.engine)}</td>${cells.join('')}</tr>`;
+  });
+  return `<section><h2>Training step</h2><table class="kernels"><caption>One step = forward, loss, backward and optimiser update, ended by reading the loss to the host (same clocks as above). ✓/✗: the loss agrees with cnnlab's within 1e-3 relative; step 2 comes after one update, so its agreement checks the gradients and the optimiser. ×N: TF.js median ÷ cnnlab median.</caption>
+<thead><tr>${t.head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody></table>
+<ul class="notes">
+${t.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('\n')}
+</ul></section>`;
 }
 
 // ---- static sections -------------------------------------------------------------------------
@@ -344,7 +378,7 @@ export function benchHtml(v: BenchView, scripts: ChartScripts): string {
     sections: [
       headerHtml(v),
       b.models.length ? modelTableHtml(v) : '',
-      v.trainHtml ?? '',
+      v.train ? trainTableHtml(v.train) : '',
       engineSettingsHtml(v),
       v.targets.length ? targetsHtml(v.targets) : '',
       charts,

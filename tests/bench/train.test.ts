@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildTfjsTrainer } from '../../bench/peers/tfjs-train.js';
-import { trainTableHtml } from '../../bench/report.js';
+import { trainView } from '../../bench/report.js';
+import { trainTableHtml } from '../../report/bench.js';
 import type { TrainEngineResult } from '../../bench/schema.js';
 import {
   type TrainJob,
@@ -187,7 +188,7 @@ describe('the training bench around the pages', () => {
     const table = formatTrainTable(t);
     expect(table).toMatch(/mobilenet_v2\s+2\s+tfjs-webgpu\s+ok/);
     expect(table).toMatch(/6\.9001 ✓\s+5\.1002 ✓\s+×2\.50 \(cold ×2\.50\)/);
-    const html = trainTableHtml(t);
+    const html = trainTableHtml(trainView(t));
     expect(html).toMatch(/<h2>Training step<\/h2>/);
     expect(html.match(/<tr title=/g)).toHaveLength(4);
     expect(html).toContain('what the number counts');
