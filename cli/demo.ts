@@ -30,7 +30,7 @@ export const DEMO_FINETUNE = [
   '--schedule',
   'bit-hyperrule',
   '--steps',
-  '64',
+  '128',
   '--batch',
   '16',
   '--size',
@@ -38,7 +38,7 @@ export const DEMO_FINETUNE = [
   '--lr',
   '0.1',
   '--checkpoint-every',
-  '16',
+  '32',
 ];
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
