@@ -31,6 +31,7 @@ import {
   makeDispatch,
   output,
 } from './kernel.js';
+import { genericHeaderLayout } from './pointwise-generic.js';
 import { XYZW, actTWgsl, range, u, wgsl } from './wgsl.js';
 
 export interface ConvGenericConfig {
@@ -210,18 +211,6 @@ export function lowerConvGeneric(
   const bindings = [input(0), input(1), ...(g.bias ? [input(2)] : []), ...(g.residual ? [input(3)] : []), output(0)];
   return {
     dispatches: [makeDispatch(convGenericFamily, cfg, groups, bindings, cost)],
-    constLayouts: [
-      {
-        input: 1,
-        layout: `generic-header-${[...header].join('x')}`,
-        elements: 4 * CONV_HEADER_VEC4 + wElems,
-        apply: (w: Float32Array) => {
-          const out = new Float32Array(4 * CONV_HEADER_VEC4 + w.length);
-          new Uint32Array(out.buffer, 0, header.length).set(header);
-          out.set(w, 4 * CONV_HEADER_VEC4);
-          return out;
-        },
-      },
-    ],
+    constLayouts: [genericHeaderLayout(header, CONV_HEADER_VEC4, wElems)],
   };
 }

@@ -33,6 +33,7 @@ import {
   makeDispatch,
   output,
 } from './kernel.js';
+import { genericHeaderLayout } from './pointwise-generic.js';
 import { actTWgsl, mainWgsl, range, u, wgsl } from './wgsl.js';
 
 export interface DepthwiseGenericConfig {
@@ -186,18 +187,6 @@ export function lowerDepthwiseGeneric(
   const bindings = g.bias ? [input(0), input(1), input(2), output(0)] : [input(0), input(1), output(0)];
   return {
     dispatches: [makeDispatch(depthwiseGenericFamily, cfg, groups, bindings, cost)],
-    constLayouts: [
-      {
-        input: 1,
-        layout: `generic-header-${[...header].join('x')}`,
-        elements: 4 * DEPTHWISE_HEADER_VEC4 + wElems,
-        apply: (w: Float32Array) => {
-          const out = new Float32Array(4 * DEPTHWISE_HEADER_VEC4 + w.length);
-          new Uint32Array(out.buffer, 0, header.length).set(header);
-          out.set(w, 4 * DEPTHWISE_HEADER_VEC4);
-          return out;
-        },
-      },
-    ],
+    constLayouts: [genericHeaderLayout(header, DEPTHWISE_HEADER_VEC4, wElems)],
   };
 }

@@ -24,6 +24,7 @@ import {
   ceilDiv,
   grid,
   input,
+  type ConstLayout,
   type Lowering,
   makeDispatch,
   output,
@@ -138,18 +139,26 @@ export function lowerPointwiseGeneric(
   ];
   return {
     dispatches: [makeDispatch(pointwiseGenericFamily, cfg, groups, bindings, cost)],
-    constLayouts: [
-      {
-        input: 1,
-        layout: `generic-header-${[...header].join('x')}`,
-        elements: 4 + cin * cout,
-        apply: (w: Float32Array) => {
-          const out = new Float32Array(4 + w.length);
-          new Uint32Array(out.buffer, 0, 4).set(header);
-          out.set(w, 4);
-          return out;
-        },
-      },
-    ],
+    constLayouts: [genericHeaderLayout(header, 1, cin * cout)],
+  };
+}
+
+/**
+ * The shape-generic kernels' weights: w' = [header | w], the header's u32 words in front of w,
+ * padded to `headerVec4` vec4s (made once at load). The layout name carries the header, so two
+ * layers with the same weights but other shapes get their own copies.
+ */
+export function genericHeaderLayout(header: Uint32Array, headerVec4: number, wElems: number): ConstLayout {
+  const pad = 4 * headerVec4;
+  return {
+    input: 1,
+    layout: `generic-header-${[...header].join('x')}`,
+    elements: pad + wElems,
+    apply: (w: Float32Array) => {
+      const out = new Float32Array(pad + w.length);
+      new Uint32Array(out.buffer, 0, header.length).set(header);
+      out.set(w, pad);
+      return out;
+    },
   };
 }
