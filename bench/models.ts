@@ -237,12 +237,9 @@ function tfjsEngine(m: Loaded): BenchEngine {
     name: 'tfjs-webgpu',
     settings,
     async load() {
-      const [t, p] = await Promise.all([import('@tensorflow/tfjs'), import('./peers/tfjs.js')]);
-      await import('@tensorflow/tfjs-backend-webgpu');
+      const [t, p] = await Promise.all([startTfjsWebgpu(), import('./peers/tfjs.js')]);
       tf = t;
       build = p.buildTfjsModel;
-      if (!(await tf.setBackend('webgpu'))) throw new Error('TF.js could not start its WebGPU backend');
-      await tf.ready();
       settings.version = tf.version.tfjs;
     },
     async export() {
@@ -355,4 +352,13 @@ export async function benchEngine(job: EngineJob, c: EngineContext = {}): Promis
   out.result = t.result;
   if (t.first) out.logits = [...t.first];
   return out;
+}
+
+/** TF.js on its WebGPU backend, loaded on demand (the inference and the training bench's peer). */
+export async function startTfjsWebgpu(): Promise<typeof import('@tensorflow/tfjs')> {
+  const tf = await import('@tensorflow/tfjs');
+  await import('@tensorflow/tfjs-backend-webgpu');
+  if (!(await tf.setBackend('webgpu'))) throw new Error('TF.js could not start its WebGPU backend');
+  await tf.ready();
+  return tf;
 }

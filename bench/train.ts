@@ -26,7 +26,7 @@ import { Rng } from '../models/init.js';
 import { loadModel } from '../models/registry.js';
 import { DASH, fmtBytes, fmtMs } from '../report/format.js';
 import { type BenchEngine, compare, timeEngine } from './harness.js';
-import { pageColdGuard } from './models.js';
+import { pageColdGuard, startTfjsWebgpu } from './models.js';
 import type { TrainBench, TrainEngineName, TrainEngineResult, TrainSection } from './schema.js';
 
 export const TRAIN_MOMENTUM = 0.9;
@@ -159,12 +159,9 @@ function tfjsTrainEngine(m: Model, lr: number, x: Float32Array, out: TrainEngine
     name: 'tfjs-webgpu',
     settings,
     async load() {
-      const [t, p] = await Promise.all([import('@tensorflow/tfjs'), import('./peers/tfjs-train.js')]);
-      await import('@tensorflow/tfjs-backend-webgpu');
+      const [t, p] = await Promise.all([startTfjsWebgpu(), import('./peers/tfjs-train.js')]);
       tf = t;
       build = p.buildTfjsTrainer;
-      if (!(await tf.setBackend('webgpu'))) throw new Error('TF.js could not start its WebGPU backend');
-      await tf.ready();
       settings.version = tf.version.tfjs;
       settings.flags = `none set; as run: ${TFJS_FLAGS.map((f) => `${f}=${tf!.env().get(f)}`).join(', ')}`;
     },

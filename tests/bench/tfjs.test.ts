@@ -3,30 +3,19 @@
 // Tolerance: |d| ≤ 1e-4 + 1e-4·|ref| elementwise (TF.js computes in f32, the reference in f64).
 
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildTfjsModel } from '../../bench/peers/tfjs.js';
 import { demoNetwork } from '../../bench/demo.js';
 import { Graph, runReference } from '../../engine/graph.js';
 import { optimize } from '../../engine/passes.js';
 import { registerOp } from '../../kernels/index.js';
 import { numel } from '../../kernels/kernel.js';
+import { useTfjsCpu } from '../tfjs-cpu.js';
 import { expectClose, rand } from '../helpers.js';
 
 const TOL = { atol: 1e-4, rtol: 1e-4 };
 
-beforeAll(async () => {
-  // TF.js greets Node users once with an advert for tfjs-node; keep the test log clean of it.
-  const warn = console.warn;
-  vi.spyOn(console, 'warn').mockImplementation((...args: unknown[]) => {
-    if (!String(args[0]).includes('tfjs-node')) warn(...args);
-  });
-  await tf.setBackend('cpu');
-  await tf.ready();
-});
-
-afterAll(() => {
-  vi.restoreAllMocks();
-});
+useTfjsCpu();
 
 let seed = 1;
 

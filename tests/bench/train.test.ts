@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { buildTfjsTrainer } from '../../bench/peers/tfjs-train.js';
 import { trainView } from '../../bench/report.js';
 import { trainTableHtml } from '../../report/bench.js';
@@ -28,22 +28,12 @@ import {
 } from '../../bench/train.js';
 import { Graph } from '../../engine/graph.js';
 import { Trainer } from '../../engine/train.js';
+import { useTfjsCpu } from '../tfjs-cpu.js';
 import { expectClose, rand, testDevice } from '../helpers.js';
 
 const TOL = { atol: 1e-4, rtol: 1e-4 };
 
-beforeAll(async () => {
-  const warn = console.warn;
-  vi.spyOn(console, 'warn').mockImplementation((...args: unknown[]) => {
-    if (!String(args[0]).includes('tfjs-node')) warn(...args);
-  });
-  await tf.setBackend('cpu');
-  await tf.ready();
-});
-
-afterAll(() => {
-  vi.restoreAllMocks();
-});
+useTfjsCpu();
 
 /**
  * stem conv 3×3 stride 2 (asymmetric pad) → BN(relu6) → depthwise 3×3 → BN → 1×1 conv with bias
