@@ -48,22 +48,27 @@ commands:
              --output y.npy          write the logits [N,classes] (float32)
              --runtime node|chrome   where to run (default node)
   bench    models against ONNX Runtime Web, TF.js and LiteRT.js in headless Chromium, plus kernels
-             --models a,b            default resnet50,mobilenet_v2,vit_base_patch16_224
+             --models a,b            default resnet50,mobilenet_v2,vit_base_patch16_224 (FILE.onnx too)
+             --preprocess JSON|FILE  for an ONNX model, as for infer
              --batch 1,8             batch sizes (default 1,8; --quick: 1)
+             --size N                input side (default 224; --quick: 112)
+             --iters N               timed runs (default 10; --quick: 2)
+             --warmup N              untimed runs before them (default 2; --quick: 0)
+             --quick                 a few minutes on a 2-core machine without a GPU
              --peers p,q             ort-webgpu,tfjs-webgpu,litert-webgpu,litert-wasm,ort-wasm,ort-wasm-1t
                                      (default all; "none" for cnnlab alone)
              --kernels               also benchmark every kernel on the models' layer shapes
-             --iters N --warmup N    timed and untimed runs (default 10 and 2; --quick: 2 and 0)
-             --size N                input side (default 224; --quick: 112)
-             --quick                 a few minutes on a 2-core machine without a GPU
              --tuning FILE|none      tuned kernel choices (default .cnnlab-cache/tuning.json); with a table
                                      for this adapter, cnnlab runs tuned and untuned ("cnnlab-untuned")
              --tune                  tune the models' layers first (as \`tune\` does), adding to --tuning
              --out DIR               writes DIR/bench.json and DIR/report.html (required)
              --train                 instead: one training step (forward, loss, backward, SGD-momentum update)
-                                     of cnnlab against TF.js (--peers tfjs-webgpu|none; --lr, default 0.01)
+                                     of cnnlab against TF.js (--peers tfjs-webgpu|none)
+             --lr X                  with --train: the learning rate (default 0.01)
              --records               instead: records/s of parsing, resuming and merging results files
-                                     (--sizes 1e5,1e6,1e7; files in a temporary folder, removed after)
+                                     (in a temporary folder, removed after)
+             --sizes a,b,c           with --records: the file sizes in records (default 1e5,1e6,1e7)
+             --dir DIR               with --records: where the temporary folder goes (default the system's)
   tune     time each layer's kernel variants on this adapter, keep the fastest (checked against the reference)
              --models a,b            default resnet50,mobilenet_v2,vit_base_patch16_224
              --size N --batch N      layer shapes to tune (default 224, 1)
@@ -145,6 +150,15 @@ commands:
   help     this text
 `;
 
+/** A command's part of HELP: its line and the indented lines under it (`npx cnnlab <command> --help`). */
+function commandHelp(cmd: string): string {
+  const lines = HELP.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`  ${cmd} `));
+  if (start < 0) throw new Error(`HELP has no section for the command "${cmd}"`);
+  const end = lines.findIndex((l, i) => i > start && !l.startsWith('   '));
+  return lines.slice(start, end).join('\n');
+}
+
 const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   demo: demoCmd,
   'engine-demo': engineDemoCmd,
@@ -176,6 +190,10 @@ export async function main(argv: string[]): Promise<number> {
     const commands = [...Object.keys(COMMANDS), 'help'].join(', ');
     console.error(`error: unknown command "${cmd}"; commands: ${commands} (npx cnnlab help describes them)`);
     return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(commandHelp(cmd));
+    return 0;
   }
   // Chromium and Dawn probe for a display and complain into the terminal without it (cli/runtime-dir.ts).
   ensureRuntimeDir();

@@ -110,6 +110,36 @@ describe('argument order and messages', () => {
   });
 });
 
+describe('help', () => {
+  it("`<command> --help` prints that command's part of it, whatever else is on the line", async () => {
+    // Every command, as the unknown-command error lists them.
+    await run('nope');
+    const commands = /commands: ([^(]+) \(/
+      .exec(err[0])![1]
+      .split(', ')
+      .filter((c) => c !== 'help');
+    expect(commands).toContain('bench');
+    for (const c of commands) {
+      for (const flag of ['--help', '-h']) {
+        expect(await run(c, '--models', 'resnet51', flag), `${c} ${flag}`).toBe(0);
+        expect(err, `${c} ${flag}`).toEqual([]);
+        const lines = out.join('\n').split('\n');
+        expect(lines[0], `${c} ${flag}`).toMatch(new RegExp(`^  ${c} `));
+        // Only this command's lines: every one after the first is indented under it.
+        for (const l of lines.slice(1)) expect(l, `${c} ${flag}`).toMatch(/^ {3}/);
+      }
+    }
+  });
+
+  it('`bench --help` gives each option a line of its own', async () => {
+    expect(await run('bench', '--help')).toBe(0);
+    const text = out.join('\n');
+    const options =
+      'models preprocess batch size iters warmup quick peers kernels tuning tune out train lr records sizes dir';
+    for (const o of options.split(' ')) expect(text).toMatch(new RegExp(`^ +--${o} +\\S`, 'm'));
+  });
+});
+
 describe('a quiet terminal', () => {
   // The CLI as bin/cnnlab.mjs runs it (bundled, in a process of its own: Dawn writes to the real
   // stderr), built apart from dist/ so a page another test serves from dist/web is never rewritten.
