@@ -31,6 +31,7 @@ import {
   makeDispatch,
   output,
 } from './kernel.js';
+import type { Conv2dGeometry } from './conv-geometry.js';
 import { genericHeaderLayout } from './pointwise-generic.js';
 import { XYZW, actTWgsl, range, u, wgsl } from './wgsl.js';
 
@@ -144,27 +145,8 @@ export const convGenericFamily: KernelFamily<ConvGenericConfig> = {
   wgsl: convGenericWgsl,
 };
 
-/** The geometry of a conv with groups 1 (kernels/conv2d.ts validates it). */
-export interface ConvGenericShape {
-  n: number;
-  h: number;
-  w: number;
-  cin: number;
-  oh: number;
-  ow: number;
-  cout: number;
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  dh: number;
-  dw: number;
-  padTop: number;
-  padLeft: number;
-  bias: boolean;
-  residual: boolean;
-  act: Activation;
-}
+/** The geometry of a conv with groups 1 (kernels/conv2d.ts checks that): all of it but the groups. */
+export type ConvGenericShape = Omit<Conv2dGeometry, 'groups' | 'cig' | 'cog'>;
 
 /**
  * The lowering of a conv (groups 1, Cin and Cout multiples of 4, constant weights) on the generic
@@ -204,8 +186,8 @@ export function lowerConvGeneric(
     g.sw,
     g.dh,
     g.dw,
-    g.padTop,
-    g.padLeft,
+    g.pad[0],
+    g.pad[1],
   ]);
   const wElems = g.kh * g.kw * g.cin * g.cout;
   const bindings = [input(0), input(1), ...(g.bias ? [input(2)] : []), ...(g.residual ? [input(3)] : []), output(0)];

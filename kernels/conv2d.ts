@@ -43,8 +43,9 @@
 //   step between two barriers; tilings sized from the limits (conv2dWgmemTilings).
 // - 'f16=w' / 'f16=all': w (a constant) stored as halves, made once at load (kernels/f16.ts);
 //   'w' widens them to f32 (any adapter), 'all' computes in f16 (needs shader-f16).
-// - 'gemm,generic' (pointwise convs only, any adapter): the shape-generic kernel of
-//   kernels/pointwise-generic.ts, one pipeline for every 1×1 conv of a model (cold start).
+// - 'gemm,generic' (groups 1, channels in fours, constant w; any adapter): the shape-generic
+//   kernels, one pipeline for every plain 1×1 conv of a model (kernels/pointwise-generic.ts) and
+//   one for every other conv (kernels/conv-generic.ts), for a cold start.
 // - 'sg' on any subgroup size from 4 to 64: 4 lanes load one weight row each and every lane
 //   reads them by subgroupBroadcast from lanes 0..3; a wider subgroup's other lanes load copies
 //   of row (lane mod 4) that nobody reads (Conv2dConfig.sgWide).
@@ -56,7 +57,6 @@
 //   matmul's 'pk'). Direct or gemm path, with or without 'sg' and 'f16=w'; not with 'wgmem'.
 
 import {
-  type Activation,
   type HostTensor,
   type KernelFamily,
   type LowerContext,
@@ -67,7 +67,6 @@ import {
   activationRef,
   activationWgsl,
   ceilDiv,
-  expectRank,
   fmtShape,
   grid,
   input,
@@ -81,120 +80,12 @@ import { XYZW, actTWgsl, ceilPow2, range, u, vecType, wgsl, workgroupIndex } fro
 import { defineVariant } from './variant.js';
 import { type F16Mode, UNPACK_F16_WGSL, toF16Words } from './f16.js';
 import { lowerConvGeneric } from './conv-generic.js';
+import { type Conv2dAttrs, type Conv2dGeometry, conv2dGeometry, isPointwise, isPosInt } from './conv-geometry.js';
 import { lowerPointwiseGeneric } from './pointwise-generic.js';
 
-export interface Conv2dAttrs {
-  stride?: [number, number];
-  /** [top, left, bottom, right] */
-  pad?: [number, number, number, number];
-  dilation?: [number, number];
-  groups?: number;
-  act?: Activation;
-}
-
-/** Everything about one conv's shapes, attrs resolved to their defaults. */
-export interface Conv2dGeometry {
-  n: number;
-  h: number;
-  w: number;
-  cin: number;
-  oh: number;
-  ow: number;
-  cout: number;
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  /** [top, left, bottom, right] */
-  pad: [number, number, number, number];
-  dh: number;
-  dw: number;
-  groups: number;
-  /** Channels per group, in and out. */
-  cig: number;
-  cog: number;
-  bias: boolean;
-  /** A residual input [N,OH,OW,Cout] (4th) is added before the activation. */
-  residual: boolean;
-  act: Activation;
-}
-
-const isPosInt = (v: number) => Number.isInteger(v) && v >= 1;
-
-/** Validate shapes and attrs; throws ShapeError naming the shapes. */
-export function conv2dGeometry(a: Conv2dAttrs, inputs: Shape[]): Conv2dGeometry {
-  const [x, w, b, r] = inputs;
-  expectRank('conv2d input x (NHWC)', x, 4);
-  expectRank('conv2d weights w (HWIO)', w, 4);
-  const [sh, sw] = a.stride ?? [1, 1];
-  const pad = a.pad ?? [0, 0, 0, 0];
-  const [dh, dw] = a.dilation ?? [1, 1];
-  const groups = a.groups ?? 1;
-  if (!isPosInt(sh) || !isPosInt(sw))
-    throw new ShapeError(`conv2d stride must be positive integers, got ${JSON.stringify(a.stride)}`);
-  if (!isPosInt(dh) || !isPosInt(dw))
-    throw new ShapeError(`conv2d dilation must be positive integers, got ${JSON.stringify(a.dilation)}`);
-  if (pad.length !== 4 || !pad.every((p) => Number.isInteger(p) && p >= 0)) {
-    throw new ShapeError(
-      `conv2d pad must be [top, left, bottom, right] of integers >= 0, got ${JSON.stringify(a.pad)}`,
-    );
-  }
-  if (!isPosInt(groups)) throw new ShapeError(`conv2d groups must be a positive integer, got ${groups}`);
-  if (![...x, ...w].every(isPosInt))
-    throw new ShapeError(`conv2d needs positive dims, got input ${fmtShape(x)} and weights ${fmtShape(w)}`);
-  const [n, h, wd, cin] = x;
-  const [kh, kw, wcin, cout] = w;
-  if (cin % groups !== 0)
-    throw new ShapeError(`conv2d input ${fmtShape(x)}: Cin = ${cin} is not divisible by groups = ${groups}`);
-  if (cout % groups !== 0)
-    throw new ShapeError(`conv2d weights ${fmtShape(w)}: Cout = ${cout} is not divisible by groups = ${groups}`);
-  if (wcin !== cin / groups) {
-    throw new ShapeError(
-      `conv2d weights ${fmtShape(w)} need dim 2 = Cin/groups = ${cin}/${groups} = ${cin / groups} for input ${fmtShape(x)}`,
-    );
-  }
-  if (b !== undefined && (b.length !== 1 || b[0] !== cout)) {
-    throw new ShapeError(`conv2d bias ${fmtShape(b)} must be [${cout}] (Cout of weights ${fmtShape(w)})`);
-  }
-  const oh = Math.floor((h + pad[0] + pad[2] - dh * (kh - 1) - 1) / sh) + 1;
-  const ow = Math.floor((wd + pad[1] + pad[3] - dw * (kw - 1) - 1) / sw) + 1;
-  if (!(oh >= 1 && ow >= 1)) {
-    throw new ShapeError(
-      `conv2d output would be ${oh}x${ow}: input ${fmtShape(x)} with pad ${fmtShape(pad)} is smaller than ` +
-        `weights ${fmtShape(w)} with dilation [${dh},${dw}]`,
-    );
-  }
-  if (r !== undefined && (r.length !== 4 || r[0] !== n || r[1] !== oh || r[2] !== ow || r[3] !== cout)) {
-    throw new ShapeError(`conv2d residual ${fmtShape(r)} must have the output's shape ${fmtShape([n, oh, ow, cout])}`);
-  }
-  return {
-    n,
-    h,
-    w: wd,
-    cin,
-    oh,
-    ow,
-    cout,
-    kh,
-    kw,
-    sh,
-    sw,
-    pad: [pad[0], pad[1], pad[2], pad[3]],
-    dh,
-    dw,
-    groups,
-    cig: cin / groups,
-    cog: cout / groups,
-    bias: b !== undefined,
-    residual: r !== undefined,
-    act: a.act ?? 'none',
-  };
-}
-
-/** A 1×1 window at stride 1 without padding: each output pixel reads only its own input pixel. */
-export function isPointwise(g: Conv2dGeometry): boolean {
-  return g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.pad.every((p) => p === 0);
-}
+// Part of the op's interface (conv2dOp's attrs, the backward kernels' geometry), so exported with it.
+export type { Conv2dAttrs, Conv2dGeometry };
+export { conv2dGeometry, isPointwise };
 
 // ---- kernel family -------------------------------------------------------------------------------
 
@@ -607,7 +498,7 @@ export interface Conv2dVariant {
   tk?: number;
   /** w (a constant) in half precision (Conv2dConfig.f16). */
   f16?: 'w' | 'all';
-  /** Pointwise convs only: the shape-generic kernel (kernels/pointwise-generic.ts), one pipeline for all. */
+  /** The shape-generic kernels (kernels/pointwise-generic.ts, kernels/conv-generic.ts): one pipeline for many layers. */
   generic?: boolean;
   /** w (a constant) packed into the order the loop reads it (Conv2dConfig.packW). */
   pk?: boolean;
@@ -897,8 +788,7 @@ function lowerGeneric(geo: Conv2dGeometry, t: Conv2dVariant, inputs: Shape[], ct
   const bytes =
     4 * (numel(inputs[0]) + numel(inputs[1]) + (geo.bias ? geo.cout : 0) + (geo.residual ? ysize : 0) + ysize);
   if (!pointwise) {
-    const shape = { ...geo, padTop: geo.pad[0], padLeft: geo.pad[1] };
-    return lowerConvGeneric(shape, tile, ctx.limits.maxComputeWorkgroupsPerDimension, {
+    return lowerConvGeneric(geo, tile, ctx.limits.maxComputeWorkgroupsPerDimension, {
       flops: conv2dFlops(geo),
       bytes,
     });
