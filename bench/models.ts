@@ -94,11 +94,12 @@ function cnnlabEngine(
     cachedPipelines: () => (device && ex ? ex.cachedPipelineCount(device.gpu) : 0),
     async prepare() {
       const { optimize } = await import('../engine/passes.js');
-      // The plan cnnlab's own commands compile (infer, robustness, transfer): heuristics or the
-      // tuning table. CompileOptions.genericMaxFlops (shape-generic kernels for small untuned layers)
-      // builds 3.6-4.1x faster but runs those layers about 2x slower (docs/kernels-gpu.md,
-      // "Cold start"); no command uses it by default yet, so the bench does not either.
+      // The plan cnnlab's own commands compile (infer, robustness, transfer): the tuning table, else
+      // the defaults (on a CPU adapter the shape-generic convs, CompileOptions.genericMaxFlops).
       plan = await ex!.compile(device!, optimize(m.graph).graph, { tuning });
+      const generic = plan.steps.filter((s) => s.dispatch.family.endsWith('-generic')).length;
+      settings.pipelines = plan.kernels.length;
+      settings.generic_dispatches = generic;
     },
     async run(input) {
       return (await plan!.run({ image: input }, { outputs: [m.logits] })).outputs[m.logits].data;

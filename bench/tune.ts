@@ -213,7 +213,8 @@ async function tuneLayer(
       let plan: Plan | undefined;
       try {
         const t0 = performance.now();
-        plan = await compile(device, layer.graph, { prefer: prefer ? { [family]: prefer } : {} });
+        // '' is the specialised heuristic; the generic variant is a candidate of its own.
+        plan = await compile(device, layer.graph, { prefer: prefer ? { [family]: prefer } : {}, genericMaxFlops: {} });
         r.compile_ms = performance.now() - t0;
         const first = await plan.run(feeds);
         const kernels = plan.kernels.join('|');

@@ -46,7 +46,8 @@ export async function timeVariants(device: Device, cases: VariantCase[], reps = 
     let ref: { shape: number[]; data: Float32Array }[] = [];
     for (const v of c.variants) {
       const t0 = performance.now();
-      const plan = await compile(device, g, { prefer: v ? { [c.family]: v } : {} });
+      // '' is the specialised heuristic (not the shape-generic default of a CPU adapter).
+      const plan = await compile(device, g, { prefer: v ? { [c.family]: v } : {}, genericMaxFlops: {} });
       const compileMs = performance.now() - t0;
       try {
         const first = await plan.run(feeds);

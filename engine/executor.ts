@@ -71,22 +71,28 @@ export interface CompileOptions {
    */
   streamPipelines?: boolean;
   /**
-   * Cold start on a CPU adapter (LowerContext.cpuAdapter; docs/kernels-gpu.md, "Cold start"): a
-   * layer with no tuned choice and no preference for its family, whose op offers a shape-generic
-   * variant (a 'generic' candidate in its tune space) and whose heuristic kernels do at most this
-   * many FLOPs, uses that variant, one pipeline shared by many layers: fewer pipelines to build,
-   * some run time lost on each such layer. COLD_START_GENERIC_MAX_FLOPS is the measured choice.
-   * Unset, or another adapter: the heuristics.
+   * Shape-generic kernels on a CPU adapter (LowerContext.cpuAdapter; docs/kernels-gpu.md, "Cold
+   * start"): a layer with no tuned choice and no preference for its family, whose op offers a
+   * shape-generic variant (a 'generic' candidate in its tune space) and whose heuristic kernels do
+   * at most this many FLOPs, uses that variant: one pipeline shared by many layers, so far fewer
+   * pipelines to build. Limits by kernel family (the tune space's: conv2d, depthwise, matmul); a
+   * number applies to every family, {} turns it off. Default: GENERIC_MAX_FLOPS on a CPU adapter;
+   * other adapters never use it.
    */
-  genericMaxFlops?: number;
+  genericMaxFlops?: number | Readonly<Record<string, number>>;
 }
 
 /**
- * CompileOptions.genericMaxFlops for a cold start on SwiftShader: the shape-generic kernels build
- * 3.9-4.1× faster per model and run about 2× slower per layer (docs/kernels-gpu.md), so they pay
- * off by the tuner's own score (run ms + build ms / 100) on layers below about this size.
+ * The default CompileOptions.genericMaxFlops, measured on SwiftShader at 224², batch 1, on an idle
+ * machine (docs/kernels-gpu.md): the generic convs (pointwise, k×k, depthwise) build 4-5× faster
+ * per model and run as fast as the specialised ones, so every conv uses them; the generic matmul
+ * runs ViT-B/16's large linears 1.5× slower, so only matmuls up to 50 MFLOP (classifier heads) do.
  */
-export const COLD_START_GENERIC_MAX_FLOPS = 50e6;
+export const GENERIC_MAX_FLOPS: Readonly<Record<string, number>> = {
+  conv2d: Number.POSITIVE_INFINITY,
+  depthwise: Number.POSITIVE_INFINITY,
+  matmul: 50e6,
+};
 
 export interface MemoryReport {
   /** Constants (weights) and what compile-time nodes made from them. */
@@ -401,12 +407,15 @@ function lowerNodes(
       tuning.used++;
     }
     const low = def.lower(n.attrs, ins, outs, nctx);
-    if (t || opts.genericMaxFlops === undefined || !ctx.cpuAdapter) return { node: n, low };
-    // Cold start: the shape-generic variant for a small untuned layer (CompileOptions.genericMaxFlops).
-    const flops = low.dispatches.reduce((a, d) => a + (d.flops ?? 0), 0);
-    const space = flops <= opts.genericMaxFlops ? def.tuneSpace?.(n.attrs, ins, nctx) : undefined;
+    if (t || !ctx.cpuAdapter) return { node: n, low };
+    // Cold start: the shape-generic variant for an untuned layer (CompileOptions.genericMaxFlops).
+    const space = def.tuneSpace?.(n.attrs, ins, nctx);
     const generic = space?.candidates.find((c) => c.split(',').includes('generic'));
     if (!space || !generic || opts.prefer?.[space.family] !== undefined) return { node: n, low };
+    const limits = opts.genericMaxFlops ?? GENERIC_MAX_FLOPS;
+    const limit = typeof limits === 'number' ? limits : (limits[space.family] ?? -1);
+    const flops = low.dispatches.reduce((a, d) => a + (d.flops ?? 0), 0);
+    if (flops > limit) return { node: n, low };
     return {
       node: n,
       low: def.lower(n.attrs, ins, outs, { ...nctx, prefer: { ...ctx.prefer, [space.family]: generic } }),

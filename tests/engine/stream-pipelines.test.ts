@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { createDevice, kernelContext } from '../../engine/device.js';
 import { KernelError } from '../../engine/errors.js';
-import { COLD_START_GENERIC_MAX_FLOPS, compile } from '../../engine/executor.js';
+import { GENERIC_MAX_FLOPS, compile } from '../../engine/executor.js';
 import { Graph, runReference } from '../../engine/graph.js';
 import { registerOp } from '../../kernels/index.js';
 import { makeDispatch, type OpDef } from '../../kernels/kernel.js';
@@ -117,8 +117,8 @@ describe('streamed pipelines (cold start)', () => {
   });
 });
 
-describe('generic kernels for small layers on a CPU adapter (genericMaxFlops)', () => {
-  it('uses the shape-generic variant on untuned layers up to the limit, the heuristic above it or when told', async () => {
+describe('generic kernels on a CPU adapter (genericMaxFlops)', () => {
+  it('uses the shape-generic variant on untuned layers up to the limit, the heuristic above it, when told or when off', async () => {
     const g = new Graph();
     g.input('x', [1, 6, 5, 8]);
     const c = (name: string, shape: number[], seed: number) =>
@@ -145,11 +145,21 @@ describe('generic kernels for small layers on a CPU adapter (genericMaxFlops)', 
     );
     expectClose((await plan.run({ x })).outputs[d], want, { atol: 1e-5, rtol: 1e-5 });
     plan.dispose();
-    // A preference for the family wins; the measured default takes all three here.
+    // A preference for the family wins.
     const told = await compile(dev, g, { genericMaxFlops: 10_000, prefer: { depthwise: 'unrolled' } });
     expect(told.kernels[2]).toMatch(/^depthwise\{/);
     told.dispose();
-    const all = await compile(dev, g, { genericMaxFlops: COLD_START_GENERIC_MAX_FLOPS });
+    // Limits by family: only the depthwise conv here.
+    const byFamily = await compile(dev, g, { genericMaxFlops: { depthwise: 1e9 } });
+    expect(byFamily.kernels.map((key) => key.includes('generic'))).toEqual([false, false, cpu]);
+    byFamily.dispose();
+    // Off.
+    const off = await compile(dev, g, { genericMaxFlops: {} });
+    expect(off.kernels.map((key) => key.slice(0, key.indexOf('{')))).toEqual(['conv2d', 'conv2d', 'depthwise']);
+    off.dispose();
+    // The default (GENERIC_MAX_FLOPS: every conv) takes all three on a CPU adapter, none elsewhere.
+    expect(GENERIC_MAX_FLOPS.conv2d).toBe(Number.POSITIVE_INFINITY);
+    const all = await compile(dev, g);
     expect(all.kernels.every((key) => key.includes('generic'))).toBe(cpu);
     expectClose((await all.run({ x })).outputs[d], want, { atol: 1e-5, rtol: 1e-5 });
     all.dispose();
