@@ -147,7 +147,8 @@ describe('benchKernels', () => {
       if (r.gflops !== undefined) expect(r.fraction_of_fma_peak, what).toBeCloseTo(r.gflops / roofline.fmaGflops, 6);
     });
     expect(roofline.launchUs).toBeGreaterThanOrEqual(0);
-    expect(rows.find((r) => r.op === 'conv2d' && / g\d+/.test(r.shape))!.family).toBe('depthwise');
+    // The family the model's plan runs: on a CPU adapter the shape-generic depthwise kernel (GENERIC_MAX_FLOPS).
+    expect(rows.find((r) => r.op === 'conv2d' && / g\d+/.test(r.shape))!.family).toMatch(/^depthwise(-generic)?$/);
     expect(rows[2].count).toBeGreaterThan(1);
 
     const table = formatKernelTable(rows);
