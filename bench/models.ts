@@ -98,7 +98,7 @@ function cnnlabEngine(
       // the defaults (on a CPU adapter the shape-generic convs, CompileOptions.genericMaxFlops).
       plan = await ex!.compile(device!, optimize(m.graph).graph, { tuning });
       const generic = plan.steps.filter((s) => s.dispatch.family.endsWith('-generic')).length;
-      settings.pipelines = plan.kernels.length;
+      settings.pipelines = new Set(plan.kernels).size;
       settings.generic_dispatches = generic;
     },
     async run(input) {
