@@ -11,7 +11,8 @@ import { createDevice } from '../engine/device.js';
 import { compile } from '../engine/executor.js';
 import { Graph } from '../engine/graph.js';
 import { conv2dGradInputRef, conv2dGradWeightRef } from '../kernels/backward/conv2d.js';
-import { type Conv2dAttrs, conv2dRef } from '../kernels/conv2d.js';
+import type { Conv2dAttrs } from '../kernels/conv-geometry.js';
+import { conv2dRef } from '../kernels/conv2d.js';
 import type { HostTensor } from '../kernels/kernel.js';
 import { Rng } from '../models/init.js';
 

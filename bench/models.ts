@@ -97,9 +97,8 @@ function cnnlabEngine(
       // The plan cnnlab's own commands compile (infer, robustness, transfer): the tuning table, else
       // the defaults (on a CPU adapter the shape-generic convs, CompileOptions.genericMaxFlops).
       plan = await ex!.compile(device!, optimize(m.graph).graph, { tuning });
-      const generic = plan.steps.filter((s) => s.dispatch.family.endsWith('-generic')).length;
       settings.pipelines = new Set(plan.kernels).size;
-      settings.generic_dispatches = generic;
+      settings.generic_dispatches = plan.steps.filter((s) => s.dispatch.family.endsWith('-generic')).length;
     },
     async run(input) {
       return (await plan!.run({ image: input }, { outputs: [m.logits] })).outputs[m.logits].data;

@@ -30,6 +30,7 @@ import {
   fmtShape,
   numel,
 } from '../kernels/kernel.js';
+import { VARIANT_FAMILIES } from '../kernels/variant-families.js';
 import type { Prefer } from '../kernels/variant.js';
 import { BufferPool, poolFor } from './buffer-pool.js';
 import { type Device, DeviceLostError, assertAlive, kernelContext } from './device.js';
@@ -382,6 +383,7 @@ function lowerNodes(
   inPlace: ReadonlySet<Node> = new Set(),
 ): { lowered: LoweredNode[]; tuning: TuningReport } {
   const tuning = { used: 0, notes: [] as string[] };
+  const limits = genericLimits(opts);
   const lowered = graph.nodes.map((n) => {
     const def = getOp(n.op);
     const ins = n.inputs.map((x) => graph.shape(x));
@@ -412,7 +414,6 @@ function lowerNodes(
     const space = def.tuneSpace?.(n.attrs, ins, nctx);
     const generic = space?.candidates.find((c) => c.split(',').includes('generic'));
     if (!space || !generic || opts.prefer?.[space.family] !== undefined) return { node: n, low };
-    const limits = opts.genericMaxFlops ?? GENERIC_MAX_FLOPS;
     const limit = typeof limits === 'number' ? limits : (limits[space.family] ?? -1);
     const flops = low.dispatches.reduce((a, d) => a + (d.flops ?? 0), 0);
     if (flops > limit) return { node: n, low };
@@ -422,6 +423,29 @@ function lowerNodes(
     };
   });
   return { lowered, tuning };
+}
+
+/** CompileOptions.genericMaxFlops (or its default), checked: FLOP counts ≥ 0 for known kernel families. */
+function genericLimits(opts: CompileOptions): number | Readonly<Record<string, number>> {
+  const limits = opts.genericMaxFlops ?? GENERIC_MAX_FLOPS;
+  const check = (v: unknown, what: string) => {
+    if (typeof v !== 'number' || Number.isNaN(v) || v < 0) {
+      throw new Error(`compile option genericMaxFlops${what}: a FLOP count >= 0 (or Infinity), got ${String(v)}`);
+    }
+  };
+  if (typeof limits !== 'object' || limits === null) {
+    check(limits, '');
+    return limits;
+  }
+  for (const [family, v] of Object.entries(limits)) {
+    if (!VARIANT_FAMILIES.has(family)) {
+      throw new Error(
+        `compile option genericMaxFlops: unknown kernel family "${family}" (families: ${[...VARIANT_FAMILIES.keys()].join(', ')})`,
+      );
+    }
+    check(v, `.${family}`);
+  }
+  return limits;
 }
 
 interface ConstLayouts {

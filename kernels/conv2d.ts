@@ -83,10 +83,6 @@ import { lowerConvGeneric } from './conv-generic.js';
 import { type Conv2dAttrs, type Conv2dGeometry, conv2dGeometry, isPointwise, isPosInt } from './conv-geometry.js';
 import { lowerPointwiseGeneric } from './pointwise-generic.js';
 
-// Part of the op's interface (conv2dOp's attrs, the backward kernels' geometry), so exported with it.
-export type { Conv2dAttrs, Conv2dGeometry };
-export { conv2dGeometry, isPointwise };
-
 // ---- kernel family -------------------------------------------------------------------------------
 
 export type Conv2dPath = 'direct' | 'gemm';

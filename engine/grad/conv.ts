@@ -10,7 +10,7 @@
 // node first, and the residual input (4th) is added by engine/passes.ts fuseResidual, which
 // does not run on graphs being differentiated. Either one here is a bug upstream, named as such.
 
-import type { Conv2dAttrs } from '../../kernels/conv2d.js';
+import type { Conv2dAttrs } from '../../kernels/conv-geometry.js';
 import type { Graph, Node } from '../graph.js';
 import type { VjpArgs, VjpTable } from './types.js';
 

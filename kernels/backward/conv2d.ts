@@ -74,15 +74,8 @@ import {
   ShapeError,
   temp,
 } from '../kernel.js';
-import {
-  type Conv2dAttrs,
-  type Conv2dGeometry,
-  conv2dConfig,
-  conv2dDispatchGrid,
-  conv2dFamily,
-  conv2dFlops,
-  conv2dGeometry,
-} from '../conv2d.js';
+import { conv2dConfig, conv2dDispatchGrid, conv2dFamily, conv2dFlops } from '../conv2d.js';
+import { type Conv2dAttrs, type Conv2dGeometry, conv2dGeometry } from '../conv-geometry.js';
 import { lowerDepthwise } from '../depthwise.js';
 import { defineVariant } from '../variant.js';
 import { XYZW, flatMain, range, u, vecType, wgsl } from '../wgsl.js';

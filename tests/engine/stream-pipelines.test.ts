@@ -162,6 +162,14 @@ describe('generic kernels on a CPU adapter (genericMaxFlops)', () => {
     const all = await compile(dev, g);
     expect(all.kernels.every((key) => key.includes('generic'))).toBe(cpu);
     expectClose((await all.run({ x })).outputs[d], want, { atol: 1e-5, rtol: 1e-5 });
+    // Bad limits are named, on every adapter.
+    await expect(compile(dev, g, { genericMaxFlops: { conv: 1e9 } })).rejects.toThrow(
+      /genericMaxFlops: unknown kernel family "conv" \(families: conv2d, depthwise, matmul/,
+    );
+    await expect(compile(dev, g, { genericMaxFlops: { depthwise: Number.NaN } })).rejects.toThrow(
+      /genericMaxFlops\.depthwise: a FLOP count >= 0 \(or Infinity\), got NaN/,
+    );
+    await expect(compile(dev, g, { genericMaxFlops: -1 })).rejects.toThrow(/genericMaxFlops: .* got -1/);
     all.dispose();
   });
 });

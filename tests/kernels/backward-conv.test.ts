@@ -13,7 +13,8 @@ import {
   conv2dGradInputRef,
   conv2dGradWeightRef,
 } from '../../kernels/backward/conv2d.js';
-import { type Conv2dAttrs, conv2dRef } from '../../kernels/conv2d.js';
+import type { Conv2dAttrs } from '../../kernels/conv-geometry.js';
+import { conv2dRef } from '../../kernels/conv2d.js';
 import { OPS } from '../../kernels/index.js';
 import { type HostTensor, type Limits, ShapeError } from '../../kernels/kernel.js';
 import { variantFamily } from '../../kernels/variant-families.js';

@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph } from '../../engine/graph.js';
-import { type Conv2dAttrs, conv2dOp, packConvWeights } from '../../kernels/conv2d.js';
+import type { Conv2dAttrs } from '../../kernels/conv-geometry.js';
+import { conv2dOp, packConvWeights } from '../../kernels/conv2d.js';
 import type { HostTensor } from '../../kernels/kernel.js';
 import { expectClose, randTensor, testDevice } from '../helpers.js';
 

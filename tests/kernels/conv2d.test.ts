@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { compile } from '../../engine/executor.js';
 import { Graph, runReference } from '../../engine/graph.js';
+import { type Conv2dAttrs, conv2dGeometry } from '../../kernels/conv-geometry.js';
 import {
-  type Conv2dAttrs,
   conv2dConfig,
   conv2dDispatchGrid,
   conv2dFamily,
-  conv2dGeometry,
   conv2dOp,
   conv2dRef,
   conv2dWgmemTilings,

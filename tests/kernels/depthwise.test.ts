@@ -13,7 +13,8 @@ import {
   depthwiseRef,
   planDepthwise,
 } from '../../kernels/depthwise.js';
-import { type Conv2dAttrs, conv2dOp, conv2dRef } from '../../kernels/conv2d.js';
+import type { Conv2dAttrs } from '../../kernels/conv-geometry.js';
+import { conv2dOp, conv2dRef } from '../../kernels/conv2d.js';
 import { type HostTensor, type Lowering, numel, ShapeError } from '../../kernels/kernel.js';
 import { Graph } from '../../engine/graph.js';
 import { expectClose, randTensor, runOp, testDevice } from '../helpers.js';

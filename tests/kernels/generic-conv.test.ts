@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { kernelContext } from '../../engine/device.js';
 import { compile } from '../../engine/executor.js';
 import { Graph, runReference } from '../../engine/graph.js';
-import { type Conv2dAttrs, conv2dOp } from '../../kernels/conv2d.js';
+import type { Conv2dAttrs } from '../../kernels/conv-geometry.js';
+import { conv2dOp } from '../../kernels/conv2d.js';
 import { expectClose, randTensor, runOp, testDevice } from '../helpers.js';
 
 const tol = { atol: 1e-5, rtol: 1e-5 };
